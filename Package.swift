@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Three C libraries, each reached through one system library target (pkg-config)
+// and wrapped by exactly one small Swift target; nothing above the adapters
+// imports a C module.
+let package = Package(
+    name: "kpm33b-proxy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rulecheck", targets: ["rulecheck"]),
+        .executable(name: "kpm33b-proxy", targets: ["kpm33b-proxy"]),
+        .executable(name: "config-sender", targets: ["config-sender"]),
+        .executable(name: "meter-sim", targets: ["meter-sim"]),
+        .executable(name: "engine-bench", targets: ["engine-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries (Debian: libmosquitto-dev, libyaml-dev, libjansson-dev).
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto",
+                       providers: [.apt(["libmosquitto-dev"]), .brew(["mosquitto"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
+                       providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson",
+                       providers: [.apt(["libjansson-dev"]), .brew(["jansson"])]),
+
+        // Adapters.
+        .target(name: "YAML", dependencies: ["CYAML"]),
+        .target(name: "JSON", dependencies: ["CJansson"]),
+        .target(name: "MQTT", dependencies: ["CMosquitto"]),
+
+        // The engine: pure, no sockets, clocks, threads or randomness.
+        .target(name: "RuleEngine", dependencies: ["YAML"]),
+
+        // Service wiring: threads, signals, site config, state.
+        .target(name: "Services", dependencies: ["RuleEngine", "MQTT", "JSON"]),
+
+        // Command-line entry points.
+        .executableTarget(name: "rulecheck", dependencies: [
+            "RuleEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "kpm33b-proxy", dependencies: [
+            "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "config-sender", dependencies: [
+            "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "meter-sim", dependencies: [
+            "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JSON"]),
+
+        // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
+        .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
+        .testTarget(name: "ServicesTests", dependencies: ["Services", "TestSupport", "JSON", "MQTT"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// JSON: work in progress.

@@ -1,0 +1,1 @@
+// MQTT: work in progress.

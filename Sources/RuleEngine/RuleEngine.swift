@@ -1,0 +1,1 @@
+// RuleEngine: work in progress.

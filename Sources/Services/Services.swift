@@ -1,0 +1,1 @@
+// Services: work in progress.
