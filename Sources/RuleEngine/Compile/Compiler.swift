@@ -1,0 +1,484 @@
+import Foundation
+import YAML
+
+/// The one path every user of the engine takes: load → check → compile.
+///
+/// `rulecheck`, the golden tests and both services call these functions, so
+/// what lint accepts is exactly what a service will run. Every pass collects
+/// all of its problems before anything fails.
+public enum Compiler {
+    /// Loads `DIR/pack.yaml` (or a pack file given directly).
+    public static func loadPack(at path: String) -> (RulePack?, DiagnosticReport) {
+        let file = path.hasSuffix(".yaml") || path.hasSuffix(".yml") ? path : (path as NSString).appendingPathComponent("pack.yaml")
+        guard let bytes = readFile(file) else {
+            return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
+        }
+        let (pack, diagnostics) = PackLoader.load(bytes: bytes, file: file)
+        return (pack, DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+    }
+
+    public static func loadSiteConfig(at file: String) -> (SiteConfig?, DiagnosticReport) {
+        guard let bytes = readFile(file) else {
+            return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
+        }
+        let (config, diagnostics) = SiteConfigLoader.load(bytes: bytes, file: file)
+        return (config, DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+    }
+
+    /// Loads, checks and compiles a pack with a site config (none: the defaults).
+    public static func build(rules: String, config: String?) throws(DiagnosticReport) -> Program {
+        var report = DiagnosticReport()
+        let (pack, packReport) = loadPack(at: rules)
+        report.merge(packReport)
+        var site = SiteConfig(file: config ?? "(defaults)")
+        if let config {
+            let (loaded, siteReport) = loadSiteConfig(at: config)
+            report.merge(siteReport)
+            if let loaded { site = loaded }
+        }
+        guard let pack, !report.hasErrors else { throw report }
+        switch compile(pack: pack, site: site) {
+        case .success(let program): return program
+        case .failure(let checkReport):
+            report.merge(checkReport)
+            throw report
+        }
+    }
+
+    private static func readFile(_ path: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+    }
+
+    private static func unreadable(_ file: String) -> Diagnostic {
+        Diagnostic(.unreadableFile, "cannot read '\(file)'", hint: "check the path and its permissions", file: file, at: Mark(line: 1, column: 1))
+    }
+
+    /// Checks a loaded pack against a site config and compiles it.
+    public static func compile(pack: RulePack, site: SiteConfig) -> Result<Program, DiagnosticReport> {
+        var c = Checker(pack: pack, site: site)
+        let program = c.run()
+        let diagnostics = c.packContext.diagnostics + c.siteContext.diagnostics
+        if let program, !diagnostics.contains(where: { $0.severity == .error }) { return .success(program) }
+        return .failure(DiagnosticReport(diagnostics: diagnostics))
+    }
+}
+
+/// The checking passes. Each records problems and carries on with what it can,
+/// so one run reports everything.
+private struct Checker {
+    let pack: RulePack
+    let site: SiteConfig
+    let packContext: LoadContext
+    let siteContext: LoadContext
+
+    init(pack: RulePack, site: SiteConfig) {
+        self.pack = pack
+        self.site = site
+        self.packContext = LoadContext(file: pack.file)
+        self.siteContext = LoadContext(file: site.file)
+    }
+
+    func error(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
+        packContext.error(code, message, hint: hint, at: mark)
+    }
+
+    mutating func run() -> Program? {
+        let device = checkDevice()
+        let settings = checkSettings()
+        let routes = checkRoutes(device: device, settings: settings)
+        let discovery = checkTemplate(pack.discoveryTopic, allowed: deviceVariables(device), what: "the discovery topic")
+        let (operationID, commands, replies) = checkCommands(device: device, settings: settings)
+        let compiledSite = checkSite(device: device, routes: routes, settings: settings)
+
+        var matcher = TopicMatcher()
+        for route in routes { matcher.insert(route.filter, value: route.index) }
+        guard let device, let compiledSite else { return nil }
+        return Program(
+            packName: pack.name.value, matcher: matcher, routes: routes, device: device, site: compiledSite,
+            discoveryTopic: discovery, settings: settings, operationID: operationID, commands: commands, replies: replies)
+    }
+
+    // MARK: device
+
+    func deviceVariables(_ device: CompiledDevice?) -> [String] {
+        ["root", "context", "id"] + (device?.forms.map(\.name) ?? [])
+    }
+
+    func checkDevice() -> CompiledDevice? {
+        let d = pack.device
+        var pattern: IDPattern?
+        if let p = d.pattern {
+            do {
+                let compiled = try IDPattern(p.value)
+                pattern = compiled
+                let unsafe = compiled.topicUnsafeBytes.map { $0 == 0 ? "NUL" : "'\(Character(Unicode.Scalar($0)))'" }
+                if !unsafe.isEmpty {
+                    error(.unsafeTopicValue, "the id pattern lets \(unsafe.joined(separator: ", ")) into topics",
+                          hint: "ids become topic levels; use a class such as [0-9A-Z] instead of '.' or a negated class", at: p.mark)
+                }
+                if compiled.acceptsEmpty {
+                    error(.unsafeTopicValue, "the id pattern accepts an empty id", hint: "require at least one character, e.g. {13} or +", at: p.mark)
+                }
+            } catch {
+                self.error(.invalidPattern, "invalid id pattern: \(error.message)",
+                           hint: "id patterns support literals, '.', [classes] and ?, *, +, {n,m}", at: p.mark)
+            }
+        } else {
+            error(.unsafeTopicValue, "the device id reaches topics but has no pattern",
+                  hint: "add 'pattern:' under device.id, e.g. \"^[0-9A-Z]{13}$\"", at: d.idField.mark)
+        }
+        var forms: [(name: String, take: DerivedForm.Take)] = []
+        for form in d.forms {
+            if ["root", "context", "id", "oprid", "value"].contains(form.name.value) {
+                error(.duplicateName, "form '\(form.name.value)' shadows a built-in variable", at: form.name.mark)
+            }
+            switch form.take {
+            case .first(let n), .last(let n):
+                if n <= 0 { error(.invalidValue, "form '\(form.name.value)' must take at least 1 character", at: form.name.mark) }
+            }
+            forms.append((form.name.value, form.take))
+        }
+        var clockFormat: ClockFormat?
+        if let f = d.clockFormat {
+            clockFormat = ClockFormat(f.value)
+            if clockFormat == nil {
+                error(.invalidValue, "invalid clock format '\(f.value)'", hint: "use yyyy, MM, dd, HH, mm, ss and separators, e.g. yyyyMMddHHmmss", at: f.mark)
+            }
+        }
+        var name: Template?
+        if let n = d.name { name = checkTemplate(n, allowed: ["id", "context", "model", "manufacturer"] + forms.map(\.name), what: "the device name") }
+        return CompiledDevice(
+            idField: d.idField.value, pattern: pattern, forms: forms, clockField: d.clockField?.value, clockFormat: clockFormat,
+            manufacturer: d.manufacturer, model: d.model, name: name)
+    }
+
+    func checkTemplate(_ source: Located<String>?, allowed: [String], what: String) -> Template? {
+        guard let source else { return nil }
+        do {
+            let template = try Template(source.value)
+            var ok = true
+            for v in template.variables where !allowed.contains(v) {
+                ok = false
+                error(.unknownVariable, "unknown variable '{\(v)}' in \(what)",
+                      hint: Suggestion.hint(for: v, in: allowed) ?? "variables here: \(allowed.map { "{\($0)}" }.joined(separator: ", "))",
+                      at: source.mark)
+            }
+            return ok ? template : nil
+        } catch {
+            self.error(.unknownVariable, "invalid template in \(what): \(error.message)", hint: "variables are written {name}", at: source.mark)
+            return nil
+        }
+    }
+
+    // MARK: settings
+
+    func checkSettings() -> [String: CompiledSetting] {
+        var out: [String: CompiledSetting] = [:]
+        for s in pack.settings {
+            if s.allowed.isEmpty { error(.invalidValue, "setting '\(s.name.value)' allows no value", hint: "list what the device accepts under 'allowed'", at: s.name.mark) }
+            if let d = s.defaultValue, !s.allowed.contains(where: { $0.value == d.value }) {
+                error(.invalidValue, "default \(d.value) of setting '\(s.name.value)' is not an allowed value",
+                      hint: "allowed: \(s.allowed.map { String($0.value) }.joined(separator: ", "))", at: d.mark)
+            }
+            out[s.name.value] = CompiledSetting(name: s.name.value, allowed: s.allowed.map(\.value), defaultValue: s.defaultValue?.value, unit: s.unit)
+        }
+        return out
+    }
+
+    // MARK: routes
+
+    /// The tags a route may use: those declared by every topic its filter matches.
+    func tags(for route: RouteRules) -> [String: TagType]? {
+        let topics = pack.tags.filter { matches(filter: route.match.value, topic: $0.topic.value) }
+        guard !topics.isEmpty else {
+            error(.noMatchingTopic, "route '\(route.name.value)' matches no topic declared under 'tags'",
+                  hint: Suggestion.hint(for: route.match.value, in: pack.tags.map(\.topic.value)) ?? "declare the topic and its tags under 'tags'",
+                  at: route.match.mark)
+            return nil
+        }
+        var result = Dictionary(topics[0].tags.map { ($0.name.value, $0.type) }, uniquingKeysWith: { a, _ in a })
+        for t in topics.dropFirst() {
+            let own = Dictionary(t.tags.map { ($0.name.value, $0.type) }, uniquingKeysWith: { a, _ in a })
+            result = result.filter { own[$0.key] == $0.value }
+        }
+        return result
+    }
+
+    func matches(filter: String, topic: String) -> Bool {
+        var m = TopicMatcher()
+        m.insert(filter, value: 0)
+        return m.match(topic) != nil
+    }
+
+    func checkTag(_ name: Located<String>, in tags: [String: TagType], route: RouteRules, extra: [String] = []) -> Bool {
+        if tags[name.value] != nil || extra.contains(name.value) { return true }
+        error(.unknownTag, "unknown tag '\(name.value)' for \(route.match.value) in route '\(route.name.value)'",
+              hint: Suggestion.hint(for: name.value, in: Array(tags.keys) + extra) ?? "declare it under 'tags: \(route.match.value):'",
+              at: name.mark)
+        return false
+    }
+
+    mutating func checkRoutes(device: CompiledDevice?, settings: [String: CompiledSetting]) -> [CompiledRoute] {
+        var routes: [CompiledRoute] = []
+        for tag in pack.tags where !TopicMatcher.isValidTopic(tag.topic.value) {
+            error(.invalidFilter, "'\(tag.topic.value)' is not a valid topic", hint: "a declared topic has no wildcards", at: tag.topic.mark)
+        }
+        for (i, route) in pack.routes.enumerated() {
+            guard TopicMatcher.isValidFilter(route.match.value) else {
+                error(.invalidFilter, "'\(route.match.value)' is not a valid MQTT topic filter",
+                      hint: "'+' stands for a whole level and '#' only at the end", at: route.match.mark)
+                continue
+            }
+            for other in pack.routes[..<i] where TopicMatcher.overlap(other.match.value, route.match.value) {
+                error(.overlappingRoutes, "route '\(route.name.value)' (\(route.match.value)) overlaps route '\(other.name.value)' (\(other.match.value))",
+                      hint: "a message goes to exactly one route; make the filters disjoint", at: route.match.mark)
+            }
+            if let compiled = checkRoute(route, index: routes.count, device: device, settings: settings) {
+                routes.append(compiled)
+            }
+        }
+        return routes
+    }
+
+    func checkRoute(_ route: RouteRules, index: Int, device: CompiledDevice?, settings: [String: CompiledSetting]) -> CompiledRoute? {
+        guard let tags = tags(for: route) else { return nil }
+        var ok = true
+        var slots: [String] = []
+        func slot(_ name: String) -> Int {
+            if let i = slots.firstIndex(of: name) { return i }
+            slots.append(name)
+            return slots.count - 1
+        }
+        let idField = pack.device.idField
+        if tags[idField.value] == nil {
+            ok = false
+            error(.unknownTag, "the id field '\(idField.value)' is not a tag of \(route.match.value) (route '\(route.name.value)')",
+                  hint: "declare it under 'tags: \(route.match.value):'", at: route.match.mark)
+        }
+        let idSlot = slot(idField.value)
+        var clockSlot: Int?
+        if let clock = device?.clockField, tags[clock] != nil { clockSlot = slot(clock) }
+
+        var reassembly: CompiledReassembly?
+        if let r = route.reassembly {
+            for k in r.key { ok = checkTag(k, in: tags, route: route) && ok }
+            ok = checkTag(r.completeField, in: tags, route: route) && ok
+            if r.maxParts < 1 || r.maxBytes < 1 || r.maxAgeSeconds < 1 {
+                ok = false
+                error(.invalidValue, "reassembly bounds must be positive", hint: "max_parts, max_bytes and max_age_s", at: r.mark)
+            }
+            reassembly = CompiledReassembly(
+                keySlots: r.key.map { slot($0.value) }, completeSlot: slot(r.completeField.value),
+                completeRaw: JSONWriter.quoted(r.completeValue.value), maxParts: r.maxParts, maxBytes: r.maxBytes,
+                maxAgeMillis: Int64(r.maxAgeSeconds) * 1000)
+        }
+        var ignored: Set<String> = []
+        if let ignore = route.allZeroIgnore {
+            for tag in ignore {
+                ok = checkTag(tag, in: tags, route: route) && ok
+                ignored.insert(tag.value)
+            }
+        }
+        var duplicateKey: [DuplicateKeyPart]?
+        if let d = route.duplicate {
+            if d.key.isEmpty { ok = false; error(.missingKey, "'duplicate' needs a 'key' list", hint: "e.g. key: [topic, id, time]", at: route.name.mark) }
+            if d.memory < 1 { ok = false; error(.invalidValue, "duplicate 'memory' must be at least 1", at: route.name.mark) }
+            var parts: [DuplicateKeyPart] = []
+            for k in d.key {
+                if k.value == "topic" { parts.append(.topic); continue }
+                ok = checkTag(k, in: tags, route: route, extra: ["topic"]) && ok
+                parts.append(.slot(slot(k.value)))
+            }
+            duplicateKey = parts
+        }
+        let topic = checkTemplate(route.topic, allowed: deviceVariables(device), what: "the topic of route '\(route.name.value)'")
+        if let topic, topic.variables.isEmpty || !topic.variables.contains("id") {
+            error(.unknownVariable, "the topic of route '\(route.name.value)' does not name the device",
+                  hint: "include {id} (or a form of it) so each meter gets its own topic", at: route.topic.mark)
+        }
+        if let topic, !TopicMatcher.isValidTopic(topic.render { _ in "x" }) {
+            error(.invalidFilter, "the topic of route '\(route.name.value)' contains a wildcard", at: route.topic.mark)
+        }
+        if let setting = route.intervalSetting, settings[setting.value] == nil {
+            ok = false
+            error(.unknownReference, "unknown setting '\(setting.value)'",
+                  hint: Suggestion.hint(for: setting.value, in: settings.keys) ?? "declare it under 'settings'", at: setting.mark)
+        }
+
+        var fields: [CompiledField] = []
+        var seen: [String: Mark] = [:]
+        var groupNames: [String] = []
+        let all: [(group: Int, FieldRules)] = route.fields.map { (-1, $0) }
+            + route.groups.enumerated().flatMap { (g, group) in group.fields.map { (g, $0) } }
+        for (g, group) in route.groups.enumerated() {
+            if groupNames.contains(group.name.value) { error(.duplicateName, "group '\(group.name.value)' declared twice", at: group.name.mark) }
+            groupNames.append(group.name.value)
+            _ = g
+        }
+        let stateClasses = ["measurement", "total", "total_increasing"]
+        for (group, f) in all {
+            if let first = seen[f.name.value] {
+                ok = false
+                error(.duplicateName, "output field '\(f.name.value)' declared twice in route '\(route.name.value)'",
+                      hint: "first declared at line \(first.line)", at: f.name.mark)
+            }
+            seen[f.name.value] = f.name.mark
+            guard checkTag(f.from, in: tags, route: route) else { ok = false; continue }
+            let type = tags[f.from.value]!
+            var unit = ""
+            if case .number(let u) = type { unit = u }
+            if let declared = f.unit, declared.value != unit {
+                ok = false
+                error(.unitMismatch, "field '\(f.name.value)' says unit '\(declared.value)' but tag '\(f.from.value)' is in '\(unit)'",
+                      hint: "values leave as the meter wrote them; drop 'unit:' to inherit '\(unit)'", at: declared.mark)
+            }
+            if let sc = f.stateClass, !stateClasses.contains(sc) {
+                error(.invalidValue, "unknown state_class '\(sc)' for field '\(f.name.value)'",
+                      hint: Suggestion.hint(for: sc, in: stateClasses) ?? "use one of \(stateClasses.joined(separator: ", "))", at: f.name.mark)
+            }
+            if let p = f.precision, !(0...10).contains(p) {
+                error(.invalidValue, "precision \(p) of field '\(f.name.value)' is out of range", hint: "use 0 to 10 decimals", at: f.name.mark)
+            }
+            let isNumber: Bool = if case .number = type { true } else { false }
+            fields.append(CompiledField(
+                name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
+                label: f.label ?? f.name.value.replacingOccurrences(of: "_", with: " ").capitalizedFirst,
+                deviceClass: f.deviceClass, stateClass: f.stateClass, precision: f.precision, entity: f.entity ?? isNumber))
+        }
+        guard ok, let topic else { return nil }
+        let slotTypes: [SlotType] = slots.map { name in
+            switch tags[name] {
+            case .text?: .text
+            case .number?: .number
+            case nil: .any
+            }
+        }
+        return CompiledRoute(
+            index: index, name: route.name.value, filter: route.match.value,
+            keyTable: KeyTable(slots: slots, ignoredForZero: ignored), slotNames: slots, slotTypes: slotTypes,
+            idSlot: idSlot, clockSlot: clockSlot, reassembly: reassembly, allZero: route.allZeroIgnore != nil,
+            duplicateKey: duplicateKey, duplicateMemory: route.duplicate?.memory ?? 0, topic: topic, fields: fields,
+            groups: groupNames, intervalSetting: route.intervalSetting?.value, intervalSeconds: route.intervalSeconds)
+    }
+
+    // MARK: commands
+
+    func checkCommands(device: CompiledDevice?, settings: [String: CompiledSetting])
+        -> ((field: String, length: Int)?, [CompiledCommand], [String: CompiledReply]) {
+        var commands: [CompiledCommand] = []
+        var replyRules: [String: [CommandRules]] = [:]
+        let operation = pack.operationID
+        if let op = operation, op.length.value < 1 {
+            error(.invalidValue, "operation id length must be positive", at: op.length.mark)
+        }
+        let variables = deviceVariables(device) + ["oprid", "value"]
+        for c in pack.commands {
+            let topic = checkTemplate(c.topic, allowed: variables.filter { $0 != "oprid" && $0 != "value" }, what: "the topic of command '\(c.name.value)'")
+            var payload: [(key: String, value: Template)] = []
+            for (key, value) in c.payload {
+                guard let t = checkTemplate(value, allowed: variables, what: "field '\(key)' of command '\(c.name.value)'") else { continue }
+                if t.variables.contains("oprid") && operation == nil {
+                    error(.unknownVariable, "command '\(c.name.value)' uses {oprid} but the pack has no 'commands.operation_id'",
+                          hint: "add operation_id: { field: oprid, length: 32 }", at: value.mark)
+                }
+                payload.append((key, t))
+            }
+            var value: CompiledCommand.Value = .none
+            switch c.value {
+            case .setting(let s)?:
+                if settings[s.value] == nil {
+                    error(.unknownReference, "unknown setting '\(s.value)' in command '\(c.name.value)'",
+                          hint: Suggestion.hint(for: s.value, in: settings.keys) ?? "declare it under 'settings'", at: s.mark)
+                }
+                value = .setting(s.value)
+            case .clock(let f)?:
+                if let format = ClockFormat(f.value) { value = .clock(format) }
+                else { error(.invalidValue, "invalid clock format '\(f.value)'", hint: "e.g. yyyyMMddHHmmss", at: f.mark) }
+            case nil: break
+            }
+            if !TopicMatcher.isValidTopic(c.replyTopic.value) {
+                error(.invalidFilter, "'\(c.replyTopic.value)' is not a valid reply topic", at: c.replyTopic.mark)
+            }
+            if c.success.isEmpty { error(.missingKey, "command '\(c.name.value)' has no success condition", at: c.mark) }
+            replyRules[c.replyTopic.value, default: []].append(c)
+            if let topic { commands.append(CompiledCommand(name: c.name.value, topic: topic, payload: payload, value: value, replyTopic: c.replyTopic.value)) }
+        }
+        var replies: [String: CompiledReply] = [:]
+        if let operation {
+            for (topic, rules) in replyRules {
+                var slots = [pack.device.idField.value, operation.field.value]
+                func slot(_ n: String) -> Int {
+                    if let i = slots.firstIndex(of: n) { return i }
+                    slots.append(n)
+                    return slots.count - 1
+                }
+                let first = rules[0]
+                let success = first.success.map { (slot: slot($0.field.value), value: $0.value) }
+                let message = first.messageField.map { slot($0.value) }
+                for other in rules.dropFirst() where other.success.map(\.value) != first.success.map(\.value) {
+                    error(.invalidValue, "commands sharing reply topic '\(topic)' must share the success condition", at: other.mark)
+                }
+                replies[topic] = CompiledReply(
+                    topic: topic, keyTable: KeyTable(slots: slots, ignoredForZero: []), idSlot: 0, operationSlot: 1,
+                    success: success, messageSlot: message, commands: rules.map(\.name.value))
+            }
+        }
+        return (operation.map { ($0.field.value, $0.length.value) }, commands, replies)
+    }
+
+    // MARK: site
+
+    func checkSite(device: CompiledDevice?, routes: [CompiledRoute], settings: [String: CompiledSetting]) -> CompiledSite? {
+        let allGroups = Array(Set(routes.flatMap(\.groups))).sorted()
+        func checkGroups(_ groups: [Located<String>]?) -> Set<String> {
+            var out: Set<String> = []
+            for g in groups ?? [] {
+                if allGroups.contains(g.value) { out.insert(g.value); continue }
+                siteContext.error(.unknownReference, "unknown group '\(g.value)'",
+                                  hint: Suggestion.hint(for: g.value, in: allGroups) ?? "groups of pack '\(pack.name.value)': \(allGroups.joined(separator: ", "))",
+                                  at: g.mark)
+            }
+            return out
+        }
+        func checkSettings(_ meter: MeterConfig) {
+            for (name, value) in meter.settings.sorted(by: { $0.key < $1.key }) {
+                guard let setting = settings[name] else {
+                    siteContext.error(.unknownReference, "unknown setting '\(name)'",
+                                      hint: Suggestion.hint(for: name, in: settings.keys) ?? "settings of pack '\(pack.name.value)': \(settings.keys.sorted().joined(separator: ", "))",
+                                      at: value.mark)
+                    continue
+                }
+                if !setting.allowed.contains(value.value) {
+                    siteContext.error(.settingNotAllowed, "\(name) \(value.value) is not allowed",
+                                      hint: "allowed: \(setting.allowed.map(String.init).joined(separator: ", "))\(setting.unit.map { " (\($0))" } ?? "")",
+                                      at: value.mark)
+                }
+            }
+        }
+        func checkID(_ id: String, _ mark: Mark) {
+            if let device, !device.isValid(Array(id.utf8)) {
+                siteContext.error(.invalidName, "'\(id)' is not a valid meter id",
+                                  hint: device.pattern.map { "ids match \($0.source)" }, at: mark)
+            }
+        }
+        let defaultGroups = checkGroups(site.defaults.groups)
+        checkSettings(site.defaults)
+        var meterGroups: [String: Set<String>] = [:]
+        var contexts: [String: String] = [:]
+        for (id, meter) in site.meters.sorted(by: { $0.key < $1.key }) {
+            checkID(id, site.meterMarks[id] ?? Mark(line: 1, column: 1))
+            if meter.groups != nil { meterGroups[id] = checkGroups(meter.groups) }
+            if let context = meter.context { contexts[id] = context.value }
+            checkSettings(meter)
+        }
+        for e in site.exclude { checkID(e.value, e.mark) }
+        let root = site.rootTopic
+        return CompiledSite(
+            config: site, root: root, statusTopic: site.proxy.statusTopic ?? "\(root)/status",
+            exclude: Set(site.exclude.map(\.value)), defaultGroups: defaultGroups, meterGroups: meterGroups, contexts: contexts)
+    }
+}
+
+extension String {
+    var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
+}

@@ -1,0 +1,155 @@
+/// A checked, compiled rule pack plus site config: immutable and `Sendable`.
+///
+/// Made only by `Compiler.compile`, so every reference in it resolves. An
+/// `Engine` runs it; `process(topic:payload:now:)` lives there because the
+/// filters have memory (duplicates, split packets, meters seen).
+public struct Program: Sendable {
+    public let packName: String
+    let matcher: TopicMatcher
+    let routes: [CompiledRoute]
+    let device: CompiledDevice
+    let site: CompiledSite
+    let discoveryTopic: Template?
+    let settings: [String: CompiledSetting]
+    let operationID: (field: String, length: Int)?
+    let commands: [CompiledCommand]
+    let replies: [String: CompiledReply]
+
+    /// The topic filters to subscribe to on the meters' broker, one per route.
+    public var subscriptions: [String] { routes.map(\.filter) }
+    /// The route names, in pack order.
+    public var routeNames: [String] { routes.map(\.name) }
+    /// The site's root topic.
+    public var rootTopic: String { site.root }
+    /// The proxy's status topic (Home Assistant availability follows it).
+    public var statusTopic: String { site.statusTopic }
+    /// Site settings for the services.
+    public var siteConfig: SiteConfig { site.config }
+    /// The discovery topic filter for a config sender (`kpm33b/discovery/+`), if the pack has discovery.
+    public var discoverySubscription: String? {
+        discoveryTopic?.render { $0 == "root" ? site.root : "+" }
+    }
+
+    /// Whether `id` passes the pack's id pattern and is safe as a topic level.
+    public func isValidDeviceID(_ id: String) -> Bool {
+        device.isValid(Array(id.utf8))
+    }
+}
+
+struct CompiledDevice: Sendable {
+    let idField: String
+    let pattern: IDPattern?
+    let forms: [(name: String, take: DerivedForm.Take)]
+    let clockField: String?
+    let clockFormat: ClockFormat?
+    let manufacturer: String
+    let model: String
+    let name: Template?
+
+    /// The id check every id passes before it may appear in a topic: the
+    /// pack's pattern, and (always) no topic separators or wildcards.
+    func isValid(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { isValid($0) }
+    }
+
+    func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if bytes.isEmpty { return false }
+        for b in bytes where b == UInt8(ascii: "/") || b == UInt8(ascii: "+") || b == UInt8(ascii: "#") || b == 0 { return false }
+        return pattern?.matches(bytes) ?? true
+    }
+
+    func form(_ name: String, of id: String) -> String? {
+        guard let form = forms.first(where: { $0.name == name }) else { return nil }
+        switch form.take {
+        case .last(let n): return String(id.suffix(n))
+        case .first(let n): return String(id.prefix(n))
+        }
+    }
+}
+
+struct CompiledSite: Sendable {
+    let config: SiteConfig
+    let root: String
+    let statusTopic: String
+    let exclude: Set<String>
+    /// Group names enabled by default and per meter.
+    let defaultGroups: Set<String>
+    let meterGroups: [String: Set<String>]
+    let contexts: [String: String]
+
+    func groups(for id: String) -> Set<String> { meterGroups[id] ?? defaultGroups }
+}
+
+struct CompiledSetting: Sendable {
+    let name: String
+    let allowed: [Int]
+    let defaultValue: Int?
+    let unit: String?
+}
+
+/// The expected JSON type of a slot, from the tag declaration.
+enum SlotType: Sendable { case text, number, any }
+
+struct CompiledField: Sendable {
+    let name: String
+    let slot: Int
+    /// Index into the route's groups, or -1 for the always-present fields.
+    let group: Int
+    let unit: String
+    let label: String
+    let deviceClass: String?
+    let stateClass: String?
+    let precision: Int?
+    let entity: Bool
+}
+
+enum DuplicateKeyPart: Sendable { case topic, slot(Int) }
+
+struct CompiledRoute: Sendable {
+    let index: Int
+    let name: String
+    let filter: String
+    let keyTable: KeyTable
+    let slotNames: [String]
+    let slotTypes: [SlotType]
+    let idSlot: Int
+    let clockSlot: Int?
+    let reassembly: CompiledReassembly?
+    let allZero: Bool
+    let duplicateKey: [DuplicateKeyPart]?
+    let duplicateMemory: Int
+    let topic: Template
+    let fields: [CompiledField]
+    let groups: [String]
+    let intervalSetting: String?
+    let intervalSeconds: Int
+}
+
+struct CompiledReassembly: Sendable {
+    let keySlots: [Int]
+    let completeSlot: Int
+    /// The completion value as a JSON string literal, byte for byte (`"1"`).
+    let completeRaw: [UInt8]
+    let maxParts: Int
+    let maxBytes: Int
+    let maxAgeMillis: Int64
+}
+
+struct CompiledCommand: Sendable {
+    enum Value: Sendable { case setting(String), clock(ClockFormat), none }
+    let name: String
+    let topic: Template
+    let payload: [(key: String, value: Template)]
+    let value: Value
+    let replyTopic: String
+}
+
+struct CompiledReply: Sendable {
+    let topic: String
+    let keyTable: KeyTable
+    let idSlot: Int
+    let operationSlot: Int
+    let success: [(slot: Int, value: String)]
+    let messageSlot: Int?
+    let commands: [String]
+}

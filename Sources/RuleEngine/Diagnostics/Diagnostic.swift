@@ -1,0 +1,134 @@
+import YAML
+
+/// One problem found while loading or checking a rule pack or site config.
+///
+/// Rendered as `path:line:column: error[CODE]: message`, then the source line
+/// with a caret under the column, then `hint: …` when there is one. Codes are
+/// stable; `Diagnostic.Code` documents each in one sentence.
+public struct Diagnostic: Sendable, Equatable, Error {
+    public enum Severity: String, Sendable { case error, warning }
+
+    /// Stable codes. Y: the YAML layer; R: rule packs; C: site configs.
+    public enum Code: String, Sendable, CaseIterable {
+        case yamlSyntax = "Y001"        // the file is not valid YAML
+        case duplicateKey = "Y002"      // a mapping names the same key twice
+        case yamlUnsupported = "Y003"   // anchors, aliases, tags, complex keys, several documents
+        case unknownKey = "R001"        // a key this place does not define
+        case missingKey = "R002"        // a required key is absent
+        case wrongType = "R003"         // the value has the wrong shape (mapping, list, number, …)
+        case unknownTag = "R004"        // a field names a tag its topic does not declare
+        case unknownVariable = "R005"   // a template names a variable that does not exist here
+        case overlappingRoutes = "R006" // two routes can match the same topic
+        case unsafeTopicValue = "R007"  // a value can reach a topic level without a safe pattern
+        case invalidFilter = "R008"     // not a valid MQTT topic filter or topic
+        case invalidPattern = "R009"    // an id pattern that does not parse
+        case unknownReference = "R010"  // a name that refers to nothing (group, setting, route, form)
+        case duplicateName = "R011"     // the same output field or name declared twice
+        case invalidValue = "R012"      // a value outside its allowed range or list
+        case unitMismatch = "R013"      // a field's unit differs from its tag's declared unit
+        case noMatchingTopic = "R014"   // a route's filter matches no declared topic
+        case secretInConfig = "C001"    // a password written in the YAML itself
+        case invalidName = "C002"       // a context or meter name that is not topic-safe
+        case settingNotAllowed = "C003" // a setting value the pack does not allow
+        case unreadableFile = "F001"    // a file that cannot be read
+    }
+
+    public var severity: Severity
+    public var code: Code
+    public var message: String
+    public var hint: String?
+    public var file: String
+    public var mark: Mark
+
+    public init(_ code: Code, _ message: String, hint: String? = nil, file: String, at mark: Mark, severity: Severity = .error) {
+        self.severity = severity
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.file = file
+        self.mark = mark
+    }
+
+    /// The first line alone: `path:line:column: error[CODE]: message`.
+    public var headline: String {
+        "\(file):\(mark.line):\(mark.column): \(severity.rawValue)[\(code.rawValue)]: \(message)"
+    }
+
+    /// The full rendering with the source line and caret, given the file's text.
+    public func rendered(source: SourceText?) -> String {
+        var out = headline
+        if let line = source?.line(mark.line) {
+            let number = String(mark.line)
+            let pad = String(repeating: " ", count: number.count)
+            out += "\n \(number) | \(line)"
+            let caretColumn = max(0, min(mark.column - 1, line.count))
+            out += "\n \(pad) | " + String(repeating: " ", count: caretColumn) + "^"
+        }
+        if let hint { out += "\nhint: \(hint)" }
+        return out
+    }
+}
+
+/// The text of a loaded file, kept for rendering diagnostics.
+public struct SourceText: Sendable {
+    public let path: String
+    public let bytes: [UInt8]
+    private let lineStarts: [Int]
+
+    public init(path: String, bytes: [UInt8]) {
+        self.path = path
+        self.bytes = bytes
+        var starts = [0]
+        for (i, b) in bytes.enumerated() where b == UInt8(ascii: "\n") { starts.append(i + 1) }
+        self.lineStarts = starts
+    }
+
+    /// Line `n` (1-based) without its newline, tabs shown as one space so the caret lines up.
+    public func line(_ n: Int) -> String? {
+        guard n >= 1 && n <= lineStarts.count else { return nil }
+        let start = lineStarts[n - 1]
+        var end = n < lineStarts.count ? lineStarts[n] - 1 : bytes.count
+        if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        guard start <= end else { return nil }
+        return String(decoding: bytes[start..<end], as: UTF8.self).replacingTabs()
+    }
+}
+
+extension String {
+    fileprivate func replacingTabs() -> String {
+        String(map { $0 == "\t" ? " " : $0 })
+    }
+}
+
+/// All diagnostics of one load, with the sources to render them.
+public struct DiagnosticReport: Error, Sendable, CustomStringConvertible {
+    public var diagnostics: [Diagnostic]
+    public var sources: [String: SourceText]
+
+    public init(diagnostics: [Diagnostic] = [], sources: [String: SourceText] = [:]) {
+        self.diagnostics = diagnostics
+        self.sources = sources
+    }
+
+    public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+
+    public mutating func merge(_ other: DiagnosticReport) {
+        diagnostics += other.diagnostics
+        sources.merge(other.sources) { a, _ in a }
+    }
+
+    /// Every diagnostic rendered, sorted by file and position, then a count line.
+    public var description: String {
+        let sorted = diagnostics.enumerated().sorted { a, b in
+            let (x, y) = (a.element, b.element)
+            if x.file != y.file { return x.file < y.file }
+            if x.mark.line != y.mark.line { return x.mark.line < y.mark.line }
+            if x.mark.column != y.mark.column { return x.mark.column < y.mark.column }
+            return a.offset < b.offset
+        }.map(\.element)
+        var lines = sorted.map { $0.rendered(source: sources[$0.file]) }
+        let errors = diagnostics.filter { $0.severity == .error }.count
+        lines.append("\(errors) error\(errors == 1 ? "" : "s") found")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,112 @@
+import YAML
+
+/// What a rule pack's YAML said, with a location on every value.
+///
+/// This is the unchecked form: references may point nowhere. `Compiler`
+/// checks it (collecting every problem) and turns it into a `Program`.
+public struct RulePack: Sendable {
+    public var file: String
+    public var name: Located<String>
+    public var description: String?
+    public var device: DeviceRules
+    public var tags: [TopicTags]
+    public var routes: [RouteRules]
+    public var discoveryTopic: Located<String>?
+    public var settings: [SettingRules]
+    public var operationID: OperationIDRules?
+    public var commands: [CommandRules]
+}
+
+public struct DeviceRules: Sendable {
+    public var idField: Located<String>
+    public var pattern: Located<String>?
+    public var forms: [DerivedForm]
+    public var clockField: Located<String>?
+    public var clockFormat: Located<String>?
+    public var manufacturer: String
+    public var model: String
+    public var name: Located<String>?
+}
+
+/// A derived form of the id, such as its last 8 characters.
+public struct DerivedForm: Sendable {
+    public enum Take: Sendable { case first(Int), last(Int) }
+    public var name: Located<String>
+    public var take: Take
+}
+
+public enum TagType: Sendable, Equatable {
+    case text
+    case number(unit: String)
+}
+
+public struct TopicTags: Sendable {
+    public var topic: Located<String>
+    public var tags: [(name: Located<String>, type: TagType)]
+}
+
+public struct RouteRules: Sendable {
+    public var name: Located<String>
+    public var match: Located<String>
+    public var intervalSetting: Located<String>?
+    public var intervalSeconds: Int
+    public var reassembly: ReassemblyRules?
+    public var allZeroIgnore: [Located<String>]?
+    public var duplicate: DuplicateRules?
+    public var topic: Located<String>
+    public var fields: [FieldRules]
+    public var groups: [(name: Located<String>, fields: [FieldRules])]
+}
+
+public struct ReassemblyRules: Sendable {
+    public var key: [Located<String>]
+    public var completeField: Located<String>
+    public var completeValue: Located<String>
+    public var maxParts: Int
+    public var maxBytes: Int
+    public var maxAgeSeconds: Int
+    public var mark: Mark
+}
+
+public struct DuplicateRules: Sendable {
+    public var key: [Located<String>]
+    public var memory: Int
+}
+
+public struct FieldRules: Sendable {
+    public var name: Located<String>
+    public var from: Located<String>
+    public var unit: Located<String>?
+    public var label: String?
+    public var deviceClass: String?
+    public var stateClass: String?
+    public var precision: Int?
+    public var entity: Bool?
+}
+
+public struct SettingRules: Sendable {
+    public var name: Located<String>
+    public var allowed: [Located<Int>]
+    public var defaultValue: Located<Int>?
+    public var unit: String?
+}
+
+public struct OperationIDRules: Sendable {
+    public var field: Located<String>
+    public var length: Located<Int>
+}
+
+public struct CommandRules: Sendable {
+    public enum Value: Sendable {
+        case setting(Located<String>)
+        case clock(Located<String>)
+    }
+    public var name: Located<String>
+    public var topic: Located<String>
+    public var payload: [(key: String, value: Located<String>)]
+    public var value: Value?
+    public var replyTopic: Located<String>
+    public var success: [(field: Located<String>, value: String)]
+    public var messageField: Located<String>?
+    public var mark: Mark
+}

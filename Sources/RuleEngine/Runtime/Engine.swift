@@ -1,0 +1,407 @@
+/// One message the engine wants published.
+public struct Outgoing: Sendable, Equatable {
+    public enum Kind: String, Sendable { case data, discovery, homeAssistant, command }
+    public var topic: String
+    public var payload: [UInt8]
+    public var retain: Bool
+    public var kind: Kind
+
+    public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind) {
+        self.topic = topic
+        self.payload = payload
+        self.retain = retain
+        self.kind = kind
+    }
+}
+
+/// Why a message (or a set of split parts) was not forwarded.
+public enum DropReason: String, Sendable, CaseIterable {
+    case malformed, wrongType = "wrong_type", invalidID = "invalid_id", excluded
+    case allZero = "all_zero", duplicate, incomplete, unrouted
+}
+
+public struct Drop: Sendable, Equatable {
+    public var reason: DropReason
+    public var topic: String
+    public var detail: String
+}
+
+/// What one call produced. Reuse one value across calls: `removeAll` keeps the capacity.
+public struct ProcessOutput: Sendable {
+    public var messages: [Outgoing] = []
+    public var drops: [Drop] = []
+    public init() {}
+    public mutating func removeAll() {
+        messages.removeAll(keepingCapacity: true)
+        drops.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Who is running the program, for Home Assistant's `origin` block.
+public struct Origin: Sendable {
+    public var name: String
+    public var version: String
+    public var url: String?
+    public init(name: String, version: String, url: String? = nil) {
+        self.name = name
+        self.version = version
+        self.url = url
+    }
+}
+
+/// Runs a `Program` over a stream of messages.
+///
+/// Holds the filters' memory: recent duplicate keys, incomplete split sets,
+/// the meters seen. Not thread-safe by design: a service feeds it from one
+/// thread, in arrival order.
+public final class Engine {
+    public let program: Program
+    let origin: Origin
+    private var topicCache: [String: Int] = [:]
+    private var slotBuffer: UnsafeMutableBufferPointer<FieldSlice>
+    private var duplicates: [DuplicateFilter]
+    private var pending: [Reassembler]
+    private var devices: [String: DeviceState] = [:]
+    private var deviceOrder: [String] = []
+
+    public init(program: Program, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
+        self.program = program
+        self.origin = origin
+        let maxSlots = max(1, program.routes.map(\.keyTable.slotCount).max() ?? 1, program.replies.values.map(\.keyTable.slotCount).max() ?? 1)
+        slotBuffer = .allocate(capacity: maxSlots)
+        slotBuffer.initialize(repeating: FieldSlice())
+        duplicates = program.routes.map { DuplicateFilter(capacity: max(1, $0.duplicateMemory)) }
+        pending = program.routes.map { _ in Reassembler() }
+    }
+
+    deinit { slotBuffer.deallocate() }
+
+    /// The meters seen so far, in order of first appearance.
+    public var seenDevices: [String] { deviceOrder }
+
+    /// Processes one message. Convenience form that allocates its output.
+    public func process(topic: String, payload: [UInt8], now: Instant) -> ProcessOutput {
+        var out = ProcessOutput()
+        payload.withUnsafeBytes { process(topic: topic, payload: $0, now: now, into: &out) }
+        return out
+    }
+
+    /// Processes one message, appending to `out`.
+    public func process(topic: String, payload: UnsafeRawBufferPointer, now: Instant, into out: inout ProcessOutput) {
+        expire(now: now, into: &out)
+        let routeIndex: Int
+        if let cached = topicCache[topic] {
+            routeIndex = cached
+        } else {
+            guard let r = program.matcher.match(topic) else {
+                out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
+                return
+            }
+            if topicCache.count < 1024 { topicCache[topic] = r }
+            routeIndex = r
+        }
+        let route = program.routes[routeIndex]
+        let slots = UnsafeMutableBufferPointer(rebasing: slotBuffer[0..<route.keyTable.slotCount])
+        let scan: ScanResult
+        do {
+            scan = try PayloadScanner.scan(payload, table: route.keyTable, slots: slots)
+        } catch {
+            out.drops.append(Drop(reason: .malformed, topic: topic, detail: error.description))
+            return
+        }
+        // Types first: a value of the wrong type is a broken message, whoever sent it.
+        for i in 0..<slots.count {
+            let kind = slots[i].kind
+            if kind == .missing || kind == .null { continue }
+            switch route.slotTypes[i] {
+            case .text where kind != .string, .number where kind != .number:
+                out.drops.append(Drop(reason: .wrongType, topic: topic,
+                                      detail: "'\(route.slotNames[i])' is a \(kind.name), expected \(route.slotTypes[i] == .text ? "a string" : "a number")"))
+                return
+            default: continue
+            }
+        }
+        // The id, checked before it can reach a topic or a table.
+        let idSlice = slots[route.idSlot]
+        guard idSlice.kind == .string else {
+            out.drops.append(Drop(reason: .invalidID, topic: topic, detail: idSlice.kind == .missing ? "no '\(program.device.idField)' field" : "the id is not a string"))
+            return
+        }
+        let idBytes = UnsafeRawBufferPointer(rebasing: payload[Int(idSlice.start) + 1..<Int(idSlice.end) - 1])
+        let id: String
+        if idBytes.contains(UInt8(ascii: "\\")) {
+            let decoded = PayloadScanner.unescape(payload, Int(idSlice.start) + 1, Int(idSlice.end) - 1)
+            guard program.device.isValid(decoded) else {
+                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "id does not match the pack's pattern"))
+                return
+            }
+            id = String(decoding: decoded, as: UTF8.self)
+        } else {
+            guard program.device.isValid(idBytes) else {
+                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "id does not match the pack's pattern"))
+                return
+            }
+            id = String(decoding: idBytes, as: UTF8.self)
+        }
+        if program.site.exclude.contains(id) {
+            out.drops.append(Drop(reason: .excluded, topic: topic, detail: id))
+            return
+        }
+        if let reassembly = route.reassembly {
+            let complete = sliceEquals(payload, slots[reassembly.completeSlot], reassembly.completeRaw)
+            if complete && pending[routeIndex].isEmpty {
+                finish(route: route, topic: topic, id: id, buffer: payload, slots: UnsafeBufferPointer(slots), allZero: scan.allZero, now: now, into: &out)
+                return
+            }
+            let key = reassemblyKey(payload, slots, reassembly)
+            switch pending[routeIndex].add(key: key, id: id, payload: payload, slots: UnsafeBufferPointer(slots), allZero: scan.allZero,
+                                           complete: complete, limits: reassembly, now: now) {
+            case .held:
+                return
+            case .overflow(let parts):
+                out.drops.append(Drop(reason: .incomplete, topic: topic, detail: "\(id): split set over its bounds after \(parts) parts"))
+                return
+            case .complete(let merged):
+                merged.withBuffers { buffer, mergedSlots in
+                    finish(route: route, topic: topic, id: id, buffer: buffer, slots: mergedSlots, allZero: merged.allZero, now: now, into: &out)
+                }
+            }
+            return
+        }
+        finish(route: route, topic: topic, id: id, buffer: payload, slots: UnsafeBufferPointer(slots), allZero: scan.allZero, now: now, into: &out)
+    }
+
+    /// Drops split sets older than their route allows. Call it when time passes without messages.
+    public func expire(now: Instant, into out: inout ProcessOutput) {
+        for (i, route) in program.routes.enumerated() {
+            guard let r = route.reassembly, !pending[i].isEmpty else { continue }
+            for expired in pending[i].expire(olderThan: now.epochMillis - r.maxAgeMillis) {
+                out.drops.append(Drop(reason: .incomplete, topic: route.filter, detail: "\(expired.id): \(expired.parts) of a split set, never completed"))
+            }
+        }
+    }
+
+    /// Junk filters, then the device's first-sight announcements, then the clean message.
+    private func finish(route: CompiledRoute, topic: String, id: String, buffer: UnsafeRawBufferPointer,
+                        slots: UnsafeBufferPointer<FieldSlice>, allZero: Bool, now: Instant, into out: inout ProcessOutput) {
+        if route.allZero && allZero {
+            out.drops.append(Drop(reason: .allZero, topic: topic, detail: id))
+            return
+        }
+        if let key = route.duplicateKey {
+            var h = Hasher64()
+            h.add(UInt64(route.index))
+            for part in key {
+                switch part {
+                case .topic: h.add(topic)
+                case .slot(let s): h.add(buffer, slots[s])
+                }
+            }
+            if !duplicates[route.index].insert(h.value) {
+                out.drops.append(Drop(reason: .duplicate, topic: topic, detail: id))
+                return
+            }
+        }
+        let state = device(id, now: now, into: &out)
+        if let clockSlot = route.clockSlot {
+            checkClock(state, buffer, slots[clockSlot], now: now, into: &out)
+        }
+        out.messages.append(Outgoing(
+            topic: state.topics[route.index],
+            payload: state.plans[route.index].render(buffer, slots),
+            retain: false, kind: .data))
+    }
+
+    private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {
+        guard slice.kind == .string, Int(slice.end - slice.start) == expected.count else { return false }
+        for (k, b) in expected.enumerated() where buffer[Int(slice.start) + k] != b { return false }
+        return true
+    }
+
+    private func reassemblyKey(_ payload: UnsafeRawBufferPointer, _ slots: UnsafeMutableBufferPointer<FieldSlice>, _ r: CompiledReassembly) -> [UInt8] {
+        var key: [UInt8] = []
+        for s in r.keySlots {
+            let slice = slots[s]
+            key.append(slice.kind.rawValue)
+            if slice.kind != .missing { key.append(contentsOf: payload[Int(slice.start)..<Int(slice.end)]) }
+            key.append(0)
+        }
+        return key
+    }
+
+    // MARK: devices
+
+    final class DeviceState {
+        let id: String
+        let topics: [String]
+        let plans: [OutputPlan]
+        var clockOffset: Int64?
+        var discoveryPayload: [UInt8] = []
+
+        init(id: String, topics: [String], plans: [OutputPlan]) {
+            self.id = id
+            self.topics = topics
+            self.plans = plans
+        }
+    }
+
+    private func device(_ id: String, now: Instant, into out: inout ProcessOutput) -> DeviceState {
+        if let state = devices[id] { return state }
+        let groups = program.site.groups(for: id)
+        let topics = program.routes.map { program.render($0.topic, id: id) }
+        let plans = program.routes.map { route in
+            OutputPlan(fields: route.fields.filter { $0.group < 0 || groups.contains(route.groups[$0.group]) })
+        }
+        let state = DeviceState(id: id, topics: topics, plans: plans)
+        devices[id] = state
+        deviceOrder.append(id)
+        out.messages += announcements(for: state)
+        return state
+    }
+
+    /// The discovery message and Home Assistant configs of a meter seen before.
+    public func announcements(for id: String) -> [Outgoing] {
+        guard let state = devices[id] else { return [] }
+        return announcements(for: state)
+    }
+
+    private func announcements(for state: DeviceState) -> [Outgoing] {
+        var messages: [Outgoing] = []
+        if let discovery = discoveryMessage(state) { messages.append(discovery) }
+        if program.site.config.homeAssistant.enabled {
+            messages += program.homeAssistantConfigs(for: state.id, origin: origin)
+        }
+        return messages
+    }
+
+    private func discoveryMessage(_ state: DeviceState) -> Outgoing? {
+        guard let template = program.discoveryTopic else { return nil }
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("id", state.id)
+        if !program.device.manufacturer.isEmpty { w.field("manufacturer", program.device.manufacturer) }
+        if !program.device.model.isEmpty { w.field("model", program.device.model) }
+        w.field("pack", program.packName)
+        if let context = program.site.contexts[state.id] { w.field("context", context) }
+        w.key("topics")
+        w.beginObject()
+        for (route, topic) in zip(program.routes, state.topics) { w.field(route.name, topic) }
+        w.endObject()
+        if let offset = state.clockOffset { w.field("clock_offset_s", Int(offset)) }
+        w.endObject()
+        state.discoveryPayload = w.bytes
+        return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery)
+    }
+
+    /// Reports a meter clock that is off by more than the site's threshold in
+    /// its discovery message, re-published when the offset changes by more
+    /// than the threshold again, and once more (without it) when it is fixed.
+    private func checkClock(_ state: DeviceState, _ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, now: Instant, into out: inout ProcessOutput) {
+        guard slice.kind == .string, let format = program.device.clockFormat,
+              let meterTime = format.parse(UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start) + 1..<Int(slice.end) - 1]))
+        else { return }
+        let offset = meterTime - now.localSeconds
+        let threshold = Int64(program.site.config.proxy.clockSkewThresholdSeconds)
+        let reported = state.clockOffset
+        let wanted: Int64? = abs(offset) > threshold ? offset : nil
+        let changed: Bool = switch (reported, wanted) {
+        case (nil, nil): false
+        case let (r?, w?): abs(r - w) > threshold
+        default: true
+        }
+        guard changed else { return }
+        state.clockOffset = wanted
+        if let message = discoveryMessage(state) { out.messages.append(message) }
+    }
+}
+
+/// The output payload of one route for one meter's enabled groups:
+/// pre-encoded `{"name":` fragments with the value's slot between them.
+struct OutputPlan {
+    let fragments: [[UInt8]]   // fragments[i] goes before value i; the last closes the object
+    let slots: [Int]
+    let capacity: Int
+
+    init(fields: [CompiledField]) {
+        var fragments: [[UInt8]] = []
+        var pending: [UInt8] = [UInt8(ascii: "{")]
+        for (i, f) in fields.enumerated() {
+            if i > 0 { pending.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(f.name, to: &pending)
+            pending.append(UInt8(ascii: ":"))
+            fragments.append(pending)
+            pending = []
+        }
+        pending.append(UInt8(ascii: "}"))
+        fragments.append(pending)
+        self.fragments = fragments
+        self.slots = fields.map(\.slot)
+        self.capacity = fragments.reduce(0) { $0 + $1.count } + fields.count * 16
+    }
+
+    func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(capacity)
+        for (i, slot) in slots.enumerated() {
+            out.append(contentsOf: fragments[i])
+            let s = slices[slot]
+            if s.kind == .missing {
+                out.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
+            } else {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[Int(s.start)..<Int(s.end)]))
+            }
+        }
+        out.append(contentsOf: fragments[slots.count])
+        return out
+    }
+}
+
+/// FNV-1a over 64 bits: deterministic across runs, which keeps goldens stable.
+struct Hasher64 {
+    private(set) var value: UInt64 = 14_695_981_039_346_656_037
+
+    mutating func add(_ byte: UInt8) {
+        value = (value ^ UInt64(byte)) &* 1_099_511_628_211
+    }
+
+    mutating func add(_ v: UInt64) {
+        for k in 0..<8 { add(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) }
+    }
+
+    mutating func add(_ s: String) {
+        for b in s.utf8 { add(b) }
+        add(UInt8(0xFF))
+    }
+
+    mutating func add(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice) {
+        add(slice.kind.rawValue)
+        if slice.kind != .missing {
+            for i in Int(slice.start)..<Int(slice.end) { add(buffer[i]) }
+        }
+        add(UInt8(0xFF))
+    }
+}
+
+/// Remembers the last `capacity` keys; the oldest is forgotten first.
+struct DuplicateFilter {
+    private var set: Set<UInt64> = []
+    private var ring: [UInt64]
+    private var next = 0
+    private var filled = false
+
+    init(capacity: Int) {
+        ring = [UInt64](repeating: 0, count: capacity)
+        set.reserveCapacity(capacity)
+    }
+
+    /// Inserts `key`; false if it was already remembered.
+    mutating func insert(_ key: UInt64) -> Bool {
+        guard !set.contains(key) else { return false }
+        if filled { set.remove(ring[next]) }
+        ring[next] = key
+        set.insert(key)
+        next += 1
+        if next == ring.count { next = 0; filled = true }
+        return true
+    }
+}
