@@ -1,1 +1,0 @@
-// JSON: work in progress.
