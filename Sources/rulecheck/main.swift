@@ -35,20 +35,22 @@ struct Lint: ParsableCommand {
         var packs: [String] = []
         var configs: [String] = []
         for path in paths { collect(path, packs: &packs, configs: &configs) }
+        packs = unique(packs)
+        configs = unique(configs)
         if packs.isEmpty && configs.isEmpty { RuleCheck.fail("no pack.yaml or .yaml config found in \(paths.joined(separator: " "))") }
         var report = DiagnosticReport()
         var loadedPacks: [(dir: String, pack: RulePack)] = []
         for dir in packs {
             let (pack, r) = Compiler.loadPack(at: dir)
             report.merge(r)
-            guard let pack, !r.hasErrors else { continue }
+            guard let pack else { continue }
             loadedPacks.append((dir, pack))
             if case .failure(let checked) = Compiler.compile(pack: pack, site: SiteConfig(file: "(defaults)")) { report.merge(checked) }
         }
         for file in configs {
             let (site, r) = Compiler.loadSiteConfig(at: file)
             report.merge(r)
-            guard let site, !r.hasErrors else { continue }
+            guard let site else { continue }
             let owner = loadedPacks.first { file.hasPrefix(standardized($0.dir) + "/") || file.hasPrefix($0.dir + "/") }
             for (_, pack) in owner.map({ [$0] }) ?? loadedPacks {
                 if case .failure(let checked) = Compiler.compile(pack: pack, site: site) {
@@ -72,6 +74,12 @@ struct Lint: ParsableCommand {
     }
 
     private func standardized(_ p: String) -> String { (p as NSString).standardizingPath }
+
+    /// Drops paths named twice (a file given and also found in a directory).
+    private func unique(_ paths: [String]) -> [String] {
+        var seen: Set<String> = []
+        return paths.filter { seen.insert(standardized($0)).inserted }
+    }
 
     private func collect(_ path: String, packs: inout [String], configs: inout [String]) {
         var isDir: ObjCBool = false
