@@ -118,22 +118,19 @@ struct ProxyTests {
         options.reconnectMinSeconds = 0.2
         let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds"], options: options)
         try h.startProxy()
-        usleep(1_200_000)  // the subscriber's session reaches the database
+        usleep(300_000)  // the subscriber's session reaches the database (saved on every change)
 
-        let total = 300
-        var published = 0
-        func publish(_ n: Int) throws {
-            for _ in 0..<n {
-                try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: published))
-                published += 1
-                usleep(3_000)
-            }
+        // A burst, and the kill while the proxy is still forwarding it (messages
+        // in flight and queued); more while the broker is away; more after.
+        let total = 400
+        func burst(_ range: Range<Int>) throws {
+            try h.publish(range.map { ("MQTT_RT_DATA", Array(try ProxyHarness.rtData(second: $0).utf8)) })
         }
-        try publish(100)
+        try burst(0..<200)
         h.centralBroker.kill()
-        try publish(100)
+        try burst(200..<300)
         try h.centralBroker.restart()
-        try publish(total - 200)
+        try burst(300..<total)
 
         let expected = Set((0..<total).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) })
         let deadline = Date(timeIntervalSinceNow: 20)
