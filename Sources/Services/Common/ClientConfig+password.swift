@@ -8,7 +8,7 @@ extension ClientConfig {
     /// 2. `password_file`: that file (an error if it cannot be read);
     /// 3. `password_env`: that environment variable, when it is set.
     /// nil when none applies (the broker may allow anonymous clients).
-    /// One trailing newline of a file is removed.
+    /// One trailing newline (`\n` or `\r\n`) of a file is removed.
     public func resolvePassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServiceError) -> String? {
         if let name = passwordCredential, let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
             let path = (directory as NSString).appendingPathComponent(name)
@@ -29,8 +29,9 @@ extension ClientConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ServiceError("cannot read the \(what) '\(path)'")
         }
-        var text = String(decoding: data, as: UTF8.self)
-        if text.hasSuffix("\r\n") { text.removeLast(2) } else if text.hasSuffix("\n") { text.removeLast() }
-        return text
+        var bytes = [UInt8](data)
+        if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
+        if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
