@@ -46,7 +46,7 @@ import Testing
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("password-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try "from-credential\n".write(to: directory.appendingPathComponent("internal-password"), atomically: true, encoding: .utf8)
-        try "from-file\r\n".write(to: directory.appendingPathComponent("file"), atomically: true, encoding: .utf8)
+        try "from-file\r\nsecond line\n".write(to: directory.appendingPathComponent("file"), atomically: true, encoding: .utf8)
     }
 
     func client(credential: String? = nil, file: String? = nil, env: String? = nil) -> ClientConfig {
@@ -68,9 +68,11 @@ import Testing
         #expect(try client().resolvePassword(environment: env) == nil)
     }
 
-    @Test func unreadableFileIsAnError() {
+    @Test func missingFileFallsThroughUnreadableFileIsAnError() throws {
+        #expect(try client(file: directory.appendingPathComponent("nope").path, env: "PW").resolvePassword(environment: ["PW": "e"]) == "e")
+        // A directory exists but cannot be read as a file.
         #expect(throws: ServiceError.self) {
-            try client(file: directory.appendingPathComponent("nope").path).resolvePassword(environment: [:])
+            try client(file: directory.path).resolvePassword(environment: [:])
         }
     }
 }
