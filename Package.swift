@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "config-sender", targets: ["config-sender"]),
         .executable(name: "meter-sim", targets: ["meter-sim"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
+        .executable(name: "mqtt-load", targets: ["mqtt-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +48,8 @@ let package = Package(
         .executableTarget(name: "meter-sim", dependencies: [
             "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JSON"]),
+        // End-to-end load generator and counting subscriber for tools/bench.
+        .executableTarget(name: "mqtt-load", dependencies: ["MQTT"]),
 
         // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),

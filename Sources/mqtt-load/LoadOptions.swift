@@ -1,0 +1,99 @@
+import Foundation
+import MQTT
+
+/// The command line of `mqtt-load` (parsed by hand: the tool depends on MQTT only).
+struct LoadOptions {
+    var publishURL = "mqtt://127.0.0.1:1883"
+    var subscribeURL: String?
+    var filters: [String] = []
+    var meters = 1000
+    var connections = 4
+    var window = 100
+    var rate = 2000.0
+    var rateSeconds = 5.0
+    var burst = 100_000
+    var warmUpChunk = 500
+    var enyEvery = 5
+    var clockOffset: Int64 = -200
+    var drainSeconds = 5.0
+    var probeSeconds = 30.0
+    var watches: [ProcessWatch] = []
+    var keyValue = false
+
+    static let usage = """
+        usage: mqtt-load --publish mqtt://HOST:PORT [--subscribe mqtt://HOST:PORT] [--filter F]...
+                         [--meters N] [--connections N] [--window N] [--rate MSG_PER_S] [--rate-seconds S]
+                         [--burst N] [--warmup-chunk N] [--eny-every K] [--clock-offset S] [--drain-seconds S]
+                         [--probe-seconds S] [--watch NAME=PID]... [--kv]
+
+        Simulated KPM33B meters (ids 33B12259 + 5 digits) publish the real sample payloads
+        (MQTT_RT_DATA, and MQTT_ENY_NOW as every K-th reading of a meter) with QoS 1 on
+        --connections connections, each with at most --window unacknowledged messages.
+        In the same process a counter subscribes with QoS 1 to each --filter (default:
+        MQTT_RT_DATA and MQTT_ENY_NOW) on the --subscribe broker and matches what arrives
+        to what was sent by id and time, whatever the payload became on the way.
+
+        Phases: probe (one message every 100 ms until one arrives), warm-up (two readings
+        per meter, so discovery and Home Assistant configs are out of the way; sent in
+        chunks of --warmup-chunk messages, each waited for: a proxy announces a new
+        meter with about 16 messages, and a whole fleet at once would overflow its
+        outbox), rate
+        (--rate msg/s for --rate-seconds: latency), burst (--burst messages as fast as the
+        broker takes them: throughput). A phase ends when all its messages arrived or
+        nothing arrived for --drain-seconds. --watch reports CPU time per received message
+        and peak RSS of other processes (Linux /proc). --kv prints key=value lines.
+        """
+
+    static func parse(_ arguments: [String]) throws -> LoadOptions {
+        var o = LoadOptions()
+        var i = 0
+        func value() throws -> String {
+            i += 1
+            guard i < arguments.count else { throw UsageError("\(arguments[i - 1]) needs a value") }
+            return arguments[i]
+        }
+        func number<T: LosslessStringConvertible>(_ name: String) throws -> T {
+            let text = try value()
+            guard let v = T(text) else { throw UsageError("\(name): '\(text)' is not a number") }
+            return v
+        }
+        while i < arguments.count {
+            let a = arguments[i]
+            switch a {
+            case "--publish": o.publishURL = try value()
+            case "--subscribe": o.subscribeURL = try value()
+            case "--filter": o.filters.append(try value())
+            case "--meters": o.meters = try number(a)
+            case "--connections": o.connections = try number(a)
+            case "--window": o.window = try number(a)
+            case "--rate": o.rate = try number(a)
+            case "--rate-seconds": o.rateSeconds = try number(a)
+            case "--burst": o.burst = try number(a)
+            case "--warmup-chunk": o.warmUpChunk = try number(a)
+            case "--eny-every": o.enyEvery = try number(a)
+            case "--clock-offset": o.clockOffset = try number(a)
+            case "--drain-seconds": o.drainSeconds = try number(a)
+            case "--probe-seconds": o.probeSeconds = try number(a)
+            case "--watch":
+                let text = try value()
+                let parts = text.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, let pid = Int32(parts[1]) else { throw UsageError("--watch wants NAME=PID, got '\(text)'") }
+                o.watches.append(ProcessWatch(name: String(parts[0]), pid: pid))
+            case "--kv": o.keyValue = true
+            case "-h", "--help": throw UsageError(nil)
+            default: throw UsageError("unknown argument '\(a)'")
+            }
+            i += 1
+        }
+        if o.filters.isEmpty { o.filters = ["MQTT_RT_DATA", "MQTT_ENY_NOW"] }
+        guard (1...99_999).contains(o.meters) else { throw UsageError("--meters must be 1...99999") }
+        guard o.connections >= 1, o.window >= 1, o.warmUpChunk >= 1 else { throw UsageError("--connections, --window and --warmup-chunk must be at least 1") }
+        guard o.rate >= 0, o.rateSeconds >= 0, o.burst >= 0, o.enyEvery >= 0 else { throw UsageError("negative value") }
+        return o
+    }
+}
+
+struct UsageError: Error {
+    let message: String?
+    init(_ message: String?) { self.message = message }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import MQTT
+
+// mqtt-load: load generator and counting subscriber in one process, so that
+// latency is measured on one monotonic clock (see Ledger). Usage: LoadOptions.
+
+let options: LoadOptions
+do {
+    options = try LoadOptions.parse(Array(CommandLine.arguments.dropFirst()))
+} catch let error as UsageError {
+    if let message = error.message { FileHandle.standardError.write(Data("mqtt-load: \(message)\n".utf8)) }
+    print(LoadOptions.usage)
+    exit(error.message == nil ? 0 : 64)
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("mqtt-load: \(message)\n".utf8))
+    exit(1)
+}
+
+enum Phase: Int, CaseIterable {
+    case probe, warmUp, rate, burst
+    var name: String { ["probe", "warmup", "rate", "burst"][rawValue] }
+}
+
+let probeInterval = 0.1
+let probeLimit = Int(options.probeSeconds / probeInterval) + 1
+let rateCount = Int(options.rate * options.rateSeconds)
+let warmUpCount = 2 * options.meters
+let capacity = probeLimit + warmUpCount + rateCount + options.burst
+let readingsPerMeter = capacity / options.meters + 1
+if options.clockOffset + Int64(readingsPerMeter) > 250 {
+    FileHandle.standardError.write(Data("""
+        mqtt-load: warning: meter clocks run up to \(options.clockOffset + Int64(readingsPerMeter)) s ahead; \
+        the proxy reports clock offsets over its threshold in the discovery messages (extra traffic)\n
+        """.utf8))
+}
+let ledger = Ledger(meters: options.meters, capacity: capacity, base: MeterClock.localNow() + options.clockOffset,
+                    idPrefix: "33B12259", phases: Phase.allCases.count)
+
+// The counter.
+let counterEndpoint: MQTTEndpoint
+let publishEndpoint: MQTTEndpoint
+do {
+    publishEndpoint = try MQTTEndpoint.parse(options.publishURL)
+    counterEndpoint = try MQTTEndpoint.parse(options.subscribeURL ?? options.publishURL)
+} catch {
+    fail("\(error)")
+}
+let counter: MQTTConnection
+do {
+    counter = try MQTTConnection(endpoint: counterEndpoint,
+                                 options: MQTTOptions(clientID: "mqtt-load-\(getpid())-count", cleanSession: true, keepAliveSeconds: 60))
+    counter.onMessage = { message in
+        let now = monotonicNs()
+        message.payload.withUnsafeBytes { ledger.recordReceive($0, at: now) }
+    }
+    for filter in options.filters { try counter.subscribe(filter, qos: 1) }
+    try counter.start()
+} catch {
+    fail("counter: \(error)")
+}
+guard counter.waitUntilSubscribed(timeout: 10) else { fail("counter: cannot subscribe on \(counterEndpoint)") }
+
+let publishers: Publishers
+do {
+    publishers = try Publishers(endpoint: publishEndpoint, count: options.connections, window: options.window,
+                                ledger: ledger, enyEvery: options.enyEvery, readingsPerMeter: readingsPerMeter)
+    try publishers.start(timeout: 10)
+} catch {
+    fail("publishers: \(error)")
+}
+
+/// One phase's figures.
+struct Outcome {
+    var phase: Phase
+    var sent: Publishers.Sent
+    var tally: Ledger.Tally
+    var cpu: [(name: String, seconds: Double)]
+    var lost: Int { sent.count - tally.received }
+    /// First send to last receipt.
+    var seconds: Double {
+        guard tally.lastReceiveNs > sent.firstNs else { return 0 }
+        return Double(tally.lastReceiveNs - sent.firstNs) / 1e9
+    }
+    var throughput: Double { seconds > 0 ? Double(tally.received) / seconds : 0 }
+    var publishRate: Double {
+        sent.lastNs > sent.firstNs ? Double(sent.count - 1) / (Double(sent.lastNs - sent.firstNs) / 1e9) : 0
+    }
+    func latencyMs(_ quantile: Double) -> Double {
+        let sorted = tally.latenciesNs.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        let index = min(sorted.count - 1, Int((quantile * Double(sorted.count)).rounded(.up)) - 1)
+        return Double(sorted[max(0, index)]) / 1e6
+    }
+}
+
+let selfWatch = ProcessWatch(name: "load", pid: getpid())
+let watches = [selfWatch] + options.watches
+
+func cpuNow() -> [Double?] { watches.map { $0.cpuSeconds() } }
+
+/// Waits until every message of the phase arrived, or nothing arrived for
+/// `drainSeconds`.
+func drain(_ phase: Phase, sent: Int) {
+    var last = ledger.received(phase.rawValue)
+    var lastChange = monotonicNs()
+    while last < sent {
+        usleep(10_000)
+        let now = ledger.received(phase.rawValue)
+        if now != last {
+            last = now
+            lastChange = monotonicNs()
+        } else if Double(monotonicNs() - lastChange) / 1e9 > options.drainSeconds {
+            return
+        }
+    }
+}
+
+/// Sends `count` messages (in chunks, each drained before the next, when
+/// `chunk` is given) and waits for them.
+func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcome {
+    let before = cpuNow()
+    var sent = Publishers.Sent()
+    var left = count
+    while left > 0 {
+        let n = min(left, chunk ?? left)
+        let s = publishers.send(count: n, phase: phase.rawValue, rate: rate)
+        if sent.count == 0 { sent.firstNs = s.firstNs }
+        sent.lastNs = max(sent.lastNs, s.lastNs)
+        sent.count += s.count
+        sent.failed += s.failed
+        left -= n
+        drain(phase, sent: sent.count)
+    }
+    let after = cpuNow()
+    var cpu: [(String, Double)] = []
+    for (i, w) in watches.enumerated() {
+        if let a = after[i], let b = before[i] { cpu.append((w.name, a - b)) }
+    }
+    return Outcome(phase: phase, sent: sent, tally: ledger.tally(phase.rawValue), cpu: cpu)
+}
+
+// Probe: the path (bridge, proxy) is up when one message made it through.
+var probeSent = Publishers.Sent()
+let probeDeadline = monotonicNs() + UInt64(options.probeSeconds * 1e9)
+while ledger.received(Phase.probe.rawValue) == 0 {
+    guard monotonicNs() < probeDeadline, publishers.next < probeLimit else {
+        fail("nothing arrived on \(options.filters.joined(separator: ", ")) at \(counterEndpoint) within \(options.probeSeconds) s")
+    }
+    let s = publishers.send(count: 1, phase: Phase.probe.rawValue, rate: nil)
+    probeSent.count += s.count
+    usleep(UInt32(probeInterval * 1e6))
+}
+drain(.probe, sent: probeSent.count)
+var outcomes: [Outcome] = []
+outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk))
+usleep(200_000)
+if rateCount > 0 {
+    outcomes.append(run(.rate, count: rateCount, rate: options.rate))
+    usleep(200_000)
+}
+if options.burst > 0 {
+    outcomes.append(run(.burst, count: options.burst, rate: nil))
+}
+let peaks = options.watches.map { ($0.name, $0.statusKiB("VmHWM")) }
+publishers.stop()
+counter.stop()
+
+// Report.
+func fixed(_ v: Double, _ digits: Int) -> String { v.isNaN ? "-" : String(format: "%.\(digits)f", v) }
+
+if options.keyValue {
+    print("meters=\(options.meters) connections=\(options.connections) window=\(options.window) unknown=\(ledger.unknownCount)")
+    for o in outcomes {
+        var line = "phase=\(o.phase.name) sent=\(o.sent.count) failed=\(o.sent.failed) received=\(o.tally.received) "
+            + "lost=\(o.lost) duplicates=\(o.tally.duplicates) seconds=\(fixed(o.seconds, 3)) "
+            + "throughput=\(fixed(o.throughput, 0)) publish_rate=\(fixed(o.publishRate, 0)) "
+            + "p50_ms=\(fixed(o.latencyMs(0.5), 3)) p99_ms=\(fixed(o.latencyMs(0.99), 3)) max_ms=\(fixed(o.latencyMs(1), 3))"
+        for (name, seconds) in o.cpu {
+            line += " cpu_s.\(name)=\(fixed(seconds, 2)) cpu_us_per_msg.\(name)=\(fixed(o.tally.received > 0 ? seconds * 1e6 / Double(o.tally.received) : .nan, 2))"
+        }
+        print(line)
+    }
+    print(peaks.map { "peak_rss_kib.\($0.0)=\($0.1.map(String.init) ?? "-")" }.joined(separator: " "))
+} else {
+    print("\(options.meters) meters, \(options.connections) connections × window \(options.window); "
+          + "publish \(publishEndpoint), count \(options.filters.joined(separator: " ")) on \(counterEndpoint)")
+    let header = ["phase", "sent", "received", "lost", "dup", "s", "msg/s", "p50 ms", "p99 ms", "max ms"]
+        + watches.map { "\($0.name) µs/msg" }
+    print(header.map { $0.padding(toLength: 12, withPad: " ", startingAt: 0) }.joined())
+    for o in outcomes {
+        var cells = [o.phase.name, "\(o.sent.count)", "\(o.tally.received)", "\(o.lost)", "\(o.tally.duplicates)",
+                     fixed(o.seconds, 2), fixed(o.throughput, 0), fixed(o.latencyMs(0.5), 2), fixed(o.latencyMs(0.99), 2),
+                     fixed(o.latencyMs(1), 2)]
+        cells += o.cpu.map { fixed(o.tally.received > 0 ? $0.seconds * 1e6 / Double(o.tally.received) : .nan, 1) }
+        print(cells.map { $0.padding(toLength: 12, withPad: " ", startingAt: 0) }.joined())
+    }
+    for (name, kib) in peaks { print("peak RSS \(name): \(kib.map { "\($0 / 1024) MiB" } ?? "-")") }
+    if ledger.unknownCount > 0 { print("unknown messages received: \(ledger.unknownCount)") }
+}
