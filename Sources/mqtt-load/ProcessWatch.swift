@@ -18,6 +18,20 @@ struct ProcessWatch: Sendable {
         return (user + system) / Self.ticksPerSecond
     }
 
+    /// Context switches (voluntary and not) of its threads alive now: a thread
+    /// handing each message to another costs one or two per message.
+    func contextSwitches() -> Int? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return nil }
+        var total = 0
+        for task in tasks {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
+                total += Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last ?? "") ?? 0
+            }
+        }
+        return total
+    }
+
     /// A `/proc/PID/status` value in KiB: `VmHWM` (peak RSS) or `VmRSS`.
     func statusKiB(_ key: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
@@ -31,3 +45,31 @@ struct ProcessWatch: Sendable {
 
 /// The monotonic clock in nanoseconds.
 @inline(__always) func monotonicNs() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+/// Samples the anonymous resident memory (`RssAnon`: heap, stacks — not the
+/// shared libraries' code, which `VmHWM` includes) of the watched processes
+/// every 20 ms and keeps the largest value since the last `reset`.
+final class MemorySampler: @unchecked Sendable {
+    private let watches: [ProcessWatch]
+    private let lock = NSLock()
+    private var peaks: [Int]   // guarded by `lock`
+
+    init(_ watches: [ProcessWatch]) {
+        self.watches = watches
+        peaks = Array(repeating: 0, count: watches.count)
+        let thread = Thread { [self] in
+            while true {
+                let now = watches.map { $0.statusKiB("RssAnon") ?? 0 }
+                lock.withLock { for i in peaks.indices { peaks[i] = max(peaks[i], now[i]) } }
+                usleep(20_000)
+            }
+        }
+        thread.name = "load-memory"
+        thread.start()
+    }
+
+    func reset() { lock.withLock { peaks = peaks.map { _ in 0 } } }
+
+    /// Per watched process, the peak `RssAnon` in KiB since `reset`.
+    func peaksKiB() -> [Int] { lock.withLock { peaks } }
+}

@@ -77,6 +77,10 @@ struct Outcome {
     var sent: Publishers.Sent
     var tally: Ledger.Tally
     var cpu: [(name: String, seconds: Double)]
+    var switches: [(name: String, count: Int)]
+    /// Per watched process: VmHWM at the end of the phase (a peak since it
+    /// started) and the peak RssAnon during the phase, in KiB.
+    var memory: [(name: String, hwm: Int?, anon: Int)]
     var lost: Int { sent.count - tally.received }
     /// First send to last receipt.
     var seconds: Double {
@@ -99,6 +103,8 @@ let selfWatch = ProcessWatch(name: "load", pid: getpid())
 let watches = [selfWatch] + options.watches
 
 func cpuNow() -> [Double?] { watches.map { $0.cpuSeconds() } }
+let memorySampler = MemorySampler(options.watches)
+func switchesNow() -> [Int?] { watches.map { $0.contextSwitches() } }
 
 /// Waits until every message of the phase arrived, or nothing arrived for
 /// `drainSeconds`.
@@ -121,6 +127,8 @@ func drain(_ phase: Phase, sent: Int) {
 /// `chunk` is given) and waits for them.
 func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcome {
     let before = cpuNow()
+    let switchesBefore = switchesNow()
+    memorySampler.reset()
     var sent = Publishers.Sent()
     var left = count
     while left > 0 {
@@ -134,11 +142,18 @@ func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcom
         drain(phase, sent: sent.count)
     }
     let after = cpuNow()
+    let switchesAfter = switchesNow()
     var cpu: [(String, Double)] = []
+    var switches: [(String, Int)] = []
     for (i, w) in watches.enumerated() {
         if let a = after[i], let b = before[i] { cpu.append((w.name, a - b)) }
+        if let a = switchesAfter[i], let b = switchesBefore[i] { switches.append((w.name, a - b)) }
     }
-    return Outcome(phase: phase, sent: sent, tally: ledger.tally(phase.rawValue), cpu: cpu)
+    usleep(40_000)  // one more memory sample
+    let anon = memorySampler.peaksKiB()
+    let memory = options.watches.enumerated().map { (i, w) in (w.name, w.statusKiB("VmHWM"), anon[i]) }
+    return Outcome(phase: phase, sent: sent, tally: ledger.tally(phase.rawValue), cpu: cpu, switches: switches,
+                   memory: memory)
 }
 
 // Probe: the path (bridge, proxy) is up when one message made it through.
@@ -179,6 +194,12 @@ if options.keyValue {
             + "p50_ms=\(fixed(o.latencyMs(0.5), 3)) p99_ms=\(fixed(o.latencyMs(0.99), 3)) max_ms=\(fixed(o.latencyMs(1), 3))"
         for (name, seconds) in o.cpu {
             line += " cpu_s.\(name)=\(fixed(seconds, 2)) cpu_us_per_msg.\(name)=\(fixed(o.tally.received > 0 ? seconds * 1e6 / Double(o.tally.received) : .nan, 2))"
+        }
+        for (name, count) in o.switches {
+            line += " switches_per_msg.\(name)=\(fixed(o.tally.received > 0 ? Double(count) / Double(o.tally.received) : .nan, 2))"
+        }
+        for (name, hwm, anon) in o.memory {
+            line += " hwm_kib.\(name)=\(hwm.map(String.init) ?? "-") anon_peak_kib.\(name)=\(anon)"
         }
         print(line)
     }
