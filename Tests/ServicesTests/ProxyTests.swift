@@ -145,6 +145,10 @@ struct ProxyTests {
         try burst(h, 200..<300)
         expectAll(300, central, h)
         #expect(h.proxyLog.contains("msg=disconnected broker=central"))
+        // In order: what was in flight goes again before anything newer (repeats aside).
+        var seen = Set<String>()
+        let firsts = central.dataLines.filter { seen.insert($0).inserted }
+        #expect(firsts == (0..<300).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) })
         try stop(h)
         relay.stop()
     }

@@ -18,6 +18,12 @@ import RuleEngine
 /// a lost connection and sends it again after the next CONNACK, so it is never
 /// handed over twice. The window keeps libmosquitto's own queue (and its
 /// per-acknowledgement walk of it) short while the rest waits here, bounded.
+///
+/// Order survives a reconnect: libmosquitto sends its unacknowledged messages
+/// again only *after* the connect callback, so anything handed over from that
+/// callback would overtake them. After a reconnect the outbox therefore hands
+/// over nothing new until the old ones are acknowledged — or, should that
+/// never happen, until `resendGraceSeconds` passed (`poke()` checks).
 final class Outbox: @unchecked Sendable {
     /// Hands one message to the connection; returns its message id, or nil when
     /// it can never be sent (dropped; the closure counts and logs why). Called
@@ -34,14 +40,18 @@ final class Outbox: @unchecked Sendable {
     private var limit: Int
     private var connected = false
     private var closed = false
+    /// Set on a reconnect with messages in flight: until then, nothing new is handed over.
+    private var holdUntil: Date?
     /// Threads in `waitUntilDrained` or `waitForAcknowledgement`: only they need a broadcast.
     private var waiters = 0
     private let window: Int
+    private let resendGraceSeconds: Double
     private let publish: Publish
 
-    init(limit: Int, window: Int = 256, publish: @escaping Publish) {
+    init(limit: Int, window: Int = 256, resendGraceSeconds: Double = 10, publish: @escaping Publish) {
         self.limit = max(1, limit)
         self.window = max(1, window)
+        self.resendGraceSeconds = resendGraceSeconds
         self.publish = publish
     }
 
@@ -71,9 +81,17 @@ final class Outbox: @unchecked Sendable {
     /// The central connection's state changed (its callback thread).
     func setConnected(_ value: Bool) {
         locked {
+            if value && !connected && !inFlight.isEmpty {
+                holdUntil = Date(timeIntervalSinceNow: resendGraceSeconds)
+            }
             connected = value
             pump()
         }
+    }
+
+    /// Called now and then (timer thread): ends an overdue hold.
+    func poke() {
+        locked { pump() }
     }
 
     /// The broker acknowledged `mid` (central network thread). Returns the
@@ -85,6 +103,7 @@ final class Outbox: @unchecked Sendable {
                 message = nil
             } else {
                 message = inFlight.removeValue(forKey: mid)
+                if inFlight.isEmpty { holdUntil = nil }
                 pump()
             }
             if waiters > 0 { condition.broadcast() }
@@ -118,6 +137,10 @@ final class Outbox: @unchecked Sendable {
 
     /// Hands over queued messages while the window allows. Lock held.
     private func pump() {
+        if let until = holdUntil {
+            guard Date() >= until else { return }
+            holdUntil = nil
+        }
         while connected && !closed && inFlight.count < window, let message = queue.popFirst() {
             if let mid = publish(message) { inFlight[mid] = message }
         }

@@ -319,6 +319,7 @@ public final class ProxyService: @unchecked Sendable {
             timerCondition.unlock()
             if Date() >= nextTick {
                 inbox.push(.tick)
+                outbox.poke()
                 nextTick = Date(timeIntervalSinceNow: 1)
             }
             if due {
