@@ -48,7 +48,8 @@ public final class ProxyService: @unchecked Sendable {
     private var stopping = false
     private let pipelineDone = DispatchSemaphore(value: 0)
     private let timerDone = DispatchSemaphore(value: 0)
-    /// Set on the central network thread only.
+    /// Touched only by each connection's `onConnectionChange`, which libmosquitto
+    /// and the MQTT layer never run twice at once for one connection.
     private var centralEverConnected = false
     private var centralWasConnected = false
     private var internalWasConnected = false
