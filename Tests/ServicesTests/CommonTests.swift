@@ -130,15 +130,7 @@ import Testing
     }
 }
 
-@Suite struct OutboxTests {
-    @Test func overflowDropsTheOldestQueued() {
-        let outbox = Outbox(limit: 3)
-        let messages = (0..<5).map { Outgoing(topic: "t/\($0)", payload: [], retain: false, kind: .data) }
-        #expect(outbox.append(Array(messages[0..<2])).isEmpty)
-        #expect(outbox.append(Array(messages[2..<5])).map(\.topic) == ["t/0", "t/1"])
-        #expect(outbox.queued == 3)
-    }
-
+@Suite struct SmallPartsTests {
     @Test func fifoKeepsOrderAcrossPrepend() {
         var q = FIFO<Int>()
         for i in 0..<4 { q.append(i) }

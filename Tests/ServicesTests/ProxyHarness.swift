@@ -194,6 +194,13 @@ extension TestSubscriber {
         messages.filter { $0.isData }.map(\.line)
     }
 
+    /// The data messages without repeats (QoS 1 is at least once: a broker
+    /// restart may deliver a message again), in order of first arrival.
+    var uniqueDataLines: [String] {
+        var seen = Set<String>()
+        return dataLines.filter { seen.insert($0).inserted }
+    }
+
     /// Waits until `count` data messages arrived; returns them.
     func waitForData(count: Int, timeout: Double = 10) -> [String] {
         let deadline = Date(timeIntervalSinceNow: timeout)
@@ -201,6 +208,15 @@ extension TestSubscriber {
             _ = waitFor(count: messages.count + 1, timeout: 0.05)
         }
         return dataLines
+    }
+
+    /// Waits until `count` different data messages arrived; returns them in order of first arrival.
+    func waitForUniqueData(count: Int, timeout: Double = 20) -> [String] {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while uniqueDataLines.count < count && Date() < deadline {
+            _ = waitFor(count: messages.count + 1, timeout: 0.05)
+        }
+        return uniqueDataLines
     }
 
     /// The first status message satisfying `predicate`.

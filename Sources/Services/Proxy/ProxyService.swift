@@ -10,8 +10,8 @@ import RuleEngine
 ///   its size and puts it in the `Inbox`;
 /// - the *pipeline* thread owns the `Engine` and runs every message through it
 ///   in arrival order, then appends the results to the `Outbox` (never waits);
-/// - the *publisher* thread hands the outbox to the central connection, whose
-///   own network thread reports PUBACKs and Home Assistant's `online`;
+/// - the central connection's network thread reports PUBACKs (each one lets
+///   the `Outbox` hand over the next message) and Home Assistant's `online`;
 /// - the *timer* thread publishes the status and lets split sets expire;
 /// - signals arrive on a dispatch queue (`SignalWatcher`).
 public final class ProxyService: @unchecked Sendable {
@@ -47,9 +47,9 @@ public final class ProxyService: @unchecked Sendable {
     private let stopOnce = NSLock()
     private var stopping = false
     private let pipelineDone = DispatchSemaphore(value: 0)
-    private let publisherDone = DispatchSemaphore(value: 0)
     private let timerDone = DispatchSemaphore(value: 0)
-    /// Set on the central network thread only.
+    /// Touched only by each connection's `onConnectionChange`, which libmosquitto
+    /// and the MQTT layer never run twice at once for one connection.
     private var centralEverConnected = false
     private var centralWasConnected = false
     private var internalWasConnected = false
@@ -64,7 +64,6 @@ public final class ProxyService: @unchecked Sendable {
         self.origin = Origin(name: "kpm33b-proxy", version: ServiceVersion.current)
         let site = program.siteConfig
         statusTopic = program.statusTopic
-        outbox = Outbox(limit: site.proxy.outboxLimit)
         maxPayloadBytes = site.proxy.maxPayloadBytes
         statusIntervalSeconds = site.proxy.statusIntervalSeconds
         subscriptions = Set(program.subscriptions)
@@ -75,11 +74,22 @@ public final class ProxyService: @unchecked Sendable {
                                                   defaultClientID: "kpm33b-proxy", cleanSession: false)
         let centralSettings = try BrokerSettings(site: site, broker: "central", client: "proxy", override: options.centralURL,
                                                  defaultClientID: "kpm33b-proxy", cleanSession: false, will: will)
+        let central: MQTTConnection
         do {
             internalConnection = try MQTTConnection(endpoint: internalSettings.endpoint, options: internalSettings.options)
-            centralConnection = try MQTTConnection(endpoint: centralSettings.endpoint, options: centralSettings.options)
+            central = try MQTTConnection(endpoint: centralSettings.endpoint, options: centralSettings.options)
         } catch {
             throw ServiceError(error.description)
+        }
+        centralConnection = central
+        outbox = Outbox(limit: site.proxy.outboxLimit) { [statistics, log] message in
+            do {
+                return try central.publish(topic: message.topic, payload: message.payload, qos: 1, retain: message.retain)
+            } catch {
+                statistics.countDrop(ProxyStatistics.publishFailed)
+                log.limited(.error, key: "publish.failed", "cannot publish", ["topic": message.topic, "error": "\(error)"])
+                return nil
+            }
         }
     }
 
@@ -95,7 +105,6 @@ public final class ProxyService: @unchecked Sendable {
         wireCentral()
         wireInternal()
         startThread("pipeline") { [self] in runPipeline(); pipelineDone.signal() }
-        startThread("publisher") { [self] in runPublisher(); publisherDone.signal() }
         startThread("timer") { [self] in runTimer(); timerDone.signal() }
         do {
             for filter in initialProgram.subscriptions { try internalConnection.subscribe(filter, qos: 1) }
@@ -161,7 +170,6 @@ public final class ProxyService: @unchecked Sendable {
             }
         }
         outbox.close()
-        publisherDone.wait()
         centralConnection.stop()
         log.info("stopped", ["received": String(statistics.receivedCount), "forwarded": String(statistics.forwardedCount)])
     }
@@ -298,20 +306,6 @@ public final class ProxyService: @unchecked Sendable {
         ])
     }
 
-    // MARK: Publisher thread
-
-    private func runPublisher() {
-        outbox.runPublisher { [self] message in
-            do {
-                return try centralConnection.publish(topic: message.topic, payload: message.payload, qos: 1, retain: message.retain)
-            } catch {
-                statistics.countDrop(ProxyStatistics.publishFailed)
-                log.limited(.error, key: "publish.failed", "cannot publish", ["topic": message.topic, "error": "\(error)"])
-                return nil
-            }
-        }
-    }
-
     // MARK: Timer thread
 
     private func runTimer() {
@@ -326,6 +320,7 @@ public final class ProxyService: @unchecked Sendable {
             timerCondition.unlock()
             if Date() >= nextTick {
                 inbox.push(.tick)
+                outbox.poke()
                 nextTick = Date(timeIntervalSinceNow: 1)
             }
             if due {

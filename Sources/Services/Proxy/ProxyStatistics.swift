@@ -4,7 +4,7 @@ import RuleEngine
 
 /// The proxy's counters, connection states and meters seen; the status
 /// document is made from them. Written by the pipeline, both network
-/// threads and the publisher; read by the status timer. One lock.
+/// threads; read by the status timer. One lock.
 final class ProxyStatistics: @unchecked Sendable {
     /// Reasons the proxy itself adds to the engine's `DropReason`s.
     static let tooLarge = "too_large"
