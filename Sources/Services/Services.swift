@@ -1,1 +1,0 @@
-// Services: work in progress.
