@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JSON"]),
 
         // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),

@@ -1,1 +1,0 @@
-// MQTT: work in progress.

@@ -1,0 +1,55 @@
+/// Everything about a connection except where the broker is.
+public struct MQTTOptions: Sendable, Equatable {
+    /// Client identifier. May be empty only with `cleanSession` (the broker or
+    /// libmosquitto then picks one).
+    public var clientID: String
+    /// false: the broker keeps our subscriptions and queues QoS 1/2 messages
+    /// while we are away (MQTT 5: clean start false plus `sessionExpirySeconds`).
+    public var cleanSession: Bool
+    public var protocolVersion: MQTTProtocolVersion
+    /// Keepalive in seconds; 0 disables it, otherwise at least 5 (libmosquitto's floor).
+    public var keepAliveSeconds: Int
+    public var username: String?
+    /// The password itself, already resolved from a file or the environment.
+    public var password: String?
+    /// TLS files; TLS is used when the endpoint is `mqtts://` or this is set.
+    public var tls: MQTTTLS?
+    public var will: MQTTWill?
+    /// First reconnect delay; it doubles per failed attempt up to the maximum,
+    /// each delay with ±25 % jitter (never below the minimum or above the maximum).
+    public var reconnectMinSeconds: Double
+    public var reconnectMaxSeconds: Double
+    /// Outgoing QoS 1/2 messages in flight at once; further ones wait in
+    /// libmosquitto's queue. 0 = unlimited.
+    public var maxInflight: Int
+    /// MQTT 5 only, used when `cleanSession` is false: how long the broker keeps
+    /// the session after we disconnect. The default (UInt32.max) never expires,
+    /// like an MQTT 3.1.1 persistent session.
+    public var sessionExpirySeconds: UInt32
+
+    public init(clientID: String,
+                cleanSession: Bool = true,
+                protocolVersion: MQTTProtocolVersion = .v311,
+                keepAliveSeconds: Int = 30,
+                username: String? = nil,
+                password: String? = nil,
+                tls: MQTTTLS? = nil,
+                will: MQTTWill? = nil,
+                reconnectMinSeconds: Double = 1,
+                reconnectMaxSeconds: Double = 60,
+                maxInflight: Int = 100,
+                sessionExpirySeconds: UInt32 = .max) {
+        self.clientID = clientID
+        self.cleanSession = cleanSession
+        self.protocolVersion = protocolVersion
+        self.keepAliveSeconds = keepAliveSeconds
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.will = will
+        self.reconnectMinSeconds = reconnectMinSeconds
+        self.reconnectMaxSeconds = reconnectMaxSeconds
+        self.maxInflight = maxInflight
+        self.sessionExpirySeconds = sessionExpirySeconds
+    }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Testing
+import MQTT
+import TestSupport
+
+/// Options for a test client: a unique id and fast reconnects.
+func testOptions(_ name: String, version: MQTTProtocolVersion = .v311, clean: Bool = true,
+                 will: MQTTWill? = nil, username: String? = nil, password: String? = nil) -> MQTTOptions {
+    MQTTOptions(clientID: "\(name)-\(UUID().uuidString.prefix(6))", cleanSession: clean, protocolVersion: version,
+                keepAliveSeconds: 10, username: username, password: password, will: will,
+                reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5)
+}
+
+/// A started connection that is connected (or the test fails).
+func connected(_ endpoint: MQTTEndpoint, _ options: MQTTOptions) throws -> MQTTConnection {
+    let connection = try MQTTConnection(endpoint: endpoint, options: options)
+    try connection.start()
+    try #require(connection.waitUntilConnected(timeout: 5), "client \(options.clientID) did not connect")
+    return connection
+}
+
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+@Suite struct MQTTConnectionTests {
+    @Test(arguments: [MQTTProtocolVersion.v311, .v5])
+    func roundTripQoS0AndQoS1(version: MQTTProtocolVersion) throws {
+        let broker = try TestBroker()
+        let subscriber = try TestSubscriber(broker: broker, filters: ["t/#"],
+                                            options: testOptions("sub", version: version))
+        let publisher = try connected(broker.endpoint, testOptions("pub", version: version))
+        defer { publisher.stop() }
+        let acks = Recorder<Int32>()
+        publisher.onPublished = { acks.append($0) }
+
+        try publisher.publish(topic: "t/zero", payload: bytes("q0"), qos: 0, retain: false)
+        let mid = try publisher.publish(topic: "t/one", payload: [0, 1, 2, 255], qos: 1, retain: false)
+
+        let got = subscriber.waitFor(count: 2)
+        try #require(got.count == 2)
+        #expect(got[0] == MQTTMessage(topic: "t/zero", payload: bytes("q0"), qos: 0, retain: false))
+        #expect(got[1] == MQTTMessage(topic: "t/one", payload: [0, 1, 2, 255], qos: 1, retain: false))
+        #expect(acks.waitFor(timeout: 5) { $0 == mid } != nil)
+        #expect(publisher.unacknowledgedCount == 0)
+    }
+
+    @Test func retainedMessageReachesLateSubscriber() throws {
+        let broker = try TestBroker()
+        let publisher = try connected(broker.endpoint, testOptions("pub"))
+        defer { publisher.stop() }
+        let acks = Recorder<Int32>()
+        publisher.onPublished = { acks.append($0) }
+        let mid = try publisher.publish(topic: "status/proxy", payload: bytes("online"), qos: 1, retain: true)
+        #expect(acks.waitFor(timeout: 5) { $0 == mid } != nil)
+
+        let subscriber = try TestSubscriber(broker: broker, filters: ["status/#"])
+        let got = subscriber.waitFor(count: 1)
+        #expect(got.first == MQTTMessage(topic: "status/proxy", payload: bytes("online"), qos: 1, retain: true))
+    }
+
+    @Test(arguments: [MQTTProtocolVersion.v311, .v5])
+    func passwordAuthentication(version: MQTTProtocolVersion) throws {
+        let broker = try TestBroker(TestBroker.Configuration(users: ["meter": "s3cret"]))
+
+        let good = try connected(broker.endpoint,
+                                 testOptions("good", version: version, username: "meter", password: "s3cret"))
+        good.stop()
+
+        for (user, password) in [("meter", "wrong"), (nil, nil)] as [(String?, String?)] {
+            let events = Recorder<String>()
+            let client = try MQTTConnection(endpoint: broker.endpoint,
+                                            options: testOptions("bad", version: version, username: user, password: password))
+            client.onConnectionChange = { up, reason in events.append("\(up) \(reason)") }
+            try client.start()
+            let refused = events.waitFor(timeout: 5) { $0.hasPrefix("false connection refused") }
+            #expect(refused != nil, "events: \(events.values)")
+            #expect(!client.isConnected)
+            // It keeps retrying with backoff, and stops cleanly while doing so.
+            #expect(events.waitFor(count: 2, timeout: 5).count >= 2)
+            client.stop()
+            #expect(!events.values.contains { $0.hasPrefix("true") })
+        }
+    }
+
+    @Test func lastWillOnAbruptLossButNotOnStop() throws {
+        let broker = try TestBroker()
+        let watcher = try TestSubscriber(broker: broker, filters: ["will/#"])
+        let relay = try TCPRelay(targetPort: broker.port)
+        defer { relay.stop() }
+        let will = MQTTWill(topic: "will/device", payload: bytes("offline"), qos: 1, retain: false)
+
+        // A connection that vanishes without DISCONNECT: the broker publishes the will.
+        let client = try connected(relay.endpoint, testOptions("dev", will: will))
+        relay.refusing = true
+        relay.cutAll()
+        let got = watcher.waitFor(count: 1)
+        #expect(got.first?.topic == "will/device")
+        #expect(got.first?.payloadText == "offline")
+        client.stop()
+
+        // A clean stop sends DISCONNECT: no will.
+        watcher.clear()
+        relay.refusing = false
+        let polite = try connected(relay.endpoint, testOptions("dev2", will: will))
+        polite.stop()
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(watcher.messages.isEmpty)
+    }
+
+    @Test func reconnectsAndResubscribesAfterBrokerRestart() throws {
+        let broker = try TestBroker()
+        let events = Recorder<Bool>()
+        let received = Recorder<MQTTMessage>()
+        let client = try MQTTConnection(endpoint: broker.endpoint, options: testOptions("re"))
+        client.onConnectionChange = { up, _ in events.append(up) }
+        client.onMessage = { received.append($0) }
+        try client.subscribe("r/#", qos: 1)
+        try client.start()
+        defer { client.stop() }
+        #expect(client.waitUntilSubscribed(timeout: 5))
+
+        broker.kill()
+        #expect(events.waitFor(timeout: 5) { $0 == false } != nil)
+        #expect(!client.isConnected)
+        Thread.sleep(forTimeInterval: 0.3)  // a few failed attempts against a closed port
+        try broker.restart()
+        #expect(client.waitUntilSubscribed(timeout: 5))
+
+        let publisher = try connected(broker.endpoint, testOptions("pub"))
+        defer { publisher.stop() }
+        try publisher.publish(topic: "r/again", payload: bytes("x"), qos: 1, retain: false)
+        #expect(received.waitFor(count: 1).first?.topic == "r/again")
+        #expect(events.values.filter { $0 }.count == 2)
+    }
+
+    @Test(arguments: [MQTTProtocolVersion.v311, .v5])
+    func persistentSessionReceivesWhatWasPublishedWhileAway(version: MQTTProtocolVersion) throws {
+        let broker = try TestBroker()
+        var options = testOptions("persist", version: version, clean: false)
+        let first = try MQTTConnection(endpoint: broker.endpoint, options: options)
+        try first.subscribe("p/#", qos: 1)
+        try first.start()
+        #expect(first.waitUntilSubscribed(timeout: 5))
+        first.stop()
+
+        let publisher = try connected(broker.endpoint, testOptions("pub"))
+        defer { publisher.stop() }
+        let acks = Recorder<Int32>()
+        publisher.onPublished = { acks.append($0) }
+        for i in 1...3 { try publisher.publish(topic: "p/\(i)", payload: bytes("m\(i)"), qos: 1, retain: false) }
+        #expect(acks.waitFor(count: 3).count == 3)
+
+        // Same client id, no subscribe call: the broker kept the session.
+        options.reconnectMinSeconds = 0.1
+        let second = try MQTTConnection(endpoint: broker.endpoint, options: options)
+        let received = Recorder<MQTTMessage>()
+        second.onMessage = { received.append($0) }
+        try second.start()
+        defer { second.stop() }
+        let got = received.waitFor(count: 3)
+        #expect(got.map(\.topic) == ["p/1", "p/2", "p/3"])
+        #expect(got.allSatisfy { $0.qos == 1 })
+    }
+
+    @Test func publishWhileDisconnectedQueuesQoS1AndRefusesQoS0() throws {
+        let broker = try TestBroker()
+        let subscriber = try TestSubscriber(broker: broker, filters: ["q/#"])
+        let relay = try TCPRelay(targetPort: broker.port)
+        defer { relay.stop() }
+        let publisher = try connected(relay.endpoint, testOptions("pub"))
+        defer { publisher.stop() }
+        let acks = Recorder<Int32>()
+        publisher.onPublished = { acks.append($0) }
+
+        relay.refusing = true
+        relay.cutAll()
+        #expect(waitUntil(timeout: 5) { !publisher.isConnected })
+
+        let mid = try publisher.publish(topic: "q/queued", payload: bytes("later"), qos: 1, retain: false)
+        #expect(mid > 0)
+        #expect(publisher.unacknowledgedCount == 1)
+        do {
+            try publisher.publish(topic: "q/lost", payload: bytes("now"), qos: 0, retain: false)
+            Issue.record("QoS 0 publish while disconnected did not throw")
+        } catch {
+            #expect(error.code == .noConnection)
+        }
+
+        relay.refusing = false
+        #expect(publisher.waitUntilConnected(timeout: 5))
+        let got = subscriber.waitFor(count: 1)
+        #expect(got.map(\.topic) == ["q/queued"])
+        #expect(acks.waitFor(timeout: 5) { $0 == mid } != nil)
+        #expect(publisher.unacknowledgedCount == 0)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(subscriber.messages.count == 1)  // the QoS 0 message was not queued
+    }
+
+    @Test func stopFromHandlerAndTwiceDoesNotDeadlock() throws {
+        let broker = try TestBroker()
+        let client = try MQTTConnection(endpoint: broker.endpoint, options: testOptions("self-stop"))
+        let stopped = Recorder<Bool>()
+        client.onMessage = { [client] _ in
+            client.stop()  // on the network thread
+            stopped.append(true)
+        }
+        try client.subscribe("s/#", qos: 0)
+        try client.start()
+        #expect(client.waitUntilSubscribed(timeout: 5))
+        let publisher = try connected(broker.endpoint, testOptions("pub"))
+        defer { publisher.stop() }
+        try publisher.publish(topic: "s/x", payload: [], qos: 0, retain: false)
+        #expect(stopped.waitFor(count: 1).count == 1)
+        client.stop()
+        #expect(waitUntil(timeout: 5) { !client.isConnected })
+        #expect(throws: MQTTError.self) { try client.start() }
+        #expect(throws: MQTTError.self) { try client.publish(topic: "s/y", payload: [], qos: 1, retain: false) }
+    }
+
+    @Test func stopWhileRetryingAgainstNothing() throws {
+        let port = freePort()  // nobody listens here
+        let events = Recorder<String>()
+        let client = try MQTTConnection(endpoint: MQTTEndpoint(host: "127.0.0.1", port: port, tls: false),
+                                        options: testOptions("nothing"))
+        client.onConnectionChange = { _, reason in events.append(reason) }
+        try client.start()
+        #expect(events.waitFor(count: 3, timeout: 5).count >= 3)
+        #expect(events.values.first?.contains("Connection refused") == true, "\(events.values)")
+        let began = Date()
+        client.stop()
+        #expect(Date().timeIntervalSince(began) < 1)
+    }
+
+    @Test func invalidOptionsThrow() {
+        let endpoint = MQTTEndpoint(host: "127.0.0.1", port: 1883, tls: false)
+        #expect(throws: MQTTError.self) {
+            _ = try MQTTConnection(endpoint: endpoint, options: MQTTOptions(clientID: "", cleanSession: false))
+        }
+        #expect(throws: MQTTError.self) {
+            _ = try MQTTConnection(endpoint: endpoint, options: MQTTOptions(
+                clientID: "w", will: MQTTWill(topic: "a/#", payload: [])))
+        }
+        #expect(throws: MQTTError.self) {
+            _ = try MQTTConnection(endpoint: endpoint, options: MQTTOptions(
+                clientID: "t", tls: MQTTTLS(caFile: "/nonexistent/ca.pem")))
+        }
+        #expect(throws: MQTTError.self) {
+            _ = try MQTTConnection(endpoint: endpoint, options: MQTTOptions(clientID: "k", keepAliveSeconds: 2))
+        }
+        #expect(throws: MQTTError.self) {
+            let c = try MQTTConnection(endpoint: endpoint, options: MQTTOptions(clientID: "s"))
+            try c.subscribe("a/#/b", qos: 1)
+        }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` seconds passed.
+func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+    return condition()
+}
