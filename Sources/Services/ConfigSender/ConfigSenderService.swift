@@ -49,17 +49,12 @@ public final class ConfigSenderService: @unchecked Sendable {
     private let lock = NSLock()
     private var state: State
 
-    /// Builds the program (a rule or config error throws the rendered diagnostics),
-    /// loads the state, creates both connections. Nothing is connected yet.
-    public init(configuration: Configuration, log: Log) throws(ServiceError) {
+    /// Takes the program built from `configuration.service` (its diagnostics are
+    /// the caller's to print), loads the state, creates both connections.
+    /// Nothing is connected yet.
+    public init(program: Program, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
         self.log = log
-        let program: Program
-        do {
-            program = try Compiler.build(rules: configuration.service.rules, config: configuration.service.config)
-        } catch {
-            throw ServiceError(error.description)
-        }
         guard let subscription = program.discoverySubscription else {
             throw ServiceError("the rule pack '\(program.packName)' has no discovery topic, so no meter can be discovered")
         }
@@ -100,11 +95,17 @@ public final class ConfigSenderService: @unchecked Sendable {
 
     // MARK: Running
 
-    /// Connects, then runs the scheduler on the calling thread until `requestStop`
-    /// (SIGTERM); then drains, saves and disconnects. Returns the exit status.
-    public func run() -> Int32 {
+    /// Connects, then runs the scheduler on the calling thread until SIGTERM or
+    /// SIGINT (or `requestStop`); then drains, saves and disconnects. SIGHUP
+    /// rebuilds the program. Returns the exit status.
+    public func run(handleSignals: Bool = true) -> Int32 {
+        let watcher = handleSignals ? SignalWatcher { [self] signal in
+            if signal == SIGHUP { requestReload() } else { requestStop(reason: SignalWatcher.name(signal)) }
+        } : nil
+        defer { withExtendedLifetime(watcher) {} }
         let program = locked { $0.planner.program }
         log.info("starting", [
+            "version": ServiceVersion.current,
             "pack": program.packName, "internal": `internal`.endpoint.description, "central": central.endpoint.description,
             "state_file": store.path, "status_topic": statusTopic, "discovery": discoverySubscription,
             "day_offset": String(configuration.dayOffset),
@@ -155,7 +156,14 @@ public final class ConfigSenderService: @unchecked Sendable {
 
     /// Asks `run()` to drain and return (from a signal handler's queue, or a test).
     public func requestStop(reason: String) {
-        locked { $0.stopRequested = $0.stopRequested ?? reason }
+        let again = locked { s -> Bool in
+            defer { s.stopRequested = s.stopRequested ?? reason }
+            return s.stopRequested != nil
+        }
+        if again {
+            log.warning("second stop request: exiting without draining", ["reason": reason])
+            exit(1)
+        }
     }
 
     /// Asks for a rebuild of the program at the next scheduler step (SIGHUP).
@@ -204,14 +212,22 @@ public final class ConfigSenderService: @unchecked Sendable {
         central.onConnectionChange = { [weak self] connected, reason in
             guard let self else { return }
             self.locked { $0.centralConnected = connected }
-            self.log.info(connected ? "central_connected" : "central_disconnected",
-                          ["broker": self.central.endpoint.description, "reason": reason])
+            if connected {
+                self.log.info("central_connected", ["broker": self.central.endpoint.description])
+            } else {
+                self.log.limited(.warning, key: "central_disconnected", "central_disconnected",
+                                 ["broker": self.central.endpoint.description, "reason": reason])
+            }
         }
         central.onMessage = { [weak self] message in self?.handleDiscovery(message) }
         `internal`.onConnectionChange = { [weak self] connected, reason in
             guard let self else { return }
-            self.log.info(connected ? "internal_connected" : "internal_disconnected",
-                          ["broker": self.internal.endpoint.description, "reason": reason])
+            if connected {
+                self.log.info("internal_connected", ["broker": self.internal.endpoint.description])
+            } else {
+                self.log.limited(.warning, key: "internal_disconnected", "internal_disconnected",
+                                 ["broker": self.internal.endpoint.description, "reason": reason])
+            }
             let now = Instant.now()
             self.perform(self.locked { $0.planner.setInternalConnected(connected, now: now) })
         }
@@ -322,12 +338,14 @@ public final class ConfigSenderService: @unchecked Sendable {
         let previous = locked { $0.sources }
         guard forced || current != previous else { return }
         locked { $0.sources = current }
+        log.info("reloading", ["trigger": forced ? "SIGHUP" : "file change", "rules": configuration.service.rules,
+                               "config": configuration.service.config ?? "(defaults)"])
         let program: Program
-        do {
+        do throws(DiagnosticReport) {
             program = try Compiler.build(rules: configuration.service.rules, config: configuration.service.config)
         } catch {
-            for line in error.description.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty {
-                log.error("config_reload_diagnostic", ["line": String(line)])
+            for d in error.diagnostics where d.severity == .error {
+                log.error("config_reload_failed", ["diagnostic": d.headline, "hint": d.hint ?? ""])
             }
             log.error("config_reload_failed", ["action": "keeping the running configuration", "trigger": forced ? "SIGHUP" : "file change"])
             return
