@@ -214,6 +214,8 @@ public final class ConfigSenderService: @unchecked Sendable {
             self.locked { $0.centralConnected = connected }
             if connected {
                 self.log.info("central_connected", ["broker": self.central.endpoint.description])
+            } else if self.locked({ $0.stopRequested != nil }) {
+                self.log.info("central_disconnected", ["broker": self.central.endpoint.description, "reason": reason])
             } else {
                 self.log.limited(.warning, key: "central_disconnected", "central_disconnected",
                                  ["broker": self.central.endpoint.description, "reason": reason])
@@ -224,6 +226,8 @@ public final class ConfigSenderService: @unchecked Sendable {
             guard let self else { return }
             if connected {
                 self.log.info("internal_connected", ["broker": self.internal.endpoint.description])
+            } else if self.locked({ $0.stopRequested != nil }) {
+                self.log.info("internal_disconnected", ["broker": self.internal.endpoint.description, "reason": reason])
             } else {
                 self.log.limited(.warning, key: "internal_disconnected", "internal_disconnected",
                                  ["broker": self.internal.endpoint.description, "reason": reason])
@@ -289,8 +293,9 @@ public final class ConfigSenderService: @unchecked Sendable {
         var fields = event.fields.map { ($0.key, $0.value) }
         var message = event.name
         if event.level == .alert {
-            message = "ALERT " + event.name
-            fields.insert(("alert", "true"), at: 0)
+            // `msg=ALERT` is what an operator's log watch greps for.
+            message = "ALERT"
+            fields.insert(("event", event.name), at: 0)
         }
         log.log(level, message, keyValuePairs(fields))
     }
