@@ -1,9 +1,14 @@
 internal import CMosquitto
+import Foundation
 
 extension MQTTConnection {
     /// Applies `options` to a fresh client. Throws for the first option
     /// libmosquitto refuses; the caller destroys the client then.
     static func configure(_ mosq: OpaquePointer, endpoint: MQTTEndpoint, options: MQTTOptions) throws(MQTTError) {
+        // Our own threads call into the client while the network thread runs
+        // (see MQTTConnection): make libmosquitto wake that loop instead of
+        // writing to the socket from the calling thread.
+        try MQTTError.check(mosquitto_threaded_set(mosq, true), "threaded mode")
         let version = options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
         try MQTTError.check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, version), "protocol version")
         // SEND_MAXIMUM is the in-flight window for outgoing QoS 1/2 (0 here = unlimited).
@@ -41,6 +46,15 @@ extension MQTTConnection {
                 throw MQTTError(.invalidArgument, "a client certificate needs a CA file", context: "TLS")
             } else {
                 try MQTTError.check(mosquitto_int_option(mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "TLS with the system CAs")
+                // libmosquitto 2.0.11 refuses every *re*connect that has only
+                // TLS_USE_OS_CERTS ("MOSQ_OPT_SSL_CTX_WITH_DEFAULTS used without
+                // specifying cafile, capath or psk"). Naming the system CA folder
+                // as well satisfies that check; the OpenSSL default is the same.
+                let folder = ProcessInfo.processInfo.environment["SSL_CERT_DIR"] ?? "/etc/ssl/certs"
+                var isFolder: ObjCBool = false
+                if FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue {
+                    try MQTTError.check(mosquitto_tls_set(mosq, nil, folder, nil, nil, nil), "TLS with the system CAs in \(folder)")
+                }
             }
         }
 
@@ -94,6 +108,11 @@ extension MQTTConnection {
         mosquitto_publish_v5_callback_set(mosq) { _, obj, mid, reasonCode, _ in
             guard let obj else { return }
             Unmanaged<MQTTConnection>.fromOpaque(obj).takeUnretainedValue().handlePublished(mid: mid, reasonCode: reasonCode)
+        }
+        mosquitto_log_callback_set(mosq) { _, obj, level, text in
+            // Called for every packet at debug level: filter before copying.
+            guard let obj, let text, level & Int32(MOSQ_LOG_ERR) != 0 else { return }
+            Unmanaged<MQTTConnection>.fromOpaque(obj).takeUnretainedValue().handleLoggedError(String(cString: text))
         }
         mosquitto_subscribe_callback_set(mosq) { _, obj, mid, count, granted in
             guard let obj else { return }

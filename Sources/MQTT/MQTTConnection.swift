@@ -3,21 +3,33 @@ import Foundation
 
 /// One MQTT client connection over libmosquitto, reconnecting by itself.
 ///
-/// Thread-safe. Each started connection runs libmosquitto's own network thread
-/// (`mosquitto_loop_start`); `onMessage`, `onPublished` and most
-/// `onConnectionChange` calls arrive on it, one at a time, in arrival order.
+/// Thread-safe. Each connection attempt runs libmosquitto's own network loop
+/// (`mosquitto_loop_forever`) on a thread of its own; `onMessage`,
+/// `onPublished` and most `onConnectionChange` calls arrive on it, one at a
+/// time, in arrival order.
+///
+/// ## Why not `mosquitto_loop_start`
+/// `mosquitto_loop_start` creates exactly such a thread running
+/// `mosquitto_loop_forever`, but nobody learns when that thread ends: on a
+/// "fatal" error (TLS, DNS, protocol) the loop returns, and libmosquitto 2.0.11
+/// does not always call the disconnect callback first — a failed TLS
+/// handshake (unknown CA) ends the thread silently and the connection would
+/// sit dead forever. Running the same loop on our own thread
+/// (`mosquitto_threaded_set(true)`, as libmosquitto documents for external
+/// threads) tells us when and why it returned.
 ///
 /// ## Reconnecting
 /// libmosquitto's built-in reconnect (`mosquitto_reconnect_delay_set`) grows the
-/// delay quadratically, has no jitter, and its thread gives up for good on some
-/// errors (TLS, DNS). So every connection attempt is made here instead, on a
-/// small serial *supervisor* queue: when a connection ends, the disconnect
-/// callback calls `mosquitto_disconnect`, which makes `mosquitto_loop_forever`
-/// return instead of reconnecting on its own; the supervisor joins the ended
-/// network thread (`mosquitto_loop_stop`), waits the next `ReconnectBackoff`
-/// delay (1 s doubling to 60 s, ±25 % jitter by default), then calls
-/// `mosquitto_connect_async` and `mosquitto_loop_start` again. On every
-/// successful CONNACK all remembered subscriptions are sent again.
+/// delay quadratically and has no jitter. So every connection attempt is made
+/// here instead, on a small serial *supervisor* queue: when a connection ends,
+/// the disconnect callback calls `mosquitto_disconnect`, which makes
+/// `mosquitto_loop_forever` return instead of reconnecting on its own; the
+/// supervisor joins the ended network thread, waits the next
+/// `ReconnectBackoff` delay (1 s doubling to 60 s, ±25 % jitter by default),
+/// then calls `mosquitto_connect_async` and starts a new network thread. On
+/// every successful CONNACK all remembered subscriptions are sent again. A
+/// broker that accepts TCP but never answers CONNECT is given up after the
+/// keepalive interval (libmosquitto's keepalive check).
 ///
 /// ## Publishing while disconnected
 /// - QoS 1 and 2: the message is *queued* in libmosquitto's memory (it returns
@@ -48,9 +60,9 @@ public final class MQTTConnection: @unchecked Sendable {
     /// Serialises connect attempts, joins of ended network threads and stop.
     private let supervisor: DispatchQueue
     private let supervisorKey = DispatchSpecificKey<Bool>()
-    /// Whether a network thread was started and not yet joined. Only read and
-    /// written on `supervisor`.
-    private var loopRunning = false
+    /// Signalled when the current network thread has finished; nil when no
+    /// thread was started since the last join. Only used on `supervisor`.
+    private var loopFinished: DispatchSemaphore?
 
     /// Held across `mosquitto_publish`/`mosquitto_subscribe` and the bookkeeping
     /// of the returned message id; the PUBACK and SUBACK callbacks pass through
@@ -80,6 +92,8 @@ public final class MQTTConnection: @unchecked Sendable {
         /// Bumped whenever a scheduled retry must be forgotten.
         var retryGeneration = 0
         var refusal: String?
+        /// The last error libmosquitto logged during this attempt (TLS details).
+        var lastLoggedError: String?
         var networkThread: pthread_t?
         /// +1 on `self` from `start()` to the end of `stop()`; the C user pointer
         /// is only dereferenced in between.
@@ -316,29 +330,64 @@ public final class MQTTConnection: @unchecked Sendable {
     private func attemptConnect() {
         guard locked({ $0.phase == .connecting }) else { return }
         joinNetworkThread()
-        locked { $0.refusal = nil }
-        var rc = mosquitto_connect_async(handle, endpoint.host, Int32(endpoint.port), Int32(options.keepAliveSeconds))
-        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) {
-            rc = mosquitto_loop_start(handle)
-            if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) {
-                loopRunning = true
-                return
-            }
+        locked {
+            $0.refusal = nil
+            $0.lastLoggedError = nil
         }
-        let reason = MQTTError.from(status: rc, context: "connect to \(endpoint)")?.description ?? "connect failed"
-        connectionEnded(reason: reason, fromNetworkThread: false)
+        let rc = mosquitto_connect_async(handle, endpoint.host, Int32(endpoint.port), Int32(options.keepAliveSeconds))
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) {
+            startNetworkThread()
+            return
+        }
+        connectionEnded(reason: failureReason(rc), stopLibraryReconnect: false)
     }
 
-    /// Joins a network thread that has ended or is ending. On the supervisor queue.
+    /// Starts the thread that runs libmosquitto's loop for this attempt. On the supervisor queue.
+    private func startNetworkThread() {
+        let finished = DispatchSemaphore(value: 0)
+        loopFinished = finished
+        let thread = Thread { [self] in
+            locked { $0.networkThread = pthread_self() }
+            // What mosquitto_loop_start's thread runs. It returns after
+            // mosquitto_disconnect (ours, or from the disconnect callback) or on
+            // a fatal error, possibly without any callback.
+            let rc = mosquitto_loop_forever(handle, 1000, 1)
+            connectionEnded(reason: failureReason(rc), stopLibraryReconnect: false)
+            locked { $0.networkThread = nil }
+            finished.signal()
+        }
+        thread.name = "mqtt \(options.clientID) \(endpoint)"
+        thread.start()
+    }
+
+    /// Waits for the network thread to finish. On the supervisor queue, after
+    /// `mosquitto_disconnect` was called (or the loop ended by itself).
     private func joinNetworkThread() {
-        guard loopRunning else { return }
-        _ = mosquitto_loop_stop(handle, false)
-        loopRunning = false
-        locked { $0.networkThread = nil }
+        guard let finished = loopFinished else { return }
+        if finished.wait(timeout: .now() + 2) == .timedOut {
+            // A DISCONNECT cannot be sent while a TCP connect or TLS handshake is
+            // still pending, and the loop keeps waiting for it: cut the socket
+            // (shutdown only; libmosquitto still owns and closes the descriptor).
+            let socket = mosquitto_socket(handle)
+            if socket >= 0 { _ = shutdown(socket, Int32(SHUT_RDWR)) }
+            finished.wait()
+        }
+        loopFinished = nil
+    }
+
+    /// Text for a failed attempt or an ended loop, with libmosquitto's last
+    /// logged error (it names the TLS problem) when there is one.
+    private func failureReason(_ rc: Int32) -> String {
+        let (refusal, logged) = locked { ($0.refusal, $0.lastLoggedError) }
+        if let refusal { return refusal }
+        var reason = MQTTError.from(status: rc, context: "connection to \(endpoint)")?.description
+            ?? "connection to \(endpoint) ended"
+        if let logged { reason += " (\(logged))" }
+        return reason
     }
 
     /// After a lost connection or a failed attempt: plan the next attempt.
-    private func connectionEnded(reason: String, fromNetworkThread: Bool) {
+    private func connectionEnded(reason: String, stopLibraryReconnect: Bool) {
         condition.lock()
         guard state.phase == .connecting || state.phase == .connected else {
             // stop() is under way (it reports), or this end was already handled.
@@ -358,7 +407,7 @@ public final class MQTTConnection: @unchecked Sendable {
         let handler = state.onConnectionChange
         condition.unlock()
 
-        if fromNetworkThread {
+        if stopLibraryReconnect {
             // Sets libmosquitto's state to "disconnected", so that
             // mosquitto_loop_forever returns instead of reconnecting by itself
             // (without jitter); the socket is already closed, nothing is sent.
@@ -412,7 +461,6 @@ public final class MQTTConnection: @unchecked Sendable {
 
     func handleConnect(_ rc: Int32) {
         condition.lock()
-        state.networkThread = pthread_self()
         guard rc == 0 else {
             let text = options.protocolVersion == .v5
                 ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_connack_string(rc))
@@ -435,9 +483,13 @@ public final class MQTTConnection: @unchecked Sendable {
         handler?(true, "connected")
     }
 
+    /// Errors only (the trampoline filters): they name TLS failures.
+    func handleLoggedError(_ text: String) {
+        locked { $0.lastLoggedError = text }
+    }
+
     func handleDisconnect(_ rc: Int32) {
         let reason: String = locked { state in
-            state.networkThread = pthread_self()
             if let refusal = state.refusal { return refusal }
             if rc == 0 { return "disconnected" }
             if options.protocolVersion == .v5 && rc >= 0x80 {
@@ -446,7 +498,7 @@ public final class MQTTConnection: @unchecked Sendable {
             }
             return MQTTError.from(status: rc, context: "connection to \(endpoint)")?.description ?? "disconnected"
         }
-        connectionEnded(reason: reason, fromNetworkThread: true)
+        connectionEnded(reason: reason, stopLibraryReconnect: true)
     }
 
     func handleMessage(_ message: MQTTMessage) {
