@@ -528,21 +528,28 @@ extension ConfigPlanner {
     }
 
     @Test func killMinus9DuringRepeatedSavesAlwaysLeavesAReadableFile() throws {
-        // A real child process saving in a loop, killed at a random moment.
+        // A real child process saving in a loop, killed at a random moment. The
+        // child only makes system calls (open, write, fsync, rename): after fork
+        // in a multi-threaded process, anything that might take a lock (malloc)
+        // could hang, so the documents are encoded before the fork.
         let dir = try temporaryDirectory("sender-state")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = ConfigStateStore(directory: dir.path)
         try store.save(sampleRecords())
+        var documents: [[UInt8]] = []
+        for i in 1...2 {
+            var records = sampleRecords()
+            records[meterA]?.acknowledgedAt = Int64(i)
+            documents.append(ConfigStateStore.encode(records).serialized())
+        }
         var progressed = 0
         for round in 0..<5 {
             let pid = fork()
             if pid == 0 {
-                var records = sampleRecords()
                 var i = 0
                 while true {
-                    i += 1
-                    records[meterA]?.acknowledgedAt = Int64(i)
-                    try? store.save(records)
+                    try? store.writeAtomically(documents[i & 1])
+                    i &+= 1
                 }
             }
             #expect(pid > 0)

@@ -19,13 +19,17 @@ public struct ConfigStateStore: Sendable {
     public static let formatVersion: Int64 = 1
 
     public let directory: String
+    /// The state file.
+    public let path: String
+    /// Where a write goes before it is renamed over `path`.
+    public let temporaryPath: String
 
     public init(directory: String) {
         self.directory = directory
+        // Stored, not computed: a write allocates nothing but what the error path needs.
+        path = directory + "/" + ConfigStateStore.fileName
+        temporaryPath = directory + "/." + ConfigStateStore.fileName + ".tmp"
     }
-
-    public var path: String { directory + "/" + ConfigStateStore.fileName }
-    public var temporaryPath: String { directory + "/." + ConfigStateStore.fileName + ".tmp" }
 
     /// Reads the state; never fails for bad content. The events say what was repaired.
     /// Throws only when the directory cannot be created.
