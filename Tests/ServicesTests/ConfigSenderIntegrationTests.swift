@@ -323,10 +323,9 @@ func localDate(dayOffset: Int = 0) -> String {
         let gaps = zip(seconds.dropFirst(), seconds).map { $0.at.timeIntervalSince($1.at) }
         // Each gap is the reply timeout plus a growing backoff: about 1.5, 2, 3 s.
         #expect(gaps.count == 3)
-        if gaps.count == 3 {
-            #expect(gaps[0] > 1.3 && gaps[0] < 2.2, "\(gaps)")
-            #expect(gaps[1] > gaps[0] + 0.3, "\(gaps)")
-            #expect(gaps[2] > gaps[1] + 0.6, "\(gaps)")
+        // Timers never fire early, so the lower bounds are tight; a busy machine may be late.
+        for (gap, expected) in zip(gaps, [1.5, 2.0, 3.0]) {
+            #expect(gap > expected - 0.25 && gap < expected + 1.5, "gaps \(gaps)")
         }
         #expect(h.lines("ALERT").allSatisfy {
             $0.contains("level=error") && $0.contains("event=meter_not_answering") && $0.contains("meter=\(meterA)")

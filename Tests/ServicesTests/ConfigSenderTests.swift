@@ -374,6 +374,16 @@ extension ConfigPlanner {
         #expect(planner.tick(now: t0.adding(seconds: 32.1)).events.contains { $0.name == "reply_timeout" })
     }
 
+    @Test func clockOffsetReportedWhileDisconnectedIsCorrectedOnConnect() throws {
+        let program = try buildProgram(senderConfigText())
+        var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig),
+                                    ids: OperationIDGenerator(seed: 4))
+        #expect(planner.discovered(meterA, clockOffsetSeconds: 4000, now: t0).sent.isEmpty)
+        let sent = planner.setInternalConnected(true, now: t0.adding(seconds: 1)).sent
+        #expect(sent.map(\.command) == ["set_clock", "set_upload_interval_seconds", "set_upload_interval_minutes"])
+        #expect(sent.first?.value == "20260112110001")
+    }
+
     @Test func drainingSendsNothingNewButTakesReplies() throws {
         var planner = try makePlanner()
         let sent = planner.discovered(meterA, clockOffsetSeconds: nil, now: t0).sent

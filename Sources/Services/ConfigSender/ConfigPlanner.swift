@@ -95,6 +95,8 @@ public struct ConfigPlanner: Sendable {
 
     struct Meter: Sendable {
         var discoveredAt: Int64
+        /// A clock offset beyond the threshold, reported while no clock command could go out yet.
+        var clockOffsetToCorrect: Int?
         var pending: [String: Pending] = [:]
         var alerts: [String: Alert] = [:]
     }
@@ -181,7 +183,10 @@ public struct ConfigPlanner: Sendable {
         }
         if nextPassAt == nil { nextPassAt = now.adding(seconds: options.periodicPassSeconds) }
         var actions: [Action] = []
-        for id in meters.keys.sorted() { actions += evaluate(id, reason: "connected", now: now) }
+        for id in meters.keys.sorted() {
+            actions += correctClock(id, now: now)
+            actions += evaluate(id, reason: "connected", now: now)
+        }
         return actions
     }
 
@@ -198,7 +203,8 @@ public struct ConfigPlanner: Sendable {
             actions.append(.log(ConfigEvent(.info, "meter_discovered", [("meter", id), ("clock_offset_s", clockOffsetSeconds.map(String.init))])))
         }
         if let offset = clockOffsetSeconds, abs(offset) > options.clockSkewThresholdSeconds {
-            actions += correctClock(id, offset: offset, now: now)
+            meters[id]!.clockOffsetToCorrect = offset
+            actions += correctClock(id, now: now)
         }
         actions += evaluate(id, reason: "discovery", now: now)
         return actions
@@ -331,10 +337,14 @@ public struct ConfigPlanner: Sendable {
         return actions
     }
 
-    /// Sends the clock command now unless one went out within the correction interval.
-    mutating func correctClock(_ id: String, offset: Int, now: Instant) -> [Action] {
-        guard internalConnected, !draining,
-              let clock = program.commandNames.first(where: program.isClockCommand), meters[id]?.pending[clock] == nil else { return [] }
+    /// Sends the clock command for a reported offset, unless one went out within
+    /// the correction interval (then the report is dropped: the meter's next
+    /// discovery message tells whether it is still off).
+    mutating func correctClock(_ id: String, now: Instant) -> [Action] {
+        guard internalConnected, !draining, let offset = meters[id]?.clockOffsetToCorrect,
+              let clock = program.commandNames.first(where: program.isClockCommand) else { return [] }
+        meters[id]!.clockOffsetToCorrect = nil
+        guard meters[id]!.pending[clock] == nil else { return [] }
         if let last = records[id]?.lastClockSentAt,
            Double(now.epochMillis - last) < options.clockCorrectionIntervalSeconds * 1000 {
             return [.log(ConfigEvent(.debug, "clock_correction_skipped", [("meter", id), ("clock_offset_s", String(offset)),
