@@ -53,6 +53,6 @@ let package = Package(
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
-        .testTarget(name: "ServicesTests", dependencies: ["Services", "TestSupport", "JSON", "MQTT"]),
+        .testTarget(name: "ServicesTests", dependencies: ["Services", "RuleEngine", "TestSupport", "JSON", "MQTT"]),
     ]
 )

@@ -1,3 +1,241 @@
+import ArgumentParser
 import Foundation
-FileHandle.standardError.write("rulecheck: not built yet\n".data(using: .utf8)!)
-exit(1)
+import RuleEngine
+
+/// Lints rule packs and site configs, runs golden cases, replays captures.
+/// Every subcommand goes through `Compiler`, the path the services take.
+@main
+struct RuleCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rulecheck",
+        abstract: "Lint rule packs and site configs, run golden rule tests, replay captures.",
+        subcommands: [Lint.self, Test.self, Run.self])
+
+    /// Exit codes: 0 clean, 1 problems found, 2 usage.
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("rulecheck: \(message)\n".utf8))
+        Foundation.exit(2)
+    }
+}
+
+struct Lint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check rule packs and site configs; every problem as file:line:column.",
+        discussion: """
+        A directory holding pack.yaml is a pack; other .yaml files are site configs. \
+        Directories are searched. A site config inside a pack directory (a golden case's) \
+        is checked against that pack; any other against every pack named on the command line.
+        Exit status: 0 clean, 1 problems, 2 usage.
+        """)
+
+    @Argument(help: "Packs, site configs, or directories holding them.")
+    var paths: [String]
+
+    func run() throws {
+        var packs: [String] = []
+        var configs: [String] = []
+        for path in paths { collect(path, packs: &packs, configs: &configs) }
+        packs = unique(packs)
+        configs = unique(configs)
+        if packs.isEmpty && configs.isEmpty { RuleCheck.fail("no pack.yaml or .yaml config found in \(paths.joined(separator: " "))") }
+        var report = DiagnosticReport()
+        var loadedPacks: [(dir: String, pack: RulePack)] = []
+        for dir in packs {
+            let (pack, r) = Compiler.loadPack(at: dir)
+            report.merge(r)
+            guard let pack else { continue }
+            loadedPacks.append((dir, pack))
+            if case .failure(let checked) = Compiler.compile(pack: pack, site: SiteConfig(file: "(defaults)")) { report.merge(checked) }
+        }
+        for file in configs {
+            let (site, r) = Compiler.loadSiteConfig(at: file)
+            report.merge(r)
+            guard let site else { continue }
+            let owner = loadedPacks.first { file.hasPrefix(standardized($0.dir) + "/") || file.hasPrefix($0.dir + "/") }
+            for (_, pack) in owner.map({ [$0] }) ?? loadedPacks {
+                if case .failure(let checked) = Compiler.compile(pack: pack, site: site) {
+                    // The pack's own problems were reported above; keep those of the config.
+                    report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.file == file }))
+                }
+            }
+        }
+        // Missing packs yield errors; render every source that has diagnostics.
+        for d in report.diagnostics where report.sources[d.file] == nil {
+            if let data = FileManager.default.contents(atPath: d.file) { report.sources[d.file] = SourceText(path: d.file, bytes: [UInt8](data)) }
+        }
+        let checked = "\(packs.count) pack\(packs.count == 1 ? "" : "s") and \(configs.count) config\(configs.count == 1 ? "" : "s")"
+        if report.diagnostics.isEmpty {
+            print("ok: \(checked) checked")
+            return
+        }
+        print(report.description)
+        print("in \(checked)")
+        throw ExitCode(1)
+    }
+
+    private func standardized(_ p: String) -> String { (p as NSString).standardizingPath }
+
+    /// Drops paths named twice (a file given and also found in a directory).
+    private func unique(_ paths: [String]) -> [String] {
+        var seen: Set<String> = []
+        return paths.filter { seen.insert(standardized($0)).inserted }
+    }
+
+    private func collect(_ path: String, packs: inout [String], configs: inout [String]) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            RuleCheck.fail("no such file or directory: \(path)")
+        }
+        if !isDir.boolValue {
+            if (path as NSString).lastPathComponent == "pack.yaml" { packs.append((path as NSString).deletingLastPathComponent) }
+            else { configs.append(path) }
+            return
+        }
+        let base = path.hasSuffix("/") ? String(path.dropLast()) : path
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+        if entries.contains("pack.yaml") { packs.append(base) }
+        for entry in entries where !entry.hasPrefix(".") {
+            let full = "\(base)/\(entry)"
+            var sub: ObjCBool = false
+            FileManager.default.fileExists(atPath: full, isDirectory: &sub)
+            if sub.boolValue { collect(full, packs: &packs, configs: &configs) }
+            else if entry != "pack.yaml" && (entry.hasSuffix(".yaml") || entry.hasSuffix(".yml")) { configs.append(full) }
+        }
+    }
+}
+
+struct Test: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the golden cases of rule packs (PACK/tests/NAME.in → NAME.out).",
+        discussion: """
+        Each case replays NAME.in through the pack with NAME.yaml as site config, \
+        or tests/site.yaml when the case has none, and compares the output with NAME.out \
+        byte for byte; a difference prints a unified diff. A case without NAME.out fails \
+        until --update records it.
+        """)
+
+    @Argument(help: "Pack directories (default: every pack under rules/).")
+    var packs: [String] = []
+
+    @Flag(help: "Rewrite the expected outputs from what the rules produce now.")
+    var update = false
+
+    func run() throws {
+        var dirs = packs
+        if dirs.isEmpty {
+            let root = "rules"
+            dirs = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
+                .map { "\(root)/\($0)" }
+                .filter { FileManager.default.fileExists(atPath: "\($0)/pack.yaml") }
+            if dirs.isEmpty { RuleCheck.fail("no packs under rules/; name one: rulecheck test rules/NAME") }
+        }
+        var passed = 0, failed = 0
+        for dir in dirs {
+            let cases = GoldenCase.discover(in: dir)
+            if cases.isEmpty { print("\(dir): no golden cases in \(dir)/tests") }
+            for c in cases {
+                switch c.run(origin: Origin(name: "rulecheck", version: "test")) {
+                case .failure(let problem):
+                    failed += 1
+                    print("FAIL \(c.name): \(problem)")
+                case .success(let actual):
+                    let expected = c.expected
+                    if expected == actual {
+                        passed += 1
+                        print("ok   \(c.name)")
+                        continue
+                    }
+                    if update {
+                        try Data(actual.utf8).write(to: URL(fileURLWithPath: c.outputPath))
+                        passed += 1
+                        print("updated \(c.name)")
+                        continue
+                    }
+                    failed += 1
+                    if let expected {
+                        print("FAIL \(c.name): output differs")
+                        print(UnifiedDiff.diff(lines(expected), lines(actual), fromName: c.outputPath, toName: "actual") ?? "")
+                    } else {
+                        print("FAIL \(c.name): no \(c.outputPath); record it with --update after checking the output:")
+                        print(actual, terminator: "")
+                    }
+                }
+            }
+        }
+        print("\(passed) passed, \(failed) failed")
+        if failed > 0 { throw ExitCode(1) }
+    }
+
+    private func lines(_ s: String) -> [String] {
+        var l = s.components(separatedBy: "\n")
+        if l.last == "" { l.removeLast() }
+        return l
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a capture (TOPIC JSON per line) through a pack and print what would be published.",
+        discussion: """
+        Output, one line each: TOPIC PAYLOAD for a message (payload byte for byte); \
+        '+ TOPIC PAYLOAD' for a retained one ('+ TOPIC' alone: an empty retained payload); \
+        '# drop REASON TOPIC: DETAIL' for a drop (unless --no-drops). \
+        Input lines '@now yyyyMMddHHmmss' and '@advance SECONDS' move the replay clock.
+        """)
+
+    @Option(help: "The rule pack directory.")
+    var rules: String
+
+    @Option(help: "The site config file.")
+    var config: String?
+
+    @Option(help: "Replay clock start, yyyyMMddHHmmss (default: now, local time).")
+    var now: String?
+
+    @Flag(help: "Do not print drops.")
+    var noDrops = false
+
+    @Argument(help: "The capture file (default: standard input).")
+    var capture: String?
+
+    func run() throws {
+        let program: Program
+        do {
+            program = try Compiler.build(rules: rules, config: config)
+        } catch {
+            print(error.description)
+            throw ExitCode(1)
+        }
+        var start: Instant
+        if let now {
+            guard let t = Replay.instant(now) else { RuleCheck.fail("--now expects yyyyMMddHHmmss") }
+            start = t
+        } else {
+            let offset = TimeZone.current.secondsFromGMT()
+            start = Instant(epochSeconds: Date().timeIntervalSince1970, utcOffsetSeconds: offset)
+        }
+        let input: Data
+        if let capture {
+            guard let data = FileManager.default.contents(atPath: capture) else { RuleCheck.fail("cannot read \(capture)") }
+            input = data
+        } else {
+            input = FileHandle.standardInput.readDataToEndOfFile()
+        }
+        var replay = Replay(engine: Engine(program: program, origin: Origin(name: "rulecheck", version: "run")), now: start)
+        replay.showDrops = !noDrops
+        var out = ""
+        out.reserveCapacity(input.count)
+        do {
+            try replay.run([UInt8](input)) { line in
+                out += line
+                out += "\n"
+                if out.utf8.count > 1 << 16 { FileHandle.standardOutput.write(Data(out.utf8)); out = "" }
+            }
+        } catch {
+            FileHandle.standardOutput.write(Data(out.utf8))
+            FileHandle.standardError.write(Data("\(capture ?? "stdin"): \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+        FileHandle.standardOutput.write(Data(out.utf8))
+    }
+}

@@ -36,9 +36,12 @@ public enum Compiler {
             report.merge(siteReport)
             if let loaded { site = loaded }
         }
-        guard let pack, !report.hasErrors else { throw report }
+        // Check even when loading found problems: one run reports everything.
+        guard let pack else { throw report }
         switch compile(pack: pack, site: site) {
-        case .success(let program): return program
+        case .success(let program):
+            if report.hasErrors { throw report }
+            return program
         case .failure(let checkReport):
             report.merge(checkReport)
             throw report

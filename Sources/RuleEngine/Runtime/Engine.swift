@@ -202,9 +202,13 @@ public final class Engine {
                 return
             }
         }
-        let state = device(id, now: now, into: &out)
-        if let clockSlot = route.clockSlot {
-            checkClock(state, buffer, slots[clockSlot], now: now, into: &out)
+        let isNew = devices[id] == nil
+        let state = device(id)
+        let clockChanged = route.clockSlot.map { updateClock(state, buffer, slots[$0], now: now) } ?? false
+        if isNew {
+            out.messages += announcements(for: state)
+        } else if clockChanged, let message = discoveryMessage(state) {
+            out.messages.append(message)
         }
         out.messages.append(Outgoing(
             topic: state.topics[route.index],
@@ -245,7 +249,7 @@ public final class Engine {
         }
     }
 
-    private func device(_ id: String, now: Instant, into out: inout ProcessOutput) -> DeviceState {
+    private func device(_ id: String) -> DeviceState {
         if let state = devices[id] { return state }
         let groups = program.site.groups(for: id)
         let topics = program.routes.map { program.render($0.topic, id: id) }
@@ -255,7 +259,6 @@ public final class Engine {
         let state = DeviceState(id: id, topics: topics, plans: plans)
         devices[id] = state
         deviceOrder.append(id)
-        out.messages += announcements(for: state)
         return state
     }
 
@@ -293,13 +296,14 @@ public final class Engine {
         return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery)
     }
 
-    /// Reports a meter clock that is off by more than the site's threshold in
-    /// its discovery message, re-published when the offset changes by more
-    /// than the threshold again, and once more (without it) when it is fixed.
-    private func checkClock(_ state: DeviceState, _ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, now: Instant, into out: inout ProcessOutput) {
+    /// A meter clock off by more than the site's threshold is reported in its
+    /// discovery message, re-published when the offset changes by more than
+    /// the threshold again, and once more (without it) when it is fixed.
+    /// Returns whether the reported offset changed.
+    private func updateClock(_ state: DeviceState, _ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, now: Instant) -> Bool {
         guard slice.kind == .string, let format = program.device.clockFormat,
               let meterTime = format.parse(UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start) + 1..<Int(slice.end) - 1]))
-        else { return }
+        else { return false }
         let offset = meterTime - now.localSeconds
         let threshold = Int64(program.site.config.proxy.clockSkewThresholdSeconds)
         let reported = state.clockOffset
@@ -309,9 +313,8 @@ public final class Engine {
         case let (r?, w?): abs(r - w) > threshold
         default: true
         }
-        guard changed else { return }
-        state.clockOffset = wanted
-        if let message = discoveryMessage(state) { out.messages.append(message) }
+        if changed { state.clockOffset = wanted }
+        return changed
     }
 }
 

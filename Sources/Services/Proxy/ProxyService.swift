@@ -163,7 +163,7 @@ public final class ProxyService: @unchecked Sendable {
         outbox.close()
         publisherDone.wait()
         centralConnection.stop()
-        log.info("stopped", ["forwarded": String(statistics.forwardedCount)])
+        log.info("stopped", ["received": String(statistics.receivedCount), "forwarded": String(statistics.forwardedCount)])
     }
 
     // MARK: Connections

@@ -39,6 +39,7 @@ final class ProxyStatistics: @unchecked Sendable {
     func setConnected(central value: Bool) { locked { centralConnected = value } }
 
     var forwardedCount: Int { locked { forwarded } }
+    var receivedCount: Int { locked { received } }
 
     /// The status document: `{"state", "version", "started", "connections",
     /// "counters": {"received", "forwarded", "announced", "dropped": {reason: n}},

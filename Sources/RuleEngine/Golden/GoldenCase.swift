@@ -1,0 +1,60 @@
+import Foundation
+
+/// One golden case of a pack: `tests/NAME.in` replayed with `tests/NAME.yaml`
+/// (or `tests/site.yaml`) must print exactly `tests/NAME.out`.
+///
+/// The replay clock starts at `Replay.defaultClock` unless the input moves it,
+/// so a case gives the same bytes on every machine.
+public struct GoldenCase: Sendable {
+    public var name: String
+    public var packDirectory: String
+    public var inputPath: String
+    public var outputPath: String
+    public var configPath: String?
+
+    /// The cases of the pack in `directory`, sorted by name.
+    public static func discover(in directory: String) -> [GoldenCase] {
+        let tests = "\(directory)/tests"
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: tests)) ?? []).sorted()
+        return files.filter { $0.hasSuffix(".in") }.map { file in
+            let name = String(file.dropLast(3))
+            let own = "\(tests)/\(name).yaml"
+            let shared = "\(tests)/site.yaml"
+            let config = FileManager.default.fileExists(atPath: own) ? own
+                : FileManager.default.fileExists(atPath: shared) ? shared : nil
+            return GoldenCase(name: name, packDirectory: directory, inputPath: "\(tests)/\(file)",
+                              outputPath: "\(tests)/\(name).out", configPath: config)
+        }
+    }
+
+    /// The recorded expectation, or nil when there is none yet.
+    public var expected: String? {
+        FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Runs the case; the error is a printable reason (diagnostics or a bad input line).
+    public func run(origin: Origin) -> Result<String, GoldenFailure> {
+        let program: Program
+        do {
+            program = try Compiler.build(rules: packDirectory, config: configPath)
+        } catch {
+            return .failure(GoldenFailure(message: error.description))
+        }
+        guard let input = FileManager.default.contents(atPath: inputPath) else {
+            return .failure(GoldenFailure(message: "cannot read \(inputPath)"))
+        }
+        var replay = Replay(engine: Engine(program: program, origin: origin), now: Replay.instant(Replay.defaultClock)!)
+        var out = ""
+        do {
+            try replay.run([UInt8](input)) { out += $0 + "\n" }
+        } catch {
+            return .failure(GoldenFailure(message: "\(inputPath): \(error.description)"))
+        }
+        return .success(out)
+    }
+}
+
+public struct GoldenFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

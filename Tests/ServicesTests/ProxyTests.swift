@@ -1,0 +1,276 @@
+import Foundation
+import Glibc
+import JSON
+import MQTT
+import RuleEngine
+import Testing
+import TestSupport
+
+/// `kpm33b-proxy` end to end: real Mosquitto brokers on loopback, the built
+/// binary as a child process, a meter publishing on the internal broker and a
+/// subscriber on the central one.
+@Suite(.serialized)
+struct ProxyTests {
+    @Test func rtDataEndToEnd() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#"])
+        // The central broker comes from the command line; the config's port leads nowhere.
+        try h.writeConfig(centralPort: freePort())
+        try h.startProxy(arguments: ["--central", h.centralBroker.url])
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.sample("MQTT_RT_DATA"))
+        let data = central.waitForData(count: 1)
+        #expect(data == [#"kpm33b/33B1225950027/seconds {"id":"33B1225950027","time":"20260112163900","active_power":6.6905}"#])
+        let discovery = central.waitFor { $0.topic == "kpm33b/discovery/33B1225950027" }
+        #expect(discovery?.json?["topics"]?["seconds"] == "kpm33b/33B1225950027/seconds")
+        try stop(h)
+    }
+
+    @Test func enyNowEndToEnd() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#"])
+        try h.startProxy()
+        try h.publish("MQTT_ENY_NOW", try ProxyHarness.sample("MQTT_ENY_NOW"))
+        // The sample without its main tag: the clean message carries null.
+        try h.publish("MQTT_ENY_NOW", try ProxyHarness.sample("MQTT_ENY_NOW_missing_data")
+            .replacingOccurrences(of: "20260117211500", with: "20260117212000"))
+        let data = central.waitForData(count: 2)
+        #expect(data == [
+            #"kpm33b/33B1225950027/minutes {"id":"33B1225950027","time":"20260117211500","active_energy":163.486}"#,
+            #"kpm33b/33B1225950027/minutes {"id":"33B1225950027","time":"20260117212000","active_energy":null}"#,
+        ])
+        try stop(h)
+    }
+
+    /// The real capture through both brokers gives exactly the data lines of
+    /// `rulecheck run` (the same Replay, in process).
+    @Test func captureThroughBrokersMatchesReplay() throws {
+        let h = try ProxyHarness()
+        let file = ProxyHarness.packDirectory.appendingPathComponent("tests/capture-eny-now.in")
+        let input = try [UInt8](Data(contentsOf: file))
+        var expected: [String] = []
+        let program = try Compiler.build(rules: h.rules, config: h.configFile)
+        var replay = Replay(engine: Engine(program: program), now: Replay.instant(Replay.defaultClock)!)
+        replay.showDrops = false
+        try replay.run(input) { line in if !line.hasPrefix("+ ") { expected.append(line) } }
+        #expect(expected.count > 100)
+
+        let messages = String(decoding: input, as: UTF8.self).split(separator: "\n").compactMap { line -> (String, [UInt8])? in
+            guard let space = line.firstIndex(of: " "), !line.hasPrefix("#"), !line.hasPrefix("@") else { return nil }
+            return (String(line[..<space]), Array(line[line.index(after: space)...].utf8))
+        }
+        #expect(messages.count == 2072)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#"])
+        try h.startProxy()
+        try h.publish(messages)
+        let data = central.waitForData(count: expected.count, timeout: 20)
+        #expect(data == expected)
+        let status = central.waitForStatus { ($0["counters"]?["forwarded"]?.intValue ?? 0) >= Int64(expected.count) }
+        #expect(status?["counters"]?["received"] == .integer(2072))
+        #expect(status?["meters"]?.objectValue?.keys.sorted() == ["33B1225950027", "33B1225950028", "33B1225950029"])
+        try stop(h)
+    }
+
+    @Test func homeAssistantConfigsRetainedAndRepublishedOnOnline() throws {
+        let h = try ProxyHarness(groups: ["current"])
+        try h.startProxy()
+        let first = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#", "homeassistant/#"])
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.sample("MQTT_RT_DATA"))
+        _ = first.waitForData(count: 1)
+        // Disabled groups are cleared with empty retained configs.
+        #expect(first.messages.filter { $0.topic.hasPrefix("homeassistant/") && $0.payload.isEmpty }.count == 10)
+
+        // A late subscriber gets them as retained messages: one per field.
+        let late = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/sensor/#"])
+        let configs = late.waitFor(count: 5).filter { !$0.payload.isEmpty }
+        let objects = configs.map { $0.topic.split(separator: "/")[3] }
+        #expect(Set(objects) == ["active_power", "current_l1", "current_l2", "current_l3", "active_energy"])
+        #expect(configs.count == 5)
+        #expect(configs.allSatisfy { $0.retain })
+        for config in configs {
+            let json = try #require(config.json, "\(config.topic) is not JSON")
+            #expect(json["unique_id"]?.stringValue == "kpm33b_33B1225950027_\(config.topic.split(separator: "/")[3])")
+            #expect(json["availability"]?.arrayValue?.first?["topic"] == "kpm33b/status")
+            #expect(json["device"]?["identifiers"] == ["kpm33b_33B1225950027"])
+            #expect(json["origin"]?["name"] == "kpm33b-proxy")
+        }
+        let power = try #require(configs.first { $0.topic == "homeassistant/sensor/kpm33b_33B1225950027/active_power/config" }?.json)
+        #expect(power["state_topic"] == "kpm33b/33B1225950027/seconds")
+        #expect(power["expire_after"] == 180)
+
+        late.clear()
+        let homeAssistant = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "ha"))
+        try homeAssistant.start()
+        #expect(homeAssistant.waitUntilConnected(timeout: 5))
+        try homeAssistant.publish(topic: "homeassistant/status", payload: Array("online".utf8), qos: 1, retain: false)
+        let again = late.waitFor(count: 15).filter { !$0.payload.isEmpty }
+        #expect(Set(again.map(\.topic)) == Set(configs.map(\.topic)))
+        #expect(again.allSatisfy { !$0.retain })  // live, not the retained copies
+        homeAssistant.stop()
+        try stop(h)
+    }
+
+    /// The central broker is SIGKILLed while meters keep publishing and comes
+    /// back a moment later: every clean message still arrives.
+    @Test func centralBrokerKilledMidStreamLosesNothing() throws {
+        // Persistence saves the subscriber's session and its queue on every change.
+        let h = try ProxyHarness(central: TestBroker.Configuration(persistence: true, extraLines: ["autosave_on_changes true"]))
+        var options = MQTTOptions(clientID: "central-counter", cleanSession: false)
+        options.reconnectMinSeconds = 0.2
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds"], options: options)
+        try h.startProxy()
+        usleep(300_000)  // the subscriber's session reaches the database (saved on every change)
+
+        // A burst, and the kill while the proxy is still forwarding it (messages
+        // in flight and queued); more while the broker is away; more after.
+        let total = 400
+        func burst(_ range: Range<Int>) throws {
+            try h.publish(range.map { ("MQTT_RT_DATA", Array(try ProxyHarness.rtData(second: $0).utf8)) })
+        }
+        try burst(0..<200)
+        h.centralBroker.kill()
+        try burst(200..<300)
+        try h.centralBroker.restart()
+        try burst(300..<total)
+
+        let expected = Set((0..<total).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) })
+        let deadline = Date(timeIntervalSinceNow: 20)
+        while Set(central.dataLines).count < total && Date() < deadline { usleep(50_000) }
+        let received = Set(central.dataLines)
+        #expect(received == expected, "missing \(expected.subtracting(received).count) of \(total)")
+        #expect(h.proxyLog.contains("msg=disconnected broker=central"))
+        try stop(h)
+    }
+
+    /// SIGKILL: what meters publish while the proxy is gone waits in its
+    /// persistent session on the internal broker.
+    @Test func proxyKilledAndRestartedMissesNothing() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/status"])
+        try h.startProxy()
+        for i in 0..<20 { try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: i)) }
+        #expect(central.waitForData(count: 20).count == 20)
+
+        h.killProxy()
+        // The broker publishes the last will.
+        #expect(central.waitFor { $0.topic == "kpm33b/status" && $0.payloadText == #"{"state":"offline"}"# } != nil)
+        for i in 20..<60 { try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: i)) }
+        try h.startProxy(waitForSubscriptions: false)
+        for i in 60..<80 { try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: i)) }
+
+        let data = central.waitForData(count: 80)
+        #expect(data == (0..<80).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) })
+        try stop(h)
+    }
+
+    /// SIGHUP with a broken pack keeps the running program; a good one replaces it.
+    @Test func reloadKeepsRunningProgramOnError() throws {
+        let h = try ProxyHarness(copyRules: true)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds"])
+        try h.startProxy()
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0))
+        #expect(central.waitForData(count: 1).count == 1)
+
+        let pack = URL(fileURLWithPath: h.rules).appendingPathComponent("pack.yaml")
+        let good = try String(contentsOf: pack, encoding: .utf8)
+        try good.replacingOccurrences(of: "from: zyggl", with: "from: zygglx").write(to: pack, atomically: true, encoding: .utf8)
+        h.signalProxy(SIGHUP)
+        #expect(h.waitForLog("reload failed"))
+        #expect(h.proxyLog.contains("error[R004]"))
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 1))
+        #expect(central.waitForData(count: 2).last == "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: 1))
+
+        // A good pack and a config with the current group: the new program runs.
+        try good.write(to: pack, atomically: true, encoding: .utf8)
+        try h.writeConfig(groups: ["current"])
+        h.signalProxy(SIGHUP)
+        #expect(h.waitForLog("rules reloaded"))
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 2))
+        let last = try #require(central.waitForData(count: 3).last)
+        #expect(last.contains(#""active_power":6.6905,"current_l1":9.735,"current_l2":9.658,"current_l3":9.655}"#))
+        #expect(h.proxy?.isRunning == true)
+        try stop(h)
+    }
+
+    /// SIGTERM drains what was taken, publishes offline and exits 0 within 5 s.
+    @Test func sigtermDrainsAndExitsCleanly() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/status"])
+        try h.startProxy()
+        try h.publish((0..<200).map { ("MQTT_RT_DATA", Array(try ProxyHarness.rtData(second: $0).utf8)) })
+        let started = Date()
+        h.signalProxy(SIGTERM)
+        let exited = h.proxy?.wait(timeout: 5) ?? false
+        let seconds = Date().timeIntervalSince(started)
+        #expect(exited, "still running after 5 s")
+        #expect(h.proxy?.exitStatus == 0)
+        #expect(seconds < 5)
+        let offline = central.waitFor { $0.topic == "kpm33b/status" && $0.json?["state"] == "offline" }
+        #expect(offline?.json?["counters"]?["forwarded"] != nil)
+        // Everything the proxy took from the internal broker was forwarded before it left.
+        let stopped = try #require(h.proxyLog.split(separator: "\n").first { $0.contains("msg=stopped") })
+        let forwarded = Int(stopped.split(separator: " ").first { $0.hasPrefix("forwarded=") }!.dropFirst("forwarded=".count))
+        let received = Int(stopped.split(separator: " ").first { $0.hasPrefix("received=") }!.dropFirst("received=".count))
+        #expect(forwarded == received)
+        #expect(central.dataLines.count == forwarded)
+    }
+
+    /// Every kind of bad input, interleaved with good messages: each is counted
+    /// by reason in the status, and every good message is forwarded.
+    @Test func badInputIsCountedAndGoodInputKeepsFlowing() throws {
+        let h = try ProxyHarness(maxPayloadBytes: 4096)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/status"])
+        try h.startProxy()
+        let good = { (i: Int) in try ProxyHarness.rtData(second: i) }
+        let zero = try ProxyHarness.rtData(second: 0).replacingOccurrences(of: #"":[0-9.-]+"#, with: "\":0.000", options: .regularExpression)
+        let bad: [(reason: String, payload: [UInt8])] = [
+            ("malformed", Array(#"{"id":"33B1225950027","zyggl":6.6905,"#.utf8)),
+            ("malformed", Array("[1,2,3]".utf8)),
+            ("malformed", Array(#"{"id":"33B1225950027","note":"x"#.utf8) + [0xFF, 0xFE] + Array(#"","time":"20260112170000","isend":"1"}"#.utf8)),
+            ("too_large", Array(try good(0).replacingOccurrences(of: #""isend":"1""#, with: #""isend":"1","pad":"\#(String(repeating: "x", count: 5000))""#).utf8)),
+            ("invalid_id", Array(try good(0).replacingOccurrences(of: "33B1225950027", with: "33B12259500/#").utf8)),
+            ("invalid_id", Array(try good(0).replacingOccurrences(of: "33B1225950027", with: "33b1225950027").utf8)),
+            ("wrong_type", Array(try good(0).replacingOccurrences(of: #""zyggl":6.6905"#, with: #""zyggl":"6.6905""#).utf8)),
+            ("all_zero", Array(zero.utf8)),
+            ("excluded", Array(try good(0).replacingOccurrences(of: "33B1225950027", with: "33B1225950030").utf8)),
+        ]
+        let rounds = 10
+        var messages: [(topic: String, payload: [UInt8])] = []
+        for round in 0..<rounds {
+            messages.append(("MQTT_RT_DATA", Array(try good(round).utf8)))
+            for b in bad { messages.append(("MQTT_RT_DATA", b.payload)) }
+            messages.append(("MQTT_RT_DATA", Array(try good(round).utf8)))  // a duplicate
+        }
+        try h.publish(messages)
+        let data = central.waitForData(count: rounds)
+        #expect(data == (0..<rounds).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) })
+        let status = try #require(central.waitForStatus { $0["counters"]?["received"] == .integer(Int64(messages.count)) })
+        let dropped = try #require(status["counters"]?["dropped"])
+        var expected: [String: Int64] = ["duplicate": Int64(rounds)]
+        for b in bad { expected[b.reason, default: 0] += Int64(rounds) }
+        for (reason, count) in expected { #expect(dropped[reason] == .integer(count), "\(reason)") }
+        #expect(status["counters"]?["forwarded"] == .integer(Int64(rounds)))
+        #expect(h.proxy?.isRunning == true)
+        // Logged with topic and reason, rate-limited.
+        let malformedLines = h.proxyLog.split(separator: "\n").filter { $0.contains("reason=malformed") }
+        #expect(malformedLines.count == 5)
+        #expect(malformedLines.allSatisfy { $0.contains("topic=MQTT_RT_DATA") })
+        try stop(h)
+    }
+
+    @Test func brokenRulesStopStartUp() throws {
+        let h = try ProxyHarness(copyRules: true)
+        let pack = URL(fileURLWithPath: h.rules).appendingPathComponent("pack.yaml")
+        try "pack: kpm33b\nroutes: {}\nbogus: 1\n".write(to: pack, atomically: true, encoding: .utf8)
+        try h.startProxy(waitForSubscriptions: false)
+        #expect(h.proxy?.wait(timeout: 10) == true)
+        #expect(h.proxy?.exitStatus == 1)
+        #expect(h.proxyLog.contains("pack.yaml:3:1: error[R001]: unknown key 'bogus'"))
+    }
+
+    /// SIGTERM, exit 0 within 5 s.
+    private func stop(_ h: ProxyHarness, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        h.signalProxy(SIGTERM)
+        #expect(h.proxy?.wait(timeout: 5) == true, sourceLocation: sourceLocation)
+        #expect(h.proxy?.exitStatus == 0, "\(h.proxyLog)", sourceLocation: sourceLocation)
+    }
+}
