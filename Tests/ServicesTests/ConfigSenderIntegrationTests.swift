@@ -11,7 +11,7 @@ import TestSupport
 
 /// Polls `condition` every 20 ms until it holds or `timeout` seconds passed.
 @discardableResult
-func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+func senderEventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Date(timeIntervalSinceNow: timeout)
     while Date() < deadline {
         if try condition() { return true }
@@ -25,7 +25,7 @@ func senderExecutable() throws -> String {
     let candidates = [
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("config-sender").path,
         Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("config-sender").path,
-        packageRoot.appendingPathComponent(".build/debug/config-sender").path,
+        senderPackageRoot.appendingPathComponent(".build/debug/config-sender").path,
     ]
     guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw TestBroker.Failure.setup("config-sender is not built (run swift build --build-tests)")
@@ -114,7 +114,7 @@ final class SenderHarness: @unchecked Sendable {
     init(name: String) throws {
         internalBroker = try TestBroker()
         centralBroker = try TestBroker()
-        directory = try temporaryDirectory("sender-\(name)")
+        directory = try senderTemporaryDirectory("sender-\(name)")
         publisher = try MQTTConnection(endpoint: centralBroker.endpoint, options: MQTTOptions(
             clientID: "discovery-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         try publisher.start()
@@ -153,7 +153,7 @@ final class SenderHarness: @unchecked Sendable {
             try mark.write(to: logFile, atomically: false, encoding: .utf8)
         }
         process = try ChildProcess(executable: try senderExecutable(), arguments: [
-            "--rules", packPath, "--config", configFile.path, "--state-dir", stateDirectory.path,
+            "--rules", senderPackPath, "--config", configFile.path, "--state-dir", stateDirectory.path,
             "--log-level", "debug", "--config-poll-seconds", "0.3",
         ], environment: ["KPM33B_CONFIG_SENDER_DAY_OFFSET": String(dayOffset)], outputFile: logFile.path)
     }
@@ -196,7 +196,7 @@ final class SenderHarness: @unchecked Sendable {
     func acknowledgedDate(_ id: String) -> String? { state?["meters"]?[id]?["acknowledged_date"]?.stringValue }
 }
 
-func localDate(dayOffset: Int = 0) -> String {
+func senderLocalDate(dayOffset: Int = 0) -> String {
     let now = Date().addingTimeInterval(Double(dayOffset) * 86400)
     var seconds = time_t(now.timeIntervalSince1970)
     var local = tm()
@@ -207,15 +207,15 @@ func localDate(dayOffset: Int = 0) -> String {
 @Suite(.serialized) struct ConfigSenderIntegrationTests {
     @Test func discoveryConfiguresMetersRestartSameDaySendsNothingNextDaySendsAgain() throws {
         let h = try SenderHarness(name: "daily")
-        let meters = try FakeMeters(broker: h.internalBroker, meters: [meterA: .answer, meterB: .answer])
+        let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .answer, senderMeterB: .answer])
         let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status"])
-        try h.discover(meterA)
-        try h.discover(meterB)
+        try h.discover(senderMeterA)
+        try h.discover(senderMeterB)
         try h.start()
 
-        try #require(eventually { h.acknowledgedDate(meterA) != nil && h.acknowledgedDate(meterB) != nil }, "\(h.log)")
-        #expect(h.acknowledgedDate(meterA) == localDate())
-        for id in [meterA, meterB] {
+        try #require(senderEventually { h.acknowledgedDate(senderMeterA) != nil && h.acknowledgedDate(senderMeterB) != nil }, "\(h.log)")
+        #expect(h.acknowledgedDate(senderMeterA) == senderLocalDate())
+        for id in [senderMeterA, senderMeterB] {
             let got = meters.commands(for: id)
             #expect(got.map(\.command).sorted() == ["set_clock", "set_upload_interval_minutes", "set_upload_interval_seconds"])
             let short = String(id.suffix(8))
@@ -232,7 +232,7 @@ func localDate(dayOffset: Int = 0) -> String {
                     #expect(r.topic == "MQTT_SETTIME_\(short)")
                     let time = r.payload["time"]?.stringValue ?? ""
                     #expect(time.utf8.count == 14 && time.allSatisfy(\.isNumber))
-                    #expect(time.hasPrefix(localDate().replacingOccurrences(of: "-", with: "")))
+                    #expect(time.hasPrefix(senderLocalDate().replacingOccurrences(of: "-", with: "")))
                 }
             }
             let record = try #require(h.state?["meters"]?[id])
@@ -243,21 +243,21 @@ func localDate(dayOffset: Int = 0) -> String {
         }
         #expect(Set(meters.received.values.map(\.oprid)).count == 6)
         // The retained status shows both meters and nothing pending.
-        #expect(eventually {
+        #expect(senderEventually {
             guard let last = status.messages.last, let doc = try? JSONValue.parse(last.payload) else { return false }
             return doc["meters_known"]?.intValue == 2 && doc["pending_commands"]?.intValue == 0
                 && doc["connections"]?["internal"]?.stringValue == "connected"
-                && doc["meters"]?[meterA]?["last_result"]?.stringValue == "success"
+                && doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success"
         })
 
         #expect(h.stop() == 0)
-        #expect(eventually { status.messages.last.flatMap { try? JSONValue.parse($0.payload) }?["state"]?.stringValue == "offline" })
+        #expect(senderEventually { status.messages.last.flatMap { try? JSONValue.parse($0.payload) }?["state"]?.stringValue == "offline" })
         #expect(!h.lines("stopped").isEmpty)
 
         // Restart, same day: the retained discoveries arrive, nothing is sent.
         let before = meters.received.values.count
         try h.start()
-        try #require(eventually { h.lines("meter_discovered").count == 2 && !h.lines("internal_connected").isEmpty })
+        try #require(senderEventually { h.lines("meter_discovered").count == 2 && !h.lines("internal_connected").isEmpty })
         usleep(1_500_000)
         #expect(meters.received.values.count == before)
         #expect(h.lines("command_sent").isEmpty)
@@ -265,37 +265,37 @@ func localDate(dayOffset: Int = 0) -> String {
 
         // The next day: everything again.
         try h.start(dayOffset: 1)
-        try #require(eventually { h.acknowledgedDate(meterA) == localDate(dayOffset: 1) && h.acknowledgedDate(meterB) == localDate(dayOffset: 1) })
+        try #require(senderEventually { h.acknowledgedDate(senderMeterA) == senderLocalDate(dayOffset: 1) && h.acknowledgedDate(senderMeterB) == senderLocalDate(dayOffset: 1) })
         #expect(meters.received.values.count == before + 6)
         #expect(h.stop() == 0)
     }
 
     @Test func changedIntervalForOneMeterResendsToThatMeterOnly() throws {
         let h = try SenderHarness(name: "change")
-        let meters = try FakeMeters(broker: h.internalBroker, meters: [meterA: .answer, meterB: .answer])
-        try h.discover(meterA)
-        try h.discover(meterB)
+        let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .answer, senderMeterB: .answer])
+        try h.discover(senderMeterA)
+        try h.discover(senderMeterB)
         try h.start()
-        try #require(eventually { h.acknowledgedDate(meterA) != nil && h.acknowledgedDate(meterB) != nil })
+        try #require(senderEventually { h.acknowledgedDate(senderMeterA) != nil && h.acknowledgedDate(senderMeterB) != nil })
         let before = meters.received.values.count
 
-        try h.writeConfig(perMeter: [meterA: 300])
-        try #require(eventually { h.state?["meters"]?[meterA]?["settings"]?["upload_interval_seconds"]?.intValue == 300 }, "\(h.log)")
+        try h.writeConfig(perMeter: [senderMeterA: 300])
+        try #require(senderEventually { h.state?["meters"]?[senderMeterA]?["settings"]?["upload_interval_seconds"]?.intValue == 300 }, "\(h.log)")
         let after = Array(meters.received.values.dropFirst(before))
         #expect(after.count == 1)
-        #expect(after.first?.meter == meterA)
+        #expect(after.first?.meter == senderMeterA)
         #expect(after.first?.command == "set_upload_interval_seconds")
         #expect(after.first?.payload["value"]?.stringValue == "300")
         #expect(h.lines("config_reloaded").last?.contains("changed_meters=1") == true)
 
         // A broken config (a value the pack does not allow) is refused; the running one stays.
-        try h.writeConfig(perMeter: [meterA: 301])
-        try #require(eventually { !h.lines("config_reload_failed").isEmpty })
+        try h.writeConfig(perMeter: [senderMeterA: 301])
+        try #require(senderEventually { !h.lines("config_reload_failed").isEmpty })
         #expect(h.lines("config_reload_failed").contains { $0.contains("C003") || $0.contains("301") })
         // SIGHUP forces a reload attempt even without a change.
         let failures = h.lines("config_reload_failed").count
         h.process?.signal(SIGHUP)
-        try #require(eventually { h.lines("config_reload_failed").count > failures })
+        try #require(senderEventually { h.lines("config_reload_failed").count > failures })
         #expect(h.process?.isRunning == true)
         #expect(meters.received.values.count == before + 1)
         #expect(h.stop() == 0)
@@ -303,21 +303,21 @@ func localDate(dayOffset: Int = 0) -> String {
 
     @Test func silentMeterIsRetriedWithBackoffThenAlertedWhileOthersAreConfigured() throws {
         let h = try SenderHarness(name: "silent")
-        let meters = try FakeMeters(broker: h.internalBroker, meters: [meterA: .silent, meterB: .answer])
+        let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .silent, senderMeterB: .answer])
         let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status"])
-        try h.discover(meterA)
-        try h.discover(meterB)
+        try h.discover(senderMeterA)
+        try h.discover(senderMeterB)
         try h.start()
 
         // B is configured before A's first timeout (1 s) is even over.
-        try #require(eventually(timeout: 10) { h.acknowledgedDate(meterB) != nil })
-        let firstToA = try #require(meters.commands(for: meterA).first?.at)
-        let bDone = try #require(meters.commands(for: meterB).last?.at)
+        try #require(senderEventually(timeout: 10) { h.acknowledgedDate(senderMeterB) != nil })
+        let firstToA = try #require(meters.commands(for: senderMeterA).first?.at)
+        let bDone = try #require(meters.commands(for: senderMeterB).last?.at)
         #expect(bDone.timeIntervalSince(firstToA) < 1)
 
         // Timeout 1 s, 3 retries with 0.5, 1, 2 s backoff: ALERT after about 7.5 s.
-        try #require(eventually(timeout: 15) { h.lines("ALERT").count == 3 }, "\(h.log)")
-        let seconds = meters.commands(for: meterA).filter { $0.command == "set_upload_interval_seconds" }
+        try #require(senderEventually(timeout: 15) { h.lines("ALERT").count == 3 }, "\(h.log)")
+        let seconds = meters.commands(for: senderMeterA).filter { $0.command == "set_upload_interval_seconds" }
         #expect(seconds.count == 4)
         #expect(Set(seconds.map(\.oprid)).count == 4)
         let gaps = zip(seconds.dropFirst(), seconds).map { $0.at.timeIntervalSince($1.at) }
@@ -328,15 +328,15 @@ func localDate(dayOffset: Int = 0) -> String {
             #expect(gap > expected - 0.25 && gap < expected + 1.5, "gaps \(gaps)")
         }
         #expect(h.lines("ALERT").allSatisfy {
-            $0.contains("level=error") && $0.contains("event=meter_not_answering") && $0.contains("meter=\(meterA)")
+            $0.contains("level=error") && $0.contains("event=meter_not_answering") && $0.contains("meter=\(senderMeterA)")
         })
-        #expect(h.acknowledgedDate(meterA) == nil)
-        #expect(h.state?["meters"]?[meterA]?["commands"]?["set_clock"]?["result"]?.stringValue == "timeout")
-        #expect(h.state?["meters"]?[meterA]?["last_error"]?.stringValue?.hasPrefix("no reply") == true)
-        #expect(eventually {
+        #expect(h.acknowledgedDate(senderMeterA) == nil)
+        #expect(h.state?["meters"]?[senderMeterA]?["commands"]?["set_clock"]?["result"]?.stringValue == "timeout")
+        #expect(h.state?["meters"]?[senderMeterA]?["last_error"]?.stringValue?.hasPrefix("no reply") == true)
+        #expect(senderEventually {
             guard let last = status.messages.last, let doc = try? JSONValue.parse(last.payload) else { return false }
-            return doc["alerts"]?.arrayValue?.count == 3 && doc["meters"]?[meterA]?["last_result"]?.stringValue == "timeout"
-                && doc["meters"]?[meterB]?["last_result"]?.stringValue == "success"
+            return doc["alerts"]?.arrayValue?.count == 3 && doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "timeout"
+                && doc["meters"]?[senderMeterB]?["last_result"]?.stringValue == "success"
         })
         #expect(h.stop() == 0)
     }
@@ -344,31 +344,31 @@ func localDate(dayOffset: Int = 0) -> String {
     @Test func failureIsRecordedAndMalformedOrUnknownRepliesAreIgnored() throws {
         let h = try SenderHarness(name: "failure")
         let meters = try FakeMeters(broker: h.internalBroker, meters: [
-            meterA: .fail(commands: ["set_upload_interval_minutes"], msg: "value not allowed"),
+            senderMeterA: .fail(commands: ["set_upload_interval_minutes"], msg: "value not allowed"),
         ])
         let noise = try MQTTConnection(endpoint: h.internalBroker.endpoint, options: MQTTOptions(clientID: "noise"))
         try noise.start()
         defer { noise.stop() }
         try #require(noise.waitUntilConnected(timeout: 10))
-        try h.discover(meterA)
+        try h.discover(senderMeterA)
         try h.start()
-        try #require(eventually { !h.lines("internal_connected").isEmpty })
+        try #require(senderEventually { !h.lines("internal_connected").isEmpty })
         // Junk on the reply topics before, during and after.
         for payload in ["{not json", #"{"id":"33B1225950027","code":"01"}"#,
                         #"{"id":"33B1225950027","oprid":"ffffffffffffffffffffffffffffffff","code":"01"}"#, "", "[1,2]"] {
             try noise.publish(topic: "MQTT_COMMOD_SET_REP", payload: Array(payload.utf8), qos: 1, retain: false)
             try noise.publish(topic: "MQTT_METER_TIME_REP", payload: Array(payload.utf8), qos: 1, retain: false)
         }
-        try #require(eventually {
-            h.state?["meters"]?[meterA]?["commands"]?.objectValue?.count == 3
+        try #require(senderEventually {
+            h.state?["meters"]?[senderMeterA]?["commands"]?.objectValue?.count == 3
         }, "\(h.log)")
-        let commands = try #require(h.state?["meters"]?[meterA]?["commands"])
+        let commands = try #require(h.state?["meters"]?[senderMeterA]?["commands"])
         #expect(commands["set_upload_interval_minutes"]?["result"]?.stringValue == "failure")
         #expect(commands["set_upload_interval_minutes"]?["msg"]?.stringValue == "value not allowed")
         #expect(commands["set_upload_interval_seconds"]?["result"]?.stringValue == "success")
         #expect(commands["set_clock"]?["result"]?.stringValue == "success")
-        #expect(h.state?["meters"]?[meterA]?["last_error"]?.stringValue == "set_upload_interval_minutes failed: value not allowed")
-        #expect(h.acknowledgedDate(meterA) == nil)
+        #expect(h.state?["meters"]?[senderMeterA]?["last_error"]?.stringValue == "set_upload_interval_minutes failed: value not allowed")
+        #expect(h.acknowledgedDate(senderMeterA) == nil)
         #expect(h.lines("command_failed").first?.contains("msg=\"value not allowed\"") == true)
         #expect(!h.lines("reply_ignored").isEmpty)
         #expect(h.process?.isRunning == true)
@@ -376,24 +376,24 @@ func localDate(dayOffset: Int = 0) -> String {
         let count = meters.received.values.count
         usleep(1_500_000)
         #expect(meters.received.values.count == count)
-        meters.set(meterA, .answer)
-        try h.discover(meterA)
-        try #require(eventually { h.acknowledgedDate(meterA) != nil })
+        meters.set(senderMeterA, .answer)
+        try h.discover(senderMeterA)
+        try #require(senderEventually { h.acknowledgedDate(senderMeterA) != nil })
         #expect(meters.received.values.dropFirst(count).map(\.command) == ["set_upload_interval_minutes"])
         #expect(h.stop() == 0)
     }
 
     @Test func corruptStateAndKillMinus9LeaveAUsableState() throws {
         let h = try SenderHarness(name: "corrupt")
-        let meters = try FakeMeters(broker: h.internalBroker, meters: [meterA: .answer])
+        let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .answer])
         try FileManager.default.createDirectory(at: h.stateDirectory, withIntermediateDirectories: true)
         try "{\"version\":1,\"meters\":{\"33B12259".write(to: h.stateFile, atomically: false, encoding: .utf8)
         // And the leftover of an interrupted write.
         try "{\"version\":1,\"me".write(to: h.stateDirectory.appendingPathComponent(".config-sender-state.json.tmp"),
                                          atomically: false, encoding: .utf8)
-        try h.discover(meterA)
+        try h.discover(senderMeterA)
         try h.start()
-        try #require(eventually { h.acknowledgedDate(meterA) != nil }, "\(h.log)")
+        try #require(senderEventually { h.acknowledgedDate(senderMeterA) != nil }, "\(h.log)")
         #expect(h.lines("state_corrupt").count == 1)
         #expect(h.lines("state_temp_removed").count == 1)
         let aside = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory.path).filter { $0.contains(".corrupt-") }
@@ -403,7 +403,7 @@ func localDate(dayOffset: Int = 0) -> String {
         h.kill9()
         let sent = meters.received.values.count
         try h.start()
-        try #require(eventually { !h.lines("meter_discovered").isEmpty && !h.lines("internal_connected").isEmpty })
+        try #require(senderEventually { !h.lines("meter_discovered").isEmpty && !h.lines("internal_connected").isEmpty })
         usleep(1_000_000)
         #expect(h.lines("state_corrupt").isEmpty)
         #expect(h.lines("state_loaded").first?.contains("meters=1") == true)
