@@ -1,0 +1,58 @@
+import Foundation
+
+/// One line per event: to standard output with a timestamp, and — with
+/// `--journal FILE` — to a file without one, for tests to read.
+///
+/// Line formats (`TOPIC PAYLOAD` is the capture format):
+///     sent TOPIC PAYLOAD            a data message or a command reply
+///     received TOPIC PAYLOAD        a command
+///     ignored TOPIC REASON          a command not answered
+///     applied ID WHAT               a command's effect
+///     dropped TOPIC REASON          a publish that failed (QoS 0 while offline)
+///     connected ID | disconnected ID REASON | subscribed ID
+///     started N meters | stopped
+final class Journal: @unchecked Sendable {
+    private let lock = NSLock()
+    private let file: FileHandle?
+    private let quiet: Bool
+    private let timestamp: ISO8601DateFormatter = {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }()
+
+    init(path: String?, quiet: Bool) throws {
+        self.quiet = quiet
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: Data()),
+                  let handle = FileHandle(forWritingAtPath: path) else {
+                throw ValidationErrorText("cannot write the journal file \(path)")
+            }
+            file = handle
+        } else {
+            file = nil
+        }
+    }
+
+    /// `isData`: a data message, left off standard output with `--quiet`.
+    func record(_ event: String, _ subject: String, _ detail: String = "", isData: Bool = false) {
+        var line = detail.isEmpty ? "\(event) \(subject)" : "\(event) \(subject) \(detail)"
+        line = line.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
+        lock.withLock {
+            if !(quiet && isData) {
+                FileHandle.standardOutput.write(Data("\(timestamp.string(from: Date())) \(line)\n".utf8))
+            }
+            file?.write(Data((line + "\n").utf8))
+        }
+    }
+
+    func close() {
+        lock.withLock { try? file?.close() }
+    }
+}
+
+/// An error whose text is the whole message.
+struct ValidationErrorText: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
