@@ -20,18 +20,20 @@ func senderEventually(timeout: Double = 10, _ condition: () throws -> Bool) reth
     return try condition()
 }
 
-/// The built `config-sender` next to the test bundle (`swift build --build-tests` builds it).
-func senderExecutable() throws -> String {
+/// A built executable of this package next to the test bundle (`swift build --build-tests` builds them all).
+func senderBuiltExecutable(_ name: String) throws -> String {
     let candidates = [
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("config-sender").path,
-        Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("config-sender").path,
-        senderPackageRoot.appendingPathComponent(".build/debug/config-sender").path,
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name).path,
+        Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent(name).path,
+        senderPackageRoot.appendingPathComponent(".build/debug/\(name)").path,
     ]
     guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-        throw TestBroker.Failure.setup("config-sender is not built (run swift build --build-tests)")
+        throw TestBroker.Failure.setup("\(name) is not built (run swift build --build-tests)")
     }
     return found
 }
+
+func senderExecutable() throws -> String { try senderBuiltExecutable("config-sender") }
 
 /// Simulated meters on the internal broker: they take commands on their own
 /// topics and reply on the reply topics, as a KPM33B does. Per meter: answer
@@ -408,6 +410,78 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(h.lines("state_corrupt").isEmpty)
         #expect(h.lines("state_loaded").first?.contains("meters=1") == true)
         #expect(meters.received.values.count == sent)
+        #expect(h.stop() == 0)
+    }
+
+    /// The whole flow with the project's meter simulator: one meter that
+    /// answers (its clock wrong, reported in discovery), one silent, one failing.
+    @Test func meterSimFleetIsConfiguredAndTheRestartSendsNothing() throws {
+        let h = try SenderHarness(name: "meter-sim")
+        let good = senderMeterA, silent = senderMeterB, failing = "33B1225950029"
+        let journalFile = h.directory.appendingPathComponent("meter-sim.journal")
+        let sim = try ChildProcess(executable: try senderBuiltExecutable("meter-sim"), arguments: [
+            "--broker", h.internalBroker.url, "--ids", [good, silent, failing].joined(separator: ","),
+            "--silent-ids", silent, "--fail-ids", failing, "--wrong-clock", good,
+            "--seconds", "3600", "--minutes", "60", "--journal", journalFile.path, "--quiet",
+        ], outputFile: h.directory.appendingPathComponent("meter-sim.log").path)
+        defer { sim.terminate() }
+        func journal() -> [Substring] {
+            ((try? String(contentsOf: journalFile, encoding: .utf8)) ?? "").split(separator: "\n")
+        }
+        try #require(senderEventually { journal().filter { $0.hasPrefix("subscribed ") }.count == 3 }, "\(journal())")
+
+        try h.discover(good, clockOffset: -662_774_400)  // the meter thinks it is 2005
+        try h.discover(silent)
+        try h.discover(failing)
+        try h.start()
+
+        try #require(senderEventually { h.acknowledgedDate(good) != nil }, "\(h.log)")
+        let short = String(good.suffix(8))
+        let received = journal().filter { $0.hasPrefix("received ") && $0.hasSuffix("}") && $0.contains(short) }
+        #expect(received.count == 3)
+        for line in received {
+            let parts = line.split(separator: " ", maxSplits: 2)
+            let payload = try JSONValue.parse(String(parts[2]))
+            let oprid = payload["oprid"]?.stringValue ?? ""
+            #expect(oprid.utf8.count == 32)
+            if parts[1] == "MQTT_SETTIME_\(short)" {
+                #expect(payload.objectValue?.keys == ["oprid", "time"])
+            } else {
+                #expect(parts[1] == "MQTT_COMMOD_SET_\(short)")
+                let expected: JSONValue = payload["Cmd"]?.stringValue == "0000"
+                    ? .object(["oprid": .string(oprid), "Cmd": "0000", "value": "60", "types": "1"])
+                    : .object(["oprid": .string(oprid), "Cmd": "0001", "value": "5", "types": "1"])
+                #expect(payload == expected)
+            }
+        }
+        // The clock went out once (the offset correction and the daily command are one).
+        #expect(received.filter { $0.contains("MQTT_SETTIME_") }.count == 1)
+        let applied = journal().filter { $0.hasPrefix("applied \(good) ") }
+        #expect(applied.contains { $0.hasSuffix("seconds interval 60") })
+        #expect(applied.contains { $0.hasSuffix("minutes interval 5") })
+        #expect(applied.contains { $0.contains("clock \(senderLocalDate().replacingOccurrences(of: "-", with: ""))") })
+        #expect(journal().filter { $0.hasPrefix("sent MQTT_COMMOD_SET_REP ") || $0.hasPrefix("sent MQTT_METER_TIME_REP ") }
+            .filter { $0.contains(good) }.count == 3)
+
+        // The failing meter: code 02 recorded with the meter's message.
+        try #require(senderEventually { h.state?["meters"]?[failing]?["commands"]?.objectValue?.count == 3 })
+        let failed = try #require(h.state?["meters"]?[failing])
+        #expect(failed["commands"]?["set_clock"]?["result"]?.stringValue == "failure")
+        #expect(failed["commands"]?["set_upload_interval_seconds"]?["msg"]?.stringValue == "simulated failure")
+        #expect(failed["acknowledged_date"] == nil)
+
+        // The silent meter: retried, then ALERT, without holding up the others.
+        try #require(senderEventually(timeout: 15) { h.lines("ALERT").count == 3 }, "\(h.log)")
+        #expect(h.lines("ALERT").allSatisfy { $0.contains("meter=\(silent)") })
+        #expect(journal().filter { $0.hasPrefix("ignored MQTT_COMMOD_SET_\(silent.suffix(8))") }.count == 8)
+        #expect(h.stop() == 0)
+
+        // A restart the same day sends the good meter nothing.
+        let before = journal().filter { $0.hasPrefix("received ") && $0.contains(short) }.count
+        try h.start()
+        try #require(senderEventually { h.lines("meter_discovered").count == 3 && !h.lines("internal_connected").isEmpty })
+        usleep(1_500_000)
+        #expect(journal().filter { $0.hasPrefix("received ") && $0.contains(short) }.count == before)
         #expect(h.stop() == 0)
     }
 }
