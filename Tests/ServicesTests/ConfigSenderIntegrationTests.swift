@@ -39,7 +39,7 @@ func senderExecutable() throws -> String { try senderBuiltExecutable("config-sen
 /// topics and reply on the reply topics, as a KPM33B does. Per meter: answer
 /// `01`, answer `02` to chosen commands, or stay silent.
 final class FakeMeters: @unchecked Sendable {
-    enum Behaviour: Sendable { case answer, silent, fail(commands: Set<String>, msg: String) }
+    enum Behaviour: Sendable { case answer, silent, fail(commands: Set<String>, msg: String), delayed(Double) }
     struct Received: Sendable {
         var meter: String
         var topic: String
@@ -93,7 +93,14 @@ final class FakeMeters: @unchecked Sendable {
         case .silent: return
         case .answer: break
         case .fail(let commands, let why): if commands.contains(r.command) { code = "02"; msg = why }
+        case .delayed(let seconds):
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in sendReply(to: r, code: "01", msg: nil) }
+            return
         }
+        sendReply(to: r, code: code, msg: msg)
+    }
+
+    private func sendReply(to r: Received, code: String, msg: String?) {
         var reply: JSONObject = ["id": .string(r.meter), "oprid": .string(r.oprid), "code": .string(code)]
         if let msg { reply["msg"] = .string(msg) }
         let topic = r.command == "set_clock" ? "MQTT_METER_TIME_REP" : "MQTT_COMMOD_SET_REP"
@@ -483,5 +490,20 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         usleep(1_500_000)
         #expect(journal().filter { $0.hasPrefix("received ") && $0.contains(short) }.count == before)
         #expect(h.stop() == 0)
+    }
+
+    @Test func sigtermWaitsForRepliesInFlightThenSavesAndExits() throws {
+        let h = try SenderHarness(name: "sigterm")
+        let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .delayed(0.6)])
+        try h.discover(senderMeterA)
+        try h.start()
+        try #require(senderEventually { h.lines("command_sent").count == 3 })
+        let started = Date()
+        #expect(h.stop() == 0)
+        #expect(Date().timeIntervalSince(started) > 0.4)
+        #expect(h.lines("stopping").first?.contains("awaiting_replies=3") == true)
+        #expect(h.lines("stopping_without_replies").isEmpty)
+        #expect(h.acknowledgedDate(senderMeterA) == senderLocalDate())
+        #expect(meters.received.values.count == 3)
     }
 }
