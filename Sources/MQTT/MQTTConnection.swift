@@ -356,7 +356,7 @@ public final class MQTTConnection: @unchecked Sendable {
             locked { $0.networkThread = nil }
             finished.signal()
         }
-        thread.name = "mqtt \(options.clientID) \(endpoint)"
+        thread.name = "mqtt-\(options.clientID.prefix(10))"  // Linux keeps 15 characters
         thread.start()
     }
 

@@ -53,3 +53,25 @@ public struct MQTTOptions: Sendable, Equatable {
         self.sessionExpirySeconds = sessionExpirySeconds
     }
 }
+
+extension MQTTOptions: CustomStringConvertible, CustomReflectable {
+    /// Everything but the password, so that options can be logged.
+    public var description: String {
+        "MQTTOptions(clientID: \(clientID), cleanSession: \(cleanSession), protocol: \(protocolVersion), "
+            + "keepAlive: \(keepAliveSeconds) s, username: \(username ?? "none"), password: \(password == nil ? "none" : "<redacted>"), "
+            + "tls: \(tls.map { "CA \($0.caFile ?? "system"), certificate \($0.certFile ?? "none")" } ?? "off"), "
+            + "will: \(will?.topic ?? "none"), reconnect: \(reconnectMinSeconds)...\(reconnectMaxSeconds) s, "
+            + "maxInflight: \(maxInflight))"
+    }
+
+    /// `dump` and debuggers show the password as redacted too.
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "clientID": clientID, "cleanSession": cleanSession, "protocolVersion": protocolVersion,
+            "keepAliveSeconds": keepAliveSeconds, "username": username as Any,
+            "password": (password == nil ? "none" : "<redacted>") as Any, "tls": tls as Any, "will": will as Any,
+            "reconnectMinSeconds": reconnectMinSeconds, "reconnectMaxSeconds": reconnectMaxSeconds,
+            "maxInflight": maxInflight, "sessionExpirySeconds": sessionExpirySeconds,
+        ])
+    }
+}

@@ -32,9 +32,9 @@ struct PayloadWriter {
         let scaled = Int64((value * Double(scale)).rounded())
         let negative = scaled < 0
         let magnitude = negative ? -scaled : scaled
-        let whole = magnitude / scale
-        var fraction = String(magnitude % scale)
-        fraction = String(repeating: "0", count: decimals - fraction.count) + fraction
-        return (negative ? "-" : "") + String(whole) + (decimals > 0 ? "." + fraction : "")
+        let sign = negative ? "-" : ""
+        guard decimals > 0 else { return sign + String(magnitude) }
+        let fraction = String(magnitude % scale)
+        return sign + String(magnitude / scale) + "." + String(repeating: "0", count: decimals - fraction.count) + fraction
     }
 }

@@ -35,3 +35,16 @@ import MQTT
         #expect(MQTTEndpoint(host: "::1", port: 1, tls: false).description == "mqtt://[::1]:1")
     }
 }
+
+@Suite struct MQTTOptionsTests {
+    @Test func passwordNeverPrinted() {
+        let options = MQTTOptions(clientID: "c", username: "u", password: "hunter2")
+        var dumped = ""
+        dump(options, to: &dumped)
+        #expect(!options.description.contains("hunter2"))
+        #expect(!String(describing: options).contains("hunter2"))
+        #expect(!String(reflecting: options).contains("hunter2"))
+        #expect(!dumped.contains("hunter2"))
+        #expect(options.description.contains("<redacted>"))
+    }
+}

@@ -36,7 +36,7 @@ final class ProxyHarness: @unchecked Sendable {
     private var meter: MQTTConnection?
 
     init(central: TestBroker.Configuration = .init(), groups: [String] = [], maxPayloadBytes: Int = 4096,
-         copyRules: Bool = false) throws {
+         outboxLimit: Int = 100_000, copyRules: Bool = false) throws {
         // The internal broker logs subscriptions: that is how a test knows the proxy listens.
         internalBroker = try TestBroker(TestBroker.Configuration(extraLines: ["log_type subscribe"]))
         centralBroker = try TestBroker(central)
@@ -50,7 +50,7 @@ final class ProxyHarness: @unchecked Sendable {
                                              to: copy.appendingPathComponent("pack.yaml"))
             rules = copy.path
         }
-        try writeConfig(groups: groups, maxPayloadBytes: maxPayloadBytes)
+        try writeConfig(groups: groups, maxPayloadBytes: maxPayloadBytes, outboxLimit: outboxLimit)
     }
 
     deinit {
@@ -63,7 +63,7 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// The site config of every test: both brokers, a fast status, a small
     /// payload limit and one excluded meter.
-    func writeConfig(groups: [String] = [], maxPayloadBytes: Int = 4096, centralPort: Int? = nil) throws {
+    func writeConfig(groups: [String] = [], maxPayloadBytes: Int = 4096, outboxLimit: Int = 100_000, centralPort: Int? = nil) throws {
         let text = """
             root_topic: kpm33b
             brokers:
@@ -88,7 +88,7 @@ final class ProxyHarness: @unchecked Sendable {
             homeassistant: { enabled: true, discovery_prefix: homeassistant, expire_after_factor: 3 }
             proxy:
               status_interval_s: 1
-              outbox_limit: 100000
+              outbox_limit: \(outboxLimit)
               max_payload_bytes: \(maxPayloadBytes)
               clock_skew_threshold_s: 300
 

@@ -109,35 +109,89 @@ struct ProxyTests {
         try stop(h)
     }
 
-    /// The central broker is SIGKILLed while meters keep publishing and comes
-    /// back a moment later: every clean message still arrives.
-    @Test func centralBrokerKilledMidStreamLosesNothing() throws {
-        // Persistence saves the subscriber's session and its queue on every change.
+    /// The central broker goes away and comes back while a burst is being
+    /// forwarded (messages in flight and queued) and meters keep publishing:
+    /// every clean message still arrives.
+    ///
+    /// SIGTERM, so that the broker keeps what it has acknowledged: SIGKILLed,
+    /// Mosquitto can lose a message it already acknowledged (its autosave
+    /// window; seen once in 400 under CPU load), which no client can recover.
+    /// The abrupt loss of the connection is `centralConnectionCutMidStreamLosesNothing`.
+    @Test func centralBrokerRestartedMidStreamLosesNothing() throws {
         let h = try ProxyHarness(central: TestBroker.Configuration(persistence: true, extraLines: ["autosave_on_changes true"]))
-        var options = MQTTOptions(clientID: "central-counter", cleanSession: false)
-        options.reconnectMinSeconds = 0.2
-        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds"], options: options)
+        let central = try persistentCounter(h.centralBroker.endpoint)
         try h.startProxy()
-        usleep(300_000)  // the subscriber's session reaches the database (saved on every change)
-
-        // A burst, and the kill while the proxy is still forwarding it (messages
-        // in flight and queued); more while the broker is away; more after.
-        let total = 400
-        func burst(_ range: Range<Int>) throws {
-            try h.publish(range.map { ("MQTT_RT_DATA", Array(try ProxyHarness.rtData(second: $0).utf8)) })
-        }
-        try burst(0..<200)
-        h.centralBroker.kill()
-        try burst(200..<300)
+        try burst(h, 0..<200)
+        h.centralBroker.terminate(timeout: 2)
+        try burst(h, 200..<300)
         try h.centralBroker.restart()
-        try burst(300..<total)
+        try burst(h, 300..<400)
+        expectAll(400, central, h)
+        #expect(h.proxyLog.contains("msg=disconnected broker=central"))
+        try stop(h)
+    }
 
-        let expected = Set((0..<total).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) })
+    /// The connection to the central broker is reset (RST, no DISCONNECT) in
+    /// the middle of a burst; the broker and its subscriber stay up. Whatever
+    /// was unacknowledged is sent again: nothing is lost.
+    @Test func centralConnectionCutMidStreamLosesNothing() throws {
+        let h = try ProxyHarness()
+        let relay = try TCPRelay(targetPort: h.centralBroker.port)
+        try h.writeConfig(centralPort: relay.port)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds"])
+        try h.startProxy()
+        try burst(h, 0..<200)
+        relay.cutAll()
+        try burst(h, 200..<300)
+        expectAll(300, central, h)
+        #expect(h.proxyLog.contains("msg=disconnected broker=central"))
+        try stop(h)
+        relay.stop()
+    }
+
+    /// A subscriber whose session (and queue) the broker keeps across its restart.
+    private func persistentCounter(_ endpoint: MQTTEndpoint) throws -> TestSubscriber {
+        let subscriber = try TestSubscriber(endpoint: endpoint, filters: ["kpm33b/+/seconds"],
+                                            options: MQTTOptions(clientID: "central-counter", cleanSession: false))
+        usleep(200_000)  // the session reaches the database (saved on every change)
+        return subscriber
+    }
+
+    /// RT messages for meter seconds `range`, published as fast as the internal broker takes them.
+    private func burst(_ h: ProxyHarness, _ range: Range<Int>) throws {
+        try h.publish(range.map { ("MQTT_RT_DATA", Array(try ProxyHarness.rtData(second: $0).utf8)) })
+    }
+
+    /// Every clean message of seconds 0..<total arrived (duplicates allowed: QoS 1 is at least once).
+    private func expectAll(_ total: Int, _ central: TestSubscriber, _ h: ProxyHarness,
+                           sourceLocation: SourceLocation = #_sourceLocation) {
+        let expected = (0..<total).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) }
         let deadline = Date(timeIntervalSinceNow: 20)
         while Set(central.dataLines).count < total && Date() < deadline { usleep(50_000) }
         let received = Set(central.dataLines)
-        #expect(received == expected, "missing \(expected.subtracting(received).count) of \(total)")
-        #expect(h.proxyLog.contains("msg=disconnected broker=central"))
+        let missing = (0..<total).filter { !received.contains(expected[$0]) }
+        #expect(missing.isEmpty, "missing \(missing.count) of \(total): \(missing)\n\(h.proxyLog)", sourceLocation: sourceLocation)
+        #expect(received.count == total, sourceLocation: sourceLocation)
+    }
+
+    /// A full outbox drops its oldest messages, counts them, and keeps the newest.
+    @Test func outboxOverflowDropsTheOldest() throws {
+        let h = try ProxyHarness(central: TestBroker.Configuration(persistence: true, extraLines: ["autosave_on_changes true"]),
+                                 outboxLimit: 20)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/status"],
+                                         options: MQTTOptions(clientID: "central-counter", cleanSession: false))
+        try h.startProxy()
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0))
+        #expect(central.waitForData(count: 1).count == 1)
+        h.centralBroker.terminate()
+        #expect(h.waitForLog("msg=disconnected broker=central"))
+        for i in 1...50 { try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: i)) }
+        try h.centralBroker.restart()
+        let data = central.waitForData(count: 21)
+        #expect(data == ([0] + Array(31...50)).map { "kpm33b/33B1225950027/seconds " + ProxyHarness.cleanRTData(second: $0) })
+        let status = central.waitForStatus { $0["counters"]?["forwarded"] == 21 }
+        #expect(status?["counters"]?["dropped"]?["outbox_overflow"] == 30)
+        #expect(h.proxyLog.contains("reason=outbox_overflow"))
         try stop(h)
     }
 

@@ -216,7 +216,9 @@ private struct Checker {
     func checkTag(_ name: Located<String>, in tags: [String: TagType], route: RouteRules, extra: [String] = []) -> Bool {
         if tags[name.value] != nil || extra.contains(name.value) { return true }
         error(.unknownTag, "unknown tag '\(name.value)' for \(route.match.value) in route '\(route.name.value)'",
-              hint: Suggestion.hint(for: name.value, in: Array(tags.keys) + extra) ?? "declare it under 'tags: \(route.match.value):'",
+              hint: Suggestion.hint(for: name.value, in: Array(tags.keys) + extra)
+                  ?? (TopicMatcher.isValidTopic(route.match.value) ? "declare it under 'tags: \(route.match.value):'"
+                      : "a route with wildcards may use only tags that every topic it matches declares"),
               at: name.mark)
         return false
     }

@@ -105,7 +105,9 @@ struct CompiledField: Sendable {
 
 enum DuplicateKeyPart: Sendable { case topic, slot(Int) }
 
-struct CompiledRoute: Sendable {
+/// A class, not a struct: the engine touches one reference per message
+/// instead of retaining each of these arrays.
+final class CompiledRoute: Sendable {
     let index: Int
     let name: String
     let filter: String
@@ -123,6 +125,29 @@ struct CompiledRoute: Sendable {
     let groups: [String]
     let intervalSetting: String?
     let intervalSeconds: Int
+
+    init(index: Int, name: String, filter: String, keyTable: KeyTable, slotNames: [String], slotTypes: [SlotType],
+         idSlot: Int, clockSlot: Int?, reassembly: CompiledReassembly?, allZero: Bool, duplicateKey: [DuplicateKeyPart]?,
+         duplicateMemory: Int, topic: Template, fields: [CompiledField], groups: [String], intervalSetting: String?,
+         intervalSeconds: Int) {
+        self.index = index
+        self.name = name
+        self.filter = filter
+        self.keyTable = keyTable
+        self.slotNames = slotNames
+        self.slotTypes = slotTypes
+        self.idSlot = idSlot
+        self.clockSlot = clockSlot
+        self.reassembly = reassembly
+        self.allZero = allZero
+        self.duplicateKey = duplicateKey
+        self.duplicateMemory = duplicateMemory
+        self.topic = topic
+        self.fields = fields
+        self.groups = groups
+        self.intervalSetting = intervalSetting
+        self.intervalSeconds = intervalSeconds
+    }
 }
 
 struct CompiledReassembly: Sendable {

@@ -57,7 +57,10 @@ public struct Origin: Sendable {
 public final class Engine {
     public let program: Program
     let origin: Origin
+    private let routes: [CompiledRoute]
     private var topicCache: [String: Int] = [:]
+    private var lastTopic = ""
+    private var lastRoute = 0
     private var slotBuffer: UnsafeMutableBufferPointer<FieldSlice>
     private var duplicates: [DuplicateFilter]
     private var pending: [Reassembler]
@@ -67,6 +70,7 @@ public final class Engine {
     public init(program: Program, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
         self.program = program
         self.origin = origin
+        self.routes = program.routes
         let maxSlots = max(1, program.routes.map(\.keyTable.slotCount).max() ?? 1, program.replies.values.map(\.keyTable.slotCount).max() ?? 1)
         slotBuffer = .allocate(capacity: maxSlots)
         slotBuffer.initialize(repeating: FieldSlice())
@@ -90,8 +94,12 @@ public final class Engine {
     public func process(topic: String, payload: UnsafeRawBufferPointer, now: Instant, into out: inout ProcessOutput) {
         expire(now: now, into: &out)
         let routeIndex: Int
-        if let cached = topicCache[topic] {
+        if topic == lastTopic {
+            routeIndex = lastRoute
+        } else if let cached = topicCache[topic] {
             routeIndex = cached
+            lastTopic = topic
+            lastRoute = cached
         } else {
             guard let r = program.matcher.match(topic) else {
                 out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
@@ -100,7 +108,7 @@ public final class Engine {
             if topicCache.count < 1024 { topicCache[topic] = r }
             routeIndex = r
         }
-        let route = program.routes[routeIndex]
+        let route = routes[routeIndex]
         let slots = UnsafeMutableBufferPointer(rebasing: slotBuffer[0..<route.keyTable.slotCount])
         let scan: ScanResult
         do {
@@ -320,42 +328,62 @@ public final class Engine {
 
 /// The output payload of one route for one meter's enabled groups:
 /// pre-encoded `{"name":` fragments with the value's slot between them.
-struct OutputPlan {
-    let fragments: [[UInt8]]   // fragments[i] goes before value i; the last closes the object
+final class OutputPlan {
+    /// All fragments back to back; fragment `i` (`ends[i-1]..<ends[i]`) goes
+    /// before value `i`, the last one closes the object.
+    let text: [UInt8]
+    let ends: [Int]
     let slots: [Int]
     let capacity: Int
+    static let null: [UInt8] = Array("null".utf8)
 
     init(fields: [CompiledField]) {
-        var fragments: [[UInt8]] = []
-        var pending: [UInt8] = [UInt8(ascii: "{")]
+        var text: [UInt8] = [UInt8(ascii: "{")]
+        var ends: [Int] = []
         for (i, f) in fields.enumerated() {
-            if i > 0 { pending.append(UInt8(ascii: ",")) }
-            JSONWriter.appendString(f.name, to: &pending)
-            pending.append(UInt8(ascii: ":"))
-            fragments.append(pending)
-            pending = []
+            if i > 0 { text.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(f.name, to: &text)
+            text.append(UInt8(ascii: ":"))
+            ends.append(text.count)
         }
-        pending.append(UInt8(ascii: "}"))
-        fragments.append(pending)
-        self.fragments = fragments
+        text.append(UInt8(ascii: "}"))
+        ends.append(text.count)
+        self.text = text
+        self.ends = ends
         self.slots = fields.map(\.slot)
-        self.capacity = fragments.reduce(0) { $0 + $1.count } + fields.count * 16
+        self.capacity = text.count + fields.count * 16
     }
 
     func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(capacity)
-        for (i, slot) in slots.enumerated() {
-            out.append(contentsOf: fragments[i])
-            let s = slices[slot]
-            if s.kind == .missing {
-                out.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
-            } else {
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[Int(s.start)..<Int(s.end)]))
+        text.withUnsafeBufferPointer { text in
+            ends.withUnsafeBufferPointer { ends in
+                slots.withUnsafeBufferPointer { slots in
+                    [UInt8](unsafeUninitializedCapacity: capacity + buffer.count) { out, count in
+                        let base = UnsafeMutableRawPointer(out.baseAddress!)
+                        var n = 0
+                        var fragmentStart = 0
+                        for i in 0..<slots.count {
+                            let fragmentLength = ends[i] - fragmentStart
+                            (base + n).copyMemory(from: text.baseAddress! + fragmentStart, byteCount: fragmentLength)
+                            n += fragmentLength
+                            fragmentStart = ends[i]
+                            let s = slices[slots[i]]
+                            if s.kind == .missing {
+                                OutputPlan.null.withUnsafeBytes { (base + n).copyMemory(from: $0.baseAddress!, byteCount: 4) }
+                                n += 4
+                            } else {
+                                let length = Int(s.end - s.start)
+                                (base + n).copyMemory(from: buffer.baseAddress! + Int(s.start), byteCount: length)
+                                n += length
+                            }
+                        }
+                        let lastLength = ends[slots.count] - fragmentStart
+                        (base + n).copyMemory(from: text.baseAddress! + fragmentStart, byteCount: lastLength)
+                        count = n + lastLength
+                    }
+                }
             }
         }
-        out.append(contentsOf: fragments[slots.count])
-        return out
     }
 }
 
@@ -386,25 +414,63 @@ struct Hasher64 {
 }
 
 /// Remembers the last `capacity` keys; the oldest is forgotten first.
+///
+/// Keys are already well-mixed 64-bit hashes, so an open-addressing table
+/// indexed by the key itself (linear probing, backward-shift deletion) beats
+/// `Set`, which would hash them again.
 struct DuplicateFilter {
-    private var set: Set<UInt64> = []
+    private var table: [UInt64]      // 0 = empty; key 0 is stored as 1
+    private let mask: Int
     private var ring: [UInt64]
     private var next = 0
     private var filled = false
 
     init(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        table = [UInt64](repeating: 0, count: size)
+        mask = size - 1
         ring = [UInt64](repeating: 0, count: capacity)
-        set.reserveCapacity(capacity)
     }
 
     /// Inserts `key`; false if it was already remembered.
     mutating func insert(_ key: UInt64) -> Bool {
-        guard !set.contains(key) else { return false }
-        if filled { set.remove(ring[next]) }
-        ring[next] = key
-        set.insert(key)
+        let k = key == 0 ? 1 : key
+        var b = Int(truncatingIfNeeded: k) & mask
+        while table[b] != 0 {
+            if table[b] == k { return false }
+            b = (b + 1) & mask
+        }
+        if filled { remove(ring[next]) }
+        // The removal may have shifted entries; find the slot again.
+        b = Int(truncatingIfNeeded: k) & mask
+        while table[b] != 0 { b = (b + 1) & mask }
+        table[b] = k
+        ring[next] = k
         next += 1
         if next == ring.count { next = 0; filled = true }
         return true
+    }
+
+    private mutating func remove(_ k: UInt64) {
+        var b = Int(truncatingIfNeeded: k) & mask
+        while table[b] != k {
+            if table[b] == 0 { return }
+            b = (b + 1) & mask
+        }
+        // Backward-shift: pull later entries of the run into the hole.
+        var hole = b
+        var j = (b + 1) & mask
+        while table[j] != 0 {
+            let home = Int(truncatingIfNeeded: table[j]) & mask
+            // Move table[j] into the hole unless its home lies cyclically in (hole, j].
+            let inRange = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j)
+            if !inRange {
+                table[hole] = table[j]
+                hole = j
+            }
+            j = (j + 1) & mask
+        }
+        table[hole] = 0
     }
 }

@@ -52,14 +52,15 @@ public struct ScanError: Error, Sendable, Equatable, CustomStringConvertible {
 /// hash of the key bytes; keys are a few bytes long, so this beats hashing a
 /// `String` by a wide margin and never allocates.
 public struct KeyTable: Sendable {
-    /// Slot of each wanted key, or `-1` for keys that are only flagged.
-    struct Entry: Sendable {
-        var key: [UInt8]
-        var slot: Int16
-        var ignoredForZero: Bool
-    }
-    private var buckets: [Int16]          // index into entries, -1 empty
-    private var entries: [Entry]
+    /// Per entry: offset and length of its key in `keyBytes`, its slot (or
+    /// `-1` for keys that are only flagged) and whether it is ignored for the
+    /// all-zero test. Plain integers, so a lookup touches no reference counts.
+    private let keyOffsets: [Int32]
+    private let keyLengths: [Int32]
+    private let entrySlots: [Int16]
+    private let entryIgnored: [Bool]
+    private let keyBytes: [UInt8]
+    private let buckets: [Int16]          // index into the entries, -1 empty
     private let mask: Int
     /// Number of value slots a scan fills.
     public let slotCount: Int
@@ -68,23 +69,32 @@ public struct KeyTable: Sendable {
     ///   - slots: the wanted keys; the scan fills slot `i` for `slots[i]`.
     ///   - ignoredForZero: keys whose values do not count for the all-zero test.
     public init(slots: [String], ignoredForZero: Set<String>) {
-        var entries: [Entry] = []
+        var keys: [(key: [UInt8], slot: Int16, ignored: Bool)] = []
         for (i, key) in slots.enumerated() {
-            entries.append(Entry(key: Array(key.utf8), slot: Int16(i), ignoredForZero: ignoredForZero.contains(key)))
+            keys.append((Array(key.utf8), Int16(i), ignoredForZero.contains(key)))
         }
         for key in ignoredForZero.sorted() where !slots.contains(key) {
-            entries.append(Entry(key: Array(key.utf8), slot: -1, ignoredForZero: true))
+            keys.append((Array(key.utf8), -1, true))
         }
         var size = 8
-        while size < entries.count * 4 { size <<= 1 }
+        while size < keys.count * 4 { size <<= 1 }
         var buckets = [Int16](repeating: -1, count: size)
-        for (i, entry) in entries.enumerated() {
+        var bytes: [UInt8] = []
+        var offsets: [Int32] = [], lengths: [Int32] = []
+        for (i, entry) in keys.enumerated() {
+            offsets.append(Int32(bytes.count))
+            lengths.append(Int32(entry.key.count))
+            bytes += entry.key
             var b = Int(KeyTable.hash(entry.key)) & (size - 1)
             while buckets[b] >= 0 { b = (b + 1) & (size - 1) }
             buckets[b] = Int16(i)
         }
+        self.keyOffsets = offsets
+        self.keyLengths = lengths
+        self.entrySlots = keys.map(\.slot)
+        self.entryIgnored = keys.map(\.ignored)
+        self.keyBytes = bytes
         self.buckets = buckets
-        self.entries = entries
         self.mask = size - 1
         self.slotCount = slots.count
     }
@@ -107,24 +117,28 @@ public struct KeyTable: Sendable {
     /// Finds the entry for the key bytes `start..<end`, or nil.
     @inline(__always)
     func lookup(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (slot: Int, ignored: Bool)? {
+        lookup(hash: KeyTable.hash(bytes, start, end), bytes, start, end)
+    }
+
+    /// Lookup with the key's hash already computed (the scanner hashes while it reads).
+    @inline(__always)
+    func lookup(hash: UInt32, _ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (slot: Int, ignored: Bool)? {
         let length = end - start
-        var b = Int(KeyTable.hash(bytes, start, end)) & mask
-        while true {
-            let e = Int(buckets[b])
-            if e < 0 { return nil }
-            let entry = entries[e]
-            if entry.key.count == length {
-                let equal = entry.key.withUnsafeBytes { key -> Bool in
-                    var i = 0
-                    while i < length {
-                        if key[i] != bytes[start + i] { return false }
-                        i += 1
+        var b = Int(hash) & mask
+        return buckets.withUnsafeBufferPointer { buckets in
+            keyBytes.withUnsafeBufferPointer { keys in
+                while true {
+                    let e = Int(buckets[b])
+                    if e < 0 { return nil }
+                    if Int(keyLengths[e]) == length {
+                        let offset = Int(keyOffsets[e])
+                        var i = 0
+                        while i < length && keys[offset + i] == bytes[start + i] { i += 1 }
+                        if i == length { return (Int(entrySlots[e]), entryIgnored[e]) }
                     }
-                    return true
+                    b = (b + 1) & mask
                 }
-                if equal { return (Int(entry.slot), entry.ignoredForZero) }
             }
-            b = (b + 1) & mask
         }
     }
 
@@ -165,46 +179,132 @@ public enum PayloadScanner {
             try p.skipValue(depth: 0)
             throw ScanError(kind: .notObject, offset: 0)
         }
-        p.i += 1
+        // The loop keeps its cursor in a local (a register) and handles the
+        // common shapes inline: plain ASCII keys and strings, numbers without
+        // an exponent. Anything else goes to `Parser` from the same offset.
+        let n = bytes.count
+        var i = p.i + 1
         var allZero = true
-        p.skipSpace()
-        if p.peek() == UInt8(ascii: "}") {
-            p.i += 1
+        @inline(__always) func skipSpace() {
+            while i < n {
+                let c = bytes[i]
+                if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { i += 1 } else { return }
+            }
+        }
+        @inline(__always) func fail(_ kind: ScanError.Kind) -> ScanError {
+            ScanError(kind: i >= n ? .truncated : kind, offset: i)
+        }
+        skipSpace()
+        if i < n && bytes[i] == UInt8(ascii: "}") {
+            i += 1
         } else {
             while true {
-                p.skipSpace()
-                guard p.peek() == UInt8(ascii: "\"") else { throw p.error(.invalidToken) }
-                let keyStart = p.i + 1
-                let hasEscape = try p.skipString()
-                let keyEnd = p.i - 1
-                p.skipSpace()
-                guard p.peek() == UInt8(ascii: ":") else { throw p.error(.invalidToken) }
-                p.i += 1
-                p.skipSpace()
-                let valueStart = p.i
-                let (kind, isZero) = try p.scanValue()
+                skipSpace()
+                guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw fail(.invalidToken) }
+                // Key: hash while scanning.
+                let keyStart = i + 1
+                var j = keyStart
+                var hash: UInt32 = 2_166_136_261
+                var plain = true
+                while j < n {
+                    let c = bytes[j]
+                    if c == UInt8(ascii: "\"") { break }
+                    if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { plain = false; break }
+                    hash = (hash ^ UInt32(c)) &* 16_777_619
+                    j += 1
+                }
+                let keyEnd: Int
+                var hasEscape = false
+                if plain && j < n {
+                    keyEnd = j
+                    i = j + 1
+                } else {
+                    p.i = i
+                    hasEscape = try p.skipString()
+                    i = p.i
+                    keyEnd = i - 1
+                    hash = KeyTable.hash(bytes, keyStart, keyEnd)
+                }
+                skipSpace()
+                guard i < n, bytes[i] == UInt8(ascii: ":") else { throw fail(.invalidToken) }
+                i += 1
+                skipSpace()
+                guard i < n else { throw fail(.truncated) }
+                let valueStart = i
+                var kind = ValueKind.number
+                var isZero = true
+                var fast = false
+                let c0 = bytes[i]
+                if c0 == UInt8(ascii: "\"") {
+                    // String value: plain ASCII inline.
+                    j = i + 1
+                    while j < n {
+                        let c = bytes[j]
+                        if c == UInt8(ascii: "\"") { fast = true; break }
+                        if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { break }
+                        j += 1
+                    }
+                    if fast { i = j + 1; kind = .string; isZero = false }
+                } else if c0 &- UInt8(ascii: "0") < 10 || c0 == UInt8(ascii: "-") {
+                    // Number: -?(0|[1-9][0-9]{0,17})(.[0-9]+)? inline; exponents and long integers go slow.
+                    j = c0 == UInt8(ascii: "-") ? i + 1 : i
+                    let intStart = j
+                    if j < n && bytes[j] == UInt8(ascii: "0") {
+                        j += 1
+                    } else if j < n && bytes[j] &- UInt8(ascii: "1") < 9 {
+                        isZero = false
+                        j += 1
+                        while j < n && bytes[j] &- UInt8(ascii: "0") < 10 { j += 1 }
+                    } else {
+                        j = -1
+                    }
+                    if j > 0 && j - intStart < 19 {
+                        if j < n && bytes[j] == UInt8(ascii: ".") {
+                            j += 1
+                            let fracStart = j
+                            while j < n {
+                                let c = bytes[j]
+                                if c &- UInt8(ascii: "0") >= 10 { break }
+                                if c != UInt8(ascii: "0") { isZero = false }
+                                j += 1
+                            }
+                            if j == fracStart { j = -1 }
+                        }
+                        if j > 0 && j < n {
+                            let next = bytes[j] | 0x20
+                            if next >= UInt8(ascii: "a") && next <= UInt8(ascii: "z") { j = -1 }
+                        }
+                        if j > 0 && j < n { fast = true; i = j }
+                    }
+                    if !fast { isZero = true }
+                }
+                if !fast {
+                    p.i = valueStart
+                    (kind, isZero) = try p.scanValue()
+                    i = p.i
+                }
                 let found = hasEscape
                     ? table.lookup(decodedKey: unescape(bytes, keyStart, keyEnd))
-                    : table.lookup(bytes, keyStart, keyEnd)
+                    : table.lookup(hash: hash, bytes, keyStart, keyEnd)
                 if let found {
                     if found.slot >= 0 {
-                        slots[found.slot] = FieldSlice(start: Int32(valueStart), end: Int32(p.i), kind: kind, isZero: isZero)
+                        slots[found.slot] = FieldSlice(start: Int32(valueStart), end: Int32(i), kind: kind, isZero: isZero)
                     }
                     if !found.ignored && !isZero { allZero = false }
                 } else if !isZero {
                     allZero = false
                 }
-                p.skipSpace()
-                guard p.i < p.n else { throw p.error(.truncated) }
-                let c = bytes[p.i]
-                p.i += 1
+                skipSpace()
+                guard i < n else { throw fail(.truncated) }
+                let c = bytes[i]
+                i += 1
                 if c == UInt8(ascii: ",") { continue }
                 if c == UInt8(ascii: "}") { break }
-                throw ScanError(kind: .invalidToken, offset: p.i - 1)
+                throw ScanError(kind: .invalidToken, offset: i - 1)
             }
         }
-        p.skipSpace()
-        if p.i != p.n { throw ScanError(kind: .trailingGarbage, offset: p.i) }
+        skipSpace()
+        if i != n { throw ScanError(kind: .trailingGarbage, offset: i) }
         return ScanResult(allZero: allZero)
     }
 

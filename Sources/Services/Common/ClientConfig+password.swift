@@ -2,22 +2,23 @@ import Foundation
 import RuleEngine
 
 extension ClientConfig {
-    /// The password of this client, never from the command line. In order:
+    /// The password of this client, never from the command line. First found wins:
     /// 1. `password_credential`: the file of that name in `$CREDENTIALS_DIRECTORY`
     ///    (systemd `LoadCredential=`), when the directory is set and the file exists;
-    /// 2. `password_file`: that file (an error if it cannot be read);
+    /// 2. `password_file`: that file, when it exists;
     /// 3. `password_env`: that environment variable, when it is set.
-    /// nil when none applies (the broker may allow anonymous clients).
-    /// One trailing newline of a file is removed.
+    /// nil when none applies: the client connects without a password.
+    /// A file gives its first line (without `\n` or `\r\n`); a file that exists
+    /// but cannot be read is an error, not a reason to try the next source.
     public func resolvePassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServiceError) -> String? {
         if let name = passwordCredential, let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
             let path = (directory as NSString).appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: path) {
-                return try Self.readSecret(path, what: "credential '\(name)'")
+                return try Self.firstLine(path, what: "credential '\(name)'")
             }
         }
-        if let path = passwordFile {
-            return try Self.readSecret(path, what: "password file")
+        if let path = passwordFile, FileManager.default.fileExists(atPath: path) {
+            return try Self.firstLine(path, what: "password file")
         }
         if let name = passwordEnv, let value = environment[name] {
             return value
@@ -25,12 +26,12 @@ extension ClientConfig {
         return nil
     }
 
-    private static func readSecret(_ path: String, what: String) throws(ServiceError) -> String {
+    private static func firstLine(_ path: String, what: String) throws(ServiceError) -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ServiceError("cannot read the \(what) '\(path)'")
         }
-        var text = String(decoding: data, as: UTF8.self)
-        if text.hasSuffix("\r\n") { text.removeLast(2) } else if text.hasSuffix("\n") { text.removeLast() }
-        return text
+        var line = data.prefix { $0 != UInt8(ascii: "\n") }
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        return String(decoding: line, as: UTF8.self)
     }
 }

@@ -1,0 +1,48 @@
+import Foundation
+@testable import RuleEngine
+
+/// Paths of the repository, found from this file so tests run from any directory.
+enum Fixtures {
+    static let repository: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    static let pack = "\(repository)/rules/kpm33b"
+    static let config = "\(repository)/config/config.yaml"
+
+    /// A fresh temporary directory, removed by the caller with `cleanup`.
+    static func temporaryDirectory() -> String {
+        let dir = NSTemporaryDirectory() + "kpm33b-tests-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func write(_ text: String, to path: String) {
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    }
+
+    /// Every payload of every golden input, as bytes.
+    static func goldenPayloads() -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        for c in GoldenCase.discover(in: pack) {
+            let data = [UInt8](FileManager.default.contents(atPath: c.inputPath)!)
+            for line in data.split(separator: UInt8(ascii: "\n")) {
+                guard let first = line.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "@"),
+                      let space = line.firstIndex(of: UInt8(ascii: " ")) else { continue }
+                out.append(Array(line[(space + 1)...]))
+            }
+        }
+        return out
+    }
+
+    static func program(config: String? = nil, siteYAML: String? = nil) throws -> Program {
+        if let siteYAML {
+            let dir = temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            write(siteYAML, to: "\(dir)/site.yaml")
+            return try Compiler.build(rules: pack, config: "\(dir)/site.yaml")
+        }
+        return try Compiler.build(rules: pack, config: config)
+    }
+}
