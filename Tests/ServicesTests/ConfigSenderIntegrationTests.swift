@@ -57,10 +57,11 @@ final class FakeMeters: @unchecked Sendable {
     private let lock = NSLock()
     private var behaviours: [String: Behaviour]
 
-    init(broker: TestBroker, meters: [String: Behaviour]) throws {
+    init(broker: TestBroker, meters: [String: Behaviour], username: String? = nil, password: String? = nil) throws {
         behaviours = meters
         connection = try MQTTConnection(endpoint: broker.endpoint, options: MQTTOptions(
-            clientID: "fake-meters-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
+            clientID: "fake-meters-\(UUID().uuidString.prefix(6))", username: username, password: password,
+            reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         var byShort: [String: String] = [:]
         for id in meters.keys {
             let short = String(id.suffix(8))
@@ -119,9 +120,15 @@ final class SenderHarness: @unchecked Sendable {
     var logFile: URL { directory.appendingPathComponent("config-sender.log") }
     private(set) var process: ChildProcess?
     private let publisher: MQTTConnection
+    /// How config-sender logs in to the internal broker (YAML flow mapping).
+    let internalClient: String
+    let environment: [String: String?]
 
-    init(name: String) throws {
-        internalBroker = try TestBroker()
+    init(name: String, internal: TestBroker.Configuration = .init(),
+         internalClient: String = "{ client_id: test-config-sender }", environment: [String: String?] = [:]) throws {
+        self.internalClient = internalClient
+        self.environment = environment
+        internalBroker = try TestBroker(`internal`)
         centralBroker = try TestBroker()
         directory = try senderTemporaryDirectory("sender-\(name)")
         publisher = try MQTTConnection(endpoint: centralBroker.endpoint, options: MQTTOptions(
@@ -140,7 +147,8 @@ final class SenderHarness: @unchecked Sendable {
     }
 
     func writeConfig(perMeter: [String: Int] = [:], extra: String = "") throws {
-        let text = senderConfigText(perMeter: perMeter, internalPort: internalBroker.port, centralPort: centralBroker.port) + extra
+        let text = senderConfigText(perMeter: perMeter, internalPort: internalBroker.port, centralPort: centralBroker.port,
+                                    internalClient: internalClient) + extra
         // Written in place (not renamed) as an editor would; the service polls the content.
         try text.write(to: configFile, atomically: false, encoding: .utf8)
     }
@@ -164,7 +172,8 @@ final class SenderHarness: @unchecked Sendable {
         process = try ChildProcess(executable: try senderExecutable(), arguments: [
             "--rules", senderPackPath, "--config", configFile.path, "--state-dir", stateDirectory.path,
             "--log-level", "debug", "--config-poll-seconds", "0.3",
-        ], environment: ["KPM33B_CONFIG_SENDER_DAY_OFFSET": String(dayOffset)], outputFile: logFile.path)
+        ], environment: environment.merging(["KPM33B_CONFIG_SENDER_DAY_OFFSET": String(dayOffset)]) { $1 },
+           outputFile: logFile.path)
     }
 
     /// SIGTERM and wait; returns the exit status.
@@ -505,5 +514,39 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(h.lines("stopping_without_replies").isEmpty)
         #expect(h.acknowledgedDate(senderMeterA) == senderLocalDate())
         #expect(meters.received.values.count == 3)
+    }
+
+    /// With the internal broker's ACL (MQTT 5), a command the account may not
+    /// send is refused at once and recorded; the allowed ones go through.
+    @Test func commandRefusedByTheBrokerACLIsRecordedAtOnce() throws {
+        let short = String(senderMeterA.suffix(8))
+        let acl = [
+            "user kpm33b-config",
+            "topic write MQTT_COMMOD_SET_\(short)",
+            "topic read MQTT_COMMOD_SET_REP",
+            "topic read MQTT_METER_TIME_REP",
+            "user \(short)",
+            "topic read MQTT_COMMOD_SET_\(short)",
+            "topic read MQTT_SETTIME_\(short)",
+            "topic write MQTT_COMMOD_SET_REP",
+            "topic write MQTT_METER_TIME_REP",
+        ]
+        let h = try SenderHarness(
+            name: "acl", internal: TestBroker.Configuration(users: ["kpm33b-config": "sender-secret", short: "meter-secret"], acl: acl),
+            internalClient: "{ client_id: test-config-sender, username: kpm33b-config, password_env: TEST_SENDER_PASSWORD }",
+            environment: ["TEST_SENDER_PASSWORD": "sender-secret"])
+        let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .answer], username: short, password: "meter-secret")
+        try h.discover(senderMeterA)
+        try h.start()
+        try #require(senderEventually { h.state?["meters"]?[senderMeterA]?["commands"]?.objectValue?.count == 3 }, "\(h.log)")
+        let commands = try #require(h.state?["meters"]?[senderMeterA]?["commands"])
+        #expect(commands["set_upload_interval_seconds"]?["result"]?.stringValue == "success")
+        #expect(commands["set_upload_interval_minutes"]?["result"]?.stringValue == "success")
+        #expect(commands["set_clock"]?["result"]?.stringValue == "failure")
+        #expect(commands["set_clock"]?["msg"]?.stringValue?.hasPrefix("the broker refused set_clock") == true)
+        #expect(h.lines("command_refused").count == 1)
+        #expect(h.lines("reply_timeout").isEmpty)
+        #expect(meters.commands(for: senderMeterA).map(\.command).sorted() == ["set_upload_interval_minutes", "set_upload_interval_seconds"])
+        #expect(h.stop() == 0)
     }
 }

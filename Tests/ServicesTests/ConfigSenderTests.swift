@@ -21,7 +21,8 @@ func senderTemporaryDirectory(_ name: String) throws -> URL {
 
 /// A site config for tests: short timeouts, and per-meter settings when given.
 func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: Int] = [:], internalPort: Int = 1,
-                      centralPort: Int = 2, timeout: Double = 1, retries: Int = 3, periodic: Int = 600) -> String {
+                      centralPort: Int = 2, timeout: Double = 1, retries: Int = 3, periodic: Int = 600,
+                      internalClient: String = "{ client_id: test-config-sender }") -> String {
     var text = """
         root_topic: kpm33b
         brokers:
@@ -30,7 +31,7 @@ func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: In
             port: \(internalPort)
             protocol: 5
             clients:
-              config_sender: { client_id: test-config-sender }
+              config_sender: \(internalClient)
           central:
             host: 127.0.0.1
             port: \(centralPort)
@@ -356,6 +357,19 @@ extension ConfigPlanner {
         // The limit survives a restart (it is in the record).
         var restarted = try makePlanner(records: planner.records)
         #expect(restarted.discovered(senderMeterA, clockOffsetSeconds: 999, now: later.adding(seconds: 60)).sent.isEmpty)
+    }
+
+    @Test func commandRefusedByTheBrokerIsAFailureAtOnce() throws {
+        var planner = try makePlanner()
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        let events = planner.publishRefused(operationID: sent[2].operationID, reason: "Not authorized", now: senderT0).events
+        #expect(events.map(\.name) == ["command_refused"])
+        #expect(events.first?.level == .error)
+        #expect(planner.records[senderMeterA]?.commands["set_clock"]?.outcome == .failure)
+        #expect(planner.records[senderMeterA]?.lastError == "the broker refused set_clock: Not authorized")
+        #expect(planner.pending.map(\.command) == ["set_upload_interval_seconds", "set_upload_interval_minutes"])
+        // An oprid that is not the newest attempt of a pending command changes nothing.
+        #expect(planner.publishRefused(operationID: sent[2].operationID, reason: "x", now: senderT0).isEmpty)
     }
 
     @Test func nothingIsSentWhileTheInternalBrokerIsAway() throws {

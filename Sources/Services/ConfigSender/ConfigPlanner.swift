@@ -286,6 +286,26 @@ public struct ConfigPlanner: Sendable {
         return actions
     }
 
+    /// The broker refused a command we published (MQTT 5: not authorised by its
+    /// ACL). No reply can come: recorded as a failure at once, retried at the next
+    /// opportunity.
+    public mutating func publishRefused(operationID: String, reason: String, now: Instant) -> [Action] {
+        guard let ref = operations[operationID], let p = meters[ref.meter]?.pending[ref.command],
+              p.message.operationID == operationID else { return [] }
+        for op in p.operationIDs { operations[op] = nil }
+        meters[ref.meter]!.pending[ref.command] = nil
+        let message = "the broker refused \(ref.command): \(reason)"
+        var record = records[ref.meter] ?? MeterRecord()
+        record.commands[ref.command] = CommandResult(outcome: .failure, value: p.message.value, date: today(now),
+                                                     at: now.epochMillis, operationID: operationID, message: message)
+        record.lastError = message
+        setRecord(record, for: ref.meter)
+        return [.log(ConfigEvent(.error, "command_refused", [
+            ("meter", ref.meter), ("command", ref.command), ("topic", p.message.topic), ("reason", reason),
+            ("hint", "check the internal broker's ACL for this service's account"), ("next", "next opportunity"),
+        ]))]
+    }
+
     /// A new program (config or rules reloaded). Only meters whose effective
     /// settings changed are looked at again.
     public mutating func replace(program newProgram: Program, options newOptions: Options, now: Instant) -> [Action] {

@@ -48,6 +48,11 @@ public final class ConfigSenderService: @unchecked Sendable {
     /// Guards `state`.
     private let lock = NSLock()
     private var state: State
+    /// Guards `inFlight`, and is held across a publish and the recording of its
+    /// message id, so a PUBACK handler always finds the id it is told about.
+    private let sendLock = NSLock()
+    /// Message id → oprid of commands the broker has not acknowledged yet.
+    private var inFlight: [Int32: String] = [:]
 
     /// Takes the program built from `configuration.service` (its diagnostics are
     /// the caller's to print), loads the state, creates both connections.
@@ -237,7 +242,14 @@ public final class ConfigSenderService: @unchecked Sendable {
         }
         `internal`.onMessage = { [weak self] message in self?.handleReply(message) }
         `internal`.onPublishRejected = { [weak self] mid, reason in
-            self?.log.warning("command_rejected_by_broker", ["mid": String(mid), "reason": reason])
+            guard let self else { return }
+            guard let oprid = self.sendLock.withLock({ self.inFlight.removeValue(forKey: mid) }) else { return }
+            let now = Instant.now()
+            self.perform(self.locked { $0.planner.publishRefused(operationID: oprid, reason: reason, now: now) })
+        }
+        `internal`.onPublished = { [weak self] mid in
+            guard let self else { return }
+            self.sendLock.withLock { _ = self.inFlight.removeValue(forKey: mid) }
         }
     }
 
@@ -272,10 +284,13 @@ public final class ConfigSenderService: @unchecked Sendable {
             switch action {
             case .send(let message):
                 do {
-                    try `internal`.publish(topic: message.topic, payload: message.payload, qos: 1, retain: false)
+                    try sendLock.withLock {
+                        let mid = try `internal`.publish(topic: message.topic, payload: message.payload, qos: 1, retain: false)
+                        inFlight[mid] = message.operationID
+                    }
                 } catch {
                     log.error("publish_failed", ["meter": message.deviceID, "command": message.command, "topic": message.topic,
-                                                 "error": error.description])
+                                                 "error": "\(error)"])
                 }
             case .log(let event):
                 emit(event)
