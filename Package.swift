@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
-        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "meter-sim"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
         .testTarget(name: "ServicesTests", dependencies: ["Services", "RuleEngine", "TestSupport", "JSON", "MQTT"]),
     ]
 )

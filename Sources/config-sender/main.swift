@@ -1,3 +1,86 @@
+import ArgumentParser
 import Foundation
-FileHandle.standardError.write("config-sender: not built yet\n".data(using: .utf8)!)
-exit(1)
+import RuleEngine
+import Services
+
+/// `config-sender`: configures every discovered meter once a day or when its
+/// configuration changes, and verifies each acknowledgement.
+struct ConfigSenderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config-sender",
+        abstract: "Send each KPM33B meter its upload intervals and clock once a day or on change, and check the replies.",
+        discussion: """
+            Meters are learnt from the discovery messages on the central broker; commands and \
+            replies go through the meters' broker. Passwords are never given on the command line: \
+            see password_credential, password_file and password_env in the site config. A change \
+            of the config file is picked up within seconds; SIGHUP forces a reload; SIGTERM waits \
+            for replies still expected, saves the state and stops.
+            """,
+        version: ServiceVersion.current)
+
+    /// Testing only: shifts the service's notion of "today" (not the clock it sends).
+    static let dayOffsetVariable = "KPM33B_CONFIG_SENDER_DAY_OFFSET"
+
+    @Option(help: "The rule pack directory (or its pack.yaml).")
+    var rules: String = "rules/kpm33b"
+
+    @Option(help: "The site config file.")
+    var config: String = "config/config.yaml"
+
+    @Option(help: ArgumentHelp("Where the state file is kept (created if missing).", valueName: "DIR"))
+    var stateDir: String
+
+    @Option(name: .customLong("internal"), help: ArgumentHelp("The meters' broker, overriding the config.", valueName: "mqtt://HOST:PORT"))
+    var internalURL: String?
+
+    @Option(name: .customLong("central"), help: ArgumentHelp("The central broker, overriding the config.", valueName: "mqtt://HOST:PORT"))
+    var centralURL: String?
+
+    @Option(help: "debug, info, warning or error.")
+    var logLevel: String = "info"
+
+    @Option(help: .hidden)
+    var todayOffsetDays: Int?
+
+    @Option(help: .hidden)
+    var configPollSeconds: Double = 2
+
+    func validate() throws {
+        guard LogLevel(name: logLevel) != nil else {
+            throw ValidationError("unknown log level '\(logLevel)' (use debug, info, warning or error)")
+        }
+        guard configPollSeconds > 0 else { throw ValidationError("--config-poll-seconds must be greater than 0") }
+        if todayOffsetDays == nil, let text = ProcessInfo.processInfo.environment[Self.dayOffsetVariable], Int(text) == nil {
+            throw ValidationError("\(Self.dayOffsetVariable) must be a whole number of days")
+        }
+    }
+
+    func run() throws {
+        let log = Log(level: LogLevel(name: logLevel) ?? .info)
+        let program: Program
+        do throws(DiagnosticReport) {
+            program = try Compiler.build(rules: rules, config: config)
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+        let dayOffset = todayOffsetDays ?? ProcessInfo.processInfo.environment[Self.dayOffsetVariable].flatMap { Int($0) } ?? 0
+        let options = ServiceOptions(rules: rules, config: config, internalURL: internalURL, centralURL: centralURL,
+                                     logLevel: log.level)
+        let service: ConfigSenderService
+        do throws(ServiceError) {
+            service = try ConfigSenderService(
+                program: program,
+                configuration: .init(service: options, stateDirectory: stateDir, dayOffset: dayOffset,
+                                     configPollSeconds: configPollSeconds),
+                log: log)
+        } catch {
+            log.error("cannot start", ["error": error.message])
+            throw ExitCode(1)
+        }
+        let status = service.run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+ConfigSenderCommand.main()

@@ -88,7 +88,7 @@ func measure(seconds: Double, _ body: (Int) -> Int) -> (nsPerOp: Double, checksu
 
 @MainActor func writeConfig(_ text: String) -> String {
     let path = NSTemporaryDirectory() + "engine-bench-\(getpid())-\(text.hashValue).yaml"
-    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
     return path
 }
 

@@ -1,3 +1,4 @@
+import JSON
 /// The platform's commands as a KPM33B understands them, decided without side
 /// effects: what to answer, and what to change.
 enum MeterCommands {
@@ -35,16 +36,16 @@ enum MeterCommands {
     /// `failing`: a meter that answers "02" to everything (`--fail-ids`).
     static func decide(kind: Kind, payload: [UInt8], id: String, secondsInterval: Int, minutesInterval: Int,
                        failing: Bool) -> Decision {
-        let document: MiniJSON
+        let document: JSONValue
         do {
-            document = try MiniJSON.parse(payload)
+            // Strict like the meter: a repeated key makes the command unusable.
+            document = try JSONValue.parse(payload, allowAnyTopLevel: true, rejectDuplicateKeys: true)
         } catch {
             return .ignore(reason: "malformed JSON (\(error))")
         }
-        guard let members = document.members else { return .ignore(reason: "not a JSON object") }
+        guard let members = document.objectValue else { return .ignore(reason: "not a JSON object") }
         var fields: [String: String] = [:]
         for (key, value) in members {
-            guard fields[key] == nil else { return .ignore(reason: "duplicate key '\(key)'") }
             guard let text = value.stringValue else { return .ignore(reason: "field '\(key)' is not a string") }
             fields[key] = text
         }

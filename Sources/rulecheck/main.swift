@@ -97,7 +97,7 @@ struct Lint: ParsableCommand {
         for entry in entries where !entry.hasPrefix(".") {
             let full = "\(base)/\(entry)"
             var sub: ObjCBool = false
-            FileManager.default.fileExists(atPath: full, isDirectory: &sub)
+            _ = FileManager.default.fileExists(atPath: full, isDirectory: &sub)
             if sub.boolValue { collect(full, packs: &packs, configs: &configs) }
             else if entry != "pack.yaml" && (entry.hasSuffix(".yaml") || entry.hasSuffix(".yml")) { configs.append(full) }
         }

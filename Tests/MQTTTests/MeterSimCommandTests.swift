@@ -81,14 +81,4 @@ import Testing
                             payload: #"{"id":"33B1225950027","oprid":"\#(oprid)","code":"02","msg":"simulated failure"}"#,
                             effect: nil))
     }
-
-    @Test func miniJSON() throws {
-        let v = try MiniJSON.parse(Array(#" {"a":"x\"\u00e9\ud83d\ude00","b":[1,-2.5e3,true,false,null],"c":{}} "#.utf8))
-        #expect(v["a"]?.stringValue == "x\"é😀")
-        #expect(v["b"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
-        #expect(v["c"] == .object([]))
-        for bad in ["{", "{\"a\":01}", "{\"a\":1.}", "{\"a\":\"\u{1}\"}", "[1,]", "{\"a\" 1}", "\"\\ud800\"", "tru", "{}{}"] {
-            #expect(throws: MiniJSON.ParseError.self, "\(bad)") { try MiniJSON.parse(Array(bad.utf8)) }
-        }
-    }
 }

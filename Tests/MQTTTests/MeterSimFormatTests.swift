@@ -8,15 +8,19 @@ enum RealCapture {
 }
 
 /// Key order and, per key, "string" or the number of decimals: the format
-/// without the values.
+/// without the values. Meter payloads are flat objects whose strings hold no
+/// commas or colons, so splitting the text is enough (and keeps the numbers'
+/// text, which a JSON parser would turn into doubles).
 func shape(_ payload: String) -> [String] {
-    guard let members = try? MiniJSON.parse(Array(payload.utf8)).members else { return ["not an object"] }
-    return members.map { key, value in
-        switch value {
-        case .string: return "\(key):string"
-        case .number(let text): return "\(key):" + String(text.split(separator: ".").dropFirst().first?.count ?? 0)
-        default: return "\(key):other"
-        }
+    guard payload.hasPrefix("{"), payload.hasSuffix("}") else { return ["not an object"] }
+    return payload.dropFirst().dropLast().split(separator: ",").map { member in
+        let parts = member.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, parts[0].hasPrefix("\""), parts[0].hasSuffix("\"") else { return "malformed" }
+        let key = parts[0].dropFirst().dropLast()
+        let value = parts[1]
+        if value.hasPrefix("\"") { return "\(key):string" }
+        guard Double(value) != nil else { return "\(key):other" }
+        return "\(key):" + String(value.split(separator: ".").dropFirst().first?.count ?? 0)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import JSON
 import MQTT
 import TestSupport
 @testable import meter_sim
@@ -38,8 +39,8 @@ import TestSupport
 
     static let oprid = "0123456789abcdef0123456789abcdef"
 
-    func reply(_ messages: [MQTTMessage], oprid: String) -> MiniJSON? {
-        messages.lazy.compactMap { try? MiniJSON.parse($0.payload) }.first { $0["oprid"]?.stringValue == oprid }
+    func reply(_ messages: [MQTTMessage], oprid: String) -> JSONValue? {
+        messages.lazy.compactMap { try? JSONValue.parse($0.payload) }.first { $0["oprid"]?.stringValue == oprid }
     }
 
     @Test func payloadsAndCommands() throws {

@@ -63,7 +63,8 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// The site config of every test: both brokers, a fast status, a small
     /// payload limit and one excluded meter.
-    func writeConfig(groups: [String] = [], maxPayloadBytes: Int = 4096, outboxLimit: Int = 100_000, centralPort: Int? = nil) throws {
+    func writeConfig(groups: [String] = [], maxPayloadBytes: Int = 4096, outboxLimit: Int = 100_000, centralPort: Int? = nil,
+                     exclude: [String] = ["33B1225950030"]) throws {
         let text = """
             root_topic: kpm33b
             brokers:
@@ -84,7 +85,7 @@ final class ProxyHarness: @unchecked Sendable {
               defaults:
                 groups: [\(groups.joined(separator: ", "))]
                 settings: { upload_interval_seconds: 60, upload_interval_minutes: 5 }
-            exclude: ["33B1225950030"]
+            exclude: [\(exclude.map { "\"\($0)\"" }.joined(separator: ", "))]
             homeassistant: { enabled: true, discovery_prefix: homeassistant, expire_after_factor: 3 }
             proxy:
               status_interval_s: 1

@@ -241,6 +241,17 @@ struct ProxyTests {
         try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 2))
         let last = try #require(central.waitForData(count: 3).last)
         #expect(last.contains(#""active_power":6.6905,"current_l1":9.735,"current_l2":9.658,"current_l3":9.655}"#))
+
+        // Excluding the meter clears its Home Assistant entities at once: it will send nothing more through.
+        let entity = "homeassistant/sensor/kpm33b_33B1225950027/active_power/config"
+        let configs = try TestSubscriber(broker: h.centralBroker, filters: [entity])
+        #expect(configs.waitFor(timeout: 5) { !$0.payload.isEmpty } != nil, "the entity exists before")
+        try h.writeConfig(groups: ["current"], exclude: ["33B1225950027"])
+        h.signalProxy(SIGHUP)
+        let cleared = configs.waitFor(timeout: 5) { $0.payload.isEmpty }
+        #expect(cleared != nil, "an empty config clears the entity")
+        let retained = try TestSubscriber(broker: h.centralBroker, filters: [entity])
+        #expect(retained.waitFor(timeout: 1) { _ in true } == nil, "no retained config is left for the excluded meter")
         #expect(h.proxy?.isRunning == true)
         try stop(h)
     }

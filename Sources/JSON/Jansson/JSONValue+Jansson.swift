@@ -10,21 +10,24 @@ extension JSONValue {
     /// jansson's rules apply: invalid UTF-8, `\u0000` in a string, trailing garbage and
     /// integers beyond 64 bits are errors; a repeated key keeps its first place and its
     /// last value.
-    public static func parse(_ bytes: some Collection<UInt8>, allowAnyTopLevel: Bool = false) throws(JSONError) -> JSONValue {
+    /// With `rejectDuplicateKeys` an object naming a key twice is an error
+    /// (`JSON_REJECT_DUPLICATES`); by default the last value wins.
+    public static func parse(_ bytes: some Collection<UInt8>, allowAnyTopLevel: Bool = false,
+                             rejectDuplicateKeys: Bool = false) throws(JSONError) -> JSONValue {
         let result = bytes.withContiguousStorageIfAvailable { buffer in
-            parse(UnsafeRawBufferPointer(buffer), allowAnyTopLevel: allowAnyTopLevel)
-        } ?? Array(bytes).withUnsafeBytes { parse($0, allowAnyTopLevel: allowAnyTopLevel) }
+            parse(UnsafeRawBufferPointer(buffer), allowAnyTopLevel: allowAnyTopLevel, rejectDuplicateKeys: rejectDuplicateKeys)
+        } ?? Array(bytes).withUnsafeBytes { parse($0, allowAnyTopLevel: allowAnyTopLevel, rejectDuplicateKeys: rejectDuplicateKeys) }
         return try result.get()
     }
 
     public static func parse(_ text: String, allowAnyTopLevel: Bool = false) throws(JSONError) -> JSONValue {
         var text = text
-        return try text.withUTF8 { parse(UnsafeRawBufferPointer($0), allowAnyTopLevel: allowAnyTopLevel) }.get()
+        return try text.withUTF8 { parse(UnsafeRawBufferPointer($0), allowAnyTopLevel: allowAnyTopLevel, rejectDuplicateKeys: false) }.get()
     }
 
-    private static func parse(_ buffer: UnsafeRawBufferPointer, allowAnyTopLevel: Bool) -> Result<JSONValue, JSONError> {
+    private static func parse(_ buffer: UnsafeRawBufferPointer, allowAnyTopLevel: Bool, rejectDuplicateKeys: Bool) -> Result<JSONValue, JSONError> {
         var error = json_error_t()
-        let flags = allowAnyTopLevel ? Int(JSON_DECODE_ANY) : 0
+        let flags = (allowAnyTopLevel ? Int(JSON_DECODE_ANY) : 0) | (rejectDuplicateKeys ? Int(JSON_REJECT_DUPLICATES) : 0)
         // json_loadb rejects a NULL buffer even when empty, so an empty input reads "".
         let root = if let start = buffer.baseAddress {
             json_loadb(start.assumingMemoryBound(to: CChar.self), buffer.count, flags, &error)

@@ -30,6 +30,9 @@ public struct Program: Sendable {
         discoveryTopic?.render { $0 == "root" ? site.root : "+" }
     }
 
+    /// Whether the site excludes meter `id`.
+    public func isExcluded(_ id: String) -> Bool { site.exclude.contains(id) }
+
     /// Whether `id` passes the pack's id pattern and is safe as a topic level.
     public func isValidDeviceID(_ id: String) -> Bool {
         device.isValid(Array(id.utf8))

@@ -33,7 +33,7 @@ public struct Replay {
 
     /// Parses `yyyyMMddHHmmss` (local time at UTC offset 0) into an instant.
     public static func instant(_ clock: String) -> Instant? {
-        clockFormat.parse(Array(clock.utf8)).map { Instant(epochMillis: $0 * 1000) }
+        Array(clock.utf8).withUnsafeBytes { clockFormat.parse($0) }.map { Instant(epochMillis: $0 * 1000) }
     }
 
     /// Replays `input`, calling `emit` with each output line (without newline).

@@ -61,6 +61,7 @@ public final class Engine {
     private var topicCache: [String: Int] = [:]
     private var lastTopic = ""
     private var lastRoute = 0
+    private var lastTopicHash: UInt64 = 0
     private var slotBuffer: UnsafeMutableBufferPointer<FieldSlice>
     private var duplicates: [DuplicateFilter]
     private var pending: [Reassembler]
@@ -98,14 +99,14 @@ public final class Engine {
             routeIndex = lastRoute
         } else if let cached = topicCache[topic] {
             routeIndex = cached
-            lastTopic = topic
-            lastRoute = cached
+            remember(topic, cached)
         } else {
             guard let r = program.matcher.match(topic) else {
                 out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
                 return
             }
             if topicCache.count < 1024 { topicCache[topic] = r }
+            remember(topic, r)
             routeIndex = r
         }
         let route = routes[routeIndex]
@@ -179,8 +180,18 @@ public final class Engine {
         finish(route: route, topic: topic, id: id, buffer: payload, slots: UnsafeBufferPointer(slots), allZero: scan.allZero, now: now, into: &out)
     }
 
+    private func remember(_ topic: String, _ route: Int) {
+        lastTopic = topic
+        lastRoute = route
+        var h = Hasher64()
+        h.add(topic)
+        lastTopicHash = h.value
+    }
+
     /// Drops split sets older than their route allows. Call it when time passes without messages.
     public func expire(now: Instant, into out: inout ProcessOutput) {
+        // Cheap when nothing is pending, which is every message of a KPM33B.
+        guard pending.contains(where: { !$0.isEmpty }) else { return }
         for (i, route) in program.routes.enumerated() {
             guard let r = route.reassembly, !pending[i].isEmpty else { continue }
             for expired in pending[i].expire(olderThan: now.epochMillis - r.maxAgeMillis) {
@@ -201,7 +212,7 @@ public final class Engine {
             h.add(UInt64(route.index))
             for part in key {
                 switch part {
-                case .topic: h.add(topic)
+                case .topic: h.add(lastTopicHash)
                 case .slot(let s): h.add(buffer, slots[s])
                 }
             }
@@ -330,12 +341,12 @@ public final class Engine {
 /// pre-encoded `{"name":` fragments with the value's slot between them.
 final class OutputPlan {
     /// All fragments back to back; fragment `i` (`ends[i-1]..<ends[i]`) goes
-    /// before value `i`, the last one closes the object.
-    let text: [UInt8]
-    let ends: [Int]
-    let slots: [Int]
-    let capacity: Int
-    static let null: [UInt8] = Array("null".utf8)
+    /// before value `i`, the last one closes the object. Raw buffers, owned
+    /// here and immutable: rendering touches no reference counts.
+    private let text: UnsafeMutableBufferPointer<UInt8>
+    private let ends: UnsafeMutableBufferPointer<Int>
+    private let slots: UnsafeMutableBufferPointer<Int>
+    private let capacity: Int
 
     init(fields: [CompiledField]) {
         var text: [UInt8] = [UInt8(ascii: "{")]
@@ -348,41 +359,49 @@ final class OutputPlan {
         }
         text.append(UInt8(ascii: "}"))
         ends.append(text.count)
-        self.text = text
-        self.ends = ends
-        self.slots = fields.map(\.slot)
-        self.capacity = text.count + fields.count * 16
+        self.text = .allocate(capacity: text.count)
+        _ = self.text.initialize(from: text)
+        self.ends = .allocate(capacity: ends.count)
+        _ = self.ends.initialize(from: ends)
+        self.slots = .allocate(capacity: max(1, fields.count))
+        _ = self.slots.initialize(from: fields.map(\.slot))
+        self.capacity = text.count + fields.count * 4
     }
 
+    deinit {
+        text.deallocate()
+        ends.deallocate()
+        slots.deallocate()
+    }
+
+    /// The payload: fragments and the values' raw bytes (`null` for a missing value).
     func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>) -> [UInt8] {
-        text.withUnsafeBufferPointer { text in
-            ends.withUnsafeBufferPointer { ends in
-                slots.withUnsafeBufferPointer { slots in
-                    [UInt8](unsafeUninitializedCapacity: capacity + buffer.count) { out, count in
-                        let base = UnsafeMutableRawPointer(out.baseAddress!)
-                        var n = 0
-                        var fragmentStart = 0
-                        for i in 0..<slots.count {
-                            let fragmentLength = ends[i] - fragmentStart
-                            (base + n).copyMemory(from: text.baseAddress! + fragmentStart, byteCount: fragmentLength)
-                            n += fragmentLength
-                            fragmentStart = ends[i]
-                            let s = slices[slots[i]]
-                            if s.kind == .missing {
-                                OutputPlan.null.withUnsafeBytes { (base + n).copyMemory(from: $0.baseAddress!, byteCount: 4) }
-                                n += 4
-                            } else {
-                                let length = Int(s.end - s.start)
-                                (base + n).copyMemory(from: buffer.baseAddress! + Int(s.start), byteCount: length)
-                                n += length
-                            }
-                        }
-                        let lastLength = ends[slots.count] - fragmentStart
-                        (base + n).copyMemory(from: text.baseAddress! + fragmentStart, byteCount: lastLength)
-                        count = n + lastLength
-                    }
+        let count = ends.count - 1
+        // An upper bound: every value's bytes plus the fragments; "null" fits in `capacity`.
+        return [UInt8](unsafeUninitializedCapacity: capacity + buffer.count) { out, written in
+            let base = UnsafeMutableRawPointer(out.baseAddress!)
+            let textBase = UnsafeRawPointer(text.baseAddress!)
+            let source = buffer.baseAddress!
+            var n = 0
+            var fragmentStart = 0
+            for i in 0..<count {
+                let fragmentEnd = ends[i]
+                (base + n).copyMemory(from: textBase + fragmentStart, byteCount: fragmentEnd - fragmentStart)
+                n += fragmentEnd - fragmentStart
+                fragmentStart = fragmentEnd
+                let s = slices[slots[i]]
+                if s.kind == .missing {
+                    base.storeBytes(of: 0x6c6c_756e as UInt32, toByteOffset: n, as: UInt32.self)   // "null", little-endian
+                    n += 4
+                } else {
+                    let length = Int(s.end - s.start)
+                    (base + n).copyMemory(from: source + Int(s.start), byteCount: length)
+                    n += length
                 }
             }
+            let last = ends[count] - fragmentStart
+            (base + n).copyMemory(from: textBase + fragmentStart, byteCount: last)
+            written = n + last
         }
     }
 }

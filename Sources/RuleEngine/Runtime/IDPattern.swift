@@ -8,11 +8,15 @@
 /// restriction lets the compiler prove which bytes can reach a topic.
 public struct IDPattern: Sendable, CustomStringConvertible {
     struct Atom: Sendable {
-        var set: [Bool]   // 256 entries: byte allowed
+        var set: [Bool]   // 256 entries: byte allowed (compile time only)
         var min: Int
         var max: Int      // Int.max for unbounded
     }
     let atoms: [Atom]
+    /// The same sets as bitmaps, 4 words per atom, and the bounds: what matching reads.
+    private let bits: [UInt64]
+    private let mins: [Int]
+    private let maxs: [Int]
     public let source: String
     public var description: String { source }
 
@@ -108,11 +112,20 @@ public struct IDPattern: Sendable, CustomStringConvertible {
             atoms.append(atom)
         }
         self.atoms = atoms
+        var bits: [UInt64] = []
+        for atom in atoms {
+            var words = [UInt64](repeating: 0, count: 4)
+            for b in 0..<256 where atom.set[b] { words[b >> 6] |= 1 << UInt64(b & 63) }
+            bits += words
+        }
+        self.bits = bits
+        self.mins = atoms.map(\.min)
+        self.maxs = atoms.map(\.max)
     }
 
     /// Whether the whole of `bytes` matches.
     public func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        match(atom: 0, bytes, 0)
+        bits.withUnsafeBufferPointer { bits in match(atom: 0, bytes, 0, bits) }
     }
 
     public func matches(_ string: String) -> Bool {
@@ -120,21 +133,26 @@ public struct IDPattern: Sendable, CustomStringConvertible {
         return s.withUTF8 { matches(UnsafeRawBufferPointer($0)) }
     }
 
-    private func match(atom a: Int, _ bytes: UnsafeRawBufferPointer, _ at: Int) -> Bool {
-        if a == atoms.count { return at == bytes.count }
-        let atom = atoms[a]
+    @inline(__always)
+    private func allowed(_ bits: UnsafeBufferPointer<UInt64>, _ atom: Int, _ byte: UInt8) -> Bool {
+        bits[atom &* 4 &+ Int(byte >> 6)] & (1 << UInt64(byte & 63)) != 0
+    }
+
+    private func match(atom a: Int, _ bytes: UnsafeRawBufferPointer, _ at: Int, _ bits: UnsafeBufferPointer<UInt64>) -> Bool {
+        if a == mins.count { return at == bytes.count }
+        let min = mins[a], max = maxs[a]
         var count = 0
-        while count < atom.min {
-            guard at + count < bytes.count, atom.set[Int(bytes[at + count])] else { return false }
+        while count < min {
+            guard at + count < bytes.count, allowed(bits, a, bytes[at + count]) else { return false }
             count += 1
         }
-        if atom.min == atom.max { return match(atom: a + 1, bytes, at + count) }
+        if min == max { return match(atom: a + 1, bytes, at + count, bits) }
         // Greedy with backtracking; ids are short, patterns tiny.
         var maxCount = count
-        while maxCount < atom.max, at + maxCount < bytes.count, atom.set[Int(bytes[at + maxCount])] { maxCount += 1 }
+        while maxCount < max, at + maxCount < bytes.count, allowed(bits, a, bytes[at + maxCount]) { maxCount += 1 }
         var k = maxCount
         while k >= count {
-            if match(atom: a + 1, bytes, at + k) { return true }
+            if match(atom: a + 1, bytes, at + k, bits) { return true }
             k -= 1
         }
         return false

@@ -79,16 +79,18 @@ public struct ClockFormat: Sendable, CustomStringConvertible {
     }
 
     /// Parses `bytes` as a local wall-clock time; returns local seconds since 1970, or nil.
-    public func parse(_ bytes: some Collection<UInt8>) -> Int64? {
+    public func parse(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard bytes.count == length else { return nil }
         var y = 0, mo = 1, d = 1, h = 0, mi = 0, s = 0
-        var it = bytes.makeIterator()
+        var at = 0
         func digits(_ n: Int) -> Int? {
             var v = 0
-            for _ in 0..<n {
-                guard let b = it.next(), b >= 48, b <= 57 else { return nil }
-                v = v * 10 + Int(b - 48)
+            for k in at..<at + n {
+                let b = bytes[k] &- 48
+                guard b < 10 else { return nil }
+                v = v * 10 + Int(b)
             }
+            at += n
             return v
         }
         for part in parts {
@@ -99,7 +101,7 @@ public struct ClockFormat: Sendable, CustomStringConvertible {
             case .hour: guard let v = digits(2), v < 24 else { return nil }; h = v
             case .minute: guard let v = digits(2), v < 60 else { return nil }; mi = v
             case .second: guard let v = digits(2), v < 61 else { return nil }; s = v
-            case .literal(let b): guard it.next() == b else { return nil }
+            case .literal(let b): guard bytes[at] == b else { return nil }; at += 1
             }
         }
         return days(fromCivil: y, mo, d) * 86400 + Int64(h * 3600 + mi * 60 + s)

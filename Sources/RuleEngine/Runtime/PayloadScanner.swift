@@ -51,16 +51,18 @@ public struct ScanError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Built once at compile time. Lookup is an open-addressing table over a cheap
 /// hash of the key bytes; keys are a few bytes long, so this beats hashing a
 /// `String` by a wide margin and never allocates.
-public struct KeyTable: Sendable {
+public final class KeyTable: @unchecked Sendable {
+    // Immutable after init, so sharing across threads is safe. Raw buffers,
+    // not arrays: a lookup then touches no reference counts and no closures.
     /// Per entry: offset and length of its key in `keyBytes`, its slot (or
     /// `-1` for keys that are only flagged) and whether it is ignored for the
-    /// all-zero test. Plain integers, so a lookup touches no reference counts.
-    private let keyOffsets: [Int32]
-    private let keyLengths: [Int32]
-    private let entrySlots: [Int16]
-    private let entryIgnored: [Bool]
-    private let keyBytes: [UInt8]
-    private let buckets: [Int16]          // index into the entries, -1 empty
+    /// all-zero test.
+    private let keyOffsets: UnsafeMutableBufferPointer<Int32>
+    private let keyLengths: UnsafeMutableBufferPointer<Int32>
+    private let entrySlots: UnsafeMutableBufferPointer<Int16>
+    private let entryIgnored: UnsafeMutableBufferPointer<Bool>
+    private let keyBytes: UnsafeMutableBufferPointer<UInt8>
+    private let buckets: UnsafeMutableBufferPointer<Int16>   // index into the entries, -1 empty
     private let mask: Int
     /// Number of value slots a scan fills.
     public let slotCount: Int
@@ -89,14 +91,28 @@ public struct KeyTable: Sendable {
             while buckets[b] >= 0 { b = (b + 1) & (size - 1) }
             buckets[b] = Int16(i)
         }
-        self.keyOffsets = offsets
-        self.keyLengths = lengths
-        self.entrySlots = keys.map(\.slot)
-        self.entryIgnored = keys.map(\.ignored)
-        self.keyBytes = bytes
-        self.buckets = buckets
+        func copy<T>(_ a: [T]) -> UnsafeMutableBufferPointer<T> {
+            let p = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, a.count))
+            _ = p.initialize(from: a)
+            return p
+        }
+        self.keyOffsets = copy(offsets)
+        self.keyLengths = copy(lengths)
+        self.entrySlots = copy(keys.map(\.slot))
+        self.entryIgnored = copy(keys.map(\.ignored))
+        self.keyBytes = copy(bytes)
+        self.buckets = copy(buckets)
         self.mask = size - 1
         self.slotCount = slots.count
+    }
+
+    deinit {
+        keyOffsets.deallocate()
+        keyLengths.deallocate()
+        entrySlots.deallocate()
+        entryIgnored.deallocate()
+        keyBytes.deallocate()
+        buckets.deallocate()
     }
 
     @inline(__always)
@@ -125,20 +141,16 @@ public struct KeyTable: Sendable {
     func lookup(hash: UInt32, _ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (slot: Int, ignored: Bool)? {
         let length = end - start
         var b = Int(hash) & mask
-        return buckets.withUnsafeBufferPointer { buckets in
-            keyBytes.withUnsafeBufferPointer { keys in
-                while true {
-                    let e = Int(buckets[b])
-                    if e < 0 { return nil }
-                    if Int(keyLengths[e]) == length {
-                        let offset = Int(keyOffsets[e])
-                        var i = 0
-                        while i < length && keys[offset + i] == bytes[start + i] { i += 1 }
-                        if i == length { return (Int(entrySlots[e]), entryIgnored[e]) }
-                    }
-                    b = (b + 1) & mask
-                }
+        while true {
+            let e = Int(buckets[b])
+            if e < 0 { return nil }
+            if Int(keyLengths[e]) == length {
+                let offset = Int(keyOffsets[e])
+                var i = 0
+                while i < length && keyBytes[offset + i] == bytes[start + i] { i += 1 }
+                if i == length { return (Int(entrySlots[e]), entryIgnored[e]) }
             }
+            b = (b + 1) & mask
         }
     }
 
@@ -185,22 +197,15 @@ public enum PayloadScanner {
         let n = bytes.count
         var i = p.i + 1
         var allZero = true
-        @inline(__always) func skipSpace() {
-            while i < n {
-                let c = bytes[i]
-                if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { i += 1 } else { return }
-            }
-        }
-        @inline(__always) func fail(_ kind: ScanError.Kind) -> ScanError {
-            ScanError(kind: i >= n ? .truncated : kind, offset: i)
-        }
-        skipSpace()
+        // No nested functions capture `i`: a captured variable lives in memory,
+        // and this loop wants it in a register.
+        while i < n && isSpace(bytes[i]) { i += 1 }
         if i < n && bytes[i] == UInt8(ascii: "}") {
             i += 1
         } else {
             while true {
-                skipSpace()
-                guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw fail(.invalidToken) }
+                while i < n && isSpace(bytes[i]) { i += 1 }
+                guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw failure(.invalidToken, i, n) }
                 // Key: hash while scanning.
                 let keyStart = i + 1
                 var j = keyStart
@@ -225,11 +230,11 @@ public enum PayloadScanner {
                     keyEnd = i - 1
                     hash = KeyTable.hash(bytes, keyStart, keyEnd)
                 }
-                skipSpace()
-                guard i < n, bytes[i] == UInt8(ascii: ":") else { throw fail(.invalidToken) }
+                while i < n && isSpace(bytes[i]) { i += 1 }
+                guard i < n, bytes[i] == UInt8(ascii: ":") else { throw failure(.invalidToken, i, n) }
                 i += 1
-                skipSpace()
-                guard i < n else { throw fail(.truncated) }
+                while i < n && isSpace(bytes[i]) { i += 1 }
+                guard i < n else { throw failure(.truncated, i, n) }
                 let valueStart = i
                 var kind = ValueKind.number
                 var isZero = true
@@ -262,12 +267,14 @@ public enum PayloadScanner {
                         if j < n && bytes[j] == UInt8(ascii: ".") {
                             j += 1
                             let fracStart = j
+                            var nonZeroBits: UInt8 = 0
                             while j < n {
                                 let c = bytes[j]
                                 if c &- UInt8(ascii: "0") >= 10 { break }
-                                if c != UInt8(ascii: "0") { isZero = false }
+                                nonZeroBits |= c ^ UInt8(ascii: "0")
                                 j += 1
                             }
+                            if nonZeroBits != 0 { isZero = false }
                             if j == fracStart { j = -1 }
                         }
                         if j > 0 && j < n {
@@ -294,8 +301,8 @@ public enum PayloadScanner {
                 } else if !isZero {
                     allZero = false
                 }
-                skipSpace()
-                guard i < n else { throw fail(.truncated) }
+                while i < n && isSpace(bytes[i]) { i += 1 }
+                guard i < n else { throw failure(.truncated, i, n) }
                 let c = bytes[i]
                 i += 1
                 if c == UInt8(ascii: ",") { continue }
@@ -303,7 +310,7 @@ public enum PayloadScanner {
                 throw ScanError(kind: .invalidToken, offset: i - 1)
             }
         }
-        skipSpace()
+        while i < n && isSpace(bytes[i]) { i += 1 }
         if i != n { throw ScanError(kind: .trailingGarbage, offset: i) }
         return ScanResult(allZero: allZero)
     }
@@ -358,6 +365,16 @@ public enum PayloadScanner {
     public static func decodeString(_ raw: UnsafeRawBufferPointer) -> String {
         String(decoding: unescape(raw, 1, raw.count - 1), as: UTF8.self)
     }
+}
+
+@inline(__always)
+private func isSpace(_ c: UInt8) -> Bool {
+    c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09
+}
+
+@inline(__always)
+private func failure(_ kind: ScanError.Kind, _ i: Int, _ n: Int) -> ScanError {
+    ScanError(kind: i >= n ? .truncated : kind, offset: i)
 }
 
 @inline(__always)

@@ -267,11 +267,18 @@ public final class ProxyService: @unchecked Sendable {
             case .announce:
                 for id in engine.seenDevices { out.messages += engine.announcements(for: id) }
             case .reload(let program):
+                let previous = engine.seenDevices
                 engine = Engine(program: program, origin: origin)
                 meterOfTopic = [:]
                 meterCount = 0
                 log.info("rules reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
-                continue
+                // The others are announced afresh (groups cleared or added) with their next reading;
+                // a meter the new config excludes sends none through, so clear its entities now.
+                if program.siteConfig.homeAssistant.enabled {
+                    for id in previous where program.isExcluded(id) {
+                        out.messages += program.homeAssistantConfigs(for: id, origin: origin)
+                    }
+                }
             }
             let seen = engine.seenDevices
             if seen.count != meterCount {

@@ -1,0 +1,64 @@
+import JSON
+import RuleEngine
+
+extension ConfigPlanner {
+    /// The status document the service publishes (retained) on the central broker.
+    ///
+    /// `connections` maps a broker name to `connected` or `disconnected`.
+    public func statusDocument(state: String, connections: [(String, String)], startedAt: Instant, now: Instant) -> JSONValue {
+        let pending = self.pending
+        var doc = JSONObject()
+        doc["state"] = .string(state)
+        doc["service"] = "config-sender"
+        doc["since"] = .string(startedAt.iso8601)
+        doc["updated"] = .string(now.iso8601)
+        doc["today"] = .string(today(now))
+        doc["connections"] = .object(JSONObject(connections.map { ($0.0, JSONValue.string($0.1)) }))
+        doc["meters_known"] = .integer(Int64(meters.count))
+        doc["pending_commands"] = .integer(Int64(pending.count))
+        doc["pending"] = .array(pending.map { p in
+            .object([
+                "meter": .string(p.meter), "command": .string(p.command), "attempt": .integer(Int64(p.attempt)),
+                "state": .string(p.awaitingReply ? "awaiting_reply" : "backoff"), "oprid": .string(p.message.operationID),
+            ])
+        })
+        var metersDoc = JSONObject()
+        for id in Set(meters.keys).union(records.keys).sorted() {
+            let record = records[id] ?? MeterRecord()
+            var m = JSONObject()
+            m["known"] = .bool(meters[id] != nil)
+            m["last_result"] = .string(lastResult(id))
+            if let v = record.acknowledgedDate { m["acknowledged_date"] = .string(v) }
+            if let v = record.digest { m["digest"] = .string(v) }
+            if let v = record.lastError { m["last_error"] = .string(v) }
+            var commands = JSONObject()
+            for name in record.commands.keys.sorted() { commands[name] = .string(record.commands[name]!.outcome.rawValue) }
+            m["commands"] = .object(commands)
+            metersDoc[id] = .object(m)
+        }
+        doc["meters"] = .object(metersDoc)
+        doc["alerts"] = .array(alerts.map { a in
+            .object(["meter": .string(a.meter), "command": .string(a.command),
+                     "since": .string(Instant(epochMillis: a.since).iso8601), "message": .string(a.message)])
+        })
+        return .object(doc)
+    }
+
+    /// One word per meter: `pending` while a command is in flight; otherwise
+    /// `timeout` or `failure` while any command's last result is one, `success`
+    /// when every command's last result is, `none` before the first result.
+    public func lastResult(_ id: String) -> String {
+        if let meter = meters[id], !meter.pending.isEmpty { return "pending" }
+        let results = records[id]?.commands.values.map(\.outcome) ?? []
+        if results.contains(.timeout) { return CommandResult.Outcome.timeout.rawValue }
+        if results.contains(.failure) { return CommandResult.Outcome.failure.rawValue }
+        return results.isEmpty ? "none" : CommandResult.Outcome.success.rawValue
+    }
+
+    /// `{"state":"offline"}`: the last will, and what a clean stop leaves behind.
+    public static func offlineStatus(now: Instant? = nil) -> JSONValue {
+        var doc: JSONObject = ["state": "offline", "service": "config-sender"]
+        if let now { doc["updated"] = .string(now.iso8601) }
+        return .object(doc)
+    }
+}

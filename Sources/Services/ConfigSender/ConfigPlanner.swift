@@ -1,0 +1,511 @@
+import RuleEngine
+
+/// The config sender's decisions, as a pure state machine.
+///
+/// Events go in (a meter discovered, a reply, a tick of the clock, a new
+/// program, the internal broker coming or going); actions come out (commands
+/// to publish, events to log). No sockets, clocks, threads or randomness
+/// inside: time is an argument and operation ids come from a seeded
+/// generator, so every decision can be replayed in a unit test.
+///
+/// The rule (issue 4, the user's hybrid of event and period): a known meter is
+/// sent every command whose last success is not from today (local date) with
+/// today's expected value. Opportunities are its discovery, the periodic pass
+/// over all known meters, a change of its effective settings, and the internal
+/// broker (re)connecting. A clock offset reported in a discovery message sends
+/// the clock command at once, at most once an hour per meter.
+///
+/// Each command to each meter is tracked on its own: it waits for the reply
+/// with its `oprid`; a timeout is retried with exponential backoff up to
+/// `retries` times, then raises an alert. A failure code is recorded and
+/// retried at the next opportunity. Meters never wait for each other.
+///
+/// Not thread-safe by itself: the service keeps it behind one lock and runs
+/// the returned actions outside that lock.
+public struct ConfigPlanner: Sendable {
+    public struct Options: Sendable, Equatable {
+        /// How long to wait for a reply before a retry.
+        public var replyTimeoutSeconds: Double
+        /// Retries after the first attempt, when no reply comes.
+        public var retries: Int
+        /// The n-th retry waits `backoffBaseSeconds · 2^(n-1)` (at most `backoffMaxSeconds`) after its timeout.
+        public var backoffBaseSeconds: Double
+        public var backoffMaxSeconds: Double
+        /// How often every known meter is checked.
+        public var periodicPassSeconds: Double
+        /// A discovery clock offset beyond this (in seconds, either way) sets the clock at once.
+        public var clockSkewThresholdSeconds: Int
+        /// At most one such clock correction per meter in this time.
+        public var clockCorrectionIntervalSeconds: Double
+        /// Shifts the planner's notion of today by whole days (testing only; the clock sent stays true).
+        public var dayOffset: Int
+
+        public init(replyTimeoutSeconds: Double = 15, retries: Int = 3, backoffBaseSeconds: Double? = nil,
+                    backoffMaxSeconds: Double = 300, periodicPassSeconds: Double = 600,
+                    clockSkewThresholdSeconds: Int = 300, clockCorrectionIntervalSeconds: Double = 3600, dayOffset: Int = 0) {
+            self.replyTimeoutSeconds = replyTimeoutSeconds
+            self.retries = retries
+            self.backoffBaseSeconds = backoffBaseSeconds ?? replyTimeoutSeconds / 2
+            self.backoffMaxSeconds = backoffMaxSeconds
+            self.periodicPassSeconds = periodicPassSeconds
+            self.clockSkewThresholdSeconds = clockSkewThresholdSeconds
+            self.clockCorrectionIntervalSeconds = clockCorrectionIntervalSeconds
+            self.dayOffset = dayOffset
+        }
+
+        /// The site's `config_sender` and `proxy.clock_skew_threshold_s` settings.
+        public init(site: SiteConfig, dayOffset: Int = 0) {
+            self.init(replyTimeoutSeconds: site.configSender.replyTimeoutSeconds, retries: site.configSender.retries,
+                      periodicPassSeconds: Double(site.configSender.periodicPassSeconds),
+                      clockSkewThresholdSeconds: site.proxy.clockSkewThresholdSeconds, dayOffset: dayOffset)
+        }
+    }
+
+    public enum Action: Sendable, Equatable {
+        /// Publish with QoS 1 to the internal broker.
+        case send(CommandMessage)
+        case log(ConfigEvent)
+    }
+
+    /// A command sent and not yet resolved.
+    public struct Pending: Sendable, Equatable {
+        public var meter: String
+        public var command: String
+        /// The last message sent (its `operationID` is the newest).
+        public var message: CommandMessage
+        /// Every oprid sent for this command: a late reply to an earlier attempt still counts.
+        public var operationIDs: [String]
+        /// Sends so far (1 = the first attempt).
+        public var attempt: Int
+        /// true: waiting for a reply until `until`; false: backing off until `until`.
+        public var awaitingReply: Bool
+        public var until: Instant
+        public var reason: String
+        /// The effective config changed while it was in flight: look again when it resolves.
+        var stale = false
+    }
+
+    /// An unresolved timeout: a meter that did not answer any attempt of a command.
+    public struct Alert: Sendable, Equatable {
+        public var meter: String
+        public var command: String
+        public var since: Int64
+        public var message: String
+    }
+
+    struct Meter: Sendable {
+        var discoveredAt: Int64
+        /// A clock offset beyond the threshold, reported while no clock command could go out yet.
+        var clockOffsetToCorrect: Int?
+        var pending: [String: Pending] = [:]
+        var alerts: [String: Alert] = [:]
+    }
+
+    public private(set) var program: Program
+    public private(set) var options: Options
+    /// What the state file holds, by meter id.
+    public private(set) var records: [String: MeterRecord]
+    /// Bumped on every change of `records`: the service saves when it moved.
+    public private(set) var recordsVersion = 0
+    /// Bumped on every change the status shows.
+    public private(set) var statusVersion = 0
+    /// Whether commands may go out (the internal broker is connected).
+    public private(set) var internalConnected = false
+    /// Set by `drain()`: nothing new is sent, only replies are taken.
+    public private(set) var draining = false
+
+    var meters: [String: Meter] = [:]
+    /// oprid → (meter, command) for every attempt of every pending command.
+    var operations: [String: (meter: String, command: String)] = [:]
+    var ids: OperationIDGenerator
+    var nextPassAt: Instant?
+
+    public init(program: Program, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
+        self.program = program
+        self.options = options
+        self.records = records
+        self.ids = ids
+    }
+
+    // MARK: Queries
+
+    /// Meter ids known from discovery, sorted.
+    public var knownMeters: [String] { meters.keys.sorted() }
+
+    /// Every pending command, by meter then pack order.
+    public var pending: [Pending] {
+        meters.keys.sorted().flatMap { id in
+            program.commandNames.compactMap { meters[id]!.pending[$0] } +
+                meters[id]!.pending.values.filter { !program.commandNames.contains($0.command) }
+        }
+    }
+
+    /// Commands waiting for a reply right now (not those backing off).
+    public var awaitingReplyCount: Int {
+        meters.values.reduce(0) { $0 + $1.pending.values.filter(\.awaitingReply).count }
+    }
+
+    /// Active alerts, by meter then command.
+    public var alerts: [Alert] {
+        meters.keys.sorted().flatMap { id in meters[id]!.alerts.keys.sorted().map { meters[id]!.alerts[$0]! } }
+    }
+
+    /// The planner's local date for `now`, `yyyy-MM-dd`.
+    public func today(_ now: Instant) -> String {
+        ConfigPlanner.dateFormat.render(now.adding(seconds: Double(options.dayOffset) * 86400))
+    }
+
+    /// Digest of the settings the pack's commands send to meter `id`.
+    public func digest(for id: String) -> String { ConfigPlanner.digest(program.effectiveSettings(for: id)) }
+
+    /// Whether command `name` of meter `id` already succeeded today with the value it should have.
+    public func isSatisfied(_ name: String, for id: String, now: Instant) -> Bool {
+        guard let result = records[id]?.commands[name], result.outcome == .success, result.date == today(now) else { return false }
+        if program.isClockCommand(name) { return true }
+        return result.value == expectedValue(name, for: id, now: now)
+    }
+
+    // MARK: Events
+
+    /// The internal broker connected (subscriptions sent) or went away. While it
+    /// is away nothing is sent and no timeout counts; when it is back every known
+    /// meter gets its chance.
+    public mutating func setInternalConnected(_ connected: Bool, now: Instant) -> [Action] {
+        guard connected != internalConnected else { return [] }
+        internalConnected = connected
+        statusVersion += 1
+        guard connected else { return [] }
+        // Replies to what was in flight may be lost: give every attempt a full timeout again.
+        for id in meters.keys {
+            for name in meters[id]!.pending.keys where meters[id]!.pending[name]!.awaitingReply {
+                meters[id]!.pending[name]!.until = now.adding(seconds: options.replyTimeoutSeconds)
+            }
+        }
+        if nextPassAt == nil { nextPassAt = now.adding(seconds: options.periodicPassSeconds) }
+        var actions: [Action] = []
+        for id in meters.keys.sorted() {
+            actions += correctClock(id, now: now)
+            actions += evaluate(id, reason: "connected", now: now)
+        }
+        return actions
+    }
+
+    /// A discovery message for meter `id` (retained ones included). `clockOffsetSeconds`
+    /// is the meter's clock minus the true time, when the message reports one.
+    public mutating func discovered(_ id: String, clockOffsetSeconds: Int?, now: Instant) -> [Action] {
+        guard program.isValidDeviceID(id) else {
+            return [.log(ConfigEvent(.warning, "discovery_ignored", [("meter", id), ("reason", "invalid meter id")]))]
+        }
+        var actions: [Action] = []
+        if meters[id] == nil {
+            meters[id] = Meter(discoveredAt: now.epochMillis)
+            statusVersion += 1
+            actions.append(.log(ConfigEvent(.info, "meter_discovered", [("meter", id), ("clock_offset_s", clockOffsetSeconds.map(String.init))])))
+        }
+        if let offset = clockOffsetSeconds, abs(offset) > options.clockSkewThresholdSeconds {
+            meters[id]!.clockOffsetToCorrect = offset
+            actions += correctClock(id, now: now)
+        }
+        actions += evaluate(id, reason: "discovery", now: now)
+        return actions
+    }
+
+    /// The discovery message of meter `id` was removed (an empty retained message):
+    /// it is no longer configured. Its record stays.
+    public mutating func forget(_ id: String, now: Instant) -> [Action] {
+        guard let meter = meters.removeValue(forKey: id) else { return [] }
+        for pending in meter.pending.values { for op in pending.operationIDs { operations[op] = nil } }
+        statusVersion += 1
+        return [.log(ConfigEvent(.info, "meter_forgotten", [("meter", id), ("pending_dropped", String(meter.pending.count))]))]
+    }
+
+    /// Timeouts, retries after backoff, and the periodic pass. Call often (every 100 ms or so).
+    public mutating func tick(now: Instant) -> [Action] {
+        guard internalConnected else { return [] }
+        var actions: [Action] = []
+        for id in meters.keys.sorted() {
+            for name in meters[id]!.pending.keys.sorted() {
+                guard let p = meters[id]!.pending[name], now >= p.until else { continue }
+                if p.awaitingReply {
+                    actions += timedOut(p, now: now)
+                } else if !draining {
+                    actions += resend(p, now: now)
+                }
+            }
+        }
+        if !draining, let due = nextPassAt, now >= due {
+            nextPassAt = now.adding(seconds: options.periodicPassSeconds)
+            actions.append(.log(ConfigEvent(.debug, "periodic_pass", [("meters", String(meters.count))])))
+            for id in meters.keys.sorted() { actions += evaluate(id, reason: "periodic", now: now) }
+        }
+        return actions
+    }
+
+    /// A parsed reply from the internal broker.
+    public mutating func reply(_ reply: CommandReply, now: Instant) -> [Action] {
+        guard let ref = operations[reply.operationID], var p = meters[ref.meter]?.pending[ref.command] else {
+            operations[reply.operationID] = nil
+            return [.log(ConfigEvent(.debug, "reply_ignored", [("reason", "unknown oprid"), ("oprid", reply.operationID),
+                                                                 ("meter", reply.deviceID), ("topic", reply.topic)]))]
+        }
+        if let device = reply.deviceID, device != ref.meter {
+            return [.log(ConfigEvent(.warning, "reply_ignored", [("reason", "oprid belongs to another meter"), ("oprid", reply.operationID),
+                                                                   ("meter", device), ("expected", ref.meter)]))]
+        }
+        guard reply.commands.contains(ref.command) else {
+            return [.log(ConfigEvent(.warning, "reply_ignored", [("reason", "reply topic does not answer this command"),
+                                                                   ("oprid", reply.operationID), ("topic", reply.topic), ("command", ref.command)]))]
+        }
+        for op in p.operationIDs { operations[op] = nil }
+        meters[ref.meter]!.pending[ref.command] = nil
+        p.message.operationID = reply.operationID
+        var actions: [Action] = []
+        let date = today(now)
+        var record = records[ref.meter] ?? MeterRecord()
+        let result = CommandResult(outcome: reply.success ? .success : .failure, value: p.message.value, date: date,
+                                   at: now.epochMillis, operationID: reply.operationID, message: reply.message)
+        record.commands[ref.command] = result
+        if reply.success {
+            if meters[ref.meter]!.alerts.removeValue(forKey: ref.command) != nil {
+                actions.append(.log(ConfigEvent(.info, "alert_cleared", [("meter", ref.meter), ("command", ref.command)])))
+            }
+            actions.append(.log(ConfigEvent(.info, "command_acknowledged", [
+                ("meter", ref.meter), ("command", ref.command), ("value", p.message.value), ("oprid", reply.operationID),
+                ("attempt", String(p.attempt)),
+            ])))
+        } else {
+            record.lastError = "\(ref.command) failed: \(reply.message ?? "no reason given")"
+            actions.append(.log(ConfigEvent(.warning, "command_failed", [
+                ("meter", ref.meter), ("command", ref.command), ("value", p.message.value), ("oprid", reply.operationID),
+                ("msg", reply.message), ("next", "next opportunity"),
+            ])))
+        }
+        setRecord(record, for: ref.meter)
+        if p.stale { actions += evaluate(ref.meter, reason: "config_changed", now: now) }
+        actions += acknowledgeIfComplete(ref.meter, now: now)
+        return actions
+    }
+
+    /// The broker refused a command we published (MQTT 5: not authorised by its
+    /// ACL). No reply can come: recorded as a failure at once, retried at the next
+    /// opportunity.
+    public mutating func publishRefused(operationID: String, reason: String, now: Instant) -> [Action] {
+        guard let ref = operations[operationID], let p = meters[ref.meter]?.pending[ref.command],
+              p.message.operationID == operationID else { return [] }
+        for op in p.operationIDs { operations[op] = nil }
+        meters[ref.meter]!.pending[ref.command] = nil
+        let message = "the broker refused \(ref.command): \(reason)"
+        var record = records[ref.meter] ?? MeterRecord()
+        record.commands[ref.command] = CommandResult(outcome: .failure, value: p.message.value, date: today(now),
+                                                     at: now.epochMillis, operationID: operationID, message: message)
+        record.lastError = message
+        setRecord(record, for: ref.meter)
+        return [.log(ConfigEvent(.error, "command_refused", [
+            ("meter", ref.meter), ("command", ref.command), ("topic", p.message.topic), ("reason", reason),
+            ("hint", "check the internal broker's ACL for this service's account"), ("next", "next opportunity"),
+        ]))]
+    }
+
+    /// A new program (config or rules reloaded). Only meters whose effective
+    /// settings changed are looked at again.
+    public mutating func replace(program newProgram: Program, options newOptions: Options, now: Instant) -> [Action] {
+        let old = program
+        program = newProgram
+        if newOptions.periodicPassSeconds != options.periodicPassSeconds, nextPassAt != nil {
+            nextPassAt = now.adding(seconds: newOptions.periodicPassSeconds)
+        }
+        options = newOptions
+        statusVersion += 1
+        var changed: [String] = []
+        for id in meters.keys.sorted() {
+            let before = old.effectiveSettings(for: id), after = newProgram.effectiveSettings(for: id)
+            guard ConfigPlanner.digest(before) != ConfigPlanner.digest(after) else { continue }
+            changed.append(id)
+            for name in meters[id]!.pending.keys {
+                let p = meters[id]!.pending[name]!
+                if !newProgram.isClockCommand(name), p.message.value != expectedValue(name, for: id, now: now) {
+                    meters[id]!.pending[name]!.stale = true
+                }
+            }
+        }
+        var actions: [Action] = [.log(ConfigEvent(.info, "config_reloaded", [
+            ("changed_meters", String(changed.count)), ("meters", changed.isEmpty ? nil : changed.joined(separator: ",")),
+        ]))]
+        for id in changed { actions += evaluate(id, reason: "config_changed", now: now) }
+        return actions
+    }
+
+    /// Stop sending: no new commands, no retries, no periodic pass; replies are still taken.
+    public mutating func drain() {
+        draining = true
+        statusVersion += 1
+    }
+
+    // MARK: Decisions
+
+    /// Sends meter `id` every command it still needs today that is not already in flight.
+    mutating func evaluate(_ id: String, reason: String, now: Instant) -> [Action] {
+        guard internalConnected, !draining, let meter = meters[id] else { return [] }
+        let needed = program.commandNames.filter { name in
+            meter.pending[name] == nil && expectedValue(name, for: id, now: now) != nil && !isSatisfied(name, for: id, now: now)
+        }
+        guard !needed.isEmpty else { return acknowledgeIfComplete(id, now: now) }
+        var actions: [Action] = [.log(ConfigEvent(.info, "configuring", [
+            ("meter", id), ("reason", reason), ("commands", needed.joined(separator: ",")),
+        ]))]
+        for name in needed { actions += send(name, to: id, reason: reason, now: now) }
+        return actions
+    }
+
+    /// Sends the clock command for a reported offset, unless one went out within
+    /// the correction interval (then the report is dropped: the meter's next
+    /// discovery message tells whether it is still off).
+    mutating func correctClock(_ id: String, now: Instant) -> [Action] {
+        guard internalConnected, !draining, let offset = meters[id]?.clockOffsetToCorrect,
+              let clock = program.commandNames.first(where: program.isClockCommand) else { return [] }
+        meters[id]!.clockOffsetToCorrect = nil
+        guard meters[id]!.pending[clock] == nil else { return [] }
+        if let last = records[id]?.lastClockSentAt,
+           Double(now.epochMillis - last) < options.clockCorrectionIntervalSeconds * 1000 {
+            return [.log(ConfigEvent(.debug, "clock_correction_skipped", [("meter", id), ("clock_offset_s", String(offset)),
+                                                                          ("reason", "clock set within the last hour")]))]
+        }
+        return [.log(ConfigEvent(.info, "clock_offset", [("meter", id), ("clock_offset_s", String(offset)),
+                                                         ("threshold_s", String(options.clockSkewThresholdSeconds))]))]
+            + send(clock, to: id, reason: "clock_offset", now: now)
+    }
+
+    mutating func send(_ name: String, to id: String, reason: String, now: Instant) -> [Action] {
+        let oprid = ids.make(length: program.operationIDLength ?? 32)
+        guard let message = program.renderCommand(name, for: id, operationID: oprid, now: now) else {
+            return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
+        }
+        let p = Pending(meter: id, command: name, message: message, operationIDs: [oprid], attempt: 1, awaitingReply: true,
+                        until: now.adding(seconds: options.replyTimeoutSeconds), reason: reason)
+        meters[id]!.pending[name] = p
+        operations[oprid] = (id, name)
+        noteClockSent(name, id, now)
+        statusVersion += 1
+        return [.send(message), .log(sentEvent(p))]
+    }
+
+    mutating func resend(_ old: Pending, now: Instant) -> [Action] {
+        let oprid = ids.make(length: program.operationIDLength ?? 32)
+        // A clock command carries the time of this attempt, not of the first.
+        guard let message = program.renderCommand(old.command, for: old.meter, operationID: oprid, now: now) else {
+            for op in old.operationIDs { operations[op] = nil }
+            meters[old.meter]!.pending[old.command] = nil
+            return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", old.meter), ("command", old.command)]))]
+        }
+        var p = old
+        p.message = message
+        p.operationIDs.append(oprid)
+        p.attempt += 1
+        p.awaitingReply = true
+        p.until = now.adding(seconds: options.replyTimeoutSeconds)
+        meters[old.meter]!.pending[old.command] = p
+        operations[oprid] = (old.meter, old.command)
+        noteClockSent(old.command, old.meter, now)
+        statusVersion += 1
+        return [.send(message), .log(sentEvent(p))]
+    }
+
+    mutating func timedOut(_ old: Pending, now: Instant) -> [Action] {
+        var p = old
+        if p.attempt <= options.retries {
+            let delay = min(options.backoffBaseSeconds * Double(1 << min(p.attempt - 1, 20)), options.backoffMaxSeconds)
+            p.awaitingReply = false
+            p.until = now.adding(seconds: delay)
+            meters[p.meter]!.pending[p.command] = p
+            statusVersion += 1
+            return [.log(ConfigEvent(.warning, "reply_timeout", [
+                ("meter", p.meter), ("command", p.command), ("oprid", p.message.operationID), ("attempt", String(p.attempt)),
+                ("retry_in_s", format(delay)),
+            ]))]
+        }
+        // Every attempt went unanswered. Late replies to them are no longer awaited.
+        for op in p.operationIDs { operations[op] = nil }
+        meters[p.meter]!.pending[p.command] = nil
+        let message = "no reply to \(p.command) after \(p.attempt) attempts"
+        var record = records[p.meter] ?? MeterRecord()
+        record.commands[p.command] = CommandResult(outcome: .timeout, value: p.message.value, date: today(now), at: now.epochMillis,
+                                                   operationID: p.message.operationID, message: message)
+        record.lastError = message
+        setRecord(record, for: p.meter)
+        let fields: [(String, String?)] = [("meter", p.meter), ("command", p.command), ("attempts", String(p.attempt)),
+                                           ("message", message), ("next", "next opportunity")]
+        if meters[p.meter]!.alerts[p.command] == nil {
+            meters[p.meter]!.alerts[p.command] = Alert(meter: p.meter, command: p.command, since: now.epochMillis, message: message)
+            return [.log(ConfigEvent(.alert, "meter_not_answering", fields))]
+        }
+        return [.log(ConfigEvent(.warning, "meter_still_not_answering", fields))]
+    }
+
+    /// Records the meter as acknowledged today once every command is satisfied.
+    mutating func acknowledgeIfComplete(_ id: String, now: Instant) -> [Action] {
+        guard let meter = meters[id], meter.pending.isEmpty else { return [] }
+        let commands = program.commandNames.filter { expectedValue($0, for: id, now: now) != nil }
+        guard commands.allSatisfy({ isSatisfied($0, for: id, now: now) }) else { return [] }
+        let date = today(now), digest = digest(for: id)
+        var record = records[id] ?? MeterRecord()
+        guard record.digest != digest || record.acknowledgedDate != date || record.lastError != nil else { return [] }
+        record.digest = digest
+        record.settings = Dictionary(uniqueKeysWithValues: program.effectiveSettings(for: id).map { ($0.name, $0.value) })
+        record.acknowledgedDate = date
+        record.acknowledgedAt = now.epochMillis
+        record.lastError = nil
+        setRecord(record, for: id)
+        return [.log(ConfigEvent(.info, "meter_configured", [
+            ("meter", id), ("date", date), ("digest", digest),
+            ("settings", program.effectiveSettings(for: id).map { "\($0.name)=\($0.value)" }.joined(separator: ",")),
+        ]))]
+    }
+
+    // MARK: Helpers
+
+    /// The value command `name` would carry for meter `id`; nil when it cannot be sent
+    /// (a setting without a value). For the clock: the time now.
+    func expectedValue(_ name: String, for id: String, now: Instant) -> String? {
+        program.renderCommand(name, for: id, operationID: "", now: now)?.value
+    }
+
+    mutating func noteClockSent(_ name: String, _ id: String, _ now: Instant) {
+        guard program.isClockCommand(name) else { return }
+        var record = records[id] ?? MeterRecord()
+        record.lastClockSentAt = now.epochMillis
+        setRecord(record, for: id)
+    }
+
+    mutating func setRecord(_ record: MeterRecord, for id: String) {
+        guard records[id] != record else { return }
+        records[id] = record
+        recordsVersion += 1
+        statusVersion += 1
+    }
+
+    func sentEvent(_ p: Pending) -> ConfigEvent {
+        ConfigEvent(.info, "command_sent", [
+            ("meter", p.meter), ("command", p.command), ("value", p.message.value), ("topic", p.message.topic),
+            ("oprid", p.message.operationID), ("attempt", String(p.attempt)), ("reason", p.reason),
+        ])
+    }
+
+    static let dateFormat = ClockFormat("yyyy-MM-dd")!
+
+    /// FNV-1a (64 bit) of `name=value` lines: stable across runs and platforms.
+    public static func digest(_ settings: [(name: String, value: Int)]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (name, value) in settings {
+            for byte in "\(name)=\(value)\n".utf8 {
+                hash ^= UInt64(byte)
+                hash &*= 0x100_0000_01b3
+            }
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+private func format(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+}

@@ -1,0 +1,592 @@
+import Foundation
+import JSON
+import RuleEngine
+import Testing
+@testable import Services
+
+// Unit tests of the config sender's pure parts: the planner (decisions), the
+// state store (files), the discovery parser. No brokers here; see
+// ConfigSenderIntegrationTests for the service on real brokers.
+
+/// The package root, found from this file's location (nothing machine-specific is stored).
+let senderPackageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let senderPackPath = senderPackageRoot.appendingPathComponent("rules/kpm33b").path
+
+/// A fresh temporary directory, removed by the caller.
+func senderTemporaryDirectory(_ name: String) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+/// A site config for tests: short timeouts, and per-meter settings when given.
+func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: Int] = [:], internalPort: Int = 1,
+                      centralPort: Int = 2, timeout: Double = 1, retries: Int = 3, periodic: Int = 600,
+                      internalClient: String = "{ client_id: test-config-sender }") -> String {
+    var text = """
+        root_topic: kpm33b
+        brokers:
+          internal:
+            host: 127.0.0.1
+            port: \(internalPort)
+            protocol: 5
+            clients:
+              config_sender: \(internalClient)
+          central:
+            host: 127.0.0.1
+            port: \(centralPort)
+            protocol: 5
+            clients:
+              config_sender: { client_id: test-config-sender }
+        meters:
+          defaults:
+            settings:
+              upload_interval_seconds: \(seconds)
+              upload_interval_minutes: \(minutes)
+
+        """
+    for (id, value) in perMeter.sorted(by: { $0.key < $1.key }) {
+        text += "  \"\(id)\":\n    settings: { upload_interval_seconds: \(value) }\n"
+    }
+    text += """
+        proxy:
+          clock_skew_threshold_s: 300
+        config_sender:
+          status_topic: kpm33b/config-sender/status
+          reply_timeout_s: \(timeout)
+          retries: \(retries)
+          periodic_pass_s: \(periodic)
+
+        """
+    return text
+}
+
+func buildSenderProgram(_ configText: String) throws -> Program {
+    let dir = try senderTemporaryDirectory("sender-config")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let file = dir.appendingPathComponent("config.yaml")
+    try configText.write(to: file, atomically: true, encoding: .utf8)
+    do {
+        return try Compiler.build(rules: senderPackPath, config: file.path)
+    } catch {
+        Issue.record("config did not compile: \(error.description)")
+        throw error
+    }
+}
+
+let senderMeterA = "33B1225950027"
+let senderMeterB = "33B1225950028"
+
+/// 2026-01-12 10:00:00 UTC, one hour east of UTC.
+let senderT0 = Instant(epochMillis: 1_768_212_000_000, utcOffsetSeconds: 3600)
+
+extension ConfigPlanner.Action {
+    var sent: CommandMessage? { if case .send(let m) = self { m } else { nil } }
+    var event: ConfigEvent? { if case .log(let e) = self { e } else { nil } }
+}
+
+extension Array where Element == ConfigPlanner.Action {
+    var sent: [CommandMessage] { compactMap(\.sent) }
+    var events: [ConfigEvent] { compactMap(\.event) }
+}
+
+/// A planner over the test config, connected, with deterministic oprids.
+func makePlanner(_ config: String = senderConfigText(), records: [String: MeterRecord] = [:]) throws -> ConfigPlanner {
+    let program = try buildSenderProgram(config)
+    var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig), records: records,
+                                ids: OperationIDGenerator(seed: 42))
+    _ = planner.setInternalConnected(true, now: senderT0)
+    return planner
+}
+
+/// The reply a meter would send to `message`.
+func senderReplyPayload(_ message: CommandMessage, code: String = "01", msg: String? = nil, id: String? = nil) -> [UInt8] {
+    var object: JSONObject = ["id": .string(id ?? message.deviceID), "oprid": .string(message.operationID), "code": .string(code)]
+    if let msg { object["msg"] = .string(msg) }
+    return JSONValue.object(object).serialized()
+}
+
+func senderReplyTopic(_ message: CommandMessage) -> String {
+    message.command == "set_clock" ? "MQTT_METER_TIME_REP" : "MQTT_COMMOD_SET_REP"
+}
+
+extension ConfigPlanner {
+    /// Answers `message` as the meter would; the reply must parse.
+    mutating func answer(_ message: CommandMessage, code: String = "01", msg: String? = nil, now: Instant) -> [Action] {
+        guard let reply = program.parseReply(topic: senderReplyTopic(message), payload: senderReplyPayload(message, code: code, msg: msg)) else {
+            Issue.record("reply to \(message.command) did not parse")
+            return []
+        }
+        return self.reply(reply, now: now)
+    }
+}
+
+@Suite struct ConfigSenderPlannerTests {
+    @Test func discoverySendsEveryCommandWithCorrectPayloads() throws {
+        var planner = try makePlanner()
+        let actions = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0)
+        let sent = actions.sent
+        #expect(sent.map(\.command) == ["set_upload_interval_seconds", "set_upload_interval_minutes", "set_clock"])
+        #expect(sent.map(\.topic) == ["MQTT_COMMOD_SET_25950027", "MQTT_COMMOD_SET_25950027", "MQTT_SETTIME_25950027"])
+        for m in sent {
+            #expect(m.operationID.count == 32)
+            #expect(m.operationID.allSatisfy { $0.isHexDigit })
+        }
+        #expect(Set(sent.map(\.operationID)).count == 3)
+        let o = sent.map(\.operationID)
+        #expect(String(decoding: sent[0].payload, as: UTF8.self) == #"{"oprid":"\#(o[0])","Cmd":"0000","value":"60","types":"1"}"#)
+        #expect(String(decoding: sent[1].payload, as: UTF8.self) == #"{"oprid":"\#(o[1])","Cmd":"0001","value":"5","types":"1"}"#)
+        // Local time: 10:00 UTC is 11:00 one hour east.
+        #expect(String(decoding: sent[2].payload, as: UTF8.self) == #"{"oprid":"\#(o[2])","time":"20260112110000"}"#)
+        #expect(planner.pending.count == 3)
+        #expect(actions.events.contains { $0.name == "configuring" && $0["reason"] == "discovery" })
+    }
+
+    @Test func acknowledgedMeterIsRecordedAndNotSentAgainTheSameDay() throws {
+        var planner = try makePlanner()
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        let t1 = senderT0.adding(seconds: 0.3)
+        var events: [ConfigEvent] = []
+        for m in sent { events += planner.answer(m, now: t1).events }
+        #expect(events.filter { $0.name == "command_acknowledged" }.count == 3)
+        #expect(events.last?.name == "meter_configured")
+        let record = try #require(planner.records[senderMeterA])
+        #expect(record.acknowledgedDate == "2026-01-12")
+        #expect(record.digest == planner.digest(for: senderMeterA))
+        #expect(record.settings == ["upload_interval_minutes": 5, "upload_interval_seconds": 60])
+        #expect(record.commands["set_clock"]?.outcome == .success)
+        #expect(record.commands["set_upload_interval_seconds"]?.value == "60")
+        #expect(record.lastError == nil)
+        #expect(planner.pending.isEmpty)
+        #expect(planner.lastResult(senderMeterA) == "success")
+
+        // Discovery again, a periodic pass, a reconnect: nothing more today.
+        #expect(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0.adding(seconds: 60)).sent.isEmpty)
+        #expect(planner.tick(now: senderT0.adding(seconds: 601)).sent.isEmpty)
+        _ = planner.setInternalConnected(false, now: senderT0.adding(seconds: 700))
+        #expect(planner.setInternalConnected(true, now: senderT0.adding(seconds: 701)).sent.isEmpty)
+
+        // A planner restarted with the saved records, the same day: nothing either.
+        var restarted = try makePlanner(records: planner.records)
+        #expect(restarted.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0.adding(seconds: 3600)).sent.isEmpty)
+    }
+
+    @Test func nextDaySendsAgainFromThePeriodicPass() throws {
+        var planner = try makePlanner()
+        for m in planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent { _ = planner.answer(m, now: senderT0) }
+        // 22:50 local the same day: nothing; after local midnight: everything again.
+        #expect(planner.tick(now: senderT0.adding(seconds: 11 * 3600 + 50 * 60)).sent.isEmpty)
+        let nextDay = senderT0.adding(seconds: 13 * 3600 + 60)
+        let sent = planner.tick(now: nextDay).sent
+        #expect(sent.map(\.command) == ["set_upload_interval_seconds", "set_upload_interval_minutes", "set_clock"])
+        for m in sent { _ = planner.answer(m, now: nextDay) }
+        #expect(planner.records[senderMeterA]?.acknowledgedDate == "2026-01-13")
+    }
+
+    @Test func dayOffsetShiftsTodayButNotTheClockSent() throws {
+        let program = try buildSenderProgram(senderConfigText())
+        var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig, dayOffset: 1),
+                                    ids: OperationIDGenerator(seed: 1))
+        _ = planner.setInternalConnected(true, now: senderT0)
+        #expect(planner.today(senderT0) == "2026-01-13")
+        let clock = try #require(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.last)
+        #expect(clock.value == "20260112110000")
+    }
+
+    @Test func changedSettingResendsOnlyThatCommandToThatMeter() throws {
+        var planner = try makePlanner()
+        for id in [senderMeterA, senderMeterB] {
+            for m in planner.discovered(id, clockOffsetSeconds: nil, now: senderT0).sent { _ = planner.answer(m, now: senderT0) }
+        }
+        let oldDigestB = planner.records[senderMeterB]?.digest
+        let changed = try buildSenderProgram(senderConfigText(perMeter: [senderMeterA: 300]))
+        let t1 = senderT0.adding(seconds: 30)
+        let actions = planner.replace(program: changed, options: ConfigPlanner.Options(site: changed.siteConfig), now: t1)
+        #expect(actions.sent.map(\.deviceID) == [senderMeterA])
+        #expect(actions.sent.map(\.command) == ["set_upload_interval_seconds"])
+        #expect(actions.sent.first?.value == "300")
+        #expect(actions.events.first { $0.name == "config_reloaded" }?["changed_meters"] == "1")
+        for m in actions.sent { _ = planner.answer(m, now: t1) }
+        #expect(planner.records[senderMeterA]?.settings["upload_interval_seconds"] == 300)
+        #expect(planner.records[senderMeterA]?.digest == planner.digest(for: senderMeterA))
+        #expect(planner.records[senderMeterB]?.digest == oldDigestB)
+
+        // The same program again: nothing changes, nothing is sent.
+        #expect(planner.replace(program: changed, options: ConfigPlanner.Options(site: changed.siteConfig), now: t1).sent.isEmpty)
+    }
+
+    @Test func changeWhileInFlightIsSentWhenTheOldCommandResolves() throws {
+        var planner = try makePlanner()
+        let first = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        let changed = try buildSenderProgram(senderConfigText(perMeter: [senderMeterA: 30]))
+        #expect(planner.replace(program: changed, options: ConfigPlanner.Options(site: changed.siteConfig), now: senderT0).sent.isEmpty)
+        let resent = planner.answer(first[0], now: senderT0.adding(seconds: 0.1)).sent
+        #expect(resent.map(\.command) == ["set_upload_interval_seconds"])
+        #expect(resent.first?.value == "30")
+    }
+
+    @Test func silentMeterIsRetriedWithBackoffThenAlertedWhileOthersAreConfigured() throws {
+        // Timeout 1 s, 3 retries: backoff 0.5, 1, 2 s.
+        var planner = try makePlanner()
+        let silent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        #expect(silent.count == 3)
+        let other = planner.discovered(senderMeterB, clockOffsetSeconds: nil, now: senderT0).sent
+        for m in other { _ = planner.answer(m, now: senderT0.adding(seconds: 0.2)) }
+        #expect(planner.records[senderMeterB]?.acknowledgedDate == "2026-01-12")
+
+        var sendTimes: [Double] = [0]
+        var alerts: [ConfigEvent] = []
+        var timeouts: [ConfigEvent] = []
+        var oprids = Set(silent.map(\.operationID))
+        var t = 0.0
+        while t < 20 {
+            t += 0.05
+            let actions = planner.tick(now: senderT0.adding(seconds: t))
+            if actions.sent.contains(where: { $0.command == "set_upload_interval_seconds" }) { sendTimes.append(t) }
+            for m in actions.sent {
+                #expect(m.deviceID == senderMeterA)
+                #expect(oprids.insert(m.operationID).inserted, "every attempt has a fresh oprid")
+            }
+            alerts += actions.events.filter { $0.level == .alert }
+            timeouts += actions.events.filter { $0.name == "reply_timeout" && $0["command"] == "set_upload_interval_seconds" }
+        }
+        // Sent at 0, timeout at 1, wait 0.5 → 1.5, timeout 2.5, wait 1 → 3.5, timeout 4.5, wait 2 → 6.5, timeout 7.5.
+        #expect(sendTimes.count == 4)
+        let expected = [0, 1.5, 3.5, 6.5]
+        for (got, want) in zip(sendTimes, expected) { #expect(abs(got - want) < 0.11, "sent at \(got), expected \(want)") }
+        #expect(timeouts.map { $0["retry_in_s"] } == ["0.5", "1", "2"])
+        #expect(alerts.count == 3)  // one per command
+        #expect(alerts.allSatisfy { $0.name == "meter_not_answering" && $0["meter"] == senderMeterA })
+        #expect(planner.alerts.count == 3)
+        #expect(planner.pending.isEmpty)
+        #expect(planner.records[senderMeterA]?.commands["set_clock"]?.outcome == .timeout)
+        #expect(planner.records[senderMeterA]?.lastError?.hasPrefix("no reply to") == true)
+        #expect(planner.records[senderMeterA]?.lastError?.hasSuffix("after 4 attempts") == true)
+        #expect(planner.lastResult(senderMeterA) == "timeout")
+        #expect(planner.records[senderMeterB]?.lastError == nil)
+
+        // The next periodic pass tries again; a success clears the alert.
+        let retry = planner.tick(now: senderT0.adding(seconds: 601))
+        #expect(retry.sent.count == 3)
+        var cleared = 0
+        for m in retry.sent { cleared += planner.answer(m, now: senderT0.adding(seconds: 601.2)).events.filter { $0.name == "alert_cleared" }.count }
+        #expect(cleared == 3)
+        #expect(planner.alerts.isEmpty)
+        #expect(planner.records[senderMeterA]?.lastError == nil)
+    }
+
+    @Test func lateReplyToAnEarlierAttemptCounts() throws {
+        var planner = try makePlanner()
+        let first = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        _ = planner.tick(now: senderT0.adding(seconds: 1.01))  // timeouts
+        let second = planner.tick(now: senderT0.adding(seconds: 1.6)).sent
+        #expect(second.count == 3)
+        let events = planner.answer(first[0], now: senderT0.adding(seconds: 1.7)).events
+        #expect(events.contains { $0.name == "command_acknowledged" && $0["attempt"] == "2" })
+        #expect(planner.pending.count == 2)
+    }
+
+    @Test func failureCodeIsRecordedAndRetriedAtTheNextOpportunity() throws {
+        var planner = try makePlanner()
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        let events = planner.answer(sent[0], code: "02", msg: "value out of range", now: senderT0.adding(seconds: 0.1)).events
+        let failed = try #require(events.first { $0.name == "command_failed" })
+        #expect(failed.level == .warning)
+        #expect(failed["msg"] == "value out of range")
+        for m in sent.dropFirst() { _ = planner.answer(m, now: senderT0.adding(seconds: 0.1)) }
+        let record = try #require(planner.records[senderMeterA])
+        #expect(record.commands["set_upload_interval_seconds"]?.outcome == .failure)
+        #expect(record.commands["set_upload_interval_seconds"]?.message == "value out of range")
+        #expect(record.lastError == "set_upload_interval_seconds failed: value out of range")
+        #expect(record.acknowledgedDate == nil)
+        #expect(planner.lastResult(senderMeterA) == "failure")
+        // Not retried by the clock ticking …
+        #expect(planner.tick(now: senderT0.adding(seconds: 30)).sent.isEmpty)
+        // … but at the next opportunity, and only the failed command.
+        let again = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0.adding(seconds: 40)).sent
+        #expect(again.map(\.command) == ["set_upload_interval_seconds"])
+        _ = planner.answer(again[0], now: senderT0.adding(seconds: 40.1))
+        #expect(planner.records[senderMeterA]?.acknowledgedDate == "2026-01-12")
+        #expect(planner.records[senderMeterA]?.lastError == nil)
+    }
+
+    @Test func unknownOpridAndForeignRepliesAreIgnored() throws {
+        var planner = try makePlanner()
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        let before = planner.records
+
+        let unknown = try #require(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP",
+            payload: Array(#"{"id":"33B1225950027","oprid":"0123456789abcdef0123456789abcdef","code":"01"}"#.utf8)))
+        #expect(planner.reply(unknown, now: senderT0).events.map(\.name) == ["reply_ignored"])
+
+        // The right oprid from another meter id.
+        let wrongMeter = try #require(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP",
+                                                                   payload: senderReplyPayload(sent[0], id: senderMeterB)))
+        #expect(planner.reply(wrongMeter, now: senderT0).events.first?.level == .warning)
+
+        // A clock oprid on the interval reply topic.
+        let wrongTopic = try #require(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: senderReplyPayload(sent[2])))
+        #expect(planner.reply(wrongTopic, now: senderT0).events.first?["reason"] == "reply topic does not answer this command")
+
+        // Malformed replies never reach the planner.
+        #expect(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: Array("{not json".utf8)) == nil)
+        #expect(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: Array(#"{"id":"x","code":"01"}"#.utf8)) == nil)
+
+        #expect(planner.records == before)
+        #expect(planner.pending.count == 3)
+        // The real replies still work afterwards.
+        for m in sent { _ = planner.answer(m, now: senderT0.adding(seconds: 0.5)) }
+        #expect(planner.records[senderMeterA]?.acknowledgedDate == "2026-01-12")
+    }
+
+    @Test func clockOffsetSetsTheClockAtOnceAtMostOnceAnHour() throws {
+        var planner = try makePlanner()
+        for m in planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent { _ = planner.answer(m, now: senderT0) }
+        // Acknowledged today, but the clock went out less than an hour ago.
+        let soon = planner.discovered(senderMeterA, clockOffsetSeconds: -123_456, now: senderT0.adding(seconds: 600))
+        #expect(soon.sent.isEmpty)
+        #expect(soon.events.contains { $0.name == "clock_correction_skipped" })
+        // An hour later: the clock only.
+        let later = senderT0.adding(seconds: 3601)
+        let clock = planner.discovered(senderMeterA, clockOffsetSeconds: -123_456, now: later).sent
+        #expect(clock.map(\.command) == ["set_clock"])
+        #expect(clock.first?.value == "20260112120001")
+        _ = planner.answer(clock[0], now: later)
+        // Within the threshold: nothing.
+        #expect(planner.discovered(senderMeterA, clockOffsetSeconds: 200, now: senderT0.adding(seconds: 9000)).sent.isEmpty)
+        // The limit survives a restart (it is in the record).
+        var restarted = try makePlanner(records: planner.records)
+        #expect(restarted.discovered(senderMeterA, clockOffsetSeconds: 999, now: later.adding(seconds: 60)).sent.isEmpty)
+    }
+
+    @Test func commandRefusedByTheBrokerIsAFailureAtOnce() throws {
+        var planner = try makePlanner()
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        let events = planner.publishRefused(operationID: sent[2].operationID, reason: "Not authorized", now: senderT0).events
+        #expect(events.map(\.name) == ["command_refused"])
+        #expect(events.first?.level == .error)
+        #expect(planner.records[senderMeterA]?.commands["set_clock"]?.outcome == .failure)
+        #expect(planner.records[senderMeterA]?.lastError == "the broker refused set_clock: Not authorized")
+        #expect(planner.pending.map(\.command) == ["set_upload_interval_seconds", "set_upload_interval_minutes"])
+        // An oprid that is not the newest attempt of a pending command changes nothing.
+        #expect(planner.publishRefused(operationID: sent[2].operationID, reason: "x", now: senderT0).isEmpty)
+    }
+
+    @Test func nothingIsSentWhileTheInternalBrokerIsAway() throws {
+        let program = try buildSenderProgram(senderConfigText())
+        var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig),
+                                    ids: OperationIDGenerator(seed: 3))
+        #expect(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.isEmpty)
+        #expect(planner.tick(now: senderT0.adding(seconds: 5)).sent.isEmpty)
+        let sent = planner.setInternalConnected(true, now: senderT0.adding(seconds: 6)).sent
+        #expect(sent.count == 3)
+        // Disconnected while waiting: no timeout counts; reconnecting restarts the wait.
+        _ = planner.setInternalConnected(false, now: senderT0.adding(seconds: 6.5))
+        #expect(planner.tick(now: senderT0.adding(seconds: 30)).events.isEmpty)
+        _ = planner.setInternalConnected(true, now: senderT0.adding(seconds: 31))
+        #expect(planner.tick(now: senderT0.adding(seconds: 31.5)).events.isEmpty)
+        #expect(planner.tick(now: senderT0.adding(seconds: 32.1)).events.contains { $0.name == "reply_timeout" })
+    }
+
+    @Test func clockOffsetReportedWhileDisconnectedIsCorrectedOnConnect() throws {
+        let program = try buildSenderProgram(senderConfigText())
+        var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig),
+                                    ids: OperationIDGenerator(seed: 4))
+        #expect(planner.discovered(senderMeterA, clockOffsetSeconds: 4000, now: senderT0).sent.isEmpty)
+        let sent = planner.setInternalConnected(true, now: senderT0.adding(seconds: 1)).sent
+        #expect(sent.map(\.command) == ["set_clock", "set_upload_interval_seconds", "set_upload_interval_minutes"])
+        #expect(sent.first?.value == "20260112110001")
+    }
+
+    @Test func drainingSendsNothingNewButTakesReplies() throws {
+        var planner = try makePlanner()
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
+        planner.drain()
+        #expect(planner.awaitingReplyCount == 3)
+        #expect(planner.discovered(senderMeterB, clockOffsetSeconds: nil, now: senderT0).sent.isEmpty)
+        _ = planner.answer(sent[0], now: senderT0)
+        #expect(planner.awaitingReplyCount == 2)
+        // A timeout while draining backs off but never resends.
+        #expect(planner.tick(now: senderT0.adding(seconds: 1.1)).sent.isEmpty)
+        #expect(planner.tick(now: senderT0.adding(seconds: 5)).sent.isEmpty)
+        #expect(planner.awaitingReplyCount == 0)
+    }
+
+    @Test func invalidDiscoveryIDsAreIgnored() throws {
+        var planner = try makePlanner()
+        let actions = planner.discovered("not-a-meter", clockOffsetSeconds: nil, now: senderT0)
+        #expect(actions.sent.isEmpty)
+        #expect(actions.events.first?.name == "discovery_ignored")
+        #expect(planner.knownMeters.isEmpty)
+    }
+
+    @Test func statusDocumentShowsMetersPendingAndAlerts() throws {
+        var planner = try makePlanner()
+        _ = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0)
+        let doc = planner.statusDocument(state: "online", connections: [("internal", "connected"), ("central", "connected")],
+                                         startedAt: senderT0, now: senderT0)
+        #expect(doc["state"]?.stringValue == "online")
+        #expect(doc["meters_known"]?.intValue == 1)
+        #expect(doc["pending_commands"]?.intValue == 3)
+        #expect(doc["connections"]?["internal"]?.stringValue == "connected")
+        #expect(doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "pending")
+        #expect(doc["alerts"]?.arrayValue?.isEmpty == true)
+        #expect(ConfigPlanner.offlineStatus()["state"]?.stringValue == "offline")
+    }
+
+    @Test func operationIDsHaveTheExactLengthAndDoNotRepeat() {
+        var ids = OperationIDGenerator()
+        var seen = Set<String>()
+        for _ in 0..<10_000 {
+            let id = ids.make(length: 32)
+            #expect(id.utf8.count == 32)
+            seen.insert(id)
+        }
+        #expect(seen.count == 10_000)
+        var a = OperationIDGenerator(seed: 7), b = OperationIDGenerator(seed: 7)
+        #expect(a.make(length: 32) == b.make(length: 32))
+    }
+}
+
+@Suite struct ConfigSenderDiscoveryTests {
+    @Test func parsesDiscoveryMessages() {
+        let topic = "kpm33b/discovery/33B1225950027"
+        #expect(DiscoveryMessage.parse(topic: topic, payload: Array(
+            #"{"id":"33B1225950027","manufacturer":"Compere","model":"KPM33B","pack":"kpm33b","topics":{},"clock_offset_s":-123456}"#.utf8))
+            == .meter(id: "33B1225950027", clockOffsetSeconds: -123_456))
+        #expect(DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950027"}"#.utf8))
+            == .meter(id: "33B1225950027", clockOffsetSeconds: nil))
+        #expect(DiscoveryMessage.parse(topic: topic, payload: []) == .removed(id: "33B1225950027"))
+        if case .invalid = DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950099"}"#.utf8)) {} else {
+            Issue.record("a payload id that contradicts the topic must be refused")
+        }
+        if case .invalid = DiscoveryMessage.parse(topic: topic, payload: Array("{".utf8)) {} else {
+            Issue.record("malformed JSON must be refused")
+        }
+    }
+}
+
+@Suite struct ConfigSenderStateStoreTests {
+    func sampleRecords() -> [String: MeterRecord] {
+        var r = MeterRecord()
+        r.digest = "0123456789abcdef"
+        r.settings = ["upload_interval_seconds": 60, "upload_interval_minutes": 5]
+        r.acknowledgedDate = "2026-01-12"
+        r.acknowledgedAt = 1_768_212_000_000
+        r.lastClockSentAt = 1_768_212_000_000
+        r.commands["set_clock"] = CommandResult(outcome: .success, value: "20260112110000", date: "2026-01-12",
+                                                at: 1_768_212_000_300, operationID: String(repeating: "a", count: 32), message: nil)
+        var s = MeterRecord()
+        s.lastError = "no reply to set_clock after 4 attempts"
+        s.commands["set_clock"] = CommandResult(outcome: .timeout, value: "x", date: "2026-01-12", at: 5, operationID: nil,
+                                                message: "no \"reply\"\n")
+        return [senderMeterA: r, senderMeterB: s]
+    }
+
+    @Test func roundTrip() throws {
+        let dir = try senderTemporaryDirectory("sender-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ConfigStateStore(directory: dir.appendingPathComponent("nested").path)
+        #expect(try store.load(now: senderT0).records.isEmpty)
+        try store.save(sampleRecords())
+        let (records, events) = try store.load(now: senderT0)
+        #expect(records == sampleRecords())
+        #expect(events.map(\.name) == ["state_loaded"])
+        #expect(!FileManager.default.fileExists(atPath: store.temporaryPath))
+    }
+
+    @Test func corruptFileIsMovedAsideAndTheServiceStartsFresh() throws {
+        let dir = try senderTemporaryDirectory("sender-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ConfigStateStore(directory: dir.path)
+        for garbage in ["{\"version\":1,\"meters\":{\"33B", "[]", "{\"version\":99,\"meters\":{}}", "\u{0}\u{1}binary"] {
+            try garbage.write(toFile: store.path, atomically: false, encoding: .utf8)
+            let (records, events) = try store.load(now: senderT0)
+            #expect(records.isEmpty)
+            let warning = try #require(events.first { $0.name == "state_corrupt" })
+            #expect(warning.level == .warning)
+            let aside = try #require(warning["moved_to"])
+            #expect(try String(contentsOfFile: aside, encoding: .utf8) == garbage)
+            #expect(!FileManager.default.fileExists(atPath: store.path))
+            try FileManager.default.removeItem(atPath: aside)
+            // And the fresh state can be saved and read again.
+            try store.save(sampleRecords())
+            #expect(try store.load(now: senderT0).records == sampleRecords())
+            try FileManager.default.removeItem(atPath: store.path)
+        }
+    }
+
+    @Test func oneBadMeterEntryIsSkippedNotTheWholeFile() throws {
+        var doc = ConfigStateStore.encode(sampleRecords()).objectValue!
+        var meters = doc["meters"]!.objectValue!
+        meters["33B0000000000"] = .object(["commands": .object(["set_clock": .object(["result": "maybe"])])])
+        doc["meters"] = .object(meters)
+        let (records, skipped) = try ConfigStateStore.decode(JSONValue.object(doc).serialized())
+        #expect(records == sampleRecords())
+        #expect(skipped.map(\.0) == ["33B0000000000"])
+    }
+
+    @Test func killedWriteLeavesTheLastCompleteState() throws {
+        let dir = try senderTemporaryDirectory("sender-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ConfigStateStore(directory: dir.path)
+        let old = sampleRecords()
+        try store.save(old)
+        // The next write dies half-way (kill -9 between write and rename): a
+        // truncated temporary file is all it leaves.
+        var newer = old
+        newer[senderMeterA]?.acknowledgedDate = "2026-01-13"
+        let bytes = ConfigStateStore.encode(newer).serialized()
+        try store.writeTemporary(bytes, count: bytes.count / 2)
+        #expect(FileManager.default.fileExists(atPath: store.temporaryPath))
+        let (records, events) = try store.load(now: senderT0)
+        #expect(records == old)
+        #expect(events.first?.name == "state_temp_removed")
+        #expect(!FileManager.default.fileExists(atPath: store.temporaryPath))
+        // A complete temporary file that was never renamed is also discarded: the
+        // rename is the commit point.
+        try store.writeTemporary(bytes, count: bytes.count)
+        #expect(try store.load(now: senderT0).records == old)
+        try store.save(newer)
+        #expect(try store.load(now: senderT0).records == newer)
+    }
+
+    @Test func killMinus9DuringRepeatedSavesAlwaysLeavesAReadableFile() throws {
+        // A real child process saving in a loop, killed at a random moment. The
+        // child only makes system calls (open, write, fsync, rename): after fork
+        // in a multi-threaded process, anything that might take a lock (malloc)
+        // could hang, so the documents are encoded before the fork.
+        let dir = try senderTemporaryDirectory("sender-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ConfigStateStore(directory: dir.path)
+        try store.save(sampleRecords())
+        var documents: [[UInt8]] = []
+        for i in 1...2 {
+            var records = sampleRecords()
+            records[senderMeterA]?.acknowledgedAt = Int64(i)
+            documents.append(ConfigStateStore.encode(records).serialized())
+        }
+        var progressed = 0
+        for round in 0..<5 {
+            let pid = fork()
+            if pid == 0 {
+                var i = 0
+                while true {
+                    try? store.writeAtomically(documents[i & 1])
+                    i &+= 1
+                }
+            }
+            #expect(pid > 0)
+            usleep(useconds_t(20_000 + round * 7_000))
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            let (records, events) = try store.load(now: senderT0)
+            #expect(records[senderMeterB] == sampleRecords()[senderMeterB])
+            #expect(records[senderMeterA]?.digest == "0123456789abcdef")
+            #expect(!events.contains { $0.name == "state_corrupt" })
+            if records[senderMeterA]?.acknowledgedAt != sampleRecords()[senderMeterA]?.acknowledgedAt { progressed += 1 }
+        }
+        #expect(progressed > 0, "the child never completed a save")
+    }
+}
