@@ -66,6 +66,7 @@ public final class Engine {
     private var duplicates: [DuplicateFilter]
     private var pending: [Reassembler]
     private var devices: [String: DeviceState] = [:]
+    private var plansByGroups: [[String]: [OutputPlan]] = [:]
     private var deviceOrder: [String] = []
 
     public init(program: Program, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
@@ -259,7 +260,6 @@ public final class Engine {
         let topics: [String]
         let plans: [OutputPlan]
         var clockOffset: Int64?
-        var discoveryPayload: [UInt8] = []
 
         init(id: String, topics: [String], plans: [OutputPlan]) {
             self.id = id
@@ -272,8 +272,16 @@ public final class Engine {
         if let state = devices[id] { return state }
         let groups = program.site.groups(for: id)
         let topics = program.routes.map { program.render($0.topic, id: id) }
-        let plans = program.routes.map { route in
-            OutputPlan(fields: route.fields.filter { $0.group < 0 || groups.contains(route.groups[$0.group]) })
+        // Meters with the same groups share their plans: a site has a few group sets, not one per meter.
+        let key = groups.sorted()
+        let plans: [OutputPlan]
+        if let shared = plansByGroups[key] {
+            plans = shared
+        } else {
+            plans = program.routes.map { route in
+                OutputPlan(fields: route.fields.filter { $0.group < 0 || groups.contains(route.groups[$0.group]) })
+            }
+            plansByGroups[key] = plans
         }
         let state = DeviceState(id: id, topics: topics, plans: plans)
         devices[id] = state
@@ -311,7 +319,6 @@ public final class Engine {
         w.endObject()
         if let offset = state.clockOffset { w.field("clock_offset_s", Int(offset)) }
         w.endObject()
-        state.discoveryPayload = w.bytes
         return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery)
     }
 
