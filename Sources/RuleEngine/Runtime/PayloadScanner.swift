@@ -218,7 +218,7 @@ private let highBits: UInt64 = 0x8080_8080_8080_8080
 /// machines get the same word through the byte swap of `littleEndian`.
 @inline(__always)
 func loadWord(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ end: Int) -> UInt64 {
-    if end &- at >= 8 {
+    if _fastPath(end &- at >= 8) {
         return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self))
     }
     return loadShortWord(bytes, at, end)
@@ -313,6 +313,64 @@ private func digitRun(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (
     }
 }
 
+/// The number whose digits start at `at` (after any `-`), if it has the
+/// common shape `(0|[1-9][0-9]{0,17})(.[0-9]+)?` and the byte after it is in
+/// the buffer and no letter: its end and whether every digit is `0`. Nil
+/// leaves it to Parser: no digit, a leading 0 with more digits ("01"), an
+/// integer part too long to be sure it fits in 64 bits, an exponent or
+/// another letter ("1e5", "1x"), a number cut off by the end of the buffer.
+@inline(__always)
+private func plainNumber(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (end: Int, zero: Bool)? {
+    // Most numbers fit in one word with the byte after them: "229.097," "0.1648}".
+    let w = loadWord(bytes, at, n)
+    let (stops, t) = digitStops(w)
+    if _slowPath(stops == 0) { return longNumber(bytes, at, n) }
+    let digits = leadingLanes(stops)
+    // No digit, or a leading 0 (lane 0 of t is 0) followed by a digit.
+    if digits == 0 || (t & 0xFF == 0 && digits > 1) { return nil }
+    var stop = lane(w, digits)
+    // High bit in every lane whose t is not 0 (no carries: digit and `.` lanes are small).
+    let nonZero = (t &+ 0x7F &* lanes) & highBits
+    let end: Int
+    let zero: Bool
+    if stop == UInt8(ascii: ".") {
+        // Stops above the `.`: exact, as nothing carries out of digit lanes or
+        // a `.` lane (0x1E + 0x76 < 0x100).
+        let fractionStops = stops & (stops &- 1)   // the `.` cleared
+        if _slowPath(fractionStops == 0) { return longNumber(bytes, at, n) }
+        let fractionEnd = leadingLanes(fractionStops)
+        if fractionEnd == digits &+ 1 { return nil }   // no fraction digit
+        end = at &+ fractionEnd
+        // The bits below the end's stop, without the `.` (a bit of `stops`).
+        zero = nonZero & (fractionStops &- 1) & ~stops == 0
+        stop = lane(w, fractionEnd)
+    } else {
+        end = at &+ digits
+        zero = nonZero & (stops &- 1) & ~stops == 0   // (s - 1) & ~s: the bits below the lowest stop
+    }
+    guard end < n && (stop | 0x20) &- UInt8(ascii: "a") >= 26 else { return nil }
+    return (end, zero)
+}
+
+/// `plainNumber` for digit runs that do not end in the first word.
+@inline(never)
+private func longNumber(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (end: Int, zero: Bool)? {
+    let integer = digitRun(bytes, at, n)
+    guard integer.length > 0 && integer.length < 19 && (integer.length == 1 || bytes[at] != UInt8(ascii: "0")) else { return nil }
+    var end = at + integer.length
+    var zero = integer.zero
+    var stop = integer.stop
+    if stop == UInt8(ascii: ".") {
+        let fraction = digitRun(bytes, end + 1, n)
+        guard fraction.length > 0 else { return nil }
+        end += 1 + fraction.length
+        zero = zero && fraction.zero
+        stop = fraction.stop
+    }
+    guard end < n && (stop | 0x20) &- UInt8(ascii: "a") >= 26 else { return nil }
+    return (end, zero)
+}
+
 /// The result of one scan.
 public struct ScanResult: Sendable {
     /// True when every value whose key is not ignored is a zero number.
@@ -362,7 +420,7 @@ public enum PayloadScanner {
             i += 1
         } else {
             while true {
-                if i >= n || bytes[i] != UInt8(ascii: "\"") {
+                if _slowPath(i >= n || bytes[i] != UInt8(ascii: "\"")) {
                     i = skipSpace(bytes, i, n)
                     guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw failure(.invalidToken, i, n) }
                 }
@@ -382,27 +440,22 @@ public enum PayloadScanner {
                 j &+= count
                 // Looked up now, the key leaves only its match live across the value.
                 let match: KeyTable.Match
-                if lane(w, count) == UInt8(ascii: "\"") {
+                if _fastPath(lane(w, count) == UInt8(ascii: "\"")) {
                     let tail = w & lanesBefore(stops)
                     match = table.lookup(hash: KeyHash.finish(hash, tail, j &- keyStart), tail: tail, bytes, keyStart, j)
                     i = j &+ 1
                 } else {
                     // Escapes, UTF-8, control bytes or the end of the buffer.
-                    p.i = i
-                    let hasEscape = try p.skipString()
-                    i = p.i
-                    match = hasEscape
-                        ? table.lookup(decodedKey: unescape(bytes, keyStart, i - 1))
-                        : table.lookup(bytes, keyStart, i - 1)
+                    (i, match) = try slowKey(bytes, i, table)
                 }
-                if i >= n || bytes[i] != UInt8(ascii: ":") {
+                if _slowPath(i >= n || bytes[i] != UInt8(ascii: ":")) {
                     i = skipSpace(bytes, i, n)
                     guard i < n, bytes[i] == UInt8(ascii: ":") else { throw failure(.invalidToken, i, n) }
                 }
                 i &+= 1
                 guard i < n else { throw failure(.truncated, i, n) }
                 var c0 = bytes[i]
-                if c0 <= 0x20 {
+                if _slowPath(c0 <= 0x20) {
                     i = skipSpace(bytes, i, n)
                     guard i < n else { throw failure(.truncated, i, n) }
                     c0 = bytes[i]
@@ -412,77 +465,18 @@ public enum PayloadScanner {
                 var isZero = true
                 var fast = false
                 if c0 &- UInt8(ascii: "0") < 10 || c0 == UInt8(ascii: "-") {
-                    // Number: -?(0|[1-9][0-9]{0,17})(.[0-9]+)? inline; exponents,
-                    // long integers and leading zeros go to Parser.
-                    j = c0 == UInt8(ascii: "-") ? i &+ 1 : i
-                    // Most numbers fit in one word with the byte after them: "229.097," "-0.1648}".
-                    w = loadWord(bytes, j, n)
-                    let (numberStops, t) = digitStops(w)
-                    var digits = 0                            // of the integer part
-                    var end = 0
-                    var stop: UInt8 = 0                       // the byte after the number
-                    var valid = false
-                    var inWord = false
-                    if numberStops != 0 {
-                        digits = leadingLanes(numberStops)
-                        stop = lane(w, digits)
-                        // High bit in every lane whose t is not 0 (no carries: digit and `.` lanes are small).
-                        let nonZero = (t &+ 0x7F &* lanes) & highBits
-                        if stop != UInt8(ascii: ".") {
-                            end = j &+ digits
-                            valid = true
-                            inWord = true
-                            // (s - 1) & ~s: every bit below the lowest stop.
-                            isZero = nonZero & (numberStops &- 1) & ~numberStops == 0
-                        } else {
-                            // Stops above the `.`: exact, as nothing carries out of
-                            // digit lanes or a `.` lane (0x1E + 0x76 < 0x100).
-                            let fractionStops = numberStops & (numberStops &- 1)   // the `.` cleared
-                            if fractionStops != 0 {
-                                let fractionEnd = leadingLanes(fractionStops)
-                                end = j &+ fractionEnd
-                                valid = fractionEnd > digits &+ 1
-                                inWord = true
-                                // The lanes below the end, without the `.` (a bit of numberStops).
-                                isZero = nonZero & (fractionStops &- 1) & ~numberStops == 0
-                                stop = lane(w, fractionEnd)
-                            }
-                        }
-                    }
-                    if !inWord {
-                        // Longer than a word: digit runs of any length.
-                        let integer = digitRun(bytes, j, n)
-                        digits = integer.length
-                        end = j &+ digits
-                        valid = true
-                        isZero = integer.zero
-                        stop = integer.stop
-                        if stop == UInt8(ascii: ".") {
-                            let fraction = digitRun(bytes, end &+ 1, n)
-                            end &+= 1 &+ fraction.length
-                            valid = fraction.length > 0
-                            isZero = isZero && fraction.zero
-                            stop = fraction.stop
-                        }
-                    }
-                    // Parser judges the rest: no digit, an integer part too long to
-                    // be sure it fits in 64 bits, a leading 0 with more digits ("01",
-                    // first lane of `t` is 0), a letter after the digits ("1e5",
-                    // "1x"), a number cut off by the end of the buffer.
-                    if valid && digits > 0 && digits < 19 && (digits == 1 || t & 0xFF != 0)
-                        && end < n && (stop | 0x20) &- UInt8(ascii: "a") >= 26 {
+                    if let number = plainNumber(bytes, c0 == UInt8(ascii: "-") ? i &+ 1 : i, n) {
                         fast = true
-                        i = end
+                        i = number.end
+                        isZero = number.zero
                     }
                 } else if c0 == UInt8(ascii: "\"") {
                     // String value: plain ASCII inline.
                     let run = stringRun(bytes, i &+ 1, n)
                     if run.stop == UInt8(ascii: "\"") { fast = true; i = run.end &+ 1; kind = .string; isZero = false }
                 }
-                if !fast {
-                    p.i = valueStart
-                    (kind, isZero) = try p.scanValue()
-                    i = p.i
+                if _slowPath(!fast) {
+                    (kind, isZero, i) = try slowValue(bytes, valueStart)
                 }
                 if match.slot >= 0 {
                     slots[match.slot] = FieldSlice(start: Int32(truncatingIfNeeded: valueStart), end: Int32(truncatingIfNeeded: i),
@@ -491,7 +485,7 @@ public enum PayloadScanner {
                 if !match.ignored && !isZero { allZero = false }
                 guard i < n else { throw failure(.truncated, i, n) }
                 var c = bytes[i]
-                if c <= 0x20 {
+                if _slowPath(c <= 0x20) {
                     i = skipSpace(bytes, i, n)
                     guard i < n else { throw failure(.truncated, i, n) }
                     c = bytes[i]
@@ -505,6 +499,29 @@ public enum PayloadScanner {
         while i < n && isSpace(bytes[i]) { i += 1 }
         if i != n { throw ScanError(kind: .trailingGarbage, offset: i) }
         return ScanResult(allZero: allZero)
+    }
+
+    /// The key whose opening quote is at `at`, by `Parser`: the offset after
+    /// its closing quote and its match. Out of line, like `slowValue`, so
+    /// that the scan loop keeps its registers for the common path.
+    @inline(never)
+    private static func slowKey(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ table: KeyTable) throws(ScanError) -> (Int, KeyTable.Match) {
+        var p = Parser(bytes: bytes)
+        p.i = at
+        let hasEscape = try p.skipString()
+        let match = hasEscape
+            ? table.lookup(decodedKey: unescape(bytes, at + 1, p.i - 1))
+            : table.lookup(bytes, at + 1, p.i - 1)
+        return (p.i, match)
+    }
+
+    /// The value starting at `at`, by `Parser`: its kind, zero-ness and end.
+    @inline(never)
+    private static func slowValue(_ bytes: UnsafeRawBufferPointer, _ at: Int) throws(ScanError) -> (ValueKind, Bool, Int) {
+        var p = Parser(bytes: bytes)
+        p.i = at
+        let (kind, isZero) = try p.scanValue()
+        return (kind, isZero, p.i)
     }
 
     /// Validates `bytes` as one JSON value of any kind (used for reply parsing and tests).
