@@ -313,6 +313,29 @@ private func digitRun(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (
     }
 }
 
+/// The key whose bytes start at `at` (after the opening quote), if it is
+/// plain ASCII without escapes: the offset of its closing quote and its
+/// match, hashed a word at a time as it is read (see `KeyHash`). Nil leaves
+/// it to Parser: escapes, UTF-8, control bytes, the end of the buffer.
+@inline(__always)
+private func plainKey(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int, _ table: KeyTable) -> (end: Int, match: KeyTable.Match)? {
+    var k = at
+    var hash: UInt64 = 0   // the full words so far
+    var w = loadWord(bytes, k, n)
+    var stops = stringStops(w)
+    while _slowPath(stops == 0) {
+        hash = KeyHash.chunk(hash, w)
+        k &+= 8
+        w = loadWord(bytes, k, n)
+        stops = stringStops(w)
+    }
+    let count = leadingLanes(stops)
+    guard _fastPath(lane(w, count) == UInt8(ascii: "\"")) else { return nil }
+    k &+= count
+    let tail = w & lanesBefore(stops)
+    return (k, table.lookup(hash: KeyHash.finish(hash, tail, k &- at), tail: tail, bytes, at, k))
+}
+
 /// The number whose digits start at `at` (after any `-`), if it has the
 /// common shape `(0|[1-9][0-9]{0,17})(.[0-9]+)?` and the byte after it is in
 /// the buffer and no letter: its end and whether every digit is `0`. Nil
@@ -424,26 +447,11 @@ public enum PayloadScanner {
                     i = skipSpace(bytes, i, n)
                     guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw failure(.invalidToken, i, n) }
                 }
-                // Key: hash while scanning, a word at a time (see `KeyHash`).
-                let keyStart = i &+ 1
-                var j = keyStart
-                var hash: UInt64 = 0   // full words so far
-                var w = loadWord(bytes, j, n)
-                var stops = stringStops(w)
-                while stops == 0 {
-                    hash = KeyHash.chunk(hash, w)
-                    j &+= 8
-                    w = loadWord(bytes, j, n)
-                    stops = stringStops(w)
-                }
-                let count = leadingLanes(stops)
-                j &+= count
                 // Looked up now, the key leaves only its match live across the value.
                 let match: KeyTable.Match
-                if _fastPath(lane(w, count) == UInt8(ascii: "\"")) {
-                    let tail = w & lanesBefore(stops)
-                    match = table.lookup(hash: KeyHash.finish(hash, tail, j &- keyStart), tail: tail, bytes, keyStart, j)
-                    i = j &+ 1
+                if let key = plainKey(bytes, i &+ 1, n, table) {
+                    match = key.match
+                    i = key.end &+ 1
                 } else {
                     // Escapes, UTF-8, control bytes or the end of the buffer.
                     (i, match) = try slowKey(bytes, i, table)
