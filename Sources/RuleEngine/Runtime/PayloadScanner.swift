@@ -168,9 +168,9 @@ public final class KeyTable: @unchecked Sendable {
 /// scanner word by word as it reads a plain key.
 ///
 /// The key is cut into 8-byte little-endian words; each full word is mixed in,
-/// then the last 0...7 bytes (`tail`, zero-padded) with the length in the top
-/// byte, which such a tail never uses. A key under 8 bytes thus costs one
-/// multiply: `(tail | length << 56) * k`.
+/// then the last 0...7 bytes (`tail`, zero-padded). A key under 8 bytes thus
+/// costs one multiply: `tail * k`. The length is left out: keys that differ
+/// only in trailing zero bytes are rare enough, and a match compares lengths.
 enum KeyHash {
     /// An odd constant with well-spread bits (2^64 / golden ratio).
     static let k: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -182,10 +182,10 @@ enum KeyHash {
         return m ^ (m &>> 32)   // a product's high bits see every input bit; fold them into the low ones
     }
 
-    /// The hash from the full words' `h`, the tail word and the key's length.
+    /// The hash from the full words' `h` and the tail word.
     @inline(__always)
-    static func finish(_ h: UInt64, _ tail: UInt64, _ length: Int) -> UInt64 {
-        (h ^ tail ^ UInt64(truncatingIfNeeded: length) &<< 56) &* k
+    static func finish(_ h: UInt64, _ tail: UInt64) -> UInt64 {
+        (h ^ tail) &* k
     }
 
     /// Hash and tail word of the bytes `start..<end`.
@@ -197,7 +197,7 @@ enum KeyHash {
             k += 8
         }
         let tail = loadWord(bytes, k, end)
-        return (finish(h, tail, end - start), tail)
+        return (finish(h, tail), tail)
     }
 }
 
@@ -333,7 +333,7 @@ private func plainKey(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int, _ ta
     guard _fastPath(lane(w, count) == UInt8(ascii: "\"")) else { return nil }
     k &+= count
     let tail = w & lanesBefore(stops)
-    return (k, table.lookup(hash: KeyHash.finish(hash, tail, k &- at), tail: tail, bytes, at, k))
+    return (k, table.lookup(hash: KeyHash.finish(hash, tail), tail: tail, bytes, at, k))
 }
 
 /// The number whose digits start at `at` (after any `-`), if it has the
