@@ -433,7 +433,6 @@ public enum PayloadScanner {
         // Compact JSON has no whitespace: each separator is tried first and
         // spaces are skipped only when it is not there.
         let n = bytes.count
-        precondition(n <= Int32.max, "payloads are limited to 2 GiB")   // slices hold Int32 offsets
         var i = p.i + 1
         var allZero = true
         // No nested functions capture `i`: a captured variable lives in memory,
@@ -487,6 +486,9 @@ public enum PayloadScanner {
                     (kind, isZero, i) = try slowValue(bytes, valueStart)
                 }
                 if match.slot >= 0 {
+                    // Offsets fit in Int32 unless the payload is over 2 GiB; then they are
+                    // converted with a check, which traps as the conversion always did.
+                    if _slowPath(n > Int32.max) { _ = (Int32(valueStart), Int32(i)) }
                     slots[match.slot] = FieldSlice(start: Int32(truncatingIfNeeded: valueStart), end: Int32(truncatingIfNeeded: i),
                                                    kind: kind, isZero: isZero)
                 }
