@@ -123,6 +123,78 @@ import Testing
         Self.compare(Array(text.utf8), keys: Self.keys)
     }
 
+    /// The scanner reads eight bytes at a time: runs of every length around 8
+    /// and 16 (keys, integer and fraction digits, strings), escapes, UTF-8 and
+    /// control bytes at every position of a run, and each payload cut short
+    /// after every byte, so that every run also meets the end of the buffer.
+    @Test func wordBoundaries() {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz".utf8)
+        let keyLengths = [0, 1, 2, 5, 6, 7, 8, 9, 10, 15, 16, 17, 18]
+        let names = keyLengths.map { String(decoding: alphabet.prefix($0), as: UTF8.self) }
+        let keys = Self.keys + names.filter { !Self.keys.contains($0) }
+        func digits(_ count: Int, zero: Bool) -> String {
+            zero ? String(repeating: "0", count: count) : String((0..<count).map { Character(String(($0 + 1) % 10)) })
+        }
+        // Numbers: digit runs of 1...20 in the integer part and 1...17 in the fraction.
+        var numbers: [String] = []
+        for length in [1, 2, 6, 7, 8, 9, 15, 16, 17, 18, 19, 20] {
+            for zero in [false, true] {
+                let integer = digits(length, zero: zero)
+                numbers += [integer, "-" + integer]
+                if length <= 9 { numbers += [integer + ".5", integer + ".0", integer + "e2"] }
+            }
+        }
+        for length in [1, 5, 6, 7, 8, 9, 15, 16, 17] {
+            for zero in [false, true] {
+                let fraction = digits(length, zero: zero)
+                numbers += ["0." + fraction, "-0." + fraction, "12." + fraction, "123456." + fraction, "1234567." + fraction,
+                            "0." + fraction + "x", "1." + fraction + "E-3"]
+            }
+        }
+        numbers += ["1.", "-", "-.5", "01", "00.5", "-01", "1.2.3", "1x", "0e", "9223372036854775807", "-9223372036854775808",
+                    "9223372036854775808", "1234567890123456789.5"]
+        var values: [[UInt8]] = numbers.map { Array($0.utf8) }
+        var specialValues: [[UInt8]] = []
+        // Strings of 0...17 bytes, with one special sequence at each position of the first 10.
+        let specials: [[UInt8]] = [Array(#"\n"#.utf8), Array(#"\u00e9"#.utf8), Array(#"\""#.utf8), Array(#"\\"#.utf8),
+                                   Array("é".utf8), Array("€".utf8), Array("😀".utf8), Array(#"\ud83d\ude00"#.utf8),
+                                   [0x01], [0x1F], [0x7F], [0xC3], [0xE2, 0x82], [0xFF], [0xED, 0xA0, 0x80]]
+        let quote = [UInt8(ascii: "\"")]
+        for length in [0, 1, 6, 7, 8, 9, 15, 16, 17] {
+            let plain = Array(repeating: UInt8(ascii: "s"), count: length)
+            values.append(quote + plain + quote)
+            for special in specials {
+                for at in 0...min(length, 9) {
+                    specialValues.append(quote + plain[..<at] + special + plain[at...] + quote)
+                }
+            }
+        }
+        var count = 0
+        func check(_ payload: [UInt8]) {
+            // The whole payload, then cut short after every byte of its last 16.
+            for cut in max(0, payload.count - 16)...payload.count {
+                Self.compare(Array(payload.prefix(cut)), keys: keys, "(cut at \(cut))")
+                count += 1
+            }
+        }
+        for value in specialValues { check(Array(#"{"ia":"#.utf8) + value + Array("}".utf8)) }
+        for name in names {
+            let key = quote + Array(name.utf8) + quote + Array(":".utf8)
+            for value in values {
+                check(Array("{".utf8) + key + value + Array("}".utf8))
+                check(Array(#"{"x":1,"#.utf8) + key + value + Array(#","zyggl":0}"#.utf8))
+            }
+            // The key itself with a special sequence at each position.
+            for special in specials {
+                let bytes = Array(name.utf8)
+                for at in 0...min(bytes.count, 9) {
+                    check(Array("{".utf8) + quote + bytes[..<at] + special + bytes[at...] + Array(#"":1}"#.utf8))
+                }
+            }
+        }
+        #expect(count > 50_000)
+    }
+
     @Test func deepNestingIsBounded() {
         let deep = "{\"x\":" + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "}"
         Self.compare(Array(deep.utf8), keys: Self.keys)

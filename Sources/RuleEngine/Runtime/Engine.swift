@@ -222,8 +222,10 @@ public final class Engine {
                 return
             }
         }
-        let isNew = devices[id] == nil
-        let state = device(id)
+        // One dictionary lookup per message: hashing the id is not free.
+        let known = devices[id]
+        let isNew = known == nil
+        let state = known ?? newDevice(id)
         let clockChanged = route.clockSlot.map { updateClock(state, buffer, slots[$0], now: now) } ?? false
         if isNew {
             out.messages += announcements(for: state)
@@ -268,8 +270,8 @@ public final class Engine {
         }
     }
 
-    private func device(_ id: String) -> DeviceState {
-        if let state = devices[id] { return state }
+    /// The state of a meter not seen before, now remembered.
+    private func newDevice(_ id: String) -> DeviceState {
         let groups = program.site.groups(for: id)
         let topics = program.routes.map { program.render($0.topic, id: id) }
         // Meters with the same groups share their plans: a site has a few group sets, not one per meter.

@@ -49,21 +49,31 @@ public struct ScanError: Error, Sendable, Equatable, CustomStringConvertible {
 /// The compiled set of top-level keys one route cares about.
 ///
 /// Built once at compile time. Lookup is an open-addressing table over a cheap
-/// hash of the key bytes; keys are a few bytes long, so this beats hashing a
-/// `String` by a wide margin and never allocates.
+/// hash of the key bytes (`KeyHash`); keys are a few bytes long, so this beats
+/// hashing a `String` by a wide margin and never allocates.
 public final class KeyTable: @unchecked Sendable {
+    /// One bucket, 16 bytes. For a key under 8 bytes, the common case, `tail`
+    /// is the whole key, so two compares decide a match; longer keys then
+    /// compare their bytes in `keyBytes` from `keyOffsets[bucket]`.
+    struct Entry {
+        /// The key's last `length % 8` bytes as a little-endian word (see `KeyHash`).
+        var tail: UInt64 = 0
+        /// `-1` marks an empty bucket.
+        var length: Int32 = -1
+        /// The value slot, or `-1` for keys that are only flagged.
+        var slot: Int16 = -1
+        /// Whether the key's value is ignored for the all-zero test.
+        var ignored = false
+    }
+
     // Immutable after init, so sharing across threads is safe. Raw buffers,
     // not arrays: a lookup then touches no reference counts and no closures.
-    /// Per entry: offset and length of its key in `keyBytes`, its slot (or
-    /// `-1` for keys that are only flagged) and whether it is ignored for the
-    /// all-zero test.
+    private let buckets: UnsafeMutableBufferPointer<Entry>
     private let keyOffsets: UnsafeMutableBufferPointer<Int32>
-    private let keyLengths: UnsafeMutableBufferPointer<Int32>
-    private let entrySlots: UnsafeMutableBufferPointer<Int16>
-    private let entryIgnored: UnsafeMutableBufferPointer<Bool>
     private let keyBytes: UnsafeMutableBufferPointer<UInt8>
-    private let buckets: UnsafeMutableBufferPointer<Int16>   // index into the entries, -1 empty
     private let mask: Int
+    /// A bucket is the hash's top bits: those of a product depend on every key byte.
+    private let shift: UInt64
     /// Number of value slots a scan fills.
     public let slotCount: Int
 
@@ -78,85 +88,310 @@ public final class KeyTable: @unchecked Sendable {
         for key in ignoredForZero.sorted() where !slots.contains(key) {
             keys.append((Array(key.utf8), -1, true))
         }
-        var size = 8
-        while size < keys.count * 4 { size <<= 1 }
-        var buckets = [Int16](repeating: -1, count: size)
+        var size = 8, bits: UInt64 = 3
+        while size < keys.count * 4 { size <<= 1; bits += 1 }
+        var buckets = [Entry](repeating: Entry(), count: size)
+        var offsets = [Int32](repeating: 0, count: size)
         var bytes: [UInt8] = []
-        var offsets: [Int32] = [], lengths: [Int32] = []
-        for (i, entry) in keys.enumerated() {
-            offsets.append(Int32(bytes.count))
-            lengths.append(Int32(entry.key.count))
+        for entry in keys {
+            let (hash, tail) = entry.key.withUnsafeBytes { KeyHash.of($0, 0, $0.count) }
+            var b = Int(hash >> (64 - bits))
+            // Linear probing in insertion order: a repeated key resolves to its first entry.
+            while buckets[b].length >= 0 { b = (b + 1) & (size - 1) }
+            buckets[b] = Entry(tail: tail, length: Int32(entry.key.count), slot: entry.slot, ignored: entry.ignored)
+            offsets[b] = Int32(bytes.count)
             bytes += entry.key
-            var b = Int(KeyTable.hash(entry.key)) & (size - 1)
-            while buckets[b] >= 0 { b = (b + 1) & (size - 1) }
-            buckets[b] = Int16(i)
         }
         func copy<T>(_ a: [T]) -> UnsafeMutableBufferPointer<T> {
             let p = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, a.count))
             _ = p.initialize(from: a)
             return p
         }
-        self.keyOffsets = copy(offsets)
-        self.keyLengths = copy(lengths)
-        self.entrySlots = copy(keys.map(\.slot))
-        self.entryIgnored = copy(keys.map(\.ignored))
-        self.keyBytes = copy(bytes)
         self.buckets = copy(buckets)
+        self.keyOffsets = copy(offsets)
+        self.keyBytes = copy(bytes)
         self.mask = size - 1
+        self.shift = 64 - bits
         self.slotCount = slots.count
     }
 
     deinit {
-        keyOffsets.deallocate()
-        keyLengths.deallocate()
-        entrySlots.deallocate()
-        entryIgnored.deallocate()
-        keyBytes.deallocate()
         buckets.deallocate()
+        keyOffsets.deallocate()
+        keyBytes.deallocate()
     }
 
+    /// What a key means to a scan: the slot its value fills (`-1`: none) and
+    /// whether the value is left out of the all-zero test.
+    struct Match {
+        var slot: Int
+        var ignored: Bool
+        /// A key the table does not hold: no slot, and its value counts.
+        static let unknown = Match(slot: -1, ignored: false)
+    }
+
+    /// The match for the key bytes `start..<end`.
+    func lookup(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Match {
+        let (hash, tail) = KeyHash.of(bytes, start, end)
+        return lookup(hash: hash, tail: tail, bytes, start, end)
+    }
+
+    /// Lookup with the key's `KeyHash` and tail already computed (the scanner hashes while it reads).
     @inline(__always)
-    static func hash(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> UInt32 {
-        var h: UInt32 = 2_166_136_261
-        var i = start
-        while i < end {
-            h = (h ^ UInt32(bytes[i])) &* 16_777_619
-            i += 1
-        }
-        return h
-    }
-
-    static func hash(_ key: [UInt8]) -> UInt32 {
-        key.withUnsafeBytes { hash($0, 0, $0.count) }
-    }
-
-    /// Finds the entry for the key bytes `start..<end`, or nil.
-    @inline(__always)
-    func lookup(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (slot: Int, ignored: Bool)? {
-        lookup(hash: KeyTable.hash(bytes, start, end), bytes, start, end)
-    }
-
-    /// Lookup with the key's hash already computed (the scanner hashes while it reads).
-    @inline(__always)
-    func lookup(hash: UInt32, _ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (slot: Int, ignored: Bool)? {
-        let length = end - start
-        var b = Int(hash) & mask
+    func lookup(hash: UInt64, tail: UInt64, _ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Match {
+        let length = end &- start
+        var b = Int(truncatingIfNeeded: hash &>> shift)
         while true {
-            let e = Int(buckets[b])
-            if e < 0 { return nil }
-            if Int(keyLengths[e]) == length {
-                let offset = Int(keyOffsets[e])
-                var i = 0
-                while i < length && keyBytes[offset + i] == bytes[start + i] { i += 1 }
-                if i == length { return (Int(entrySlots[e]), entryIgnored[e]) }
+            let e = buckets[b]
+            if Int(e.length) == length && e.tail == tail && (length < 8 || sameBytes(b, bytes, start, length)) {
+                return Match(slot: Int(e.slot), ignored: e.ignored)
             }
-            b = (b + 1) & mask
+            if e.length < 0 { return .unknown }
+            b = (b &+ 1) & mask
         }
     }
 
-    func lookup(decodedKey: [UInt8]) -> (slot: Int, ignored: Bool)? {
+    /// Whether a long key's bytes equal those of the entry in bucket `b`.
+    private func sameBytes(_ b: Int, _ bytes: UnsafeRawBufferPointer, _ start: Int, _ length: Int) -> Bool {
+        let offset = Int(keyOffsets[b])
+        for k in 0..<length where keyBytes[offset + k] != bytes[start + k] { return false }
+        return true
+    }
+
+    func lookup(decodedKey: [UInt8]) -> Match {
         decodedKey.withUnsafeBytes { lookup($0, 0, $0.count) }
     }
+}
+
+/// The hash of a key: one function of its bytes wherever it is computed, by
+/// `KeyTable` at build time, by `of` for escaped or non-ASCII keys, and by the
+/// scanner word by word as it reads a plain key.
+///
+/// The key is cut into 8-byte little-endian words; each full word is mixed in,
+/// then the last 0...7 bytes (`tail`, zero-padded). A key under 8 bytes thus
+/// costs one multiply: `tail * k`. The length is left out: keys that differ
+/// only in trailing zero bytes are rare enough, and a match compares lengths.
+enum KeyHash {
+    /// An odd constant with well-spread bits (2^64 / golden ratio).
+    static let k: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    /// Mixes one full 8-byte word into `h`.
+    @inline(__always)
+    static func chunk(_ h: UInt64, _ word: UInt64) -> UInt64 {
+        let m = (h ^ word) &* k
+        return m ^ (m &>> 32)   // a product's high bits see every input bit; fold them into the low ones
+    }
+
+    /// The hash from the full words' `h` and the tail word.
+    @inline(__always)
+    static func finish(_ h: UInt64, _ tail: UInt64) -> UInt64 {
+        (h ^ tail) &* k
+    }
+
+    /// Hash and tail word of the bytes `start..<end`.
+    static func of(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (hash: UInt64, tail: UInt64) {
+        var h: UInt64 = 0
+        var k = start
+        while end - k >= 8 {
+            h = chunk(h, loadWord(bytes, k, end))
+            k += 8
+        }
+        let tail = loadWord(bytes, k, end)
+        return (finish(h, tail), tail)
+    }
+}
+
+// MARK: SWAR: eight bytes per step in a UInt64
+//
+// A word holds bytes `at..<at+8` with byte `at` in the lowest lane. The tests
+// below set the high bit (0x80) of every lane that stops a run. Only the
+// lowest set lane is exact: a borrow or carry can flag lanes above it, never
+// below, so a run's length is `trailingZeroBitCount / 8` of the stop mask.
+// Offsets are payload offsets, far from overflow, so they use `&+`.
+
+/// 0x01 in every lane; `c &* lanes` repeats byte `c` in every lane.
+private let lanes: UInt64 = 0x0101_0101_0101_0101
+private let highBits: UInt64 = 0x8080_8080_8080_8080
+
+/// The bytes `at..<min(at + 8, end)` as a little-endian word; lanes at or past
+/// `end` are zero, and every run below stops at a zero byte. Big-endian
+/// machines get the same word through the byte swap of `littleEndian`.
+@inline(__always)
+func loadWord(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ end: Int) -> UInt64 {
+    if _fastPath(end &- at >= 8) {
+        return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+    }
+    return loadShortWord(bytes, at, end)
+}
+
+/// `loadWord` near the end: byte by byte, out of line to keep the hot path short.
+@inline(never)
+private func loadShortWord(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ end: Int) -> UInt64 {
+    var w: UInt64 = 0
+    var k = end
+    while k > at {
+        k -= 1
+        w = w << 8 | UInt64(bytes[k])
+    }
+    return w
+}
+
+/// Lane `index` (0...7) of `w`.
+@inline(__always)
+private func lane(_ w: UInt64, _ index: Int) -> UInt8 {
+    UInt8(truncatingIfNeeded: w &>> UInt64(truncatingIfNeeded: index &* 8))
+}
+
+/// The number of lanes before the first stop (`stops` is not 0).
+@inline(__always)
+private func leadingLanes(_ stops: UInt64) -> Int {
+    stops.trailingZeroBitCount &>> 3
+}
+
+/// A mask of the lanes before the first stop (all lanes when there is none).
+@inline(__always)
+private func lanesBefore(_ stops: UInt64) -> UInt64 {
+    // stops & -stops keeps the lowest stop bit, bit 7 of its lane; >> 7 makes
+    // it bit 0 of that lane, and - 1 sets every bit below it.
+    ((stops & (0 &- stops)) &>> 7) &- 1
+}
+
+/// Stop lanes of a plain string: `"`, `\`, a control byte (< 0x20) or a non-ASCII byte (>= 0x80).
+@inline(__always)
+private func stringStops(_ w: UInt64) -> UInt64 {
+    let quote = w ^ (0x22 &* lanes)       // lanes holding `"` become 0
+    let backslash = w ^ (0x5C &* lanes)   // lanes holding `\` become 0
+    // x - 1 sets the high bit of a lane that was 0; w - 0x20 that of a lane
+    // below 0x20; w has it in a lane >= 0x80. An ASCII lane that is none of
+    // these sets nothing and borrows nothing, so no stop is flagged early.
+    return ((quote &- lanes) | (backslash &- lanes) | (w &- 0x20 &* lanes) | w) & highBits
+}
+
+/// A plain string run from `at`: the offset of its first stop and the byte
+/// there (0 if the buffer ends first; then the offset is `n`).
+@inline(__always)
+private func stringRun(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (end: Int, stop: UInt8) {
+    var k = at
+    var w = loadWord(bytes, k, n)
+    var stops = stringStops(w)
+    while stops == 0 {
+        k &+= 8
+        w = loadWord(bytes, k, n)
+        stops = stringStops(w)
+    }
+    let count = leadingLanes(stops)
+    return (k &+ count, lane(w, count))
+}
+
+/// Stop lanes of a digit run: any byte but `0`...`9`. Also returns `t`, the
+/// word with every lane xor `0`: digits become 0...9, so `t` masked to the
+/// digit lanes is 0 exactly when every digit is `0`.
+@inline(__always)
+private func digitStops(_ w: UInt64) -> (stops: UInt64, t: UInt64) {
+    let t = w ^ (0x30 &* lanes)
+    // t + 0x76 reaches 0x80 exactly when t >= 10; a lane >= 0x80 (whose
+    // + 0x76 may carry upward) is flagged by t itself.
+    return (((t &+ 0x76 &* lanes) | t) & highBits, t)
+}
+
+/// A run of digits from `at`: its length, whether every digit is `0`, and the
+/// byte after it (0 if the buffer ends first).
+@inline(__always)
+private func digitRun(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (length: Int, zero: Bool, stop: UInt8) {
+    var k = at
+    var digitBits: UInt64 = 0   // the digits' values OR-ed together: 0 when all are `0`
+    while true {
+        let w = loadWord(bytes, k, n)
+        let (stops, t) = digitStops(w)
+        if stops != 0 {
+            let count = leadingLanes(stops)
+            digitBits |= t & lanesBefore(stops)
+            return (k &+ count &- at, digitBits == 0, lane(w, count))
+        }
+        digitBits |= t
+        k &+= 8
+    }
+}
+
+/// The key whose bytes start at `at` (after the opening quote), if it is
+/// plain ASCII without escapes: the offset of its closing quote and its
+/// match, hashed a word at a time as it is read (see `KeyHash`). Nil leaves
+/// it to Parser: escapes, UTF-8, control bytes, the end of the buffer.
+@inline(__always)
+private func plainKey(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int, _ table: KeyTable) -> (end: Int, match: KeyTable.Match)? {
+    var k = at
+    var hash: UInt64 = 0   // the full words so far
+    var w = loadWord(bytes, k, n)
+    var stops = stringStops(w)
+    while _slowPath(stops == 0) {
+        hash = KeyHash.chunk(hash, w)
+        k &+= 8
+        w = loadWord(bytes, k, n)
+        stops = stringStops(w)
+    }
+    let count = leadingLanes(stops)
+    guard _fastPath(lane(w, count) == UInt8(ascii: "\"")) else { return nil }
+    k &+= count
+    let tail = w & lanesBefore(stops)
+    return (k, table.lookup(hash: KeyHash.finish(hash, tail), tail: tail, bytes, at, k))
+}
+
+/// The number whose digits start at `at` (after any `-`), if it has the
+/// common shape `(0|[1-9][0-9]{0,17})(.[0-9]+)?` and the byte after it is in
+/// the buffer and no letter: its end and whether every digit is `0`. Nil
+/// leaves it to Parser: no digit, a leading 0 with more digits ("01"), an
+/// integer part too long to be sure it fits in 64 bits, an exponent or
+/// another letter ("1e5", "1x"), a number cut off by the end of the buffer.
+@inline(__always)
+private func plainNumber(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (end: Int, zero: Bool)? {
+    // Most numbers fit in one word with the byte after them: "229.097," "0.1648}".
+    let w = loadWord(bytes, at, n)
+    let (stops, t) = digitStops(w)
+    if _slowPath(stops == 0) { return longNumber(bytes, at, n) }
+    let digits = leadingLanes(stops)
+    // No digit, or a leading 0 (lane 0 of t is 0) followed by a digit.
+    if digits == 0 || (t & 0xFF == 0 && digits > 1) { return nil }
+    var stop = lane(w, digits)
+    // High bit in every lane whose t is not 0 (no carries: digit and `.` lanes are small).
+    let nonZero = (t &+ 0x7F &* lanes) & highBits
+    let end: Int
+    let zero: Bool
+    if stop == UInt8(ascii: ".") {
+        // Stops above the `.`: exact, as nothing carries out of digit lanes or
+        // a `.` lane (0x1E + 0x76 < 0x100).
+        let fractionStops = stops & (stops &- 1)   // the `.` cleared
+        if _slowPath(fractionStops == 0) { return longNumber(bytes, at, n) }
+        let fractionEnd = leadingLanes(fractionStops)
+        if fractionEnd == digits &+ 1 { return nil }   // no fraction digit
+        end = at &+ fractionEnd
+        // The bits below the end's stop, without the `.` (a bit of `stops`).
+        zero = nonZero & (fractionStops &- 1) & ~stops == 0
+        stop = lane(w, fractionEnd)
+    } else {
+        end = at &+ digits
+        zero = nonZero & (stops &- 1) & ~stops == 0   // (s - 1) & ~s: the bits below the lowest stop
+    }
+    guard end < n && (stop | 0x20) &- UInt8(ascii: "a") >= 26 else { return nil }
+    return (end, zero)
+}
+
+/// `plainNumber` for digit runs that do not end in the first word.
+@inline(never)
+private func longNumber(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> (end: Int, zero: Bool)? {
+    let integer = digitRun(bytes, at, n)
+    guard integer.length > 0 && integer.length < 19 && (integer.length == 1 || bytes[at] != UInt8(ascii: "0")) else { return nil }
+    var end = at + integer.length
+    var zero = integer.zero
+    var stop = integer.stop
+    if stop == UInt8(ascii: ".") {
+        let fraction = digitRun(bytes, end + 1, n)
+        guard fraction.length > 0 else { return nil }
+        end += 1 + fraction.length
+        zero = zero && fraction.zero
+        stop = fraction.stop
+    }
+    guard end < n && (stop | 0x20) &- UInt8(ascii: "a") >= 26 else { return nil }
+    return (end, zero)
 }
 
 /// The result of one scan.
@@ -192,119 +427,80 @@ public enum PayloadScanner {
             throw ScanError(kind: .notObject, offset: 0)
         }
         // The loop keeps its cursor in a local (a register) and handles the
-        // common shapes inline: plain ASCII keys and strings, numbers without
-        // an exponent. Anything else goes to `Parser` from the same offset.
+        // common shapes inline, eight bytes per step: plain ASCII keys and
+        // strings, numbers without an exponent. Anything else goes to `Parser`
+        // from the same offset, so errors and their offsets are Parser's.
+        // Compact JSON has no whitespace: each separator is tried first and
+        // spaces are skipped only when it is not there.
         let n = bytes.count
         var i = p.i + 1
         var allZero = true
         // No nested functions capture `i`: a captured variable lives in memory,
         // and this loop wants it in a register.
-        while i < n && isSpace(bytes[i]) { i += 1 }
+        i = skipSpace(bytes, i, n)
         if i < n && bytes[i] == UInt8(ascii: "}") {
             i += 1
         } else {
             while true {
-                while i < n && isSpace(bytes[i]) { i += 1 }
-                guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw failure(.invalidToken, i, n) }
-                // Key: hash while scanning.
-                let keyStart = i + 1
-                var j = keyStart
-                var hash: UInt32 = 2_166_136_261
-                var plain = true
-                while j < n {
-                    let c = bytes[j]
-                    if c == UInt8(ascii: "\"") { break }
-                    if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { plain = false; break }
-                    hash = (hash ^ UInt32(c)) &* 16_777_619
-                    j += 1
+                if _slowPath(i >= n || bytes[i] != UInt8(ascii: "\"")) {
+                    i = skipSpace(bytes, i, n)
+                    guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw failure(.invalidToken, i, n) }
                 }
-                let keyEnd: Int
-                var hasEscape = false
-                if plain && j < n {
-                    keyEnd = j
-                    i = j + 1
+                // Looked up now, the key leaves only its match live across the value.
+                let match: KeyTable.Match
+                if let key = plainKey(bytes, i &+ 1, n, table) {
+                    match = key.match
+                    i = key.end &+ 1
                 } else {
-                    p.i = i
-                    hasEscape = try p.skipString()
-                    i = p.i
-                    keyEnd = i - 1
-                    hash = KeyTable.hash(bytes, keyStart, keyEnd)
+                    // Escapes, UTF-8, control bytes or the end of the buffer.
+                    (i, match) = try slowKey(bytes, i, table)
                 }
-                while i < n && isSpace(bytes[i]) { i += 1 }
-                guard i < n, bytes[i] == UInt8(ascii: ":") else { throw failure(.invalidToken, i, n) }
-                i += 1
-                while i < n && isSpace(bytes[i]) { i += 1 }
+                if _slowPath(i >= n || bytes[i] != UInt8(ascii: ":")) {
+                    i = skipSpace(bytes, i, n)
+                    guard i < n, bytes[i] == UInt8(ascii: ":") else { throw failure(.invalidToken, i, n) }
+                }
+                i &+= 1
                 guard i < n else { throw failure(.truncated, i, n) }
+                var c0 = bytes[i]
+                if _slowPath(c0 <= 0x20) {
+                    i = skipSpace(bytes, i, n)
+                    guard i < n else { throw failure(.truncated, i, n) }
+                    c0 = bytes[i]
+                }
                 let valueStart = i
                 var kind = ValueKind.number
                 var isZero = true
                 var fast = false
-                let c0 = bytes[i]
-                if c0 == UInt8(ascii: "\"") {
+                if c0 &- UInt8(ascii: "0") < 10 || c0 == UInt8(ascii: "-") {
+                    if let number = plainNumber(bytes, c0 == UInt8(ascii: "-") ? i &+ 1 : i, n) {
+                        fast = true
+                        i = number.end
+                        isZero = number.zero
+                    }
+                } else if c0 == UInt8(ascii: "\"") {
                     // String value: plain ASCII inline.
-                    j = i + 1
-                    while j < n {
-                        let c = bytes[j]
-                        if c == UInt8(ascii: "\"") { fast = true; break }
-                        if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { break }
-                        j += 1
-                    }
-                    if fast { i = j + 1; kind = .string; isZero = false }
-                } else if c0 &- UInt8(ascii: "0") < 10 || c0 == UInt8(ascii: "-") {
-                    // Number: -?(0|[1-9][0-9]{0,17})(.[0-9]+)? inline; exponents and long integers go slow.
-                    j = c0 == UInt8(ascii: "-") ? i + 1 : i
-                    let intStart = j
-                    if j < n && bytes[j] == UInt8(ascii: "0") {
-                        j += 1
-                    } else if j < n && bytes[j] &- UInt8(ascii: "1") < 9 {
-                        isZero = false
-                        j += 1
-                        while j < n && bytes[j] &- UInt8(ascii: "0") < 10 { j += 1 }
-                    } else {
-                        j = -1
-                    }
-                    if j > 0 && j - intStart < 19 {
-                        if j < n && bytes[j] == UInt8(ascii: ".") {
-                            j += 1
-                            let fracStart = j
-                            var nonZeroBits: UInt8 = 0
-                            while j < n {
-                                let c = bytes[j]
-                                if c &- UInt8(ascii: "0") >= 10 { break }
-                                nonZeroBits |= c ^ UInt8(ascii: "0")
-                                j += 1
-                            }
-                            if nonZeroBits != 0 { isZero = false }
-                            if j == fracStart { j = -1 }
-                        }
-                        if j > 0 && j < n {
-                            let next = bytes[j] | 0x20
-                            if next >= UInt8(ascii: "a") && next <= UInt8(ascii: "z") { j = -1 }
-                        }
-                        if j > 0 && j < n { fast = true; i = j }
-                    }
-                    if !fast { isZero = true }
+                    let run = stringRun(bytes, i &+ 1, n)
+                    if run.stop == UInt8(ascii: "\"") { fast = true; i = run.end &+ 1; kind = .string; isZero = false }
                 }
-                if !fast {
-                    p.i = valueStart
-                    (kind, isZero) = try p.scanValue()
-                    i = p.i
+                if _slowPath(!fast) {
+                    (kind, isZero, i) = try slowValue(bytes, valueStart)
                 }
-                let found = hasEscape
-                    ? table.lookup(decodedKey: unescape(bytes, keyStart, keyEnd))
-                    : table.lookup(hash: hash, bytes, keyStart, keyEnd)
-                if let found {
-                    if found.slot >= 0 {
-                        slots[found.slot] = FieldSlice(start: Int32(valueStart), end: Int32(i), kind: kind, isZero: isZero)
-                    }
-                    if !found.ignored && !isZero { allZero = false }
-                } else if !isZero {
-                    allZero = false
+                if match.slot >= 0 {
+                    // Offsets fit in Int32 unless the payload is over 2 GiB; then they are
+                    // converted with a check, which traps as the conversion always did.
+                    if _slowPath(n > Int32.max) { _ = (Int32(valueStart), Int32(i)) }
+                    slots[match.slot] = FieldSlice(start: Int32(truncatingIfNeeded: valueStart), end: Int32(truncatingIfNeeded: i),
+                                                   kind: kind, isZero: isZero)
                 }
-                while i < n && isSpace(bytes[i]) { i += 1 }
+                if !match.ignored && !isZero { allZero = false }
                 guard i < n else { throw failure(.truncated, i, n) }
-                let c = bytes[i]
-                i += 1
+                var c = bytes[i]
+                if _slowPath(c <= 0x20) {
+                    i = skipSpace(bytes, i, n)
+                    guard i < n else { throw failure(.truncated, i, n) }
+                    c = bytes[i]
+                }
+                i &+= 1
                 if c == UInt8(ascii: ",") { continue }
                 if c == UInt8(ascii: "}") { break }
                 throw ScanError(kind: .invalidToken, offset: i - 1)
@@ -313,6 +509,29 @@ public enum PayloadScanner {
         while i < n && isSpace(bytes[i]) { i += 1 }
         if i != n { throw ScanError(kind: .trailingGarbage, offset: i) }
         return ScanResult(allZero: allZero)
+    }
+
+    /// The key whose opening quote is at `at`, by `Parser`: the offset after
+    /// its closing quote and its match. Out of line, like `slowValue`, so
+    /// that the scan loop keeps its registers for the common path.
+    @inline(never)
+    private static func slowKey(_ bytes: UnsafeRawBufferPointer, _ at: Int, _ table: KeyTable) throws(ScanError) -> (Int, KeyTable.Match) {
+        var p = Parser(bytes: bytes)
+        p.i = at
+        let hasEscape = try p.skipString()
+        let match = hasEscape
+            ? table.lookup(decodedKey: unescape(bytes, at + 1, p.i - 1))
+            : table.lookup(bytes, at + 1, p.i - 1)
+        return (p.i, match)
+    }
+
+    /// The value starting at `at`, by `Parser`: its kind, zero-ness and end.
+    @inline(never)
+    private static func slowValue(_ bytes: UnsafeRawBufferPointer, _ at: Int) throws(ScanError) -> (ValueKind, Bool, Int) {
+        var p = Parser(bytes: bytes)
+        p.i = at
+        let (kind, isZero) = try p.scanValue()
+        return (kind, isZero, p.i)
     }
 
     /// Validates `bytes` as one JSON value of any kind (used for reply parsing and tests).
@@ -370,6 +589,14 @@ public enum PayloadScanner {
 @inline(__always)
 private func isSpace(_ c: UInt8) -> Bool {
     c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09
+}
+
+/// The first offset from `i` that is not JSON whitespace.
+@inline(__always)
+private func skipSpace(_ bytes: UnsafeRawBufferPointer, _ i: Int, _ n: Int) -> Int {
+    var i = i
+    while i < n && isSpace(bytes[i]) { i += 1 }
+    return i
 }
 
 @inline(__always)
