@@ -171,6 +171,11 @@ public final class TestBroker: @unchecked Sendable {
             "log_type information",
             "connection_messages true",
             "log_timestamp true",
+            // As the production internal broker: send small packets at once, and
+            // queue up to 100,000 QoS 1 messages for a slow or absent session
+            // (Mosquitto's default of 1,000 drops a busy machine's backlog).
+            "set_tcp_nodelay true",
+            "max_queued_messages 100000",
         ]
         if !configuration.users.isEmpty {
             lines.append("password_file \(directory.appendingPathComponent("passwd").path)")
