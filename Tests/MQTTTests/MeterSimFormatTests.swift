@@ -1,7 +1,7 @@
 import Testing
 @testable import meter_sim
 
-/// Real KPM33B messages (shared/data/messages), the reference for the format.
+/// Real KPM33B messages (rules/kpm33b/samples), the reference for the format.
 enum RealCapture {
     static let realTime = #"{"id":"33B1225950027","ia":9.735,"ib":9.658,"ic":9.655,"ua":229.097,"ub":231.567,"uc":232.529,"uab":398.949,"ubc":401.920,"uca":399.784,"pa":2.2229,"pb":2.2293,"pc":2.2382,"zyggl":6.6905,"qa":-0.1648,"qb":-0.1649,"qc":-0.1632,"zwggl":-0.4930,"sa":2.2304,"sb":2.2366,"sc":2.2452,"zszgl":6.7122,"pfa":0.996,"pfb":0.996,"pfc":0.996,"zglys":0.996,"f":49.959,"uxja":0.000,"uxjb":239.774,"uxjc":119.874,"ixja":355.691,"ixjb":235.434,"ixjc":115.615,"unb":1.485,"inb":0.823,"pdm":6.6898,"qdm":-0.4971,"sdm":6.7118,"iadm":9.6838,"ibdm":9.6380,"icdm":9.6717,"time":"20260112163900","isend":"1"}"#
     static let energy = #"{"id":"33B1225950027","zygsz":163.486,"fygsz":0.000,"zwgsz":0.000,"fwgsz":11.085,"zszsz":164.331,"zyjsz":8.668,"fyjsz":0.000,"zyfsz":25.344,"fyfsz":0.000,"zypsz":60.573,"fypsz":0.000,"zyvsz":68.898,"fyvsz":0.000,"zydvsz":0.000,"fydvsz":0.000,"time":"20260117211500","isend":"1"}"#

@@ -161,7 +161,7 @@ final class ProxyHarness: @unchecked Sendable {
     // MARK: Sample data
 
     static func sample(_ name: String) throws -> String {
-        let file = root.deletingLastPathComponent().appendingPathComponent("shared/data/messages/\(name).json")
+        let file = packDirectory.appendingPathComponent("samples/\(name).json")
         return try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
