@@ -36,7 +36,8 @@ let package = Package(
         .target(name: "RuleEngine", dependencies: ["YAML"]),
 
         // Service wiring: threads, signals, site config, state.
-        .target(name: "Services", dependencies: ["RuleEngine", "MQTT", "JSON"]),
+        .target(name: "Services", dependencies: [
+            "RuleEngine", "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Command-line entry points.
         .executableTarget(name: "rulecheck", dependencies: [

@@ -21,23 +21,10 @@ struct ConfigSenderCommand: ParsableCommand {
     /// Testing only: shifts the service's notion of "today" (not the clock it sends).
     static let dayOffsetVariable = "KPM33B_CONFIG_SENDER_DAY_OFFSET"
 
-    @Option(help: "The rule pack directory (or its pack.yaml).")
-    var rules: String = "rules/kpm33b"
-
-    @Option(help: "The site config file.")
-    var config: String = "config/config.yaml"
+    @OptionGroup var service: ServiceArguments
 
     @Option(help: ArgumentHelp("Where the state file is kept (created if missing).", valueName: "DIR"))
     var stateDir: String
-
-    @Option(name: .customLong("internal"), help: ArgumentHelp("The meters' broker, overriding the config.", valueName: "mqtt://HOST:PORT"))
-    var internalURL: String?
-
-    @Option(name: .customLong("central"), help: ArgumentHelp("The central broker, overriding the config.", valueName: "mqtt://HOST:PORT"))
-    var centralURL: String?
-
-    @Option(help: "debug, info, warning or error.")
-    var logLevel: String = "info"
 
     @Option(help: .hidden)
     var todayOffsetDays: Int?
@@ -46,9 +33,6 @@ struct ConfigSenderCommand: ParsableCommand {
     var configPollSeconds: Double = 2
 
     func validate() throws {
-        guard LogLevel(name: logLevel) != nil else {
-            throw ValidationError("unknown log level '\(logLevel)' (use debug, info, warning or error)")
-        }
         guard configPollSeconds > 0 else { throw ValidationError("--config-poll-seconds must be greater than 0") }
         if todayOffsetDays == nil, let text = ProcessInfo.processInfo.environment[Self.dayOffsetVariable], Int(text) == nil {
             throw ValidationError("\(Self.dayOffsetVariable) must be a whole number of days")
@@ -56,20 +40,11 @@ struct ConfigSenderCommand: ParsableCommand {
     }
 
     func run() throws {
-        let log = Log(level: LogLevel(name: logLevel) ?? .info)
-        let program: Program
-        do throws(DiagnosticReport) {
-            program = try Compiler.build(rules: rules, config: config)
-        } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(1)
-        }
+        let (program, options, log) = try service.start()
         let dayOffset = todayOffsetDays ?? ProcessInfo.processInfo.environment[Self.dayOffsetVariable].flatMap { Int($0) } ?? 0
-        let options = ServiceOptions(rules: rules, config: config, internalURL: internalURL, centralURL: centralURL,
-                                     logLevel: log.level)
-        let service: ConfigSenderService
+        let sender: ConfigSenderService
         do throws(ServiceError) {
-            service = try ConfigSenderService(
+            sender = try ConfigSenderService(
                 program: program,
                 configuration: .init(service: options, stateDirectory: stateDir, dayOffset: dayOffset,
                                      configPollSeconds: configPollSeconds),
@@ -78,7 +53,7 @@ struct ConfigSenderCommand: ParsableCommand {
             log.error("cannot start", ["error": error.message])
             throw ExitCode(1)
         }
-        let status = service.run()
+        let status = sender.run()
         if status != 0 { throw ExitCode(status) }
     }
 }

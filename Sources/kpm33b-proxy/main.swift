@@ -16,46 +16,18 @@ struct ProxyCommand: ParsableCommand {
             """,
         version: ServiceVersion.current)
 
-    @Option(help: "The rule pack directory (or its pack.yaml).")
-    var rules: String = "rules/kpm33b"
-
-    @Option(help: "The site config file.")
-    var config: String = "config/config.yaml"
-
-    @Option(name: .customLong("internal"), help: ArgumentHelp("The meters' broker, overriding the config.", valueName: "mqtt://HOST:PORT"))
-    var internalURL: String?
-
-    @Option(name: .customLong("central"), help: ArgumentHelp("The central broker, overriding the config.", valueName: "mqtt://HOST:PORT"))
-    var centralURL: String?
-
-    @Option(help: "debug, info, warning or error.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard LogLevel(name: logLevel) != nil else {
-            throw ValidationError("unknown log level '\(logLevel)' (use debug, info, warning or error)")
-        }
-    }
+    @OptionGroup var service: ServiceArguments
 
     func run() throws {
-        let log = Log(level: LogLevel(name: logLevel) ?? .info)
-        let program: Program
-        do throws(DiagnosticReport) {
-            program = try Compiler.build(rules: rules, config: config)
-        } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(1)
-        }
-        let options = ServiceOptions(rules: rules, config: config, internalURL: internalURL, centralURL: centralURL,
-                                     logLevel: log.level)
-        let service: ProxyService
+        let (program, options, log) = try service.start()
+        let proxy: ProxyService
         do throws(ServiceError) {
-            service = try ProxyService(program: program, options: options, log: log)
+            proxy = try ProxyService(program: program, options: options, log: log)
         } catch {
             log.error("cannot start", ["error": error.message])
             throw ExitCode(1)
         }
-        let status = service.run()
+        let status = proxy.run()
         if status != 0 { throw ExitCode(status) }
     }
 }
