@@ -108,7 +108,7 @@ enum PackLoader {
                     completeField = Located(cs[0].key.value, cs[0].key.mark)
                     completeValue = value
                 } else {
-                    ctx.error(.wrongType, "'complete_when' must be one 'field: value' pair", hint: "e.g. complete_when: { isend: \"1\" }", at: c.mark)
+                    ctx.error(.wrongType, "'complete_when' must be one 'field: value' pair", hint: "e.g. complete_when: { last_part: \"1\" }", at: c.mark)
                 }
             }
             if let completeField, let completeValue {
@@ -150,7 +150,7 @@ enum PackLoader {
     static func readFields(_ node: YAMLNode, _ ctx: LoadContext) -> [FieldRules] {
         guard case .sequence(let items, _) = node else {
             ctx.error(.wrongType, "fields must be a list of '- name: tag' entries, not a \(node.kindName)",
-                      hint: "a list keeps the output order: '- active_power: zyggl'", at: node.mark)
+                      hint: "a list keeps the output order: '- power: TAG'", at: node.mark)
             return []
         }
         return items.compactMap { item -> FieldRules? in

@@ -191,7 +191,7 @@ public final class Engine {
 
     /// Drops split sets older than their route allows. Call it when time passes without messages.
     public func expire(now: Instant, into out: inout ProcessOutput) {
-        // Cheap when nothing is pending, which is every message of a KPM33B.
+        // Cheap when nothing is pending, which is every message of a meter that never splits.
         guard pending.contains(where: { !$0.isEmpty }) else { return }
         for (i, route) in program.routes.enumerated() {
             guard let r = route.reassembly, !pending[i].isEmpty else { continue }
