@@ -680,14 +680,7 @@ private struct Parser {
                 i += 1
                 skipSpace()
                 try skipValue(depth: depth + 1)
-                skipSpace()
-                guard i < n else { throw error(.truncated) }
-                let c = bytes[i]
-                i += 1
-                if c == UInt8(ascii: ",") { continue }
-                if c == UInt8(ascii: "}") { return }
-                i -= 1
-                throw error(.invalidToken)
+                if try closes(UInt8(ascii: "}")) { return }
             }
         case UInt8(ascii: "["):
             i += 1
@@ -696,14 +689,7 @@ private struct Parser {
             while true {
                 skipSpace()
                 try skipValue(depth: depth + 1)
-                skipSpace()
-                guard i < n else { throw error(.truncated) }
-                let c = bytes[i]
-                i += 1
-                if c == UInt8(ascii: ",") { continue }
-                if c == UInt8(ascii: "]") { return }
-                i -= 1
-                throw error(.invalidToken)
+                if try closes(UInt8(ascii: "]")) { return }
             }
         case UInt8(ascii: "t"): try literal("true")
         case UInt8(ascii: "f"): try literal("false")
@@ -711,6 +697,17 @@ private struct Parser {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try skipNumber()
         default: throw error(bytes[i] >= 0x80 ? .invalidUTF8 : .invalidToken)
         }
+    }
+
+    /// After a member of a container: `,` (false: another member follows) or
+    /// `close` (true: the container ends here); anything else is an error.
+    mutating func closes(_ close: UInt8) throws(ScanError) -> Bool {
+        skipSpace()
+        guard i < n else { throw error(.truncated) }
+        let c = bytes[i]
+        if c == UInt8(ascii: ",") { i += 1; return false }
+        if c == close { i += 1; return true }
+        throw error(.invalidToken)
     }
 
     mutating func literal(_ word: StaticString) throws(ScanError) {
