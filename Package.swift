@@ -50,7 +50,7 @@ let package = Package(
             "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JSON"]),
         // End-to-end load generator and counting subscriber for tools/bench.
-        .executableTarget(name: "mqtt-load", dependencies: ["MQTT"]),
+        .executableTarget(name: "mqtt-load", dependencies: ["MQTT", "RuleEngine"]),
 
         // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),

@@ -41,7 +41,9 @@ struct MeterTime: Comparable, Hashable {
                   hour: field(8, 2), minute: field(10, 2), second: field(12, 2))
     }
 
-    /// `yyyyMMddHHmmss`.
+    /// `yyyyMMddHHmmss`. Written here rather than taken from the engine's
+    /// `ClockFormat` on purpose: the simulator stands in for a meter, and an
+    /// independent implementation is what lets tests catch a date bug in the engine.
     var compact: String {
         let dayNumber = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secondOfDay = seconds - dayNumber * 86400
