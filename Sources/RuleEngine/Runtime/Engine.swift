@@ -5,12 +5,15 @@ public struct Outgoing: Sendable, Equatable {
     public var payload: [UInt8]
     public var retain: Bool
     public var kind: Kind
+    /// The meter a data message is about (nil for the others).
+    public var device: String?
 
-    public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind) {
+    public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
         self.topic = topic
         self.payload = payload
         self.retain = retain
         self.kind = kind
+        self.device = device
     }
 }
 
@@ -235,7 +238,7 @@ public final class Engine {
         out.messages.append(Outgoing(
             topic: state.topics[route.index],
             payload: state.plans[route.index].render(buffer, slots),
-            retain: false, kind: .data))
+            retain: false, kind: .data, device: state.id))
     }
 
     private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {

@@ -14,11 +14,6 @@ extension Program {
         }
     }
 
-    /// The clean topic of each route for meter `id`, by route name.
-    public func topics(for id: String) -> [(route: String, topic: String)] {
-        routes.map { ($0.name, render($0.topic, id: id)) }
-    }
-
     /// The discovery topic of meter `id`, if the pack has discovery.
     public func discoveryTopic(for id: String) -> String? {
         discoveryTopic.map { render($0, id: id) }

@@ -253,9 +253,6 @@ public final class ProxyService: @unchecked Sendable {
     private func runPipeline() {
         var engine = Engine(program: initialProgram, origin: origin)
         var out = ProcessOutput()
-        /// Clean topic → meter id, for the last-seen times of the status.
-        var meterOfTopic: [String: String] = [:]
-        var meterCount = 0
         while let event = inbox.next() {
             let now = Instant.now()
             out.removeAll()
@@ -269,8 +266,6 @@ public final class ProxyService: @unchecked Sendable {
             case .reload(let program):
                 let previous = engine.seenDevices
                 engine = Engine(program: program, origin: origin)
-                meterOfTopic = [:]
-                meterCount = 0
                 log.info("rules reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
                 // The others are announced afresh (groups cleared or added) with their next reading;
                 // a meter the new config excludes sends none through, so clear its entities now.
@@ -280,15 +275,8 @@ public final class ProxyService: @unchecked Sendable {
                     }
                 }
             }
-            let seen = engine.seenDevices
-            if seen.count != meterCount {
-                for id in seen[meterCount...] {
-                    for (_, topic) in engine.program.topics(for: id) { meterOfTopic[topic] = id }
-                }
-                meterCount = seen.count
-            }
             for message in out.messages where message.kind == .data {
-                if let id = meterOfTopic[message.topic] { statistics.seen(id, at: now) }
+                if let id = message.device { statistics.seen(id, at: now) }
             }
             for drop in out.drops { record(drop) }
             let overflow = outbox.append(out.messages)
