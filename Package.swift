@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "meter-sim", targets: ["meter-sim"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
         .executable(name: "mqtt-load", targets: ["mqtt-load"]),
+        .executable(name: "journal-bench", targets: ["journal-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,6 +36,9 @@ let package = Package(
         // The engine: pure, no sockets, clocks, threads or randomness.
         .target(name: "RuleEngine", dependencies: ["YAML"]),
 
+        // The crash-safe outgoing-message journal: Glibc only, no Foundation.
+        .target(name: "Journal"),
+
         // Service wiring: threads, signals, site config, state.
         .target(name: "Services", dependencies: [
             "RuleEngine", "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -51,12 +55,15 @@ let package = Package(
         .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JSON"]),
         // End-to-end load generator and counting subscriber for tools/bench.
         .executableTarget(name: "mqtt-load", dependencies: ["MQTT", "RuleEngine"]),
+        // The journal's per-message cost against an in-memory queue.
+        .executableTarget(name: "journal-bench", dependencies: ["Journal"]),
 
         // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
+        .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "ServicesTests", dependencies: ["Services", "RuleEngine", "TestSupport", "JSON", "MQTT"]),
     ]
 )

@@ -1,0 +1,19 @@
+/// What `Journal.init` found on disk and what it had to cut, for the start-up log.
+public struct JournalRecovery: Sendable, Equatable {
+    /// Segment files kept after recovery.
+    public var segments: Int = 0
+    /// Unacknowledged records found; they are handed out again by `next()`.
+    public var records: Int = 0
+    /// Bytes cut off the end of the last segment because they did not form a complete record.
+    public var tornTailBytes: Int = 0
+    /// Places where a complete but invalid record (checksum, length or sequence) was found;
+    /// each cut point counts once, however many records followed it.
+    public var corruptRecords: Int = 0
+    /// All bytes cut, torn tail and corruption together.
+    public var droppedBytes: Int = 0
+    /// One human-readable line per problem, meant for the log.
+    public var notes: [String] = []
+
+    /// An empty report: nothing found, nothing cut.
+    public init() {}
+}
