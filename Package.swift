@@ -6,7 +6,7 @@ import PackageDescription
 // imports a C module.
 let package = Package(
     name: "kpm33b-proxy",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rulecheck", targets: ["rulecheck"]),
         .executable(name: "kpm33b-proxy", targets: ["kpm33b-proxy"]),
@@ -41,7 +41,7 @@ let package = Package(
 
         // Service wiring: threads, signals, site config, state.
         .target(name: "Services", dependencies: [
-            "RuleEngine", "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RuleEngine", "MQTT", "JSON", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Command-line entry points.
         .executableTarget(name: "rulecheck", dependencies: [

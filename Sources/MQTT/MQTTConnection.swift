@@ -112,22 +112,7 @@ public final class MQTTConnection: @unchecked Sendable {
     /// (bad will topic, unreadable TLS files, empty client id with a persistent
     /// session); never for an unreachable broker.
     public init(endpoint: MQTTEndpoint, options: MQTTOptions) throws(MQTTError) {
-        LibMosquitto.initialised
-        guard (1...65535).contains(endpoint.port) else {
-            throw MQTTError(.invalidArgument, "port \(endpoint.port) is out of range", context: "connect to \(endpoint)")
-        }
-        guard options.keepAliveSeconds == 0 || (5...65535).contains(options.keepAliveSeconds) else {
-            throw MQTTError(.invalidArgument, "keepalive must be 0 or 5...65535 seconds", context: "options")
-        }
-        guard options.reconnectMinSeconds > 0, options.reconnectMaxSeconds >= options.reconnectMinSeconds else {
-            throw MQTTError(.invalidArgument, "reconnect delays must satisfy 0 < min <= max", context: "options")
-        }
-        guard (0...65535).contains(options.maxInflight) else {
-            throw MQTTError(.invalidArgument, "maxInflight must be 0...65535", context: "options")
-        }
-        if options.clientID.isEmpty && !options.cleanSession {
-            throw MQTTError(.invalidArgument, "a persistent session needs a client id", context: "options")
-        }
+        try MQTTOptions.validate(options, endpoint: endpoint)
         // The user pointer is set below, once `self` exists; no callback can run
         // before `start()`.
         let id: String? = options.clientID.isEmpty ? nil : options.clientID

@@ -93,6 +93,11 @@ extension MQTTError {
         return MQTTError(code, message, context: context, status: rc)
     }
 
+    /// An operating-system call failed: `strerror(errno)`, read at once.
+    static func system(_ call: String) -> MQTTError {
+        MQTTError(.system, String(cString: strerror(errno)), context: call)
+    }
+
     /// Throws the mapped error unless `rc` is `MOSQ_ERR_SUCCESS`.
     static func check(_ rc: Int32, _ context: @autoclosure () -> String) throws(MQTTError) {
         if rc == 0 { return }

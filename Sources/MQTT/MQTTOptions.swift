@@ -54,6 +54,28 @@ public struct MQTTOptions: Sendable, Equatable {
     }
 }
 
+extension MQTTOptions {
+    /// Refuses options no connection can use; also initialises libmosquitto.
+    static func validate(_ options: MQTTOptions, endpoint: MQTTEndpoint) throws(MQTTError) {
+        LibMosquitto.initialised
+        guard (1...65535).contains(endpoint.port) else {
+            throw MQTTError(.invalidArgument, "port \(endpoint.port) is out of range", context: "connect to \(endpoint)")
+        }
+        guard options.keepAliveSeconds == 0 || (5...65535).contains(options.keepAliveSeconds) else {
+            throw MQTTError(.invalidArgument, "keepalive must be 0 or 5...65535 seconds", context: "options")
+        }
+        guard options.reconnectMinSeconds > 0, options.reconnectMaxSeconds >= options.reconnectMinSeconds else {
+            throw MQTTError(.invalidArgument, "reconnect delays must satisfy 0 < min <= max", context: "options")
+        }
+        guard (0...65535).contains(options.maxInflight) else {
+            throw MQTTError(.invalidArgument, "maxInflight must be 0...65535", context: "options")
+        }
+        if options.clientID.isEmpty && !options.cleanSession {
+            throw MQTTError(.invalidArgument, "a persistent session needs a client id", context: "options")
+        }
+    }
+}
+
 extension MQTTOptions: CustomStringConvertible, CustomReflectable {
     /// Everything but the password, so that options can be logged.
     public var description: String {

@@ -12,17 +12,21 @@ struct ProxyCommand: ParsableCommand {
         discussion: """
             Passwords are never given on the command line: see password_credential, \
             password_file and password_env in the site config. SIGHUP reloads the rules \
-            and the config; SIGTERM drains and stops.
+            and the config; SIGTERM delivers what it can within seconds and stops; the journal in --state-dir keeps the rest for the next start.
             """,
         version: ServiceVersion.current)
 
     @OptionGroup var service: ServiceArguments
 
+    @Option(help: ArgumentHelp("Where the journal of messages not yet acknowledged by the central broker is kept (created if missing).",
+                               valueName: "DIR"))
+    var stateDir: String = "/var/lib/kpm33b-proxy"
+
     func run() throws {
         let (program, options, log) = try service.start()
         let proxy: ProxyService
         do throws(ServiceError) {
-            proxy = try ProxyService(program: program, options: options, log: log)
+            proxy = try ProxyService(program: program, configuration: .init(service: options, stateDirectory: stateDir), log: log)
         } catch {
             log.error("cannot start", ["error": error.message])
             throw ExitCode(1)

@@ -131,17 +131,6 @@ import Testing
 }
 
 @Suite struct SmallPartsTests {
-    @Test func fifoKeepsOrderAcrossPrepend() {
-        var q = FIFO<Int>()
-        for i in 0..<4 { q.append(i) }
-        #expect(q.popFirst() == 0)
-        q.prepend(0)
-        q.append(4)
-        var out: [Int] = []
-        while let x = q.popFirst() { out.append(x) }
-        #expect(out == [0, 1, 2, 3, 4])
-    }
-
     @Test func instantNowCarriesTheLocalOffset() {
         let now = Instant.now()
         #expect(abs(now.epochMillis - Int64(Date().timeIntervalSince1970 * 1000)) < 1000)

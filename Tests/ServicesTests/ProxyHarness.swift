@@ -32,6 +32,8 @@ final class ProxyHarness: @unchecked Sendable {
     var rules: String
     var configFile: String { directory.appendingPathComponent("config.yaml").path }
     var logFile: String { directory.appendingPathComponent("proxy.log").path }
+    /// The proxy's --state-dir (its journal); it outlives a killed proxy.
+    var stateDirectory: String { directory.appendingPathComponent("state").path }
     private(set) var proxy: ChildProcess?
     private var meter: MQTTConnection?
 
@@ -107,7 +109,8 @@ final class ProxyHarness: @unchecked Sendable {
         }
         let before = internalBroker.log.components(separatedBy: "\(clientID) 1 MQTT_ENY_NOW").count
         proxy = try ChildProcess(executable: binary,
-                                 arguments: ["--rules", rules, "--config", configFile, "--log-level", "debug"] + extra,
+                                 arguments: ["--rules", rules, "--config", configFile, "--state-dir", stateDirectory,
+                                             "--log-level", "debug"] + extra,
                                  outputFile: logFile)
         guard waitForSubscriptions else { return }
         let deadline = Date(timeIntervalSinceNow: 10)

@@ -1,96 +1,115 @@
 import Foundation
 import JSON
+import Journal
 import MQTT
 import RuleEngine
 
-/// `kpm33b-proxy`: meters' broker → compiled program → central broker.
+/// `kpm33b-proxy`: meters' broker → rule engine → journal → central broker.
 ///
-/// Threads (the user's architecture):
-/// - the internal connection's network thread only counts a message, checks
-///   its size and puts it in the `Inbox`;
-/// - the *pipeline* thread owns the `Engine` and runs every message through it
-///   in arrival order, then appends the results to the `Outbox` (never waits);
-/// - the central connection's network thread reports PUBACKs (each one lets
-///   the `Outbox` hand over the next message) and Home Assistant's `online`;
-/// - the *timer* thread publishes the status and lets split sets expire;
-/// - signals arrive on a dispatch queue (`SignalWatcher`).
+/// One `EventLoop` on the main thread drives both broker connections, the
+/// timers and the `ProxyCore`, which does the work: a message is read,
+/// transformed and appended to the journal in one callback; the journal is
+/// written at the end of the loop iteration, before the loop writes the
+/// message's PUBACK (see `ProxyCore` for why that loses nothing). Signals
+/// arrive on a dispatch queue (`SignalWatcher`) and are posted to the loop.
 public final class ProxyService: @unchecked Sendable {
-    /// How long SIGTERM waits for the outbox to empty before giving up.
+    /// How long SIGTERM tries to deliver the journal before stopping; what is
+    /// left stays in the journal for the next start.
     static let drainSeconds = 3.0
     /// How long the offline status may take to be acknowledged at shutdown.
     static let offlineAckSeconds = 1.0
 
-    let options: ServiceOptions
+    public struct Configuration: Sendable {
+        public var service: ServiceOptions
+        /// The journal lives in `<stateDirectory>/journal`.
+        public var stateDirectory: String
+        public var journal: JournalSettings
+
+        public init(service: ServiceOptions, stateDirectory: String, journal: JournalSettings = JournalSettings()) {
+            self.service = service
+            self.stateDirectory = stateDirectory
+            self.journal = journal
+        }
+    }
+
+    let configuration: Configuration
     let log: Log
-    let origin: Origin
     let started = Instant.now()
     let statusTopic: String
-    let statistics = ProxyStatistics()
-    let inbox = Inbox(capacity: 10_000)
-    let outbox: Outbox
-    let internalConnection: MQTTConnection
-    let centralConnection: MQTTConnection
     let homeAssistantStatusTopic: String?
+    let loop: EventLoop
+    let internalClient: MQTTClient
+    let centralClient: MQTTClient
+    let core: ProxyCore
 
-    /// Guarded by `settingsLock`: the values a reload may change.
-    private let settingsLock = NSLock()
-    private var maxPayloadBytes: Int
+    // Loop thread only, below.
+    private var statusTimer: LoopTimer?
     private var statusIntervalSeconds: Int
     private var subscriptions: Set<String>
-
-    /// The timer thread's wake-up: stop, or a status is due now.
-    private let timerCondition = NSCondition()
-    private var timerStopped = false
-    private var statusDue = false
-
-    private let stopRequested = DispatchSemaphore(value: 0)
-    private let stopOnce = NSLock()
-    private var stopping = false
-    private let pipelineDone = DispatchSemaphore(value: 0)
-    private let timerDone = DispatchSemaphore(value: 0)
-    /// Touched only by each connection's `onConnectionChange`, which libmosquitto
-    /// and the MQTT layer never run twice at once for one connection.
     private var centralEverConnected = false
     private var centralWasConnected = false
     private var internalWasConnected = false
+    private var utcOffsetSeconds = 0
+    private var shutdown: Shutdown?
+    private var exitStatus: Int32 = 0
 
-    /// The first program, handed to the pipeline thread when it starts.
-    private let initialProgram: Program
+    private struct Shutdown {
+        var drainDeadline: MonotonicInstant
+        var offlineMid: Int32?
+        var offlineDeadline: MonotonicInstant?
+    }
 
-    public init(program: Program, options: ServiceOptions, log: Log) throws(ServiceError) {
-        self.options = options
+    /// Guards the one cross-thread fact: a stop signal arrived.
+    private let stopOnce = NSLock()
+    private var stopping = false
+
+    public init(program: Program, configuration: Configuration, log: Log) throws(ServiceError) {
+        self.configuration = configuration
         self.log = log
-        self.initialProgram = program
-        self.origin = Origin(name: "kpm33b-proxy", version: ServiceVersion.current)
         let site = program.siteConfig
         statusTopic = program.statusTopic
-        maxPayloadBytes = site.proxy.maxPayloadBytes
         statusIntervalSeconds = site.proxy.statusIntervalSeconds
         subscriptions = Set(program.subscriptions)
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
 
+        let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
         let internalSettings = try BrokerSettings(site: site, broker: "internal", client: "proxy", override: options.internalURL,
                                                   defaultClientID: "kpm33b-proxy", cleanSession: false)
         let centralSettings = try BrokerSettings(site: site, broker: "central", client: "proxy", override: options.centralURL,
                                                  defaultClientID: "kpm33b-proxy", cleanSession: false, will: will)
-        let central: MQTTConnection
+        let journal: Journal
+        let directory = configuration.stateDirectory.hasSuffix("/")
+            ? configuration.stateDirectory + "journal" : configuration.stateDirectory + "/journal"
         do {
-            internalConnection = try MQTTConnection(endpoint: internalSettings.endpoint, options: internalSettings.options)
-            central = try MQTTConnection(endpoint: centralSettings.endpoint, options: centralSettings.options)
+            try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+            journal = try Journal(directory: directory, maxBytes: configuration.journal.maxBytes,
+                                  segmentBytes: configuration.journal.segmentBytes, fsync: configuration.journal.fsync)
+        } catch {
+            throw ServiceError("cannot open the journal in \(directory): \(error)")
+        }
+        do {
+            loop = try EventLoop()
+            // The window of unacknowledged messages is the core's; libmosquitto
+            // needs no limit of its own.
+            var centralOptions = centralSettings.options
+            centralOptions.maxInflight = 0
+            internalClient = try MQTTClient(loop: loop, endpoint: internalSettings.endpoint, options: internalSettings.options)
+            centralClient = try MQTTClient(loop: loop, endpoint: centralSettings.endpoint, options: centralOptions)
         } catch {
             throw ServiceError(error.description)
         }
-        centralConnection = central
-        outbox = Outbox(limit: site.proxy.outboxLimit) { [statistics, log] message in
-            do {
-                return try central.publish(topic: message.topic, payload: message.payload, qos: 1, retain: message.retain)
-            } catch {
-                statistics.countDrop(ProxyStatistics.publishFailed)
-                log.limited(.error, key: "publish.failed", "cannot publish", ["topic": message.topic, "error": "\(error)"])
-                return nil
-            }
-        }
+        core = ProxyCore(program: program, journal: journal,
+                         settings: .init(maxPayloadBytes: site.proxy.maxPayloadBytes),
+                         origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
+        core.transport = self
+        let recovery = journal.recovery
+        for note in recovery.notes { log.warning("journal_repaired", ["detail": note]) }
+        log.info("journal_opened", [
+            "directory": directory, "records": String(recovery.records), "segments": String(recovery.segments),
+            "torn_tail_bytes": String(recovery.tornTailBytes), "corrupt_records": String(recovery.corruptRecords),
+            "max_bytes": String(configuration.journal.maxBytes), "fsync": configuration.journal.fsyncName,
+        ])
     }
 
     // MARK: Running
@@ -102,38 +121,62 @@ public final class ProxyService: @unchecked Sendable {
         }
         defer { withExtendedLifetime(watcher) {} }
 
+        refreshUTCOffset()
         wireCentral()
         wireInternal()
-        startThread("pipeline") { [self] in runPipeline(); pipelineDone.signal() }
-        startThread("timer") { [self] in runTimer(); timerDone.signal() }
         do {
-            for filter in initialProgram.subscriptions { try internalConnection.subscribe(filter, qos: 1) }
-            if let topic = homeAssistantStatusTopic { try centralConnection.subscribe(topic, qos: 1) }
-            try centralConnection.start()
-            try internalConnection.start()
+            for filter in core.program.subscriptions { try internalClient.subscribe(filter, qos: 1) }
+            if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
         } catch {
-            log.error("cannot start", ["error": "\(error)"])
+            log.error("cannot_start", ["error": "\(error)"])
             return 1
         }
+        centralClient.start()
+        internalClient.start()
+        loop.addIterationHook { [unowned self] in
+            core.endOfIteration(at: .now())
+            if shutdown != nil { continueShutdown() }
+        }
+        loop.repeating(every: 1) { [unowned self] in
+            refreshUTCOffset()
+            core.tick(now: now())
+        }
+        scheduleStatus()
         log.info("started", [
             "version": ServiceVersion.current,
-            "internal": internalConnection.endpoint.description,
-            "central": centralConnection.endpoint.description,
-            "subscriptions": initialProgram.subscriptions.joined(separator: ","),
+            "internal": internalClient.endpoint.description,
+            "central": centralClient.endpoint.description,
+            "subscriptions": core.program.subscriptions.joined(separator: ","),
             "status_topic": statusTopic,
+            "state_dir": configuration.stateDirectory,
         ])
-        stopRequested.wait()
-        shutdown()
-        return 0
+        loop.run()
+
+        centralClient.stop()
+        do {
+            try core.journal.persistAcknowledgements()
+        } catch {
+            log.error("journal_ack_write_failed", ["error": "\(error)"])
+        }
+        core.journal.close()
+        log.info("stopped", [
+            "received": String(core.statistics.received), "forwarded": String(core.statistics.forwarded),
+            "journal_messages": String(core.journal.unacknowledgedCount),
+        ])
+        return exitStatus
     }
 
-    private func startThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = "proxy.\(name)"
-        thread.start()
+    /// The wall clock for the engine, with the local UTC offset refreshed once
+    /// a second (localtime_r per message would cost more than the engine).
+    private func now() -> Instant {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Instant(epochMillis: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000, utcOffsetSeconds: utcOffsetSeconds)
     }
 
-    private var isStopping: Bool { stopOnce.withLock { stopping } }
+    private func refreshUTCOffset() {
+        utcOffsetSeconds = Instant.now().utcOffsetSeconds
+    }
 
     private func requestStop(_ signal: Int32) {
         stopOnce.lock()
@@ -141,244 +184,206 @@ public final class ProxyService: @unchecked Sendable {
         stopping = true
         stopOnce.unlock()
         if again {
-            log.warning("second stop signal: exiting without draining", ["signal": SignalWatcher.name(signal)])
+            // The journal keeps whatever was not delivered.
+            log.warning("second_stop_signal", ["signal": SignalWatcher.name(signal), "detail": "exiting without draining"])
             exit(1)
         }
         log.info("stopping", ["signal": SignalWatcher.name(signal)])
-        stopRequested.signal()
+        loop.execute { [self] in beginShutdown() }
     }
 
-    /// Stop taking messages, finish the ones taken, drain the outbox (bounded),
-    /// publish the offline status, disconnect.
-    private func shutdown() {
-        inbox.unbound()
-        internalConnection.stop()
-        inbox.close()
-        pipelineDone.wait()
-        let drained = outbox.waitUntilDrained(deadline: Date(timeIntervalSinceNow: Self.drainSeconds))
-        if !drained {
-            log.warning("outbox not drained before the deadline: messages lost", ["pending": String(outbox.pending)])
-        }
-        timerCondition.lock()
-        timerStopped = true
-        timerCondition.broadcast()
-        timerCondition.unlock()
-        timerDone.wait()
-        if centralConnection.isConnected, let mid = publishStatus(state: "offline") {
-            if !outbox.waitForAcknowledgement(mid, deadline: Date(timeIntervalSinceNow: Self.offlineAckSeconds)) {
-                log.warning("offline status not acknowledged")
+    /// Stop taking messages; deliver what the journal holds for a few seconds
+    /// (the rest waits there for the next start); publish the offline status.
+    private func beginShutdown() {
+        guard shutdown == nil else { return }
+        internalClient.stop()
+        shutdown = Shutdown(drainDeadline: MonotonicInstant.now().adding(seconds: Self.drainSeconds))
+    }
+
+    /// From the iteration hook while shutting down.
+    private func continueShutdown() {
+        guard var state = shutdown else { return }
+        let now = MonotonicInstant.now()
+        if state.offlineDeadline == nil {
+            guard core.isDrained || now >= state.drainDeadline || !centralClient.isConnected else { return }
+            if !core.isDrained {
+                log.info("journal_kept", ["messages": String(core.journal.unacknowledgedCount),
+                                          "detail": "delivered at the next start"])
             }
+            state.offlineDeadline = now.adding(seconds: Self.offlineAckSeconds)
+            if centralClient.isConnected { state.offlineMid = publishStatus(state: "offline") }
+            shutdown = state
         }
-        outbox.close()
-        centralConnection.stop()
-        log.info("stopped", ["received": String(statistics.receivedCount), "forwarded": String(statistics.forwardedCount)])
+        let acknowledged = state.offlineMid.map { core.isStatusAcknowledged($0) } ?? true
+        if acknowledged || now >= state.offlineDeadline! {
+            if !acknowledged { log.warning("offline_status_not_acknowledged") }
+            loop.stop()
+        } else {
+            // Wake up again soon to check the deadline even if nothing arrives.
+            loop.schedule(after: 0.05) {}
+        }
     }
 
     // MARK: Connections
 
     private func wireInternal() {
-        internalConnection.onMessage = { [self] message in
-            statistics.countReceived()
-            let limit = settingsLock.withLock { maxPayloadBytes }
-            if message.payload.count > limit {
-                statistics.countDrop(ProxyStatistics.tooLarge)
-                log.limited(.warning, key: "drop.\(ProxyStatistics.tooLarge)", "dropped input", [
-                    "reason": ProxyStatistics.tooLarge, "topic": message.topic,
-                    "detail": "\(message.payload.count) bytes, the limit is \(limit)",
-                ])
-                return
-            }
-            inbox.push(message)
+        internalClient.onMessage = { [unowned self] message in
+            core.received(topic: message.topic, payload: message.payload, now: now())
         }
-        internalConnection.onConnectionChange = { [self] connected, reason in
-            statistics.setConnected(internal: connected)
+        internalClient.onConnectionChange = { [unowned self] connected, reason in
+            core.internalConnectionChanged(connected)
             if connected {
-                log.info("connected", ["broker": "internal", "url": internalConnection.endpoint.description])
+                log.info("connected", ["broker": "internal", "url": internalClient.endpoint.description])
             } else if internalWasConnected {
-                log.log(isStopping ? .info : .warning, "disconnected", ["broker": "internal", "reason": reason])
+                log.log(shutdown != nil ? .info : .warning, "disconnected", ["broker": "internal", "reason": reason])
             } else {
-                log.limited(.warning, key: "connect.internal", "cannot connect", ["broker": "internal", "reason": reason])
+                log.limited(.warning, key: "connect.internal", "cannot_connect", ["broker": "internal", "reason": reason])
             }
             internalWasConnected = connected
         }
-        internalConnection.onSubscriptionRejected = { [self] filter in
-            log.error("subscription refused", ["broker": "internal", "filter": filter])
+        internalClient.onSubscriptionRejected = { [unowned self] filter in
+            log.error("subscription_refused", ["broker": "internal", "filter": filter])
         }
     }
 
     private func wireCentral() {
-        centralConnection.onConnectionChange = { [self] connected, reason in
-            statistics.setConnected(central: connected)
-            outbox.setConnected(connected)
+        centralClient.onConnectionChange = { [unowned self] connected, reason in
+            core.centralConnectionChanged(connected, at: .now())
             if connected {
-                log.info("connected", ["broker": "central", "url": centralConnection.endpoint.description])
+                log.info("connected", ["broker": "central", "url": centralClient.endpoint.description])
                 // The broker may have lost its retained messages (a restart
                 // without persistence): announce every meter again.
-                if centralEverConnected { inbox.push(.announce) }
+                if centralEverConnected { core.announceAll(now: now()) }
                 centralEverConnected = true
-                timerCondition.lock()
-                statusDue = true
-                timerCondition.broadcast()
-                timerCondition.unlock()
+                publishStatus(state: "online")
             } else if centralWasConnected {
-                log.log(isStopping ? .info : .warning, "disconnected", ["broker": "central", "reason": reason, "outbox": String(outbox.pending)])
+                log.log(shutdown != nil ? .info : .warning, "disconnected", [
+                    "broker": "central", "reason": reason, "journal_messages": String(core.journal.unacknowledgedCount),
+                ])
             } else {
-                log.limited(.warning, key: "connect.central", "cannot connect", ["broker": "central", "reason": reason])
+                log.limited(.warning, key: "connect.central", "cannot_connect", ["broker": "central", "reason": reason])
             }
             centralWasConnected = connected
         }
-        centralConnection.onMessage = { [self] message in
-            guard message.topic == homeAssistantStatusTopic else { return }
-            if message.payload == Array("online".utf8) {
-                log.info("Home Assistant is online: announcing the meters again")
-                inbox.push(.announce)
+        centralClient.onMessage = { [unowned self] message in
+            guard message.topic == homeAssistantStatusTopic, shutdown == nil else { return }
+            if message.payload.elementsEqual("online".utf8) {
+                log.info("home_assistant_online", ["detail": "announcing the meters again"])
+                core.announceAll(now: now())
             }
         }
-        centralConnection.onPublished = { [self] mid in
-            if let message = outbox.acknowledged(mid) { statistics.countAcknowledged(message.kind) }
-        }
-        centralConnection.onPublishRejected = { [self] mid, reason in
-            guard let message = outbox.acknowledged(mid) else { return }
-            statistics.countDrop(ProxyStatistics.publishFailed)
-            log.limited(.error, key: "publish.rejected", "central broker refused a message", ["topic": message.topic, "reason": reason])
-        }
-        centralConnection.onSubscriptionRejected = { [self] filter in
-            log.error("subscription refused", ["broker": "central", "filter": filter])
+        centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
+        centralClient.onPublishRejected = { [unowned self] mid, reason in core.rejected(mid, reason: reason) }
+        centralClient.onSubscriptionRejected = { [unowned self] filter in
+            log.error("subscription_refused", ["broker": "central", "filter": filter])
         }
     }
 
-    // MARK: Pipeline thread
+    // MARK: Status
 
-    /// Owns the engine: every event in arrival order, one at a time.
-    private func runPipeline() {
-        var engine = Engine(program: initialProgram, origin: origin)
-        var out = ProcessOutput()
-        while let event = inbox.next() {
-            let now = Instant.now()
-            out.removeAll()
-            switch event {
-            case .message(let message):
-                message.payload.withUnsafeBytes { engine.process(topic: message.topic, payload: $0, now: now, into: &out) }
-            case .tick:
-                engine.expire(now: now, into: &out)
-            case .announce:
-                for id in engine.seenDevices { out.messages += engine.announcements(for: id) }
-            case .reload(let program):
-                let previous = engine.seenDevices
-                engine = Engine(program: program, origin: origin)
-                log.info("rules reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
-                // The others are announced afresh (groups cleared or added) with their next reading;
-                // a meter the new config excludes sends none through, so clear its entities now.
-                if program.siteConfig.homeAssistant.enabled {
-                    for id in previous where program.isExcluded(id) {
-                        out.messages += program.homeAssistantConfigs(for: id, origin: origin)
-                    }
-                }
-            }
-            for message in out.messages where message.kind == .data {
-                if let id = message.device { statistics.seen(id, at: now) }
-            }
-            for drop in out.drops { record(drop) }
-            let overflow = outbox.append(out.messages)
-            if !overflow.isEmpty {
-                statistics.countDrop(ProxyStatistics.outboxOverflow, overflow.count)
-                log.limited(.warning, key: "drop.\(ProxyStatistics.outboxOverflow)", "outbox full: dropped the oldest message", [
-                    "reason": ProxyStatistics.outboxOverflow, "topic": overflow[0].topic, "count": String(overflow.count),
-                ])
-            }
+    private func scheduleStatus() {
+        statusTimer?.cancel()
+        statusTimer = loop.repeating(every: Double(statusIntervalSeconds)) { [unowned self] in
+            if shutdown == nil { publishStatus(state: "online") }
         }
     }
 
-    private func record(_ drop: Drop) {
-        statistics.countDrop(drop.reason.rawValue)
-        // Junk the rules expect (half of a real capture) is not news.
-        let level: LogLevel = switch drop.reason {
-        case .allZero, .duplicate, .excluded: .debug
-        default: .warning
-        }
-        log.limited(level, key: "drop.\(drop.reason.rawValue)", "dropped input", [
-            "reason": drop.reason.rawValue, "topic": drop.topic, "detail": drop.detail,
-        ])
-    }
-
-    // MARK: Timer thread
-
-    private func runTimer() {
-        var nextStatus = Date.distantFuture  // the first status follows the central CONNACK
-        var nextTick = Date(timeIntervalSinceNow: 1)
-        timerCondition.lock()
-        while !timerStopped {
-            if !statusDue { _ = timerCondition.wait(until: min(nextStatus, nextTick)) }
-            if timerStopped { break }
-            let due = statusDue || Date() >= nextStatus
-            statusDue = false
-            timerCondition.unlock()
-            if Date() >= nextTick {
-                inbox.push(.tick)
-                outbox.poke()
-                nextTick = Date(timeIntervalSinceNow: 1)
-            }
-            if due {
-                if centralConnection.isConnected { _ = publishStatus(state: "online") }
-                let interval = settingsLock.withLock { statusIntervalSeconds }
-                nextStatus = Date(timeIntervalSinceNow: Double(interval))
-            }
-            timerCondition.lock()
-        }
-        timerCondition.unlock()
-    }
-
-    /// Publishes the status document (retained, QoS 1); returns its message id.
+    /// Publishes the status document (retained, QoS 1, outside the journal:
+    /// a status is only worth its latest value); returns its message id.
     @discardableResult
     private func publishStatus(state: String) -> Int32? {
-        let document = statistics.document(state: state, version: ServiceVersion.current, started: started,
-                                           now: Instant.now(), outbox: outbox.pending)
-        let payload = document.serialized()
-        return outbox.publishControl { [self] in
-            do {
-                return try centralConnection.publish(topic: statusTopic, payload: payload, qos: 1, retain: true)
-            } catch {
-                log.limited(.error, key: "publish.status", "cannot publish the status", ["error": "\(error)"])
-                return nil
-            }
+        guard centralClient.isConnected else { return nil }
+        let wallClock = now()
+        let document = core.statistics.document(
+            state: state, version: ServiceVersion.current, started: started, now: wallClock,
+            journal: core.journalStatus(at: .now(), wallClock: wallClock))
+        do {
+            let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
+            core.statusPublished(mid)
+            return mid
+        } catch {
+            log.limited(.error, key: "publish.status", "status_publish_failed", ["error": "\(error)"])
+            return nil
         }
     }
 
     // MARK: Reload
 
-    /// SIGHUP: the same load → check → compile path as start-up; the running
-    /// program stays unless the new one compiled cleanly. Broker settings and
-    /// the status topic need a restart.
+    /// SIGHUP: the same load → check → compile path as start-up, off the loop;
+    /// the running program stays unless the new one compiled cleanly. Broker,
+    /// journal and status topic settings need a restart.
     private func reload() {
+        let options = configuration.service
         log.info("reloading", ["rules": options.rules, "config": options.config ?? "(defaults)"])
         let program: Program
         do throws(DiagnosticReport) {
             program = try Compiler.build(rules: options.rules, config: options.config)
         } catch {
             for d in error.diagnostics where d.severity == .error {
-                log.error("reload failed: keeping the running rules", ["diagnostic": d.headline, "hint": d.hint ?? ""])
+                log.error("reload_failed", ["diagnostic": d.headline, "hint": d.hint ?? "", "detail": "keeping the running rules"])
             }
             return
         }
+        loop.execute { [self] in apply(program) }
+    }
+
+    private func apply(_ program: Program) {
         let site = program.siteConfig
         if program.statusTopic != statusTopic {
-            log.warning("the status topic changed: it takes effect after a restart", ["status_topic": program.statusTopic])
+            log.warning("restart_needed", ["status_topic": program.statusTopic, "detail": "the status topic changes after a restart"])
         }
-        let added: [String] = settingsLock.withLock {
-            maxPayloadBytes = site.proxy.maxPayloadBytes
+        core.settings.maxPayloadBytes = site.proxy.maxPayloadBytes
+        if site.proxy.statusIntervalSeconds != statusIntervalSeconds {
             statusIntervalSeconds = site.proxy.statusIntervalSeconds
-            let new = program.subscriptions.filter { !subscriptions.contains($0) }
-            subscriptions.formUnion(new)
-            return new
+            scheduleStatus()
         }
-        outbox.setLimit(site.proxy.outboxLimit)
-        for filter in added {
+        for filter in program.subscriptions where !subscriptions.contains(filter) {
+            subscriptions.insert(filter)
             do {
-                try internalConnection.subscribe(filter, qos: 1)
+                try internalClient.subscribe(filter, qos: 1)
             } catch {
-                log.error("cannot subscribe", ["filter": filter, "error": "\(error)"])
+                log.error("cannot_subscribe", ["filter": filter, "error": "\(error)"])
             }
         }
-        inbox.push(.reload(program))
+        core.reload(program, now: now())
+    }
+}
+
+extension ProxyService: ProxyTransport {
+    var isCentralConnected: Bool { centralClient.isConnected }
+
+    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
+        try centralClient.publish(topic: topic, payload: payload, qos: 1, retain: retain)
+    }
+
+    func setInternalReading(_ enabled: Bool) {
+        if enabled { internalClient.resumeReading() } else { internalClient.pauseReading() }
+    }
+
+    func setInternalWrites(_ enabled: Bool) {
+        if enabled { internalClient.releaseWrites() } else { internalClient.holdWrites() }
+    }
+}
+
+/// The journal's site settings (`proxy.journal_*`).
+public struct JournalSettings: Sendable {
+    public var maxBytes: Int
+    public var fsync: JournalFsync
+
+    public init(maxBytes: Int = 1 << 30, fsync: JournalFsync = .interval(milliseconds: 1000)) {
+        self.maxBytes = maxBytes
+        self.fsync = fsync
+    }
+
+    /// Segments of 1/16 of the bound, between 64 KiB and 16 MiB: whole
+    /// segments are deleted, so back-pressure ends within a segment of 90 %.
+    var segmentBytes: Int { min(16 << 20, max(64 << 10, maxBytes / 16)) }
+
+    var fsyncName: String {
+        switch fsync {
+        case .never: "never"
+        case .always: "always"
+        case .interval(let ms): "interval(\(ms) ms)"
+        }
     }
 }

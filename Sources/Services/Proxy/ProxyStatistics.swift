@@ -1,80 +1,81 @@
-import Foundation
 import JSON
 import RuleEngine
 
-/// The proxy's counters, connection states and meters seen; the status
-/// document is made from them. Written by the pipeline, both network
-/// threads; read by the status timer. One lock.
-final class ProxyStatistics: @unchecked Sendable {
+/// The proxy's counters and what it knows of the meters; the status document
+/// is made from them. Owned by the proxy core, on the loop thread: no lock.
+struct ProxyStatistics {
     /// Reasons the proxy itself adds to the engine's `DropReason`s.
     static let tooLarge = "too_large"
-    static let outboxOverflow = "outbox_overflow"
+    /// The central broker refused a message (MQTT 5 reason code, e.g. not authorised).
+    static let publishRejected = "publish_rejected"
+    /// libmosquitto refused to send a message (e.g. larger than the broker allows).
     static let publishFailed = "publish_failed"
-    static let dropReasons = DropReason.allCases.map(\.rawValue) + [tooLarge, outboxOverflow, publishFailed]
+    static let dropReasons = DropReason.allCases.map(\.rawValue) + [tooLarge, publishRejected, publishFailed]
 
-    private let lock = NSLock()
-    // Guarded by `lock`.
-    private var received = 0
-    private var forwarded = 0
-    private var announced = 0
-    private var dropped: [String: Int] = [:]
-    private var lastSeen: [String: Instant] = [:]
-    private var internalConnected = false
-    private var centralConnected = false
+    var received = 0
+    var forwarded = 0
+    var announced = 0
+    var dropped: [String: Int] = [:]
+    var lastSeen: [String: Instant] = [:]
+    var internalConnected = false
+    var centralConnected = false
 
-    func countReceived() { locked { received += 1 } }
+    mutating func countDrop(_ reason: String, _ n: Int = 1) { dropped[reason, default: 0] += n }
 
-    func countDrop(_ reason: String, _ n: Int = 1) { locked { dropped[reason, default: 0] += n } }
-
-    /// A message the central broker acknowledged.
-    func countAcknowledged(_ kind: Outgoing.Kind) {
-        locked {
-            if kind == .data { forwarded += 1 } else { announced += 1 }
-        }
+    /// A journal record the central broker acknowledged.
+    mutating func countAcknowledged(kind: UInt8) {
+        if kind == JournalKind.data { forwarded += 1 } else { announced += 1 }
     }
+}
 
-    func seen(_ id: String, at now: Instant) { locked { lastSeen[id] = now } }
+/// What the proxy knows of its journal for the status document.
+struct JournalStatus {
+    var bytes: Int
+    var messages: Int
+    var oldestUnacknowledgedSeconds: Double?
+    var backPressureSeconds: Double
+    var backPressureActive: Bool
+    var replayedAtStart: Int
+    var cutAtStart: Int
+}
 
-    func setConnected(internal value: Bool) { locked { internalConnected = value } }
-    func setConnected(central value: Bool) { locked { centralConnected = value } }
-
-    var forwardedCount: Int { locked { forwarded } }
-    var receivedCount: Int { locked { received } }
-
-    /// The status document: `{"state", "version", "started", "connections",
-    /// "counters": {"received", "forwarded", "announced", "dropped": {reason: n}},
-    /// "outbox", "meters": {id: last seen}}`. Every drop reason is listed, zero or not,
-    /// so a dashboard sees the full set.
-    func document(state: String, version: String, started: Instant, now: Instant, outbox: Int) -> JSONValue {
-        locked {
-            var drops = JSONObject()
-            for reason in Self.dropReasons { drops[reason] = .integer(Int64(dropped[reason] ?? 0)) }
-            var meters = JSONObject()
-            for id in lastSeen.keys.sorted() { meters[id] = .string(lastSeen[id]!.iso8601) }
-            return [
-                "state": .string(state),
-                "version": .string(version),
-                "started": .string(started.iso8601),
-                "time": .string(now.iso8601),
-                "connections": [
-                    "internal": .string(internalConnected ? "connected" : "disconnected"),
-                    "central": .string(centralConnected ? "connected" : "disconnected"),
-                ],
-                "counters": [
-                    "received": .integer(Int64(received)),
-                    "forwarded": .integer(Int64(forwarded)),
-                    "announced": .integer(Int64(announced)),
-                    "dropped": .object(drops),
-                ],
-                "outbox": .integer(Int64(outbox)),
-                "meters": .object(meters),
-            ]
-        }
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return body()
+extension ProxyStatistics {
+    /// The status document: `{"state", "version", "started", "time",
+    /// "connections", "counters": {"received", "forwarded", "announced",
+    /// "dropped": {reason: n}}, "journal": {…}, "meters": {id: last seen}}`.
+    /// Every drop reason is listed, zero or not, so a dashboard sees the full set.
+    func document(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus) -> JSONValue {
+        var drops = JSONObject()
+        for reason in Self.dropReasons { drops[reason] = .integer(Int64(dropped[reason] ?? 0)) }
+        var meters = JSONObject()
+        for id in lastSeen.keys.sorted() { meters[id] = .string(lastSeen[id]!.iso8601) }
+        var journalObject: JSONObject = [
+            "bytes": .integer(Int64(journal.bytes)),
+            "messages": .integer(Int64(journal.messages)),
+            "back_pressure": .bool(journal.backPressureActive),
+            "back_pressure_s": .integer(Int64(journal.backPressureSeconds.rounded())),
+            "replayed_at_start": .integer(Int64(journal.replayedAtStart)),
+            "cut_at_start_bytes": .integer(Int64(journal.cutAtStart)),
+        ]
+        journalObject["oldest_unacknowledged_age_s"] = journal.oldestUnacknowledgedSeconds
+            .map { .integer(Int64($0.rounded(.down))) } ?? .null
+        return [
+            "state": .string(state),
+            "version": .string(version),
+            "started": .string(started.iso8601),
+            "time": .string(now.iso8601),
+            "connections": [
+                "internal": .string(internalConnected ? "connected" : "disconnected"),
+                "central": .string(centralConnected ? "connected" : "disconnected"),
+            ],
+            "counters": [
+                "received": .integer(Int64(received)),
+                "forwarded": .integer(Int64(forwarded)),
+                "announced": .integer(Int64(announced)),
+                "dropped": .object(drops),
+            ],
+            "journal": .object(journalObject),
+            "meters": .object(meters),
+        ]
     }
 }

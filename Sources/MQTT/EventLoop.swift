@@ -1,0 +1,378 @@
+internal import CMosquitto
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// One thread that drives many libmosquitto clients (and timers) with epoll.
+///
+/// Each iteration:
+/// 1. waits in `epoll_wait` until a socket is ready, a timer is due or another
+///    thread posted work (`execute`, an eventfd wakes the loop);
+/// 2. reads every ready socket, up to `readBatch` packets each, which runs the
+///    clients' callbacks (`onMessage`, `onPublished`, …) right here;
+/// 3. runs due timers and posted work;
+/// 4. runs the *iteration hooks* in the order they were added;
+/// 5. only then writes what the clients queued (PUBACKs, PUBLISHes, PINGREQs).
+///
+/// Step 5 coming after step 4 is what the proxy's journal relies on: every
+/// client is in libmosquitto's threaded mode, where a packet is only queued in
+/// memory when it is made (`packet__queue`, 2.0.11) and leaves the process in
+/// `mosquitto_loop_write`, which only step 5 calls. A PUBACK for a message
+/// read in step 2 therefore cannot reach the broker before the hooks of the
+/// same iteration have returned.
+///
+/// Everything except `execute`, `stop` and `isOnLoopThread` must be called on
+/// the loop's thread. No per-message locks: the only lock guards the posted
+/// work, which the hot path never touches.
+public final class EventLoop: @unchecked Sendable {
+    /// Packets read from one socket before the loop moves on (fairness, and a
+    /// bound on what the hooks of one iteration see).
+    public var readBatch = 64
+
+    private let epoll: Int32
+    private let wakeFD: Int32
+    /// Work posted from other threads, and whether the eventfd was written
+    /// since the loop last emptied it (so a burst of posts wakes it once).
+    private let posted = Mutex<(tasks: [@Sendable () -> Void], woken: Bool)>(([], false))
+    private let running = Atomic<Bool>(false)
+    private let stopRequested = Atomic<Bool>(false)
+    private let threadID = Atomic<UInt>(0)
+
+    // Loop thread only, below.
+    private var sources: [Int32: Source] = [:]
+    private var nextGeneration: UInt32 = 1
+    private var timers = TimerQueue()
+    private var hooks: [() -> Void] = []
+    /// Clients with packets to write, written in step 5.
+    private var dirty: [ObjectIdentifier: MQTTClient] = [:]
+    private var clients: [ObjectIdentifier: MQTTClient] = [:]
+    private var housekeepingStarted = false
+
+    /// A registered file descriptor: what to call when it is ready.
+    private struct Source {
+        var generation: UInt32
+        var events: UInt32
+        var handler: (UInt32) -> Void
+    }
+
+    public init() throws(MQTTError) {
+        LibMosquitto.initialised
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw MQTTError.system("epoll_create1") }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeFD >= 0 else {
+            let error = MQTTError.system("eventfd")
+            close(epoll)
+            throw error
+        }
+        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(u64: UInt64(UInt32(bitPattern: wakeFD))))
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, wakeFD, &event) == 0 else {
+            let error = MQTTError.system("epoll_ctl(eventfd)")
+            close(wakeFD); close(epoll)
+            throw error
+        }
+    }
+
+    deinit {
+        close(wakeFD)
+        close(epoll)
+    }
+
+    // MARK: Any thread
+
+    /// Runs `task` on the loop thread, in posting order, in step 3 of an
+    /// iteration. Safe from any thread; wakes the loop at most once per burst.
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        let wake = posted.withLock { state -> Bool in
+            state.tasks.append(task)
+            defer { state.woken = true }
+            return !state.woken
+        }
+        if wake { signalWake() }
+    }
+
+    /// Ends `run()` after the current iteration. Safe from any thread.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        signalWake()
+    }
+
+    /// Whether the caller is the thread running this loop.
+    public var isOnLoopThread: Bool {
+        threadID.load(ordering: .acquiring) == UInt(pthread_self())
+    }
+
+    /// Starts a thread named `name` (Linux keeps 15 characters; `top -H` and
+    /// `perf` show it) that runs the loop; `join` waits for it.
+    public func startThread(name: String) -> LoopThread {
+        LoopThread(name: name) { [self] in run() }
+    }
+
+    // MARK: Loop thread
+
+    /// Runs iterations on the calling thread until `stop()`.
+    public func run() {
+        threadID.store(UInt(pthread_self()), ordering: .releasing)
+        running.store(true, ordering: .releasing)
+        startHousekeeping()
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while !stopRequested.load(ordering: .acquiring) {
+            let timeout = timers.millisecondsUntilNext(now: MonotonicInstant.now())
+            let count = events.withUnsafeMutableBufferPointer {
+                epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout)
+            }
+            if count > 0 {
+                for i in 0..<Int(count) { dispatch(events[i]) }
+            }
+            runDueTimers()
+            runPosted()
+            for hook in hooks { hook() }
+            flushWrites()
+        }
+        running.store(false, ordering: .releasing)
+        runPosted()
+        threadID.store(0, ordering: .releasing)
+    }
+
+    /// Runs `hook` once per iteration after reads, timers and posted work and
+    /// before any client writes (see the type's documentation).
+    public func addIterationHook(_ hook: @escaping () -> Void) {
+        hooks.append(hook)
+    }
+
+    /// Calls `body` once, `seconds` from now on the monotonic clock.
+    @discardableResult
+    public func schedule(after seconds: Double, _ body: @escaping () -> Void) -> LoopTimer {
+        timers.add(deadline: MonotonicInstant.now().adding(seconds: seconds), body)
+    }
+
+    /// Calls `body` every `seconds` until cancelled.
+    @discardableResult
+    public func repeating(every seconds: Double, _ body: @escaping () -> Void) -> LoopTimer {
+        let timer = LoopTimer()
+        func arm() {
+            timers.add(deadline: MonotonicInstant.now().adding(seconds: seconds), timer: timer) {
+                body()
+                if !timer.cancelled { arm() }
+            }
+        }
+        arm()
+        return timer
+    }
+
+    // MARK: For clients
+
+    /// Watches `fd` for `events` (EPOLLIN/EPOLLOUT); returns false if epoll refused it.
+    func register(_ fd: Int32, events: UInt32, handler: @escaping (UInt32) -> Void) -> Bool {
+        let generation = nextGeneration
+        nextGeneration &+= 1
+        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, generation)))
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { return false }
+        sources[fd] = Source(generation: generation, events: events, handler: handler)
+        return true
+    }
+
+    func modify(_ fd: Int32, events: UInt32) {
+        guard var source = sources[fd], source.events != events else { return }
+        source.events = events
+        sources[fd] = source
+        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, source.generation)))
+        _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
+    }
+
+    /// Forgets `fd`. Call it before the descriptor is closed, or right after
+    /// libmosquitto closed it (closing removes it from epoll by itself).
+    func unregister(_ fd: Int32) {
+        guard sources.removeValue(forKey: fd) != nil else { return }
+        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    func attach(_ client: MQTTClient) { clients[ObjectIdentifier(client)] = client }
+    func detach(_ client: MQTTClient) {
+        clients.removeValue(forKey: ObjectIdentifier(client))
+        dirty.removeValue(forKey: ObjectIdentifier(client))
+    }
+
+    /// `client` queued packets: write them in step 5 of this iteration.
+    func markDirty(_ client: MQTTClient) {
+        dirty[ObjectIdentifier(client)] = client
+    }
+
+    // MARK: Internals
+
+    /// The epoll cookie: descriptor and registration generation, so that an
+    /// event for a descriptor closed and reused within one `epoll_wait` batch
+    /// is not delivered to the new owner.
+    private static func token(_ fd: Int32, _ generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
+    }
+
+    private func dispatch(_ event: epoll_event) {
+        let token = event.data.u64
+        let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
+        if fd == wakeFD {
+            var value: UInt64 = 0
+            _ = read(wakeFD, &value, 8)
+            return
+        }
+        guard let source = sources[fd], source.generation == UInt32(truncatingIfNeeded: token >> 32) else { return }
+        source.handler(event.events)
+    }
+
+    private func runDueTimers() {
+        let now = MonotonicInstant.now()
+        while let body = timers.popDue(now: now) { body() }
+    }
+
+    private func runPosted() {
+        let tasks = posted.withLock { state -> [@Sendable () -> Void] in
+            state.woken = false
+            defer { state.tasks.removeAll(keepingCapacity: true) }
+            return state.tasks
+        }
+        for task in tasks { task() }
+    }
+
+    private func flushWrites() {
+        guard !dirty.isEmpty else { return }
+        let batch = dirty
+        dirty.removeAll(keepingCapacity: true)
+        for client in batch.values { client.writePending() }
+    }
+
+    /// Once a second: libmosquitto's keepalive (PINGREQ, and giving up on a
+    /// silent broker) for every client.
+    private func startHousekeeping() {
+        guard !housekeepingStarted else { return }
+        housekeepingStarted = true
+        repeating(every: 1) { [unowned self] in
+            for client in clients.values { client.housekeeping() }
+        }
+    }
+
+    private func signalWake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+}
+
+/// A timer of an `EventLoop`; `cancel()` on the loop thread.
+public final class LoopTimer: @unchecked Sendable {
+    fileprivate(set) var cancelled = false
+    public func cancel() { cancelled = true }
+}
+
+/// A thread of our own, named, joinable; no Foundation.
+public final class LoopThread: @unchecked Sendable {
+    private var thread = pthread_t()
+
+    init(name: String, body: @escaping @Sendable () -> Void) {
+        final class Box { let name: String; let body: @Sendable () -> Void
+            init(_ name: String, _ body: @escaping @Sendable () -> Void) { self.name = name; self.body = body } }
+        // +1 released by the thread itself once it has read the box.
+        let context = Unmanaged.passRetained(Box(name, body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! Box
+            _ = kpm_name_current_thread(String(box.name.utf8.prefix(15))!)
+            box.body()
+            return nil
+        }, context)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+    }
+
+    /// Waits for the thread to end.
+    public func join() {
+        _ = pthread_join(thread, nil)
+    }
+}
+
+/// A point on the monotonic clock (CLOCK_MONOTONIC): it never jumps with the
+/// wall clock, so timers and timeouts measured on it do not either.
+public struct MonotonicInstant: Comparable, Sendable {
+    public var nanoseconds: UInt64
+
+    public static func now() -> MonotonicInstant {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return MonotonicInstant(nanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
+    }
+
+    public func adding(seconds: Double) -> MonotonicInstant {
+        let delta = seconds <= 0 ? 0 : UInt64(min(seconds, 1e9) * 1e9)
+        return MonotonicInstant(nanoseconds: nanoseconds &+ delta)
+    }
+
+    /// Seconds from `earlier` to `self` (negative if `earlier` is later).
+    public func seconds(since earlier: MonotonicInstant) -> Double {
+        Double(Int64(bitPattern: nanoseconds &- earlier.nanoseconds)) / 1e9
+    }
+
+    public static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool { a.nanoseconds < b.nanoseconds }
+}
+
+/// Timers ordered by deadline: a binary min-heap (many meters' timers in one
+/// loop stay O(log n) each).
+struct TimerQueue {
+    private struct Entry {
+        var deadline: MonotonicInstant
+        var order: UInt64
+        var timer: LoopTimer
+        var body: () -> Void
+    }
+    private var heap: [Entry] = []
+    private var counter: UInt64 = 0
+
+    @discardableResult
+    mutating func add(deadline: MonotonicInstant, timer: LoopTimer = LoopTimer(), _ body: @escaping () -> Void) -> LoopTimer {
+        counter += 1
+        heap.append(Entry(deadline: deadline, order: counter, timer: timer, body: body))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard less(i, parent) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+        return timer
+    }
+
+    /// The epoll timeout: -1 (none), or milliseconds until the earliest, rounded up.
+    mutating func millisecondsUntilNext(now: MonotonicInstant) -> Int32 {
+        while let first = heap.first, first.timer.cancelled { removeFirst() }
+        guard let first = heap.first else { return -1 }
+        if first.deadline <= now { return 0 }
+        let ms = (first.deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000
+        return Int32(min(ms, 60_000))
+    }
+
+    /// The body of the earliest timer due at `now`, removed; nil if none is due.
+    mutating func popDue(now: MonotonicInstant) -> (() -> Void)? {
+        while let first = heap.first {
+            if first.timer.cancelled { removeFirst(); continue }
+            guard first.deadline <= now else { return nil }
+            removeFirst()
+            return first.body
+        }
+        return nil
+    }
+
+    private func less(_ a: Int, _ b: Int) -> Bool {
+        heap[a].deadline == heap[b].deadline ? heap[a].order < heap[b].order : heap[a].deadline < heap[b].deadline
+    }
+
+    private mutating func removeFirst() {
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < heap.count && less(l, smallest) { smallest = l }
+            if r < heap.count && less(r, smallest) { smallest = r }
+            guard smallest != i else { return }
+            heap.swapAt(i, smallest)
+            i = smallest
+        }
+    }
+}

@@ -1,0 +1,463 @@
+internal import CMosquitto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One MQTT connection driven by an `EventLoop`, reconnecting by itself.
+///
+/// Not thread-safe: every method and every handler runs on the loop's thread
+/// (post with `loop.execute` from elsewhere). Many clients share one loop; no
+/// client has a thread of its own.
+///
+/// ## When packets leave
+/// The client runs libmosquitto in threaded mode (`mosquitto_threaded_set`),
+/// where making a packet only queues it; the loop writes queued packets at the
+/// end of an iteration, after its hooks (see `EventLoop`). So a QoS 1 message
+/// delivered to `onMessage` is acknowledged (PUBACK) only after the hooks of
+/// that iteration returned — the proxy writes its journal in one.
+///
+/// ## Reconnecting
+/// When a connection ends (or an attempt fails), the next attempt follows
+/// after a `ReconnectBackoff` delay (1 s doubling to 60 s, ±25 % jitter); every
+/// CONNACK re-sends the remembered subscriptions. A broker that accepts TCP
+/// but never answers CONNECT is given up after the keepalive interval.
+/// While reading is paused (`pauseReading`) a lost connection is not retried
+/// until `resumeReading`: the broker keeps queueing for a persistent session.
+///
+/// ## Publishing while disconnected
+/// QoS 1/2 messages are queued by libmosquitto (it returns `MOSQ_ERR_NO_CONN`
+/// but keeps the message, 2.0.11) and sent after the next CONNACK; the id is
+/// returned and `onPublished` follows the broker's PUBACK. QoS 0 throws
+/// `.noConnection`.
+public final class MQTTClient: @unchecked Sendable {
+    public let endpoint: MQTTEndpoint
+    public let options: MQTTOptions
+    public let loop: EventLoop
+
+    /// `(true, "connected")` after each CONNACK; `(false, reason)` after a lost
+    /// connection, each failed attempt, and once after `stop()` if connected.
+    public var onConnectionChange: ((_ connected: Bool, _ reason: String) -> Void)?
+    /// A received message. Its topic and payload are borrowed: valid only
+    /// during the call (libmosquitto frees them afterwards).
+    public var onMessage: ((MQTTBorrowedMessage) -> Void)?
+    /// The broker acknowledged a QoS 1 message (PUBACK; QoS 2: PUBCOMP), or a
+    /// QoS 0 message left the socket.
+    public var onPublished: ((_ messageID: Int32) -> Void)?
+    /// MQTT 5: the broker acknowledged a message with a failure reason code.
+    /// Called just before `onPublished` for that id.
+    public var onPublishRejected: ((_ messageID: Int32, _ reason: String) -> Void)?
+    /// The broker refused a subscription (SUBACK 0x80 or an MQTT 5 failure code).
+    public var onSubscriptionRejected: ((_ filter: String) -> Void)?
+    /// Every subscription sent on this connection has its SUBACK.
+    public var onSubscriptionsSettled: (() -> Void)?
+
+    /// The libmosquitto client; created in `init`, destroyed in `deinit`.
+    private let handle: OpaquePointer
+
+    private enum Phase { case idle, connecting, connected, waiting, paused, stopped }
+    private var phase = Phase.idle
+    /// The socket registered with the loop; -1 when there is none.
+    private var socket: Int32 = -1
+    private var readingPaused = false
+    private var writesHeld = false
+    private var subscriptions: [(filter: String, qos: Int)] = []
+    private var pendingSubscribes: [Int32: String] = [:]
+    private var unacknowledged = 0
+    private var backoff: ReconnectBackoff
+    private var retryTimer: LoopTimer?
+    private var refusal: String?
+    private var lastLoggedError: String?
+
+    /// Creates a configured, unstarted client. Throws for invalid options (bad
+    /// will topic, unreadable TLS files, a persistent session without a client
+    /// id); never for an unreachable broker.
+    public init(loop: EventLoop, endpoint: MQTTEndpoint, options: MQTTOptions) throws(MQTTError) {
+        try MQTTOptions.validate(options, endpoint: endpoint)
+        let id: String? = options.clientID.isEmpty ? nil : options.clientID
+        guard let mosq = mosquitto_new(id, options.cleanSession, nil) else {
+            throw MQTTError(errno == ENOMEM ? .outOfMemory : .invalidArgument,
+                            String(cString: strerror(errno)), context: "mosquitto_new")
+        }
+        do {
+            try MQTTConnection.configure(mosq, endpoint: endpoint, options: options)
+        } catch {
+            mosquitto_destroy(mosq)
+            throw error
+        }
+        self.handle = mosq
+        self.loop = loop
+        self.endpoint = endpoint
+        self.options = options
+        self.backoff = ReconnectBackoff(minimum: options.reconnectMinSeconds, maximum: options.reconnectMaxSeconds)
+        // Unretained: callbacks only run inside libmosquitto calls this object
+        // makes, so `self` is alive whenever the pointer is used.
+        mosquitto_user_data_set(mosq, Unmanaged.passUnretained(self).toOpaque())
+        Self.installCallbacks(mosq)
+    }
+
+    deinit {
+        mosquitto_destroy(handle)
+    }
+
+    // MARK: State
+
+    public var isConnected: Bool { phase == .connected }
+
+    /// Connected, and every subscription sent on this connection has its SUBACK.
+    public var isSubscribed: Bool { phase == .connected && pendingSubscribes.isEmpty }
+
+    /// QoS 1/2 messages handed to `publish` and not yet acknowledged.
+    public var unacknowledgedCount: Int { unacknowledged }
+
+    public var isReadingPaused: Bool { readingPaused }
+
+    // MARK: Operations
+
+    /// Connects in the background; problems are reported through
+    /// `onConnectionChange` and retried, never thrown. Once only.
+    public func start() {
+        guard phase == .idle else { return }
+        loop.attach(self)
+        phase = .connecting
+        attemptConnect()
+    }
+
+    /// Sends DISCONNECT (so the broker drops the will), closes the socket and
+    /// stops reconnecting. Messages libmosquitto still holds are dropped.
+    public func stop() {
+        guard phase != .stopped else { return }
+        let wasStarted = phase != .idle
+        let wasConnected = phase == .connected
+        phase = .stopped
+        retryTimer?.cancel()
+        retryTimer = nil
+        if socket >= 0 && !writesHeld {
+            _ = mosquitto_disconnect(handle)
+            // Writes the DISCONNECT; libmosquitto then closes the socket and
+            // calls the disconnect handler (which sees `.stopped`).
+            _ = mosquitto_loop_write(handle, 1)
+        }
+        if socket >= 0 { dropSocket() }
+        unacknowledged = 0
+        if wasStarted { loop.detach(self) }
+        if wasConnected { onConnectionChange?(false, "stopped") }
+    }
+
+    /// Remembers a subscription and sends it now if connected; it is sent
+    /// again after every reconnect. Subscribing again replaces the QoS.
+    public func subscribe(_ filter: String, qos: Int) throws(MQTTError) {
+        guard MQTTTopic.isValidFilter(filter) else {
+            throw MQTTError(.invalidArgument, "invalid topic filter", context: "subscribe to '\(filter)'")
+        }
+        guard (0...2).contains(qos) else {
+            throw MQTTError(.invalidArgument, "QoS must be 0, 1 or 2", context: "subscribe to '\(filter)'")
+        }
+        if let i = subscriptions.firstIndex(where: { $0.filter == filter }) {
+            subscriptions[i].qos = qos
+        } else {
+            subscriptions.append((filter, qos))
+        }
+        if phase == .connected { send(subscriptions: [(filter, qos)]) }
+    }
+
+    /// Publishes a message; returns its id. See the type's documentation for
+    /// what happens while disconnected.
+    @discardableResult
+    public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) throws(MQTTError) -> Int32 {
+        guard phase != .stopped else {
+            throw MQTTError(.noConnection, "the connection was stopped", context: "publish to '\(topic)'")
+        }
+        guard payload.count <= 268_435_455 else {
+            throw MQTTError(.payloadTooLarge, "payload larger than MQTT allows", context: "publish to '\(topic)'")
+        }
+        var mid: Int32 = 0
+        let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
+        // NO_CONN with QoS 1/2: queued, sent after the next CONNACK (see above).
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) || (qos > 0 && rc == Int32(MOSQ_ERR_NO_CONN.rawValue)) {
+            if qos > 0 { unacknowledged += 1 }
+            if socket >= 0 { loop.markDirty(self) }
+            return mid
+        }
+        try MQTTError.check(rc, "publish to '\(topic)'")
+        return mid
+    }
+
+    @discardableResult
+    public func publish(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws(MQTTError) -> Int32 {
+        let result = payload.withUnsafeBytes { bytes in
+            Result { () throws(MQTTError) -> Int32 in try publish(topic: topic, payload: bytes, qos: qos, retain: retain) }
+        }
+        return try result.get()
+    }
+
+    /// Back-pressure: stop reading from the broker (it keeps the rest). A
+    /// connection lost meanwhile (libmosquitto gives up after a keepalive
+    /// without reading the PINGRESP) is not retried until `resumeReading`.
+    public func pauseReading() {
+        guard !readingPaused else { return }
+        readingPaused = true
+        updateInterest()
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        if phase == .paused {
+            phase = .connecting
+            attemptConnect()
+        } else {
+            updateInterest()
+        }
+    }
+
+    /// Nothing is written to this broker until `releaseWrites`: not even the
+    /// PUBACK of a message already read (the proxy holds them while its
+    /// journal cannot be written). Keepalive stops too, so a long hold ends
+    /// the connection; the broker then sends the unacknowledged messages again.
+    public func holdWrites() {
+        writesHeld = true
+    }
+
+    public func releaseWrites() {
+        guard writesHeld else { return }
+        writesHeld = false
+        if socket >= 0 { loop.markDirty(self) }
+    }
+
+    // MARK: Loop
+
+    /// The socket is ready (`EPOLLIN`/`EPOLLOUT`/errors).
+    private func handleEvents(_ events: UInt32) {
+        let failed = events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+        if phase == .connecting {
+            // TCP connect, TLS handshake and CONNACK: mosquitto_loop_read does
+            // the handshake steps, loop_write sends CONNECT.
+            read(limit: 1)
+            if socket >= 0 { loop.markDirty(self) }
+            return
+        }
+        if events & EPOLLIN.rawValue != 0 || failed { read(limit: readingPaused && !failed ? 0 : loop.readBatch) }
+        if socket >= 0 && events & EPOLLOUT.rawValue != 0 { loop.markDirty(self) }
+    }
+
+    /// Reads up to `limit` packets, stopping when the socket has no more.
+    private func read(limit: Int) {
+        var count = 0
+        repeat {
+            errno = 0
+            let rc = mosquitto_loop_read(handle, 1)
+            count += 1
+            // A failed read already closed the socket and called the disconnect
+            // handler (mosquitto__loop_rc_handle).
+            guard rc == 0, socket >= 0 else { return }
+            if errno == EAGAIN || readingPaused { break }
+        } while count < limit
+        loop.markDirty(self)  // PUBACKs, PINGRESP answers, resends
+    }
+
+    /// Step 5 of an iteration: write what is queued, then watch for
+    /// writability only while something is left.
+    func writePending() {
+        guard socket >= 0, !writesHeld else { return }
+        let rc = mosquitto_loop_write(handle, 1)
+        guard rc == 0, socket >= 0 else { return }
+        updateInterest()
+    }
+
+    /// Once a second from the loop: keepalive (PINGREQ; a silent broker is given up).
+    func housekeeping() {
+        guard socket >= 0 else { return }
+        _ = mosquitto_loop_misc(handle)
+        if socket >= 0 && mosquitto_want_write(handle) { loop.markDirty(self) }
+    }
+
+    private func updateInterest() {
+        guard socket >= 0 else { return }
+        var events: UInt32 = readingPaused && phase == .connected ? 0 : EPOLLIN.rawValue
+        if mosquitto_want_write(handle) { events |= EPOLLOUT.rawValue }
+        loop.modify(socket, events: events)
+    }
+
+    private func attemptConnect() {
+        guard phase == .connecting else { return }
+        refusal = nil
+        lastLoggedError = nil
+        Self.setErrorLogging(handle, true)  // names TLS failures; off once connected (cost)
+        let rc = mosquitto_connect_async(handle, endpoint.host, Int32(endpoint.port), Int32(options.keepAliveSeconds))
+        let fd = mosquitto_socket(handle)
+        if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) && fd >= 0 {
+            socket = fd
+            let registered = loop.register(fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue) { [unowned self] events in
+                handleEvents(events)
+            }
+            if registered { return }
+            dropSocket()
+            connectionEnded(reason: "cannot watch the socket: \(String(cString: strerror(errno)))")
+            return
+        }
+        connectionEnded(reason: failureReason(rc))
+    }
+
+    private func dropSocket() {
+        let fd = socket
+        socket = -1
+        loop.unregister(fd)
+        // libmosquitto owns the descriptor; shutting it down makes its next
+        // call fail and close it, whatever state the connection was in.
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    private func connectionEnded(reason: String) {
+        pendingSubscribes.removeAll()
+        if phase == .stopped { return }  // stop() reports
+        if readingPaused {
+            phase = .paused
+        } else {
+            phase = .waiting
+            let delay = backoff.nextDelay()
+            retryTimer = loop.schedule(after: delay) { [weak self] in
+                guard let self, self.phase == .waiting else { return }
+                self.phase = .connecting
+                self.attemptConnect()
+            }
+        }
+        onConnectionChange?(false, reason)
+    }
+
+    private func failureReason(_ rc: Int32) -> String {
+        if let refusal { return refusal }
+        var reason = MQTTError.from(status: rc, context: "connection to \(endpoint)")?.description
+            ?? "connection to \(endpoint) ended"
+        if let lastLoggedError { reason += " (\(lastLoggedError))" }
+        return reason
+    }
+
+    private func send(subscriptions list: [(filter: String, qos: Int)]) {
+        for (filter, qos) in list {
+            var mid: Int32 = 0
+            // NO_CONN: the connection just ended; the next CONNACK resends it.
+            if mosquitto_subscribe(handle, &mid, filter, Int32(qos)) == Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                pendingSubscribes[mid] = filter
+            }
+        }
+        loop.markDirty(self)
+    }
+
+    // MARK: Callbacks (inside this client's libmosquitto calls, loop thread)
+
+    func handleConnect(_ rc: Int32) {
+        guard rc == 0 else {
+            let text = options.protocolVersion == .v5
+                ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_connack_string(rc))
+            // The disconnect handler follows and reports this.
+            refusal = "connection refused: \(text)"
+            return
+        }
+        guard phase == .connecting else { return }
+        phase = .connected
+        backoff.reset()
+        Self.setErrorLogging(handle, false)
+        updateInterest()
+        if !subscriptions.isEmpty { send(subscriptions: subscriptions) }
+        onConnectionChange?(true, "connected")
+    }
+
+    func handleDisconnect(_ rc: Int32) {
+        if socket >= 0 {
+            // libmosquitto closed it already; closing removed it from epoll.
+            loop.unregister(socket)
+            socket = -1
+        }
+        let reason: String
+        if let refusal {
+            reason = refusal
+        } else if rc == 0 {
+            reason = "disconnected"
+        } else if options.protocolVersion == .v5 && rc >= 0x80 {
+            reason = "disconnected by the broker: \(String(cString: mosquitto_reason_string(rc)))"
+        } else {
+            reason = failureReason(rc)
+        }
+        connectionEnded(reason: reason)
+    }
+
+    func handleMessage(_ message: MQTTBorrowedMessage) {
+        onMessage?(message)
+    }
+
+    func handlePublished(mid: Int32, reasonCode: Int32) {
+        if unacknowledged > 0 { unacknowledged -= 1 }
+        if reasonCode >= 0x80 {
+            onPublishRejected?(mid, String(cString: mosquitto_reason_string(reasonCode)))
+        }
+        onPublished?(mid)
+    }
+
+    func handleSubscribed(mid: Int32, grantedQoS: UnsafeBufferPointer<Int32>) {
+        guard let filter = pendingSubscribes.removeValue(forKey: mid) else { return }
+        if grantedQoS.contains(where: { $0 >= 0x80 }) { onSubscriptionRejected?(filter) }
+        if pendingSubscribes.isEmpty { onSubscriptionsSettled?() }
+    }
+
+    func handleLoggedError(_ text: String) {
+        lastLoggedError = text
+    }
+}
+
+/// A received message whose topic and payload libmosquitto still owns: valid
+/// only during `onMessage`. `copy()` keeps it.
+public struct MQTTBorrowedMessage {
+    public var topic: String
+    public var payload: UnsafeRawBufferPointer
+    public var qos: Int
+    public var retain: Bool
+
+    public func copy() -> MQTTMessage {
+        MQTTMessage(topic: topic, payload: Array(payload), qos: qos, retain: retain)
+    }
+}
+
+extension MQTTClient {
+    /// Registers the C trampolines; each receives the user pointer set in init.
+    fileprivate static func installCallbacks(_ mosq: OpaquePointer) {
+        mosquitto_connect_callback_set(mosq) { _, obj, rc in
+            guard let obj else { return }
+            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleConnect(rc)
+        }
+        mosquitto_disconnect_callback_set(mosq) { _, obj, rc in
+            guard let obj else { return }
+            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleDisconnect(rc)
+        }
+        mosquitto_message_callback_set(mosq) { _, obj, message in
+            guard let obj, let message else { return }
+            let m = message.pointee
+            let topic = m.topic.map { String(cString: $0) } ?? ""
+            let payload = UnsafeRawBufferPointer(start: m.payload, count: m.payload == nil ? 0 : Int(m.payloadlen))
+            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleMessage(
+                MQTTBorrowedMessage(topic: topic, payload: payload, qos: Int(m.qos), retain: m.retain))
+        }
+        mosquitto_publish_v5_callback_set(mosq) { _, obj, mid, reasonCode, _ in
+            guard let obj else { return }
+            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handlePublished(mid: mid, reasonCode: reasonCode)
+        }
+        mosquitto_subscribe_callback_set(mosq) { _, obj, mid, count, granted in
+            guard let obj else { return }
+            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleSubscribed(
+                mid: mid, grantedQoS: UnsafeBufferPointer(start: granted, count: granted == nil ? 0 : Int(count)))
+        }
+    }
+
+    /// The log callback makes libmosquitto format a line for every packet, so
+    /// it is installed only while connecting, where its errors name TLS
+    /// failures.
+    fileprivate static func setErrorLogging(_ mosq: OpaquePointer, _ on: Bool) {
+        if on {
+            mosquitto_log_callback_set(mosq) { _, obj, level, text in
+                guard let obj, let text, level & Int32(MOSQ_LOG_ERR) != 0 else { return }
+                Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleLoggedError(String(cString: text))
+            }
+        } else {
+            mosquitto_log_callback_set(mosq, nil)
+        }
+    }
+}

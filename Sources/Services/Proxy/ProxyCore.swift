@@ -1,0 +1,315 @@
+import JSON
+import Journal
+import MQTT
+import RuleEngine
+
+/// What the proxy core needs from the brokers. `ProxyService` implements it
+/// over two `MQTTClient`s; unit tests over a recorder, with no broker.
+protocol ProxyTransport: AnyObject {
+    var isCentralConnected: Bool { get }
+    /// Publishes at QoS 1 on the central broker; returns the message id. The
+    /// transport queues it while disconnected (see `MQTTClient`).
+    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32
+    /// Back-pressure: stop (false) or resume (true) reading the internal broker.
+    func setInternalReading(_ enabled: Bool)
+    /// While false, nothing may be written to the internal broker: no PUBACK
+    /// for a message whose results are not in the journal yet.
+    func setInternalWrites(_ enabled: Bool)
+}
+
+/// The kind byte of a journal record.
+enum JournalKind {
+    static let data: UInt8 = 0
+    static let discovery: UInt8 = 1
+    static let homeAssistant: UInt8 = 2
+    static let command: UInt8 = 3
+
+    static func of(_ kind: Outgoing.Kind) -> UInt8 {
+        switch kind {
+        case .data: data
+        case .discovery: discovery
+        case .homeAssistant: homeAssistant
+        case .command: command
+        }
+    }
+}
+
+/// The proxy's logic: messages from the internal broker go through the rule
+/// engine into the journal; the journal's records go to the central broker,
+/// a window at a time, and leave it with their PUBACK.
+///
+/// Pure of threads and sockets: the service calls it on its loop thread with
+/// events (a message, a PUBACK, a connection change, the end of a loop
+/// iteration, a tick) and it acts through `ProxyTransport` and the journal.
+///
+/// ## Nothing accepted is lost
+/// `received` only *appends* to the journal's memory buffer. `endOfIteration`
+/// writes that buffer to the segment file (write(2): in the page cache, so it
+/// survives the process being killed), and only after it returned does the
+/// loop write the PUBACKs of those messages (`EventLoop`, step 5). A SIGKILL
+/// before the write leaves the messages unacknowledged at the internal broker,
+/// which sends them again to our persistent session; after it, they are on
+/// disk and are sent at the next start. If the write fails (disk full), the
+/// internal broker's writes are held and reading stops until it succeeds.
+///
+/// ## Back-pressure
+/// When the journal holds `maxBytes`, the core stops reading the internal
+/// broker, which keeps queueing in our persistent session; it reads again
+/// once the central broker's acknowledgements brought it under 90 %. The
+/// proxy itself never drops a reading for want of room.
+final class ProxyCore {
+    struct Settings {
+        var maxPayloadBytes = 65_536
+        /// Journal records handed to the central connection and not yet acknowledged.
+        var window = 256
+        /// After a reconnect, libmosquitto sends its unacknowledged messages
+        /// again; new ones wait until those are acknowledged, or this long.
+        var resendGraceSeconds = 10.0
+    }
+
+    let log: Log
+    let origin: Origin
+    let journal: Journal
+    weak var transport: (any ProxyTransport)?
+    var settings: Settings
+    private(set) var engine: Engine
+    private(set) var statistics = ProxyStatistics()
+
+    /// Central message id → journal sequence and kind, for records handed over.
+    private var inFlight: [Int32: (sequence: UInt64, kind: UInt8)] = [:]
+    /// Message ids of status messages (not journal records), until acknowledged.
+    private var statusInFlight: Set<Int32> = []
+    /// Records the broker refused (MQTT 5), until their acknowledgement.
+    private var rejectedInFlight: Set<Int32> = []
+    private var holdUntil: MonotonicInstant?
+    private var centralConnected = false
+    private var journalBroken = false
+    private var backPressureSince: MonotonicInstant?
+    private var backPressureTotal = 0.0
+    private var output = ProcessOutput()
+    private let recovery: JournalRecovery
+
+    init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
+        self.engine = Engine(program: program, origin: origin)
+        self.journal = journal
+        self.settings = settings
+        self.origin = origin
+        self.log = log
+        self.recovery = journal.recovery
+    }
+
+    var program: Program { engine.program }
+
+    // MARK: Events
+
+    /// A message from the internal broker, borrowed for the call.
+    func received(topic: String, payload: UnsafeRawBufferPointer, now: Instant) {
+        statistics.received += 1
+        if payload.count > settings.maxPayloadBytes {
+            statistics.countDrop(ProxyStatistics.tooLarge)
+            log.limited(.warning, key: "drop.\(ProxyStatistics.tooLarge)", "input_dropped", [
+                "reason": ProxyStatistics.tooLarge, "topic": topic,
+                "detail": "\(payload.count) bytes, the limit is \(settings.maxPayloadBytes)",
+            ])
+            return
+        }
+        output.removeAll()
+        engine.process(topic: topic, payload: payload, now: now, into: &output)
+        take(output, now: now)
+    }
+
+    /// Home Assistant came online, or the central broker came back: every
+    /// meter's discovery and entity configs again (through the journal).
+    func announceAll(now: Instant) {
+        output.removeAll()
+        for id in engine.seenDevices { output.messages += engine.announcements(for: id) }
+        take(output, now: now)
+    }
+
+    /// Split sets that never completed expire.
+    func tick(now: Instant) {
+        output.removeAll()
+        engine.expire(now: now, into: &output)
+        take(output, now: now)
+    }
+
+    /// SIGHUP compiled a new program: it runs from the next message on.
+    func reload(_ program: Program, now: Instant) {
+        let previous = engine.seenDevices
+        engine = Engine(program: program, origin: origin)
+        log.info("rules_reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
+        // The others are announced afresh (groups cleared or added) with their
+        // next reading; a meter the new config excludes sends none through,
+        // so clear its entities now.
+        output.removeAll()
+        if program.siteConfig.homeAssistant.enabled {
+            for id in previous where program.isExcluded(id) {
+                output.messages += program.homeAssistantConfigs(for: id, origin: origin)
+            }
+        }
+        take(output, now: now)
+    }
+
+    func internalConnectionChanged(_ connected: Bool) {
+        statistics.internalConnected = connected
+    }
+
+    func centralConnectionChanged(_ connected: Bool, at now: MonotonicInstant) {
+        statistics.centralConnected = connected
+        if connected && !centralConnected && !inFlight.isEmpty {
+            holdUntil = now.adding(seconds: settings.resendGraceSeconds)
+        }
+        centralConnected = connected
+    }
+
+    /// The central broker acknowledged `mid`.
+    func acknowledged(_ mid: Int32) {
+        if statusInFlight.remove(mid) != nil { return }
+        guard let record = inFlight.removeValue(forKey: mid) else { return }
+        journal.acknowledge(record.sequence)
+        if rejectedInFlight.remove(mid) == nil { statistics.countAcknowledged(kind: record.kind) }
+        if inFlight.isEmpty { holdUntil = nil }
+    }
+
+    /// MQTT 5: the central broker refused `mid` (e.g. not authorised). The
+    /// record leaves the journal with the `acknowledged` that follows (sending
+    /// it again would be refused again), counted under a named reason.
+    func rejected(_ mid: Int32, reason: String) {
+        guard let record = inFlight[mid] else { return }
+        rejectedInFlight.insert(mid)
+        statistics.countDrop(ProxyStatistics.publishRejected)
+        log.limited(.error, key: "publish.rejected", "publish_rejected", ["reason": reason, "sequence": String(record.sequence)])
+    }
+
+    /// The end of a loop iteration, before any socket is written: the journal
+    /// buffer goes to disk, back-pressure is decided, records go out.
+    func endOfIteration(at now: MonotonicInstant) {
+        writeJournal()
+        decideBackPressure(at: now)
+        pump(at: now)
+        do {
+            try journal.persistAcknowledgements()
+        } catch {
+            log.limited(.error, key: "journal.ack", "journal_ack_write_failed", ["error": "\(error)"])
+        }
+    }
+
+    /// A status message the service published: its PUBACK is not a record's.
+    func statusPublished(_ mid: Int32) { statusInFlight.insert(mid) }
+    func isStatusAcknowledged(_ mid: Int32) -> Bool { !statusInFlight.contains(mid) }
+
+    /// Nothing waits in the journal or for a PUBACK.
+    var isDrained: Bool { journal.unacknowledgedCount == 0 && !journal.hasUnflushed }
+
+    func journalStatus(at now: MonotonicInstant, wallClock: Instant) -> JournalStatus {
+        var pressure = backPressureTotal
+        if let since = backPressureSince { pressure += now.seconds(since: since) }
+        return JournalStatus(
+            bytes: journal.bytes, messages: journal.unacknowledgedCount,
+            oldestUnacknowledgedSeconds: journal.oldestUnacknowledgedMilliseconds.map {
+                max(0, Double(wallClock.epochMillis - $0) / 1000)
+            },
+            backPressureSeconds: pressure, backPressureActive: backPressureSince != nil,
+            replayedAtStart: recovery.records, cutAtStart: recovery.droppedBytes)
+    }
+
+    // MARK: Internals
+
+    private func take(_ out: ProcessOutput, now: Instant) {
+        for message in out.messages {
+            message.payload.withUnsafeBytes { payload in
+                var topic = message.topic
+                topic.withUTF8 { topicBytes in
+                    _ = journal.append(topic: UnsafeRawBufferPointer(topicBytes), payload: payload, retain: message.retain,
+                                       kind: JournalKind.of(message.kind), now: now.epochMillis)
+                }
+            }
+            if message.kind == .data, let id = message.device { statistics.lastSeen[id] = now }
+        }
+        for drop in out.drops { record(drop) }
+    }
+
+    private func record(_ drop: Drop) {
+        statistics.countDrop(drop.reason.rawValue)
+        // Junk the rules expect (half of a real capture) is not news.
+        let level: LogLevel = switch drop.reason {
+        case .allZero, .duplicate, .excluded: .debug
+        default: .warning
+        }
+        log.limited(level, key: "drop.\(drop.reason.rawValue)", "input_dropped", [
+            "reason": drop.reason.rawValue, "topic": drop.topic, "detail": drop.detail,
+        ])
+    }
+
+    /// Also runs when nothing is buffered: `flush` does the interval fsync.
+    private func writeJournal() {
+        do {
+            try journal.flush()
+            if journalBroken {
+                journalBroken = false
+                log.info("journal_writable_again")
+                transport?.setInternalWrites(true)
+            }
+        } catch {
+            // The PUBACKs of what is in the buffer must not leave: hold the
+            // internal broker's writes (and reading, below) until a write works.
+            if !journalBroken {
+                journalBroken = true
+                log.error("journal_write_failed", ["error": "\(error)", "action": "holding acknowledgements and input until it works"])
+            }
+            transport?.setInternalWrites(false)
+        }
+    }
+
+    private func decideBackPressure(at now: MonotonicInstant) {
+        let full = journalBroken || journal.isFull
+        if full, backPressureSince == nil {
+            backPressureSince = now
+            transport?.setInternalReading(false)
+            log.warning("back_pressure_on", [
+                "journal_bytes": String(journal.bytes), "journal_max_bytes": String(journal.maxBytes),
+                "detail": "not reading the internal broker; it queues readings in this client's session",
+            ])
+        } else if !full, let since = backPressureSince, journal.bytes <= journal.maxBytes / 10 * 9 {
+            backPressureSince = nil
+            let seconds = now.seconds(since: since)
+            backPressureTotal += seconds
+            transport?.setInternalReading(true)
+            log.info("back_pressure_off", ["journal_bytes": String(journal.bytes), "seconds": String(Int(seconds.rounded()))])
+        }
+    }
+
+    /// Hands journal records to the central connection while it is connected
+    /// and the window has room.
+    private func pump(at now: MonotonicInstant) {
+        guard centralConnected, let transport else { return }
+        if let until = holdUntil {
+            guard now >= until else { return }
+            holdUntil = nil
+        }
+        while inFlight.count < settings.window {
+            let next: JournalRecord?
+            do {
+                next = try journal.next()
+            } catch {
+                log.limited(.error, key: "journal.read", "journal_read_failed", ["error": "\(error)"])
+                return
+            }
+            guard let record = next else { return }
+            let topic = String(decoding: record.topic, as: UTF8.self)
+            do {
+                let mid = try record.payload.withUnsafeBytes { payload in
+                    Result { () throws(MQTTError) -> Int32 in
+                        try transport.publishCentral(topic: topic, payload: payload, retain: record.retain)
+                    }
+                }.get()
+                inFlight[mid] = (record.sequence, record.kind)
+            } catch {
+                // Never sendable (a payload over the broker's limit): named, counted, removed.
+                journal.acknowledge(record.sequence)
+                statistics.countDrop(ProxyStatistics.publishFailed)
+                log.limited(.error, key: "publish.failed", "publish_failed", ["topic": topic, "error": "\(error)"])
+            }
+        }
+    }
+}

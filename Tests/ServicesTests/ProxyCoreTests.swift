@@ -1,0 +1,251 @@
+import Foundation
+import Journal
+import MQTT
+import RuleEngine
+import Testing
+@testable import Services
+
+// Unit tests of the proxy's core: the rule engine, a real journal in a
+// temporary directory, and a recording transport instead of brokers.
+
+/// Records what the core asks of the brokers; the test plays the central
+/// broker's part (connection changes, PUBACKs).
+final class RecordingTransport: ProxyTransport {
+    struct Published: Equatable { var mid: Int32; var topic: String; var payload: String; var retain: Bool }
+    var isCentralConnected = false
+    var published: [Published] = []
+    var reading = true
+    var writes = true
+    private var nextMid: Int32 = 0
+
+    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
+        if payload.count > 10_000 { throw MQTTError(.payloadTooLarge, "too large for the test broker") }
+        nextMid += 1
+        published.append(Published(mid: nextMid, topic: topic, payload: String(decoding: payload, as: UTF8.self), retain: retain))
+        return nextMid
+    }
+
+    func setInternalReading(_ enabled: Bool) { reading = enabled }
+    func setInternalWrites(_ enabled: Bool) { writes = enabled }
+
+    var data: [Published] { published.filter { $0.topic.hasSuffix("/seconds") } }
+}
+
+/// A core over a journal in `directory`, with `transport`; HA off so that
+/// only data and the discovery message come out.
+final class CoreFixture {
+    let directory: String
+    let transport = RecordingTransport()
+    var core: ProxyCore
+    let program: Program
+    var clock = MonotonicInstant.now()
+
+    init(directory: String? = nil, maxBytes: Int = 1 << 30, homeAssistant: Bool = false) throws {
+        if let directory {
+            self.directory = directory
+        } else {
+            self.directory = try senderTemporaryDirectory("core").path
+        }
+        let config = URL(fileURLWithPath: self.directory).appendingPathComponent("site.yaml")
+        try """
+            root_topic: kpm33b
+            homeassistant: { enabled: \(homeAssistant) }
+            proxy: { max_payload_bytes: 4096 }
+
+            """.write(to: config, atomically: true, encoding: .utf8)
+        program = try Compiler.build(rules: senderPackPath, config: config.path)
+        core = try Self.makeCore(program: program, directory: self.directory, maxBytes: maxBytes)
+        core.transport = transport
+    }
+
+    static func makeCore(program: Program, directory: String, maxBytes: Int) throws -> ProxyCore {
+        let settings = JournalSettings(maxBytes: maxBytes, fsync: .never)
+        let journal = try Journal(directory: directory + "/journal", maxBytes: maxBytes,
+                                  segmentBytes: settings.segmentBytes, fsync: .never)
+        return ProxyCore(program: program, journal: journal, settings: .init(maxPayloadBytes: 4096),
+                         origin: Origin(name: "test", version: "0"), log: Log(level: .error, fd: -1))
+    }
+
+    /// A process restart: a new core on the same journal directory.
+    func restart(maxBytes: Int = 1 << 30) throws {
+        core.journal.close()
+        core = try Self.makeCore(program: program, directory: directory, maxBytes: maxBytes)
+        core.transport = transport
+        transport.isCentralConnected = false
+        transport.published.removeAll()
+    }
+
+    func receive(second: Int, id: String = "33B1225950027") throws {
+        let payload = Array(try ProxyHarness.rtData(second: second, id: id).utf8)
+        payload.withUnsafeBytes { core.received(topic: "MQTT_RT_DATA", payload: $0, now: Instant(epochMillis: 1_768_235_940_000)) }
+    }
+
+    func endIteration(after seconds: Double = 0) {
+        clock = clock.adding(seconds: seconds)
+        core.endOfIteration(at: clock)
+    }
+
+    func connectCentral(_ up: Bool = true) {
+        transport.isCentralConnected = up
+        core.centralConnectionChanged(up, at: clock)
+    }
+
+    /// PUBACKs for every message published so far and not yet acknowledged.
+    func acknowledgeAll() {
+        for p in transport.published where !acknowledged.contains(p.mid) {
+            acknowledged.insert(p.mid)
+            core.acknowledged(p.mid)
+        }
+    }
+    private var acknowledged: Set<Int32> = []
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+@Suite struct ProxyCoreTests {
+    @Test func aReadingGoesThroughTheJournalAndLeavesWithItsAcknowledgement() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        try f.receive(second: 0)
+        #expect(f.transport.published.isEmpty, "nothing leaves before the journal write at the end of the iteration")
+        #expect(f.core.journal.hasUnflushed)
+        f.endIteration()
+        #expect(!f.core.journal.hasUnflushed)
+        #expect(f.transport.data.map(\.payload) == [ProxyHarness.cleanRTData(second: 0)])
+        #expect(f.transport.published.contains { $0.topic == "kpm33b/discovery/33B1225950027" && $0.retain })
+        #expect(f.core.journal.unacknowledgedCount == f.transport.published.count)
+        f.acknowledgeAll()
+        #expect(f.core.journal.unacknowledgedCount == 0)
+        #expect(f.core.statistics.forwarded == 1)
+        #expect(f.core.statistics.announced == 1)
+        #expect(f.core.isDrained)
+    }
+
+    @Test func nothingIsSentWhileTheCentralBrokerIsAwayAndEverythingAfterInOrder() throws {
+        let f = try CoreFixture()
+        for second in 0..<50 {
+            try f.receive(second: second)
+            f.endIteration()
+        }
+        #expect(f.transport.published.isEmpty)
+        #expect(f.core.journal.unacknowledgedCount == 51)  // 50 readings and the discovery message
+        f.connectCentral()
+        f.endIteration()
+        #expect(f.transport.data.map(\.payload) == (0..<50).map { ProxyHarness.cleanRTData(second: $0) })
+    }
+
+    @Test func atMostAWindowIsUnacknowledgedAndEachAcknowledgementLetsMoreGo() throws {
+        let f = try CoreFixture()
+        f.core.settings.window = 16
+        for second in 0..<40 { try f.receive(second: second) }
+        f.connectCentral()
+        f.endIteration()
+        #expect(f.transport.published.count == 16)
+        f.acknowledgeAll()
+        f.endIteration()
+        #expect(f.transport.published.count == 32)
+        f.acknowledgeAll()
+        f.endIteration()
+        f.acknowledgeAll()
+        #expect(f.transport.published.count == 41)
+        #expect(f.core.isDrained)
+    }
+
+    /// After a reconnect libmosquitto sends the unacknowledged messages again
+    /// itself: new ones wait for them, so that order survives.
+    @Test func newRecordsWaitForTheResentOnesAfterAReconnect() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        try f.receive(second: 0)
+        f.endIteration()
+        let before = f.transport.published.count
+        f.connectCentral(false)
+        f.connectCentral(true)
+        try f.receive(second: 1)
+        f.endIteration()
+        #expect(f.transport.published.count == before, "sent ahead of the resent messages")
+        f.acknowledgeAll()
+        f.endIteration()
+        #expect(f.transport.data.map(\.payload).last == ProxyHarness.cleanRTData(second: 1))
+
+        // Acknowledgements that never come: the hold ends after the grace period.
+        f.connectCentral(false)
+        f.connectCentral(true)
+        try f.receive(second: 2)
+        f.endIteration()
+        #expect(f.transport.data.map(\.payload).last == ProxyHarness.cleanRTData(second: 1))
+        f.endIteration(after: f.core.settings.resendGraceSeconds + 0.1)
+        #expect(f.transport.data.map(\.payload).last == ProxyHarness.cleanRTData(second: 2))
+    }
+
+    /// A restart sends what the journal holds, in order, before new data;
+    /// what was acknowledged is not sent again.
+    @Test func aRestartReplaysTheJournalInOrderBeforeNewData() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        for second in 0..<10 { try f.receive(second: second) }
+        f.endIteration()
+        f.acknowledgeAll()
+        f.endIteration()  // persists the acknowledgements
+        f.connectCentral(false)
+        for second in 10..<30 { try f.receive(second: second) }
+        f.endIteration()
+        try f.restart()
+        #expect(f.core.journal.recovery.records == 20)
+        try f.receive(second: 30, id: "33B1225950031")
+        f.connectCentral()
+        f.endIteration()
+        let sent = f.transport.data.map(\.payload)
+        #expect(sent == (10..<30).map { ProxyHarness.cleanRTData(second: $0) }
+                + [ProxyHarness.cleanRTData(second: 30, id: "33B1225950031")])
+    }
+
+    /// A full journal stops reading the internal broker instead of dropping;
+    /// acknowledgements make room and reading resumes.
+    @Test func aFullJournalAppliesBackPressureThenRecovers() throws {
+        let f = try CoreFixture(maxBytes: 256 << 10)
+        var second = 0
+        while f.transport.reading && second < 5000 {
+            try f.receive(second: second)
+            f.endIteration()
+            second += 1
+        }
+        #expect(!f.transport.reading, "reading never stopped")
+        #expect(f.core.journal.isFull)
+        #expect(f.core.statistics.dropped.isEmpty, "dropped: \(f.core.statistics.dropped)")
+        let status = f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
+        #expect(status.backPressureActive)
+
+        f.connectCentral()
+        while !f.transport.reading && f.core.journal.unacknowledgedCount > 0 {
+            f.endIteration(after: 0.5)
+            f.acknowledgeAll()
+        }
+        f.endIteration()
+        #expect(f.transport.reading, "reading did not resume")
+        #expect(f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)).backPressureSeconds > 0)
+        while f.core.journal.unacknowledgedCount > 0 {
+            f.endIteration()
+            f.acknowledgeAll()
+        }
+        #expect(f.transport.data.map(\.payload) == (0..<second).map { ProxyHarness.cleanRTData(second: $0) })
+    }
+
+    @Test func refusedAndOversizedMessagesAreCountedUnderNamedReasons() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        try f.receive(second: 0)
+        f.endIteration()
+        let data = try #require(f.transport.data.first)
+        f.core.rejected(data.mid, reason: "Not authorized")
+        f.acknowledgeAll()
+        #expect(f.core.statistics.dropped[ProxyStatistics.publishRejected] == 1)
+        #expect(f.core.statistics.forwarded == 0)
+        #expect(f.core.isDrained)
+
+        let big = [UInt8](repeating: 0x20, count: 5000)
+        big.withUnsafeBytes { f.core.received(topic: "MQTT_RT_DATA", payload: $0, now: Instant(epochMillis: 0)) }
+        #expect(f.core.statistics.dropped[ProxyStatistics.tooLarge] == 1)
+        #expect(f.core.statistics.received == 2)
+    }
+}
