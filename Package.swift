@@ -35,13 +35,17 @@ let package = Package(
         // The engine: pure, no sockets, clocks, threads or randomness.
         .target(name: "RuleEngine", dependencies: ["YAML"]),
 
-        // Service wiring: threads, signals, site config, state.
+        // The services' settings in the site config (brokers, TLS, passwords,
+        // journal, timers), read from the engine's parse of the same file.
+        .target(name: "SiteSettings", dependencies: ["RuleEngine", "YAML"]),
+
+        // Service wiring: threads, signals, state.
         .target(name: "Services", dependencies: [
-            "RuleEngine", "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RuleEngine", "SiteSettings", "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Command-line entry points.
         .executableTarget(name: "rulecheck", dependencies: [
-            "RuleEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RuleEngine", "SiteSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "kpm33b-proxy", dependencies: [
             "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "config-sender", dependencies: [
@@ -56,7 +60,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
+        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
-        .testTarget(name: "ServicesTests", dependencies: ["Services", "RuleEngine", "TestSupport", "JSON", "MQTT"]),
+        .testTarget(name: "ServicesTests", dependencies: ["Services", "SiteSettings", "RuleEngine", "TestSupport", "JSON", "MQTT"]),
     ]
 )

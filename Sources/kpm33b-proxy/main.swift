@@ -19,10 +19,10 @@ struct ProxyCommand: ParsableCommand {
     @OptionGroup var service: ServiceArguments
 
     func run() throws {
-        let (program, options, log) = try service.start()
+        let (site, options, log) = try service.start()
         let proxy: ProxyService
         do throws(ServiceError) {
-            proxy = try ProxyService(program: program, options: options, log: log)
+            proxy = try ProxyService(site: site, options: options, log: log)
         } catch {
             log.error("cannot start", ["error": error.message])
             throw ExitCode(1)

@@ -59,10 +59,6 @@ final class Outbox: @unchecked Sendable {
     var pending: Int { locked { queue.count + inFlight.count } }
     var queued: Int { locked { queue.count } }
 
-    func setLimit(_ newLimit: Int) {
-        locked { limit = max(1, newLimit) }
-    }
-
     /// On the pipeline thread; never waits for the broker. Returns the
     /// messages dropped to make room (oldest first).
     func append(_ messages: [Outgoing]) -> [Outgoing] {

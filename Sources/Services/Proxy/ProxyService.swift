@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import MQTT
 import RuleEngine
+import SiteSettings
 
 /// `kpm33b-proxy`: meters' broker → compiled program → central broker.
 ///
@@ -19,6 +20,9 @@ public final class ProxyService: @unchecked Sendable {
     static let drainSeconds = 3.0
     /// How long the offline status may take to be acknowledged at shutdown.
     static let offlineAckSeconds = 1.0
+    /// The outbox bound (the old `outbox_limit` default): `outbox_limit` is
+    /// deprecated and ignored, the disk journal bounded by `journal_max_bytes` replaces the outbox.
+    static let outboxLimit = 100_000
 
     let options: ServiceOptions
     let log: Log
@@ -57,22 +61,24 @@ public final class ProxyService: @unchecked Sendable {
     /// The first program, handed to the pipeline thread when it starts.
     private let initialProgram: Program
 
-    public init(program: Program, options: ServiceOptions, log: Log) throws(ServiceError) {
+    public init(site loaded: Site, options: ServiceOptions, log: Log) throws(ServiceError) {
+        let program = loaded.program
+        let settings = loaded.settings
         self.options = options
         self.log = log
         self.initialProgram = program
         self.origin = Origin(name: "kpm33b-proxy", version: ServiceVersion.current)
         let site = program.siteConfig
         statusTopic = program.statusTopic
-        maxPayloadBytes = site.proxy.maxPayloadBytes
-        statusIntervalSeconds = site.proxy.statusIntervalSeconds
+        maxPayloadBytes = settings.proxy.maxPayloadBytes
+        statusIntervalSeconds = settings.proxy.statusIntervalSeconds
         subscriptions = Set(program.subscriptions)
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
 
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
-        let internalSettings = try BrokerSettings(site: site, broker: "internal", client: "proxy", override: options.internalURL,
+        let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
                                                   defaultClientID: "kpm33b-proxy", cleanSession: false)
-        let centralSettings = try BrokerSettings(site: site, broker: "central", client: "proxy", override: options.centralURL,
+        let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,
                                                  defaultClientID: "kpm33b-proxy", cleanSession: false, will: will)
         let central: MQTTConnection
         do {
@@ -82,7 +88,7 @@ public final class ProxyService: @unchecked Sendable {
             throw ServiceError(error.description)
         }
         centralConnection = central
-        outbox = Outbox(limit: site.proxy.outboxLimit) { [statistics, log] message in
+        outbox = Outbox(limit: Self.outboxLimit) { [statistics, log] message in
             do {
                 return try central.publish(topic: message.topic, payload: message.payload, qos: 1, retain: message.retain)
             } catch {
@@ -351,27 +357,27 @@ public final class ProxyService: @unchecked Sendable {
     /// the status topic need a restart.
     private func reload() {
         log.info("reloading", ["rules": options.rules, "config": options.config ?? "(defaults)"])
-        let program: Program
+        let loaded: Site
         do throws(DiagnosticReport) {
-            program = try Compiler.build(rules: options.rules, config: options.config)
+            loaded = try Site.load(rules: options.rules, config: options.config)
         } catch {
             for d in error.diagnostics where d.severity == .error {
                 log.error("reload failed: keeping the running rules", ["diagnostic": d.headline, "hint": d.hint ?? ""])
             }
             return
         }
-        let site = program.siteConfig
+        let program = loaded.program
+        let proxy = loaded.settings.proxy
         if program.statusTopic != statusTopic {
             log.warning("the status topic changed: it takes effect after a restart", ["status_topic": program.statusTopic])
         }
         let added: [String] = settingsLock.withLock {
-            maxPayloadBytes = site.proxy.maxPayloadBytes
-            statusIntervalSeconds = site.proxy.statusIntervalSeconds
+            maxPayloadBytes = proxy.maxPayloadBytes
+            statusIntervalSeconds = proxy.statusIntervalSeconds
             let new = program.subscriptions.filter { !subscriptions.contains($0) }
             subscriptions.formUnion(new)
             return new
         }
-        outbox.setLimit(site.proxy.outboxLimit)
         for filter in added {
             do {
                 try internalConnection.subscribe(filter, qos: 1)
