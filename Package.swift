@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
-        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine"]),
+        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
         .testTarget(name: "ServicesTests", dependencies: ["Services", "SiteSettings", "RuleEngine", "TestSupport", "JSON", "MQTT"]),
     ]
