@@ -15,12 +15,6 @@ public struct Site: Sendable {
     /// Problems that stop nothing (a deprecated key): log or print them.
     public var warnings: DiagnosticReport
 
-    public init(program: Program, settings: ServiceSettings, warnings: DiagnosticReport = DiagnosticReport()) {
-        self.program = program
-        self.settings = settings
-        self.warnings = warnings
-    }
-
     /// Loads, checks and compiles the pack at `rules` with the site config
     /// `config` (nil: the defaults). Throws every diagnostic when one is an error.
     public static func load(rules: String, config: String?) throws(DiagnosticReport) -> Site {

@@ -1,6 +1,6 @@
 import Foundation
 import RuleEngine
-@testable import SiteSettings
+import SiteSettings
 import Testing
 
 /// Site configs with the services' keys, loaded as a service loads them

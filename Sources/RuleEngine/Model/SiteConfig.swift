@@ -5,9 +5,9 @@ import YAML
 ///
 /// Loaded through the same YAML layer and diagnostics as a rule pack; the
 /// values a pack defines (groups, settings) are checked against the pack by
-/// `Compiler`. The services' settings in the same file (brokers, journal,
-/// timers) are read by another target from the same parse; this loader only
-/// accepts their keys (`Compiler.build(rules:config:shared:readShared:)`).
+/// `Compiler`. The services' settings in the same file are read by another
+/// target from the same parse; this loader only accepts the keys it is given
+/// for them (`Compiler.build(rules:config:shared:readShared:)`).
 public struct SiteConfig: Sendable {
     public var file: String
     public var rootTopic: String = "kpm33b"

@@ -20,8 +20,8 @@ public final class ProxyService: @unchecked Sendable {
     static let drainSeconds = 3.0
     /// How long the offline status may take to be acknowledged at shutdown.
     static let offlineAckSeconds = 1.0
-    /// The outbox bound (the old `outbox_limit` default): `outbox_limit` is
-    /// deprecated and ignored, the disk journal bounded by `journal_max_bytes` replaces the outbox.
+    /// The outbox bound, the old `outbox_limit` default. The key is deprecated
+    /// and ignored: a disk journal bounded by `journal_max_bytes` replaces the outbox.
     static let outboxLimit = 100_000
 
     let options: ServiceOptions
