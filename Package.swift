@@ -39,13 +39,18 @@ let package = Package(
         // The crash-safe outgoing-message journal: Glibc only, no Foundation.
         .target(name: "Journal"),
 
-        // Service wiring: threads, signals, site config, state.
+        // The services' settings in the site config (brokers, TLS, passwords,
+        // journal, timers), read from the engine's parse of the same file.
+        .target(name: "SiteSettings", dependencies: ["RuleEngine", "YAML"]),
+
+        // Service wiring: the event loop's cores, signals, state.
         .target(name: "Services", dependencies: [
-            "RuleEngine", "MQTT", "JSON", "Journal", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RuleEngine", "SiteSettings", "MQTT", "JSON", "Journal",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Command-line entry points.
         .executableTarget(name: "rulecheck", dependencies: [
-            "RuleEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RuleEngine", "SiteSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "kpm33b-proxy", dependencies: [
             "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "config-sender", dependencies: [
@@ -62,8 +67,10 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
+        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
-        .testTarget(name: "ServicesTests", dependencies: ["Services", "RuleEngine", "TestSupport", "JSON", "MQTT"]),
+        .testTarget(name: "ServicesTests", dependencies: [
+            "Services", "SiteSettings", "RuleEngine", "TestSupport", "JSON", "MQTT", "Journal"]),
     ]
 )

@@ -40,12 +40,12 @@ struct ConfigSenderCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (program, options, log) = try service.start()
+        let (site, options, log) = try service.start()
         let dayOffset = todayOffsetDays ?? ProcessInfo.processInfo.environment[Self.dayOffsetVariable].flatMap { Int($0) } ?? 0
         let sender: ConfigSenderService
         do throws(ServiceError) {
             sender = try ConfigSenderService(
-                program: program,
+                site: site,
                 configuration: .init(service: options, stateDirectory: stateDir, dayOffset: dayOffset,
                                      configPollSeconds: configPollSeconds),
                 log: log)

@@ -23,10 +23,10 @@ struct ProxyCommand: ParsableCommand {
     var stateDir: String = "/var/lib/kpm33b-proxy"
 
     func run() throws {
-        let (program, options, log) = try service.start()
+        let (site, options, log) = try service.start()
         let proxy: ProxyService
         do throws(ServiceError) {
-            proxy = try ProxyService(program: program, configuration: .init(service: options, stateDirectory: stateDir), log: log)
+            proxy = try ProxyService(site: site, configuration: .init(service: options, stateDirectory: stateDir), log: log)
         } catch {
             log.error("cannot start", ["error": error.message])
             throw ExitCode(1)

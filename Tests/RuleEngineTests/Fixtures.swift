@@ -9,7 +9,6 @@ enum Fixtures {
         return url.path
     }()
     static let pack = "\(repository)/rules/kpm33b"
-    static let config = "\(repository)/config/config.yaml"
 
     /// A fresh temporary directory, removed by the caller with `cleanup`.
     static func temporaryDirectory() -> String {

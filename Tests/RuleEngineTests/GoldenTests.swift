@@ -15,7 +15,7 @@ import Testing
     func goldenCase(_ name: String) throws {
         let c = try #require(Self.cases.first { $0.name == name })
         let expected = try #require(c.expected, "no \(c.outputPath): record it with rulecheck test --update")
-        let actual = try c.run(origin: Origin(name: "rulecheck", version: "test")).get()
+        let actual = try c.run(origin: Origin(name: "rulecheck", version: "test"), build: Compiler.build(rules:config:)).get()
         if actual != expected {
             let diff = UnifiedDiff.diff(expected.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
                                         actual.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
@@ -28,7 +28,7 @@ import Testing
     /// forwarded value is byte-identical to a value in the input.
     @Test func realCaptureIsCleanAndLossless() throws {
         let c = try #require(Self.cases.first { $0.name == "capture-eny-now" })
-        let output = try c.run(origin: Origin(name: "test", version: "0")).get()
+        let output = try c.run(origin: Origin(name: "test", version: "0"), build: Compiler.build(rules:config:)).get()
         let data = output.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.hasPrefix("+") }
         #expect(data.count == 2072 - 1036 - 412)
         #expect(output.split(separator: "\n").filter { $0.hasPrefix("# drop all_zero") }.count == 1036)

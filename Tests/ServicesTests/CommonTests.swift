@@ -3,6 +3,7 @@ import Glibc
 import MQTT
 import RuleEngine
 @testable import Services
+import SiteSettings
 import Testing
 
 @Suite struct LogTests {
@@ -39,47 +40,9 @@ import Testing
     }
 }
 
-@Suite struct PasswordTests {
-    let directory: URL
-
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("password-test-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try "from-credential\n".write(to: directory.appendingPathComponent("internal-password"), atomically: true, encoding: .utf8)
-        try "from-file\r\nsecond line\n".write(to: directory.appendingPathComponent("file"), atomically: true, encoding: .utf8)
-    }
-
-    func client(credential: String? = nil, file: String? = nil, env: String? = nil) -> ClientConfig {
-        var c = ClientConfig()
-        c.passwordCredential = credential
-        c.passwordFile = file
-        c.passwordEnv = env
-        return c
-    }
-
-    @Test func credentialThenFileThenEnvironment() throws {
-        let env = ["CREDENTIALS_DIRECTORY": directory.path, "PW": "from-env"]
-        let file = directory.appendingPathComponent("file").path
-        #expect(try client(credential: "internal-password", file: file, env: "PW").resolvePassword(environment: env) == "from-credential")
-        // A named credential that systemd did not provide falls through.
-        #expect(try client(credential: "missing", file: file, env: "PW").resolvePassword(environment: env) == "from-file")
-        #expect(try client(credential: "internal-password", env: "PW").resolvePassword(environment: ["PW": "from-env"]) == "from-env")
-        #expect(try client(env: "UNSET").resolvePassword(environment: env) == nil)
-        #expect(try client().resolvePassword(environment: env) == nil)
-    }
-
-    @Test func missingFileFallsThroughUnreadableFileIsAnError() throws {
-        #expect(try client(file: directory.appendingPathComponent("nope").path, env: "PW").resolvePassword(environment: ["PW": "e"]) == "e")
-        // A directory exists but cannot be read as a file.
-        #expect(throws: ServiceError.self) {
-            try client(file: directory.path).resolvePassword(environment: [:])
-        }
-    }
-}
-
 @Suite struct BrokerSettingsTests {
-    /// A site config read the way the services read it.
-    func site() throws -> SiteConfig {
+    /// The settings of a site config, read the way the services read them.
+    func settings() throws -> ServiceSettings {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("broker-settings-\(UUID().uuidString.prefix(8)).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
         try """
@@ -92,13 +55,14 @@ import Testing
                 clients:
                   proxy: { client_id: proxy-a, username: proxy, password_env: PW }
             """.write(to: file, atomically: true, encoding: .utf8)
-        let (site, report) = Compiler.loadSiteConfig(at: file.path)
+        let (config, settings, report) = Site.loadConfig(at: file.path)
         #expect(!report.hasErrors, "\(report)")
-        return try #require(site)
+        _ = try #require(config)
+        return settings
     }
 
     @Test func fromConfig() throws {
-        let s = try BrokerSettings(site: try site(), broker: "central", client: "proxy", override: nil,
+        let s = try BrokerSettings(settings: try settings(), broker: "central", client: "proxy", override: nil,
                                    defaultClientID: "x", cleanSession: false, environment: ["PW": "secret"])
         #expect(s.endpoint == MQTTEndpoint(host: "broker.lan", port: 8883, tls: true))
         #expect(s.options.clientID == "proxy-a")
@@ -110,21 +74,21 @@ import Testing
     }
 
     @Test func overrideReplacesHostPortAndTLS() throws {
-        let plain = try BrokerSettings(site: try site(), broker: "central", client: "proxy", override: "mqtt://127.0.0.1:1884",
+        let plain = try BrokerSettings(settings: try settings(), broker: "central", client: "proxy", override: "mqtt://127.0.0.1:1884",
                                        defaultClientID: "x", cleanSession: true, environment: [:])
         #expect(plain.endpoint == MQTTEndpoint(host: "127.0.0.1", port: 1884, tls: false))
         #expect(plain.options.tls == nil)
-        let secure = try BrokerSettings(site: try site(), broker: "central", client: "proxy", override: "mqtts://other",
+        let secure = try BrokerSettings(settings: try settings(), broker: "central", client: "proxy", override: "mqtts://other",
                                         defaultClientID: "x", cleanSession: true, environment: [:])
         #expect(secure.endpoint == MQTTEndpoint(host: "other", port: 8883, tls: true))
         #expect(secure.options.tls?.caFile == "ca.pem")
         // Defaults for a broker the config does not describe.
-        let internalBroker = try BrokerSettings(site: try site(), broker: "internal", client: "proxy", override: nil,
+        let internalBroker = try BrokerSettings(settings: try settings(), broker: "internal", client: "proxy", override: nil,
                                           defaultClientID: "kpm33b-proxy", cleanSession: false, environment: [:])
         #expect(internalBroker.options.clientID == "kpm33b-proxy")
         #expect(internalBroker.options.protocolVersion == .v5)
         #expect(throws: ServiceError.self) {
-            try BrokerSettings(site: try site(), broker: "central", client: "proxy", override: "mqtt://user:pw@h",
+            try BrokerSettings(settings: try settings(), broker: "central", client: "proxy", override: "mqtt://user:pw@h",
                                defaultClientID: "x", cleanSession: true, environment: [:])
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import RuleEngine
+import SiteSettings
 import Testing
 @testable import Services
 
@@ -61,13 +62,13 @@ func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: In
     return text
 }
 
-func buildSenderProgram(_ configText: String) throws -> Program {
+func buildSenderSite(_ configText: String) throws -> Site {
     let dir = try senderTemporaryDirectory("sender-config")
     defer { try? FileManager.default.removeItem(at: dir) }
     let file = dir.appendingPathComponent("config.yaml")
     try configText.write(to: file, atomically: true, encoding: .utf8)
     do {
-        return try Compiler.build(rules: senderPackPath, config: file.path)
+        return try Site.load(rules: senderPackPath, config: file.path)
     } catch {
         Issue.record("config did not compile: \(error.description)")
         throw error
@@ -92,8 +93,8 @@ extension Array where Element == ConfigPlanner.Action {
 
 /// A planner over the test config, connected, with deterministic oprids.
 func makePlanner(_ config: String = senderConfigText(), records: [String: MeterRecord] = [:]) throws -> ConfigPlanner {
-    let program = try buildSenderProgram(config)
-    var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig), records: records,
+    let site = try buildSenderSite(config)
+    var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site), records: records,
                                 ids: OperationIDGenerator(seed: 42))
     _ = planner.setInternalConnected(true, now: senderT0)
     return planner
@@ -184,8 +185,8 @@ extension ConfigPlanner {
     }
 
     @Test func dayOffsetShiftsTodayButNotTheClockSent() throws {
-        let program = try buildSenderProgram(senderConfigText())
-        var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig, dayOffset: 1),
+        let site = try buildSenderSite(senderConfigText())
+        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site, dayOffset: 1),
                                     ids: OperationIDGenerator(seed: 1))
         _ = planner.setInternalConnected(true, now: senderT0)
         #expect(planner.today(senderT0) == "2026-01-13")
@@ -199,9 +200,9 @@ extension ConfigPlanner {
             for m in planner.discovered(id, clockOffsetSeconds: nil, now: senderT0).sent { _ = planner.answer(m, now: senderT0) }
         }
         let oldDigestB = planner.records[senderMeterB]?.digest
-        let changed = try buildSenderProgram(senderConfigText(perMeter: [senderMeterA: 300]))
+        let changed = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 300]))
         let t1 = senderT0.adding(seconds: 30)
-        let actions = planner.replace(program: changed, options: ConfigPlanner.Options(site: changed.siteConfig), now: t1)
+        let actions = planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: t1)
         #expect(actions.sent.map(\.deviceID) == [senderMeterA])
         #expect(actions.sent.map(\.command) == ["set_upload_interval_seconds"])
         #expect(actions.sent.first?.value == "300")
@@ -212,14 +213,14 @@ extension ConfigPlanner {
         #expect(planner.records[senderMeterB]?.digest == oldDigestB)
 
         // The same program again: nothing changes, nothing is sent.
-        #expect(planner.replace(program: changed, options: ConfigPlanner.Options(site: changed.siteConfig), now: t1).sent.isEmpty)
+        #expect(planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: t1).sent.isEmpty)
     }
 
     @Test func changeWhileInFlightIsSentWhenTheOldCommandResolves() throws {
         var planner = try makePlanner()
         let first = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
-        let changed = try buildSenderProgram(senderConfigText(perMeter: [senderMeterA: 30]))
-        #expect(planner.replace(program: changed, options: ConfigPlanner.Options(site: changed.siteConfig), now: senderT0).sent.isEmpty)
+        let changed = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 30]))
+        #expect(planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: senderT0).sent.isEmpty)
         let resent = planner.answer(first[0], now: senderT0.adding(seconds: 0.1)).sent
         #expect(resent.map(\.command) == ["set_upload_interval_seconds"])
         #expect(resent.first?.value == "30")
@@ -373,8 +374,8 @@ extension ConfigPlanner {
     }
 
     @Test func nothingIsSentWhileTheInternalBrokerIsAway() throws {
-        let program = try buildSenderProgram(senderConfigText())
-        var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig),
+        let site = try buildSenderSite(senderConfigText())
+        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(seed: 3))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.isEmpty)
         #expect(planner.tick(now: senderT0.adding(seconds: 5)).sent.isEmpty)
@@ -389,8 +390,8 @@ extension ConfigPlanner {
     }
 
     @Test func clockOffsetReportedWhileDisconnectedIsCorrectedOnConnect() throws {
-        let program = try buildSenderProgram(senderConfigText())
-        var planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: program.siteConfig),
+        let site = try buildSenderSite(senderConfigText())
+        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(seed: 4))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: 4000, now: senderT0).sent.isEmpty)
         let sent = planner.setInternalConnected(true, now: senderT0.adding(seconds: 1)).sent

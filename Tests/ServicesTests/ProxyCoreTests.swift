@@ -2,6 +2,7 @@ import Foundation
 import Journal
 import MQTT
 import RuleEngine
+import SiteSettings
 import Testing
 @testable import Services
 
@@ -53,7 +54,7 @@ final class CoreFixture {
             proxy: { max_payload_bytes: 4096 }
 
             """.write(to: config, atomically: true, encoding: .utf8)
-        program = try Compiler.build(rules: senderPackPath, config: config.path)
+        program = try Site.load(rules: senderPackPath, config: config.path).program
         core = try Self.makeCore(program: program, directory: self.directory, maxBytes: maxBytes)
         core.transport = transport
     }

@@ -38,7 +38,7 @@ final class ProxyHarness: @unchecked Sendable {
     private var meter: MQTTConnection?
 
     init(central: TestBroker.Configuration = .init(), groups: [String] = [], maxPayloadBytes: Int = 4096,
-         outboxLimit: Int = 100_000, copyRules: Bool = false) throws {
+         journalMaxBytes: Int? = nil, copyRules: Bool = false) throws {
         // The internal broker logs subscriptions: that is how a test knows the proxy listens.
         internalBroker = try TestBroker(TestBroker.Configuration(extraLines: ["log_type subscribe"]))
         centralBroker = try TestBroker(central)
@@ -52,7 +52,7 @@ final class ProxyHarness: @unchecked Sendable {
                                              to: copy.appendingPathComponent("pack.yaml"))
             rules = copy.path
         }
-        try writeConfig(groups: groups, maxPayloadBytes: maxPayloadBytes, outboxLimit: outboxLimit)
+        try writeConfig(groups: groups, maxPayloadBytes: maxPayloadBytes, journalMaxBytes: journalMaxBytes)
     }
 
     deinit {
@@ -65,7 +65,7 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// The site config of every test: both brokers, a fast status, a small
     /// payload limit and one excluded meter.
-    func writeConfig(groups: [String] = [], maxPayloadBytes: Int = 4096, outboxLimit: Int = 100_000, centralPort: Int? = nil,
+    func writeConfig(groups: [String] = [], maxPayloadBytes: Int = 4096, journalMaxBytes: Int? = nil, centralPort: Int? = nil,
                      exclude: [String] = ["33B1225950030"]) throws {
         let text = """
             root_topic: kpm33b
@@ -90,8 +90,7 @@ final class ProxyHarness: @unchecked Sendable {
             exclude: [\(exclude.map { "\"\($0)\"" }.joined(separator: ", "))]
             homeassistant: { enabled: true, discovery_prefix: homeassistant, expire_after_factor: 3 }
             proxy:
-              status_interval_s: 1
-              outbox_limit: \(outboxLimit)
+              status_interval_s: 1\(journalMaxBytes.map { "\n  journal_max_bytes: \($0)" } ?? "")
               max_payload_bytes: \(maxPayloadBytes)
               clock_skew_threshold_s: 300
 

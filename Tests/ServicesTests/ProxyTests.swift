@@ -3,6 +3,7 @@ import Glibc
 import JSON
 import MQTT
 import RuleEngine
+import SiteSettings
 import Testing
 import TestSupport
 
@@ -48,7 +49,7 @@ struct ProxyTests {
         let file = ProxyHarness.packDirectory.appendingPathComponent("tests/capture-eny-now.in")
         let input = try [UInt8](Data(contentsOf: file))
         var expected: [String] = []
-        let program = try Compiler.build(rules: h.rules, config: h.configFile)
+        let program = try Site.load(rules: h.rules, config: h.configFile).program
         var replay = Replay(engine: Engine(program: program), now: Replay.instant(Replay.defaultClock)!)
         replay.showDrops = false
         try replay.run(input) { line in if !line.hasPrefix("+ ") { expected.append(line) } }
@@ -172,6 +173,32 @@ struct ProxyTests {
         let missing = (0..<total).filter { !received.contains(expected[$0]) }
         #expect(missing.isEmpty, "missing \(missing.count) of \(total): \(missing)\n\(h.proxyLog)", sourceLocation: sourceLocation)
         #expect(received.count == total, sourceLocation: sourceLocation)
+    }
+
+    /// A full journal stops the proxy reading (back-pressure): the internal
+    /// broker keeps the rest in the proxy's session, nothing is dropped, and
+    /// everything arrives once the central broker is back.
+    @Test func fullJournalAppliesBackPressureAndLosesNothing() throws {
+        let h = try ProxyHarness(central: TestBroker.Configuration(persistence: true), journalMaxBytes: 1 << 20)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/status"],
+                                         options: MQTTOptions(clientID: "central-counter", cleanSession: false,
+                                                              reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
+        try h.startProxy()
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0))
+        #expect(central.waitForData(count: 1).count == 1)
+        h.centralBroker.terminate()
+        #expect(h.waitForLog("msg=disconnected broker=central"))
+        // A clean reading is a journal record of about 140 bytes: 10,000 are 1.4 MB.
+        let total = 10_000
+        try burst(h, 1..<total)
+        #expect(h.waitForLog("msg=back_pressure_on", timeout: 10), "\(h.proxyLog.suffix(2000))")
+        try h.centralBroker.restart()
+        expectAll(total, central, h)
+        #expect(h.waitForLog("msg=back_pressure_off", timeout: 10))
+        let status = central.waitForStatus { $0["counters"]?["forwarded"] == .integer(Int64(total)) }
+        #expect(status?["counters"]?["dropped"]?.objectValue?.allSatisfy { $0.value == 0 } == true, "\(String(describing: status))")
+        #expect(status?["journal"]?["back_pressure_s"] != nil)
+        try stop(h)
     }
 
     /// SIGKILL: what meters publish while the proxy is gone waits in its

@@ -17,22 +17,34 @@ public enum Compiler {
         return (pack, DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
     }
 
-    public static func loadSiteConfig(at file: String) -> (SiteConfig?, DiagnosticReport) {
+    /// Reads and parses a site config once. The engine reads its keys; the keys
+    /// another reader owns (`shared`, by section, `""` for the top level) are
+    /// accepted, and `readShared` reads them from the same tree into the same
+    /// diagnostics (it is not called when the file is empty or does not parse).
+    package static func loadSiteConfig(at file: String, shared: [String: [String]],
+                                       readShared: (YAMLNode, LoadContext) -> Void) -> (SiteConfig?, DiagnosticReport) {
         guard let bytes = readFile(file) else {
             return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
         }
-        let (config, diagnostics) = SiteConfigLoader.load(bytes: bytes, file: file)
-        return (config, DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        let ctx = LoadContext(file: file)
+        let root = ctx.parse(bytes)
+        let config = SiteConfigLoader.load(root, ctx, shared: shared)
+        if let root { readShared(root, ctx) }
+        return (config, DiagnosticReport(diagnostics: ctx.diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
     }
 
-    /// Loads, checks and compiles a pack with a site config (none: the defaults).
-    public static func build(rules: String, config: String?) throws(DiagnosticReport) -> Program {
+    /// Loads, checks and compiles a pack with a site config (none: the defaults)
+    /// — the one load path. `shared` and `readShared` as in `loadSiteConfig`:
+    /// the site settings target reads the services' keys with them. Throws every
+    /// diagnostic when there is an error; otherwise returns the warnings.
+    package static func build(rules: String, config: String?, shared: [String: [String]],
+                              readShared: (YAMLNode, LoadContext) -> Void) throws(DiagnosticReport) -> (program: Program, warnings: DiagnosticReport) {
         var report = DiagnosticReport()
         let (pack, packReport) = loadPack(at: rules)
         report.merge(packReport)
         var site = SiteConfig(file: config ?? "(defaults)")
         if let config {
-            let (loaded, siteReport) = loadSiteConfig(at: config)
+            let (loaded, siteReport) = loadSiteConfig(at: config, shared: shared, readShared: readShared)
             report.merge(siteReport)
             if let loaded { site = loaded }
         }
@@ -41,11 +53,18 @@ public enum Compiler {
         switch compile(pack: pack, site: site) {
         case .success(let program):
             if report.hasErrors { throw report }
-            return program
+            return (program, report)
         case .failure(let checkReport):
             report.merge(checkReport)
             throw report
         }
+    }
+
+    /// The engine alone: a site config with the rules' keys only (the golden
+    /// tests of the engine, engine-bench). Services and rulecheck use
+    /// `Site.load` of the site settings target, which reads every key.
+    package static func build(rules: String, config: String?) throws(DiagnosticReport) -> Program {
+        try build(rules: rules, config: config, shared: [:], readShared: { _, _ in }).program
     }
 
     private static func readFile(_ path: String) -> [UInt8]? {

@@ -23,7 +23,8 @@ public struct Program: Sendable {
     public var rootTopic: String { site.root }
     /// The proxy's status topic (Home Assistant availability follows it).
     public var statusTopic: String { site.statusTopic }
-    /// Site settings for the services.
+    /// The rules' part of the site config (Home Assistant, status topics, clock
+    /// skew threshold); the services' own settings come with it from `Site.load`.
     public var siteConfig: SiteConfig { site.config }
     /// The discovery topic filter for a config sender (`kpm33b/discovery/+`), if the pack has discovery.
     public var discoverySubscription: String? {

@@ -2,9 +2,10 @@ import YAML
 
 /// One problem found while loading or checking a rule pack or site config.
 ///
-/// Rendered as `path:line:column: error[CODE]: message`, then the source line
-/// with a caret under the column, then `hint: …` when there is one. Codes are
-/// stable; `Diagnostic.Code` documents each in one sentence.
+/// Rendered as `path:line:column: error[CODE]: message` (or `warning[CODE]`),
+/// then the source line with a caret under the column, then `hint: …` when
+/// there is one. Codes are stable; `Diagnostic.Code` documents each in one
+/// sentence. Only errors fail a load or a lint.
 public struct Diagnostic: Sendable, Equatable, Error {
     public enum Severity: String, Sendable { case error, warning }
 
@@ -30,6 +31,7 @@ public struct Diagnostic: Sendable, Equatable, Error {
         case secretInConfig = "C001"    // a password written in the YAML itself
         case invalidName = "C002"       // a context or meter name that is not topic-safe
         case settingNotAllowed = "C003" // a setting value the pack does not allow
+        case deprecatedKey = "C004"     // a key still accepted but ignored (a warning)
         case unreadableFile = "F001"    // a file that cannot be read
     }
 
@@ -128,7 +130,10 @@ public struct DiagnosticReport: Error, Sendable, CustomStringConvertible {
         }.map(\.element)
         var lines = sorted.map { $0.rendered(source: sources[$0.file]) }
         let errors = diagnostics.filter { $0.severity == .error }.count
-        lines.append("\(errors) error\(errors == 1 ? "" : "s") found")
+        let warnings = diagnostics.count - errors
+        let counted = "\(errors) error\(errors == 1 ? "" : "s")"
+            + (warnings == 0 ? "" : ", \(warnings) warning\(warnings == 1 ? "" : "s")")
+        lines.append("\(counted) found")
         return lines.joined(separator: "\n")
     }
 }

@@ -33,10 +33,12 @@ public struct GoldenCase: Sendable {
     }
 
     /// Runs the case; the error is a printable reason (diagnostics or a bad input line).
-    public func run(origin: Origin) -> Result<String, GoldenFailure> {
+    /// `build` loads the pack and the case's site config: rulecheck passes the
+    /// services' path (`Site.load`), so a case's config is read as a service reads it.
+    public func run(origin: Origin, build: (_ rules: String, _ config: String?) throws(DiagnosticReport) -> Program) -> Result<String, GoldenFailure> {
         let program: Program
-        do {
-            program = try Compiler.build(rules: packDirectory, config: configPath)
+        do throws(DiagnosticReport) {
+            program = try build(packDirectory, configPath)
         } catch {
             return .failure(GoldenFailure(message: error.description))
         }

@@ -11,18 +11,26 @@ public struct Located<Value: Sendable>: Sendable {
 }
 
 /// Collects the diagnostics of one file while its nodes are read.
-final class LoadContext {
-    let file: String
-    private(set) var diagnostics: [Diagnostic] = []
+///
+/// `package`: the site settings target reads its keys of a site config with
+/// these helpers, from the same tree and into the same diagnostics.
+package final class LoadContext {
+    package let file: String
+    package private(set) var diagnostics: [Diagnostic] = []
 
-    init(file: String) { self.file = file }
+    package init(file: String) { self.file = file }
 
-    func error(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
+    package func error(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
         diagnostics.append(Diagnostic(code, message, hint: hint, file: file, at: mark))
     }
 
+    /// A problem that does not stop a service (a deprecated key, say): lint prints it and passes.
+    package func warning(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
+        diagnostics.append(Diagnostic(code, message, hint: hint, file: file, at: mark, severity: .warning))
+    }
+
     /// Parses YAML bytes, turning the YAML layer's problems into diagnostics.
-    func parse(_ bytes: [UInt8]) -> YAMLNode? {
+    package func parse(_ bytes: [UInt8]) -> YAMLNode? {
         let result = YAML.parse(bytes)
         for problem in result.problems {
             switch problem.kind {
@@ -40,12 +48,12 @@ final class LoadContext {
 
     // MARK: scalars
 
-    static func isNull(_ node: YAMLNode) -> Bool {
+    package static func isNull(_ node: YAMLNode) -> Bool {
         if case .scalar(let s) = node, s.style == .plain, ["", "~", "null", "Null", "NULL"].contains(s.value) { return true }
         return false
     }
 
-    func string(_ node: YAMLNode, _ what: String) -> Located<String>? {
+    package func string(_ node: YAMLNode, _ what: String) -> Located<String>? {
         guard case .scalar(let s) = node else {
             error(.wrongType, "\(what) must be a string, not a \(node.kindName)", at: node.mark)
             return nil
@@ -53,7 +61,7 @@ final class LoadContext {
         return Located(s.value, s.mark)
     }
 
-    func int(_ node: YAMLNode, _ what: String) -> Located<Int>? {
+    package func int(_ node: YAMLNode, _ what: String) -> Located<Int>? {
         guard case .scalar(let s) = node, s.style == .plain, let v = Int(s.value) else {
             error(.wrongType, "\(what) must be an integer", hint: describe(node), at: node.mark)
             return nil
@@ -61,7 +69,7 @@ final class LoadContext {
         return Located(v, s.mark)
     }
 
-    func double(_ node: YAMLNode, _ what: String) -> Located<Double>? {
+    package func double(_ node: YAMLNode, _ what: String) -> Located<Double>? {
         guard case .scalar(let s) = node, s.style == .plain, let v = Double(s.value) else {
             error(.wrongType, "\(what) must be a number", hint: describe(node), at: node.mark)
             return nil
@@ -69,7 +77,7 @@ final class LoadContext {
         return Located(v, s.mark)
     }
 
-    func bool(_ node: YAMLNode, _ what: String) -> Located<Bool>? {
+    package func bool(_ node: YAMLNode, _ what: String) -> Located<Bool>? {
         if case .scalar(let s) = node, s.style == .plain {
             if s.value == "true" { return Located(true, s.mark) }
             if s.value == "false" { return Located(false, s.mark) }
@@ -78,7 +86,7 @@ final class LoadContext {
         return nil
     }
 
-    func stringList(_ node: YAMLNode, _ what: String) -> [Located<String>]? {
+    package func stringList(_ node: YAMLNode, _ what: String) -> [Located<String>]? {
         if LoadContext.isNull(node) { return [] }
         guard case .sequence(let items, _) = node else {
             error(.wrongType, "\(what) must be a list, not a \(node.kindName)", hint: "write it as [a, b] or one '- item' per line", at: node.mark)
@@ -92,8 +100,18 @@ final class LoadContext {
         return "found a \(node.kindName)"
     }
 
+    /// The value if it is greater than 0; otherwise an error at it and nil.
+    package func positive(_ value: Located<Int>?) -> Int? {
+        guard let value else { return nil }
+        guard value.value > 0 else {
+            error(.invalidValue, "the value must be greater than 0", at: value.mark)
+            return nil
+        }
+        return value.value
+    }
+
     /// Reads a mapping, reporting unknown keys (with a suggestion) right away.
-    func mapping(_ node: YAMLNode, _ what: String, known: [String]) -> MappingReader? {
+    package func mapping(_ node: YAMLNode, _ what: String, known: [String]) -> MappingReader? {
         guard case .mapping(let entries, let mark) = node else {
             if LoadContext.isNull(node) { return MappingReader(context: self, entries: [], mark: node.mark, what: what) }
             error(.wrongType, "\(what) must be a mapping, not a \(node.kindName)", at: node.mark)
@@ -108,7 +126,7 @@ final class LoadContext {
     }
 
     /// Reads a mapping whose keys are names chosen by the author (routes, tags, meters).
-    func namedEntries(_ node: YAMLNode, _ what: String) -> [YAMLEntry]? {
+    package func namedEntries(_ node: YAMLNode, _ what: String) -> [YAMLEntry]? {
         if LoadContext.isNull(node) { return [] }
         guard case .mapping(let entries, _) = node else {
             error(.wrongType, "\(what) must be a mapping, not a \(node.kindName)", at: node.mark)
@@ -116,47 +134,55 @@ final class LoadContext {
         }
         return entries
     }
+
+    /// Reads `keys` of a mapping whose shape and keys another reader has
+    /// checked already (a section of the site config that two targets share):
+    /// reports nothing itself, so nothing is reported twice. nil: not a mapping.
+    package func checkedMapping(_ node: YAMLNode, _ what: String, keys: [String]) -> MappingReader? {
+        guard case .mapping(let entries, let mark) = node else { return nil }
+        return MappingReader(context: self, entries: entries.filter { keys.contains($0.key.value) }, mark: mark, what: what)
+    }
 }
 
 /// The known entries of one mapping.
-struct MappingReader {
-    let context: LoadContext
-    let entries: [YAMLEntry]
-    let mark: Mark
-    let what: String
+package struct MappingReader {
+    package let context: LoadContext
+    package let entries: [YAMLEntry]
+    package let mark: Mark
+    package let what: String
 
-    func node(_ key: String) -> YAMLNode? {
+    package func node(_ key: String) -> YAMLNode? {
         guard let node = entries.first(where: { $0.key.value == key })?.value, !LoadContext.isNull(node) else { return nil }
         return node
     }
 
-    func keyMark(_ key: String) -> Mark? { entries.first { $0.key.value == key }?.key.mark }
+    package func keyMark(_ key: String) -> Mark? { entries.first { $0.key.value == key }?.key.mark }
 
-    func required(_ key: String) -> YAMLNode? {
+    package func required(_ key: String) -> YAMLNode? {
         if let node = node(key) { return node }
         context.error(.missingKey, "missing key '\(key)' in \(what)", at: mark)
         return nil
     }
 
-    func string(_ key: String, required: Bool = false) -> Located<String>? {
+    package func string(_ key: String, required: Bool = false) -> Located<String>? {
         guard let n = required ? self.required(key) : node(key) else { return nil }
         return context.string(n, "'\(key)'")
     }
 
-    func int(_ key: String, required: Bool = false) -> Located<Int>? {
+    package func int(_ key: String, required: Bool = false) -> Located<Int>? {
         guard let n = required ? self.required(key) : node(key) else { return nil }
         return context.int(n, "'\(key)'")
     }
 
-    func double(_ key: String) -> Located<Double>? {
+    package func double(_ key: String) -> Located<Double>? {
         node(key).flatMap { context.double($0, "'\(key)'") }
     }
 
-    func bool(_ key: String) -> Located<Bool>? {
+    package func bool(_ key: String) -> Located<Bool>? {
         node(key).flatMap { context.bool($0, "'\(key)'") }
     }
 
-    func stringList(_ key: String) -> [Located<String>]? {
+    package func stringList(_ key: String) -> [Located<String>]? {
         node(key).flatMap { context.stringList($0, "'\(key)'") }
     }
 }

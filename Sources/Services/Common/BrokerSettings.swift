@@ -1,6 +1,6 @@
 import Foundation
 import MQTT
-import RuleEngine
+import SiteSettings
 
 /// Where and how a service connects to one broker: the site config's
 /// `brokers.<name>` and its `clients.<service>` entry, with an optional
@@ -14,10 +14,10 @@ public struct BrokerSettings: Sendable {
     ///   - client: `proxy` or `config_sender`.
     ///   - override: a `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` URL from the command line.
     ///   - defaultClientID: used when the config names no client id.
-    public init(site: SiteConfig, broker: String, client: String, override: String?,
+    public init(settings: ServiceSettings, broker: String, client: String, override: String?,
                 defaultClientID: String, cleanSession: Bool, will: MQTTWill? = nil,
                 environment: [String: String]? = nil) throws(ServiceError) {
-        let config = site.brokers[broker] ?? BrokerConfig()
+        let config = settings.brokers[broker] ?? BrokerConfig()
         let clientConfig = config.clients[client] ?? ClientConfig()
         var tls: MQTTTLS? = config.tls.map { MQTTTLS(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile) }
         if let override {
@@ -32,7 +32,7 @@ public struct BrokerSettings: Sendable {
             endpoint = MQTTEndpoint(host: config.host, port: config.port, tls: tls != nil)
         }
         let password: String?
-        do throws(ServiceError) {
+        do throws(PasswordError) {
             password = try clientConfig.resolvePassword(environment: environment ?? ProcessInfo.processInfo.environment)
         } catch {
             throw ServiceError("broker '\(broker)', client '\(client)': \(error.message)")

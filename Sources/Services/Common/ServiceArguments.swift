@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleEngine
+import SiteSettings
 
 /// The command-line options every service shares, and its start-up: the one
 /// load → check → compile path, whose diagnostics stop start-up.
@@ -28,18 +29,22 @@ public struct ServiceArguments: ParsableArguments {
         }
     }
 
-    /// Builds the program, or prints every diagnostic to standard error and exits 1.
-    public func start() throws -> (program: Program, options: ServiceOptions, log: Log) {
+    /// Builds the program and reads the settings, or prints every diagnostic to
+    /// standard error and exits 1. Warnings (a deprecated key) are logged.
+    public func start() throws -> (site: Site, options: ServiceOptions, log: Log) {
         let log = Log(level: LogLevel(name: logLevel) ?? .info)
-        let program: Program
+        let site: Site
         do throws(DiagnosticReport) {
-            program = try Compiler.build(rules: rules, config: config)
+            site = try Site.load(rules: rules, config: config)
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(1)
         }
+        for d in site.warnings.diagnostics {
+            log.warning("config warning", ["diagnostic": d.headline, "hint": d.hint ?? ""])
+        }
         let options = ServiceOptions(rules: rules, config: config, internalURL: internalURL, centralURL: centralURL,
                                      logLevel: log.level)
-        return (program, options, log)
+        return (site, options, log)
     }
 }

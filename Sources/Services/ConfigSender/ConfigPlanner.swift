@@ -1,4 +1,5 @@
 import RuleEngine
+import SiteSettings
 
 /// The config sender's decisions, as a pure state machine.
 ///
@@ -54,10 +55,11 @@ public struct ConfigPlanner: Sendable {
         }
 
         /// The site's `config_sender` and `proxy.clock_skew_threshold_s` settings.
-        public init(site: SiteConfig, dayOffset: Int = 0) {
-            self.init(replyTimeoutSeconds: site.configSender.replyTimeoutSeconds, retries: site.configSender.retries,
-                      periodicPassSeconds: Double(site.configSender.periodicPassSeconds),
-                      clockSkewThresholdSeconds: site.proxy.clockSkewThresholdSeconds, dayOffset: dayOffset)
+        public init(site: Site, dayOffset: Int = 0) {
+            let sender = site.settings.configSender
+            self.init(replyTimeoutSeconds: sender.replyTimeoutSeconds, retries: sender.retries,
+                      periodicPassSeconds: Double(sender.periodicPassSeconds),
+                      clockSkewThresholdSeconds: site.program.siteConfig.proxy.clockSkewThresholdSeconds, dayOffset: dayOffset)
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import MQTT
 import RuleEngine
+import SiteSettings
 
 /// The `config-sender` process: discovery from the central broker, commands
 /// and replies on the internal broker, decisions by `ConfigPlanner`, state in
@@ -54,10 +55,11 @@ public final class ConfigSenderService: @unchecked Sendable {
     /// Message id → oprid of commands the broker has not acknowledged yet.
     private var inFlight: [Int32: String] = [:]
 
-    /// Takes the program built from `configuration.service` (its diagnostics are
-    /// the caller's to print), loads the state, creates both connections.
-    /// Nothing is connected yet.
-    public init(program: Program, configuration: Configuration, log: Log) throws(ServiceError) {
+    /// Takes the program and settings loaded from `configuration.service` (their
+    /// diagnostics are the caller's to print), loads the state, creates both
+    /// connections. Nothing is connected yet.
+    public init(site built: Site, configuration: Configuration, log: Log) throws(ServiceError) {
+        let program = built.program
         self.configuration = configuration
         self.log = log
         guard let subscription = program.discoverySubscription else {
@@ -77,15 +79,15 @@ public final class ConfigSenderService: @unchecked Sendable {
         } catch {
             throw ServiceError(error.message)
         }
-        let planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: site, dayOffset: configuration.dayOffset),
+        let planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: built, dayOffset: configuration.dayOffset),
                                     records: loaded.records)
         let will = MQTTWill(topic: statusTopic, payload: ConfigPlanner.offlineStatus().serialized(), qos: 1, retain: true)
-        let centralSettings = try BrokerSettings(site: site, broker: "central", client: "config_sender",
+        let centralSettings = try BrokerSettings(settings: built.settings, broker: "central", client: "config_sender",
                                                  override: configuration.service.centralURL,
                                                  defaultClientID: "kpm33b-config-sender", cleanSession: true, will: will)
         // A persistent session on the meters' broker: replies that arrive while we
         // reconnect are queued for us instead of lost.
-        let internalSettings = try BrokerSettings(site: site, broker: "internal", client: "config_sender",
+        let internalSettings = try BrokerSettings(settings: built.settings, broker: "internal", client: "config_sender",
                                                   override: configuration.service.internalURL,
                                                   defaultClientID: "kpm33b-config-sender", cleanSession: false)
         do {
@@ -360,9 +362,9 @@ public final class ConfigSenderService: @unchecked Sendable {
         locked { $0.sources = current }
         log.info("reloading", ["trigger": forced ? "SIGHUP" : "file change", "rules": configuration.service.rules,
                                "config": configuration.service.config ?? "(defaults)"])
-        let program: Program
+        let site: Site
         do throws(DiagnosticReport) {
-            program = try Compiler.build(rules: configuration.service.rules, config: configuration.service.config)
+            site = try Site.load(rules: configuration.service.rules, config: configuration.service.config)
         } catch {
             for d in error.diagnostics where d.severity == .error {
                 log.error("config_reload_failed", ["diagnostic": d.headline, "hint": d.hint ?? ""])
@@ -370,8 +372,9 @@ public final class ConfigSenderService: @unchecked Sendable {
             log.error("config_reload_failed", ["action": "keeping the running configuration", "trigger": forced ? "SIGHUP" : "file change"])
             return
         }
+        let program = site.program
         let now = Instant.now()
-        let options = ConfigPlanner.Options(site: program.siteConfig, dayOffset: configuration.dayOffset)
+        let options = ConfigPlanner.Options(site: site, dayOffset: configuration.dayOffset)
         let oldProgram = locked { $0.planner.program }
         if Set(program.replyTopics) != Set(oldProgram.replyTopics) {
             for topic in program.replyTopics { try? `internal`.subscribe(topic, qos: 1) }

@@ -3,6 +3,7 @@ import JSON
 import Journal
 import MQTT
 import RuleEngine
+import SiteSettings
 
 /// `kpm33b-proxy`: meters' broker → rule engine → journal → central broker.
 ///
@@ -23,12 +24,10 @@ public final class ProxyService: @unchecked Sendable {
         public var service: ServiceOptions
         /// The journal lives in `<stateDirectory>/journal`.
         public var stateDirectory: String
-        public var journal: JournalSettings
 
-        public init(service: ServiceOptions, stateDirectory: String, journal: JournalSettings = JournalSettings()) {
+        public init(service: ServiceOptions, stateDirectory: String) {
             self.service = service
             self.stateDirectory = stateDirectory
-            self.journal = journal
         }
     }
 
@@ -63,28 +62,31 @@ public final class ProxyService: @unchecked Sendable {
     private let stopOnce = NSLock()
     private var stopping = false
 
-    public init(program: Program, configuration: Configuration, log: Log) throws(ServiceError) {
+    public init(site loaded: Site, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
         self.log = log
+        let program = loaded.program
         let site = program.siteConfig
+        let settings = loaded.settings
         statusTopic = program.statusTopic
-        statusIntervalSeconds = site.proxy.statusIntervalSeconds
+        statusIntervalSeconds = settings.proxy.statusIntervalSeconds
         subscriptions = Set(program.subscriptions)
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
 
         let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
-        let internalSettings = try BrokerSettings(site: site, broker: "internal", client: "proxy", override: options.internalURL,
+        let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
                                                   defaultClientID: "kpm33b-proxy", cleanSession: false)
-        let centralSettings = try BrokerSettings(site: site, broker: "central", client: "proxy", override: options.centralURL,
+        let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,
                                                  defaultClientID: "kpm33b-proxy", cleanSession: false, will: will)
+        let journalSettings = JournalSettings(settings.proxy)
         let journal: Journal
         let directory = configuration.stateDirectory.hasSuffix("/")
             ? configuration.stateDirectory + "journal" : configuration.stateDirectory + "/journal"
         do {
             try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
-            journal = try Journal(directory: directory, maxBytes: configuration.journal.maxBytes,
-                                  segmentBytes: configuration.journal.segmentBytes, fsync: configuration.journal.fsync)
+            journal = try Journal(directory: directory, maxBytes: journalSettings.maxBytes,
+                                  segmentBytes: journalSettings.segmentBytes, fsync: journalSettings.fsync)
         } catch {
             throw ServiceError("cannot open the journal in \(directory): \(error)")
         }
@@ -100,7 +102,7 @@ public final class ProxyService: @unchecked Sendable {
             throw ServiceError(error.description)
         }
         core = ProxyCore(program: program, journal: journal,
-                         settings: .init(maxPayloadBytes: site.proxy.maxPayloadBytes),
+                         settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
         core.transport = self
         let recovery = journal.recovery
@@ -108,7 +110,7 @@ public final class ProxyService: @unchecked Sendable {
         log.info("journal_opened", [
             "directory": directory, "records": String(recovery.records), "segments": String(recovery.segments),
             "torn_tail_bytes": String(recovery.tornTailBytes), "corrupt_records": String(recovery.corruptRecords),
-            "max_bytes": String(configuration.journal.maxBytes), "fsync": configuration.journal.fsyncName,
+            "max_bytes": String(journalSettings.maxBytes), "fsync": journalSettings.fsyncName,
         ])
     }
 
@@ -310,31 +312,34 @@ public final class ProxyService: @unchecked Sendable {
     // MARK: Reload
 
     /// SIGHUP: the same load → check → compile path as start-up, off the loop;
-    /// the running program stays unless the new one compiled cleanly. Broker,
-    /// journal and status topic settings need a restart.
+    /// the running program stays unless the new one compiled cleanly. Broker
+    /// settings, the status topic and the journal's fsync policy need a restart.
     private func reload() {
         let options = configuration.service
         log.info("reloading", ["rules": options.rules, "config": options.config ?? "(defaults)"])
-        let program: Program
+        let loaded: Site
         do throws(DiagnosticReport) {
-            program = try Compiler.build(rules: options.rules, config: options.config)
+            loaded = try Site.load(rules: options.rules, config: options.config)
         } catch {
             for d in error.diagnostics where d.severity == .error {
                 log.error("reload_failed", ["diagnostic": d.headline, "hint": d.hint ?? "", "detail": "keeping the running rules"])
             }
             return
         }
-        loop.execute { [self] in apply(program) }
+        for d in loaded.warnings.diagnostics { log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""]) }
+        loop.execute { [self] in apply(loaded) }
     }
 
-    private func apply(_ program: Program) {
-        let site = program.siteConfig
+    private func apply(_ loaded: Site) {
+        let program = loaded.program
+        let proxy = loaded.settings.proxy
         if program.statusTopic != statusTopic {
             log.warning("restart_needed", ["status_topic": program.statusTopic, "detail": "the status topic changes after a restart"])
         }
-        core.settings.maxPayloadBytes = site.proxy.maxPayloadBytes
-        if site.proxy.statusIntervalSeconds != statusIntervalSeconds {
-            statusIntervalSeconds = site.proxy.statusIntervalSeconds
+        core.settings.maxPayloadBytes = proxy.maxPayloadBytes
+        core.journal.maxBytes = proxy.journalMaxBytes
+        if proxy.statusIntervalSeconds != statusIntervalSeconds {
+            statusIntervalSeconds = proxy.statusIntervalSeconds
             scheduleStatus()
         }
         for filter in program.subscriptions where !subscriptions.contains(filter) {
@@ -366,13 +371,22 @@ extension ProxyService: ProxyTransport {
 }
 
 /// The journal's site settings (`proxy.journal_*`).
-public struct JournalSettings: Sendable {
-    public var maxBytes: Int
-    public var fsync: JournalFsync
+struct JournalSettings: Sendable {
+    var maxBytes: Int
+    var fsync: JournalFsync
 
-    public init(maxBytes: Int = 1 << 30, fsync: JournalFsync = .interval(milliseconds: 1000)) {
+    init(maxBytes: Int, fsync: JournalFsync) {
         self.maxBytes = maxBytes
         self.fsync = fsync
+    }
+
+    init(_ proxy: ProxySettings) {
+        maxBytes = proxy.journalMaxBytes
+        fsync = switch proxy.journalFsync {
+        case .never: .never
+        case .always: .always
+        case .interval: .interval(milliseconds: proxy.journalFsyncIntervalMilliseconds)
+        }
     }
 
     /// Segments of 1/16 of the bound, between 64 KiB and 16 MiB: whole

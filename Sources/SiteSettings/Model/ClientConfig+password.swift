@@ -1,5 +1,4 @@
 import Foundation
-import RuleEngine
 
 extension ClientConfig {
     /// The password of this client, never from the command line. First found wins:
@@ -10,7 +9,7 @@ extension ClientConfig {
     /// nil when none applies: the client connects without a password.
     /// A file gives its first line (without `\n` or `\r\n`); a file that exists
     /// but cannot be read is an error, not a reason to try the next source.
-    public func resolvePassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServiceError) -> String? {
+    public func resolvePassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(PasswordError) -> String? {
         if let name = passwordCredential, let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
             let path = (directory as NSString).appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: path) {
@@ -26,9 +25,9 @@ extension ClientConfig {
         return nil
     }
 
-    private static func firstLine(_ path: String, what: String) throws(ServiceError) -> String {
+    private static func firstLine(_ path: String, what: String) throws(PasswordError) -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ServiceError("cannot read the \(what) '\(path)'")
+            throw PasswordError("cannot read the \(what) '\(path)'")
         }
         var line = data.prefix { $0 != UInt8(ascii: "\n") }
         if line.last == UInt8(ascii: "\r") { line.removeLast() }

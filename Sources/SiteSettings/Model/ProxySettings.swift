@@ -1,0 +1,27 @@
+/// The proxy's own settings (`proxy.*` of the site config, except the status
+/// topic and the clock skew threshold, which the rules use).
+public struct ProxySettings: Sendable {
+    /// When the journal makes an appended record durable.
+    public enum Fsync: String, Sendable, CaseIterable {
+        /// Never: the operating system writes when it likes (a power cut can lose recent records).
+        case never
+        /// At most `journalFsyncIntervalMilliseconds` after a record was appended.
+        case interval
+        /// Before a message counts as taken from the internal broker.
+        case always
+    }
+
+    /// The smallest journal allowed: 1 MiB.
+    public static let minimumJournalBytes = 1 << 20
+
+    public var statusIntervalSeconds = 60
+    /// Larger payloads are dropped before parsing.
+    public var maxPayloadBytes = 65_536
+    /// The disk journal between the brokers holds at most this many bytes;
+    /// when it is full the proxy stops reading (back-pressure), it drops nothing.
+    public var journalMaxBytes = 1 << 30
+    public var journalFsync = Fsync.interval
+    public var journalFsyncIntervalMilliseconds = 1000
+
+    public init() {}
+}

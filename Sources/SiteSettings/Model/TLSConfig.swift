@@ -1,0 +1,6 @@
+/// The files of a broker's TLS (`brokers.<name>.tls`); paths as written.
+public struct TLSConfig: Sendable {
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+}

@@ -1,0 +1,38 @@
+import RuleEngine
+import YAML
+
+/// A rule pack compiled with a site config, and the services' settings of
+/// that config: what a service runs.
+///
+/// `Site.load` is the one load path of the services and rulecheck. The site
+/// config is parsed once; the engine reads its keys (topics, meters, Home
+/// Assistant) and accepts the services' keys, which are read here from the
+/// same tree into the same diagnostics, so every key is checked with
+/// `file:line:column`.
+public struct Site: Sendable {
+    public var program: Program
+    public var settings: ServiceSettings
+    /// Problems that stop nothing (a deprecated key): log or print them.
+    public var warnings: DiagnosticReport
+
+    /// Loads, checks and compiles the pack at `rules` with the site config
+    /// `config` (nil: the defaults). Throws every diagnostic when one is an error.
+    public static func load(rules: String, config: String?) throws(DiagnosticReport) -> Site {
+        var settings = ServiceSettings()
+        let (program, warnings) = try Compiler.build(rules: rules, config: config, shared: ServiceSettingsLoader.keys) { root, ctx in
+            settings = ServiceSettingsLoader.load(root, ctx)
+        }
+        return Site(program: program, settings: settings, warnings: warnings)
+    }
+
+    /// Loads one site config alone, every key checked; `rulecheck lint` then
+    /// checks `config` against each pack with `Compiler.compile(pack:site:)`.
+    /// `config` is nil when the file is unusable; `report` holds every diagnostic.
+    public static func loadConfig(at file: String) -> (config: SiteConfig?, settings: ServiceSettings, report: DiagnosticReport) {
+        var settings = ServiceSettings()
+        let (config, report) = Compiler.loadSiteConfig(at: file, shared: ServiceSettingsLoader.keys) { root, ctx in
+            settings = ServiceSettingsLoader.load(root, ctx)
+        }
+        return (config, settings, report)
+    }
+}

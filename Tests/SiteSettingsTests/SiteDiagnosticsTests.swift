@@ -1,0 +1,184 @@
+import Foundation
+import RuleEngine
+import SiteSettings
+import Testing
+
+/// Site configs with the services' keys, loaded as a service loads them
+/// (`Site.load` with the shipped pack): the exact text an operator sees.
+@Suite struct SiteDiagnosticsTests {
+    /// Loads `yaml` as `site.yaml`: the rendered errors, or the warnings
+    /// (`no errors` when there are none), and the settings when it loaded.
+    func load(_ yaml: String) -> (text: String, settings: ServiceSettings?) {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        Fixtures.write(yaml, to: "\(dir)/site.yaml")
+        do {
+            let site = try Site.load(rules: Fixtures.pack, config: "\(dir)/site.yaml")
+            let text = site.warnings.diagnostics.isEmpty ? "no errors" : site.warnings.description
+            return (text.replacingOccurrences(of: dir + "/", with: ""), site.settings)
+        } catch {
+            return (error.description.replacingOccurrences(of: dir + "/", with: ""), nil)
+        }
+    }
+
+    @Test func theShippedPackAndConfigAreClean() throws {
+        let site = try Site.load(rules: Fixtures.pack, config: Fixtures.config)
+        #expect(site.warnings.diagnostics.isEmpty, "\(site.warnings)")
+        #expect(site.settings.brokers["internal"]?.port == 11883)
+        #expect(site.settings.proxy.journalMaxBytes == 1_073_741_824)
+        #expect(site.settings.proxy.journalFsync == .interval)
+        #expect(site.settings.proxy.journalFsyncIntervalMilliseconds == 1000)
+    }
+
+    @Test func brokerPortAndPasswordWithTheRulesProblems() {
+        let (text, _) = load("""
+        brokers:
+          central:
+            port: 70000
+            clients:
+              proxy: { password: hunter2 }
+        meters:
+          defaults:
+            groups: [curent]
+        """)
+        #expect(text == """
+        site.yaml:3:11: error[R012]: port 70000 is out of range
+         3 |     port: 70000
+           |           ^
+        hint: use 1 to 65535
+        site.yaml:5:16: error[C001]: a password must not be written in the config file
+         5 |       proxy: { password: hunter2 }
+           |                ^
+        hint: use password_credential (systemd LoadCredential), password_file or password_env
+        site.yaml:8:14: error[R010]: unknown group 'curent'
+         8 |     groups: [curent]
+           |              ^
+        hint: did you mean 'current'?
+        3 errors found
+        """)
+    }
+
+    @Test func unknownKeyUnderABroker() {
+        let (text, _) = load("""
+        brokers:
+          internal:
+            host: 127.0.0.1
+            prot: 11883
+        """)
+        #expect(text == """
+        site.yaml:4:5: error[R001]: unknown key 'prot' in broker 'internal'
+         4 |     prot: 11883
+           |     ^
+        hint: did you mean 'port'?
+        1 error found
+        """)
+    }
+
+    @Test func badJournalFsync() {
+        let (text, _) = load("""
+        proxy:
+          journal_fsync: intervall
+        """)
+        #expect(text == """
+        site.yaml:2:18: error[R012]: unknown journal_fsync 'intervall'
+         2 |   journal_fsync: intervall
+           |                  ^
+        hint: did you mean 'interval'?
+        1 error found
+        """)
+    }
+
+    @Test func journalTooSmallAndZeroInterval() {
+        let (text, _) = load("""
+        proxy:
+          journal_max_bytes: 65536
+          journal_fsync: sometimes
+          journal_fsync_interval_ms: 0
+        """)
+        #expect(text == """
+        site.yaml:2:22: error[R012]: 'journal_max_bytes' must be at least 1048576 (1 MiB)
+         2 |   journal_max_bytes: 65536
+           |                      ^
+        hint: the journal holds the backlog while the central broker is away; the default is 1073741824 (1 GiB)
+        site.yaml:3:18: error[R012]: unknown journal_fsync 'sometimes'
+         3 |   journal_fsync: sometimes
+           |                  ^
+        hint: use never, interval, always
+        site.yaml:4:30: error[R012]: the value must be greater than 0
+         4 |   journal_fsync_interval_ms: 0
+           |                              ^
+        3 errors found
+        """)
+    }
+
+    @Test func journalKeysAreRead() throws {
+        let (text, settings) = load("""
+        proxy:
+          status_topic: site/proxy-status
+          journal_max_bytes: 1048576
+          journal_fsync: always
+          journal_fsync_interval_ms: 250
+        """)
+        #expect(text == "no errors")
+        let proxy = try #require(settings?.proxy)
+        #expect(proxy.journalMaxBytes == 1_048_576)
+        #expect(proxy.journalFsync == .always)
+        #expect(proxy.journalFsyncIntervalMilliseconds == 250)
+    }
+
+    @Test func outboxLimitIsAWarningAndIgnored() throws {
+        let (text, settings) = load("""
+        proxy:
+          status_interval_s: 30
+          outbox_limit: 20
+        """)
+        #expect(text == """
+        site.yaml:3:3: warning[C004]: 'outbox_limit' is deprecated and ignored
+         3 |   outbox_limit: 20
+           |   ^
+        hint: the proxy keeps its backlog in a disk journal bounded by journal_max_bytes; remove outbox_limit
+        0 errors, 1 warning found
+        """)
+        #expect(settings?.proxy.statusIntervalSeconds == 30)
+    }
+
+    /// The engine checks the keys of the sections both targets read and
+    /// suggests among all of them; a wrong shape is reported once.
+    @Test func sharedSectionsAreCheckedOnce() {
+        let (text, _) = load("""
+        broker: {}
+        proxy:
+          status_intervall_s: 30
+        config_sender: 5
+        """)
+        #expect(text == """
+        site.yaml:1:1: error[R001]: unknown key 'broker' in the site config
+         1 | broker: {}
+           | ^
+        hint: did you mean 'brokers'?
+        site.yaml:3:3: error[R001]: unknown key 'status_intervall_s' in 'proxy'
+         3 |   status_intervall_s: 30
+           |   ^
+        hint: did you mean 'status_interval_s'?
+        site.yaml:4:16: error[R003]: 'config_sender' must be a mapping, not a scalar
+         4 | config_sender: 5
+           |                ^
+        3 errors found
+        """)
+    }
+
+    @Test func configSenderTimers() throws {
+        let (text, settings) = load("""
+        config_sender:
+          status_topic: site/sender-status
+          reply_timeout_s: 2.5
+          retries: 0
+          periodic_pass_s: 60
+        """)
+        #expect(text == "no errors")
+        let sender = try #require(settings?.configSender)
+        #expect(sender.replyTimeoutSeconds == 2.5)
+        #expect(sender.retries == 0)
+        #expect(sender.periodicPassSeconds == 60)
+    }
+}
