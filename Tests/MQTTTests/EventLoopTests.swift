@@ -112,6 +112,56 @@ final class LoopFixture: @unchecked Sendable {
         #expect(events.waitFor(timeout: 5) { $0 == "false stopped" } != nil)
     }
 
+    /// TLS through the loop: the handshake runs in the loop's reads; a
+    /// certificate the client cannot verify is reported and retried.
+    @Test func tlsHandshakeAndItsFailuresThroughTheLoop() throws {
+        let certificates = try TestCertificates()
+        let broker = try TestBroker(TestBroker.Configuration(extraLines: certificates.listenerLines(requireClientCertificate: false)))
+        let endpoint = MQTTEndpoint(host: "127.0.0.1", port: broker.port, tls: true)
+        let fixture = try LoopFixture()
+        defer { fixture.stop() }
+        var options = testOptions("tls-loop")
+        options.tls = MQTTTLS(caFile: certificates.caFile)
+        let client = try MQTTClient(loop: fixture.loop, endpoint: endpoint, options: options)
+        let received = Recorder<String>()
+        try fixture.onLoop {
+            client.onMessage = { received.append(String(decoding: $0.payload, as: UTF8.self)) }
+            try client.subscribe("tls/#", qos: 1)
+            client.start()
+        }
+        #expect(waitUntil(timeout: 10) { (try? fixture.onLoop { client.isSubscribed }) == true })
+        _ = try fixture.onLoop { try client.publish(topic: "tls/x", payload: Array("secret".utf8), qos: 1, retain: false) }
+        #expect(received.waitFor(count: 1).first == "secret")
+
+        let reasons = Recorder<String>()
+        let stranger = try MQTTClient(loop: fixture.loop, endpoint: endpoint, options: testOptions("stranger"))
+        try fixture.onLoop {
+            stranger.onConnectionChange = { _, reason in reasons.append(reason) }
+            stranger.start()
+        }
+        let failures = reasons.waitFor(count: 3, timeout: 10)
+        #expect(failures.count >= 3)
+        #expect(failures.allSatisfy { $0.contains("certificate verify failed") }, "\(failures)")
+        try fixture.onLoop { stranger.stop(); client.stop() }
+    }
+
+    @Test func aRefusedLoginIsReportedAndRetried() throws {
+        let broker = try TestBroker(TestBroker.Configuration(users: ["meter": "s3cret"]))
+        let fixture = try LoopFixture()
+        defer { fixture.stop() }
+        let events = Recorder<String>()
+        let client = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint,
+                                    options: testOptions("bad", version: .v5, username: "meter", password: "wrong"))
+        try fixture.onLoop {
+            client.onConnectionChange = { up, reason in events.append("\(up) \(reason)") }
+            client.start()
+        }
+        let seen = events.waitFor(count: 2, timeout: 10)
+        #expect(seen.count == 2)
+        #expect(seen.allSatisfy { $0.hasPrefix("false connection refused") }, "\(seen)")
+        try fixture.onLoop { client.stop() }
+    }
+
     /// The journal's guarantee: a QoS 1 message's PUBACK leaves only after the
     /// iteration hooks of the iteration that read it have returned.
     @Test func pubackWaitsForTheIterationHooks() throws {
