@@ -22,8 +22,8 @@ import Glibc
 /// - **Segments** are named `<first sequence, 20 digits zero-padded>.seg` and hold
 ///   consecutive records: the first record's sequence is the name, each next one is +1.
 ///   A new segment is started before the record that would be appended to a segment that
-///   already reached `segmentBytes`, so a record never spans segments and a segment exceeds
-///   `segmentBytes` by less than one record.
+///   already reached `segmentBytes` (or a quarter of `maxBytes` if that is smaller), so a
+///   record never spans segments and a segment exceeds that size by less than one record.
 /// - **Record** (all integers little-endian):
 ///
 ///       [u32 body length][u32 CRC-32C of the body][body]
@@ -125,7 +125,7 @@ public final class Journal {
     ///
     /// - Parameters:
     ///   - maxBytes: the size at which `isFull` turns true (back-pressure; appends still succeed).
-    ///   - segmentBytes: the size at which a new segment file is started.
+    ///   - segmentBytes: the size at which a new segment file is started (at most `maxBytes / 4`, at least 4 KiB).
     ///   - fsync: what to make durable against power loss.
     /// - Throws: `JournalError` when a system call fails (permissions, disk); never for bad data.
     public init(directory: String, maxBytes: Int, segmentBytes: Int = 16 << 20, fsync: JournalFsync) throws(JournalError) {
@@ -175,7 +175,7 @@ public final class Journal {
         precondition(bodyLength <= RecordFormat.maxBody, "record larger than 16 MiB")
         let sequence = nextSequence
         nextSequence += 1
-        if needsNewSegment || tailBytes >= segmentBytes {
+        if needsNewSegment || tailBytes >= rollBytes {
             rollPoints.append((writeBuffer.count, sequence))
             needsNewSegment = false
             tailBytes = 0
@@ -189,6 +189,11 @@ public final class Journal {
         unacknowledged += 1
         return sequence
     }
+
+    /// The size at which a segment is closed: `segmentBytes`, but at most a quarter of `maxBytes`
+    /// (and at least 4 KiB). The segment being written is never deleted, so a segment as large
+    /// as `maxBytes` could hold the journal full with almost everything acknowledged.
+    private var rollBytes: Int { min(segmentBytes, max(maxBytes / 4, 4096)) }
 
     /// Appends one record given as byte arrays; see `append(topic:payload:retain:kind:now:)`.
     @discardableResult

@@ -42,30 +42,36 @@ import Testing
     }
 
     /// Back-pressure: append until full, acknowledge, the segments go and the journal is no longer full.
-    @Test(arguments: [4 << 10, 16 << 20])
-    func fullJournalRecovers(segmentBytes: Int) throws {
+    ///
+    /// Cases: small segments; large segments (capped at a quarter of maxBytes); and a maxBytes below
+    /// the smallest segment, where only starting an empty segment can end the back-pressure.
+    @Test(arguments: [(32 << 10, 4 << 10), (32 << 10, 16 << 20), (2 << 10, 16 << 20)])
+    func fullJournalRecovers(maxBytes: Int, segmentBytes: Int) throws {
         try withTemporaryDirectory { dir in
-            let journal = try Journal(directory: dir, maxBytes: 32 << 10, segmentBytes: segmentBytes, fsync: .never)
+            let journal = try Journal(directory: dir, maxBytes: maxBytes, segmentBytes: segmentBytes, fsync: .never)
             var count = 0
             while !journal.isFull {
                 try appendRecords(journal, count ..< count + 1, payloadSize: 600)
                 count += 1
             }
-            #expect(count > 40 && count < 60)
-            #expect(journal.bytes >= 32 << 10)
+            // Records are 645 to 650 bytes: full exactly when the bytes reach maxBytes.
+            #expect(count >= maxBytes / 650 && count <= maxBytes / 645 + 1)
+            #expect(journal.bytes >= maxBytes)
             // Appends still succeed when full.
             try appendRecords(journal, count ..< count + 5, payloadSize: 600)
             #expect(journal.unacknowledgedCount == count + 5)
+            let filesWhenFull = segmentFiles(dir).count
             for record in try drain(journal) { journal.acknowledge(record.sequence) }
             #expect(!journal.isFull)
-            #expect(journal.bytes < 8 << 10)
+            #expect(journal.bytes < maxBytes)
             #expect(segmentFiles(dir).count == 1)
+            #expect(filesWhenFull > 1 || maxBytes < 4096)
             try journal.persistAcknowledgements()
-            // Sequences continue in the fresh segment, also after a restart.
+            // Sequences continue in the current segment, also after a restart.
             let next = try appendRecords(journal, 0 ..< 1)
             #expect(next == [UInt64(count + 6)])
             journal.close()
-            let reopened = try Journal(directory: dir, maxBytes: 32 << 10, segmentBytes: segmentBytes, fsync: .never)
+            let reopened = try Journal(directory: dir, maxBytes: maxBytes, segmentBytes: segmentBytes, fsync: .never)
             #expect(try drain(reopened).map(\.sequence) == next)
         }
     }
