@@ -114,18 +114,20 @@ import Testing
             #expect(segmentFiles(dir).count > 90)
             let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 64 << 10, fsync: .never)
             #expect(journal.recovery.records == 10_000)
-            let descriptors = openDescriptorCount()
+            // The directory's own descriptor and the ack file are open; segments come and go one at a time.
+            let descriptors = openDescriptorCount(under: dir)
+            #expect(descriptors >= 1)
             var count = 0, maxDescriptors = 0
             while let record = try journal.next() {
                 count += 1
                 if count % 500 == 0 {
-                    maxDescriptors = max(maxDescriptors, openDescriptorCount())
+                    maxDescriptors = max(maxDescriptors, openDescriptorCount(under: dir))
                     #expect(journal.readBufferCapacity == 256 << 10)
                 }
                 journal.acknowledge(record.sequence)
             }
             #expect(count == 10_000)
-            #expect(maxDescriptors <= descriptors + 1)
+            #expect(maxDescriptors <= descriptors + 2, "reader and writer at most")
             #expect(segmentFiles(dir).count == 1)
 
             // A record larger than the buffer grows it for that record only.

@@ -74,9 +74,13 @@ func frameOffsets(_ bytes: [UInt8]) -> [Int] {
     return offsets
 }
 
-/// Open file descriptors of this process.
-func openDescriptorCount() -> Int {
-    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).count
+/// Open file descriptors of this process on files inside `directory` (tests run in parallel,
+/// so the process-wide count would include other tests' files).
+func openDescriptorCount(under directory: String) -> Int {
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return fds.filter { fd in
+        ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd)) ?? "").hasPrefix(directory + "/")
+    }.count
 }
 
 /// The append time of test record `i`.
