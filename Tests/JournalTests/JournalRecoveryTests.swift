@@ -1,0 +1,193 @@
+import Foundation
+import Testing
+@testable import Journal
+
+/// Recovery at open: torn tails, corruption, the ack file's slots.
+@Suite struct JournalRecoveryTests {
+    /// The last segment cut in the middle of a record: the complete records survive, appends go on.
+    @Test func tornTailTruncatedMidRecord() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                try appendRecords(journal, 0 ..< 20)
+                journal.close()
+            }
+            let path = dir + "/" + segmentFiles(dir).last!
+            let bytes = try readFile(path)
+            let lastFrame = frameOffsets(bytes).last!
+            try writeFile(path, Array(bytes[..<(lastFrame + 30)]))
+
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                #expect(journal.recovery.tornTailBytes == 30)
+                #expect(journal.recovery.droppedBytes == 30)
+                #expect(journal.recovery.corruptRecords == 0)
+                #expect(journal.recovery.records == 19)
+                #expect(journal.recovery.notes.count == 1)
+                #expect(try readFile(path).count == lastFrame, "the torn bytes are cut from the file")
+                #expect(try drain(journal).map(\.sequence) == Array(1...19))
+                // The torn record's sequence was never fully on disk: it is assigned again.
+                #expect(try appendRecords(journal, 100 ..< 105) == Array(20...24))
+                journal.close()
+            }
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            #expect(journal.recovery.droppedBytes == 0)
+            let records = try drain(journal)
+            #expect(records.map(\.sequence) == Array(1...24))
+            expectRecord(records.last!, isTestRecord: 104)
+        }
+    }
+
+    /// Garbage after the last complete record (random bytes, then zeros as a power loss leaves them) is a torn tail.
+    @Test(arguments: [[UInt8](repeating: 0, count: 4096), (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 77 &+ 200) }])
+    func tornTailGarbageAppended(garbage: [UInt8]) throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                try appendRecords(journal, 0 ..< 20)
+                journal.close()
+            }
+            let path = dir + "/" + segmentFiles(dir).last!
+            let bytes = try readFile(path)
+            try writeFile(path, bytes + garbage)
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                #expect(journal.recovery.tornTailBytes == garbage.count)
+                #expect(journal.recovery.corruptRecords == 0)
+                #expect(try readFile(path) == bytes)
+                #expect(try drain(journal).count == 20)
+                try appendRecords(journal, 20 ..< 30)
+                journal.close()
+            }
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            #expect(journal.recovery.droppedBytes == 0)
+            #expect(try drain(journal).map(\.sequence) == Array(1...30))
+        }
+    }
+
+    /// A flipped byte in a middle segment: the records before it survive, the rest of that segment is cut,
+    /// and the next segment's records are kept and delivered across the gap.
+    @Test func badChecksumInMiddleSegment() throws {
+        try withTemporaryDirectory { dir in
+            var perSegment: [Int] = []
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 4 << 10, fsync: .never)
+                try appendRecords(journal, 0 ..< 300)
+                journal.close()
+            }
+            let files = segmentFiles(dir)
+            #expect(files.count >= 3)
+            for file in files { perSegment.append(frameOffsets(try readFile(dir + "/" + file)).count) }
+            // Damage record 10 of the first segment (its topic bytes), leaving its length intact.
+            let path = dir + "/" + files[0]
+            var bytes = try readFile(path)
+            let target = frameOffsets(bytes)[10]
+            bytes[target + 8 + 22] ^= 0x40
+            try writeFile(path, bytes)
+
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 4 << 10, fsync: .never)
+            #expect(journal.recovery.corruptRecords == 1)
+            #expect(journal.recovery.tornTailBytes == 0)
+            #expect(journal.recovery.droppedBytes == bytes.count - target)
+            #expect(journal.recovery.notes.contains { $0.contains("checksum") })
+            #expect(journal.recovery.notes.contains { $0.contains("missing") })
+            #expect(try readFile(path).count == target)
+            let lost = perSegment[0] - 10
+            #expect(journal.recovery.records == 300 - lost)
+            let records = try drain(journal)
+            let expected = Array(1...10) + Array(UInt64(perSegment[0] + 1)...300)
+            #expect(records.map(\.sequence) == expected)
+            for record in records { expectRecord(record, isTestRecord: Int(record.sequence) - 1) }
+            // The watermark steps over the gap.
+            for sequence in 1...10 { journal.acknowledge(UInt64(sequence)) }
+            #expect(journal.watermark == UInt64(perSegment[0] + 1))
+            #expect(segmentFiles(dir).count == files.count - 1, "the damaged segment is acknowledged and deleted")
+            // Sequences continue after the highest one present.
+            #expect(journal.append(topic: [], payload: [], retain: false, kind: 0, now: 0) == 301)
+        }
+    }
+
+    /// A corrupt record in the last segment that is complete (bad checksum) counts as corruption, not a torn tail.
+    @Test func badChecksumInLastSegment() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                try appendRecords(journal, 0 ..< 10)
+                journal.close()
+            }
+            let path = dir + "/" + segmentFiles(dir)[0]
+            var bytes = try readFile(path)
+            let target = frameOffsets(bytes)[4]
+            bytes[target + 8 + 3] ^= 0x01   // inside the sequence field
+            try writeFile(path, bytes)
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            #expect(journal.recovery.corruptRecords == 1)
+            #expect(journal.recovery.tornTailBytes == 0)
+            #expect(try drain(journal).map(\.sequence) == [1, 2, 3, 4])
+            #expect(journal.append(topic: [], payload: [], retain: false, kind: 0, now: 0) == 5)
+        }
+    }
+
+    /// A record with a valid checksum but the wrong sequence is cut too.
+    @Test func wrongSequenceIsCorrupt() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                try appendRecords(journal, 0 ..< 3)
+                journal.close()
+            }
+            let path = dir + "/" + segmentFiles(dir)[0]
+            var bytes = try readFile(path)
+            let offsets = frameOffsets(bytes)
+            // Make record 2 claim sequence 7 and give it a matching checksum.
+            let bodyStart = offsets[1] + 8
+            bytes[bodyStart] = 7
+            let crc = bytes[bodyStart ..< offsets[2]].withContiguousStorageIfAvailable { CRC32C.checksum(UnsafeRawBufferPointer($0)) }!
+            for k in 0..<4 { bytes[offsets[1] + 4 + k] = UInt8(truncatingIfNeeded: crc >> (8 * k)) }
+            try writeFile(path, bytes)
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            #expect(journal.recovery.corruptRecords == 1)
+            #expect(journal.recovery.notes.contains { $0.contains("sequence 7") })
+            #expect(try drain(journal).map(\.sequence) == [1])
+        }
+    }
+
+    /// A torn write of the newest ack slot falls back to the other slot: duplicates, never loss.
+    @Test func tornAckSlotFallsBackToTheOtherSlot() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                try appendRecords(journal, 0 ..< 20)
+                _ = try drain(journal)
+                for sequence in 1...5 { journal.acknowledge(UInt64(sequence)) }
+                try journal.persistAcknowledgements()          // generation 1 → slot B: watermark 6
+                for sequence in 6...10 { journal.acknowledge(UInt64(sequence)) }
+                try journal.persistAcknowledgements()          // generation 2 → slot A: watermark 11
+                try journal.persistAcknowledgements()          // not dirty: writes nothing
+                journal.close()
+            }
+            let ackPath = dir + "/ack"
+            var ack = try readFile(ackPath)
+            #expect(ack.count == 52)
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                #expect(journal.watermark == 11)
+                journal.close()
+            }
+            ack[3] ^= 0xFF   // slot A, the newest, torn
+            try writeFile(ackPath, ack)
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                #expect(journal.watermark == 6)
+                #expect(journal.recovery.notes.contains { $0.contains("slot A") })
+                #expect(try drain(journal).map(\.sequence) == Array(6...20))
+                journal.close()
+            }
+            // Both slots unreadable: everything present is delivered again.
+            try writeFile(ackPath, [UInt8](repeating: 0x55, count: 52))
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            #expect(journal.watermark == 1)
+            #expect(try drain(journal).count == 20)
+        }
+    }
+}
