@@ -181,11 +181,15 @@ public final class EventLoop: @unchecked Sendable {
         _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
     }
 
-    /// Forgets `fd`. Call it before the descriptor is closed, or right after
-    /// libmosquitto closed it (closing removes it from epoll by itself).
+    /// Stops watching `fd`, which is still open.
     func unregister(_ fd: Int32) {
         guard sources.removeValue(forKey: fd) != nil else { return }
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    /// Forgets `fd` after it was closed (closing removed it from epoll).
+    func forget(_ fd: Int32) {
+        sources.removeValue(forKey: fd)
     }
 
     func attach(_ client: MQTTClient) { clients[ObjectIdentifier(client)] = client }

@@ -363,11 +363,17 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handleDisconnect(_ rc: Int32) {
+        // First, while errno still says why (MOSQ_ERR_ERRNO).
+        let reason = disconnectReason(rc)
         if socket >= 0 {
-            // libmosquitto closed it already; closing removed it from epoll.
-            loop.unregister(socket)
+            // libmosquitto closed it already, which removed it from epoll.
+            loop.forget(socket)
             socket = -1
         }
+        connectionEnded(reason: reason)
+    }
+
+    private func disconnectReason(_ rc: Int32) -> String {
         let reason: String
         if let refusal {
             reason = refusal
@@ -378,7 +384,7 @@ public final class MQTTClient: @unchecked Sendable {
         } else {
             reason = failureReason(rc)
         }
-        connectionEnded(reason: reason)
+        return reason
     }
 
     func handleMessage(_ message: MQTTBorrowedMessage) {

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import MQTT
+import Synchronization
 
 /// How much a service says. Ordered: `debug` < `info` < `warning` < `error`.
 public enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {
@@ -29,16 +33,17 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConve
 /// One event per line on stdout, in logfmt, for journald:
 /// `level=warning msg="dropped input" reason=malformed topic=MQTT_RT_DATA`.
 ///
-/// Thread-safe: a line is formatted outside the lock and written with one
+/// Thread-safe: a line is formatted outside the lock (a `Mutex`) and written with one
 /// `write(2)`, so lines from different threads never interleave. Values with
 /// spaces, quotes, `=` or control characters are quoted and escaped, so a
 /// meter's payload can never forge a field or a line.
 public final class Log: @unchecked Sendable {
     public let level: LogLevel
     private let fd: Int32
-    private let lock = NSLock()
-    /// Guarded by `lock`: per key, the current window of `limited` events.
-    private var windows: [String: LimitWindow] = [:]
+    /// Per key, the current window of `limited` events.
+    private let windows = Mutex<[String: LimitWindow]>([:])
+    /// One line at a time, even when a write is cut short and resumed.
+    private let writing = Mutex<Void>(())
 
     private struct LimitWindow {
         var start: Double
@@ -69,10 +74,8 @@ public final class Log: @unchecked Sendable {
     public func limited(_ level: LogLevel, key: String, _ message: String, _ fields: KeyValuePairs<String, String> = [:],
                         burst: Int = 5, window: Double = 60) {
         guard level >= self.level else { return }
-        let now = Date().timeIntervalSince1970
-        let suppressed: Int? = {
-            lock.lock()
-            defer { lock.unlock() }
+        let now = Double(MonotonicInstant.now().nanoseconds) / 1e9
+        let suppressed: Int? = windows.withLock { windows in
             var w = windows[key] ?? LimitWindow(start: now, emitted: 0, suppressed: 0)
             if now - w.start >= window {
                 w.start = now
@@ -88,7 +91,7 @@ public final class Log: @unchecked Sendable {
             w.suppressed = 0
             windows[key] = w
             return count
-        }()
+        }
         guard let suppressed else { return }
         var all = Array(fields)
         if suppressed > 0 { all.append(("suppressed", String(suppressed))) }
@@ -98,17 +101,17 @@ public final class Log: @unchecked Sendable {
     private func write(_ line: String) {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
-        lock.lock()
-        defer { lock.unlock() }
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n <= 0 {
-                    if n < 0 && errno == EINTR { continue }
-                    return
+        writing.withLock { _ in
+            bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                    if n <= 0 {
+                        if n < 0 && errno == EINTR { continue }
+                        return
+                    }
+                    offset += n
                 }
-                offset += n
             }
         }
     }

@@ -4,6 +4,7 @@ import Journal
 import MQTT
 import RuleEngine
 import SiteSettings
+import Synchronization
 
 /// `kpm33b-proxy`: meters' broker → rule engine → journal → central broker.
 ///
@@ -58,9 +59,8 @@ public final class ProxyService: @unchecked Sendable {
         var offlineDeadline: MonotonicInstant?
     }
 
-    /// Guards the one cross-thread fact: a stop signal arrived.
-    private let stopOnce = NSLock()
-    private var stopping = false
+    /// The one cross-thread fact: a stop signal arrived (signal queue).
+    private let stopping = Atomic<Bool>(false)
 
     public init(site loaded: Site, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
@@ -181,11 +181,7 @@ public final class ProxyService: @unchecked Sendable {
     }
 
     private func requestStop(_ signal: Int32) {
-        stopOnce.lock()
-        let again = stopping
-        stopping = true
-        stopOnce.unlock()
-        if again {
+        if stopping.exchange(true, ordering: .acquiringAndReleasing) {
             // The journal keeps whatever was not delivered.
             log.warning("second_stop_signal", ["signal": SignalWatcher.name(signal), "detail": "exiting without draining"])
             exit(1)
