@@ -289,6 +289,11 @@ public final class LoopThread: @unchecked Sendable {
     public func join() {
         _ = pthread_join(thread, nil)
     }
+
+    /// Nobody will join: the system frees the thread when it ends.
+    public func detach() {
+        _ = pthread_detach(thread)
+    }
 }
 
 /// A point on the monotonic clock (CLOCK_MONOTONIC): it never jumps with the

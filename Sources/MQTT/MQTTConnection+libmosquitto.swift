@@ -1,5 +1,7 @@
 internal import CMosquitto
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension MQTTConnection {
     /// Applies `options` to a fresh client. Throws for the first option
@@ -50,9 +52,9 @@ extension MQTTConnection {
                 // TLS_USE_OS_CERTS ("MOSQ_OPT_SSL_CTX_WITH_DEFAULTS used without
                 // specifying cafile, capath or psk"). Naming the system CA folder
                 // as well satisfies that check; the OpenSSL default is the same.
-                let folder = ProcessInfo.processInfo.environment["SSL_CERT_DIR"] ?? "/etc/ssl/certs"
-                var isFolder: ObjCBool = false
-                if FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue {
+                let folder = getenv("SSL_CERT_DIR").map { String(cString: $0) } ?? "/etc/ssl/certs"
+                var info = stat()
+                if stat(folder, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
                     try MQTTError.check(mosquitto_tls_set(mosq, nil, folder, nil, nil, nil), "TLS with the system CAs in \(folder)")
                 }
             }

@@ -1,5 +1,8 @@
 internal import CMosquitto
-import Foundation
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One MQTT client connection over libmosquitto, reconnecting by itself.
 ///
@@ -54,7 +57,7 @@ public final class MQTTConnection: @unchecked Sendable {
     private let handle: OpaquePointer
 
     /// Guards `state`; signalled whenever connectedness or pending SUBACKs change.
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var state = State()
 
     /// Serialises connect attempts, joins of ended network threads and stop.
@@ -67,7 +70,7 @@ public final class MQTTConnection: @unchecked Sendable {
     /// Held across `mosquitto_publish`/`mosquitto_subscribe` and the bookkeeping
     /// of the returned message id; the PUBACK and SUBACK callbacks pass through
     /// it first, so `onPublished(mid)` never runs before `publish` returned `mid`.
-    private let requestLock = NSLock()
+    private let requestLock = Condition()
 
     private enum Phase {
         case idle        // created, not started
@@ -331,7 +334,8 @@ public final class MQTTConnection: @unchecked Sendable {
     private func startNetworkThread() {
         let finished = DispatchSemaphore(value: 0)
         loopFinished = finished
-        let thread = Thread { [self] in
+        // Linux keeps 15 characters of a thread's name.
+        LoopThread(name: "mqtt-\(options.clientID.prefix(10))") { [self] in
             locked { $0.networkThread = pthread_self() }
             // What mosquitto_loop_start's thread runs. It returns after
             // mosquitto_disconnect (ours, or from the disconnect callback) or on
@@ -340,9 +344,7 @@ public final class MQTTConnection: @unchecked Sendable {
             connectionEnded(reason: failureReason(rc), stopLibraryReconnect: false)
             locked { $0.networkThread = nil }
             finished.signal()
-        }
-        thread.name = "mqtt-\(options.clientID.prefix(10))"  // Linux keeps 15 characters
-        thread.start()
+        }.detach()  // `finished` tells when it ends
     }
 
     /// Waits for the network thread to finish. On the supervisor queue, after
@@ -534,7 +536,7 @@ public final class MQTTConnection: @unchecked Sendable {
     }
 
     private func waitFor(timeout: Double, _ done: (State) -> Bool) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: timeout)
+        let deadline = MonotonicInstant.now().adding(seconds: timeout)
         condition.lock()
         defer { condition.unlock() }
         while !done(state) {

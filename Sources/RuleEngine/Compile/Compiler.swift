@@ -1,4 +1,3 @@
-import Foundation
 import YAML
 
 /// The one path every user of the engine takes: load → check → compile.
@@ -9,7 +8,7 @@ import YAML
 public enum Compiler {
     /// Loads `DIR/pack.yaml` (or a pack file given directly).
     public static func loadPack(at path: String) -> (RulePack?, DiagnosticReport) {
-        let file = path.hasSuffix(".yaml") || path.hasSuffix(".yml") ? path : (path as NSString).appendingPathComponent("pack.yaml")
+        let file = path.hasSuffix(".yaml") || path.hasSuffix(".yml") ? path : (path.hasSuffix("/") ? path + "pack.yaml" : path + "/pack.yaml")
         guard let bytes = readFile(file) else {
             return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
         }
@@ -68,7 +67,7 @@ public enum Compiler {
     }
 
     private static func readFile(_ path: String) -> [UInt8]? {
-        FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+        FileSystem.read(path)
     }
 
     private static func unreadable(_ file: String) -> Diagnostic {
@@ -366,7 +365,7 @@ private struct Checker {
             let isNumber: Bool = if case .number = type { true } else { false }
             fields.append(CompiledField(
                 name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
-                label: f.label ?? f.name.value.replacingOccurrences(of: "_", with: " ").capitalizedFirst,
+                label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
                 deviceClass: f.deviceClass, stateClass: f.stateClass, precision: f.precision, entity: f.entity ?? isNumber))
         }
         guard ok, let topic else { return nil }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// One golden case of a pack: `tests/NAME.in` replayed with `tests/NAME.yaml`
 /// (or `tests/site.yaml`) must print exactly `tests/NAME.out`.
 ///
@@ -15,13 +13,12 @@ public struct GoldenCase: Sendable {
     /// The cases of the pack in `directory`, sorted by name.
     public static func discover(in directory: String) -> [GoldenCase] {
         let tests = "\(directory)/tests"
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: tests)) ?? []).sorted()
+        let files = (FileSystem.list(tests) ?? []).sorted()
         return files.filter { $0.hasSuffix(".in") }.map { file in
             let name = String(file.dropLast(3))
             let own = "\(tests)/\(name).yaml"
             let shared = "\(tests)/site.yaml"
-            let config = FileManager.default.fileExists(atPath: own) ? own
-                : FileManager.default.fileExists(atPath: shared) ? shared : nil
+            let config = FileSystem.exists(own) ? own : FileSystem.exists(shared) ? shared : nil
             return GoldenCase(name: name, packDirectory: directory, inputPath: "\(tests)/\(file)",
                               outputPath: "\(tests)/\(name).out", configPath: config)
         }
@@ -29,7 +26,7 @@ public struct GoldenCase: Sendable {
 
     /// The recorded expectation, or nil when there is none yet.
     public var expected: String? {
-        FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) }
+        FileSystem.read(outputPath).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Runs the case; the error is a printable reason (diagnostics or a bad input line).
@@ -42,13 +39,13 @@ public struct GoldenCase: Sendable {
         } catch {
             return .failure(GoldenFailure(message: error.description))
         }
-        guard let input = FileManager.default.contents(atPath: inputPath) else {
+        guard let input = FileSystem.read(inputPath) else {
             return .failure(GoldenFailure(message: "cannot read \(inputPath)"))
         }
         var replay = Replay(engine: Engine(program: program, origin: origin), now: Replay.instant(Replay.defaultClock)!)
         var out = ""
         do {
-            try replay.run([UInt8](input)) { out += $0 + "\n" }
+            try replay.run(input) { out += $0 + "\n" }
         } catch {
             return .failure(GoldenFailure(message: "\(inputPath): \(error.description)"))
         }

@@ -1,5 +1,5 @@
-import Foundation
 import MQTT
+import RuleEngine
 import SiteSettings
 
 /// Where and how a service connects to one broker: the site config's
@@ -33,7 +33,7 @@ public struct BrokerSettings: Sendable {
         }
         let password: String?
         do throws(PasswordError) {
-            password = try clientConfig.resolvePassword(environment: environment ?? ProcessInfo.processInfo.environment)
+            password = try clientConfig.resolvePassword(environment: environment ?? FileSystem.environment)
         } catch {
             throw ServiceError("broker '\(broker)', client '\(client)': \(error.message)")
         }

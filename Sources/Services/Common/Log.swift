@@ -98,6 +98,10 @@ public final class Log: @unchecked Sendable {
         write(Log.format(level, message, all))
     }
 
+    /// Writes `text` and a newline as it is (not logfmt): the diagnostics that
+    /// stop start-up go to standard error this way.
+    public func write(raw text: String) { write(text) }
+
     private func write(_ line: String) {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))

@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import RuleEngine
 import SiteSettings
 
@@ -37,11 +39,11 @@ public struct ServiceArguments: ParsableArguments {
         do throws(DiagnosticReport) {
             site = try Site.load(rules: rules, config: config)
         } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            Log(level: .error, fd: 2).write(raw: error.description)
             throw ExitCode(1)
         }
         for d in site.warnings.diagnostics {
-            log.warning("config warning", ["diagnostic": d.headline, "hint": d.hint ?? ""])
+            log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""])
         }
         let options = ServiceOptions(rules: rules, config: config, internalURL: internalURL, centralURL: centralURL,
                                      logLevel: log.level)

@@ -1,5 +1,7 @@
 import Dispatch
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Turns SIGTERM, SIGINT and SIGHUP into calls of a handler on a serial
 /// queue, where any code may run (unlike in a signal handler).
@@ -15,9 +17,9 @@ public final class SignalWatcher: @unchecked Sendable {
 
     public init(_ signals: [Int32] = [SIGTERM, SIGINT, SIGHUP], queue: DispatchQueue = DispatchQueue(label: "signals"),
                 handler: @escaping @Sendable (Int32) -> Void) {
-        Foundation.signal(SIGPIPE, SIG_IGN)
+        _ = Glibc.signal(SIGPIPE, SIG_IGN)
         sources = signals.map { number in
-            Foundation.signal(number, SIG_IGN)
+            _ = Glibc.signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { handler(number) }
             source.resume()

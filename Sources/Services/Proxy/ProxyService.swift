@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import JSON
 import Journal
 import MQTT
@@ -84,7 +86,9 @@ public final class ProxyService: @unchecked Sendable {
         let directory = configuration.stateDirectory.hasSuffix("/")
             ? configuration.stateDirectory + "journal" : configuration.stateDirectory + "/journal"
         do {
-            try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+            guard FileSystem.makeDirectories(configuration.stateDirectory, mode: 0o700) else {
+                throw ServiceError("cannot create the state directory \(configuration.stateDirectory): \(String(cString: strerror(errno)))")
+            }
             journal = try Journal(directory: directory, maxBytes: journalSettings.maxBytes,
                                   segmentBytes: journalSettings.segmentBytes, fsync: journalSettings.fsync)
         } catch {

@@ -1,4 +1,4 @@
-import Foundation
+import RuleEngine
 
 extension ClientConfig {
     /// The password of this client, never from the command line. First found wins:
@@ -9,14 +9,15 @@ extension ClientConfig {
     /// nil when none applies: the client connects without a password.
     /// A file gives its first line (without `\n` or `\r\n`); a file that exists
     /// but cannot be read is an error, not a reason to try the next source.
-    public func resolvePassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(PasswordError) -> String? {
+    public func resolvePassword(environment: [String: String]? = nil) throws(PasswordError) -> String? {
+        let environment = environment ?? FileSystem.environment
         if let name = passwordCredential, let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
-            let path = (directory as NSString).appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: path) {
+            let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            if FileSystem.exists(path) {
                 return try Self.firstLine(path, what: "credential '\(name)'")
             }
         }
-        if let path = passwordFile, FileManager.default.fileExists(atPath: path) {
+        if let path = passwordFile, FileSystem.exists(path) {
             return try Self.firstLine(path, what: "password file")
         }
         if let name = passwordEnv, let value = environment[name] {
@@ -26,7 +27,7 @@ extension ClientConfig {
     }
 
     private static func firstLine(_ path: String, what: String) throws(PasswordError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileSystem.read(path) else {
             throw PasswordError("cannot read the \(what) '\(path)'")
         }
         var line = data.prefix { $0 != UInt8(ascii: "\n") }
