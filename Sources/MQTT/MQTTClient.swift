@@ -242,6 +242,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Reads up to `limit` packets, stopping when the socket has no more.
     private func read(limit: Int) {
+        guard limit > 0 else { return }
         var count = 0
         repeat {
             errno = 0

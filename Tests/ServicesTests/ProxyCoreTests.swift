@@ -17,10 +17,16 @@ final class RecordingTransport: ProxyTransport {
     var published: [Published] = []
     var reading = true
     var writes = true
+    /// Publishes refused with a passing error before they work again.
+    var refuseNext = 0
     private var nextMid: Int32 = 0
 
     func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
         if payload.count > 10_000 { throw MQTTError(.payloadTooLarge, "too large for the test broker") }
+        if refuseNext > 0 {
+            refuseNext -= 1
+            throw MQTTError(.outOfMemory, "the client is out of memory")
+        }
         nextMid += 1
         published.append(Published(mid: nextMid, topic: topic, payload: String(decoding: payload, as: UTF8.self), retain: retain))
         return nextMid
@@ -230,6 +236,18 @@ final class CoreFixture {
             f.acknowledgeAll()
         }
         #expect(f.transport.data.map(\.payload) == (0..<second).map { ProxyHarness.cleanRTData(second: $0) })
+    }
+
+    @Test func aPassingPublishFailureKeepsTheRecordForTheNextTry() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        try f.receive(second: 0)
+        f.transport.refuseNext = 1
+        f.endIteration()
+        #expect(f.transport.published.isEmpty)
+        f.endIteration()
+        #expect(f.transport.data.map(\.payload) == [ProxyHarness.cleanRTData(second: 0)])
+        #expect(f.core.statistics.dropped.isEmpty)
     }
 
     @Test func refusedAndOversizedMessagesAreCountedUnderNamedReasons() throws {

@@ -87,6 +87,9 @@ final class ProxyCore {
     private var backPressureSince: MonotonicInstant?
     private var backPressureTotal = 0.0
     private var output = ProcessOutput()
+    /// A record handed out by the journal that the transport could not take
+    /// for a passing reason: it goes first at the next pump.
+    private var retryRecord: JournalRecord?
     private let recovery: JournalRecovery
 
     init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
@@ -241,8 +244,11 @@ final class ProxyCore {
         ])
     }
 
-    /// Also runs when nothing is buffered: `flush` does the interval fsync.
-    private func writeJournal() {
+    /// Writes the journal buffer now (also from `endOfIteration`, where it runs
+    /// when nothing is buffered too: `flush` does the interval fsync). Before
+    /// the internal connection is closed at shutdown, whose DISCONNECT write
+    /// would carry queued PUBACKs along.
+    func writeJournal() {
         do {
             try journal.flush()
             if journalBroken {
@@ -289,11 +295,16 @@ final class ProxyCore {
         }
         while inFlight.count < settings.window {
             let next: JournalRecord?
-            do {
-                next = try journal.next()
-            } catch {
-                log.limited(.error, key: "journal.read", "journal_read_failed", ["error": "\(error)"])
-                return
+            if let record = retryRecord {
+                next = record
+                retryRecord = nil
+            } else {
+                do {
+                    next = try journal.next()
+                } catch {
+                    log.limited(.error, key: "journal.read", "journal_read_failed", ["error": "\(error)"])
+                    return
+                }
             }
             guard let record = next else { return }
             let topic = String(decoding: record.topic, as: UTF8.self)
@@ -304,12 +315,26 @@ final class ProxyCore {
                     }
                 }.get()
                 inFlight[mid] = (record.sequence, record.kind)
+            } catch where !error.isPermanent {
+                retryRecord = record
+                log.limited(.warning, key: "publish.retry", "publish_deferred", ["topic": topic, "error": "\(error)"])
+                return
             } catch {
                 // Never sendable (a payload over the broker's limit): named, counted, removed.
                 journal.acknowledge(record.sequence)
                 statistics.countDrop(ProxyStatistics.publishFailed)
                 log.limited(.error, key: "publish.failed", "publish_failed", ["topic": topic, "error": "\(error)"])
             }
+        }
+    }
+}
+
+extension MQTTError {
+    /// Sending the same message again cannot succeed.
+    var isPermanent: Bool {
+        switch code {
+        case .invalidArgument, .payloadTooLarge, .malformedUTF8, .notSupported: true
+        default: false
         }
     }
 }

@@ -198,6 +198,7 @@ public final class ProxyService: @unchecked Sendable {
     /// (the rest waits there for the next start); publish the offline status.
     private func beginShutdown() {
         guard shutdown == nil else { return }
+        core.writeJournal()
         internalClient.stop()
         shutdown = Shutdown(drainDeadline: MonotonicInstant.now().adding(seconds: Self.drainSeconds))
     }
