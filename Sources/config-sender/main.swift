@@ -50,7 +50,7 @@ struct ConfigSenderCommand: ParsableCommand {
                                      configPollSeconds: configPollSeconds),
                 log: log)
         } catch {
-            log.error("cannot start", ["error": error.message])
+            log.error("cannot_start", ["error": error.message])
             throw ExitCode(1)
         }
         let status = sender.run()

@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+@testable import MQTT
 import RuleEngine
 import SiteSettings
 import Testing
@@ -89,6 +90,33 @@ extension ConfigPlanner.Action {
 extension Array where Element == ConfigPlanner.Action {
     var sent: [CommandMessage] { compactMap(\.sent) }
     var events: [ConfigEvent] { compactMap(\.event) }
+}
+
+extension ConfigTime {
+    /// A test's "now": the monotonic clock reads what the wall clock does, so
+    /// that neither jumps unless a test says so.
+    init(testing wall: Instant) {
+        self.init(wall: wall, monotonic: MonotonicInstant(nanoseconds: UInt64(wall.epochMillis) * 1_000_000))
+    }
+}
+
+/// The planner's events at one wall-clock instant (see `ConfigTime(testing:)`).
+extension ConfigPlanner {
+    mutating func setInternalConnected(_ connected: Bool, now: Instant) -> [Action] {
+        setInternalConnected(connected, now: ConfigTime(testing: now))
+    }
+    mutating func discovered(_ id: String, clockOffsetSeconds: Int?, now: Instant) -> [Action] {
+        discovered(id, clockOffsetSeconds: clockOffsetSeconds, now: ConfigTime(testing: now))
+    }
+    mutating func forget(_ id: String, now: Instant) -> [Action] { forget(id, now: ConfigTime(testing: now)) }
+    mutating func tick(now: Instant) -> [Action] { tick(now: ConfigTime(testing: now)) }
+    mutating func reply(_ reply: CommandReply, now: Instant) -> [Action] { self.reply(reply, now: ConfigTime(testing: now)) }
+    mutating func publishRefused(operationID: String, reason: String, now: Instant) -> [Action] {
+        publishRefused(operationID: operationID, reason: reason, now: ConfigTime(testing: now))
+    }
+    mutating func replace(program: Program, options: Options, now: Instant) -> [Action] {
+        replace(program: program, options: options, now: ConfigTime(testing: now))
+    }
 }
 
 /// A planner over the test config, connected, with deterministic oprids.

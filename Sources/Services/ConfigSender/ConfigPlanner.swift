@@ -1,3 +1,4 @@
+import MQTT
 import RuleEngine
 import SiteSettings
 
@@ -6,8 +7,9 @@ import SiteSettings
 /// Events go in (a meter discovered, a reply, a tick of the clock, a new
 /// program, the internal broker coming or going); actions come out (commands
 /// to publish, events to log). No sockets, clocks, threads or randomness
-/// inside: time is an argument and operation ids come from a seeded
-/// generator, so every decision can be replayed in a unit test.
+/// inside: time is an argument (`ConfigTime`: the wall clock for dates and
+/// records, the monotonic clock for every deadline) and operation ids come
+/// from a seeded generator, so every decision can be replayed in a unit test.
 ///
 /// The rule (issue 4, the user's hybrid of event and period): a known meter is
 /// sent every command whose last success is not from today (local date) with
@@ -21,8 +23,9 @@ import SiteSettings
 /// `retries` times, then raises an alert. A failure code is recorded and
 /// retried at the next opportunity. Meters never wait for each other.
 ///
-/// Not thread-safe by itself: the service keeps it behind one lock and runs
-/// the returned actions outside that lock.
+/// A value with no locks: `ConfigSenderCore` owns it on the service's loop
+/// thread and runs the returned actions. `nextDeadline` tells it when `tick`
+/// has something to do, so nothing polls.
 public struct ConfigPlanner: Sendable {
     public struct Options: Sendable, Equatable {
         /// How long to wait for a reply before a retry.
@@ -81,7 +84,8 @@ public struct ConfigPlanner: Sendable {
         public var attempt: Int
         /// true: waiting for a reply until `until`; false: backing off until `until`.
         public var awaitingReply: Bool
-        public var until: Instant
+        /// On the monotonic clock: a wall-clock jump neither fires nor postpones it.
+        public var until: MonotonicInstant
         public var reason: String
         /// The effective config changed while it was in flight: look again when it resolves.
         var stale = false
@@ -120,7 +124,8 @@ public struct ConfigPlanner: Sendable {
     /// oprid → (meter, command) for every attempt of every pending command.
     var operations: [String: (meter: String, command: String)] = [:]
     var ids: OperationIDGenerator
-    var nextPassAt: Instant?
+    /// On the monotonic clock, like every deadline here.
+    var nextPassAt: MonotonicInstant?
 
     public init(program: Program, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
         self.program = program
@@ -145,6 +150,21 @@ public struct ConfigPlanner: Sendable {
     /// Commands waiting for a reply right now (not those backing off).
     public var awaitingReplyCount: Int {
         meters.values.reduce(0) { $0 + $1.pending.values.filter(\.awaitingReply).count }
+    }
+
+    /// The earliest moment `tick` has something to do: a reply timeout, the end
+    /// of a backoff, the periodic pass. nil while nothing is scheduled (the
+    /// internal broker is away, when no timeout counts).
+    public var nextDeadline: MonotonicInstant? {
+        guard internalConnected else { return nil }
+        var next = draining ? nil : nextPassAt
+        for meter in meters.values {
+            // While draining, a backoff ends in nothing (no retries are sent).
+            for p in meter.pending.values where p.awaitingReply || !draining {
+                next = next.map { min($0, p.until) } ?? p.until
+            }
+        }
+        return next
     }
 
     /// Active alerts, by meter then command.
@@ -172,7 +192,7 @@ public struct ConfigPlanner: Sendable {
     /// The internal broker connected (subscriptions sent) or went away. While it
     /// is away nothing is sent and no timeout counts; when it is back every known
     /// meter gets its chance.
-    public mutating func setInternalConnected(_ connected: Bool, now: Instant) -> [Action] {
+    public mutating func setInternalConnected(_ connected: Bool, now: ConfigTime) -> [Action] {
         guard connected != internalConnected else { return [] }
         internalConnected = connected
         statusVersion += 1
@@ -180,10 +200,10 @@ public struct ConfigPlanner: Sendable {
         // Replies to what was in flight may be lost: give every attempt a full timeout again.
         for id in meters.keys {
             for name in meters[id]!.pending.keys where meters[id]!.pending[name]!.awaitingReply {
-                meters[id]!.pending[name]!.until = now.adding(seconds: options.replyTimeoutSeconds)
+                meters[id]!.pending[name]!.until = now.monotonic.adding(seconds: options.replyTimeoutSeconds)
             }
         }
-        if nextPassAt == nil { nextPassAt = now.adding(seconds: options.periodicPassSeconds) }
+        if nextPassAt == nil { nextPassAt = now.monotonic.adding(seconds: options.periodicPassSeconds) }
         var actions: [Action] = []
         for id in meters.keys.sorted() {
             actions += correctClock(id, now: now)
@@ -194,13 +214,13 @@ public struct ConfigPlanner: Sendable {
 
     /// A discovery message for meter `id` (retained ones included). `clockOffsetSeconds`
     /// is the meter's clock minus the true time, when the message reports one.
-    public mutating func discovered(_ id: String, clockOffsetSeconds: Int?, now: Instant) -> [Action] {
+    public mutating func discovered(_ id: String, clockOffsetSeconds: Int?, now: ConfigTime) -> [Action] {
         guard program.isValidDeviceID(id) else {
             return [.log(ConfigEvent(.warning, "discovery_ignored", [("meter", id), ("reason", "invalid meter id")]))]
         }
         var actions: [Action] = []
         if meters[id] == nil {
-            meters[id] = Meter(discoveredAt: now.epochMillis)
+            meters[id] = Meter(discoveredAt: now.wall.epochMillis)
             statusVersion += 1
             actions.append(.log(ConfigEvent(.info, "meter_discovered", [("meter", id), ("clock_offset_s", clockOffsetSeconds.map(String.init))])))
         }
@@ -214,20 +234,21 @@ public struct ConfigPlanner: Sendable {
 
     /// The discovery message of meter `id` was removed (an empty retained message):
     /// it is no longer configured. Its record stays.
-    public mutating func forget(_ id: String, now: Instant) -> [Action] {
+    public mutating func forget(_ id: String, now: ConfigTime) -> [Action] {
         guard let meter = meters.removeValue(forKey: id) else { return [] }
         for pending in meter.pending.values { for op in pending.operationIDs { operations[op] = nil } }
         statusVersion += 1
         return [.log(ConfigEvent(.info, "meter_forgotten", [("meter", id), ("pending_dropped", String(meter.pending.count))]))]
     }
 
-    /// Timeouts, retries after backoff, and the periodic pass. Call often (every 100 ms or so).
-    public mutating func tick(now: Instant) -> [Action] {
+    /// Timeouts, retries after backoff, and the periodic pass: call it at
+    /// `nextDeadline` (calling it more often is harmless).
+    public mutating func tick(now: ConfigTime) -> [Action] {
         guard internalConnected else { return [] }
         var actions: [Action] = []
         for id in meters.keys.sorted() {
             for name in meters[id]!.pending.keys.sorted() {
-                guard let p = meters[id]!.pending[name], now >= p.until else { continue }
+                guard let p = meters[id]!.pending[name], now.monotonic >= p.until else { continue }
                 if p.awaitingReply {
                     actions += timedOut(p, now: now)
                 } else if !draining {
@@ -235,8 +256,8 @@ public struct ConfigPlanner: Sendable {
                 }
             }
         }
-        if !draining, let due = nextPassAt, now >= due {
-            nextPassAt = now.adding(seconds: options.periodicPassSeconds)
+        if !draining, let due = nextPassAt, now.monotonic >= due {
+            nextPassAt = now.monotonic.adding(seconds: options.periodicPassSeconds)
             actions.append(.log(ConfigEvent(.debug, "periodic_pass", [("meters", String(meters.count))])))
             for id in meters.keys.sorted() { actions += evaluate(id, reason: "periodic", now: now) }
         }
@@ -244,7 +265,7 @@ public struct ConfigPlanner: Sendable {
     }
 
     /// A parsed reply from the internal broker.
-    public mutating func reply(_ reply: CommandReply, now: Instant) -> [Action] {
+    public mutating func reply(_ reply: CommandReply, now: ConfigTime) -> [Action] {
         guard let ref = operations[reply.operationID], var p = meters[ref.meter]?.pending[ref.command] else {
             operations[reply.operationID] = nil
             return [.log(ConfigEvent(.debug, "reply_ignored", [("reason", "unknown oprid"), ("oprid", reply.operationID),
@@ -262,10 +283,10 @@ public struct ConfigPlanner: Sendable {
         meters[ref.meter]!.pending[ref.command] = nil
         p.message.operationID = reply.operationID
         var actions: [Action] = []
-        let date = today(now)
+        let date = today(now.wall)
         var record = records[ref.meter] ?? MeterRecord()
         let result = CommandResult(outcome: reply.success ? .success : .failure, value: p.message.value, date: date,
-                                   at: now.epochMillis, operationID: reply.operationID, message: reply.message)
+                                   at: now.wall.epochMillis, operationID: reply.operationID, message: reply.message)
         record.commands[ref.command] = result
         if reply.success {
             if meters[ref.meter]!.alerts.removeValue(forKey: ref.command) != nil {
@@ -284,22 +305,22 @@ public struct ConfigPlanner: Sendable {
         }
         setRecord(record, for: ref.meter)
         if p.stale { actions += evaluate(ref.meter, reason: "config_changed", now: now) }
-        actions += acknowledgeIfComplete(ref.meter, now: now)
+        actions += acknowledgeIfComplete(ref.meter, now: now.wall)
         return actions
     }
 
     /// The broker refused a command we published (MQTT 5: not authorised by its
     /// ACL). No reply can come: recorded as a failure at once, retried at the next
     /// opportunity.
-    public mutating func publishRefused(operationID: String, reason: String, now: Instant) -> [Action] {
+    public mutating func publishRefused(operationID: String, reason: String, now: ConfigTime) -> [Action] {
         guard let ref = operations[operationID], let p = meters[ref.meter]?.pending[ref.command],
               p.message.operationID == operationID else { return [] }
         for op in p.operationIDs { operations[op] = nil }
         meters[ref.meter]!.pending[ref.command] = nil
         let message = "the broker refused \(ref.command): \(reason)"
         var record = records[ref.meter] ?? MeterRecord()
-        record.commands[ref.command] = CommandResult(outcome: .failure, value: p.message.value, date: today(now),
-                                                     at: now.epochMillis, operationID: operationID, message: message)
+        record.commands[ref.command] = CommandResult(outcome: .failure, value: p.message.value, date: today(now.wall),
+                                                     at: now.wall.epochMillis, operationID: operationID, message: message)
         record.lastError = message
         setRecord(record, for: ref.meter)
         return [.log(ConfigEvent(.error, "command_refused", [
@@ -310,11 +331,11 @@ public struct ConfigPlanner: Sendable {
 
     /// A new program (config or rules reloaded). Only meters whose effective
     /// settings changed are looked at again.
-    public mutating func replace(program newProgram: Program, options newOptions: Options, now: Instant) -> [Action] {
+    public mutating func replace(program newProgram: Program, options newOptions: Options, now: ConfigTime) -> [Action] {
         let old = program
         program = newProgram
         if newOptions.periodicPassSeconds != options.periodicPassSeconds, nextPassAt != nil {
-            nextPassAt = now.adding(seconds: newOptions.periodicPassSeconds)
+            nextPassAt = now.monotonic.adding(seconds: newOptions.periodicPassSeconds)
         }
         options = newOptions
         statusVersion += 1
@@ -325,7 +346,7 @@ public struct ConfigPlanner: Sendable {
             changed.append(id)
             for name in meters[id]!.pending.keys {
                 let p = meters[id]!.pending[name]!
-                if !newProgram.isClockCommand(name), p.message.value != expectedValue(name, for: id, now: now) {
+                if !newProgram.isClockCommand(name), p.message.value != expectedValue(name, for: id, now: now.wall) {
                     meters[id]!.pending[name]!.stale = true
                 }
             }
@@ -346,12 +367,12 @@ public struct ConfigPlanner: Sendable {
     // MARK: Decisions
 
     /// Sends meter `id` every command it still needs today that is not already in flight.
-    mutating func evaluate(_ id: String, reason: String, now: Instant) -> [Action] {
+    mutating func evaluate(_ id: String, reason: String, now: ConfigTime) -> [Action] {
         guard internalConnected, !draining, let meter = meters[id] else { return [] }
         let needed = program.commandNames.filter { name in
-            meter.pending[name] == nil && expectedValue(name, for: id, now: now) != nil && !isSatisfied(name, for: id, now: now)
+            meter.pending[name] == nil && expectedValue(name, for: id, now: now.wall) != nil && !isSatisfied(name, for: id, now: now.wall)
         }
-        guard !needed.isEmpty else { return acknowledgeIfComplete(id, now: now) }
+        guard !needed.isEmpty else { return acknowledgeIfComplete(id, now: now.wall) }
         var actions: [Action] = [.log(ConfigEvent(.info, "configuring", [
             ("meter", id), ("reason", reason), ("commands", needed.joined(separator: ",")),
         ]))]
@@ -362,13 +383,13 @@ public struct ConfigPlanner: Sendable {
     /// Sends the clock command for a reported offset, unless one went out within
     /// the correction interval (then the report is dropped: the meter's next
     /// discovery message tells whether it is still off).
-    mutating func correctClock(_ id: String, now: Instant) -> [Action] {
+    mutating func correctClock(_ id: String, now: ConfigTime) -> [Action] {
         guard internalConnected, !draining, let offset = meters[id]?.clockOffsetToCorrect,
               let clock = program.commandNames.first(where: program.isClockCommand) else { return [] }
         meters[id]!.clockOffsetToCorrect = nil
         guard meters[id]!.pending[clock] == nil else { return [] }
         if let last = records[id]?.lastClockSentAt,
-           Double(now.epochMillis - last) < options.clockCorrectionIntervalSeconds * 1000 {
+           Double(now.wall.epochMillis - last) < options.clockCorrectionIntervalSeconds * 1000 {
             return [.log(ConfigEvent(.debug, "clock_correction_skipped", [("meter", id), ("clock_offset_s", String(offset)),
                                                                           ("reason", "clock set within the last hour")]))]
         }
@@ -377,24 +398,24 @@ public struct ConfigPlanner: Sendable {
             + send(clock, to: id, reason: "clock_offset", now: now)
     }
 
-    mutating func send(_ name: String, to id: String, reason: String, now: Instant) -> [Action] {
+    mutating func send(_ name: String, to id: String, reason: String, now: ConfigTime) -> [Action] {
         let oprid = ids.make(length: program.operationIDLength ?? 32)
-        guard let message = program.renderCommand(name, for: id, operationID: oprid, now: now) else {
+        guard let message = program.renderCommand(name, for: id, operationID: oprid, now: now.wall) else {
             return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
         }
         let p = Pending(meter: id, command: name, message: message, operationIDs: [oprid], attempt: 1, awaitingReply: true,
-                        until: now.adding(seconds: options.replyTimeoutSeconds), reason: reason)
+                        until: now.monotonic.adding(seconds: options.replyTimeoutSeconds), reason: reason)
         meters[id]!.pending[name] = p
         operations[oprid] = (id, name)
-        noteClockSent(name, id, now)
+        noteClockSent(name, id, now.wall)
         statusVersion += 1
         return [.send(message), .log(sentEvent(p))]
     }
 
-    mutating func resend(_ old: Pending, now: Instant) -> [Action] {
+    mutating func resend(_ old: Pending, now: ConfigTime) -> [Action] {
         let oprid = ids.make(length: program.operationIDLength ?? 32)
         // A clock command carries the time of this attempt, not of the first.
-        guard let message = program.renderCommand(old.command, for: old.meter, operationID: oprid, now: now) else {
+        guard let message = program.renderCommand(old.command, for: old.meter, operationID: oprid, now: now.wall) else {
             for op in old.operationIDs { operations[op] = nil }
             meters[old.meter]!.pending[old.command] = nil
             return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", old.meter), ("command", old.command)]))]
@@ -404,20 +425,20 @@ public struct ConfigPlanner: Sendable {
         p.operationIDs.append(oprid)
         p.attempt += 1
         p.awaitingReply = true
-        p.until = now.adding(seconds: options.replyTimeoutSeconds)
+        p.until = now.monotonic.adding(seconds: options.replyTimeoutSeconds)
         meters[old.meter]!.pending[old.command] = p
         operations[oprid] = (old.meter, old.command)
-        noteClockSent(old.command, old.meter, now)
+        noteClockSent(old.command, old.meter, now.wall)
         statusVersion += 1
         return [.send(message), .log(sentEvent(p))]
     }
 
-    mutating func timedOut(_ old: Pending, now: Instant) -> [Action] {
+    mutating func timedOut(_ old: Pending, now: ConfigTime) -> [Action] {
         var p = old
         if p.attempt <= options.retries {
             let delay = min(options.backoffBaseSeconds * Double(1 << min(p.attempt - 1, 20)), options.backoffMaxSeconds)
             p.awaitingReply = false
-            p.until = now.adding(seconds: delay)
+            p.until = now.monotonic.adding(seconds: delay)
             meters[p.meter]!.pending[p.command] = p
             statusVersion += 1
             return [.log(ConfigEvent(.warning, "reply_timeout", [
@@ -430,14 +451,14 @@ public struct ConfigPlanner: Sendable {
         meters[p.meter]!.pending[p.command] = nil
         let message = "no reply to \(p.command) after \(p.attempt) attempts"
         var record = records[p.meter] ?? MeterRecord()
-        record.commands[p.command] = CommandResult(outcome: .timeout, value: p.message.value, date: today(now), at: now.epochMillis,
+        record.commands[p.command] = CommandResult(outcome: .timeout, value: p.message.value, date: today(now.wall), at: now.wall.epochMillis,
                                                    operationID: p.message.operationID, message: message)
         record.lastError = message
         setRecord(record, for: p.meter)
         let fields: [(String, String?)] = [("meter", p.meter), ("command", p.command), ("attempts", String(p.attempt)),
                                            ("message", message), ("next", "next opportunity")]
         if meters[p.meter]!.alerts[p.command] == nil {
-            meters[p.meter]!.alerts[p.command] = Alert(meter: p.meter, command: p.command, since: now.epochMillis, message: message)
+            meters[p.meter]!.alerts[p.command] = Alert(meter: p.meter, command: p.command, since: now.wall.epochMillis, message: message)
             return [.log(ConfigEvent(.alert, "meter_not_answering", fields))]
         }
         return [.log(ConfigEvent(.warning, "meter_still_not_answering", fields))]

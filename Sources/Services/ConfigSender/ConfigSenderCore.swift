@@ -1,0 +1,292 @@
+import MQTT
+import RuleEngine
+
+/// The config sender's logic around `ConfigPlanner`: it turns broker traffic
+/// into planner events, runs the planner's actions through
+/// `ConfigSenderTransport`, saves the state file, publishes the status and
+/// sequences the shutdown.
+///
+/// Pure of threads and sockets: `ConfigSenderService` calls it on its loop
+/// thread with events (a discovery message, a reply, a PUBACK, a connection
+/// change, a timer, the end of a loop iteration) and asks `nextWake` when to
+/// call `tick` next; a unit test does the same with a recording transport.
+/// Every time comes in as an argument (`ConfigTime`).
+///
+/// ## Writes are batched per iteration
+/// Events only change the planner. `endOfIteration` — after everything one
+/// loop iteration read — writes the state file once if the records moved (at
+/// most every `saveMinIntervalSeconds`: each write fsyncs twice) and the
+/// status once if it changed (at most every `statusMinIntervalSeconds`).
+///
+/// ## Shutdown
+/// `beginShutdown` stops new commands and retries; replies still count, and
+/// so do timeouts. Once no reply is awaited (or `timeout` passed) the state is
+/// saved, the offline status published, and `isFinished` turns true when the
+/// central broker acknowledged it (or `offlineAckSeconds` passed).
+final class ConfigSenderCore {
+    struct Settings {
+        var statusTopic: String
+        var discoverySubscription: String
+        /// The status is published at most this often.
+        var statusMinIntervalSeconds = 1.0
+        /// The state file is written at most this often.
+        var saveMinIntervalSeconds = 0.1
+        /// After a failed write, the next attempt waits this long.
+        var saveRetrySeconds = 1.0
+        /// How long the offline status may take to be acknowledged at shutdown.
+        var offlineAckSeconds = 2.0
+    }
+
+    let log: Log
+    let store: ConfigStateStore
+    let startedAt: Instant
+    let settings: Settings
+    weak var transport: (any ConfigSenderTransport)?
+    private(set) var planner: ConfigPlanner
+    private(set) var centralConnected = false
+
+    /// Message id → oprid of commands the internal broker has not acknowledged:
+    /// a refusal (MQTT 5) names the message id, the planner the oprid.
+    private(set) var commandsInFlight: [Int32: String] = [:]
+    private var savedVersion: Int
+    private var nextSaveAt: MonotonicInstant?
+    /// The planner's `statusVersion` last published; nil: publish at the next chance.
+    private var publishedStatusVersion: Int?
+    private var lastStatusAt: MonotonicInstant?
+    private(set) var phase = Phase.running
+
+    enum Phase: Equatable {
+        case running
+        /// Waiting for replies in flight until `deadline`.
+        case draining(reason: String, deadline: MonotonicInstant)
+        /// The offline status went out as `mid` (nil: the central broker was
+        /// away); waiting for its acknowledgement until `deadline`.
+        case offline(reason: String, mid: Int32?, deadline: MonotonicInstant)
+        case finished(reason: String)
+    }
+
+    init(planner: ConfigPlanner, store: ConfigStateStore, settings: Settings, startedAt: Instant, log: Log) {
+        self.planner = planner
+        self.store = store
+        self.settings = settings
+        self.startedAt = startedAt
+        self.log = log
+        savedVersion = planner.recordsVersion
+    }
+
+    var isFinished: Bool { if case .finished = phase { true } else { false } }
+    var isStopping: Bool { phase != .running }
+
+    /// Why the service stopped, once it did.
+    var stopReason: String? {
+        switch phase {
+        case .running: nil
+        case .draining(let reason, _), .offline(let reason, _, _), .finished(let reason): reason
+        }
+    }
+
+    // MARK: Events
+
+    /// The internal broker connected (its subscriptions were sent before) or went away.
+    func internalConnectionChanged(_ connected: Bool, at now: ConfigTime) {
+        perform(planner.setInternalConnected(connected, now: now))
+    }
+
+    /// The central broker connected or went away. After a connection the status
+    /// goes out again: the will may have replaced it with `offline`.
+    func centralConnectionChanged(_ connected: Bool) {
+        centralConnected = connected
+        if connected { publishedStatusVersion = nil }
+    }
+
+    /// A message on the central broker (the discovery subscription).
+    func discoveryReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
+        guard MQTTTopic.matches(filter: settings.discoverySubscription, topic: topic) else { return }
+        switch DiscoveryMessage.parse(topic: topic, payload: payload) {
+        case .meter(let id, let offset):
+            perform(planner.discovered(id, clockOffsetSeconds: offset, now: now))
+        case .removed(let id):
+            perform(planner.forget(id, now: now))
+        case .invalid(let reason):
+            log.limited(.warning, key: "discovery_invalid", "discovery_ignored", ["topic": topic, "reason": reason])
+        }
+    }
+
+    /// A message on the internal broker (a reply topic).
+    func replyReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
+        guard let reply = planner.program.parseReply(topic: topic, payload: payload) else {
+            log.limited(.warning, key: "reply_malformed", "reply_ignored",
+                        ["topic": topic, "reason": "malformed or without oprid", "bytes": String(payload.count)])
+            return
+        }
+        perform(planner.reply(reply, now: now))
+    }
+
+    /// The internal broker acknowledged command `mid` (PUBACK).
+    func commandAcknowledged(_ mid: Int32) {
+        commandsInFlight[mid] = nil
+    }
+
+    /// MQTT 5: the internal broker refused command `mid` (its ACL): no reply can come.
+    func commandRefused(_ mid: Int32, reason: String, at now: ConfigTime) {
+        guard let oprid = commandsInFlight.removeValue(forKey: mid) else { return }
+        perform(planner.publishRefused(operationID: oprid, reason: reason, now: now))
+    }
+
+    /// The central broker acknowledged status `mid`.
+    func statusAcknowledged(_ mid: Int32) {
+        if case .offline(let reason, let offline?, _) = phase, offline == mid { phase = .finished(reason: reason) }
+    }
+
+    /// Timeouts, retries and the periodic pass; call it at `nextWake`.
+    func tick(at now: ConfigTime) {
+        perform(planner.tick(now: now))
+        advanceShutdown(at: now)
+    }
+
+    /// A new program (config or rules reloaded), compiled cleanly.
+    func apply(program: Program, options: ConfigPlanner.Options, at now: ConfigTime) {
+        let known = Set(planner.program.replyTopics)
+        for topic in program.replyTopics where !known.contains(topic) {
+            do {
+                try transport?.subscribeReplies(topic)
+            } catch {
+                log.error("cannot_subscribe", ["filter": topic, "error": error.description])
+            }
+        }
+        perform(planner.replace(program: program, options: options, now: now))
+    }
+
+    /// SIGTERM: nothing new goes out; replies in flight are awaited up to `timeout` seconds.
+    func beginShutdown(reason: String, timeout: Double, at now: ConfigTime) {
+        guard phase == .running else { return }
+        planner.drain()
+        log.info("stopping", ["reason": reason, "awaiting_replies": String(planner.awaitingReplyCount),
+                              "wait_s": format(timeout)])
+        phase = .draining(reason: reason, deadline: now.monotonic.adding(seconds: timeout))
+        advanceShutdown(at: now)
+    }
+
+    /// After every loop iteration, before the loop writes to the sockets.
+    func endOfIteration(at now: ConfigTime) {
+        advanceShutdown(at: now)
+        if phase == .running {
+            saveIfDue(at: now.monotonic)
+            publishStatusIfDue(at: now)
+        }
+    }
+
+    /// When `tick` (or `endOfIteration`) has work next: the planner's next
+    /// deadline, a save or status held back by its interval, a shutdown
+    /// deadline. nil: nothing until the next event.
+    func nextWake() -> MonotonicInstant? {
+        var next = planner.nextDeadline
+        func consider(_ t: MonotonicInstant?) {
+            guard let t else { return }
+            next = next.map { min($0, t) } ?? t
+        }
+        switch phase {
+        case .running:
+            if planner.recordsVersion != savedVersion { consider(nextSaveAt) }
+            if centralConnected, publishedStatusVersion != planner.statusVersion, let last = lastStatusAt {
+                consider(last.adding(seconds: settings.statusMinIntervalSeconds))
+            }
+        case .draining(_, let deadline), .offline(_, _, let deadline):
+            consider(deadline)
+        case .finished:
+            return nil
+        }
+        return next
+    }
+
+    // MARK: Internals
+
+    private func perform(_ actions: [ConfigPlanner.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let message):
+                do {
+                    guard let transport else { throw MQTTError(.noConnection, "no transport") }
+                    let mid = try transport.publishCommand(topic: message.topic, payload: message.payload)
+                    commandsInFlight[mid] = message.operationID
+                } catch {
+                    // The planner waits for a reply all the same: the timeout retries it.
+                    log.error("publish_failed", ["meter": message.deviceID, "command": message.command, "topic": message.topic,
+                                                 "error": "\(error)"])
+                }
+            case .log(let event):
+                log.emit(event)
+            }
+        }
+    }
+
+    private func saveIfDue(at now: MonotonicInstant) {
+        guard planner.recordsVersion != savedVersion else { return }
+        if let at = nextSaveAt, now < at { return }
+        nextSaveAt = save() ? now.adding(seconds: settings.saveMinIntervalSeconds) : now.adding(seconds: settings.saveRetrySeconds)
+    }
+
+    /// Writes the records; true if they are on disk.
+    @discardableResult
+    private func save() -> Bool {
+        do {
+            try store.save(planner.records)
+            savedVersion = planner.recordsVersion
+            return true
+        } catch {
+            log.limited(.error, key: "state_save", "state_save_failed", ["file": store.path, "error": error.message])
+            return false
+        }
+    }
+
+    private func publishStatusIfDue(at now: ConfigTime) {
+        guard centralConnected, publishedStatusVersion != planner.statusVersion else { return }
+        if let last = lastStatusAt, now.monotonic < last.adding(seconds: settings.statusMinIntervalSeconds) { return }
+        let version = planner.statusVersion
+        if publishStatus(statusDocument(state: "online", at: now.wall)) != nil {
+            publishedStatusVersion = version
+            lastStatusAt = now.monotonic
+        }
+    }
+
+    private func statusDocument(state: String, at now: Instant) -> [UInt8] {
+        planner.statusDocument(state: state, connections: [
+            ("internal", planner.internalConnected ? "connected" : "disconnected"),
+            ("central", centralConnected ? "connected" : "disconnected"),
+        ], startedAt: startedAt, now: now).serialized()
+    }
+
+    private func publishStatus(_ document: [UInt8]) -> Int32? {
+        guard let transport, transport.isCentralConnected else { return nil }
+        do {
+            return try transport.publishStatus(topic: settings.statusTopic, payload: document)
+        } catch {
+            log.limited(.warning, key: "status", "status_publish_failed", ["error": error.description])
+            return nil
+        }
+    }
+
+    private func advanceShutdown(at time: ConfigTime) {
+        let now = time.monotonic
+        switch phase {
+        case .running, .finished:
+            return
+        case .draining(let reason, let deadline):
+            let left = planner.awaitingReplyCount
+            guard left == 0 || now >= deadline else { return }
+            if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
+            save()
+            let mid = publishStatus(ConfigPlanner.offlineStatus(now: time.wall).serialized())
+            phase = mid == nil ? .finished(reason: reason)
+                : .offline(reason: reason, mid: mid, deadline: now.adding(seconds: settings.offlineAckSeconds))
+        case .offline(let reason, _, let deadline):
+            guard now >= deadline else { return }
+            log.warning("offline_status_not_acknowledged", ["wait_s": format(settings.offlineAckSeconds)])
+            phase = .finished(reason: reason)
+        }
+    }
+}
+
+private func format(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+}

@@ -1,0 +1,447 @@
+import Foundation
+import JSON
+@testable import MQTT
+import RuleEngine
+import Testing
+@testable import Services
+
+// Unit tests of the config sender's core over a recording transport: the
+// whole flow (discovery in → command out → reply in → state file → status
+// out) and the shutdown, with no broker, no thread and no real clock.
+
+/// Plays both brokers: records what the core publishes and subscribes,
+/// numbering messages as a broker connection would.
+final class RecordingSenderTransport: ConfigSenderTransport {
+    struct Published: Equatable {
+        var mid: Int32
+        var topic: String
+        var payload: [UInt8]
+        var retain: Bool
+        var json: JSONValue? { try? JSONValue.parse(payload) }
+    }
+
+    var isCentralConnected = true
+    var commandsFail = false
+    private(set) var commands: [Published] = []
+    private(set) var statuses: [Published] = []
+    private(set) var subscriptions: [String] = []
+    private var nextMid: Int32 = 0
+
+    func publishCommand(topic: String, payload: [UInt8]) throws(MQTTError) -> Int32 {
+        if commandsFail { throw MQTTError(.noConnection, "the test says no") }
+        nextMid += 1
+        commands.append(Published(mid: nextMid, topic: topic, payload: payload, retain: false))
+        return nextMid
+    }
+
+    func subscribeReplies(_ filter: String) throws(MQTTError) {
+        subscriptions.append(filter)
+    }
+
+    func publishStatus(topic: String, payload: [UInt8]) throws(MQTTError) -> Int32 {
+        nextMid += 1
+        statuses.append(Published(mid: nextMid, topic: topic, payload: payload, retain: true))
+        return nextMid
+    }
+}
+
+/// A core over the test config, a state directory, a log file and a
+/// recording transport; the test moves both clocks by hand.
+final class SenderCoreFixture {
+    let directory: URL
+    let transport = RecordingSenderTransport()
+    let core: ConfigSenderCore
+    let store: ConfigStateStore
+    private let logFD: Int32
+    var now = ConfigTime(testing: senderT0)
+
+    static let statusTopic = "kpm33b/config-sender/status"
+
+    init(config: String = senderConfigText(), statusMinIntervalSeconds: Double = 1) throws {
+        directory = try senderTemporaryDirectory("sender-core")
+        let site = try buildSenderSite(config)
+        store = ConfigStateStore(directory: directory.appendingPathComponent("state").path)
+        let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
+                                    ids: OperationIDGenerator(seed: 7))
+        logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        core = ConfigSenderCore(planner: planner, store: store,
+                                settings: .init(statusTopic: Self.statusTopic, discoverySubscription: "kpm33b/discovery/+",
+                                                statusMinIntervalSeconds: statusMinIntervalSeconds),
+                                startedAt: senderT0, log: Log(level: .debug, fd: logFD))
+        core.transport = transport
+    }
+
+    deinit {
+        close(logFD)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Both brokers up, as their CONNACKs would say.
+    func connect() {
+        core.centralConnectionChanged(true)
+        core.internalConnectionChanged(true, at: now)
+    }
+
+    func advance(_ seconds: Double) { now = now.adding(seconds: seconds) }
+
+    func discover(_ id: String, clockOffset: Int? = nil) {
+        var doc: JSONObject = ["id": .string(id), "manufacturer": "Compere"]
+        if let clockOffset { doc["clock_offset_s"] = .integer(Int64(clockOffset)) }
+        core.discoveryReceived(topic: "kpm33b/discovery/\(id)", payload: JSONValue.object(doc).serialized(), at: now)
+    }
+
+    /// The meter's reply to a recorded command.
+    func answer(_ command: RecordingSenderTransport.Published, code: String = "01", msg: String? = nil) {
+        let meter = command.topic.hasPrefix("MQTT_SETTIME_") || command.topic.hasPrefix("MQTT_COMMOD_SET_")
+            ? "33B12" + command.topic.split(separator: "_").last! : "?"
+        var reply: JSONObject = ["id": .string(meter), "oprid": .string(command.json?["oprid"]?.stringValue ?? ""),
+                                 "code": .string(code)]
+        if let msg { reply["msg"] = .string(msg) }
+        let topic = command.topic.hasPrefix("MQTT_SETTIME_") ? "MQTT_METER_TIME_REP" : "MQTT_COMMOD_SET_REP"
+        core.replyReceived(topic: topic, payload: JSONValue.object(reply).serialized(), at: now)
+    }
+
+    /// The state file as the next start would read it.
+    var savedRecords: [String: MeterRecord] {
+        guard let data = FileManager.default.contents(atPath: store.path),
+              let decoded = try? ConfigStateStore.decode([UInt8](data)) else { return [:] }
+        return decoded.records
+    }
+
+    var logLines: [Substring] {
+        ((try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? "").split(separator: "\n")
+    }
+
+    func lines(_ msg: String) -> [Substring] { logLines.filter { $0.contains("msg=\(msg) ") || $0.hasSuffix("msg=\(msg)") } }
+
+    var lastStatus: JSONValue? { transport.statuses.last?.json }
+}
+
+@Suite struct ConfigSenderCoreTests {
+    @Test func discoveryToStatusWithNoBroker() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.discover(senderMeterA)
+        let short = String(senderMeterA.suffix(8))
+        #expect(f.transport.commands.map(\.topic).sorted() ==
+            ["MQTT_COMMOD_SET_\(short)", "MQTT_COMMOD_SET_\(short)", "MQTT_SETTIME_\(short)"])
+        #expect(f.transport.commands.allSatisfy { $0.json?["oprid"]?.stringValue?.utf8.count == 32 })
+        #expect(f.core.commandsInFlight.count == 3)
+        #expect(f.transport.commands.first { $0.json?["Cmd"]?.stringValue == "0000" }?.json?["value"]?.stringValue == "60")
+
+        // The end of the iteration: no result to save yet, one status with the meter pending.
+        f.core.endOfIteration(at: f.now)
+        #expect(f.savedRecords[senderMeterA]?.commands.isEmpty != false)
+        #expect(f.transport.statuses.count == 1)
+        let first = try #require(f.transport.statuses.first)
+        #expect(first.topic == SenderCoreFixture.statusTopic && first.retain)
+        #expect(f.lastStatus?["pending_commands"]?.intValue == 3)
+        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "pending")
+
+        // PUBACKs, then the replies: recorded, saved once at the end of the iteration.
+        for c in f.transport.commands { f.core.commandAcknowledged(c.mid) }
+        #expect(f.core.commandsInFlight.isEmpty)
+        f.advance(1.5)
+        for c in f.transport.commands { f.answer(c) }
+        #expect(f.savedRecords[senderMeterA]?.acknowledgedDate == nil, "the state is written at the end of the iteration, not per reply")
+        f.core.endOfIteration(at: f.now)
+        let record = try #require(f.savedRecords[senderMeterA])
+        #expect(record.acknowledgedDate == "2026-01-12")
+        #expect(record.commands.values.allSatisfy { $0.outcome == .success })
+        #expect(f.transport.statuses.count == 2)
+        #expect(f.lastStatus?["pending_commands"]?.intValue == 0)
+        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success")
+        #expect(f.lastStatus?["connections"]?["internal"]?.stringValue == "connected")
+        #expect(f.lines("meter_configured").count == 1)
+
+        // The same meter discovered again the same day: nothing goes out.
+        f.discover(senderMeterA)
+        #expect(f.transport.commands.count == 3)
+    }
+
+    @Test func replyAndDiscoveryNoiseIsLoggedNotFatal() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.core.replyReceived(topic: "MQTT_COMMOD_SET_REP", payload: Array("{not json".utf8), at: f.now)
+        f.core.discoveryReceived(topic: "kpm33b/discovery/\(senderMeterA)", payload: Array("[1]".utf8), at: f.now)
+        // A topic outside the discovery subscription is not a discovery.
+        f.core.discoveryReceived(topic: "kpm33b/other/\(senderMeterA)", payload: Array("{}".utf8), at: f.now)
+        #expect(f.lines("reply_ignored").count == 1)
+        #expect(f.lines("discovery_ignored").count == 1)
+        #expect(f.transport.commands.isEmpty)
+        #expect(f.core.planner.knownMeters.isEmpty)
+    }
+
+    @Test func commandRefusedByTheBrokerIsFoundByItsMessageID() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.discover(senderMeterA)
+        let clock = try #require(f.transport.commands.first { $0.topic.hasPrefix("MQTT_SETTIME_") })
+        let other = try #require(f.transport.commands.first { !$0.topic.hasPrefix("MQTT_SETTIME_") })
+        // The acknowledged one is forgotten: a refusal naming it afterwards changes nothing.
+        f.core.commandAcknowledged(other.mid)
+        f.core.commandRefused(other.mid, reason: "late", at: f.now)
+        #expect(f.core.planner.pending.count == 3)
+        // MQTT 5 sends the refusal just before the acknowledgement of the same id.
+        f.core.commandRefused(clock.mid, reason: "Not authorized", at: f.now)
+        f.core.commandAcknowledged(clock.mid)
+        #expect(f.core.planner.records[senderMeterA]?.commands["set_clock"]?.outcome == .failure)
+        #expect(f.core.planner.pending.map(\.command).sorted() == ["set_upload_interval_minutes", "set_upload_interval_seconds"])
+        #expect(f.lines("command_refused").count == 1)
+    }
+
+    @Test func aFailedPublishIsLoggedAndRetriedByTheTimeout() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.transport.commandsFail = true
+        f.discover(senderMeterA)
+        #expect(f.lines("publish_failed").count == 3)
+        #expect(f.core.planner.awaitingReplyCount == 3)
+        f.transport.commandsFail = false
+        // Timeout 1 s, then a backoff of 0.5 s: the retry goes out at 1.5 s.
+        f.advance(1.01)
+        f.core.tick(at: f.now)
+        #expect(f.transport.commands.isEmpty)
+        f.advance(0.5)
+        f.core.tick(at: f.now)
+        #expect(f.transport.commands.count == 3)
+    }
+
+    @Test func statusIsRateLimitedAndRepublishedAfterTheCentralBrokerReturns() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.count == 1)
+        // Nothing changed: nothing published.
+        f.advance(5)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.count == 1)
+        // A change within the interval waits for it; the core asks to be woken then.
+        f.discover(senderMeterA)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.count == 2)
+        f.advance(0.2)
+        f.core.commandAcknowledged(1)
+        f.answer(f.transport.commands[0])
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.count == 2)
+        let wake = try #require(f.core.nextWake())
+        #expect(abs(wake.seconds(since: f.now.monotonic) - 0.8) < 0.001)
+        f.advance(0.8)
+        f.core.tick(at: f.now)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.count == 3)
+        #expect(f.lastStatus?["pending_commands"]?.intValue == 2)
+        // The central broker went away (its will said offline) and came back: the status again.
+        f.transport.isCentralConnected = false
+        f.core.centralConnectionChanged(false)
+        f.advance(2)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.count == 3)
+        f.transport.isCentralConnected = true
+        f.core.centralConnectionChanged(true)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.count == 4)
+        #expect(f.lastStatus?["state"]?.stringValue == "online")
+    }
+
+    @Test func nextWakeIsTheEarliestReplyTimeoutAndNothingWhileIdle() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.core.endOfIteration(at: f.now)
+        // Idle: only the periodic pass (600 s in the test config).
+        #expect(f.core.nextWake().map { $0.seconds(since: f.now.monotonic) } == 600)
+        f.discover(senderMeterA)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.core.nextWake().map { $0.seconds(since: f.now.monotonic) } == 1)
+        // The internal broker away: no timeout counts, nothing to wake for.
+        f.core.internalConnectionChanged(false, at: f.now)
+        f.advance(1)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.core.nextWake() == nil)
+    }
+
+    @Test func shutdownWaitsForRepliesThenSavesAndPublishesOffline() throws {
+        let f = try SenderCoreFixture(statusMinIntervalSeconds: 0)
+        f.connect()
+        f.discover(senderMeterA)
+        f.core.endOfIteration(at: f.now)
+        let sent = f.transport.commands
+        let statuses = f.transport.statuses.count
+        #expect(statuses == 1)
+        f.core.beginShutdown(reason: "SIGTERM", timeout: 5, at: f.now)
+        #expect(f.lines("stopping").first?.contains("awaiting_replies=3") == true)
+        // Draining: a new meter gets nothing, and no status says "online" any more.
+        f.discover(senderMeterB)
+        f.advance(0.3)
+        f.answer(sent[0])
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.commands.count == 3)
+        #expect(!f.core.isFinished)
+        #expect(f.transport.statuses.count == statuses)
+        // Woken for the replies' timeout (1 s after sending), before the drain deadline (5 s).
+        let wake = try #require(f.core.nextWake())
+        #expect(abs(wake.seconds(since: f.now.monotonic) - 0.7) < 0.001)
+
+        f.answer(sent[1])
+        f.answer(sent[2])
+        f.core.endOfIteration(at: f.now)
+        #expect(f.savedRecords[senderMeterA]?.acknowledgedDate == "2026-01-12")
+        #expect(f.transport.statuses.count == statuses + 1)
+        let offline = try #require(f.transport.statuses.last)
+        #expect(offline.retain && offline.json?["state"]?.stringValue == "offline")
+        #expect(!f.core.isFinished, "finished only once the broker has the offline status")
+        f.core.statusAcknowledged(offline.mid)
+        #expect(f.core.isFinished)
+        #expect(f.core.stopReason == "SIGTERM")
+        #expect(f.lines("stopping_without_replies").isEmpty)
+    }
+
+    @Test func shutdownGivesUpOnSilentMetersAndAnUnacknowledgedOfflineStatus() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.discover(senderMeterA)
+        f.core.beginShutdown(reason: "SIGINT", timeout: 0.5, at: f.now)
+        f.advance(0.4)
+        f.core.tick(at: f.now)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.statuses.isEmpty)
+        f.advance(0.1)
+        f.core.tick(at: f.now)
+        #expect(f.lines("stopping_without_replies").first?.contains("awaiting_replies=3") == true)
+        let offline = try #require(f.transport.statuses.last)
+        #expect(offline.json?["state"]?.stringValue == "offline")
+        f.advance(1.9)
+        f.core.endOfIteration(at: f.now)
+        #expect(!f.core.isFinished)
+        f.advance(0.1)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.core.isFinished)
+        #expect(f.lines("offline_status_not_acknowledged").count == 1)
+    }
+
+    @Test func shutdownWithTheCentralBrokerAwayFinishesAtOnce() throws {
+        let f = try SenderCoreFixture()
+        f.core.internalConnectionChanged(true, at: f.now)
+        f.transport.isCentralConnected = false
+        f.core.beginShutdown(reason: "SIGTERM", timeout: 5, at: f.now)
+        #expect(f.core.isFinished)
+        #expect(f.transport.statuses.isEmpty)
+    }
+
+    @Test func aReloadSubscribesNewReplyTopicsAndResendsChangedSettings() throws {
+        let f = try SenderCoreFixture()
+        f.connect()
+        f.discover(senderMeterA)
+        for c in f.transport.commands { f.answer(c) }
+        let site = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 300]))
+        f.core.apply(program: site.program, options: ConfigPlanner.Options(site: site), at: f.now)
+        // The same pack: no new reply topic.
+        #expect(f.transport.subscriptions.isEmpty)
+        #expect(f.transport.commands.count == 4)
+        #expect(f.transport.commands.last?.json?["value"]?.stringValue == "300")
+        #expect(f.lines("config_reloaded").first?.contains("changed_meters=1") == true)
+    }
+
+    @Test func anAlertIsRenderedAsALERTAtLevelError() throws {
+        let f = try SenderCoreFixture(config: senderConfigText(retries: 0))
+        f.connect()
+        f.discover(senderMeterA)
+        f.advance(1)
+        f.core.tick(at: f.now)
+        let alerts = f.lines("ALERT")
+        #expect(alerts.count == 3)
+        #expect(alerts.allSatisfy { $0.hasPrefix("level=error msg=ALERT event=meter_not_answering meter=\(senderMeterA) ") })
+    }
+}
+
+@Suite struct ConfigSenderClockTests {
+    /// The wall clock jumps (NTP's first sync, a manual correction): deadlines
+    /// follow the monotonic clock, the date follows the wall clock.
+    @Test func aWallClockJumpMovesNoTimer() throws {
+        var planner = try makePlanner()
+        let start = ConfigTime(testing: senderT0)
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: start).sent
+        #expect(sent.count == 3)
+        #expect(planner.nextDeadline == start.monotonic.adding(seconds: 1))
+
+        // The wall clock leaps a day ahead 0.5 s later: no timeout yet.
+        var jumped = start.adding(seconds: 0.5)
+        jumped.wall = jumped.wall.adding(seconds: 86_400)
+        #expect(planner.tick(now: jumped).events.isEmpty)
+        #expect(planner.awaitingReplyCount == 3)
+
+        // It is set back an hour before the start, 1 s after the send: the timeout comes all the same.
+        var back = start.adding(seconds: 1)
+        back.wall = senderT0.adding(seconds: -3600)
+        let timeouts = planner.tick(now: back).events.filter { $0.name == "reply_timeout" }
+        #expect(timeouts.count == 3)
+        #expect(planner.nextDeadline == back.monotonic.adding(seconds: 0.5))
+
+        // The periodic pass follows the monotonic clock too: a wall-clock day later it is not due.
+        var planner2 = try makePlanner()
+        var later = ConfigTime(testing: senderT0).adding(seconds: 10)
+        later.wall = later.wall.adding(seconds: 2 * 86_400)
+        #expect(!planner2.tick(now: later).events.contains { $0.name == "periodic_pass" })
+        #expect(planner2.tick(now: ConfigTime(testing: senderT0).adding(seconds: 600)).events.contains { $0.name == "periodic_pass" })
+    }
+
+    @Test func theDateComesFromTheWallClock() throws {
+        var planner = try makePlanner()
+        var now = ConfigTime(testing: senderT0)
+        now.wall = senderT0.adding(seconds: 86_400)  // tomorrow on the wall, no time passed on the monotonic clock
+        let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: now).sent
+        for m in sent {
+            let reply = try #require(planner.program.parseReply(topic: senderReplyTopic(m), payload: senderReplyPayload(m)))
+            _ = planner.reply(reply, now: now)
+        }
+        #expect(planner.records[senderMeterA]?.acknowledgedDate == "2026-01-13")
+        #expect(sent.first { $0.command == "set_clock" }?.value?.hasPrefix("20260113") == true)
+    }
+}
+
+@Suite struct ConfigSenderSourcesTests {
+    @Test func onlyAChangeOfBytesCounts() throws {
+        let dir = try senderTemporaryDirectory("sources")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("config.yaml")
+        let pack = dir.appendingPathComponent("pack.yaml")
+        try "a: 1\n".write(to: config, atomically: false, encoding: .utf8)
+        try "pack: x\n".write(to: pack, atomically: false, encoding: .utf8)
+        var sources = ConfigSources(ServiceOptions(rules: dir.path, config: config.path))
+        #expect(sources.paths == [pack.path, config.path])
+        func changed() -> Bool { sources.changed() }
+        #expect(!changed())
+        // Touched: the metadata moves, the bytes do not.
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)], ofItemAtPath: config.path)
+        #expect(!changed())
+        // Rewritten in place, same size, other bytes.
+        try "a: 2\n".write(to: config, atomically: false, encoding: .utf8)
+        #expect(changed())
+        #expect(!changed())
+        // The pack is watched too; a file that vanishes is a change.
+        try FileManager.default.removeItem(at: pack)
+        #expect(changed())
+        try "pack: x\n".write(to: pack, atomically: true, encoding: .utf8)
+        #expect(changed())
+        // After a forced reload the files as they are are the reference.
+        try "a: 3\n".write(to: config, atomically: false, encoding: .utf8)
+        sources.refresh()
+        #expect(!changed())
+    }
+}
+
+@Suite struct ConfigSenderControlTests {
+    @Test func aStopIsTakenOnceAndASecondOneIsReported() throws {
+        let control = ConfigSenderControl(loop: try EventLoop())
+        let none = control.take()
+        #expect(none.stop == nil && !none.reload)
+        control.requestReload()
+        #expect(control.requestStop(reason: "SIGTERM"))
+        #expect(!control.requestStop(reason: "SIGINT"))
+        let first = control.take()
+        #expect(first.stop == "SIGTERM" && first.reload)
+        let second = control.take()
+        #expect(second.stop == nil && !second.reload)
+    }
+}
