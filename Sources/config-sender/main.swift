@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import RuleEngine
 import Services
 
@@ -34,14 +36,14 @@ struct ConfigSenderCommand: ParsableCommand {
 
     func validate() throws {
         guard configPollSeconds > 0 else { throw ValidationError("--config-poll-seconds must be greater than 0") }
-        if todayOffsetDays == nil, let text = ProcessInfo.processInfo.environment[Self.dayOffsetVariable], Int(text) == nil {
+        if todayOffsetDays == nil, let text = getenv(Self.dayOffsetVariable).map({ String(cString: $0) }), Int(text) == nil {
             throw ValidationError("\(Self.dayOffsetVariable) must be a whole number of days")
         }
     }
 
     func run() throws {
         let (site, options, log) = try service.start()
-        let dayOffset = todayOffsetDays ?? ProcessInfo.processInfo.environment[Self.dayOffsetVariable].flatMap { Int($0) } ?? 0
+        let dayOffset = todayOffsetDays ?? getenv(Self.dayOffsetVariable).flatMap { Int(String(cString: $0)) } ?? 0
         let sender: ConfigSenderService
         do throws(ServiceError) {
             sender = try ConfigSenderService(

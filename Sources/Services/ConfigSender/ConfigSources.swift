@@ -1,7 +1,7 @@
-import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import RuleEngine
 
 /// The files a running program was built from — the pack's `pack.yaml` and
 /// the site config — and how to tell that one changed.
@@ -32,7 +32,7 @@ struct ConfigSources {
 
     init(_ options: ServiceOptions) {
         let rules = options.rules
-        let pack = rules.hasSuffix(".yaml") || rules.hasSuffix(".yml") ? rules : (rules as NSString).appendingPathComponent("pack.yaml")
+        let pack = rules.hasSuffix(".yaml") || rules.hasSuffix(".yml") ? rules : (rules.hasSuffix("/") ? rules + "pack.yaml" : rules + "/pack.yaml")
         paths = [pack] + (options.config.map { [$0] } ?? [])
         refresh()
     }
@@ -71,6 +71,6 @@ struct ConfigSources {
 
     /// The bytes of `path`; empty when it cannot be read (the reload then names the problem).
     private static func read(_ path: String) -> [UInt8] {
-        FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? []
+        FileSystem.read(path) ?? []
     }
 }

@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import JSON
 import RuleEngine
 
@@ -36,22 +38,21 @@ public struct ConfigStateStore: Sendable {
     public func load(now: Instant) throws(StateStoreError) -> (records: [String: MeterRecord], events: [ConfigEvent]) {
         try createDirectory()
         var events: [ConfigEvent] = []
-        let fm = FileManager.default
-        if fm.fileExists(atPath: temporaryPath) {
-            try? fm.removeItem(atPath: temporaryPath)
+        if FileSystem.exists(temporaryPath) {
+            _ = unlink(temporaryPath)
             events.append(ConfigEvent(.warning, "state_temp_removed", [
                 ("file", temporaryPath), ("reason", "left by an interrupted write; the last complete state is used"),
             ]))
         }
-        guard fm.fileExists(atPath: path) else {
+        guard FileSystem.exists(path) else {
             events.append(ConfigEvent(.info, "state_new", [("file", path)]))
             return ([:], events)
         }
         do throws(StateStoreError) {
-            guard let data = fm.contents(atPath: path) else {
+            guard let data = FileSystem.read(path) else {
                 throw StateStoreError("cannot read the file")
             }
-            let (records, skipped) = try ConfigStateStore.decode([UInt8](data))
+            let (records, skipped) = try ConfigStateStore.decode(data)
             for (id, why) in skipped {
                 events.append(ConfigEvent(.warning, "state_meter_skipped", [("meter", id), ("reason", why)]))
             }
@@ -59,12 +60,12 @@ public struct ConfigStateStore: Sendable {
             return (records, events)
         } catch {
             let aside = path + ".corrupt-\(now.epochMillis)"
-            let moved = (try? fm.moveItem(atPath: path, toPath: aside)) != nil
+            let moved = rename(path, aside) == 0
             events.append(ConfigEvent(.warning, "state_corrupt", [
                 ("file", path), ("reason", error.message), ("moved_to", moved ? aside : nil),
                 ("action", "starting fresh; every meter is configured again"),
             ]))
-            if !moved { try? fm.removeItem(atPath: path) }
+            if !moved { _ = unlink(path) }
             return ([:], events)
         }
     }
@@ -112,10 +113,8 @@ public struct ConfigStateStore: Sendable {
     }
 
     private func createDirectory() throws(StateStoreError) {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw StateStoreError("cannot create the state directory \(directory): \(error.localizedDescription)")
+        guard FileSystem.makeDirectories(directory) else {
+            throw StateStoreError("cannot create the state directory \(directory): \(String(cString: strerror(errno)))")
         }
     }
 
