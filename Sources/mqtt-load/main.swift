@@ -49,13 +49,22 @@ do {
 }
 let counter: MQTTConnection
 do {
-    counter = try MQTTConnection(endpoint: counterEndpoint,
-                                 options: MQTTOptions(clientID: "mqtt-load-\(getpid())-count", cleanSession: true, keepAliveSeconds: 60))
+    var counterOptions = MQTTOptions(clientID: "mqtt-load-\(getpid())-count", cleanSession: true, keepAliveSeconds: 60)
+    if let id = options.counterSession {
+        // Persistent: what the broker accepted while the counter was away (or
+        // had sent it unacknowledged) comes after the reconnect, so a restart
+        // of the counter's broker loses nothing of its own (with persistence).
+        counterOptions.clientID = id
+        counterOptions.cleanSession = false
+        counterOptions.reconnectMinSeconds = 0.2
+        counterOptions.reconnectMaxSeconds = 1
+    }
+    counter = try MQTTConnection(endpoint: counterEndpoint, options: counterOptions)
     counter.onMessage = { message in
         let now = monotonicNs()
         message.payload.withUnsafeBytes { ledger.recordReceive($0, at: now) }
     }
-    for filter in options.filters { try counter.subscribe(filter, qos: 1) }
+    for filter in options.filters { try counter.subscribe(filter, qos: options.subscribeQoS) }
     try counter.start()
 } catch {
     fail("counter: \(error)")
@@ -65,7 +74,7 @@ guard counter.waitUntilSubscribed(timeout: 10) else { fail("counter: cannot subs
 let publishers: Publishers
 do {
     publishers = try Publishers(endpoint: publishEndpoint, count: options.connections, window: options.window,
-                                ledger: ledger, enyEvery: options.enyEvery, readingsPerMeter: readingsPerMeter)
+                                qos: options.publishQoS, ledger: ledger, enyEvery: options.enyEvery, readingsPerMeter: readingsPerMeter)
     try publishers.start(timeout: 10)
 } catch {
     fail("publishers: \(error)")
@@ -75,6 +84,8 @@ do {
 struct Outcome {
     var phase: Phase
     var sent: Publishers.Sent
+    /// PUBACKs (QoS 1) or socket writes (QoS 0) of this phase's messages.
+    var accepted: Int
     var tally: Ledger.Tally
     var cpu: [(name: String, seconds: Double)]
     var switches: [(name: String, count: Int)]
@@ -126,8 +137,12 @@ func drain(_ phase: Phase, sent: Int) {
 /// Sends `count` messages (in chunks, each drained before the next, when
 /// `chunk` is given) and waits for them.
 func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcome {
+    if options.progress {
+        FileHandle.standardError.write(Data("mqtt-load: phase \(phase.name) started\n".utf8))
+    }
     let before = cpuNow()
     let switchesBefore = switchesNow()
+    let acknowledgedBefore = publishers.acknowledged
     memorySampler.reset()
     var sent = Publishers.Sent()
     var left = count
@@ -141,6 +156,12 @@ func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcom
         left -= n
         drain(phase, sent: sent.count)
     }
+    // Normally long done; a publisher whose broker went away would wait here.
+    let ackDeadline = monotonicNs() + 5_000_000_000
+    while publishers.acknowledged - acknowledgedBefore < sent.count - sent.failed, monotonicNs() < ackDeadline {
+        usleep(10_000)
+    }
+    let accepted = publishers.acknowledged - acknowledgedBefore
     let after = cpuNow()
     let switchesAfter = switchesNow()
     var cpu: [(String, Double)] = []
@@ -152,7 +173,7 @@ func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcom
     usleep(40_000)  // one more memory sample
     let anon = memorySampler.peaksKiB()
     let memory = options.watches.enumerated().map { (i, w) in (w.name, w.statusKiB("VmHWM"), anon[i]) }
-    return Outcome(phase: phase, sent: sent, tally: ledger.tally(phase.rawValue), cpu: cpu, switches: switches,
+    return Outcome(phase: phase, sent: sent, accepted: accepted, tally: ledger.tally(phase.rawValue), cpu: cpu, switches: switches,
                    memory: memory)
 }
 
@@ -188,7 +209,7 @@ func fixed(_ v: Double, _ digits: Int) -> String { v.isNaN ? "-" : String(format
 if options.keyValue {
     print("meters=\(options.meters) connections=\(options.connections) window=\(options.window) unknown=\(ledger.unknownCount)")
     for o in outcomes {
-        var line = "phase=\(o.phase.name) sent=\(o.sent.count) failed=\(o.sent.failed) received=\(o.tally.received) "
+        var line = "phase=\(o.phase.name) sent=\(o.sent.count) failed=\(o.sent.failed) accepted=\(o.accepted) received=\(o.tally.received) "
             + "lost=\(o.lost) duplicates=\(o.tally.duplicates) seconds=\(fixed(o.seconds, 3)) "
             + "throughput=\(fixed(o.throughput, 0)) publish_rate=\(fixed(o.publishRate, 0)) "
             + "p50_ms=\(fixed(o.latencyMs(0.5), 3)) p99_ms=\(fixed(o.latencyMs(0.99), 3)) max_ms=\(fixed(o.latencyMs(1), 3))"
