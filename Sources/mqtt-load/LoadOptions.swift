@@ -25,6 +25,7 @@ struct LoadOptions {
     /// off): the broker keeps counting for it across a restart of its own.
     var counterSession: String?
     var progress = false
+    var tcpNoDelay = false
 
     static let usage = """
         usage: mqtt-load --publish mqtt://HOST:PORT [--subscribe mqtt://HOST:PORT] [--filter F]...
@@ -32,6 +33,7 @@ struct LoadOptions {
                          [--burst N] [--warmup-chunk N] [--eny-every K] [--clock-offset S] [--drain-seconds S]
                          [--probe-seconds S] [--watch NAME=PID]... [--kv]
                          [--publish-qos 0|1|2] [--subscribe-qos 0|1|2] [--counter-session ID] [--progress]
+                         [--tcp-nodelay]
 
         Simulated KPM33B meters (ids 33B12259 + 5 digits) publish the real sample payloads
         (MQTT_RT_DATA, and MQTT_ENY_NOW as every K-th reading of a meter) with QoS 1 on
@@ -59,6 +61,8 @@ struct LoadOptions {
         accepted. Each phase reports `accepted` (PUBACKs at QoS 1, socket writes at QoS 0);
         `lost` is sent minus received. --progress writes "mqtt-load: phase NAME started" on
         stderr when a phase begins (tools/bench times kills and outages from it).
+        --tcp-nodelay turns Nagle's algorithm off on the load's own broker connections
+        (needed for latency at QoS 0: nothing comes back to carry the TCP ACK).
         """
 
     static func parse(_ arguments: [String]) throws -> LoadOptions {
@@ -101,6 +105,7 @@ struct LoadOptions {
             case "--subscribe-qos": o.subscribeQoS = try number(a)
             case "--counter-session": o.counterSession = try value()
             case "--progress": o.progress = true
+            case "--tcp-nodelay": o.tcpNoDelay = true
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown argument '\(a)'")
             }

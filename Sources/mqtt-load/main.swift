@@ -137,6 +137,7 @@ func drain(_ phase: Phase, sent: Int) {
 /// Sends `count` messages (in chunks, each drained before the next, when
 /// `chunk` is given) and waits for them.
 func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcome {
+    if options.tcpNoDelay { SocketTuning.setNoDelayOnTCPSockets() }
     if options.progress {
         FileHandle.standardError.write(Data("mqtt-load: phase \(phase.name) started\n".utf8))
     }
@@ -175,6 +176,10 @@ func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcom
     let memory = options.watches.enumerated().map { (i, w) in (w.name, w.statusKiB("VmHWM"), anon[i]) }
     return Outcome(phase: phase, sent: sent, accepted: accepted, tally: ledger.tally(phase.rawValue), cpu: cpu, switches: switches,
                    memory: memory)
+}
+
+if options.tcpNoDelay, SocketTuning.setNoDelayOnTCPSockets() < options.connections + 1 {
+    fail("--tcp-nodelay: fewer TCP sockets than connections")
 }
 
 // Probe: the path (bridge, proxy) is up when one message made it through.
