@@ -135,8 +135,8 @@ func drain(_ phase: Phase, sent: Int, quiet: Double = options.drainSeconds) {
 }
 
 /// Sends `count` messages (in chunks, each drained before the next, when
-/// `chunk` is given) and waits for them.
-func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcome {
+/// `chunk` is given) and waits for them, until nothing arrived for `quiet` s.
+func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil, quiet: Double = options.drainSeconds) -> Outcome {
     if options.tcpNoDelay { SocketTuning.setNoDelayOnTCPSockets() }
     if options.progress {
         FileHandle.standardError.write(Data("mqtt-load: phase \(phase.name) started\n".utf8))
@@ -155,7 +155,7 @@ func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcom
         sent.count += s.count
         sent.failed += s.failed
         left -= n
-        drain(phase, sent: sent.count)
+        drain(phase, sent: sent.count, quiet: quiet)
     }
     // Normally long done; a publisher whose broker went away would wait here.
     let ackDeadline = monotonicNs() + 5_000_000_000
@@ -197,7 +197,9 @@ while ledger.received(Phase.probe.rawValue) == 0 {
 // long --drain-seconds (made for outages) need not be waited here.
 drain(.probe, sent: probeSent.count, quiet: min(options.drainSeconds, 2))
 var outcomes: [Outcome] = []
-outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk))
+// A long --drain-seconds is made for outages in the later phases; the
+// warm-up's chunks wait at most the default 5 s each.
+outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk, quiet: min(options.drainSeconds, 5)))
 usleep(200_000)
 if rateCount > 0 {
     outcomes.append(run(.rate, count: rateCount, rate: options.rate))
