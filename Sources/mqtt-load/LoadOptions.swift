@@ -19,12 +19,21 @@ struct LoadOptions {
     var probeSeconds = 30.0
     var watches: [ProcessWatch] = []
     var keyValue = false
+    var publishQoS = 1
+    var subscribeQoS = 1
+    /// A client id for the counter with a persistent session (clean session
+    /// off): the broker keeps counting for it across a restart of its own.
+    var counterSession: String?
+    var progress = false
+    var tcpNoDelay = false
 
     static let usage = """
         usage: mqtt-load --publish mqtt://HOST:PORT [--subscribe mqtt://HOST:PORT] [--filter F]...
                          [--meters N] [--connections N] [--window N] [--rate MSG_PER_S] [--rate-seconds S]
                          [--burst N] [--warmup-chunk N] [--eny-every K] [--clock-offset S] [--drain-seconds S]
                          [--probe-seconds S] [--watch NAME=PID]... [--kv]
+                         [--publish-qos 0|1|2] [--subscribe-qos 0|1|2] [--counter-session ID] [--progress]
+                         [--tcp-nodelay]
 
         Simulated KPM33B meters (ids 33B12259 + 5 digits) publish the real sample payloads
         (MQTT_RT_DATA, and MQTT_ENY_NOW as every K-th reading of a meter) with QoS 1 on
@@ -42,6 +51,18 @@ struct LoadOptions {
         broker takes them: throughput). A phase ends when all its messages arrived or
         nothing arrived for --drain-seconds. --watch reports CPU time per received message
         and peak RSS of other processes (Linux /proc). --kv prints key=value lines.
+
+        --publish-qos and --subscribe-qos change the QoS of the meters and of the counter
+        (default 1 both). With QoS 0 a publisher's window is released when libmosquitto
+        wrote the message to the socket, so the load follows the broker's TCP back-pressure.
+        --counter-session ID gives the counter that client id and a persistent session, and
+        makes it reconnect within a second: with --subscribe-qos 1 and a broker with
+        persistence, a restart of the counter's broker loses no message the broker had
+        accepted. Each phase reports `accepted` (PUBACKs at QoS 1, socket writes at QoS 0);
+        `lost` is sent minus received. --progress writes "mqtt-load: phase NAME started" on
+        stderr when a phase begins (tools/bench times kills and outages from it).
+        --tcp-nodelay turns Nagle's algorithm off on the load's own broker connections
+        (needed for latency at QoS 0: nothing comes back to carry the TCP ACK).
         """
 
     static func parse(_ arguments: [String]) throws -> LoadOptions {
@@ -80,6 +101,11 @@ struct LoadOptions {
                 guard parts.count == 2, let pid = Int32(parts[1]) else { throw UsageError("--watch wants NAME=PID, got '\(text)'") }
                 o.watches.append(ProcessWatch(name: String(parts[0]), pid: pid))
             case "--kv": o.keyValue = true
+            case "--publish-qos": o.publishQoS = try number(a)
+            case "--subscribe-qos": o.subscribeQoS = try number(a)
+            case "--counter-session": o.counterSession = try value()
+            case "--progress": o.progress = true
+            case "--tcp-nodelay": o.tcpNoDelay = true
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown argument '\(a)'")
             }
@@ -88,6 +114,8 @@ struct LoadOptions {
         if o.filters.isEmpty { o.filters = ["MQTT_RT_DATA", "MQTT_ENY_NOW"] }
         guard (1...99_999).contains(o.meters) else { throw UsageError("--meters must be 1...99999") }
         guard o.connections >= 1, o.window >= 1, o.warmUpChunk >= 1 else { throw UsageError("--connections, --window and --warmup-chunk must be at least 1") }
+        guard (0...2).contains(o.publishQoS), (0...2).contains(o.subscribeQoS) else { throw UsageError("QoS must be 0, 1 or 2") }
+        if let id = o.counterSession, id.isEmpty { throw UsageError("--counter-session needs a client id") }
         guard o.rate >= 0, o.rateSeconds >= 0, o.burst >= 0, o.enyEvery >= 0 else { throw UsageError("negative value") }
         return o
     }

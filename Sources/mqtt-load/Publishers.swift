@@ -2,12 +2,14 @@ import Dispatch
 import Foundation
 import MQTT
 
-/// The simulated meters: a few QoS 1 connections, each with a bounded window
-/// of unacknowledged messages, sending the meters' readings in turn.
+/// The simulated meters: a few connections (QoS 1 by default), each with a
+/// bounded window of unacknowledged messages, sending the meters' readings in turn.
 ///
 /// libmosquitto 2.0.11 walks its whole outgoing queue on every PUBACK, so the
 /// window is kept here (a semaphore per connection, released by `onPublished`)
-/// and libmosquitto's own queue never grows beyond it.
+/// and libmosquitto's own queue never grows beyond it. At QoS 0 libmosquitto
+/// calls `onPublished` once the message is written to the socket, so the
+/// window then bounds what waits in libmosquitto for the broker to read.
 final class Publishers: @unchecked Sendable {
     struct Sent {
         var count = 0
@@ -23,11 +25,17 @@ final class Publishers: @unchecked Sendable {
     private let enyEvery: Int
     private let ids: [[UInt8]]
     private let times: [[UInt8]]
+    private let qos: Int
+    /// `onPublished` calls so far, all connections: messages the broker
+    /// acknowledged (QoS 1) or that were written to it (QoS 0).
+    private let acknowledgements = Mutable(0)
     /// The next global message number; only the main thread moves it, between phases.
     private(set) var next = 0
 
-    init(endpoint: MQTTEndpoint, count: Int, window: Int, ledger: Ledger, enyEvery: Int, readingsPerMeter: Int) throws {
+    init(endpoint: MQTTEndpoint, count: Int, window: Int, qos: Int, ledger: Ledger, enyEvery: Int,
+         readingsPerMeter: Int) throws {
         self.ledger = ledger
+        self.qos = qos
         self.enyEvery = enyEvery
         templates = [PayloadTemplate(topic: "MQTT_RT_DATA", sample: SamplePayloads.realTime),
                      PayloadTemplate(topic: "MQTT_ENY_NOW", sample: SamplePayloads.energy)]
@@ -45,7 +53,11 @@ final class Publishers: @unchecked Sendable {
                                       maxInflight: window)
             let connection = try MQTTConnection(endpoint: endpoint, options: options)
             let semaphore = DispatchSemaphore(value: window)
-            connection.onPublished = { _ in semaphore.signal() }
+            let acknowledgements = acknowledgements
+            connection.onPublished = { _ in
+                acknowledgements.update { $0 += 1 }
+                semaphore.signal()
+            }
             connections.append(connection)
             windows.append(semaphore)
         }
@@ -61,6 +73,9 @@ final class Publishers: @unchecked Sendable {
     }
 
     func stop() { for c in connections { c.stop() } }
+
+    /// Messages acknowledged (or, at QoS 0, written) so far.
+    var acknowledged: Int { acknowledgements.value }
 
     /// Sends messages `next ..< next + count` as phase `phase`, spread over the
     /// connections; at `rate` msg/s in total (on an absolute schedule, so a
@@ -121,7 +136,7 @@ final class Publishers: @unchecked Sendable {
         let now = monotonicNs()
         ledger.recordSend(g, phase: phase, at: now)
         do {
-            try connections[c].publish(topic: template.topic, payload: payload, qos: 1, retain: false)
+            try connections[c].publish(topic: template.topic, payload: payload, qos: qos, retain: false)
         } catch {
             windows[c].signal()
             return false

@@ -49,13 +49,22 @@ do {
 }
 let counter: MQTTConnection
 do {
-    counter = try MQTTConnection(endpoint: counterEndpoint,
-                                 options: MQTTOptions(clientID: "mqtt-load-\(getpid())-count", cleanSession: true, keepAliveSeconds: 60))
+    var counterOptions = MQTTOptions(clientID: "mqtt-load-\(getpid())-count", cleanSession: true, keepAliveSeconds: 60)
+    if let id = options.counterSession {
+        // Persistent: what the broker accepted while the counter was away (or
+        // had sent it unacknowledged) comes after the reconnect, so a restart
+        // of the counter's broker loses nothing of its own (with persistence).
+        counterOptions.clientID = id
+        counterOptions.cleanSession = false
+        counterOptions.reconnectMinSeconds = 0.2
+        counterOptions.reconnectMaxSeconds = 1
+    }
+    counter = try MQTTConnection(endpoint: counterEndpoint, options: counterOptions)
     counter.onMessage = { message in
         let now = monotonicNs()
         message.payload.withUnsafeBytes { ledger.recordReceive($0, at: now) }
     }
-    for filter in options.filters { try counter.subscribe(filter, qos: 1) }
+    for filter in options.filters { try counter.subscribe(filter, qos: options.subscribeQoS) }
     try counter.start()
 } catch {
     fail("counter: \(error)")
@@ -65,7 +74,7 @@ guard counter.waitUntilSubscribed(timeout: 10) else { fail("counter: cannot subs
 let publishers: Publishers
 do {
     publishers = try Publishers(endpoint: publishEndpoint, count: options.connections, window: options.window,
-                                ledger: ledger, enyEvery: options.enyEvery, readingsPerMeter: readingsPerMeter)
+                                qos: options.publishQoS, ledger: ledger, enyEvery: options.enyEvery, readingsPerMeter: readingsPerMeter)
     try publishers.start(timeout: 10)
 } catch {
     fail("publishers: \(error)")
@@ -75,6 +84,8 @@ do {
 struct Outcome {
     var phase: Phase
     var sent: Publishers.Sent
+    /// PUBACKs (QoS 1) or socket writes (QoS 0) of this phase's messages.
+    var accepted: Int
     var tally: Ledger.Tally
     var cpu: [(name: String, seconds: Double)]
     var switches: [(name: String, count: Int)]
@@ -107,8 +118,8 @@ let memorySampler = MemorySampler(options.watches)
 func switchesNow() -> [Int?] { watches.map { $0.contextSwitches() } }
 
 /// Waits until every message of the phase arrived, or nothing arrived for
-/// `drainSeconds`.
-func drain(_ phase: Phase, sent: Int) {
+/// `quiet` seconds (default `--drain-seconds`).
+func drain(_ phase: Phase, sent: Int, quiet: Double = options.drainSeconds) {
     var last = ledger.received(phase.rawValue)
     var lastChange = monotonicNs()
     while last < sent {
@@ -117,17 +128,22 @@ func drain(_ phase: Phase, sent: Int) {
         if now != last {
             last = now
             lastChange = monotonicNs()
-        } else if Double(monotonicNs() - lastChange) / 1e9 > options.drainSeconds {
+        } else if Double(monotonicNs() - lastChange) / 1e9 > quiet {
             return
         }
     }
 }
 
 /// Sends `count` messages (in chunks, each drained before the next, when
-/// `chunk` is given) and waits for them.
-func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcome {
+/// `chunk` is given) and waits for them, until nothing arrived for `quiet` s.
+func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil, quiet: Double = options.drainSeconds) -> Outcome {
+    if options.tcpNoDelay { SocketTuning.setNoDelayOnTCPSockets() }
+    if options.progress {
+        FileHandle.standardError.write(Data("mqtt-load: phase \(phase.name) started\n".utf8))
+    }
     let before = cpuNow()
     let switchesBefore = switchesNow()
+    let acknowledgedBefore = publishers.acknowledged
     memorySampler.reset()
     var sent = Publishers.Sent()
     var left = count
@@ -139,8 +155,14 @@ func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcom
         sent.count += s.count
         sent.failed += s.failed
         left -= n
-        drain(phase, sent: sent.count)
+        drain(phase, sent: sent.count, quiet: quiet)
     }
+    // Normally long done; a publisher whose broker went away would wait here.
+    let ackDeadline = monotonicNs() + 5_000_000_000
+    while publishers.acknowledged - acknowledgedBefore < sent.count - sent.failed, monotonicNs() < ackDeadline {
+        usleep(10_000)
+    }
+    let accepted = publishers.acknowledged - acknowledgedBefore
     let after = cpuNow()
     let switchesAfter = switchesNow()
     var cpu: [(String, Double)] = []
@@ -152,8 +174,12 @@ func run(_ phase: Phase, count: Int, rate: Double?, chunk: Int? = nil) -> Outcom
     usleep(40_000)  // one more memory sample
     let anon = memorySampler.peaksKiB()
     let memory = options.watches.enumerated().map { (i, w) in (w.name, w.statusKiB("VmHWM"), anon[i]) }
-    return Outcome(phase: phase, sent: sent, tally: ledger.tally(phase.rawValue), cpu: cpu, switches: switches,
+    return Outcome(phase: phase, sent: sent, accepted: accepted, tally: ledger.tally(phase.rawValue), cpu: cpu, switches: switches,
                    memory: memory)
+}
+
+if options.tcpNoDelay, SocketTuning.setNoDelayOnTCPSockets() < options.connections + 1 {
+    fail("--tcp-nodelay: fewer TCP sockets than connections")
 }
 
 // Probe: the path (bridge, proxy) is up when one message made it through.
@@ -167,9 +193,13 @@ while ledger.received(Phase.probe.rawValue) == 0 {
     probeSent.count += s.count
     usleep(UInt32(probeInterval * 1e6))
 }
-drain(.probe, sent: probeSent.count)
+// Probes sent before the path was up never arrive and are not reported: a
+// long --drain-seconds (made for outages) need not be waited here.
+drain(.probe, sent: probeSent.count, quiet: min(options.drainSeconds, 2))
 var outcomes: [Outcome] = []
-outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk))
+// A long --drain-seconds is made for outages in the later phases; the
+// warm-up's chunks wait at most the default 5 s each.
+outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk, quiet: min(options.drainSeconds, 5)))
 usleep(200_000)
 if rateCount > 0 {
     outcomes.append(run(.rate, count: rateCount, rate: options.rate))
@@ -188,7 +218,7 @@ func fixed(_ v: Double, _ digits: Int) -> String { v.isNaN ? "-" : String(format
 if options.keyValue {
     print("meters=\(options.meters) connections=\(options.connections) window=\(options.window) unknown=\(ledger.unknownCount)")
     for o in outcomes {
-        var line = "phase=\(o.phase.name) sent=\(o.sent.count) failed=\(o.sent.failed) received=\(o.tally.received) "
+        var line = "phase=\(o.phase.name) sent=\(o.sent.count) failed=\(o.sent.failed) accepted=\(o.accepted) received=\(o.tally.received) "
             + "lost=\(o.lost) duplicates=\(o.tally.duplicates) seconds=\(fixed(o.seconds, 3)) "
             + "throughput=\(fixed(o.throughput, 0)) publish_rate=\(fixed(o.publishRate, 0)) "
             + "p50_ms=\(fixed(o.latencyMs(0.5), 3)) p99_ms=\(fixed(o.latencyMs(0.99), 3)) max_ms=\(fixed(o.latencyMs(1), 3))"
