@@ -193,7 +193,7 @@ final class CoreFixture {
         for second in 0..<10 { try f.receive(second: second) }
         f.endIteration()
         f.acknowledgeAll()
-        f.endIteration()  // persists the acknowledgements
+        f.endIteration(after: 0.1)  // the acknowledged position is written (at most every 50 ms)
         f.connectCentral(false)
         for second in 10..<30 { try f.receive(second: second) }
         f.endIteration()

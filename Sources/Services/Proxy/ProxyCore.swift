@@ -65,6 +65,9 @@ final class ProxyCore {
         /// After a reconnect, libmosquitto sends its unacknowledged messages
         /// again; new ones wait until those are acknowledged, or this long.
         var resendGraceSeconds = 10.0
+        /// How often the acknowledged position is written (one pwrite). A
+        /// crash sends again at most this much of what was acknowledged.
+        var acknowledgementWriteSeconds = 0.05
     }
 
     let log: Log
@@ -90,6 +93,7 @@ final class ProxyCore {
     /// A record handed out by the journal that the transport could not take
     /// for a passing reason: it goes first at the next pump.
     private var retryRecord: JournalRecord?
+    private var acknowledgementsWritten = MonotonicInstant(nanoseconds: 0)
     private let recovery: JournalRecovery
 
     init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
@@ -190,6 +194,14 @@ final class ProxyCore {
         writeJournal()
         decideBackPressure(at: now)
         pump(at: now)
+        if now.seconds(since: acknowledgementsWritten) >= settings.acknowledgementWriteSeconds {
+            acknowledgementsWritten = now
+            persistAcknowledgements()
+        }
+    }
+
+    /// Writes the acknowledged position now (also at shutdown).
+    func persistAcknowledgements() {
         do {
             try journal.persistAcknowledgements()
         } catch {

@@ -159,11 +159,7 @@ public final class ProxyService: @unchecked Sendable {
         loop.run()
 
         centralClient.stop()
-        do {
-            try core.journal.persistAcknowledgements()
-        } catch {
-            log.error("journal_ack_write_failed", ["error": "\(error)"])
-        }
+        core.persistAcknowledgements()
         core.journal.close()
         log.info("stopped", [
             "received": String(core.statistics.received), "forwarded": String(core.statistics.forwarded),
