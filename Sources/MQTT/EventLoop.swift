@@ -301,6 +301,10 @@ public final class LoopThread: @unchecked Sendable {
 public struct MonotonicInstant: Comparable, Sendable {
     public var nanoseconds: UInt64
 
+    public init(nanoseconds: UInt64) {
+        self.nanoseconds = nanoseconds
+    }
+
     public static func now() -> MonotonicInstant {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
