@@ -65,8 +65,9 @@ final class ProxyCore {
         /// After a reconnect, libmosquitto sends its unacknowledged messages
         /// again; new ones wait until those are acknowledged, or this long.
         var resendGraceSeconds = 10.0
-        /// How often the acknowledged position is written (one pwrite). A
-        /// crash sends again at most this much of what was acknowledged.
+        /// Under load, how often the acknowledged position is written (one
+        /// pwrite); an iteration without traffic writes it at once. A crash
+        /// sends again at most this much of what was acknowledged.
         var acknowledgementWriteSeconds = 0.05
     }
 
@@ -94,6 +95,8 @@ final class ProxyCore {
     /// for a passing reason: it goes first at the next pump.
     private var retryRecord: JournalRecord?
     private var acknowledgementsWritten = MonotonicInstant(nanoseconds: 0)
+    /// A message was received or a record handed over in this iteration.
+    private var busy = false
     private let recovery: JournalRecovery
 
     init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
@@ -120,6 +123,7 @@ final class ProxyCore {
             ])
             return
         }
+        busy = true
         output.removeAll()
         engine.process(topic: topic, payload: payload, now: now, into: &output)
         take(output, now: now)
@@ -194,10 +198,11 @@ final class ProxyCore {
         writeJournal()
         decideBackPressure(at: now)
         pump(at: now)
-        if now.seconds(since: acknowledgementsWritten) >= settings.acknowledgementWriteSeconds {
+        if !busy || now.seconds(since: acknowledgementsWritten) >= settings.acknowledgementWriteSeconds {
             acknowledgementsWritten = now
             persistAcknowledgements()
         }
+        busy = false
     }
 
     /// Writes the acknowledged position now (also at shutdown).
@@ -327,6 +332,7 @@ final class ProxyCore {
                     }
                 }.get()
                 inFlight[mid] = (record.sequence, record.kind)
+                busy = true
             } catch where !error.isPermanent {
                 retryRecord = record
                 log.limited(.warning, key: "publish.retry", "publish_deferred", ["topic": topic, "error": "\(error)"])
