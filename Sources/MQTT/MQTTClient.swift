@@ -79,7 +79,7 @@ public final class MQTTClient: @unchecked Sendable {
                             String(cString: strerror(errno)), context: "mosquitto_new")
         }
         do {
-            try MQTTConnection.configure(mosq, endpoint: endpoint, options: options)
+            try LibMosquitto.configure(mosq, endpoint: endpoint, options: options)
         } catch {
             mosquitto_destroy(mosq)
             throw error

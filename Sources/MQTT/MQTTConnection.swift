@@ -4,7 +4,10 @@ import Dispatch
 import Glibc
 #endif
 
-/// One MQTT client connection over libmosquitto, reconnecting by itself.
+/// One MQTT client connection over libmosquitto, reconnecting by itself, with
+/// a network thread of its own: for tools and tests, which call it from any
+/// thread. The services use `MQTTClient` on an `EventLoop` instead (one
+/// thread for many connections, and control over when packets are written).
 ///
 /// Thread-safe. Each connection attempt runs libmosquitto's own network loop
 /// (`mosquitto_loop_forever`) on a thread of its own; `onMessage`,
@@ -124,7 +127,7 @@ public final class MQTTConnection: @unchecked Sendable {
                             String(cString: strerror(errno)), context: "mosquitto_new")
         }
         do {
-            try Self.configure(mosq, endpoint: endpoint, options: options)
+            try LibMosquitto.configure(mosq, endpoint: endpoint, options: options)
         } catch {
             mosquitto_destroy(mosq)
             throw error
