@@ -171,6 +171,22 @@ extension ConfigPlanner {
         #expect(actions.events.contains { $0.name == "configuring" && $0["reason"] == "discovery" })
     }
 
+    /// An excluded meter is never configured: not on discovery (its retained
+    /// message may outlive the exclusion), and not after a reload excludes it.
+    @Test func excludedMeterIsNeverConfigured() throws {
+        var planner = try makePlanner(senderConfigText() + "exclude: [\"\(senderMeterA)\"]\n")
+        #expect(planner.discovered(senderMeterA, clockOffsetSeconds: 3600, now: senderT0).sent.isEmpty)
+        #expect(planner.pending.isEmpty)
+
+        var running = try makePlanner()
+        #expect(running.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.count == 3)
+        let site = try buildSenderSite(senderConfigText() + "exclude: [\"\(senderMeterA)\"]\n")
+        let actions = running.replace(program: site.program, options: ConfigPlanner.Options(site: site), now: senderT0)
+        #expect(actions.events.contains { $0.name == "meter_excluded" && $0["meter"] == senderMeterA })
+        #expect(running.pending.isEmpty)
+        #expect(running.tick(now: senderT0.adding(seconds: 3600)).sent.isEmpty, "retried after the exclusion")
+    }
+
     @Test func acknowledgedMeterIsRecordedAndNotSentAgainTheSameDay() throws {
         var planner = try makePlanner()
         let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent

@@ -19,7 +19,7 @@ public struct Outgoing: Sendable, Equatable {
 
 /// Why a message (or a set of split parts) was not forwarded.
 public enum DropReason: String, Sendable, CaseIterable {
-    case malformed, wrongType = "wrong_type", invalidID = "invalid_id", excluded
+    case malformed, wrongType = "wrong_type", invalidID = "invalid_id", invalidTime = "invalid_time", excluded
     case allZero = "all_zero", duplicate, incomplete, unrouted
 }
 
@@ -159,6 +159,23 @@ public final class Engine {
         if program.site.exclude.contains(id) {
             out.drops.append(Drop(reason: .excluded, topic: topic, detail: id))
             return
+        }
+        // The meter's clock, checked before it keys the duplicate filter and
+        // the reassembly, feeds the clock-offset check or leaves in a message.
+        if let clockSlot = route.clockSlot, let format = program.device.clockFormat {
+            let slice = slots[clockSlot]
+            let valid = slice.kind == .string
+                && format.parse(UnsafeRawBufferPointer(rebasing: payload[Int(slice.start) + 1..<Int(slice.end) - 1])) != nil
+            guard valid else {
+                let field = route.slotNames[clockSlot]
+                let why = switch slice.kind {
+                case .missing: "no '\(field)' field"
+                case .null: "'\(field)' is null"
+                default: "'\(field)' is not a \(format) time"
+                }
+                out.drops.append(Drop(reason: .invalidTime, topic: topic, detail: "\(id): \(why)"))
+                return
+            }
         }
         if let reassembly = route.reassembly {
             let complete = sliceEquals(payload, slots[reassembly.completeSlot], reassembly.completeRaw)

@@ -104,6 +104,10 @@ public struct ClockFormat: Sendable, CustomStringConvertible {
             case .literal(let b): guard bytes[at] == b else { return nil }; at += 1
             }
         }
+        // A day the month does not have (20260231) is not a time either.
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard d <= monthDays[mo - 1] else { return nil }
         return days(fromCivil: y, mo, d) * 86400 + Int64(h * 3600 + mi * 60 + s)
     }
 }

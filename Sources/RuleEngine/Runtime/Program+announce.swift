@@ -45,7 +45,9 @@ extension Program {
                 w.beginObject()
                 w.field("name", field.label)
                 w.field("unique_id", "\(node)_\(Program.haSafe(field.name))")
-                w.field("object_id", "\(node)_\(Program.haSafe(field.name))".lowercased())
+                // HA 2025.10 replaced object_id (deprecated, ignored from 2026.4)
+                // by default_entity_id, which names the domain too.
+                w.field("default_entity_id", "sensor.\(node)_\(Program.haSafe(field.name))".lowercased())
                 w.field("state_topic", stateTopic)
                 w.field("value_template", "{{ value_json.\(field.name) }}")
                 if !field.unit.isEmpty { w.field("unit_of_measurement", field.unit) }

@@ -218,6 +218,11 @@ public struct ConfigPlanner: Sendable {
         guard program.isValidDeviceID(id) else {
             return [.log(ConfigEvent(.warning, "discovery_ignored", [("meter", id), ("reason", "invalid meter id")]))]
         }
+        // An excluded meter is never configured (its retained discovery may
+        // outlive the exclusion on the central broker).
+        if program.isExcluded(id) {
+            return forget(id, now: now) + [.log(ConfigEvent(.debug, "discovery_ignored", [("meter", id), ("reason", "excluded")]))]
+        }
         var actions: [Action] = []
         if meters[id] == nil {
             meters[id] = Meter(discoveredAt: now.wall.epochMillis)
@@ -339,6 +344,11 @@ public struct ConfigPlanner: Sendable {
         }
         options = newOptions
         statusVersion += 1
+        var excluded: [Action] = []
+        for id in meters.keys.sorted() where newProgram.isExcluded(id) {
+            excluded += forget(id, now: now)
+            excluded.append(.log(ConfigEvent(.info, "meter_excluded", [("meter", id), ("detail", "no longer configured")])))
+        }
         var changed: [String] = []
         for id in meters.keys.sorted() {
             let before = old.effectiveSettings(for: id), after = newProgram.effectiveSettings(for: id)
@@ -351,7 +361,7 @@ public struct ConfigPlanner: Sendable {
                 }
             }
         }
-        var actions: [Action] = [.log(ConfigEvent(.info, "config_reloaded", [
+        var actions: [Action] = excluded + [.log(ConfigEvent(.info, "config_reloaded", [
             ("changed_meters", String(changed.count)), ("meters", changed.isEmpty ? nil : changed.joined(separator: ",")),
         ]))]
         for id in changed { actions += evaluate(id, reason: "config_changed", now: now) }
