@@ -363,10 +363,16 @@ private struct Checker {
                 error(.invalidValue, "precision \(p) of field '\(f.name.value)' is out of range", hint: "use 0 to 10 decimals", at: f.name.mark)
             }
             let isNumber: Bool = if case .number = type { true } else { false }
+            if let g = f.counterGuard, !isNumber {
+                ok = false
+                error(.invalidValue, "field '\(f.name.value)' has a counter 'guard' but tag '\(f.from.value)' is not a number",
+                      hint: "a guard watches a total that only goes up, such as an energy counter", at: g.mark)
+            }
             fields.append(CompiledField(
                 name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
                 label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
-                deviceClass: f.deviceClass, stateClass: f.stateClass, precision: f.precision, entity: f.entity ?? isNumber))
+                deviceClass: f.deviceClass, stateClass: f.stateClass, precision: f.precision, entity: f.entity ?? isNumber,
+                counterGuard: f.counterGuard))
         }
         guard ok, let topic else { return nil }
         let slotTypes: [SlotType] = slots.map { name in

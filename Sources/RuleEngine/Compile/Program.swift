@@ -105,6 +105,7 @@ struct CompiledField: Sendable {
     let stateClass: String?
     let precision: Int?
     let entity: Bool
+    let counterGuard: CounterGuardRules?
 }
 
 enum DuplicateKeyPart: Sendable { case topic, slot(Int) }

@@ -143,7 +143,7 @@ enum PackLoader {
             topic: topic, fields: fields, groups: groups)
     }
 
-    static let fieldKeys = ["from", "unit", "name", "device_class", "state_class", "precision", "entity"]
+    static let fieldKeys = ["from", "unit", "name", "device_class", "state_class", "precision", "entity", "guard"]
 
     /// Fields are a list of one-entry mappings so that their order is explicit:
     /// `- name: tag` or `- name: { from: tag, unit: …, … }`.
@@ -165,11 +165,33 @@ enum PackLoader {
             }
             guard let f = ctx.mapping(entry.value, "field '\(entry.key.value)'", known: fieldKeys) else { return nil }
             guard let from = f.string("from", required: true) else { _ = mark; return nil }
-            return FieldRules(
+            var field = FieldRules(
                 name: name, from: from, unit: f.string("unit"), label: f.string("name")?.value,
                 deviceClass: f.string("device_class")?.value, stateClass: f.string("state_class")?.value,
                 precision: f.int("precision")?.value, entity: f.bool("entity")?.value)
+            if let node = f.node("guard") { field.counterGuard = readCounterGuard(node, field: entry.key.value, ctx) }
+            return field
         }
+    }
+
+    static func readCounterGuard(_ node: YAMLNode, field: String, _ ctx: LoadContext) -> CounterGuardRules? {
+        guard let g = ctx.mapping(node, "'guard' of field '\(field)'", known: ["max_drop", "max_rise_per_hour", "accept_reset_after"]) else {
+            return nil
+        }
+        var rules = CounterGuardRules(mark: node.mark)
+        if let v = g.double("max_drop") {
+            if v.value >= 0 { rules.maxDrop = v.value }
+            else { ctx.error(.invalidValue, "'max_drop' must not be negative", hint: "the largest fall still taken as noise, in the field's unit; 0 allows none", at: v.mark) }
+        }
+        if let v = g.double("max_rise_per_hour") {
+            if v.value > 0 { rules.maxRisePerHour = v.value }
+            else { ctx.error(.invalidValue, "'max_rise_per_hour' must be greater than 0", hint: "the meter's rating: kWh per hour for an energy total", at: v.mark) }
+        }
+        if let v = g.int("accept_reset_after") {
+            if v.value >= 1 { rules.acceptResetAfter = v.value }
+            else { ctx.error(.invalidValue, "'accept_reset_after' must be at least 1", hint: "readings in a row that agree with each other make a reset real", at: v.mark) }
+        }
+        return rules
     }
 
     static func readSettings(_ node: YAMLNode, _ ctx: LoadContext) -> [SettingRules] {

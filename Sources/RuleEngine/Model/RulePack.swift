@@ -82,6 +82,19 @@ public struct FieldRules: Sendable {
     public var stateClass: String?
     public var precision: Int?
     public var entity: Bool?
+    /// `guard:` of a counter field (energy): what the engine lets through.
+    public var counterGuard: CounterGuardRules?
+}
+
+/// A counter that only goes up (an energy total): a reading that falls by
+/// more than `maxDrop`, or rises faster than `maxRisePerHour`, is not
+/// forwarded, unless `acceptResetAfter` readings in a row agree with each
+/// other (a real reset or a replaced meter).
+public struct CounterGuardRules: Sendable {
+    public var mark: Mark
+    public var maxDrop: Double = 0
+    public var maxRisePerHour: Double?
+    public var acceptResetAfter: Int = 3
 }
 
 public struct SettingRules: Sendable {

@@ -21,6 +21,8 @@ public struct Outgoing: Sendable, Equatable {
 public enum DropReason: String, Sendable, CaseIterable {
     case malformed, wrongType = "wrong_type", invalidID = "invalid_id", invalidTime = "invalid_time", excluded
     case allZero = "all_zero", duplicate, incomplete, unrouted
+    /// A guarded counter fell, or rose faster than its meter can count.
+    case counterGlitch = "counter_glitch"
 }
 
 public struct Drop: Sendable, Equatable {
@@ -70,6 +72,12 @@ public final class Engine {
     private var pending: [Reassembler]
     private var devices: [String: DeviceState] = [:]
     private var plansByGroups: [[String]: [OutputPlan]] = [:]
+    private var guardedByGroups: [[String]: [[CompiledField]]] = [:]
+    /// Counter values from `restore` for meters not seen yet.
+    private var restoredCounters: [String: [String: CounterState]] = [:]
+    /// Bumped whenever a guarded counter's accepted value changes: the
+    /// service saves `counters` when it moved.
+    public private(set) var countersVersion = 0
     private var deviceOrder: [String] = []
 
     public init(program: Program, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
@@ -246,6 +254,11 @@ public final class Engine {
         let known = devices[id]
         let isNew = known == nil
         let state = known ?? newDevice(id)
+        if !state.guarded[route.index].isEmpty,
+           let glitch = checkCounters(state, route: route, buffer: buffer, slots: slots, now: now) {
+            out.drops.append(Drop(reason: .counterGlitch, topic: topic, detail: "\(id): \(glitch)"))
+            return
+        }
         let clockChanged = route.clockSlot.map { updateClock(state, buffer, slots[$0], now: now) } ?? false
         if isNew {
             out.messages += announcements(for: state)
@@ -281,12 +294,17 @@ public final class Engine {
         let id: String
         let topics: [String]
         let plans: [OutputPlan]
+        /// Per route, its guarded counter fields this meter publishes.
+        let guarded: [[CompiledField]]
         var clockOffset: Int64?
+        /// Per guarded field name.
+        var counters: [String: CounterState] = [:]
 
-        init(id: String, topics: [String], plans: [OutputPlan]) {
+        init(id: String, topics: [String], plans: [OutputPlan], guarded: [[CompiledField]]) {
             self.id = id
             self.topics = topics
             self.plans = plans
+            self.guarded = guarded
         }
     }
 
@@ -297,15 +315,21 @@ public final class Engine {
         // Meters with the same groups share their plans: a site has a few group sets, not one per meter.
         let key = groups.sorted()
         let plans: [OutputPlan]
-        if let shared = plansByGroups[key] {
+        let guarded: [[CompiledField]]
+        if let shared = plansByGroups[key], let sharedGuarded = guardedByGroups[key] {
             plans = shared
+            guarded = sharedGuarded
         } else {
-            plans = program.routes.map { route in
-                OutputPlan(fields: route.fields.filter { $0.group < 0 || groups.contains(route.groups[$0.group]) })
+            let fields = program.routes.map { route in
+                route.fields.filter { $0.group < 0 || groups.contains(route.groups[$0.group]) }
             }
+            plans = fields.map { OutputPlan(fields: $0) }
+            guarded = fields.map { $0.filter { $0.counterGuard != nil } }
             plansByGroups[key] = plans
+            guardedByGroups[key] = guarded
         }
-        let state = DeviceState(id: id, topics: topics, plans: plans)
+        let state = DeviceState(id: id, topics: topics, plans: plans, guarded: guarded)
+        if let counters = restoredCounters.removeValue(forKey: id) { state.counters = counters }
         devices[id] = state
         deviceOrder.append(id)
         return state
@@ -521,4 +545,148 @@ struct DuplicateFilter {
         }
         table[hole] = 0
     }
+}
+
+// MARK: - Counters that only go up
+
+/// What the engine remembers of one guarded counter of one meter.
+struct CounterState: Sendable, Equatable {
+    /// The last value forwarded, and the meter's time of it (local seconds).
+    var value: Double
+    var time: Int64
+    /// Readings not forwarded that agree with each other: the start of a reset?
+    var candidate: Double?
+    var candidateTime: Int64 = 0
+    var agreeing = 0
+}
+
+/// A guarded counter's last forwarded value, for the service to keep across
+/// restarts (`Engine.counters`, `Engine.restore`).
+public struct CounterSnapshot: Sendable, Equatable {
+    public var device: String
+    public var field: String
+    public var value: Double
+    /// The meter's clock at that reading, local seconds since 1970.
+    public var time: Int64
+
+    public init(device: String, field: String, value: Double, time: Int64) {
+        self.device = device
+        self.field = field
+        self.value = value
+        self.time = time
+    }
+}
+
+extension Engine {
+    /// Every guarded counter's last forwarded value.
+    public var counters: [CounterSnapshot] {
+        var all: [CounterSnapshot] = []
+        for id in seenDevices {
+            guard let state = devices[id] else { continue }
+            for (field, c) in state.counters.sorted(by: { $0.key < $1.key }) {
+                all.append(CounterSnapshot(device: id, field: field, value: c.value, time: c.time))
+            }
+        }
+        for (id, fields) in restoredCounters.sorted(by: { $0.key < $1.key }) {
+            for (field, c) in fields.sorted(by: { $0.key < $1.key }) {
+                all.append(CounterSnapshot(device: id, field: field, value: c.value, time: c.time))
+            }
+        }
+        return all
+    }
+
+    /// Takes counters saved by an earlier run (or the engine a reload
+    /// replaced): the next readings are checked against them.
+    public func restore(_ snapshots: [CounterSnapshot]) {
+        for s in snapshots {
+            let state = CounterState(value: s.value, time: s.time)
+            if let device = devices[s.device] {
+                device.counters[s.field] = state
+            } else {
+                restoredCounters[s.device, default: [:]][s.field] = state
+            }
+        }
+    }
+
+    /// Checks the meter's guarded counters in this reading; returns why the
+    /// reading must not be forwarded, or nil (and remembers the values).
+    func checkCounters(_ state: DeviceState, route: CompiledRoute, buffer: UnsafeRawBufferPointer,
+                       slots: UnsafeBufferPointer<FieldSlice>, now: Instant) -> String? {
+        var time = now.localSeconds
+        if let clockSlot = route.clockSlot, let format = program.device.clockFormat, slots[clockSlot].kind == .string,
+           let meterTime = format.parse(UnsafeRawBufferPointer(rebasing: buffer[Int(slots[clockSlot].start) + 1..<Int(slots[clockSlot].end) - 1])) {
+            time = meterTime
+        }
+        var updates: [(String, CounterState)] = []
+        for field in state.guarded[route.index] {
+            let slice = slots[field.slot]
+            // A missing or null value leaves as null and proves nothing.
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start)..<Int(slice.end)]), as: UTF8.self)
+            guard slice.kind == .number, let rule = field.counterGuard, let value = Double(text) else { continue }
+            var counter = state.counters[field.name]
+            if let why = Self.judge(value, text: text, at: time, against: &counter, rule: rule, field: field.name) {
+                // Remember the run of agreeing readings even though this one is dropped.
+                state.counters[field.name] = counter
+                return why
+            }
+            updates.append((field.name, counter!))
+        }
+        for (name, counter) in updates {
+            if state.counters[name]?.value != counter.value { countersVersion += 1 }
+            state.counters[name] = counter
+        }
+        return nil
+    }
+
+    /// Whether `value` at `time` may follow the counter; nil when it may
+    /// (`counter` then holds it), else why not.
+    static func judge(_ value: Double, text: String, at time: Int64, against counter: inout CounterState?,
+                      rule: CounterGuardRules, field: String) -> String? {
+        guard var c = counter else {
+            counter = CounterState(value: value, time: time)
+            return nil
+        }
+        if let why = implausible(from: c.value, at: c.time, to: value, text: text, at: time, rule) {
+            // Not after the last forwarded value: a glitch, or the first
+            // readings of a reset. Enough of them in a row that agree make it real.
+            if let candidate = c.candidate,
+               implausible(from: candidate, at: c.candidateTime, to: value, text: text, at: time, rule) == nil {
+                c.agreeing += 1
+            } else {
+                c.agreeing = 1
+            }
+            c.candidate = value
+            c.candidateTime = time
+            if c.agreeing >= rule.acceptResetAfter {
+                counter = CounterState(value: value, time: time)
+                return nil
+            }
+            counter = c
+            return "\(field) \(why) (\(c.agreeing) of \(rule.acceptResetAfter) readings that would make it a reset)"
+        }
+        counter = CounterState(value: value, time: time)
+        return nil
+    }
+
+    /// Why going from `a` at `ta` to `b` at `tb` is not what a counter does, or nil.
+    static func implausible(from a: Double, at ta: Int64, to b: Double, text: String, at tb: Int64,
+                            _ rule: CounterGuardRules) -> String? {
+        let change = b - a
+        if change < -rule.maxDrop {
+            return "fell from \(a) to \(text)"
+        }
+        if let limit = rule.maxRisePerHour, change > 0 {
+            let seconds = max(tb - ta, 1)
+            let perHour = change * 3600 / Double(seconds)
+            if perHour > limit {
+                return "rose from \(a) to \(text) in \(seconds) s (\(Int(perHour.rounded())) per hour, the limit is \(limit.formatted))"
+            }
+        }
+        return nil
+    }
+}
+
+private extension Double {
+    /// `100` rather than `100.0` in a log line.
+    var formatted: String { self == rounded() && abs(self) < 1e15 ? String(Int64(self)) : String(self) }
 }
