@@ -35,6 +35,13 @@ final class RecordingTransport: ProxyTransport {
     func setInternalReading(_ enabled: Bool) { reading = enabled }
     func setInternalWrites(_ enabled: Bool) { writes = enabled }
 
+    /// The copies published on the internal broker (their mid is not used).
+    var internalPublished: [Published] = []
+
+    func publishInternal(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) {
+        internalPublished.append(Published(mid: 0, topic: topic, payload: String(decoding: payload, as: UTF8.self), retain: retain))
+    }
+
     var data: [Published] { published.filter { $0.topic.hasSuffix("/seconds") } }
 }
 

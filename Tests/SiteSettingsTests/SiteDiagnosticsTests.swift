@@ -182,3 +182,67 @@ import Testing
         #expect(sender.periodicPassSeconds == 60)
     }
 }
+
+// MARK: Discovery on the internal broker
+
+extension SiteDiagnosticsTests {
+    @Test func discoveryKeysDefaultToBothCopiesAndTheCentralBroker() throws {
+        let site = try Site.load(rules: Fixtures.pack, config: Fixtures.config)
+        #expect(site.settings.proxy.discoveryOnInternal)
+        #expect(site.settings.configSender.discoveryFrom == .central)
+    }
+
+    @Test func discoveryKeysAreRead() throws {
+        let (text, settings) = load("""
+        proxy:
+          discovery_on_internal: true
+        config_sender:
+          discovery_from: internal
+        """)
+        #expect(text == "no errors")
+        #expect(settings?.proxy.discoveryOnInternal == true)
+        #expect(settings?.configSender.discoveryFrom == .internal)
+        let (_, off) = load("""
+        proxy:
+          discovery_on_internal: false
+        """)
+        #expect(off?.proxy.discoveryOnInternal == false)
+        #expect(off?.configSender.discoveryFrom == .central)
+    }
+
+    @Test func badDiscoveryKeys() {
+        let (text, _) = load("""
+        proxy:
+          discovery_on_internal: yes please
+        config_sender:
+          discovery_from: centrall
+        """)
+        #expect(text == """
+        site.yaml:2:26: error[R003]: 'discovery_on_internal' must be true or false
+         2 |   discovery_on_internal: yes please
+           |                          ^
+        hint: found 'yes please'
+        site.yaml:4:19: error[R012]: unknown discovery_from 'centrall'
+         4 |   discovery_from: centrall
+           |                   ^
+        hint: did you mean 'central'?
+        2 errors found
+        """)
+    }
+
+    @Test func discoveryFromInternalNeedsTheProxysCopy() {
+        let (text, _) = load("""
+        proxy:
+          discovery_on_internal: false
+        config_sender:
+          discovery_from: internal
+        """)
+        #expect(text == """
+        site.yaml:4:19: error[R012]: 'discovery_from: internal' reads a copy that 'proxy.discovery_on_internal: false' turns off
+         4 |   discovery_from: internal
+           |                   ^
+        hint: set proxy.discovery_on_internal: true, or read discovery from central
+        1 error found
+        """)
+    }
+}

@@ -99,7 +99,8 @@ final class ConfigSenderCore {
         if connected { publishedStatusVersion = nil }
     }
 
-    /// A message on the central broker (the discovery subscription).
+    /// A message on the discovery subscription (the central broker, or the
+    /// internal one with `config_sender.discovery_from: internal`).
     func discoveryReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
         guard MQTTTopic.matches(filter: settings.discoverySubscription, topic: topic) else { return }
         switch DiscoveryMessage.parse(topic: topic, payload: payload) {

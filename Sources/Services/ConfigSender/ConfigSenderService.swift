@@ -9,6 +9,11 @@ import SiteSettings
 /// and replies on the internal broker, decisions by `ConfigPlanner`, state in
 /// `ConfigStateStore`, status retained on the central broker.
 ///
+/// With `config_sender.discovery_from: internal` the discovery subscription
+/// goes to the internal broker instead, where the proxy publishes the same
+/// retained messages (`proxy.discovery_on_internal`): meters are configured
+/// while the central broker is away; only the status waits for it.
+///
 /// One `EventLoop` on the thread that calls `run()` drives both connections,
 /// the timers and the `ConfigSenderCore`, which does the work; nothing here
 /// polls. The core's timeouts, retries and periodic pass run from one loop
@@ -55,6 +60,8 @@ public final class ConfigSenderService {
     private var wakeAt: MonotonicInstant?
     private var internalWasConnected = false
     private var centralWasConnected = false
+    /// The broker that carries discovery; fixed until a restart.
+    private let discoveryFrom: ConfigSenderSettings.DiscoverySource
 
     /// Takes the program and settings loaded from `configuration.service` (their
     /// diagnostics are the caller's to print), loads the state, creates both
@@ -98,6 +105,7 @@ public final class ConfigSenderService {
             throw ServiceError(error.description)
         }
         control = ConfigSenderControl(loop: loop)
+        discoveryFrom = built.settings.configSender.discoveryFrom
         sources = ConfigSources(configuration.service)
         core = ConfigSenderCore(
             planner: planner, store: store,
@@ -131,13 +139,14 @@ public final class ConfigSenderService {
             "pack": program.packName, "internal": internalClient.endpoint.description,
             "central": centralClient.endpoint.description, "state_file": core.store.path,
             "status_topic": core.settings.statusTopic, "discovery": core.settings.discoverySubscription,
+            "discovery_from": discoveryFrom.rawValue,
             "day_offset": String(configuration.dayOffset),
         ])
         wireInternal()
         wireCentral()
         do {
             for topic in program.replyTopics { try internalClient.subscribe(topic, qos: 1) }
-            try centralClient.subscribe(core.settings.discoverySubscription, qos: 1)
+            try discoveryClient.subscribe(core.settings.discoverySubscription, qos: 1)
         } catch {
             log.error("start_failed", ["error": error.description])
             return 1
@@ -196,6 +205,9 @@ public final class ConfigSenderService {
 
     // MARK: Connections
 
+    /// The client that subscribes to discovery (`config_sender.discovery_from`).
+    private var discoveryClient: MQTTClient { discoveryFrom == .internal ? internalClient : centralClient }
+
     private func wireInternal() {
         internalClient.onConnectionChange = { [unowned self] connected, reason in
             let broker = internalClient.endpoint.description
@@ -212,7 +224,14 @@ public final class ConfigSenderService {
             core.internalConnectionChanged(connected, at: .now())
         }
         internalClient.onMessage = { [unowned self] message in
-            core.replyReceived(topic: message.topic, payload: Array(message.payload), at: .now())
+            // A persistent session keeps its subscriptions: after a switch back to
+            // `central`, discovery may still arrive here, and is not a reply.
+            if MQTTTopic.matches(filter: core.settings.discoverySubscription, topic: message.topic) {
+                guard discoveryFrom == .internal else { return }
+                core.discoveryReceived(topic: message.topic, payload: Array(message.payload), at: .now())
+            } else {
+                core.replyReceived(topic: message.topic, payload: Array(message.payload), at: .now())
+            }
         }
         internalClient.onPublished = { [unowned self] mid in core.commandAcknowledged(mid) }
         internalClient.onPublishRejected = { [unowned self] mid, reason in core.commandRefused(mid, reason: reason, at: .now()) }
@@ -237,6 +256,7 @@ public final class ConfigSenderService {
             core.centralConnectionChanged(connected)
         }
         centralClient.onMessage = { [unowned self] message in
+            guard discoveryFrom == .central else { return }
             core.discoveryReceived(topic: message.topic, payload: Array(message.payload), at: .now())
         }
         centralClient.onPublished = { [unowned self] mid in core.statusAcknowledged(mid) }
@@ -264,6 +284,10 @@ public final class ConfigSenderService {
             return
         }
         for d in site.warnings.diagnostics { log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""]) }
+        if site.settings.configSender.discoveryFrom != discoveryFrom {
+            log.warning("restart_needed", ["discovery_from": site.settings.configSender.discoveryFrom.rawValue,
+                                           "detail": "the broker discovery comes from changes after a restart"])
+        }
         core.apply(program: site.program, options: ConfigPlanner.Options(site: site, dayOffset: configuration.dayOffset),
                    at: .now())
     }

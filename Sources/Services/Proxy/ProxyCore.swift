@@ -15,6 +15,10 @@ protocol ProxyTransport: AnyObject {
     /// While false, nothing may be written to the internal broker: no PUBACK
     /// for a message whose results are not in the journal yet.
     func setInternalWrites(_ enabled: Bool)
+    /// Publishes at QoS 1 on the internal broker (the copy of a discovery
+    /// message). The transport queues it while disconnected, and while the
+    /// internal broker's writes are held or its reading is paused.
+    func publishInternal(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError)
 }
 
 /// The kind byte of a journal record.
@@ -69,6 +73,8 @@ final class ProxyCore {
         /// pwrite); an iteration without traffic writes it at once. A crash
         /// sends again at most this much of what was acknowledged.
         var acknowledgementWriteSeconds = 0.05
+        /// Copy discovery messages to the internal broker (`proxy.discovery_on_internal`).
+        var discoveryOnInternal = true
     }
 
     let log: Log
@@ -151,10 +157,14 @@ final class ProxyCore {
         log.info("rules_reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
         // The others are announced afresh (groups cleared or added) with their
         // next reading; a meter the new config excludes sends none through,
-        // so clear its entities now.
+        // so withdraw its discovery (config-sender forgets it) and clear its
+        // entities now.
         output.removeAll()
-        if program.siteConfig.homeAssistant.enabled {
-            for id in previous where program.isExcluded(id) {
+        for id in previous where program.isExcluded(id) {
+            if let topic = program.discoveryTopic(for: id) {
+                output.messages.append(Outgoing(topic: topic, payload: [], retain: true, kind: .discovery, device: id))
+            }
+            if program.siteConfig.homeAssistant.enabled {
                 output.messages += program.homeAssistantConfigs(for: id, origin: origin)
             }
         }
@@ -243,10 +253,26 @@ final class ProxyCore {
                     _ = journal.append(topic: UnsafeRawBufferPointer(topicBytes), payload: payload, retain: message.retain,
                                        kind: JournalKind.of(message.kind), now: now.epochMillis)
                 }
+                if message.kind == .discovery && settings.discoveryOnInternal { publishInternal(message.topic, payload, message.retain) }
             }
             if message.kind == .data, let id = message.device { statistics.lastSeen[id] = now }
         }
         for drop in out.drops { record(drop) }
+    }
+
+    /// The copy of a discovery message on the internal broker (see the type's
+    /// documentation for when and why). A failure loses only this copy: the
+    /// central one is in the journal, and the meter's next announcement sends
+    /// the copy again.
+    private func publishInternal(_ topic: String, _ payload: UnsafeRawBufferPointer, _ retain: Bool) {
+        guard let transport else { return }
+        do {
+            try transport.publishInternal(topic: topic, payload: payload, retain: retain)
+        } catch {
+            log.limited(.warning, key: "publish.internal", "discovery_copy_failed", [
+                "broker": "internal", "topic": topic, "error": "\(error)",
+            ])
+        }
     }
 
     private func record(_ drop: Drop) {

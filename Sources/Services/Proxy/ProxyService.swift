@@ -106,7 +106,8 @@ public final class ProxyService: @unchecked Sendable {
             throw ServiceError(error.description)
         }
         core = ProxyCore(program: program, journal: journal,
-                         settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes),
+                         settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
+                                         discoveryOnInternal: settings.proxy.discoveryOnInternal),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
         core.transport = self
         let recovery = journal.recovery
@@ -243,6 +244,14 @@ public final class ProxyService: @unchecked Sendable {
         internalClient.onSubscriptionRejected = { [unowned self] filter in
             log.error("subscription_refused", ["broker": "internal", "filter": filter])
         }
+        // Only discovery copies are published here (MQTT 5 reports a refusal;
+        // with 3.1.1 the broker drops a refused message without a word).
+        internalClient.onPublishRejected = { [unowned self] _, reason in
+            log.limited(.error, key: "publish.internal.rejected", "discovery_copy_refused", [
+                "broker": "internal", "reason": reason,
+                "hint": "the internal broker's ACL must let this account write the discovery topics, or set proxy.discovery_on_internal: false",
+            ])
+        }
     }
 
     private func wireCentral() {
@@ -334,6 +343,7 @@ public final class ProxyService: @unchecked Sendable {
             log.warning("restart_needed", ["status_topic": program.statusTopic, "detail": "the status topic changes after a restart"])
         }
         core.settings.maxPayloadBytes = proxy.maxPayloadBytes
+        core.settings.discoveryOnInternal = proxy.discoveryOnInternal
         core.journal.maxBytes = proxy.journalMaxBytes
         if proxy.statusIntervalSeconds != statusIntervalSeconds {
             statusIntervalSeconds = proxy.statusIntervalSeconds
@@ -364,6 +374,10 @@ extension ProxyService: ProxyTransport {
 
     func setInternalWrites(_ enabled: Bool) {
         if enabled { internalClient.releaseWrites() } else { internalClient.holdWrites() }
+    }
+
+    func publishInternal(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) {
+        try internalClient.publish(topic: topic, payload: payload, qos: 1, retain: retain)
     }
 }
 

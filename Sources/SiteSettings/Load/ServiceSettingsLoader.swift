@@ -10,7 +10,8 @@ import YAML
 /// reads its keys of the shared sections without reporting anything twice.
 enum ServiceSettingsLoader {
     /// The keys read here, by section (`""`: the top level).
-    static let keys: [String: [String]] = [
+    static let keys = baseKeys.merging(discoveryKeys) { $0 + $1 }
+    static let baseKeys: [String: [String]] = [
         "": ["brokers"],
         "proxy": [
             "status_interval_s", "max_payload_bytes",
@@ -18,11 +19,14 @@ enum ServiceSettingsLoader {
         ],
         "config_sender": ["reply_timeout_s", "retries", "periodic_pass_s"],
     ]
+    /// Discovery on the internal broker: the proxy's copy and where the config sender reads.
+    static let discoveryKeys = ["proxy": ["discovery_on_internal"], "config_sender": ["discovery_from"]]
     static let brokerNames = ["internal", "central"]
     static let clientNames = ["proxy", "config_sender"]
 
     static func load(_ root: YAMLNode, _ ctx: LoadContext) -> ServiceSettings {
         var settings = ServiceSettings()
+        var discoveryFrom: Located<ConfigSenderSettings.DiscoverySource>?
         guard let top = ctx.checkedMapping(root, "the site config", keys: ["brokers", "proxy", "config_sender"]) else { return settings }
         if let node = top.node("brokers"), let entries = ctx.namedEntries(node, "'brokers'") {
             for entry in entries {
@@ -39,6 +43,8 @@ enum ServiceSettingsLoader {
             settings.proxy = readProxy(p, ctx)
         }
         if let node = top.node("config_sender"), let c = ctx.checkedMapping(node, "'config_sender'", keys: keys["config_sender"]!) {
+            discoveryFrom = readDiscoveryFrom(c, ctx)
+            discoveryFrom.map { settings.configSender.discoveryFrom = $0.value }
             if let v = c.double("reply_timeout_s") {
                 if v.value > 0 { settings.configSender.replyTimeoutSeconds = v.value }
                 else { ctx.error(.invalidValue, "'reply_timeout_s' must be greater than 0", at: v.mark) }
@@ -48,6 +54,10 @@ enum ServiceSettingsLoader {
                 else { ctx.error(.invalidValue, "'retries' must not be negative", at: v.mark) }
             }
             ctx.positive(c.int("periodic_pass_s")).map { settings.configSender.periodicPassSeconds = $0 }
+        }
+        if let from = discoveryFrom, from.value == .internal, !settings.proxy.discoveryOnInternal {
+            ctx.error(.invalidValue, "'discovery_from: internal' reads a copy that 'proxy.discovery_on_internal: false' turns off",
+                      hint: "set proxy.discovery_on_internal: true, or read discovery from central", at: from.mark)
         }
         return settings
     }
@@ -79,7 +89,20 @@ enum ServiceSettingsLoader {
                         hint: "the proxy keeps its backlog in a disk journal bounded by journal_max_bytes; remove outbox_limit",
                         at: mark)
         }
+        p.bool("discovery_on_internal").map { proxy.discoveryOnInternal = $0.value }
         return proxy
+    }
+
+    /// `config_sender.discovery_from`: `central` or `internal`.
+    static func readDiscoveryFrom(_ c: MappingReader, _ ctx: LoadContext) -> Located<ConfigSenderSettings.DiscoverySource>? {
+        guard let v = c.string("discovery_from") else { return nil }
+        if let source = ConfigSenderSettings.DiscoverySource(rawValue: v.value) { return Located(source, v.mark) }
+        let names = ConfigSenderSettings.DiscoverySource.allCases.map(\.rawValue)
+        ctx.error(.invalidValue, "unknown discovery_from '\(v.value)'",
+                  hint: Suggestion.hint(for: v.value, in: names)
+                      ?? "use central (the default) or internal",
+                  at: v.mark)
+        return nil
     }
 
     static func readBroker(_ entry: YAMLEntry, _ ctx: LoadContext) -> BrokerConfig? {

@@ -8,5 +8,19 @@ public struct ConfigSenderSettings: Sendable {
     /// How often every known meter is checked.
     public var periodicPassSeconds = 600
 
+    // MARK: Where discovery comes from
+    /// The broker whose discovery topic `config-sender` subscribes to.
+    public enum DiscoverySource: String, Sendable, CaseIterable {
+        /// The central broker: the copy the architecture draws (the default).
+        case central
+        /// The meters' broker, where the proxy also publishes discovery
+        /// (`proxy.discovery_on_internal`): configuring goes on while the
+        /// central broker is away.
+        case `internal`
+    }
+
+    /// `config_sender.discovery_from`.
+    public var discoveryFrom = DiscoverySource.central
+
     public init() {}
 }

@@ -23,5 +23,12 @@ public struct ProxySettings: Sendable {
     public var journalFsync = Fsync.interval
     public var journalFsyncIntervalMilliseconds = 1000
 
+    // MARK: Discovery on the internal broker
+    /// Also publish each meter's discovery message (retained, QoS 1) on the
+    /// internal broker, under the same topic as on the central broker, where
+    /// `config-sender` can read it while the central broker is away
+    /// (`proxy.discovery_on_internal`).
+    public var discoveryOnInternal = true
+
     public init() {}
 }
