@@ -274,4 +274,40 @@ final class CoreFixture {
         #expect(f.core.statistics.dropped[ProxyStatistics.tooLarge] == 1)
         #expect(f.core.statistics.received == 2)
     }
+
+    /// The energy guard's memory survives a reload and a restart (through
+    /// `counters.json` in the state directory): 0.000 after 163.486 is a glitch
+    /// either way.
+    @Test func guardedCountersSurviveReloadAndRestart() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        func energy(_ value: String, minute: Int) {
+            let payload = Array(#"{"id":"33B1225950027","zygsz":\#(value),"fwgsz":11.085,"time":"202601121\#(600 + minute)00","isend":"1"}"#.utf8)
+            payload.withUnsafeBytes { f.core.received(topic: "MQTT_ENY_NOW", payload: $0, now: Instant(epochMillis: 1_768_235_940_000)) }
+        }
+        energy("163.486", minute: 0)
+        f.core.reload(f.program, now: Instant(epochMillis: 1_768_235_940_000))
+        energy("0.000", minute: 1)
+        #expect(f.core.statistics.dropped["counter_glitch"] == 1)
+
+        let store = CounterStore(directory: f.directory)
+        try store.save(f.core.engine.counters)
+        try f.restart()
+        #expect(f.core.engine.counters.isEmpty)
+        let (saved, problem) = store.load()
+        #expect(problem == nil)
+        #expect(saved == [CounterSnapshot(device: "33B1225950027", field: "active_energy", value: 163.486,
+                                          time: saved.first?.time ?? 0)])
+        f.core.engine.restore(saved)
+        energy("16.349", minute: 2)
+        energy("163.490", minute: 3)
+        #expect(f.core.statistics.dropped["counter_glitch"] == 1)
+        f.connectCentral()
+        f.endIteration()
+        let minutes = f.transport.published.filter { $0.topic.hasSuffix("/minutes") }.map(\.payload)
+        #expect(minutes == [#"{"id":"33B1225950027","time":"20260112160300","active_energy":163.490}"#])
+
+        try "not json".write(toFile: store.path, atomically: true, encoding: .utf8)
+        #expect(store.load().problem != nil)
+    }
 }

@@ -201,6 +201,33 @@ struct ProxyTests {
         try stop(h)
     }
 
+    /// A meter's energy glitch (163.486 → 0.000 → 16.349 → 163.490) with the
+    /// proxy restarted in the middle: only the good readings reach the central
+    /// broker, because the last forwarded value is kept in the state directory.
+    @Test func energyGlitchAcrossARestartForwardsOnlyTheGoodReadings() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/minutes", "kpm33b/status"])
+        func energy(_ value: String, minute: Int) throws {
+            try h.publish("MQTT_ENY_NOW", #"{"id":"33B1225950027","zygsz":\#(value),"fwgsz":11.085,"time":"2026011216\#(minute < 10 ? "0" : "")\#(minute)00","isend":"1"}"#)
+        }
+        try h.startProxy()
+        try energy("163.486", minute: 0)
+        #expect(central.waitForData(count: 1).count == 1)
+        try stop(h)
+        try h.startProxy()
+        for (minute, value) in [(1, "0.000"), (2, "16.349"), (3, "163.490")] { try energy(value, minute: minute) }
+        let data = central.waitForData(count: 2)
+        #expect(data == [
+            #"kpm33b/33B1225950027/minutes {"id":"33B1225950027","time":"20260112160000","active_energy":163.486}"#,
+            #"kpm33b/33B1225950027/minutes {"id":"33B1225950027","time":"20260112160300","active_energy":163.490}"#,
+        ])
+        let status = central.waitForStatus { $0["counters"]?["dropped"]?["counter_glitch"] == 2 }
+        #expect(status != nil, "\(h.proxyLog.suffix(1500))")
+        usleep(300_000)
+        #expect(central.dataLines.count == 2)
+        try stop(h)
+    }
+
     /// SIGKILL: what meters publish while the proxy is gone waits in its
     /// persistent session on the internal broker.
     @Test func proxyKilledAndRestartedMissesNothing() throws {

@@ -153,7 +153,10 @@ final class ProxyCore {
     /// SIGHUP compiled a new program: it runs from the next message on.
     func reload(_ program: Program, now: Instant) {
         let previous = engine.seenDevices
+        let counters = engine.counters
         engine = Engine(program: program, origin: origin)
+        // The guarded counters carry over: a reload must not let a glitch through.
+        engine.restore(counters)
         log.info("rules_reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
         // The others are announced afresh (groups cleared or added) with their
         // next reading; a meter the new config excludes sends none through,

@@ -53,6 +53,9 @@ public final class ProxyService: @unchecked Sendable {
     private var internalWasConnected = false
     private var utcOffsetSeconds = 0
     private var shutdown: Shutdown?
+    private let counterStore: CounterStore
+    /// `engine.countersVersion` when the counters were last saved; nil: save.
+    private var countersSaved: Int?
     private var exitStatus: Int32 = 0
 
     private struct Shutdown {
@@ -109,7 +112,12 @@ public final class ProxyService: @unchecked Sendable {
                          settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
                                          discoveryOnInternal: settings.proxy.discoveryOnInternal),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
+        counterStore = CounterStore(directory: configuration.stateDirectory)
         core.transport = self
+        let (counters, problem) = counterStore.load()
+        if let problem { log.warning("counters_not_loaded", ["detail": problem]) }
+        core.engine.restore(counters)
+        countersSaved = core.engine.countersVersion
         let recovery = journal.recovery
         for note in recovery.notes { log.warning("journal_repaired", ["detail": note]) }
         log.info("journal_opened", [
@@ -147,6 +155,7 @@ public final class ProxyService: @unchecked Sendable {
         loop.repeating(every: 1) { [unowned self] in
             refreshUTCOffset()
             core.tick(now: now())
+            saveCounters()
         }
         scheduleStatus()
         log.info("started", [
@@ -160,6 +169,7 @@ public final class ProxyService: @unchecked Sendable {
         loop.run()
 
         centralClient.stop()
+        saveCounters()
         core.persistAcknowledgements()
         core.journal.close()
         log.info("stopped", [
@@ -358,6 +368,21 @@ public final class ProxyService: @unchecked Sendable {
             }
         }
         core.reload(program, now: now())
+        countersSaved = nil  // a new engine counts its versions afresh
+    }
+
+    /// Writes the guarded counters when they changed (once a second at most,
+    /// and at shutdown). A kill loses at most the last second of them: the
+    /// next reading is then checked against a slightly older value.
+    private func saveCounters() {
+        let version = core.engine.countersVersion
+        guard version != countersSaved else { return }
+        do {
+            try counterStore.save(core.engine.counters)
+            countersSaved = version
+        } catch {
+            log.limited(.error, key: "counters.save", "counters_not_saved", ["error": error.message])
+        }
     }
 }
 
