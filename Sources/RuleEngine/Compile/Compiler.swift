@@ -304,8 +304,8 @@ private struct Checker {
         }
         var duplicateKey: [DuplicateKeyPart]?
         if let d = route.duplicate {
-            if d.key.isEmpty { ok = false; error(.missingKey, "'duplicate' needs a 'key' list", hint: "e.g. key: [topic, id, time]", at: route.name.mark) }
-            if d.memory < 1 { ok = false; error(.invalidValue, "duplicate 'memory' must be at least 1", at: route.name.mark) }
+            if d.key.isEmpty { ok = false; error(.missingKey, "'duplicate' needs a 'key' list", hint: "e.g. key: [topic, id, time]", at: d.mark) }
+            if d.memory.value < 1 { ok = false; error(.invalidValue, "duplicate 'memory' must be at least 1", at: d.memory.mark) }
             var parts: [DuplicateKeyPart] = []
             for k in d.key {
                 if k.value == "topic" { parts.append(.topic); continue }
@@ -355,18 +355,18 @@ private struct Checker {
                 error(.unitMismatch, "field '\(f.name.value)' says unit '\(declared.value)' but tag '\(f.from.value)' is in '\(unit)'",
                       hint: "values leave as the meter wrote them; drop 'unit:' to inherit '\(unit)'", at: declared.mark)
             }
-            if let sc = f.stateClass, !stateClasses.contains(sc) {
-                error(.invalidValue, "unknown state_class '\(sc)' for field '\(f.name.value)'",
-                      hint: Suggestion.hint(for: sc, in: stateClasses) ?? "use one of \(stateClasses.joined(separator: ", "))", at: f.name.mark)
+            if let sc = f.stateClass, !stateClasses.contains(sc.value) {
+                error(.invalidValue, "unknown state_class '\(sc.value)' for field '\(f.name.value)'",
+                      hint: Suggestion.hint(for: sc.value, in: stateClasses) ?? "use one of \(stateClasses.joined(separator: ", "))", at: sc.mark)
             }
-            if let p = f.precision, !(0...10).contains(p) {
-                error(.invalidValue, "precision \(p) of field '\(f.name.value)' is out of range", hint: "use 0 to 10 decimals", at: f.name.mark)
+            if let p = f.precision, !(0...10).contains(p.value) {
+                error(.invalidValue, "precision \(p.value) of field '\(f.name.value)' is out of range", hint: "use 0 to 10 decimals", at: p.mark)
             }
             let isNumber: Bool = if case .number = type { true } else { false }
             fields.append(CompiledField(
                 name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
                 label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
-                deviceClass: f.deviceClass, stateClass: f.stateClass, precision: f.precision, entity: f.entity ?? isNumber))
+                deviceClass: f.deviceClass?.value, stateClass: f.stateClass?.value, precision: f.precision?.value, entity: f.entity ?? isNumber))
         }
         guard ok, let topic else { return nil }
         let slotTypes: [SlotType] = slots.map { name in
@@ -380,7 +380,7 @@ private struct Checker {
             index: index, name: route.name.value, filter: route.match.value,
             keyTable: KeyTable(slots: slots, ignoredForZero: ignored), slotNames: slots, slotTypes: slotTypes,
             idSlot: idSlot, clockSlot: clockSlot, reassembly: reassembly, allZero: route.allZeroIgnore != nil,
-            duplicateKey: duplicateKey, duplicateMemory: route.duplicate?.memory ?? 0, topic: topic, fields: fields,
+            duplicateKey: duplicateKey, duplicateMemory: route.duplicate?.memory.value ?? 0, topic: topic, fields: fields,
             groups: groupNames, intervalSetting: route.intervalSetting?.value, intervalSeconds: route.intervalSeconds)
     }
 
@@ -452,13 +452,18 @@ private struct Checker {
     // MARK: site
 
     func checkSite(device: CompiledDevice?, routes: [CompiledRoute], settings: [String: CompiledSetting]) -> CompiledSite? {
-        let allGroups = Array(Set(routes.flatMap(\.groups))).sorted()
+        // The groups the pack declares, not those of the routes that compiled:
+        // a route with an error must not turn every group a site enables into
+        // a second, false error (no cascades).
+        let allGroups = Array(Set(pack.routes.flatMap { $0.groups.map(\.name.value) })).sorted()
         func checkGroups(_ groups: [Located<String>]?) -> Set<String> {
             var out: Set<String> = []
             for g in groups ?? [] {
                 if allGroups.contains(g.value) { out.insert(g.value); continue }
                 siteContext.error(.unknownReference, "unknown group '\(g.value)'",
-                                  hint: Suggestion.hint(for: g.value, in: allGroups) ?? "groups of pack '\(pack.name.value)': \(allGroups.joined(separator: ", "))",
+                                  hint: Suggestion.hint(for: g.value, in: allGroups)
+                                      ?? (allGroups.isEmpty ? "pack '\(pack.name.value)' declares no groups"
+                                          : "groups of pack '\(pack.name.value)': \(allGroups.joined(separator: ", "))"),
                                   at: g.mark)
             }
             return out
@@ -467,7 +472,9 @@ private struct Checker {
             for (name, value) in meter.settings.sorted(by: { $0.key < $1.key }) {
                 guard let setting = settings[name] else {
                     siteContext.error(.unknownReference, "unknown setting '\(name)'",
-                                      hint: Suggestion.hint(for: name, in: settings.keys) ?? "settings of pack '\(pack.name.value)': \(settings.keys.sorted().joined(separator: ", "))",
+                                      hint: Suggestion.hint(for: name, in: settings.keys)
+                                          ?? (settings.isEmpty ? "pack '\(pack.name.value)' declares no settings"
+                                              : "settings of pack '\(pack.name.value)': \(settings.keys.sorted().joined(separator: ", "))"),
                                       at: value.mark)
                     continue
                 }

@@ -125,7 +125,7 @@ enum PackLoader {
                 allZero = zm.stringList("ignore") ?? []
             }
             if let node = d.node("duplicate"), let dm = ctx.mapping(node, "'duplicate'", known: ["key", "memory"]) {
-                duplicate = DuplicateRules(key: dm.stringList("key") ?? [], memory: dm.int("memory")?.value ?? 10000)
+                duplicate = DuplicateRules(key: dm.stringList("key") ?? [], memory: dm.int("memory") ?? Located(10000, dm.mark), mark: dm.mark)
             }
         }
         guard let publish = m.required("publish"),
@@ -167,8 +167,8 @@ enum PackLoader {
             guard let from = f.string("from", required: true) else { _ = mark; return nil }
             return FieldRules(
                 name: name, from: from, unit: f.string("unit"), label: f.string("name")?.value,
-                deviceClass: f.string("device_class")?.value, stateClass: f.string("state_class")?.value,
-                precision: f.int("precision")?.value, entity: f.bool("entity")?.value)
+                deviceClass: f.string("device_class"), stateClass: f.string("state_class"),
+                precision: f.int("precision"), entity: f.bool("entity")?.value)
         }
     }
 

@@ -70,7 +70,8 @@ public struct ReassemblyRules: Sendable {
 
 public struct DuplicateRules: Sendable {
     public var key: [Located<String>]
-    public var memory: Int
+    public var memory: Located<Int>
+    public var mark: Mark
 }
 
 public struct FieldRules: Sendable {
@@ -78,9 +79,9 @@ public struct FieldRules: Sendable {
     public var from: Located<String>
     public var unit: Located<String>?
     public var label: String?
-    public var deviceClass: String?
-    public var stateClass: String?
-    public var precision: Int?
+    public var deviceClass: Located<String>?
+    public var stateClass: Located<String>?
+    public var precision: Located<Int>?
     public var entity: Bool?
 }
 
