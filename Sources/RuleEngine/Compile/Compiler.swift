@@ -99,7 +99,10 @@ private struct Checker {
         self.siteContext = LoadContext(file: site.file)
     }
 
+    /// Records an error once: fields sharing a tag can find the same fault
+    /// at the same place (a unit written once under 'tags').
     func error(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
+        if packContext.diagnostics.contains(where: { $0.code == code && $0.mark == mark && $0.message == message }) { return }
         packContext.error(code, message, hint: hint, at: mark)
     }
 
@@ -338,7 +341,12 @@ private struct Checker {
             groupNames.append(group.name.value)
             _ = g
         }
-        let stateClasses = ["measurement", "total", "total_increasing"]
+        let stateClasses = HomeAssistant.stateClasses
+        // Where each tag's unit is written, for a caret on a unit Home Assistant rejects.
+        var unitMarks: [String: Mark] = [:]
+        for topic in pack.tags where matches(filter: route.match.value, topic: topic.topic.value) {
+            for t in topic.tags where unitMarks[t.name.value] == nil { unitMarks[t.name.value] = t.typeMark }
+        }
         for (group, f) in all {
             if let first = seen[f.name.value] {
                 ok = false
@@ -363,6 +371,7 @@ private struct Checker {
                 error(.invalidValue, "precision \(p.value) of field '\(f.name.value)' is out of range", hint: "use 0 to 10 decimals", at: p.mark)
             }
             let isNumber: Bool = if case .number = type { true } else { false }
+            checkHomeAssistant(f, isNumber: isNumber, unit: unit, unitMark: f.unit?.mark ?? unitMarks[f.from.value])
             fields.append(CompiledField(
                 name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
                 label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
@@ -382,6 +391,70 @@ private struct Checker {
             idSlot: idSlot, clockSlot: clockSlot, reassembly: reassembly, allZero: route.allZeroIgnore != nil,
             duplicateKey: duplicateKey, duplicateMemory: route.duplicate?.memory.value ?? 0, topic: topic, fields: fields,
             groups: groupNames, intervalSetting: route.intervalSetting?.value, intervalSeconds: route.intervalSeconds)
+    }
+
+    // MARK: Home Assistant
+
+    /// A field against Home Assistant's sensor semantics (`HomeAssistant`'s
+    /// tables): a known device class, a unit that class allows, a state class
+    /// that class allows. The caret goes to the value that is wrong: a unit
+    /// Home Assistant knows for no class is the unit's fault; a known unit the
+    /// class does not take is the class's.
+    func checkHomeAssistant(_ f: FieldRules, isNumber: Bool, unit: String, unitMark: Mark?) {
+        let field = f.name.value
+        var sensorClass: HomeAssistant.SensorClass?
+        if let dc = f.deviceClass {
+            if let c = HomeAssistant.sensorClass(dc.value) {
+                sensorClass = c
+            } else {
+                let isBinary = HomeAssistant.binarySensorClasses.contains(dc.value)
+                error(.homeAssistant, "unknown device_class '\(dc.value)' for field '\(field)'",
+                      hint: Suggestion.hint(for: dc.value, in: HomeAssistant.sensorClasses.map(\.name))
+                          ?? (isBinary ? "'\(dc.value)' is a binary_sensor device class; a field becomes a sensor"
+                              : "Home Assistant \(HomeAssistant.version) has no such sensor device class"),
+                      at: dc.mark)
+            }
+        }
+        // A class that does not fit the value is one mistake: its state class is not checked against it too.
+        var classFits = true
+        if let c = sensorClass, let dc = f.deviceClass {
+            classFits = false
+            let takes = c.units.map { units in units.map { $0.isEmpty ? "no unit" : $0 }.joined(separator: ", ") } ?? "any unit"
+            if c.numeric && !isNumber {
+                error(.homeAssistant, "device_class '\(c.name)' needs a number, but tag '\(f.from.value)' is text",
+                      hint: "remove device_class or map a number tag", at: dc.mark)
+            } else if !c.numeric && isNumber {
+                error(.homeAssistant, "device_class '\(c.name)' is for text values, but tag '\(f.from.value)' is a number",
+                      hint: "remove device_class or map a text tag", at: dc.mark)
+            } else if !c.allows(unit: unit) {
+                if !unit.isEmpty && !HomeAssistant.knownUnits.contains(unit), let unitMark {
+                    error(.homeAssistant, "unit '\(unit)' of tag '\(f.from.value)' is not a unit of device_class '\(c.name)'",
+                          hint: Suggestion.hint(for: unit, in: (c.units ?? []).filter { !$0.isEmpty }) ?? "'\(c.name)' takes \(takes)",
+                          at: unitMark)
+                } else {
+                    let others = unit.isEmpty ? [] : HomeAssistant.classes(allowing: unit)
+                    error(.homeAssistant, unit.isEmpty
+                              ? "device_class '\(c.name)' needs a unit, but tag '\(f.from.value)' has none"
+                              : "device_class '\(c.name)' does not take unit '\(unit)' (tag '\(f.from.value)')",
+                          hint: others.isEmpty ? "'\(c.name)' takes \(takes)"
+                              : "'\(unit)' is a unit of \(others.map { "'\($0)'" }.joined(separator: ", ")); '\(c.name)' takes \(takes)",
+                          at: dc.mark)
+                }
+            } else {
+                classFits = true
+            }
+        }
+        if let sc = f.stateClass, classFits, HomeAssistant.stateClasses.contains(sc.value) {
+            if !isNumber {
+                error(.homeAssistant, "state_class '\(sc.value)' needs a number, but tag '\(f.from.value)' is text",
+                      hint: "remove state_class", at: sc.mark)
+            } else if let c = sensorClass, !c.stateClasses.contains(sc.value) {
+                error(.homeAssistant, "state_class '\(sc.value)' is not allowed with device_class '\(c.name)'",
+                      hint: c.stateClasses.isEmpty ? "'\(c.name)' takes no state_class; remove it"
+                          : "'\(c.name)' allows \(c.stateClasses.map { "'\($0)'" }.joined(separator: ", "))",
+                      at: sc.mark)
+            }
+        }
     }
 
     // MARK: commands

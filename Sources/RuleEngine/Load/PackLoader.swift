@@ -73,10 +73,10 @@ enum PackLoader {
         guard let topics = ctx.namedEntries(node, "'tags'") else { return [] }
         return topics.compactMap { topic in
             guard let entries = ctx.namedEntries(topic.value, "tags of '\(topic.key.value)'") else { return nil }
-            let tags: [(name: Located<String>, type: TagType)] = entries.compactMap { entry in
+            let tags: [(name: Located<String>, type: TagType, typeMark: Mark)] = entries.compactMap { entry in
                 guard let unit = ctx.string(entry.value, "the type of tag '\(entry.key.value)'") else { return nil }
                 let type: TagType = unit.value == "text" ? .text : .number(unit: unit.value == "number" ? "" : unit.value)
-                return (Located(entry.key.value, entry.key.mark), type)
+                return (Located(entry.key.value, entry.key.mark), type, unit.mark)
             }
             return TopicTags(topic: Located(topic.key.value, topic.key.mark), tags: tags)
         }

@@ -42,7 +42,8 @@ public enum TagType: Sendable, Equatable {
 
 public struct TopicTags: Sendable {
     public var topic: Located<String>
-    public var tags: [(name: Located<String>, type: TagType)]
+    /// Each tag with its type and where the type (the unit) is written.
+    public var tags: [(name: Located<String>, type: TagType, typeMark: Mark)]
 }
 
 public struct RouteRules: Sendable {
