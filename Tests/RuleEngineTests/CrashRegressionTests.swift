@@ -39,4 +39,16 @@ import Testing
         #expect(full.messages.last.map { String(decoding: $0.payload, as: UTF8.self) }
             == #"{"id":"33B1225950027","time":"2","active_power":\#(long),"p2":\#(long),"p3":\#(long),"i2":"33B1225950027"}"#)
     }
+
+    /// Found while writing the fuzz targets (docs/fuzzing.md): a repeat count
+    /// of 20 digits in an id pattern overflowed `Int` and trapped lint and a
+    /// service at start-up. Now it is an R009 error.
+    @Test func aHugeRepeatCountIsALintError() throws {
+        #expect(throws: IDPattern.SyntaxError.self) { try IDPattern("^[0-9A-Z]{99999999999999999999}$") }
+        #expect(throws: IDPattern.SyntaxError.self) { try IDPattern("^A{1,99999999999999999999}$") }
+        #expect(throws: DiagnosticReport.self) {
+            try Fixtures.variant { $0.replacingOccurrences(of: "{13}$", with: "{99999999999999999999}$") }
+        }
+        #expect(try IDPattern("^A{2,10000}$").matches("AA"))
+    }
 }

@@ -66,6 +66,22 @@ public enum Compiler {
         try build(rules: rules, config: config, shared: [:], readShared: { _, _ in }).program
     }
 
+    /// The whole load → check → compile path on texts instead of files (the
+    /// YAML fuzz target): every diagnostic, rendered, or nil when it compiled.
+    package static func check(pack: [UInt8], site: [UInt8]?) -> String? {
+        let packFile = "pack.yaml", siteFile = "site.yaml"
+        let (loaded, packDiagnostics) = PackLoader.load(bytes: pack, file: packFile)
+        var report = DiagnosticReport(diagnostics: packDiagnostics, sources: [packFile: SourceText(path: packFile, bytes: pack)])
+        var config = SiteConfig(file: "(defaults)")
+        if let site {
+            let ctx = LoadContext(file: siteFile)
+            if let c = SiteConfigLoader.load(ctx.parse(site), ctx, shared: [:]) { config = c }
+            report.merge(DiagnosticReport(diagnostics: ctx.diagnostics, sources: [siteFile: SourceText(path: siteFile, bytes: site)]))
+        }
+        if let loaded, case .failure(let checked) = compile(pack: loaded, site: config) { report.merge(checked) }
+        return report.diagnostics.isEmpty ? nil : report.description
+    }
+
     private static func readFile(_ path: String) -> [UInt8]? {
         FileSystem.read(path)
     }
