@@ -63,6 +63,12 @@ let package = Package(
         // The journal's per-message cost against an in-memory queue.
         .executableTarget(name: "journal-bench", dependencies: ["Journal"]),
 
+        // libFuzzer targets (tools/fuzz builds them with -sanitize=fuzzer and
+        // -DFUZZING; a plain build makes each a runner of saved inputs).
+        .executableTarget(name: "fuzz-engine", dependencies: ["RuleEngine"], path: "Fuzz/fuzz-engine"),
+        .executableTarget(name: "fuzz-rules", dependencies: ["RuleEngine"], path: "Fuzz/fuzz-rules"),
+        .executableTarget(name: "fuzz-config-sender", dependencies: ["Services", "RuleEngine"], path: "Fuzz/fuzz-config-sender"),
+
         // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),

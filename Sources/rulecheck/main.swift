@@ -186,7 +186,11 @@ struct Run: ParsableCommand {
         Output, one line each: TOPIC PAYLOAD for a message (payload byte for byte); \
         '+ TOPIC PAYLOAD' for a retained one ('+ TOPIC' alone: an empty retained payload); \
         '# drop REASON TOPIC: DETAIL' for a drop (unless --no-drops). \
-        Input lines '@now yyyyMMddHHmmss' and '@advance SECONDS' move the replay clock.
+        Input lines '@now yyyyMMddHHmmss' and '@advance SECONDS' move the replay clock. \
+        A line may start with its receive time as mosquitto_sub -F '%U %t %p' (Unix time) or \
+        -F '%I %t %p' (ISO 8601) writes it; the replay clock then follows the capture. \
+        Meters keep local time: the replay converts with this machine's time zone unless \
+        --utc-offset, --tz or an '@tz ±HH:MM' line in the input says otherwise.
         """)
 
     @Option(help: "The rule pack directory.")
@@ -195,8 +199,14 @@ struct Run: ParsableCommand {
     @Option(help: "The site config file.")
     var config: String?
 
-    @Option(help: "Replay clock start, yyyyMMddHHmmss (default: now, local time).")
+    @Option(help: "Replay clock start, yyyyMMddHHmmss local time (default: now).")
     var now: String?
+
+    @Option(help: "The site's UTC offset (±HH:MM) for meters' local clocks (default: this machine's time zone).")
+    var utcOffset: String?
+
+    @Option(help: "The site's time zone by name (e.g. Europe/Zurich), instead of this machine's.")
+    var tz: String?
 
     @Flag(help: "Do not print drops.")
     var noDrops = false
@@ -212,13 +222,23 @@ struct Run: ParsableCommand {
             print(error.description)
             throw ExitCode(1)
         }
+        // Meters keep local time: the site's offset at each moment, as the services take it.
+        let zone: @Sendable (Int64) -> Int
+        if let utcOffset {
+            guard let offset = Replay.utcOffset(utcOffset) else { RuleCheck.fail("--utc-offset expects ±HH:MM") }
+            zone = { _ in offset }
+        } else {
+            guard let timeZone = tz.map({ TimeZone(identifier: $0) }) ?? TimeZone.current else { RuleCheck.fail("unknown time zone '\(tz ?? "")'") }
+            zone = { timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double($0))) }
+        }
         var start: Instant
         if let now {
             guard let t = Replay.instant(now) else { RuleCheck.fail("--now expects yyyyMMddHHmmss") }
-            start = t
+            let offset = zone(t.epochMillis / 1000)
+            start = Instant(epochMillis: t.epochMillis - Int64(offset) * 1000, utcOffsetSeconds: offset)
         } else {
-            let offset = TimeZone.current.secondsFromGMT()
-            start = Instant(epochSeconds: Date().timeIntervalSince1970, utcOffsetSeconds: offset)
+            let seconds = Date().timeIntervalSince1970
+            start = Instant(epochSeconds: seconds, utcOffsetSeconds: zone(Int64(seconds)))
         }
         let input: Data
         if let capture {
@@ -227,7 +247,7 @@ struct Run: ParsableCommand {
         } else {
             input = FileHandle.standardInput.readDataToEndOfFile()
         }
-        var replay = Replay(engine: Engine(program: program, origin: Origin(name: "rulecheck", version: "run")), now: start)
+        var replay = Replay(engine: Engine(program: program, origin: Origin(name: "rulecheck", version: "run")), now: start, zone: zone)
         replay.showDrops = !noDrops
         var out = ""
         out.reserveCapacity(input.count)

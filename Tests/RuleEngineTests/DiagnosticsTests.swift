@@ -220,4 +220,42 @@ import Testing
         1 error found
         """)
     }
+
+    /// One mistake, one error: a route that fails to compile must not make
+    /// every group a site enables an `unknown group` too (issue 10).
+    @Test func aRouteErrorDoesNotCascadeIntoTheSiteConfig() throws {
+        let text = try lint(pack: {
+            $0.replacingOccurrences(of: "- active_power: { from: zyggl, device_class: power }",
+                                    with: "- active_power: { from: zyggl, device_class: power }\n        - active_power: { from: zyggl }")
+        }, config: """
+        meters:
+          defaults:
+            groups: [current]
+        """)
+        #expect(text == """
+        pack.yaml:22:11: error[R011]: output field 'active_power' declared twice in route 'seconds'
+         22 |         - active_power: { from: zyggl }
+            |           ^
+        hint: first declared at line 21
+        1 error found
+        """)
+    }
+
+    /// A bad value gets the caret under the value, not under the field's name.
+    @Test func theCaretPointsAtTheBadValue() throws {
+        let text = try lint {
+            $0.replacingOccurrences(of: "- active_energy: { from: zygsz }", with: "- active_energy: { from: zygsz, state_class: totl_increasing, precision: 12 }")
+        }
+        #expect(text == """
+        pack.yaml:30:54: error[R012]: unknown state_class 'totl_increasing' for field 'active_energy'
+         30 |         - active_energy: { from: zygsz, state_class: totl_increasing, precision: 12 }
+            |                                                      ^
+        hint: did you mean 'total_increasing'?
+        pack.yaml:30:82: error[R012]: precision 12 of field 'active_energy' is out of range
+         30 |         - active_energy: { from: zygsz, state_class: totl_increasing, precision: 12 }
+            |                                                                                  ^
+        hint: use 0 to 10 decimals
+        2 errors found
+        """)
+    }
 }

@@ -45,3 +45,34 @@ enum Fixtures {
         return try Compiler.build(rules: pack, config: config)
     }
 }
+
+extension Fixtures {
+    /// The KPM33B pack text, for variants made by editing it.
+    static var packText: String {
+        String(decoding: FileManager.default.contents(atPath: "\(pack)/pack.yaml")!, as: UTF8.self)
+    }
+
+    /// The KPM33B pack with `edit` applied, compiled with the default site
+    /// config (or `siteYAML`); the temporary directory is removed before returning.
+    static func variant(_ edit: (String) -> String, siteYAML: String? = nil) throws -> Program {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let edited = edit(packText)
+        precondition(edited != packText || siteYAML != nil, "the edit changed nothing")
+        write(edited, to: "\(dir)/pack.yaml")
+        var config: String?
+        if let siteYAML {
+            config = "\(dir)/site.yaml"
+            write(siteYAML, to: config!)
+        }
+        return try Compiler.build(rules: dir, config: config)
+    }
+
+    /// One tag feeding two output fields: the pack of the `render` overflow (issue 10).
+    static func tagMappedTwice(_ text: String) -> String {
+        let line = "        - active_power: { from: zyggl, name: Active power, device_class: power, state_class: measurement, precision: 3 }\n"
+        precondition(text.contains(line))
+        return text.replacingOccurrences(of: line, with: line
+            + "        - active_power_copy: { from: zyggl, name: Active power copy, device_class: power, state_class: measurement, precision: 3 }\n")
+    }
+}

@@ -33,6 +33,11 @@ import Testing
         #expect(data.count == 2072 - 1036 - 412)
         #expect(output.split(separator: "\n").filter { $0.hasPrefix("# drop all_zero") }.count == 1036)
         #expect(output.split(separator: "\n").filter { $0.hasPrefix("# drop duplicate") }.count == 412)
+        // Timestamped: the replay clock follows the capture, so each meter that
+        // forwards anything is announced once (a frozen clock made it 624 times).
+        let announced = output.split(separator: "\n").filter { $0.hasPrefix("+ kpm33b/discovery/") }
+            .map { $0.split(separator: " ")[1] }
+        #expect(announced == ["kpm33b/discovery/33B1225950028", "kpm33b/discovery/33B1225950027", "kpm33b/discovery/33B1225950029"])
         let input = String(decoding: try Data(contentsOf: URL(fileURLWithPath: c.inputPath)), as: UTF8.self)
         var seen = Set<String>()
         for line in data {

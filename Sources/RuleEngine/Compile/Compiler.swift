@@ -66,6 +66,22 @@ public enum Compiler {
         try build(rules: rules, config: config, shared: [:], readShared: { _, _ in }).program
     }
 
+    /// The whole load → check → compile path on texts instead of files (the
+    /// YAML fuzz target): every diagnostic, rendered, or nil when it compiled.
+    package static func check(pack: [UInt8], site: [UInt8]?) -> String? {
+        let packFile = "pack.yaml", siteFile = "site.yaml"
+        let (loaded, packDiagnostics) = PackLoader.load(bytes: pack, file: packFile)
+        var report = DiagnosticReport(diagnostics: packDiagnostics, sources: [packFile: SourceText(path: packFile, bytes: pack)])
+        var config = SiteConfig(file: "(defaults)")
+        if let site {
+            let ctx = LoadContext(file: siteFile)
+            if let c = SiteConfigLoader.load(ctx.parse(site), ctx, shared: [:]) { config = c }
+            report.merge(DiagnosticReport(diagnostics: ctx.diagnostics, sources: [siteFile: SourceText(path: siteFile, bytes: site)]))
+        }
+        if let loaded, case .failure(let checked) = compile(pack: loaded, site: config) { report.merge(checked) }
+        return report.diagnostics.isEmpty ? nil : report.description
+    }
+
     private static func readFile(_ path: String) -> [UInt8]? {
         FileSystem.read(path)
     }
@@ -99,7 +115,10 @@ private struct Checker {
         self.siteContext = LoadContext(file: site.file)
     }
 
+    /// Records an error once: fields sharing a tag can find the same fault
+    /// at the same place (a unit written once under 'tags').
     func error(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
+        if packContext.diagnostics.contains(where: { $0.code == code && $0.mark == mark && $0.message == message }) { return }
         packContext.error(code, message, hint: hint, at: mark)
     }
 
@@ -304,8 +323,8 @@ private struct Checker {
         }
         var duplicateKey: [DuplicateKeyPart]?
         if let d = route.duplicate {
-            if d.key.isEmpty { ok = false; error(.missingKey, "'duplicate' needs a 'key' list", hint: "e.g. key: [topic, id, time]", at: route.name.mark) }
-            if d.memory < 1 { ok = false; error(.invalidValue, "duplicate 'memory' must be at least 1", at: route.name.mark) }
+            if d.key.isEmpty { ok = false; error(.missingKey, "'duplicate' needs a 'key' list", hint: "e.g. key: [topic, id, time]", at: d.mark) }
+            if d.memory.value < 1 { ok = false; error(.invalidValue, "duplicate 'memory' must be at least 1", at: d.memory.mark) }
             var parts: [DuplicateKeyPart] = []
             for k in d.key {
                 if k.value == "topic" { parts.append(.topic); continue }
@@ -338,7 +357,12 @@ private struct Checker {
             groupNames.append(group.name.value)
             _ = g
         }
-        let stateClasses = ["measurement", "total", "total_increasing"]
+        let stateClasses = HomeAssistant.stateClasses
+        // Where each tag's unit is written, for a caret on a unit Home Assistant rejects.
+        var unitMarks: [String: Mark] = [:]
+        for topic in pack.tags where matches(filter: route.match.value, topic: topic.topic.value) {
+            for t in topic.tags where unitMarks[t.name.value] == nil { unitMarks[t.name.value] = t.typeMark }
+        }
         for (group, f) in all {
             if let first = seen[f.name.value] {
                 ok = false
@@ -355,12 +379,12 @@ private struct Checker {
                 error(.unitMismatch, "field '\(f.name.value)' says unit '\(declared.value)' but tag '\(f.from.value)' is in '\(unit)'",
                       hint: "values leave as the meter wrote them; drop 'unit:' to inherit '\(unit)'", at: declared.mark)
             }
-            if let sc = f.stateClass, !stateClasses.contains(sc) {
-                error(.invalidValue, "unknown state_class '\(sc)' for field '\(f.name.value)'",
-                      hint: Suggestion.hint(for: sc, in: stateClasses) ?? "use one of \(stateClasses.joined(separator: ", "))", at: f.name.mark)
+            if let sc = f.stateClass, !stateClasses.contains(sc.value) {
+                error(.invalidValue, "unknown state_class '\(sc.value)' for field '\(f.name.value)'",
+                      hint: Suggestion.hint(for: sc.value, in: stateClasses) ?? "use one of \(stateClasses.joined(separator: ", "))", at: sc.mark)
             }
-            if let p = f.precision, !(0...10).contains(p) {
-                error(.invalidValue, "precision \(p) of field '\(f.name.value)' is out of range", hint: "use 0 to 10 decimals", at: f.name.mark)
+            if let p = f.precision, !(0...10).contains(p.value) {
+                error(.invalidValue, "precision \(p.value) of field '\(f.name.value)' is out of range", hint: "use 0 to 10 decimals", at: p.mark)
             }
             let isNumber: Bool = if case .number = type { true } else { false }
             if let g = f.counterGuard, !isNumber {
@@ -368,11 +392,12 @@ private struct Checker {
                 error(.invalidValue, "field '\(f.name.value)' has a counter 'guard' but tag '\(f.from.value)' is not a number",
                       hint: "a guard watches a total that only goes up, such as an energy counter", at: g.mark)
             }
+            checkHomeAssistant(f, isNumber: isNumber, unit: unit, unitMark: f.unit?.mark ?? unitMarks[f.from.value])
             fields.append(CompiledField(
                 name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
                 label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
-                deviceClass: f.deviceClass, stateClass: f.stateClass, precision: f.precision, entity: f.entity ?? isNumber,
-                counterGuard: f.counterGuard))
+                deviceClass: f.deviceClass?.value, stateClass: f.stateClass?.value, precision: f.precision?.value,
+                entity: f.entity ?? isNumber, counterGuard: f.counterGuard))
         }
         guard ok, let topic else { return nil }
         let slotTypes: [SlotType] = slots.map { name in
@@ -386,8 +411,72 @@ private struct Checker {
             index: index, name: route.name.value, filter: route.match.value,
             keyTable: KeyTable(slots: slots, ignoredForZero: ignored), slotNames: slots, slotTypes: slotTypes,
             idSlot: idSlot, clockSlot: clockSlot, reassembly: reassembly, allZero: route.allZeroIgnore != nil,
-            duplicateKey: duplicateKey, duplicateMemory: route.duplicate?.memory ?? 0, topic: topic, fields: fields,
+            duplicateKey: duplicateKey, duplicateMemory: route.duplicate?.memory.value ?? 0, topic: topic, fields: fields,
             groups: groupNames, intervalSetting: route.intervalSetting?.value, intervalSeconds: route.intervalSeconds)
+    }
+
+    // MARK: Home Assistant
+
+    /// A field against Home Assistant's sensor semantics (`HomeAssistant`'s
+    /// tables): a known device class, a unit that class allows, a state class
+    /// that class allows. The caret goes to the value that is wrong: a unit
+    /// Home Assistant knows for no class is the unit's fault; a known unit the
+    /// class does not take is the class's.
+    func checkHomeAssistant(_ f: FieldRules, isNumber: Bool, unit: String, unitMark: Mark?) {
+        let field = f.name.value
+        var sensorClass: HomeAssistant.SensorClass?
+        if let dc = f.deviceClass {
+            if let c = HomeAssistant.sensorClass(dc.value) {
+                sensorClass = c
+            } else {
+                let isBinary = HomeAssistant.binarySensorClasses.contains(dc.value)
+                error(.homeAssistant, "unknown device_class '\(dc.value)' for field '\(field)'",
+                      hint: Suggestion.hint(for: dc.value, in: HomeAssistant.sensorClasses.map(\.name))
+                          ?? (isBinary ? "'\(dc.value)' is a binary_sensor device class; a field becomes a sensor"
+                              : "Home Assistant \(HomeAssistant.version) has no such sensor device class"),
+                      at: dc.mark)
+            }
+        }
+        // A class that does not fit the value is one mistake: its state class is not checked against it too.
+        var classFits = true
+        if let c = sensorClass, let dc = f.deviceClass {
+            classFits = false
+            let takes = c.units.map { units in units.map { $0.isEmpty ? "no unit" : $0 }.joined(separator: ", ") } ?? "any unit"
+            if c.numeric && !isNumber {
+                error(.homeAssistant, "device_class '\(c.name)' needs a number, but tag '\(f.from.value)' is text",
+                      hint: "remove device_class or map a number tag", at: dc.mark)
+            } else if !c.numeric && isNumber {
+                error(.homeAssistant, "device_class '\(c.name)' is for text values, but tag '\(f.from.value)' is a number",
+                      hint: "remove device_class or map a text tag", at: dc.mark)
+            } else if !c.allows(unit: unit) {
+                if !unit.isEmpty && !HomeAssistant.knownUnits.contains(unit), let unitMark {
+                    error(.homeAssistant, "unit '\(unit)' of tag '\(f.from.value)' is not a unit of device_class '\(c.name)'",
+                          hint: Suggestion.hint(for: unit, in: (c.units ?? []).filter { !$0.isEmpty }) ?? "'\(c.name)' takes \(takes)",
+                          at: unitMark)
+                } else {
+                    let others = unit.isEmpty ? [] : HomeAssistant.classes(allowing: unit)
+                    error(.homeAssistant, unit.isEmpty
+                              ? "device_class '\(c.name)' needs a unit, but tag '\(f.from.value)' has none"
+                              : "device_class '\(c.name)' does not take unit '\(unit)' (tag '\(f.from.value)')",
+                          hint: others.isEmpty ? "'\(c.name)' takes \(takes)"
+                              : "'\(unit)' is a unit of \(others.map { "'\($0)'" }.joined(separator: ", ")); '\(c.name)' takes \(takes)",
+                          at: dc.mark)
+                }
+            } else {
+                classFits = true
+            }
+        }
+        if let sc = f.stateClass, classFits, HomeAssistant.stateClasses.contains(sc.value) {
+            if !isNumber {
+                error(.homeAssistant, "state_class '\(sc.value)' needs a number, but tag '\(f.from.value)' is text",
+                      hint: "remove state_class", at: sc.mark)
+            } else if let c = sensorClass, !c.stateClasses.contains(sc.value) {
+                error(.homeAssistant, "state_class '\(sc.value)' is not allowed with device_class '\(c.name)'",
+                      hint: c.stateClasses.isEmpty ? "'\(c.name)' takes no state_class; remove it"
+                          : "'\(c.name)' allows \(c.stateClasses.map { "'\($0)'" }.joined(separator: ", "))",
+                      at: sc.mark)
+            }
+        }
     }
 
     // MARK: commands
@@ -458,13 +547,18 @@ private struct Checker {
     // MARK: site
 
     func checkSite(device: CompiledDevice?, routes: [CompiledRoute], settings: [String: CompiledSetting]) -> CompiledSite? {
-        let allGroups = Array(Set(routes.flatMap(\.groups))).sorted()
+        // The groups the pack declares, not those of the routes that compiled:
+        // a route with an error must not turn every group a site enables into
+        // a second, false error (no cascades).
+        let allGroups = Array(Set(pack.routes.flatMap { $0.groups.map(\.name.value) })).sorted()
         func checkGroups(_ groups: [Located<String>]?) -> Set<String> {
             var out: Set<String> = []
             for g in groups ?? [] {
                 if allGroups.contains(g.value) { out.insert(g.value); continue }
                 siteContext.error(.unknownReference, "unknown group '\(g.value)'",
-                                  hint: Suggestion.hint(for: g.value, in: allGroups) ?? "groups of pack '\(pack.name.value)': \(allGroups.joined(separator: ", "))",
+                                  hint: Suggestion.hint(for: g.value, in: allGroups)
+                                      ?? (allGroups.isEmpty ? "pack '\(pack.name.value)' declares no groups"
+                                          : "groups of pack '\(pack.name.value)': \(allGroups.joined(separator: ", "))"),
                                   at: g.mark)
             }
             return out
@@ -473,7 +567,9 @@ private struct Checker {
             for (name, value) in meter.settings.sorted(by: { $0.key < $1.key }) {
                 guard let setting = settings[name] else {
                     siteContext.error(.unknownReference, "unknown setting '\(name)'",
-                                      hint: Suggestion.hint(for: name, in: settings.keys) ?? "settings of pack '\(pack.name.value)': \(settings.keys.sorted().joined(separator: ", "))",
+                                      hint: Suggestion.hint(for: name, in: settings.keys)
+                                          ?? (settings.isEmpty ? "pack '\(pack.name.value)' declares no settings"
+                                              : "settings of pack '\(pack.name.value)': \(settings.keys.sorted().joined(separator: ", "))"),
                                       at: value.mark)
                     continue
                 }

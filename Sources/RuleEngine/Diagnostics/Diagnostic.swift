@@ -28,6 +28,7 @@ public struct Diagnostic: Sendable, Equatable, Error {
         case invalidValue = "R012"      // a value outside its allowed range or list
         case unitMismatch = "R013"      // a field's unit differs from its tag's declared unit
         case noMatchingTopic = "R014"   // a route's filter matches no declared topic
+        case homeAssistant = "R015"     // a device class, unit or state class Home Assistant would reject
         case secretInConfig = "C001"    // a password written in the YAML itself
         case invalidName = "C002"       // a context or meter name that is not topic-safe
         case settingNotAllowed = "C003" // a setting value the pack does not allow

@@ -4,7 +4,16 @@
 /// Input, one message a line: `TOPIC JSON` (split at the first space; the
 /// payload is every byte after it). Blank lines and lines starting with `#`
 /// are skipped. Two directives move the replay clock, which the engine sees
-/// as `now`: `@now yyyyMMddHHmmss` and `@advance SECONDS`.
+/// as `now`: `@now yyyyMMddHHmmss` (wall-clock time in the replay's zone)
+/// and `@advance SECONDS`.
+///
+/// A line may also start with the time it was received, the way
+/// `mosquitto_sub -F '%U %t %p'` (Unix time with a fraction,
+/// `1768233600.123456789`) or `-F '%I %t %p'` (ISO 8601,
+/// `2026-01-12T17:00:00+0100`) writes it: the replay clock then follows the
+/// capture. Meters keep local time, so the clock also carries a UTC offset:
+/// `zone` (the machine's for `rulecheck run`, UTC for golden cases), or the
+/// one an `@tz ±HH:MM` line sets.
 ///
 /// Output, one line per event, in order:
 /// - `TOPIC PAYLOAD` — a message, payload byte for byte;
@@ -15,6 +24,7 @@
 public struct Replay {
     public static let defaultClock = "20260112170000"
     static let clockFormat = ClockFormat("yyyyMMddHHmmss")!
+    static let isoClock = ClockFormat("yyyy-MM-dd HH:mm:ss")!
 
     public struct LineError: Error, CustomStringConvertible {
         public var line: Int
@@ -25,10 +35,69 @@ public struct Replay {
     public let engine: Engine
     public var now: Instant
     public var showDrops = true
+    /// The site's UTC offset in seconds at a moment (epoch seconds): meters
+    /// keep local time. `@tz` replaces it with a fixed offset.
+    public var zone: @Sendable (Int64) -> Int
 
-    public init(engine: Engine, now: Instant) {
+    public init(engine: Engine, now: Instant, zone: @escaping @Sendable (Int64) -> Int = { _ in 0 }) {
         self.engine = engine
         self.now = now
+        self.zone = zone
+    }
+
+    /// Parses `±HH:MM`, `±HHMM`, `±HH`, `Z` or `UTC` into seconds east of UTC.
+    public static func utcOffset(_ text: some StringProtocol) -> Int? {
+        if text == "Z" || text == "UTC" { return 0 }
+        let bytes = Array(text.utf8)
+        guard let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") else { return nil }
+        let digits = bytes.dropFirst().filter { $0 != UInt8(ascii: ":") }
+        guard digits.count == 2 || digits.count == 4, digits.allSatisfy({ $0 &- 48 < 10 }),
+              bytes.count == 1 + digits.count + (bytes.contains(UInt8(ascii: ":")) ? 1 : 0),
+              !bytes.contains(UInt8(ascii: ":")) || (bytes.count == 6 && bytes[3] == UInt8(ascii: ":")) else { return nil }
+        let v = digits.map { Int($0 - 48) }
+        let hours = v[0] * 10 + v[1], minutes = digits.count == 4 ? v[2] * 10 + v[3] : 0
+        guard hours <= 18, minutes < 60 else { return nil }
+        return (sign == UInt8(ascii: "-") ? -1 : 1) * (hours * 3600 + minutes * 60)
+    }
+
+    /// The receive time at the start of a capture line, if it has one:
+    /// `%U` (digits, `.`, digits) or `%I` (ISO 8601 with an offset or `Z`).
+    /// Returns milliseconds since 1970 and the length of the time token.
+    static func receiveTime(_ line: ArraySlice<UInt8>) -> (epochMillis: Int64, length: Int)? {
+        guard let space = line.firstIndex(of: UInt8(ascii: " ")) else { return nil }
+        let token = Array(line[line.startIndex..<space])
+        guard token.count >= 3, line[(space + 1)...].contains(UInt8(ascii: " ")) else { return nil }
+        func isDigit(_ b: UInt8) -> Bool { b &- 48 < 10 }
+        if let dot = token.firstIndex(of: UInt8(ascii: ".")), dot >= 1, dot < token.count - 1,
+           token.indices.allSatisfy({ $0 == dot || isDigit(token[$0]) }), dot <= 12 {
+            // %U: seconds, then a fraction of up to nanoseconds.
+            var seconds: Int64 = 0
+            for b in token[..<dot] { seconds = seconds * 10 + Int64(b - 48) }
+            var millis: Int64 = 0
+            for k in 0..<3 { millis = millis * 10 + (dot + 1 + k < token.count ? Int64(token[dot + 1 + k] - 48) : 0) }
+            return (seconds * 1000 + millis, token.count)
+        }
+        // %I: yyyy-MM-ddTHH:mm:ss[.fff](Z|±HHMM|±HH:MM)
+        guard token.count >= 20, token[4] == UInt8(ascii: "-"), token[7] == UInt8(ascii: "-"), token[10] == UInt8(ascii: "T"),
+              token[13] == UInt8(ascii: ":"), token[16] == UInt8(ascii: ":") else { return nil }
+        var clock = Array(token[0..<19])
+        clock[10] = UInt8(ascii: " ")     // a clock format has no letters
+        guard let local = clock.withUnsafeBytes({ isoClock.parse($0) }) else { return nil }
+        var at = 19
+        var millis: Int64 = 0
+        if at < token.count, token[at] == UInt8(ascii: ".") {
+            at += 1
+            var k = 0
+            while at < token.count, isDigit(token[at]) {
+                if k < 3 { millis = millis * 10 + Int64(token[at] - 48) }
+                k += 1
+                at += 1
+            }
+            guard k > 0 else { return nil }
+            for _ in k..<max(k, 3) { millis *= 10 }
+        }
+        guard at < token.count, let offset = utcOffset(String(decoding: token[at...], as: UTF8.self)) else { return nil }
+        return ((local - Int64(offset)) * 1000 + millis, token.count)
     }
 
     /// Parses `yyyyMMddHHmmss` (local time at UTC offset 0) into an instant.
@@ -57,12 +126,17 @@ public struct Replay {
                 Replay.write(out, showDrops: showDrops, emit: emit)
                 continue
             }
-            guard let space = line.firstIndex(of: UInt8(ascii: " ")) else {
-                throw LineError(line: lineNumber, message: "expected 'TOPIC JSON'")
+            var message = line
+            if let (epochMillis, length) = Replay.receiveTime(line) {
+                now = Instant(epochMillis: epochMillis, utcOffsetSeconds: zone(epochMillis / 1000))
+                message = line[(line.startIndex + length + 1)...]
             }
-            let topic = String(decoding: line[line.startIndex..<space], as: UTF8.self)
+            guard let space = message.firstIndex(of: UInt8(ascii: " ")) else {
+                throw LineError(line: lineNumber, message: "expected 'TOPIC JSON' or 'TIME TOPIC JSON'")
+            }
+            let topic = String(decoding: message[message.startIndex..<space], as: UTF8.self)
             out.removeAll()
-            line[(space + 1)...].withUnsafeBytes { engine.process(topic: topic, payload: $0, now: now, into: &out) }
+            message[(space + 1)...].withUnsafeBytes { engine.process(topic: topic, payload: $0, now: now, into: &out) }
             Replay.write(out, showDrops: showDrops, emit: emit)
         }
     }
@@ -72,12 +146,19 @@ public struct Replay {
         switch (parts.first, parts.count) {
         case ("@now", 2):
             guard let t = Replay.instant(String(parts[1])) else { throw LineError(line: line, message: "expected @now yyyyMMddHHmmss") }
-            now = t
+            // The wall-clock time of the replay's zone (UTC unless @tz or the machine says otherwise).
+            let local = t.epochMillis / 1000
+            let offset = zone(local - Int64(zone(local)))
+            now = Instant(epochMillis: t.epochMillis - Int64(offset) * 1000, utcOffsetSeconds: offset)
         case ("@advance", 2):
             guard let s = Double(parts[1]), s >= 0 else { throw LineError(line: line, message: "expected @advance SECONDS") }
             now = now.adding(seconds: s)
+        case ("@tz", 2):
+            guard let offset = Replay.utcOffset(parts[1]) else { throw LineError(line: line, message: "expected @tz ±HH:MM (or Z)") }
+            zone = { _ in offset }
+            now.utcOffsetSeconds = offset
         default:
-            throw LineError(line: line, message: "unknown directive '\(text)' (known: @now yyyyMMddHHmmss, @advance SECONDS)")
+            throw LineError(line: line, message: "unknown directive '\(text)' (known: @now yyyyMMddHHmmss, @advance SECONDS, @tz ±HH:MM)")
         }
     }
 

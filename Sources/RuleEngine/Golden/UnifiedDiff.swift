@@ -1,5 +1,54 @@
 /// A unified diff of two line lists (`---`/`+++`, `@@` hunks, 3 lines of context).
+///
+/// A changed line (a `-` line replaced by a `+` line) is followed by a `?`
+/// line that points at the differing span, so a change inside a long Home
+/// Assistant config line can be found: a caret line under a short line, an
+/// excerpt with the span in `[…]` and its column for a long one.
 public enum UnifiedDiff {
+    /// Lines longer than this get an excerpt instead of a caret line.
+    static let caretWidth = 100
+
+    /// The `?` line for `old` replaced by `new`: common head and tail skipped.
+    public static func marker(_ old: String, _ new: String) -> String {
+        let a = Array(old), b = Array(new)
+        var head = 0
+        while head < a.count && head < b.count && a[head] == b[head] { head += 1 }
+        var tail = 0
+        while tail < a.count - head && tail < b.count - head && a[a.count - 1 - tail] == b[b.count - 1 - tail] { tail += 1 }
+        let changed = b.count - head - tail
+        if b.count <= caretWidth {
+            return "?" + String(repeating: " ", count: head) + String(repeating: "^", count: max(1, changed))
+        }
+        let context = 20
+        func excerpt(_ c: [Character]) -> String {
+            let from = max(0, head - context), to = min(c.count, c.count - tail + context)
+            let span = String(c[head..<(c.count - tail)])
+            return (from > 0 ? "…" : "") + String(c[from..<head]) + "[" + span + "]" + String(c[(c.count - tail)..<to]) + (to < c.count ? "…" : "")
+        }
+        return "? column \(head + 1): \(excerpt(a)) → \(excerpt(b))"
+    }
+
+    /// The hunk body with a `?` line after each `+` line that replaces a `-` line.
+    static func marked(_ body: [String]) -> [String] {
+        var out: [String] = []
+        var k = 0
+        while k < body.count {
+            guard !body[k].hasPrefix(" ") else { out.append(body[k]); k += 1; continue }
+            // A block of changes: removals first, then additions (either order is a valid diff).
+            var dels: [String] = [], ins: [String] = []
+            while k < body.count && !body[k].hasPrefix(" ") {
+                if body[k].hasPrefix("-") { dels.append(body[k]) } else { ins.append(body[k]) }
+                k += 1
+            }
+            out += dels
+            for (i, line) in ins.enumerated() {
+                out.append(line)
+                if i < dels.count { out.append(marker(String(dels[i].dropFirst()), String(line.dropFirst()))) }
+            }
+        }
+        return out
+    }
+
     public static func diff(_ a: [String], _ b: [String], fromName: String, toName: String, context: Int = 3) -> String? {
         guard a != b else { return nil }
         // Trim the common head and tail; the LCS table only covers the middle.
@@ -63,7 +112,7 @@ public enum UnifiedDiff {
                     }
                 }
                 out.append("@@ -\(aStart + (aLen > 0 ? 1 : 0)),\(aLen) +\(bStart + (bLen > 0 ? 1 : 0)),\(bLen) @@")
-                out += body
+                out += marked(body)
                 k = endOp
                 continue
             }

@@ -73,10 +73,10 @@ enum PackLoader {
         guard let topics = ctx.namedEntries(node, "'tags'") else { return [] }
         return topics.compactMap { topic in
             guard let entries = ctx.namedEntries(topic.value, "tags of '\(topic.key.value)'") else { return nil }
-            let tags: [(name: Located<String>, type: TagType)] = entries.compactMap { entry in
+            let tags: [(name: Located<String>, type: TagType, typeMark: Mark)] = entries.compactMap { entry in
                 guard let unit = ctx.string(entry.value, "the type of tag '\(entry.key.value)'") else { return nil }
                 let type: TagType = unit.value == "text" ? .text : .number(unit: unit.value == "number" ? "" : unit.value)
-                return (Located(entry.key.value, entry.key.mark), type)
+                return (Located(entry.key.value, entry.key.mark), type, unit.mark)
             }
             return TopicTags(topic: Located(topic.key.value, topic.key.mark), tags: tags)
         }
@@ -125,7 +125,7 @@ enum PackLoader {
                 allZero = zm.stringList("ignore") ?? []
             }
             if let node = d.node("duplicate"), let dm = ctx.mapping(node, "'duplicate'", known: ["key", "memory"]) {
-                duplicate = DuplicateRules(key: dm.stringList("key") ?? [], memory: dm.int("memory")?.value ?? 10000)
+                duplicate = DuplicateRules(key: dm.stringList("key") ?? [], memory: dm.int("memory") ?? Located(10000, dm.mark), mark: dm.mark)
             }
         }
         guard let publish = m.required("publish"),
@@ -167,8 +167,8 @@ enum PackLoader {
             guard let from = f.string("from", required: true) else { _ = mark; return nil }
             var field = FieldRules(
                 name: name, from: from, unit: f.string("unit"), label: f.string("name")?.value,
-                deviceClass: f.string("device_class")?.value, stateClass: f.string("state_class")?.value,
-                precision: f.int("precision")?.value, entity: f.bool("entity")?.value)
+                deviceClass: f.string("device_class"), stateClass: f.string("state_class"),
+                precision: f.int("precision"), entity: f.bool("entity")?.value)
             if let node = f.node("guard") { field.counterGuard = readCounterGuard(node, field: entry.key.value, ctx) }
             return field
         }

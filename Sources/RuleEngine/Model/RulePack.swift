@@ -42,7 +42,8 @@ public enum TagType: Sendable, Equatable {
 
 public struct TopicTags: Sendable {
     public var topic: Located<String>
-    public var tags: [(name: Located<String>, type: TagType)]
+    /// Each tag with its type and where the type (the unit) is written.
+    public var tags: [(name: Located<String>, type: TagType, typeMark: Mark)]
 }
 
 public struct RouteRules: Sendable {
@@ -70,7 +71,8 @@ public struct ReassemblyRules: Sendable {
 
 public struct DuplicateRules: Sendable {
     public var key: [Located<String>]
-    public var memory: Int
+    public var memory: Located<Int>
+    public var mark: Mark
 }
 
 public struct FieldRules: Sendable {
@@ -78,9 +80,9 @@ public struct FieldRules: Sendable {
     public var from: Located<String>
     public var unit: Located<String>?
     public var label: String?
-    public var deviceClass: String?
-    public var stateClass: String?
-    public var precision: Int?
+    public var deviceClass: Located<String>?
+    public var stateClass: Located<String>?
+    public var precision: Located<Int>?
     public var entity: Bool?
     /// `guard:` of a counter field (energy): what the engine lets through.
     public var counterGuard: CounterGuardRules?

@@ -430,8 +430,16 @@ final class OutputPlan {
     /// The payload: fragments and the values' raw bytes (`null` for a missing value).
     func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>) -> [UInt8] {
         let count = ends.count - 1
-        // An upper bound: every value's bytes plus the fragments; "null" fits in `capacity`.
-        return [UInt8](unsafeUninitializedCapacity: capacity + buffer.count) { out, written in
+        // The exact upper bound: the fragments, 4 bytes per field for "null"
+        // (`capacity`), plus each written value's bytes. Not `buffer.count`:
+        // fields that share a tag share a slot, so one value can be written
+        // several times (`active_power` and `active_power_copy` from `zyggl`).
+        var size = capacity
+        for i in 0..<count {
+            let s = slices[slots[i]]
+            if s.kind != .missing { size += Int(s.end - s.start) }
+        }
+        return [UInt8](unsafeUninitializedCapacity: size) { out, written in
             let base = UnsafeMutableRawPointer(out.baseAddress!)
             let textBase = UnsafeRawPointer(text.baseAddress!)
             let source = buffer.baseAddress!

@@ -25,6 +25,9 @@ public struct IDPattern: Sendable, CustomStringConvertible {
         public var offset: Int   // in characters of the source
     }
 
+    /// The largest count a `{n,m}` may name.
+    public static let maxRepeat = 10_000
+
     public init(_ source: String) throws(SyntaxError) {
         self.source = source
         var chars = Array(source.utf8)
@@ -88,20 +91,22 @@ public struct IDPattern: Sendable, CustomStringConvertible {
                 case UInt8(ascii: "+"): atom.max = .max; i += 1
                 case UInt8(ascii: "{"):
                     i += 1
-                    func number() -> Int? {
+                    // Bounded: an id is short, and a count of 20 digits would overflow (and trap).
+                    func number() throws(SyntaxError) -> Int? {
                         var v: Int?
                         while i < chars.count, chars[i] >= UInt8(ascii: "0"), chars[i] <= UInt8(ascii: "9") {
                             v = (v ?? 0) * 10 + Int(chars[i] - UInt8(ascii: "0"))
+                            guard v! <= IDPattern.maxRepeat else { throw fail("a repeat count over \(IDPattern.maxRepeat)") }
                             i += 1
                         }
                         return v
                     }
-                    guard let lo = number() else { throw fail("expected a number after '{'") }
+                    guard let lo = try number() else { throw fail("expected a number after '{'") }
                     atom.min = lo
                     atom.max = lo
                     if i < chars.count && chars[i] == UInt8(ascii: ",") {
                         i += 1
-                        atom.max = number() ?? .max
+                        atom.max = try number() ?? .max
                     }
                     guard i < chars.count, chars[i] == UInt8(ascii: "}") else { throw fail("expected '}'") }
                     guard atom.max >= atom.min else { throw fail("repeat range out of order") }
