@@ -31,13 +31,13 @@ import Testing
         }
         let engine = Engine(program: program)
         let now = Replay.instant(Replay.defaultClock)!
-        let missing = engine.process(topic: "MQTT_RT_DATA", payload: Array(#"{"id":"33B1225950027","time":"1","isend":"1","ua":1}"#.utf8), now: now)
+        let missing = engine.process(topic: "MQTT_RT_DATA", payload: Array(#"{"id":"33B1225950027","time":"20260112163901","isend":"1","ua":1}"#.utf8), now: now)
         #expect(missing.messages.last.map { String(decoding: $0.payload, as: UTF8.self) }
-            == #"{"id":"33B1225950027","time":"1","active_power":null,"p2":null,"p3":null,"i2":"33B1225950027"}"#)
+            == #"{"id":"33B1225950027","time":"20260112163901","active_power":null,"p2":null,"p3":null,"i2":"33B1225950027"}"#)
         let long = "1." + String(repeating: "1", count: 9_998)
-        let full = engine.process(topic: "MQTT_RT_DATA", payload: Array(#"{"id":"33B1225950027","time":"2","isend":"1","zyggl":\#(long)}"#.utf8), now: now)
+        let full = engine.process(topic: "MQTT_RT_DATA", payload: Array(#"{"id":"33B1225950027","time":"20260112163902","isend":"1","zyggl":\#(long)}"#.utf8), now: now)
         #expect(full.messages.last.map { String(decoding: $0.payload, as: UTF8.self) }
-            == #"{"id":"33B1225950027","time":"2","active_power":\#(long),"p2":\#(long),"p3":\#(long),"i2":"33B1225950027"}"#)
+            == #"{"id":"33B1225950027","time":"20260112163902","active_power":\#(long),"p2":\#(long),"p3":\#(long),"i2":"33B1225950027"}"#)
     }
 
     /// Found while writing the fuzz targets (docs/fuzzing.md): a repeat count

@@ -84,12 +84,12 @@ import Testing
 
     @Test func measuredEnergy() throws {
         let text = try lint {
-            $0.replacingOccurrences(of: "device_class: energy, state_class: total_increasing", with: "device_class: energy, state_class: measurement")
+            $0.replacingOccurrences(of: "            state_class: total_increasing", with: "            state_class: measurement")
         }
         #expect(text == """
-        pack.yaml:141:97: error[R015]: state_class 'measurement' is not allowed with device_class 'energy'
-         141 |         - active_energy: { from: zygsz, name: Active energy, device_class: energy, state_class: measurement, precision: 3 }
-             |                                                                                                 ^
+        pack.yaml:149:26: error[R015]: state_class 'measurement' is not allowed with device_class 'energy'
+         149 |             state_class: measurement
+             |                          ^
         hint: 'energy' allows 'total', 'total_increasing'
         1 error found
         """)

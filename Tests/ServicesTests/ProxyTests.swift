@@ -55,9 +55,15 @@ struct ProxyTests {
         try replay.run(input) { line in if !line.hasPrefix("+ ") { expected.append(line) } }
         #expect(expected.count > 100)
 
+        // `RECEIVE-TIME TOPIC PAYLOAD` (mosquitto_sub -F '%U %t %p'): the proxy gets TOPIC and PAYLOAD.
         let messages = String(decoding: input, as: UTF8.self).split(separator: "\n").compactMap { line -> (String, [UInt8])? in
-            guard let space = line.firstIndex(of: " "), !line.hasPrefix("#"), !line.hasPrefix("@") else { return nil }
-            return (String(line[..<space]), Array(line[line.index(after: space)...].utf8))
+            guard !line.hasPrefix("#"), !line.hasPrefix("@") else { return nil }
+            var rest = line[...]
+            if let first = rest.split(separator: " ", maxSplits: 1).first, Double(first) != nil {
+                rest = rest.dropFirst(first.count + 1)
+            }
+            guard let space = rest.firstIndex(of: " ") else { return nil }
+            return (String(rest[..<space]), Array(rest[rest.index(after: space)...].utf8))
         }
         #expect(messages.count == 2072)
         let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#"])
