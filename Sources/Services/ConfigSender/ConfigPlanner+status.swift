@@ -16,10 +16,12 @@ extension ConfigPlanner {
         doc["connections"] = .object(JSONObject(connections.map { ($0.0, JSONValue.string($0.1)) }))
         doc["meters_known"] = .integer(Int64(meters.count))
         doc["pending_commands"] = .integer(Int64(pending.count))
+        doc["commands_in_flight"] = .integer(Int64(awaitingReplyCount))
+        doc["commands_queued"] = .integer(Int64(pending.filter(\.queued).count))
         doc["pending"] = .array(pending.map { p in
             .object([
                 "meter": .string(p.meter), "command": .string(p.command), "attempt": .integer(Int64(p.attempt)),
-                "state": .string(p.awaitingReply ? "awaiting_reply" : "backoff"), "oprid": .string(p.message.operationID),
+                "state": .string(p.queued ? "queued" : p.awaitingReply ? "awaiting_reply" : "backoff"), "oprid": .string(p.message.operationID),
             ])
         })
         var metersDoc = JSONObject()
