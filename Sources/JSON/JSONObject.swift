@@ -19,6 +19,13 @@ public struct JSONObject: Sendable, Equatable, Sequence {
         for (key, value) in pairs { self[key] = value }
     }
 
+    /// Members whose keys the caller knows to be distinct (the sorted keys of
+    /// a dictionary): linear, where adding them one by one is quadratic (each
+    /// set looks for the key). A repeated key here makes a document with it twice.
+    public init(distinctKeys pairs: [(String, JSONValue)]) {
+        members = pairs.map { (key: $0.0, value: $0.1) }
+    }
+
     /// Members already known to have distinct keys (a jansson object).
     init(uniqueMembers: [Element]) {
         members = uniqueMembers

@@ -71,13 +71,20 @@ public final class MQTTClient: @unchecked Sendable {
     /// Creates a configured, unstarted client. Throws for invalid options (bad
     /// will topic, unreadable TLS files, a persistent session without a client
     /// id); never for an unreachable broker.
-    public init(loop: EventLoop, endpoint: MQTTEndpoint, options: MQTTOptions) throws(MQTTError) {
+    ///
+    /// `dropSocketPair`: close the wake-up socket pair libmosquitto opens for
+    /// its own `select()` loop, which this client never runs, so that the
+    /// client holds one descriptor instead of three (fleets of thousands of
+    /// clients in one process; see `LibMosquitto.closeWakeSocketPair`).
+    /// `holdsSocketPair` says whether it is still there.
+    public init(loop: EventLoop, endpoint: MQTTEndpoint, options: MQTTOptions, dropSocketPair: Bool = false) throws(MQTTError) {
         try MQTTOptions.validate(options, endpoint: endpoint)
         let id: String? = options.clientID.isEmpty ? nil : options.clientID
         guard let mosq = mosquitto_new(id, options.cleanSession, nil) else {
             throw MQTTError(errno == ENOMEM ? .outOfMemory : .invalidArgument,
                             String(cString: strerror(errno)), context: "mosquitto_new")
         }
+        holdsSocketPair = !(dropSocketPair && LibMosquitto.closeWakeSocketPair(mosq))
         do {
             try LibMosquitto.configure(mosq, endpoint: endpoint, options: options)
         } catch {
@@ -102,6 +109,10 @@ public final class MQTTClient: @unchecked Sendable {
     // MARK: State
 
     public var isConnected: Bool { phase == .connected }
+
+    /// Whether libmosquitto's wake-up socket pair (2 descriptors) is still
+    /// open; false after `dropSocketPair` succeeded. Any thread.
+    public let holdsSocketPair: Bool
 
     /// Connected, and every subscription sent on this connection has its SUBACK.
     public var isSubscribed: Bool { phase == .connected && pendingSubscribes.isEmpty }

@@ -10,7 +10,9 @@ import Foundation
 ///     applied ID WHAT               a command's effect
 ///     dropped TOPIC REASON          a publish that failed (QoS 0 while offline)
 ///     connected ID | disconnected ID REASON | subscribed ID
-///     started N meters | stopped
+///     all-connected N meters in S s   every meter had its first CONNACK
+///     started N meters ... | stopped REASON N readings acknowledged by the broker (M sent); ...
+///     failed K of N meters never connected (ID: cause; ...)   then exit status 1
 final class Journal: @unchecked Sendable {
     private let lock = NSLock()
     private let file: FileHandle?

@@ -12,7 +12,11 @@ struct MeterSim: ParsableCommand {
         --seconds and MQTT_ENY_NOW every --minutes of its own clock (payloads written byte \
         for byte like a real KPM33B), and answers the platform's commands on \
         MQTT_COMMOD_SET_<last 8>, MQTT_SETTIME_<last 8> and MQTT_COMMOD_READ_<last 8>. \
-        Events go to standard output, one per line; --journal writes them to a file too.
+        Events go to standard output, one per line; --journal writes them to a file too. \
+        All meters share one event-loop thread (epoll), one MQTT connection each; the \
+        descriptor limit is raised to what the fleet needs (3 per meter). The final line \
+        counts readings acknowledged by the broker; the exit status is 1 when any meter \
+        never connected.
         """)
 
     @Option(help: "Broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT].")
@@ -81,6 +85,9 @@ struct MeterSim: ParsableCommand {
     @Option(help: "Seed for readings and quirks, to repeat a run.")
     var seed: UInt64?
 
+    @Option(help: "Meters that start connecting per second (0: all at once, like a site after a power cut).")
+    var connectRate = 0.0
+
     @Flag(help: "Leave data messages off standard output (the journal still has them).")
     var quiet = false
 
@@ -140,6 +147,7 @@ struct MeterSim: ParsableCommand {
         if username != nil && usernameFromId { throw ValidationError("give --username or --username-from-id, not both") }
         if let runSeconds, runSeconds <= 0 { throw ValidationError("--for must be positive") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        guard connectRate >= 0 else { throw ValidationError("--connect-rate must not be negative") }
     }
 
     func resolvePassword() throws -> String? {
@@ -165,73 +173,77 @@ struct MeterSim: ParsableCommand {
     func run() throws {
         let endpoint = try MQTTEndpoint.parse(broker)
         let password = try resolvePassword()
+        let ids = try meterIDs()
+        // One connection per meter: its socket, and libmosquitto's socket pair
+        // unless the client could drop it; plus the journal, the standard
+        // streams, epoll and spares. Raised for the worst case first, checked
+        // for what the clients really hold before anything connects.
+        _ = DescriptorLimit.raise(to: ids.count * DescriptorLimit.perClient + 64)
         let journal = try Journal(path: self.journal, quiet: quiet)
         let settings = SimulationSettings(timeScale: timeScale, qos: qos, zeroRate: zeroRate, duplicateRate: duplicateRate)
         let baseSeed = seed ?? UInt64.random(in: 0...UInt64.max)
         let wrong = Set(wrongClock.flatMap { Self.list($0) }), split = Set(Self.list(splitIds))
         let silent = Set(Self.list(silentIds)), failing = Set(Self.list(failIds))
 
+        let loop = try EventLoop()
         let start = ProcessInfo.processInfo.systemUptime
-        var fleet: [SimulatedMeter] = []
-        for (index, id) in try meterIDs().enumerated() {
+        var meters: [SimulatedMeter] = []
+        for (index, id) in ids.enumerated() {
             var options = MQTTOptions(clientID: id, cleanSession: true, protocolVersion: .v311, keepAliveSeconds: 60)
             options.username = usernameFromId ? String(id.suffix(8)) : username
             options.password = password
             if let cafile { options.tls = MQTTTLS(caFile: cafile) }
             let quirks = SimulatedMeter.Quirks(split: split.contains(id), wrongClock: wrong.contains(id),
                                                silent: silent.contains(id), failing: failing.contains(id))
-            fleet.append(try SimulatedMeter(
-                id: id, quirks: quirks, secondsInterval: seconds, minutesInterval: minutes, endpoint: endpoint,
+            meters.append(try SimulatedMeter(
+                id: id, quirks: quirks, secondsInterval: seconds, minutesInterval: minutes, loop: loop, endpoint: endpoint,
                 options: options, settings: settings, journal: journal,
                 seed: baseSeed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15, now: start))
         }
+        let descriptors = meters.reduce(64) { $0 + ($1.connection.holdsSocketPair ? 3 : 1) }
+        let limit = DescriptorLimit.raise(to: descriptors)
+        guard limit.isEnough else {
+            FileHandle.standardError.write(Data("meter-sim: cannot simulate \(ids.count) meters: \(limit)\n".utf8))
+            throw ExitCode(1)
+        }
+        let fleet = Fleet(meters: meters, loop: loop, journal: journal, count: count, connectRate: connectRate, start: start)
 
-        let stop = StopFlag()
         let signalSources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.set("signal \(number == SIGINT ? "SIGINT" : "SIGTERM")") }
+            source.setEventHandler {
+                loop.execute { fleet.stop("signal \(number == SIGINT ? "SIGINT" : "SIGTERM")") }
+            }
             source.resume()
             return source
         }
         defer { signalSources.forEach { $0.cancel() } }
 
-        journal.record("started", "\(fleet.count) meters", "broker \(endpoint) scale \(timeScale)")
-        for meter in fleet { try meter.start() }
-
-        var readings = 0
-        while stop.reason == nil {
-            let now = ProcessInfo.processInfo.systemUptime
-            for meter in fleet {
-                meter.pollSubscribed()
-                readings += meter.tick(now: now)
+        journal.record("started", "\(meters.count) meters", "broker \(endpoint) scale \(timeScale) \(limit)")
+        let runSeconds = self.runSeconds
+        loop.execute {
+            do {
+                try fleet.start()
+            } catch {
+                fleet.stop("start failed: \(error)")
+                return
             }
-            if let count, readings >= count { stop.set("count \(count) reached"); break }
-            if let runSeconds, now - start >= runSeconds { stop.set("ran \(runSeconds) s"); break }
-            let next = fleet.map { $0.secondsUntilNextMessage(now: now) }.min() ?? 0.05
-            Thread.sleep(forTimeInterval: min(0.05, max(0.001, next)))
+            if let runSeconds { loop.schedule(after: runSeconds) { fleet.stop("ran \(runSeconds) s") } }
         }
+        loop.run()
 
-        // Let queued QoS 1 messages reach the broker before saying goodbye.
-        let deadline = ProcessInfo.processInfo.systemUptime + 2
-        while fleet.contains(where: { $0.connection.isConnected && $0.connection.unacknowledgedCount > 0 }),
-              ProcessInfo.processInfo.systemUptime < deadline {
-            Thread.sleep(forTimeInterval: 0.01)
+        let summary = fleet.summary()
+        journal.record("stopped", fleet.stopReason ?? "", summary)
+        var failed = false
+        if fleet.neverConnected > 0 {
+            let examples = meters.filter { !$0.everConnected }.prefix(3)
+                .map { "\($0.id): \($0.lastFailure ?? "no answer from the broker")" }.joined(separator: "; ")
+            let text = "\(fleet.neverConnected) of \(meters.count) meters never connected (\(examples))"
+            journal.record("failed", text)
+            FileHandle.standardError.write(Data("meter-sim: \(text)\n".utf8))
+            failed = true
         }
-        for meter in fleet { meter.connection.stop() }
-        journal.record("stopped", stop.reason ?? "", "\(readings) readings")
         journal.close()
-    }
-}
-
-/// Set once, from a signal handler queue or the simulation loop.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: String?
-
-    var reason: String? { lock.withLock { value } }
-
-    func set(_ reason: String) {
-        lock.withLock { if value == nil { value = reason } }
+        if failed { throw ExitCode(1) }
     }
 }

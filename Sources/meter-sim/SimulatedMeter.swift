@@ -13,9 +13,10 @@ struct SimulationSettings: Sendable {
 /// One simulated KPM33B: its own MQTT connection (client id = meter id), its
 /// own clock, upload intervals and readings, and its command topics.
 ///
-/// `tick` runs on the simulation thread, `handle` on the connection's network
-/// thread; the mutable state is behind `lock`.
-final class SimulatedMeter: @unchecked Sendable {
+/// Loop thread only: the connection is an `MQTTClient` on the fleet's
+/// `EventLoop`, and everything here — the data timer, command handling,
+/// acknowledgements — runs on that loop's thread, so no lock is needed.
+final class SimulatedMeter {
     struct Quirks: Sendable {
         /// KPM37 style: `MQTT_RT_DATA` in 9 parts.
         var split = false
@@ -27,16 +28,26 @@ final class SimulatedMeter: @unchecked Sendable {
         var failing = false
     }
 
+    /// What the fleet learns from a meter.
+    struct Hooks {
+        /// A reading was handed to the connection (a split reading once, a duplicate not).
+        var readingSent: () -> Void = {}
+        /// Every message of a reading was acknowledged by the broker (QoS 1
+        /// PUBACK; QoS 0: written to the socket).
+        var readingAcknowledged: () -> Void = {}
+        /// The first CONNACK of this meter.
+        var firstConnected: () -> Void = {}
+    }
+
     let id: String
     /// The last 8 characters: the suffix of the command topics.
     let shortID: String
     let quirks: Quirks
-    let connection: MQTTConnection
+    let connection: MQTTClient
     private let settings: SimulationSettings
     private let journal: Journal
+    var hooks = Hooks()
 
-    private let lock = NSLock()
-    // Guarded by `lock`:
     /// The meter clock read `clockBase` at real (uptime) second `realBase`.
     private var clockBase: MeterTime
     private var realBase: Double
@@ -47,9 +58,18 @@ final class SimulatedMeter: @unchecked Sendable {
     private var electrical: ElectricalState
     private var lastIntegration: Double
     private var rng: SplitMix64
-    private var announcedSubscribed = false
+    private var dataTimer: LoopTimer?
+    private var stopped = false
 
-    init(id: String, quirks: Quirks, secondsInterval: Int, minutesInterval: Int, endpoint: MQTTEndpoint,
+    /// Whether a CONNACK ever came, and why the last attempt failed.
+    private(set) var everConnected = false
+    private(set) var lastFailure: String?
+    /// Data messages in flight: message id → reading serial; per reading, messages not yet acknowledged.
+    private var readingOfMessage: [Int32: Int] = [:]
+    private var messagesLeft: [Int: Int] = [:]
+    private var readingSerial = 0
+
+    init(id: String, quirks: Quirks, secondsInterval: Int, minutesInterval: Int, loop: EventLoop, endpoint: MQTTEndpoint,
          options: MQTTOptions, settings: SimulationSettings, journal: Journal, seed: UInt64, now: Double) throws {
         self.id = id
         self.shortID = String(id.suffix(8))
@@ -71,88 +91,120 @@ final class SimulatedMeter: @unchecked Sendable {
             let local = Int64(date.timeIntervalSince1970) + Int64(TimeZone.current.secondsFromGMT(for: date))
             clockBase = MeterTime(seconds: local - 946_684_800)
         }
-        connection = try MQTTConnection(endpoint: endpoint, options: options)
+        connection = try MQTTClient(loop: loop, endpoint: endpoint, options: options, dropSocketPair: true)
         scheduleFromClock(now: now)
     }
 
-    /// Subscribes to the command topics (QoS 1) and connects.
+    /// Subscribes to the command topics (QoS 1), connects, arms the data timer. Loop thread.
     func start() throws {
-        connection.onMessage = { [weak self] message in self?.handle(message) }
-        connection.onConnectionChange = { [weak self] connected, reason in
-            guard let self else { return }
+        connection.onMessage = { [unowned self] message in handle(message.copy()) }
+        connection.onConnectionChange = { [unowned self] connected, reason in
             if connected {
                 journal.record("connected", id)
-            } else {
-                lock.withLock { announcedSubscribed = false }
+                if !everConnected {
+                    everConnected = true
+                    hooks.firstConnected()
+                }
+            } else if !stopped {
+                lastFailure = reason
                 journal.record("disconnected", id, reason)
             }
         }
+        connection.onSubscriptionsSettled = { [unowned self] in journal.record("subscribed", id) }
+        connection.onPublished = { [unowned self] mid in acknowledged(mid) }
         for kind in [MeterCommands.Kind.setInterval, .setTime, .readInterval] {
             try connection.subscribe(kind.rawValue + shortID, qos: 1)
         }
-        try connection.start()
+        connection.start()
+        armDataTimer(now: ProcessInfo.processInfo.systemUptime)
     }
 
-    /// Records "subscribed ID" once per connection, when every SUBACK is in.
-    func pollSubscribed() {
-        guard !lock.withLock({ announcedSubscribed }), connection.waitUntilSubscribed(timeout: 0) else { return }
-        lock.withLock { announcedSubscribed = true }
-        journal.record("subscribed", id)
+    /// Sends DISCONNECT and stops the data timer. Loop thread.
+    func stop() {
+        stopped = true
+        dataTimer?.cancel()
+        dataTimer = nil
+        connection.stop()
     }
+
+    /// Readings handed over and not yet acknowledged.
+    var readingsInFlight: Int { messagesLeft.count }
 
     // MARK: Data
 
-    /// Publishes the data messages due at real (uptime) second `now`; returns
-    /// the number of readings sent (a split reading counts once, a duplicate not).
-    func tick(now: Double) -> Int {
-        var messages: [(topic: String, payload: String)] = []
-        var readings = 0
-        lock.withLock {
-            let clock = clockAt(now)
-            let hours = (now - lastIntegration) * settings.timeScale / 3600
-            electrical.integrate(hours: hours, daySecond: clock.secondOfDay)
-            lastIntegration = now
+    private func armDataTimer(now: Double) {
+        dataTimer?.cancel()
+        guard !stopped else { return }
+        dataTimer = connection.loop.schedule(after: secondsUntilNextMessage(now: now)) { [unowned self] in
+            dataTimer = nil
+            let now = ProcessInfo.processInfo.systemUptime
+            tick(now: now)
+            armDataTimer(now: now)
+        }
+    }
 
-            if clock >= nextRealTime {
-                let interval = Int64(secondsInterval)
-                let time = clock.floor(to: interval)
-                electrical.drift(daySecond: time.secondOfDay, rng: &rng)
-                let zero = rng.chance(settings.zeroRate)
-                let parts = quirks.split ? KPM33BPayloads.splitParts : 1
-                let payloads = KPM33BPayloads.realTime(id: id, time: time, state: electrical, zero: zero, parts: parts)
-                var reading = payloads.map { (KPM33BPayloads.realTimeTopic, $0) }
-                if rng.chance(settings.duplicateRate) { reading += reading }
-                messages += reading
-                nextRealTime = MeterTime(seconds: time.seconds + interval)
-                readings += 1
-            }
-            if clock >= nextEnergy {
-                let interval = Int64(minutesInterval) * 60
-                let time = clock.floor(to: interval)
-                let zero = rng.chance(settings.zeroRate)
-                let payload = KPM33BPayloads.energy(id: id, time: time, state: electrical, zero: zero)
-                messages.append((KPM33BPayloads.energyTopic, payload))
-                if rng.chance(settings.duplicateRate) { messages.append((KPM33BPayloads.energyTopic, payload)) }
-                nextEnergy = MeterTime(seconds: time.seconds + interval)
-                readings += 1
-            }
+    /// Publishes the data messages due at real (uptime) second `now`.
+    func tick(now: Double) {
+        var readings: [[(topic: String, payload: String)]] = []
+        let clock = clockAt(now)
+        let hours = (now - lastIntegration) * settings.timeScale / 3600
+        electrical.integrate(hours: hours, daySecond: clock.secondOfDay)
+        lastIntegration = now
+
+        if clock >= nextRealTime {
+            let interval = Int64(secondsInterval)
+            let time = clock.floor(to: interval)
+            electrical.drift(daySecond: time.secondOfDay, rng: &rng)
+            let zero = rng.chance(settings.zeroRate)
+            let parts = quirks.split ? KPM33BPayloads.splitParts : 1
+            let payloads = KPM33BPayloads.realTime(id: id, time: time, state: electrical, zero: zero, parts: parts)
+            var reading = payloads.map { (KPM33BPayloads.realTimeTopic, $0) }
+            if rng.chance(settings.duplicateRate) { reading += reading }
+            readings.append(reading)
+            nextRealTime = MeterTime(seconds: time.seconds + interval)
         }
-        for (topic, payload) in messages {
-            publish(topic, payload, qos: settings.qos, isData: true)
+        if clock >= nextEnergy {
+            let interval = Int64(minutesInterval) * 60
+            let time = clock.floor(to: interval)
+            let zero = rng.chance(settings.zeroRate)
+            let payload = KPM33BPayloads.energy(id: id, time: time, state: electrical, zero: zero)
+            var reading = [(KPM33BPayloads.energyTopic, payload)]
+            if rng.chance(settings.duplicateRate) { reading.append((KPM33BPayloads.energyTopic, payload)) }
+            readings.append(reading)
+            nextEnergy = MeterTime(seconds: time.seconds + interval)
         }
-        return readings
+        for reading in readings {
+            readingSerial += 1
+            var handed = 0
+            for (topic, payload) in reading {
+                if let mid = publish(topic, payload, qos: settings.qos, isData: true) {
+                    readingOfMessage[mid] = readingSerial
+                    handed += 1
+                }
+            }
+            if handed > 0 { messagesLeft[readingSerial, default: 0] += handed }
+            hooks.readingSent()
+        }
     }
 
     /// Real seconds from `now` until this meter's next data message is due.
     func secondsUntilNextMessage(now: Double) -> Double {
-        lock.withLock {
-            let next = min(nextRealTime, nextEnergy)
-            let clockSeconds = Double(clockBase.seconds) + (now - realBase) * settings.timeScale
-            return max(0, (Double(next.seconds) - clockSeconds) / settings.timeScale)
+        let next = min(nextRealTime, nextEnergy)
+        let clockSeconds = Double(clockBase.seconds) + (now - realBase) * settings.timeScale
+        return max(0, (Double(next.seconds) - clockSeconds) / settings.timeScale)
+    }
+
+    private func acknowledged(_ mid: Int32) {
+        guard let serial = readingOfMessage.removeValue(forKey: mid), let left = messagesLeft[serial] else { return }
+        if left > 1 {
+            messagesLeft[serial] = left - 1
+        } else {
+            messagesLeft[serial] = nil
+            hooks.readingAcknowledged()
         }
     }
 
-    // MARK: Commands (network thread)
+    // MARK: Commands
 
     private func handle(_ message: MQTTMessage) {
         journal.record("received", message.topic, message.payloadText)
@@ -165,10 +217,8 @@ final class SimulatedMeter: @unchecked Sendable {
             journal.record("ignored", message.topic, "silent meter")
             return
         }
-        let decision = lock.withLock {
-            MeterCommands.decide(kind: kind, payload: message.payload, id: id, secondsInterval: secondsInterval,
-                                 minutesInterval: minutesInterval, failing: quirks.failing)
-        }
+        let decision = MeterCommands.decide(kind: kind, payload: message.payload, id: id, secondsInterval: secondsInterval,
+                                            minutesInterval: minutesInterval, failing: quirks.failing)
         switch decision {
         case .ignore(let reason):
             journal.record("ignored", message.topic, reason)
@@ -180,47 +230,49 @@ final class SimulatedMeter: @unchecked Sendable {
 
     private func apply(_ effect: MeterCommands.Effect) {
         let now = ProcessInfo.processInfo.systemUptime
-        let description: String = lock.withLock {
-            // Energy up to now belongs to the old settings.
-            let clock = clockAt(now)
-            electrical.integrate(hours: (now - lastIntegration) * settings.timeScale / 3600, daySecond: clock.secondOfDay)
-            lastIntegration = now
-            switch effect {
-            case .secondsInterval(let value):
-                secondsInterval = value
-                scheduleFromClock(now: now)
-                return "seconds interval \(value)"
-            case .minutesInterval(let value):
-                minutesInterval = value
-                scheduleFromClock(now: now)
-                return "minutes interval \(value)"
-            case .clock(let time):
-                clockBase = time
-                realBase = now
-                scheduleFromClock(now: now)
-                return "clock \(time.compact)"
-            }
+        // Energy up to now belongs to the old settings.
+        let clock = clockAt(now)
+        electrical.integrate(hours: (now - lastIntegration) * settings.timeScale / 3600, daySecond: clock.secondOfDay)
+        lastIntegration = now
+        let description: String
+        switch effect {
+        case .secondsInterval(let value):
+            secondsInterval = value
+            description = "seconds interval \(value)"
+        case .minutesInterval(let value):
+            minutesInterval = value
+            description = "minutes interval \(value)"
+        case .clock(let time):
+            clockBase = time
+            realBase = now
+            description = "clock \(time.compact)"
         }
+        scheduleFromClock(now: now)
+        armDataTimer(now: now)
         journal.record("applied", id, description)
     }
 
     // MARK: Helpers
 
-    private func publish(_ topic: String, _ payload: String, qos: Int, isData: Bool) {
+    /// Hands a message to the connection; its id, or nil when it was refused.
+    @discardableResult
+    private func publish(_ topic: String, _ payload: String, qos: Int, isData: Bool) -> Int32? {
         do {
-            try connection.publish(topic: topic, payload: Array(payload.utf8), qos: qos, retain: false)
+            let mid = try connection.publish(topic: topic, payload: Array(payload.utf8), qos: qos, retain: false)
             journal.record("sent", topic, payload, isData: isData)
+            return mid
         } catch {
             journal.record("dropped", topic, error.description)
+            return nil
         }
     }
 
-    /// The meter clock at real (uptime) second `now`. Caller holds `lock`.
+    /// The meter clock at real (uptime) second `now`.
     private func clockAt(_ now: Double) -> MeterTime {
         MeterTime(seconds: clockBase.seconds + Int64(((now - realBase) * settings.timeScale).rounded(.down)))
     }
 
-    /// Next due times: the next interval boundaries of the meter clock. Caller holds `lock`.
+    /// Next due times: the next interval boundaries of the meter clock.
     private func scheduleFromClock(now: Double) {
         let clock = clockAt(now)
         let seconds = Int64(secondsInterval), minutes = Int64(minutesInterval) * 60

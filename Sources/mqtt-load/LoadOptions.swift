@@ -26,6 +26,8 @@ struct LoadOptions {
     var counterSession: String?
     var progress = false
     var tcpNoDelay = false
+    /// One MQTT connection per meter on an event loop, instead of `connections` threaded ones.
+    var connectionPerMeter = false
 
     static let usage = """
         usage: mqtt-load --publish mqtt://HOST:PORT [--subscribe mqtt://HOST:PORT] [--filter F]...
@@ -33,7 +35,7 @@ struct LoadOptions {
                          [--burst N] [--warmup-chunk N] [--eny-every K] [--clock-offset S] [--drain-seconds S]
                          [--probe-seconds S] [--watch NAME=PID]... [--kv]
                          [--publish-qos 0|1|2] [--subscribe-qos 0|1|2] [--counter-session ID] [--progress]
-                         [--tcp-nodelay]
+                         [--tcp-nodelay] [--connection-per-meter]
 
         Simulated KPM33B meters (ids 33B12259 + 5 digits) publish the real sample payloads
         (MQTT_RT_DATA, and MQTT_ENY_NOW as every K-th reading of a meter) with QoS 1 on
@@ -63,6 +65,11 @@ struct LoadOptions {
         stderr when a phase begins (tools/bench times kills and outages from it).
         --tcp-nodelay turns Nagle's algorithm off on the load's own broker connections
         (needed for latency at QoS 0: nothing comes back to carry the TCP ACK).
+        --connection-per-meter gives every meter its own connection (client id
+        mqtt-load-PID-mNNNNN), all on one event-loop thread (epoll, no select() limit);
+        --window then bounds the messages in flight over all of them. The descriptor
+        limit is raised to what the connections need (soft up to hard, and the hard one
+        when allowed); mqtt-load says so and stops when it cannot be.
         """
 
     static func parse(_ arguments: [String]) throws -> LoadOptions {
@@ -106,12 +113,14 @@ struct LoadOptions {
             case "--counter-session": o.counterSession = try value()
             case "--progress": o.progress = true
             case "--tcp-nodelay": o.tcpNoDelay = true
+            case "--connection-per-meter": o.connectionPerMeter = true
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown argument '\(a)'")
             }
             i += 1
         }
         if o.filters.isEmpty { o.filters = ["MQTT_RT_DATA", "MQTT_ENY_NOW"] }
+        if o.connectionPerMeter { o.connections = o.meters }
         guard (1...99_999).contains(o.meters) else { throw UsageError("--meters must be 1...99999") }
         guard o.connections >= 1, o.window >= 1, o.warmUpChunk >= 1 else { throw UsageError("--connections, --window and --warmup-chunk must be at least 1") }
         guard (0...2).contains(o.publishQoS), (0...2).contains(o.subscribeQoS) else { throw UsageError("QoS must be 0, 1 or 2") }

@@ -71,11 +71,28 @@ do {
 }
 guard counter.waitUntilSubscribed(timeout: 10) else { fail("counter: cannot subscribe on \(counterEndpoint)") }
 
-let publishers: Publishers
+// Descriptors: 3 per libmosquitto client (socket and socket pair; a
+// --connection-per-meter client drops its pair), the counter, spares.
+let limit = DescriptorLimit.raise(to: (options.connections + 1) * DescriptorLimit.perClient + 64)
+let publishers: any LoadPublishers
 do {
-    publishers = try Publishers(endpoint: publishEndpoint, count: options.connections, window: options.window,
-                                qos: options.publishQoS, ledger: ledger, enyEvery: options.enyEvery, readingsPerMeter: readingsPerMeter)
-    try publishers.start(timeout: 10)
+    if options.connectionPerMeter {
+        let meters = try MeterPublishers(endpoint: publishEndpoint, window: options.window, qos: options.publishQoS, ledger: ledger,
+                                         enyEvery: options.enyEvery, readingsPerMeter: readingsPerMeter)
+        let needed = meters.descriptors + DescriptorLimit.perClient + 64
+        guard limit.now >= needed else {
+            fail("--connection-per-meter: \(options.meters) connections need \(needed) file descriptors; \(DescriptorLimit.raise(to: needed))")
+        }
+        publishers = meters
+        try meters.start(timeout: max(10, Double(options.meters) / 500))
+    } else {
+        guard limit.isEnough else { fail("\(options.connections) connections: \(limit)") }
+        let threaded = try Publishers(endpoint: publishEndpoint, count: options.connections, window: options.window,
+                                      qos: options.publishQoS, ledger: ledger, enyEvery: options.enyEvery,
+                                      readingsPerMeter: readingsPerMeter)
+        publishers = threaded
+        try threaded.start(timeout: 10)
+    }
 } catch {
     fail("publishers: \(error)")
 }

@@ -22,9 +22,13 @@ func senderTemporaryDirectory(_ name: String) throws -> URL {
 }
 
 /// A site config for tests: short timeouts, and per-meter settings when given.
+/// Pacing: no spacing between a meter's commands unless asked (the tests of
+/// the unpaced decisions see all of a meter's commands at once); nil leaves a
+/// key out, so the site default applies.
 func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: Int] = [:], internalPort: Int = 1,
                       centralPort: Int = 2, timeout: Double = 1, retries: Int = 3, periodic: Int = 600,
-                      internalClient: String = "{ client_id: test-config-sender }") -> String {
+                      internalClient: String = "{ client_id: test-config-sender }",
+                      maxInFlight: Int? = nil, minSpacingMs: Int? = 0) -> String {
     var text = """
         root_topic: kpm33b
         brokers:
@@ -58,6 +62,7 @@ func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: In
           reply_timeout_s: \(timeout)
           retries: \(retries)
           periodic_pass_s: \(periodic)
+        \(maxInFlight.map { "  max_in_flight: \($0)\n" } ?? "")\(minSpacingMs.map { "  min_spacing_ms: \($0)\n" } ?? "")
 
         """
     return text

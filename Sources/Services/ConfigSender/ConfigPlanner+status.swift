@@ -2,9 +2,15 @@ import JSON
 import RuleEngine
 
 extension ConfigPlanner {
+    /// At most this many pending commands are listed in the status (the counts are complete).
+    public static let statusPendingListLimit = 100
+
     /// The status document the service publishes (retained) on the central broker.
     ///
     /// `connections` maps a broker name to `connected` or `disconnected`.
+    /// `pending` lists the first `statusPendingListLimit` pending commands
+    /// (by meter): a site reconnecting has tens of thousands, and the
+    /// document is published every second or so.
     public func statusDocument(state: String, connections: [(String, String)], startedAt: Instant, now: Instant) -> JSONValue {
         let pending = self.pending
         var doc = JSONObject()
@@ -16,13 +22,15 @@ extension ConfigPlanner {
         doc["connections"] = .object(JSONObject(connections.map { ($0.0, JSONValue.string($0.1)) }))
         doc["meters_known"] = .integer(Int64(meters.count))
         doc["pending_commands"] = .integer(Int64(pending.count))
-        doc["pending"] = .array(pending.map { p in
+        doc["commands_in_flight"] = .integer(Int64(awaitingReplyCount))
+        doc["commands_queued"] = .integer(Int64(pending.filter(\.queued).count))
+        doc["pending"] = .array(pending.prefix(Self.statusPendingListLimit).map { p in
             .object([
                 "meter": .string(p.meter), "command": .string(p.command), "attempt": .integer(Int64(p.attempt)),
-                "state": .string(p.awaitingReply ? "awaiting_reply" : "backoff"), "oprid": .string(p.message.operationID),
+                "state": .string(p.queued ? "queued" : p.awaitingReply ? "awaiting_reply" : "backoff"), "oprid": .string(p.message.operationID),
             ])
         })
-        var metersDoc = JSONObject()
+        var metersDoc: [(String, JSONValue)] = []
         for id in Set(meters.keys).union(records.keys).sorted() {
             let record = records[id] ?? MeterRecord()
             var m = JSONObject()
@@ -34,9 +42,9 @@ extension ConfigPlanner {
             var commands = JSONObject()
             for name in record.commands.keys.sorted() { commands[name] = .string(record.commands[name]!.outcome.rawValue) }
             m["commands"] = .object(commands)
-            metersDoc[id] = .object(m)
+            metersDoc.append((id, .object(m)))
         }
-        doc["meters"] = .object(metersDoc)
+        doc["meters"] = .object(JSONObject(distinctKeys: metersDoc))
         doc["alerts"] = .array(alerts.map { a in
             .object(["meter": .string(a.meter), "command": .string(a.command),
                      "since": .string(Instant(epochMillis: a.since).iso8601), "message": .string(a.message)])

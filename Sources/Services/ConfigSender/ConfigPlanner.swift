@@ -23,6 +23,15 @@ import SiteSettings
 /// `retries` times, then raises an alert. A failure code is recorded and
 /// retried at the next opportunity. Meters never wait for each other.
 ///
+/// ## Pacing
+/// A command does not go out the moment it is decided: it is queued, and
+/// sent when fewer than `maxInFlight` commands await a reply and the meter's
+/// previous command left at least `minSpacingSeconds` ago. A meter that has
+/// begun is finished first (its next command goes before new meters'), and
+/// retries go before new meters too. The reply timeout starts when a command
+/// is sent, so a burst of 10,000 discoveries waits in the queue, not in the
+/// timeouts. Without limits (both 0) every command goes out at once.
+///
 /// A value with no locks: `ConfigSenderCore` owns it on the service's loop
 /// thread and runs the returned actions. `nextDeadline` tells it when `tick`
 /// has something to do, so nothing polls.
@@ -43,10 +52,15 @@ public struct ConfigPlanner: Sendable {
         public var clockCorrectionIntervalSeconds: Double
         /// Shifts the planner's notion of today by whole days (testing only; the clock sent stays true).
         public var dayOffset: Int
+        /// Commands awaiting a reply at once, all meters together; more wait their turn. 0: no limit.
+        public var maxInFlight: Int
+        /// At least this long between two commands to one meter. 0: none.
+        public var minSpacingSeconds: Double
 
         public init(replyTimeoutSeconds: Double = 15, retries: Int = 3, backoffBaseSeconds: Double? = nil,
                     backoffMaxSeconds: Double = 300, periodicPassSeconds: Double = 600,
-                    clockSkewThresholdSeconds: Int = 300, clockCorrectionIntervalSeconds: Double = 3600, dayOffset: Int = 0) {
+                    clockSkewThresholdSeconds: Int = 300, clockCorrectionIntervalSeconds: Double = 3600, dayOffset: Int = 0,
+                    maxInFlight: Int = 0, minSpacingSeconds: Double = 0) {
             self.replyTimeoutSeconds = replyTimeoutSeconds
             self.retries = retries
             self.backoffBaseSeconds = backoffBaseSeconds ?? replyTimeoutSeconds / 2
@@ -55,6 +69,8 @@ public struct ConfigPlanner: Sendable {
             self.clockSkewThresholdSeconds = clockSkewThresholdSeconds
             self.clockCorrectionIntervalSeconds = clockCorrectionIntervalSeconds
             self.dayOffset = dayOffset
+            self.maxInFlight = maxInFlight
+            self.minSpacingSeconds = minSpacingSeconds
         }
 
         /// The site's `config_sender` and `proxy.clock_skew_threshold_s` settings.
@@ -62,7 +78,8 @@ public struct ConfigPlanner: Sendable {
             let sender = site.settings.configSender
             self.init(replyTimeoutSeconds: sender.replyTimeoutSeconds, retries: sender.retries,
                       periodicPassSeconds: Double(sender.periodicPassSeconds),
-                      clockSkewThresholdSeconds: site.program.siteConfig.proxy.clockSkewThresholdSeconds, dayOffset: dayOffset)
+                      clockSkewThresholdSeconds: site.program.siteConfig.proxy.clockSkewThresholdSeconds, dayOffset: dayOffset,
+                      maxInFlight: sender.maxInFlight, minSpacingSeconds: Double(sender.minSpacingMilliseconds) / 1000)
         }
     }
 
@@ -80,15 +97,19 @@ public struct ConfigPlanner: Sendable {
         public var message: CommandMessage
         /// Every oprid sent for this command: a late reply to an earlier attempt still counts.
         public var operationIDs: [String]
-        /// Sends so far (1 = the first attempt).
+        /// Sends so far (1 = the first attempt; 0 = queued, never sent).
         public var attempt: Int
-        /// true: waiting for a reply until `until`; false: backing off until `until`.
+        /// true: waiting for a reply until `until`; false: backing off until `until`, or queued.
         public var awaitingReply: Bool
         /// On the monotonic clock: a wall-clock jump neither fires nor postpones it.
         public var until: MonotonicInstant
         public var reason: String
         /// The effective config changed while it was in flight: look again when it resolves.
         var stale = false
+        /// Waiting for its turn (pacing): not sent yet, no deadline; `message` is a preview.
+        public internal(set) var queued = false
+        /// Names this `until` in the deadline heap; a heap entry with another stamp is stale.
+        var stamp = 0
     }
 
     /// An unresolved timeout: a meter that did not answer any attempt of a command.
@@ -105,6 +126,12 @@ public struct ConfigPlanner: Sendable {
         var clockOffsetToCorrect: Int?
         var pending: [String: Pending] = [:]
         var alerts: [String: Alert] = [:]
+        /// Queued commands in sending order (names; a resolved one is skipped).
+        var queue: [String] = []
+        /// Non-zero while the meter waits in a line (`fresh`, `resumed`, `spacing`):
+        /// an entry with another ticket is stale.
+        var ticket = 0
+        var lastSentAt: MonotonicInstant?
     }
 
     public private(set) var program: Program
@@ -126,6 +153,18 @@ public struct ConfigPlanner: Sendable {
     var ids: OperationIDGenerator
     /// On the monotonic clock, like every deadline here.
     var nextPassAt: MonotonicInstant?
+    /// Commands sent and awaiting a reply.
+    var awaiting = 0
+    /// Pacing lines (meter id, ticket): meters new to the queue; meters that
+    /// already began or retry (served first); meters waiting out their spacing,
+    /// in the order they become ready.
+    var fresh = FIFO<(meter: String, ticket: Int)>()
+    var resumed = FIFO<(meter: String, ticket: Int)>()
+    var spacing = FIFO<(at: MonotonicInstant, meter: String, ticket: Int)>()
+    var nextTicket = 1
+    /// Every reply timeout and backoff end; stale entries are dropped when met.
+    var deadlines = DeadlineHeap()
+    var nextStamp = 1
 
     public init(program: Program, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
         self.program = program
@@ -147,25 +186,28 @@ public struct ConfigPlanner: Sendable {
         }
     }
 
-    /// Commands waiting for a reply right now (not those backing off).
-    public var awaitingReplyCount: Int {
-        meters.values.reduce(0) { $0 + $1.pending.values.filter(\.awaitingReply).count }
+    /// Commands waiting for a reply right now (not those backing off or queued).
+    public var awaitingReplyCount: Int { awaiting }
+
+    /// Commands waiting for their turn (pacing).
+    public var queuedCount: Int {
+        meters.values.reduce(0) { $0 + $1.pending.values.filter(\.queued).count }
     }
 
     /// The earliest moment `tick` has something to do: a reply timeout, the end
     /// of a backoff, the periodic pass. nil while nothing is scheduled (the
     /// internal broker is away, when no timeout counts).
+    /// The heap's top may be stale (resolved since): that only makes `tick` come early.
     public var nextDeadline: MonotonicInstant? {
         guard internalConnected else { return nil }
         var next = draining ? nil : nextPassAt
-        for meter in meters.values {
-            // While draining, a backoff ends in nothing (no retries are sent).
-            for p in meter.pending.values where p.awaitingReply || !draining {
-                next = next.map { min($0, p.until) } ?? p.until
-            }
-        }
+        func consider(_ t: MonotonicInstant) { next = next.map { min($0, t) } ?? t }
+        if let top = deadlines.top { consider(top.until) }
+        if !draining, hasFreeSlot, let waiting = spacing.first { consider(waiting.at) }
         return next
     }
+
+    var hasFreeSlot: Bool { options.maxInFlight <= 0 || awaiting < options.maxInFlight }
 
     /// Active alerts, by meter then command.
     public var alerts: [Alert] {
@@ -200,7 +242,7 @@ public struct ConfigPlanner: Sendable {
         // Replies to what was in flight may be lost: give every attempt a full timeout again.
         for id in meters.keys {
             for name in meters[id]!.pending.keys where meters[id]!.pending[name]!.awaitingReply {
-                meters[id]!.pending[name]!.until = now.monotonic.adding(seconds: options.replyTimeoutSeconds)
+                arm(id, name, until: now.monotonic.adding(seconds: options.replyTimeoutSeconds))
             }
         }
         if nextPassAt == nil { nextPassAt = now.monotonic.adding(seconds: options.periodicPassSeconds) }
@@ -209,7 +251,7 @@ public struct ConfigPlanner: Sendable {
             actions += correctClock(id, now: now)
             actions += evaluate(id, reason: "connected", now: now)
         }
-        return actions
+        return actions + dispatch(now: now)
     }
 
     /// A discovery message for meter `id` (retained ones included). `clockOffsetSeconds`
@@ -242,6 +284,7 @@ public struct ConfigPlanner: Sendable {
     public mutating func forget(_ id: String, now: ConfigTime) -> [Action] {
         guard let meter = meters.removeValue(forKey: id) else { return [] }
         for pending in meter.pending.values { for op in pending.operationIDs { operations[op] = nil } }
+        awaiting -= meter.pending.values.filter(\.awaitingReply).count
         statusVersion += 1
         return [.log(ConfigEvent(.info, "meter_forgotten", [("meter", id), ("pending_dropped", String(meter.pending.count))]))]
     }
@@ -251,14 +294,19 @@ public struct ConfigPlanner: Sendable {
     public mutating func tick(now: ConfigTime) -> [Action] {
         guard internalConnected else { return [] }
         var actions: [Action] = []
-        for id in meters.keys.sorted() {
-            for name in meters[id]!.pending.keys.sorted() {
-                guard let p = meters[id]!.pending[name], now.monotonic >= p.until else { continue }
-                if p.awaitingReply {
-                    actions += timedOut(p, now: now)
-                } else if !draining {
-                    actions += resend(p, now: now)
-                }
+        var due: [Pending] = []
+        while let top = deadlines.top, now.monotonic >= top.until {
+            deadlines.pop()
+            guard let p = meters[top.meter]?.pending[top.command], p.stamp == top.stamp, !p.queued else { continue }
+            due.append(p)
+        }
+        // Meter, then command order, whatever their deadlines: one tick reads like one pass.
+        due.sort { $0.meter == $1.meter ? $0.command < $1.command : $0.meter < $1.meter }
+        for p in due {
+            if p.awaitingReply {
+                actions += timedOut(p, now: now)
+            } else if !draining {
+                actions += requeue(p, now: now)
             }
         }
         if !draining, let due = nextPassAt, now.monotonic >= due {
@@ -266,7 +314,7 @@ public struct ConfigPlanner: Sendable {
             actions.append(.log(ConfigEvent(.debug, "periodic_pass", [("meters", String(meters.count))])))
             for id in meters.keys.sorted() { actions += evaluate(id, reason: "periodic", now: now) }
         }
-        return actions
+        return actions + dispatch(now: now)
     }
 
     /// A parsed reply from the internal broker.
@@ -286,6 +334,7 @@ public struct ConfigPlanner: Sendable {
         }
         for op in p.operationIDs { operations[op] = nil }
         meters[ref.meter]!.pending[ref.command] = nil
+        if p.awaitingReply { awaiting -= 1 }
         p.message.operationID = reply.operationID
         var actions: [Action] = []
         let date = today(now.wall)
@@ -311,7 +360,7 @@ public struct ConfigPlanner: Sendable {
         setRecord(record, for: ref.meter)
         if p.stale { actions += evaluate(ref.meter, reason: "config_changed", now: now) }
         actions += acknowledgeIfComplete(ref.meter, now: now.wall)
-        return actions
+        return actions + dispatch(now: now)
     }
 
     /// The broker refused a command we published (MQTT 5: not authorised by its
@@ -322,6 +371,7 @@ public struct ConfigPlanner: Sendable {
               p.message.operationID == operationID else { return [] }
         for op in p.operationIDs { operations[op] = nil }
         meters[ref.meter]!.pending[ref.command] = nil
+        if p.awaitingReply { awaiting -= 1 }
         let message = "the broker refused \(ref.command): \(reason)"
         var record = records[ref.meter] ?? MeterRecord()
         record.commands[ref.command] = CommandResult(outcome: .failure, value: p.message.value, date: today(now.wall),
@@ -331,7 +381,7 @@ public struct ConfigPlanner: Sendable {
         return [.log(ConfigEvent(.error, "command_refused", [
             ("meter", ref.meter), ("command", ref.command), ("topic", p.message.topic), ("reason", reason),
             ("hint", "check the internal broker's ACL for this service's account"), ("next", "next opportunity"),
-        ]))]
+        ]))] + dispatch(now: now)
     }
 
     /// A new program (config or rules reloaded). Only meters whose effective
@@ -365,7 +415,7 @@ public struct ConfigPlanner: Sendable {
             ("changed_meters", String(changed.count)), ("meters", changed.isEmpty ? nil : changed.joined(separator: ",")),
         ]))]
         for id in changed { actions += evaluate(id, reason: "config_changed", now: now) }
-        return actions
+        return actions + dispatch(now: now)
     }
 
     /// Stop sending: no new commands, no retries, no periodic pass; replies are still taken.
@@ -408,48 +458,129 @@ public struct ConfigPlanner: Sendable {
             + send(clock, to: id, reason: "clock_offset", now: now)
     }
 
+    /// Queues command `name` for meter `id`, and sends what pacing allows now.
     mutating func send(_ name: String, to id: String, reason: String, now: ConfigTime) -> [Action] {
-        let oprid = ids.make(length: program.operationIDLength ?? 32)
-        guard let message = program.renderCommand(name, for: id, operationID: oprid, now: now.wall) else {
+        // A preview: the real message (its oprid, the clock's time) is made when it leaves.
+        guard let preview = program.renderCommand(name, for: id, operationID: "", now: now.wall) else {
             return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
         }
-        let p = Pending(meter: id, command: name, message: message, operationIDs: [oprid], attempt: 1, awaitingReply: true,
-                        until: now.monotonic.adding(seconds: options.replyTimeoutSeconds), reason: reason)
-        meters[id]!.pending[name] = p
-        operations[oprid] = (id, name)
-        noteClockSent(name, id, now.wall)
-        statusVersion += 1
-        return [.send(message), .log(sentEvent(p))]
+        let p = Pending(meter: id, command: name, message: preview, operationIDs: [], attempt: 0, awaitingReply: false,
+                        until: now.monotonic, reason: reason)
+        enqueue(p, first: false, now: now)
+        return dispatch(now: now)
     }
 
-    mutating func resend(_ old: Pending, now: ConfigTime) -> [Action] {
-        let oprid = ids.make(length: program.operationIDLength ?? 32)
-        // A clock command carries the time of this attempt, not of the first.
-        guard let message = program.renderCommand(old.command, for: old.meter, operationID: oprid, now: now.wall) else {
-            for op in old.operationIDs { operations[op] = nil }
-            meters[old.meter]!.pending[old.command] = nil
-            return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", old.meter), ("command", old.command)]))]
+    /// A backoff ended: the command waits for its turn again, ahead of new meters.
+    mutating func requeue(_ old: Pending, now: ConfigTime) -> [Action] {
+        enqueue(old, first: true, now: now)
+        return dispatch(now: now)
+    }
+
+    /// Puts `p` in its meter's queue and the meter in a line unless it is in one.
+    /// `first`: the meter goes with those served before new meters.
+    mutating func enqueue(_ pending: Pending, first: Bool, now: ConfigTime) {
+        var p = pending
+        p.queued = true
+        p.awaitingReply = false
+        let id = p.meter
+        meters[id]!.pending[p.command] = p
+        meters[id]!.queue.append(p.command)
+        statusVersion += 1
+        guard meters[id]!.ticket == 0 else { return }
+        let ticket = nextTicket
+        nextTicket += 1
+        meters[id]!.ticket = ticket
+        if let last = meters[id]!.lastSentAt, options.minSpacingSeconds > 0,
+           now.monotonic < last.adding(seconds: options.minSpacingSeconds) {
+            spacing.append((last.adding(seconds: options.minSpacingSeconds), id, ticket))
+        } else if first {
+            resumed.append((id, ticket))
+        } else {
+            fresh.append((id, ticket))
         }
-        var p = old
+    }
+
+    /// Sends queued commands while a slot is free: meters whose spacing has
+    /// passed first, then meters in the order they were queued.
+    mutating func dispatch(now: ConfigTime) -> [Action] {
+        guard internalConnected, !draining else { return [] }
+        var actions: [Action] = []
+        while let waiting = spacing.first, now.monotonic >= waiting.at {
+            _ = spacing.popFirst()
+            resumed.append((waiting.meter, waiting.ticket))
+        }
+        while hasFreeSlot {
+            guard let (id, ticket) = resumed.popFirst() ?? fresh.popFirst() else { break }
+            guard meters[id]?.ticket == ticket else { continue }  // forgotten, or lined up again since
+            while let name = meters[id]!.queue.first {
+                meters[id]!.queue.removeFirst()
+                // Resolved while queued (a late reply to an earlier attempt): skipped.
+                guard meters[id]!.pending[name]?.queued == true else { continue }
+                actions += transmit(name, to: id, now: now)
+                break
+            }
+            if meters[id]!.queue.isEmpty {
+                meters[id]!.ticket = 0
+            } else if options.minSpacingSeconds > 0 {
+                spacing.append((now.monotonic.adding(seconds: options.minSpacingSeconds), id, ticket))
+            } else {
+                resumed.append((id, ticket))
+            }
+        }
+        purgeStaleDeadlines()
+        return actions
+    }
+
+    /// Sends queued command `name` to meter `id` with a fresh oprid.
+    mutating func transmit(_ name: String, to id: String, now: ConfigTime) -> [Action] {
+        guard var p = meters[id]?.pending[name], p.queued else { return [] }
+        let oprid = ids.make(length: program.operationIDLength ?? 32)
+        // A clock command carries the time it leaves, also on a retry.
+        guard let message = program.renderCommand(name, for: id, operationID: oprid, now: now.wall) else {
+            for op in p.operationIDs { operations[op] = nil }
+            meters[id]!.pending[name] = nil
+            return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
+        }
         p.message = message
         p.operationIDs.append(oprid)
         p.attempt += 1
         p.awaitingReply = true
-        p.until = now.monotonic.adding(seconds: options.replyTimeoutSeconds)
-        meters[old.meter]!.pending[old.command] = p
-        operations[oprid] = (old.meter, old.command)
-        noteClockSent(old.command, old.meter, now.wall)
+        p.queued = false
+        meters[id]!.pending[name] = p
+        arm(id, name, until: now.monotonic.adding(seconds: options.replyTimeoutSeconds))
+        operations[oprid] = (id, name)
+        awaiting += 1
+        meters[id]!.lastSentAt = now.monotonic
+        noteClockSent(name, id, now.wall)
         statusVersion += 1
-        return [.send(message), .log(sentEvent(p))]
+        return [.send(message), .log(sentEvent(meters[id]!.pending[name]!))]
+    }
+
+    /// Sets the deadline of pending command `name` of meter `id` and records it in the heap.
+    mutating func arm(_ id: String, _ name: String, until: MonotonicInstant) {
+        let stamp = nextStamp
+        nextStamp += 1
+        meters[id]!.pending[name]!.until = until
+        meters[id]!.pending[name]!.stamp = stamp
+        deadlines.push(DeadlineHeap.Entry(until: until, meter: id, command: name, stamp: stamp))
+    }
+
+    /// Drops resolved entries from the top of the heap, so `nextDeadline` is exact most of the time.
+    mutating func purgeStaleDeadlines() {
+        while let top = deadlines.top {
+            if let p = meters[top.meter]?.pending[top.command], p.stamp == top.stamp, !p.queued { return }
+            deadlines.pop()
+        }
     }
 
     mutating func timedOut(_ old: Pending, now: ConfigTime) -> [Action] {
         var p = old
+        awaiting -= 1
         if p.attempt <= options.retries {
             let delay = min(options.backoffBaseSeconds * Double(1 << min(p.attempt - 1, 20)), options.backoffMaxSeconds)
             p.awaitingReply = false
-            p.until = now.monotonic.adding(seconds: delay)
             meters[p.meter]!.pending[p.command] = p
+            arm(p.meter, p.command, until: now.monotonic.adding(seconds: delay))
             statusVersion += 1
             return [.log(ConfigEvent(.warning, "reply_timeout", [
                 ("meter", p.meter), ("command", p.command), ("oprid", p.message.operationID), ("attempt", String(p.attempt)),
@@ -541,4 +672,79 @@ public struct ConfigPlanner: Sendable {
 
 private func format(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+}
+
+/// A first-in, first-out queue: an array and the index of its head.
+struct FIFO<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == items.count }
+    var count: Int { items.count - head }
+    var first: Element? { isEmpty ? nil : items[head] }
+
+    mutating func append(_ element: Element) { items.append(element) }
+
+    mutating func popFirst() -> Element? {
+        guard !isEmpty else { return nil }
+        let element = items[head]
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return element
+    }
+}
+
+extension FIFO: Sendable where Element: Sendable {}
+
+/// The planner's deadlines (reply timeouts, backoff ends) as a binary
+/// min-heap; an entry whose stamp no longer matches its command is stale.
+struct DeadlineHeap: Sendable {
+    struct Entry: Sendable {
+        var until: MonotonicInstant
+        var meter: String
+        var command: String
+        var stamp: Int
+    }
+
+    private var heap: [Entry] = []
+
+    var top: Entry? { heap.first }
+    var count: Int { heap.count }
+
+    mutating func push(_ entry: Entry) {
+        heap.append(entry)
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard less(i, parent) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() {
+        guard !heap.isEmpty else { return }
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < heap.count && less(l, smallest) { smallest = l }
+            if r < heap.count && less(r, smallest) { smallest = r }
+            guard smallest != i else { return }
+            heap.swapAt(i, smallest)
+            i = smallest
+        }
+    }
+
+    private func less(_ a: Int, _ b: Int) -> Bool {
+        heap[a].until == heap[b].until ? heap[a].stamp < heap[b].stamp : heap[a].until < heap[b].until
+    }
 }

@@ -17,10 +17,12 @@ enum ServiceSettingsLoader {
             "status_interval_s", "max_payload_bytes",
             "journal_max_bytes", "journal_fsync", "journal_fsync_interval_ms", "outbox_limit",
         ],
-        "config_sender": ["reply_timeout_s", "retries", "periodic_pass_s"],
+        "config_sender": ["reply_timeout_s", "retries", "periodic_pass_s"] + pacingKeys,
     ]
     /// Discovery on the internal broker: the proxy's copy and where the config sender reads.
     static let discoveryKeys = ["proxy": ["discovery_on_internal"], "config_sender": ["discovery_from"]]
+    /// config-sender's pacing keys (issue 15), read by `readPacing`.
+    static let pacingKeys = ["max_in_flight", "min_spacing_ms"]
     static let brokerNames = ["internal", "central"]
     static let clientNames = ["proxy", "config_sender"]
 
@@ -54,6 +56,7 @@ enum ServiceSettingsLoader {
                 else { ctx.error(.invalidValue, "'retries' must not be negative", at: v.mark) }
             }
             ctx.positive(c.int("periodic_pass_s")).map { settings.configSender.periodicPassSeconds = $0 }
+            readPacing(c, ctx, into: &settings.configSender)
         }
         if let from = discoveryFrom, from.value == .internal, !settings.proxy.discoveryOnInternal {
             ctx.error(.invalidValue, "'discovery_from: internal' reads a copy that 'proxy.discovery_on_internal: false' turns off",
@@ -61,6 +64,28 @@ enum ServiceSettingsLoader {
         }
         return settings
     }
+
+    // MARK: config_sender pacing (issue 15)
+
+    /// `max_in_flight` and `min_spacing_ms`: whole numbers, 0 switching the limit off.
+    static func readPacing(_ c: MappingReader, _ ctx: LoadContext, into sender: inout ConfigSenderSettings) {
+        if let v = c.int("max_in_flight") {
+            if v.value >= 0 { sender.maxInFlight = v.value }
+            else {
+                ctx.error(.invalidValue, "'max_in_flight' must not be negative",
+                          hint: "commands awaiting a reply at once; 0 means no limit, the default is 100", at: v.mark)
+            }
+        }
+        if let v = c.int("min_spacing_ms") {
+            if (0...60_000).contains(v.value) { sender.minSpacingMilliseconds = v.value }
+            else {
+                ctx.error(.invalidValue, "'min_spacing_ms' must be between 0 and 60000",
+                          hint: "milliseconds between two commands to one meter; the default is 200", at: v.mark)
+            }
+        }
+    }
+
+    // MARK: proxy
 
     static func readProxy(_ p: MappingReader, _ ctx: LoadContext) -> ProxySettings {
         var proxy = ProxySettings()

@@ -22,5 +22,14 @@ public struct ConfigSenderSettings: Sendable {
     /// `config_sender.discovery_from`.
     public var discoveryFrom = DiscoverySource.central
 
+    // Pacing (`max_in_flight`, `min_spacing_ms`): a whole site reconnecting
+    // at once must neither flood the meters' broker nor trip the reply
+    // timeouts. The defaults configure 10,000 meters in tools/bench's
+    // reconnect scenario without a false alert (BENCHMARKS.md).
+    /// Commands awaiting a reply at once, all meters together; 0: no limit.
+    public var maxInFlight = 100
+    /// Milliseconds at least between two commands to one meter; 0: none.
+    public var minSpacingMilliseconds = 200
+
     public init() {}
 }
