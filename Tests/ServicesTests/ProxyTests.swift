@@ -6,6 +6,7 @@ import RuleEngine
 import SiteSettings
 import Testing
 import TestSupport
+@testable import Services
 
 /// `kpm33b-proxy` end to end: real Mosquitto brokers on loopback, the built
 /// binary as a child process, a meter publishing on the internal broker and a
@@ -87,7 +88,7 @@ struct ProxyTests {
         #expect(first.messages.filter { $0.topic.hasPrefix("homeassistant/") && $0.payload.isEmpty }.count == 10)
 
         // A late subscriber gets them as retained messages: one per field.
-        let late = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/sensor/#"])
+        let late = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/sensor/kpm33b_33B1225950027/#"])
         let configs = late.waitFor(count: 5).filter { !$0.payload.isEmpty }
         let objects = configs.map { $0.topic.split(separator: "/")[3] }
         #expect(Set(objects) == ["active_power", "current_l1", "current_l2", "current_l3", "active_energy"])
@@ -204,6 +205,38 @@ struct ProxyTests {
         let status = central.waitForStatus { $0["counters"]?["forwarded"] == .integer(Int64(total)) }
         #expect(status?["counters"]?["dropped"]?.objectValue?.allSatisfy { $0.value == 0 } == true, "\(String(describing: status))")
         #expect(status?["journal"]?["back_pressure_s"] != nil)
+        try stop(h)
+    }
+
+    /// The proxy itself is a device in Home Assistant: sensors and binary
+    /// sensors over its retained status, available while it is online; the
+    /// status carries every value their templates read.
+    @Test func proxyHealthIsADeviceInHomeAssistant() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#", "homeassistant/+/kpm33b_proxy/+/config"])
+        try h.startProxy()
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.sample("MQTT_RT_DATA"))
+        #expect(central.waitForData(count: 1).count == 1)
+        _ = central.waitFor(count: 12)
+        // Retained: a late subscriber (Home Assistant starting) gets them all.
+        let late = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/+/kpm33b_proxy/+/config"])
+        let configs = late.waitFor(count: ProxyHealth.entities.count)
+        #expect(Set(configs.map(\.topic)) == Set(ProxyHealth.entities.map { "homeassistant/\($0.component)/kpm33b_proxy/\($0.object)/config" }))
+        for config in configs {
+            let json = try #require(config.json, "\(config.topic) is not JSON")
+            #expect(config.retain)
+            #expect(json["state_topic"] == "kpm33b/status")
+            #expect(json["availability"]?.arrayValue?.first?["topic"] == "kpm33b/status")
+            #expect(json["device"]?["identifiers"] == ["kpm33b_proxy"])
+            #expect(json["unique_id"]?.stringValue?.hasPrefix("kpm33b_proxy_") == true)
+            #expect(json["default_entity_id"]?.stringValue?.hasPrefix(config.topic.split(separator: "/")[1] + ".kpm33b_proxy_") == true)
+        }
+        let status = try #require(central.waitForStatus { $0["counters"]?["forwarded"] == 1 && $0["meters_online"] == 1 })
+        #expect(status["forwarded_per_minute"]?.intValue != nil)
+        #expect(status["journal"]?["messages"]?.intValue != nil)
+        #expect(status["journal"]?["back_pressure"]?.boolValue == false)
+        #expect(status["connections"]?["internal"] == "connected")
+        #expect(status["counters"]?["dropped"]?.objectValue?.isEmpty == false)
         try stop(h)
     }
 

@@ -19,6 +19,19 @@ extension Program {
         discoveryTopic.map { render($0, id: id) }
     }
 
+    /// How long meter `id` may stay silent before it counts as offline: its
+    /// shortest upload interval times the site's `expire_after_factor` (what
+    /// its Home Assistant entities use as `expire_after`); nil when no route
+    /// has an interval.
+    public func silenceAllowed(for id: String) -> Int? {
+        let factor = site.config.homeAssistant.expireAfterFactor
+        let seconds = routes.compactMap { route -> Int? in
+            guard let setting = route.intervalSetting, let interval = effectiveSetting(setting, for: id), interval > 0 else { return nil }
+            return Int((Double(interval * route.intervalSeconds) * factor).rounded(.up))
+        }
+        return seconds.min()
+    }
+
     /// Home Assistant MQTT discovery configs for meter `id`: one retained
     /// config per entity field of an enabled group, and an empty retained
     /// payload (which deletes the entity) for every field of a disabled group
@@ -89,7 +102,7 @@ extension Program {
     }
 
     /// Home Assistant node and object ids allow `[a-zA-Z0-9_-]`.
-    static func haSafe(_ s: String) -> String {
+    package static func haSafe(_ s: String) -> String {
         String(s.unicodeScalars.map { c in
             (c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c))) || c == "_" || c == "-" ? Character(c) : "_"
         })

@@ -53,6 +53,8 @@ public final class ProxyService: @unchecked Sendable {
     private var internalWasConnected = false
     private var utcOffsetSeconds = 0
     private var shutdown: Shutdown?
+    /// `forwarded` and when, at the previous status: the per-minute rate.
+    private var previousStatus: (forwarded: Int, at: MonotonicInstant)?
     private let counterStore: CounterStore
     /// `engine.countersVersion` when the counters were last saved; nil: save.
     private var countersSaved: Int?
@@ -274,6 +276,7 @@ public final class ProxyService: @unchecked Sendable {
                 if centralEverConnected { core.announceAll(now: now()) }
                 centralEverConnected = true
                 publishStatus(state: "online")
+                publishHealthConfigs()
             } else if centralWasConnected {
                 log.log(shutdown != nil ? .info : .warning, "disconnected", [
                     "broker": "central", "reason": reason, "journal_messages": String(core.journal.unacknowledgedCount),
@@ -288,6 +291,7 @@ public final class ProxyService: @unchecked Sendable {
             if message.payload.elementsEqual("online".utf8) {
                 log.info("home_assistant_online", ["detail": "announcing the meters again"])
                 core.announceAll(now: now())
+                publishHealthConfigs()
             }
         }
         centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
@@ -312,9 +316,22 @@ public final class ProxyService: @unchecked Sendable {
     private func publishStatus(state: String) -> Int32? {
         guard centralClient.isConnected else { return nil }
         let wallClock = now()
-        let document = core.statistics.document(
+        let monotonic = MonotonicInstant.now()
+        let statistics = core.statistics
+        var perMinute = 0
+        if let previous = previousStatus, monotonic.seconds(since: previous.at) > 0.5 {
+            perMinute = Int((Double(statistics.forwarded - previous.forwarded) * 60 / monotonic.seconds(since: previous.at)).rounded())
+        }
+        previousStatus = (statistics.forwarded, monotonic)
+        let program = core.program
+        let online = statistics.lastSeen.count { id, seen in
+            let allowed = Int64(program.silenceAllowed(for: id) ?? 3600)
+            return (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed
+        }
+        let document = statistics.document(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
-            journal: core.journalStatus(at: .now(), wallClock: wallClock))
+            journal: core.journalStatus(at: monotonic, wallClock: wallClock),
+            metersOnline: online, forwardedPerMinute: max(0, perMinute))
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
             core.statusPublished(mid)
@@ -322,6 +339,19 @@ public final class ProxyService: @unchecked Sendable {
         } catch {
             log.limited(.error, key: "publish.status", "status_publish_failed", ["error": "\(error)"])
             return nil
+        }
+    }
+
+    /// The proxy's own device in Home Assistant (`ProxyHealth`), retained;
+    /// at every central connection and every Home Assistant `online`.
+    private func publishHealthConfigs() {
+        guard core.program.siteConfig.homeAssistant.enabled, centralClient.isConnected else { return }
+        for config in ProxyHealth.configs(program: core.program, origin: core.origin) {
+            do {
+                core.statusPublished(try centralClient.publish(topic: config.topic, payload: config.payload, qos: 1, retain: true))
+            } catch {
+                log.limited(.error, key: "publish.health", "health_config_publish_failed", ["topic": config.topic, "error": "\(error)"])
+            }
         }
     }
 

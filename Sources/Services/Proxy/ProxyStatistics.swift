@@ -44,7 +44,12 @@ extension ProxyStatistics {
     /// "connections", "counters": {"received", "forwarded", "announced",
     /// "dropped": {reason: n}}, "journal": {…}, "meters": {id: last seen}}`.
     /// Every drop reason is listed, zero or not, so a dashboard sees the full set.
-    func document(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus) -> JSONValue {
+    ///
+    /// `meters_online`: meters heard from within their allowed silence (their
+    /// Home Assistant `expire_after`); `forwarded_per_minute`: since the
+    /// previous status.
+    func document(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus,
+                  metersOnline: Int, forwardedPerMinute: Int) -> JSONValue {
         var drops = JSONObject()
         for reason in Self.dropReasons { drops[reason] = .integer(Int64(dropped[reason] ?? 0)) }
         var meters = JSONObject()
@@ -75,6 +80,8 @@ extension ProxyStatistics {
                 "dropped": .object(drops),
             ],
             "journal": .object(journalObject),
+            "meters_online": .integer(Int64(metersOnline)),
+            "forwarded_per_minute": .integer(Int64(forwardedPerMinute)),
             "meters": .object(meters),
         ]
     }
