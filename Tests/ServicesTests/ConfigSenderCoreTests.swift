@@ -24,6 +24,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
     var commandsFail = false
     private(set) var commands: [Published] = []
     private(set) var statuses: [Published] = []
+    /// Retained messages on other topics: Home Assistant's configs of the service's own device.
+    private(set) var healthConfigs: [Published] = []
     private(set) var subscriptions: [String] = []
     private var nextMid: Int32 = 0
 
@@ -40,7 +42,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
 
     func publishStatus(topic: String, payload: [UInt8]) throws(MQTTError) -> Int32 {
         nextMid += 1
-        statuses.append(Published(mid: nextMid, topic: topic, payload: payload, retain: true))
+        let message = Published(mid: nextMid, topic: topic, payload: payload, retain: true)
+        if topic.hasPrefix("homeassistant/") { healthConfigs.append(message) } else { statuses.append(message) }
         return nextMid
     }
 }
@@ -152,7 +155,18 @@ final class SenderCoreFixture {
         #expect(f.lastStatus?["pending_commands"]?.intValue == 0)
         #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success")
         #expect(f.lastStatus?["connections"]?["internal"]?.stringValue == "connected")
+        #expect(f.lastStatus?["meters_configured"]?.intValue == 1)
+        #expect(f.lastStatus?["meters_failed"]?.intValue == 0)
         #expect(f.lines("meter_configured").count == 1)
+
+        // config-sender is a device in Home Assistant, over this status.
+        #expect(Set(f.transport.healthConfigs.map(\.topic)) == Set(HealthDevice.configSender.entities.map {
+            "homeassistant/\($0.component)/kpm33b_config_sender/\($0.object)/config"
+        }))
+        for config in f.transport.healthConfigs {
+            #expect(config.json?["state_topic"]?.stringValue == SenderCoreFixture.statusTopic)
+            #expect(config.json?["device"]?["identifiers"] == ["kpm33b_config_sender"])
+        }
 
         // The same meter discovered again the same day: nothing goes out.
         f.discover(senderMeterA)

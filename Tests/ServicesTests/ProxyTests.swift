@@ -220,8 +220,8 @@ struct ProxyTests {
         _ = central.waitFor(count: 12)
         // Retained: a late subscriber (Home Assistant starting) gets them all.
         let late = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/+/kpm33b_proxy/+/config"])
-        let configs = late.waitFor(count: ProxyHealth.entities.count)
-        #expect(Set(configs.map(\.topic)) == Set(ProxyHealth.entities.map { "homeassistant/\($0.component)/kpm33b_proxy/\($0.object)/config" }))
+        let configs = late.waitFor(count: HealthDevice.proxy.entities.count)
+        #expect(Set(configs.map(\.topic)) == Set(HealthDevice.proxy.entities.map { "homeassistant/\($0.component)/kpm33b_proxy/\($0.object)/config" }))
         for config in configs {
             let json = try #require(config.json, "\(config.topic) is not JSON")
             #expect(config.retain)

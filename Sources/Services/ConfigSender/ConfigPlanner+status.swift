@@ -21,6 +21,13 @@ extension ConfigPlanner {
         doc["today"] = .string(today(now))
         doc["connections"] = .object(JSONObject(connections.map { ($0.0, JSONValue.string($0.1)) }))
         doc["meters_known"] = .integer(Int64(meters.count))
+        // For Home Assistant (HealthDevice.configSender): counted here, not by a
+        // template over every meter.
+        let results = meters.keys.map { lastResult($0) }
+        doc["meters_configured"] = .integer(Int64(results.count { $0 == CommandResult.Outcome.success.rawValue }))
+        doc["meters_failed"] = .integer(Int64(results.count {
+            $0 == CommandResult.Outcome.failure.rawValue || $0 == CommandResult.Outcome.timeout.rawValue
+        }))
         doc["pending_commands"] = .integer(Int64(pending.count))
         doc["commands_in_flight"] = .integer(Int64(awaitingReplyCount))
         doc["commands_queued"] = .integer(Int64(pending.filter(\.queued).count))

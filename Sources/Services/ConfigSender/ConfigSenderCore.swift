@@ -99,7 +99,25 @@ final class ConfigSenderCore {
     /// goes out again: the will may have replaced it with `offline`.
     func centralConnectionChanged(_ connected: Bool) {
         centralConnected = connected
-        if connected { publishedStatusVersion = nil }
+        if connected {
+            publishedStatusVersion = nil
+            publishHealthConfigs()
+        }
+    }
+
+    /// config-sender's own device in Home Assistant (`HealthDevice.configSender`),
+    /// retained; at every central connection.
+    private func publishHealthConfigs() {
+        let program = planner.program
+        guard program.siteConfig.homeAssistant.enabled, let transport, transport.isCentralConnected else { return }
+        let origin = Origin(name: "config-sender", version: ServiceVersion.current)
+        for config in HealthDevice.configSender.configs(program: program, statusTopic: settings.statusTopic, origin: origin) {
+            do {
+                _ = try transport.publishStatus(topic: config.topic, payload: config.payload)
+            } catch {
+                log.limited(.warning, key: "health", "health_config_publish_failed", ["topic": config.topic, "error": error.description])
+            }
+        }
     }
 
     /// A message on the discovery subscription (the central broker, or the

@@ -342,11 +342,11 @@ public final class ProxyService: @unchecked Sendable {
         }
     }
 
-    /// The proxy's own device in Home Assistant (`ProxyHealth`), retained;
+    /// The proxy's own device in Home Assistant (`HealthDevice.proxy`), retained;
     /// at every central connection and every Home Assistant `online`.
     private func publishHealthConfigs() {
         guard core.program.siteConfig.homeAssistant.enabled, centralClient.isConnected else { return }
-        for config in ProxyHealth.configs(program: core.program, origin: core.origin) {
+        for config in HealthDevice.proxy.configs(program: core.program, statusTopic: statusTopic, origin: core.origin) {
             do {
                 core.statusPublished(try centralClient.publish(topic: config.topic, payload: config.payload, qos: 1, retain: true))
             } catch {

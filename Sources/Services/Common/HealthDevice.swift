@@ -1,16 +1,16 @@
 import JSON
 import RuleEngine
 
-/// The proxy as a device in Home Assistant, the way Zigbee2MQTT shows its
-/// bridge: its sensors read the retained status document (`kpm33b/status`),
-/// so they cost nothing beyond the status the proxy publishes anyway, and
-/// they are unavailable exactly when the status says `offline` (also the
-/// proxy's last will).
+/// A service as a device in Home Assistant, the way Zigbee2MQTT shows its
+/// bridge: its sensors read the service's retained status document, so they
+/// cost nothing beyond the status it publishes anyway, and they are
+/// unavailable exactly when the status says `offline` (also the service's
+/// last will).
 ///
 /// Per-entity discovery (`<prefix>/<component>/<node>/<object>/config`,
-/// retained), like the meters' entities; `unique_id`s start with the node,
-/// `<root>_proxy`.
-enum ProxyHealth {
+/// retained), like the meters' entities; `unique_id`s start with the node:
+/// `<root>_proxy` (`proxy`) or `<root>_config_sender` (`configSender`).
+struct HealthDevice {
     struct Entity {
         var component: String  // sensor | binary_sensor
         var object: String
@@ -19,7 +19,12 @@ enum ProxyHealth {
         var extra: JSONObject = [:]
     }
 
-    static let entities: [Entity] = [
+    /// `proxy` or `config_sender`: the node is `<root>_<service>`.
+    let service: String
+    let model: String
+    let entities: [Entity]
+
+    static let proxy = HealthDevice(service: "proxy", model: "kpm33b-proxy", entities: [
         Entity(component: "sensor", object: "meters_seen", name: "Meters seen",
                template: "{{ value_json.meters | count }}",
                extra: ["state_class": "measurement", "icon": "mdi:counter"]),
@@ -49,13 +54,31 @@ enum ProxyHealth {
         Entity(component: "binary_sensor", object: "back_pressure", name: "Back-pressure",
                template: "{{ 'ON' if value_json.journal.back_pressure else 'OFF' }}",
                extra: ["device_class": "problem"]),
-    ]
+    ])
 
-    /// The retained discovery messages of the proxy's own entities.
-    static func configs(program: Program, origin: Origin) -> [(topic: String, payload: [UInt8])] {
+    static let configSender = HealthDevice(service: "config_sender", model: "config-sender", entities: [
+        Entity(component: "sensor", object: "meters_known", name: "Meters known",
+               template: "{{ value_json.meters_known }}", extra: ["state_class": "measurement", "icon": "mdi:counter"]),
+        Entity(component: "sensor", object: "meters_configured", name: "Meters configured",
+               template: "{{ value_json.meters_configured }}", extra: ["state_class": "measurement", "icon": "mdi:check-all"]),
+        Entity(component: "sensor", object: "meters_failed", name: "Meters failed",
+               template: "{{ value_json.meters_failed }}", extra: ["state_class": "measurement", "icon": "mdi:alert"]),
+        Entity(component: "sensor", object: "pending_commands", name: "Commands pending",
+               template: "{{ value_json.pending_commands }}", extra: ["state_class": "measurement", "icon": "mdi:timer-sand"]),
+        Entity(component: "sensor", object: "alerts", name: "Alerts",
+               template: "{{ value_json.alerts | count }}",
+               extra: ["state_class": "measurement", "icon": "mdi:alert-octagon",
+                       "json_attributes_template": "{{ {'alerts': value_json.alerts} | tojson }}"]),
+        Entity(component: "binary_sensor", object: "internal_broker", name: "Meters' broker",
+               template: "{{ 'ON' if value_json.connections.internal == 'connected' else 'OFF' }}",
+               extra: ["device_class": "connectivity"]),
+    ])
+
+    /// The retained discovery messages of the service's own entities, whose
+    /// status is on `statusTopic`.
+    func configs(program: Program, statusTopic status: String, origin: Origin) -> [(topic: String, payload: [UInt8])] {
         let ha = program.siteConfig.homeAssistant
-        let node = Program.haSafe("\(program.rootTopic)_proxy")
-        let status = program.statusTopic
+        let node = Program.haSafe("\(program.rootTopic)_\(service)")
         return entities.map { entity in
             var config: JSONObject = [
                 "name": .string(entity.name),
@@ -74,7 +97,7 @@ enum ProxyHealth {
             config["device"] = [
                 "identifiers": [.string(node)],
                 "name": .string(origin.name),
-                "model": "kpm33b-proxy",
+                "model": .string(model),
                 "sw_version": .string(origin.version),
             ]
             config["origin"] = ["name": .string(origin.name), "sw_version": .string(origin.version)]
