@@ -67,7 +67,9 @@ import TestSupport
         #expect(sim.exitStatus == 1)
         let journal = (try? String(contentsOf: journalFile, encoding: .utf8)) ?? ""
         #expect(journal.contains("disconnected 33B1225950027 connection to mqtt://127.0.0.1:\(port): Connection refused"))
-        #expect(journal.contains("stopped ran 2.0 s 0 readings acknowledged by the broker (0 sent); 0 of 2 meters connected"))
+        // Readings are sent (queued) at minute boundaries, and a run may cross one: none is acknowledged.
+        #expect(journal.contains("stopped ran 2.0 s 0 readings acknowledged by the broker ("))
+        #expect(journal.contains(" sent); 0 of 2 meters connected"))
         #expect(journal.contains("failed 2 of 2 meters never connected (33B1225950027: connection to mqtt://127.0.0.1:\(port): Connection refused"))
     }
 }
