@@ -4,34 +4,111 @@ import Services
 
 /// `kpm33b-proxy`: forwards clean meter readings from the meters' broker to
 /// the site's central broker, with discovery and Home Assistant configs.
+/// `run` is the service (and the default); `retire` and `accept-reset` are
+/// an operator's commands beside it.
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kpm33b-proxy",
         abstract: "Forward clean KPM33B meter readings from the meters' broker to the central broker.",
+        version: ServiceVersion.current,
+        subcommands: [Run.self, Retire.self, AcceptReset.self],
+        defaultSubcommand: Run.self)
+}
+
+/// Where the proxy keeps its journal and counters; shared by the commands.
+struct StateDirectory: ParsableArguments {
+    @Option(help: ArgumentHelp("The proxy's state: the journal of messages not yet acknowledged by the central broker "
+                               + "and the energy counters (created if missing).", valueName: "DIR"))
+    var stateDir: String = "/var/lib/kpm33b-proxy"
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the proxy (the default command).",
         discussion: """
             Passwords are never given on the command line: see password_credential, \
             password_file and password_env in the site config. SIGHUP reloads the rules \
-            and the config; SIGTERM delivers what it can within seconds and stops; the journal in --state-dir keeps the rest for the next start.
-            """,
-        version: ServiceVersion.current)
+            and the config; SIGTERM delivers what it can within seconds and stops; the \
+            journal in --state-dir keeps the rest for the next start.
+            """)
 
     @OptionGroup var service: ServiceArguments
-
-    @Option(help: ArgumentHelp("Where the journal of messages not yet acknowledged by the central broker is kept (created if missing).",
-                               valueName: "DIR"))
-    var stateDir: String = "/var/lib/kpm33b-proxy"
+    @OptionGroup var state: StateDirectory
 
     func run() throws {
         let (site, options, log) = try service.start()
         let proxy: ProxyService
         do throws(ServiceError) {
-            proxy = try ProxyService(site: site, configuration: .init(service: options, stateDirectory: stateDir), log: log)
+            proxy = try ProxyService(site: site, configuration: .init(service: options, stateDirectory: state.stateDir), log: log)
         } catch {
-            log.error("cannot start", ["error": error.message])
+            log.error("cannot_start", ["error": error.message])
             throw ExitCode(1)
         }
         let status = proxy.run()
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+struct Retire: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Clear every retained message of these meters: discovery (both brokers) and Home Assistant entities.",
+        discussion: """
+            For a meter taken off the site. Add it to 'exclude' in the site config first \
+            (and reload), or the proxy announces it again with its next reading. Uses the \
+            proxy's broker settings and credentials, with client ids ending in -retire.
+            """)
+
+    @OptionGroup var service: ServiceArguments
+
+    @Argument(help: "Meter ids.")
+    var ids: [String]
+
+    func run() throws {
+        let (site, options, log) = try service.start()
+        let status = ProxyRetire.run(ids: ids, site: site, options: options, log: log)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+struct AcceptReset: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accept-reset",
+        abstract: "Accept a meter's counter reset that the counter guard keeps refusing (a replaced meter).",
+        discussion: """
+            The proxy forgets what it forwarded for the counter (every guarded counter of \
+            the meter when FIELD is not given) within a second, or at its next start, and \
+            takes the meter's next reading as the new start.
+            """)
+
+    @OptionGroup var service: ServiceArguments
+    @OptionGroup var state: StateDirectory
+
+    @Argument(help: "The meter id.")
+    var id: String
+
+    @Argument(help: "A guarded field, e.g. active_energy (default: all of the meter's).")
+    var field: String?
+
+    func run() throws {
+        let (site, _, log) = try service.start()
+        let program = site.program
+        guard program.isValidDeviceID(id) else {
+            log.error("accept_reset_refused", ["meter": id, "detail": "not a meter id of pack '\(program.packName)'"])
+            throw ExitCode(64)
+        }
+        let guarded = Engine(program: program).guardedFieldNames
+        if let field, !guarded.contains(field) {
+            log.error("accept_reset_refused", ["field": field, "detail": "not a guarded field; the pack guards \(guarded.joined(separator: ", "))"])
+            throw ExitCode(64)
+        }
+        do throws(ServiceError) {
+            try CounterResetRequests(stateDirectory: state.stateDir).request(id: id, field: field)
+        } catch {
+            log.error("accept_reset_failed", ["error": error.message])
+            throw ExitCode(1)
+        }
+        log.info("accept_reset_requested", ["meter": id, "field": field ?? "(all)", "state_dir": state.stateDir,
+                                            "detail": "the proxy takes it within a second, or at its next start"])
     }
 }
 

@@ -267,6 +267,70 @@ struct ProxyTests {
         try stop(h)
     }
 
+    /// Runs `kpm33b-proxy ARGUMENTS` (a command beside the service) to its end; returns its status and output.
+    private func proxyCommand(_ h: ProxyHarness, _ arguments: [String]) throws -> (Int32?, String) {
+        let output = h.directory.appendingPathComponent("command-\(UUID().uuidString.prefix(6)).log").path
+        let process = try ChildProcess(executable: try #require(ProxyHarness.binary), arguments: arguments + [
+            "--rules", h.rules, "--config", h.configFile,
+        ], outputFile: output)
+        _ = process.wait(timeout: 20)
+        return (process.exitStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+
+    /// `kpm33b-proxy retire ID` clears the meter's retained discovery (both
+    /// brokers) and every Home Assistant config of it; other meters keep theirs.
+    @Test func retireClearsEveryRetainedMessageOfAMeter() throws {
+        let h = try ProxyHarness()
+        let live = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds"])
+        try h.startProxy()
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0))
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0, id: "33B1225950031"))
+        #expect(live.waitForData(count: 2).count == 2)
+        let before = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/+/+/+/config", "kpm33b/discovery/+"])
+        let retained = before.waitFor(count: 100, timeout: 1.5).filter { $0.topic.contains("33B1225950027") }
+        #expect(retained.count >= 3, "discovery and entity configs of the meter are retained")
+
+        let (status, output) = try proxyCommand(h, ["retire", "33B1225950027", "--internal", h.internalBroker.url, "--central", h.centralBroker.url])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("msg=retire_not_excluded"))
+        let after = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/+/+/+/config", "kpm33b/discovery/+"])
+        let remaining = after.waitFor(count: 40, timeout: 1.5)
+        #expect(!remaining.contains { $0.topic.contains("33B1225950027") }, "\(remaining.map(\.topic))")
+        #expect(remaining.contains { $0.topic == "kpm33b/discovery/33B1225950031" })
+        let internalCopies = try TestSubscriber(broker: h.internalBroker, filters: ["kpm33b/discovery/+"])
+        let copies = internalCopies.waitFor(count: 2, timeout: 1.5)
+        #expect(copies.map(\.topic) == ["kpm33b/discovery/33B1225950031"])
+        try stop(h)
+    }
+
+    /// `kpm33b-proxy accept-reset ID FIELD`: a replaced meter's counter, which
+    /// the guard refuses, is taken as the new start.
+    @Test func acceptResetTakesTheNextReadingAsTheNewStart() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/minutes"])
+        func energy(_ value: String, minute: Int) throws {
+            try h.publish("MQTT_ENY_NOW", #"{"id":"33B1225950027","zygsz":\#(value),"fwgsz":11.085,"time":"2026011216\#(minute < 10 ? "0" : "")\#(minute)00","isend":"1"}"#)
+        }
+        try h.startProxy()
+        try energy("163.486", minute: 0)
+        try energy("0.500", minute: 1)  // refused: fell
+        #expect(central.waitForData(count: 1).count == 1)
+        let (bad, badOutput) = try proxyCommand(h, ["accept-reset", "33B1225950027", "active_power", "--state-dir", h.stateDirectory])
+        #expect(bad == 64)
+        #expect(badOutput.contains("not a guarded field; the pack guards active_energy"))
+        let (status, output) = try proxyCommand(h, ["accept-reset", "33B1225950027", "active_energy", "--state-dir", h.stateDirectory])
+        #expect(status == 0, "\(output)")
+        #expect(h.waitForLog("msg=counter_reset_accepted meter=33B1225950027 field=active_energy"))
+        try energy("0.600", minute: 2)
+        try energy("0.700", minute: 3)
+        #expect(central.waitForData(count: 3) == [
+            #"kpm33b/33B1225950027/minutes {"id":"33B1225950027","time":"20260112160000","active_energy":163.486}"#,
+            #"kpm33b/33B1225950027/minutes {"id":"33B1225950027","time":"20260112160200","active_energy":0.600}"#,
+            #"kpm33b/33B1225950027/minutes {"id":"33B1225950027","time":"20260112160300","active_energy":0.700}"#,
+        ])
+        try stop(h)
+    }
+
     /// SIGKILL: what meters publish while the proxy is gone waits in its
     /// persistent session on the internal broker.
     @Test func proxyKilledAndRestartedMissesNothing() throws {

@@ -616,6 +616,39 @@ extension Engine {
         }
     }
 
+    /// Forgets what meter `device` forwarded for guarded `field` (every
+    /// guarded field when nil): its next reading starts the counter afresh.
+    /// An operator's answer to a real reset the check keeps refusing
+    /// (`kpm33b-proxy accept-reset`). Returns the fields forgotten.
+    @discardableResult
+    public func forgetCounters(device: String, field: String? = nil) -> [String] {
+        var forgotten: [String] = []
+        if let state = devices[device] {
+            for name in state.counters.keys.sorted() where field == nil || name == field {
+                state.counters[name] = nil
+                forgotten.append(name)
+            }
+        }
+        if var restored = restoredCounters[device] {
+            for name in restored.keys.sorted() where field == nil || name == field {
+                restored[name] = nil
+                if !forgotten.contains(name) { forgotten.append(name) }
+            }
+            restoredCounters[device] = restored.isEmpty ? nil : restored
+        }
+        if !forgotten.isEmpty { countersVersion += 1 }
+        return forgotten
+    }
+
+    /// The guarded counter fields of the pack, by name.
+    public var guardedFieldNames: [String] {
+        var names: [String] = []
+        for route in program.routes {
+            for field in route.fields where field.counterGuard != nil && !names.contains(field.name) { names.append(field.name) }
+        }
+        return names
+    }
+
     /// Checks the meter's guarded counters in this reading; returns why the
     /// reading must not be forwarded, or nil (and remembers the values).
     func checkCounters(_ state: DeviceState, route: CompiledRoute, buffer: UnsafeRawBufferPointer,

@@ -56,6 +56,7 @@ public final class ProxyService: @unchecked Sendable {
     /// `forwarded` and when, at the previous status: the per-minute rate.
     private var previousStatus: (forwarded: Int, at: MonotonicInstant)?
     private let counterStore: CounterStore
+    private let resetRequests: CounterResetRequests
     /// `engine.countersVersion` when the counters were last saved; nil: save.
     private var countersSaved: Int?
     private var exitStatus: Int32 = 0
@@ -115,11 +116,13 @@ public final class ProxyService: @unchecked Sendable {
                                          discoveryOnInternal: settings.proxy.discoveryOnInternal),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
         counterStore = CounterStore(directory: configuration.stateDirectory)
+        resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
         core.transport = self
         let (counters, problem) = counterStore.load()
         if let problem { log.warning("counters_not_loaded", ["detail": problem]) }
         core.engine.restore(counters)
         countersSaved = core.engine.countersVersion
+        takeResetRequests()
         let recovery = journal.recovery
         for note in recovery.notes { log.warning("journal_repaired", ["detail": note]) }
         log.info("journal_opened", [
@@ -157,6 +160,7 @@ public final class ProxyService: @unchecked Sendable {
         loop.repeating(every: 1) { [unowned self] in
             refreshUTCOffset()
             core.tick(now: now())
+            takeResetRequests()
             saveCounters()
         }
         scheduleStatus()
@@ -399,6 +403,18 @@ public final class ProxyService: @unchecked Sendable {
         }
         core.reload(program, now: now())
         countersSaved = nil  // a new engine counts its versions afresh
+    }
+
+    /// `kpm33b-proxy accept-reset`: forget the counters asked for, so that the
+    /// meter's next reading starts them afresh.
+    private func takeResetRequests() {
+        for request in resetRequests.take() {
+            let forgotten = core.engine.forgetCounters(device: request.id, field: request.field)
+            log.info("counter_reset_accepted", [
+                "meter": request.id, "field": request.field ?? "(all)",
+                "detail": forgotten.isEmpty ? "nothing was remembered for it" : "the next reading starts \(forgotten.joined(separator: ",")) afresh",
+            ])
+        }
     }
 
     /// Writes the guarded counters when they changed (once a second at most,
