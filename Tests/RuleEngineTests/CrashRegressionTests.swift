@@ -40,6 +40,23 @@ import Testing
             == #"{"id":"33B1225950027","time":"20260112163902","active_power":\#(long),"p2":\#(long),"p3":\#(long),"i2":"33B1225950027"}"#)
     }
 
+    /// Found by fuzz-engine (docs/fuzzing.md): a guarded counter rising to
+    /// 16.3E49 made a rate too large for `Int` in the drop's detail, and
+    /// trapped. It is a counter_glitch like any other implausible rise.
+    @Test func aHugeRiseOfAGuardedCounterIsAGlitchNotATrap() throws {
+        let engine = Engine(program: try Compiler.build(rules: Fixtures.pack, config: nil))
+        let now = Replay.instant(Replay.defaultClock)!
+        func energy(_ value: String, _ time: String) -> ProcessOutput {
+            engine.process(topic: "MQTT_ENY_NOW", payload: Array(#"{"id":"33B1225950027","zygsz":\#(value),"time":"\#(time)","isend":"1"}"#.utf8), now: now)
+        }
+        #expect(energy("163.486", "20260117211400").messages.contains { $0.kind == .data })
+        for (minute, huge) in ["16.3E49", "1E308", "-1E308"].enumerated() {
+            let out = energy(huge, "2026011721\(15 + minute)00")
+            #expect(out.messages.isEmpty)
+            #expect(out.drops.map(\.reason) == [.counterGlitch], "\(huge): \(out.drops)")
+        }
+    }
+
     /// Found while writing the fuzz targets (docs/fuzzing.md): a repeat count
     /// of 20 digits in an id pattern overflowed `Int` and trapped lint and a
     /// service at start-up. Now it is an R009 error.

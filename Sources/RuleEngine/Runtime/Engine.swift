@@ -720,7 +720,8 @@ extension Engine {
             let seconds = max(tb - ta, 1)
             let perHour = change * 3600 / Double(seconds)
             if perHour > limit {
-                return "rose from \(a) to \(text) in \(seconds) s (\(Int(perHour.rounded())) per hour, the limit is \(limit.formatted))"
+                // `formatted`, not Int(): a meter may send 1E300 (found by fuzz-engine).
+                return "rose from \(a) to \(text) in \(seconds) s (\(perHour.rounded().formatted) per hour, the limit is \(limit.formatted))"
             }
         }
         return nil
