@@ -19,6 +19,10 @@ public struct CounterResetRequests {
 
     /// Leaves a request. `id` passed the pack's id pattern and `field` is a
     /// guarded field's name, so neither can name another path.
+    ///
+    /// The directory and the file are given to the owner of the state
+    /// directory: an operator runs this as root, the service (systemd's
+    /// `DynamicUser`) must be able to read and delete them.
     public func request(id: String, field: String?) throws(ServiceError) {
         guard FileSystem.makeDirectories(directory, mode: 0o700) else {
             throw ServiceError("cannot create \(directory): \(String(cString: strerror(errno)))")
@@ -27,6 +31,12 @@ public struct CounterResetRequests {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ServiceError("cannot write \(path): \(String(cString: strerror(errno)))") }
         close(fd)
+        var owner = stat()
+        let stateDirectory = String(directory.dropLast("/accept-reset".count))
+        if stat(stateDirectory, &owner) == 0 && owner.st_uid != getuid() {
+            _ = chown(directory, owner.st_uid, owner.st_gid)
+            _ = chown(path, owner.st_uid, owner.st_gid)
+        }
     }
 
     /// The requests waiting, removed from the directory.
