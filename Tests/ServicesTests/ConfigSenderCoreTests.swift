@@ -26,6 +26,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
     private(set) var statuses: [Published] = []
     /// Retained messages on other topics: Home Assistant's configs of the service's own device.
     private(set) var healthConfigs: [Published] = []
+    /// Each meter's problem state (`kpm33b/<id>/problem`).
+    private(set) var problems: [Published] = []
     private(set) var subscriptions: [String] = []
     private var nextMid: Int32 = 0
 
@@ -43,7 +45,13 @@ final class RecordingSenderTransport: ConfigSenderTransport {
     func publishStatus(topic: String, payload: [UInt8]) throws(MQTTError) -> Int32 {
         nextMid += 1
         let message = Published(mid: nextMid, topic: topic, payload: payload, retain: true)
-        if topic.hasPrefix("homeassistant/") { healthConfigs.append(message) } else { statuses.append(message) }
+        if topic.hasPrefix("homeassistant/") {
+            healthConfigs.append(message)
+        } else if topic.hasSuffix("/problem") {
+            problems.append(message)
+        } else {
+            statuses.append(message)
+        }
         return nextMid
     }
 }
@@ -159,11 +167,17 @@ final class SenderCoreFixture {
         #expect(f.lastStatus?["meters_failed"]?.intValue == 0)
         #expect(f.lines("meter_configured").count == 1)
 
-        // config-sender is a device in Home Assistant, over this status.
+        // config-sender is a device in Home Assistant, over this status; the
+        // meter's problem sensor sits on the meter's own device.
+        let problemConfig = "homeassistant/binary_sensor/kpm33b_\(senderMeterA)/problem/config"
         #expect(Set(f.transport.healthConfigs.map(\.topic)) == Set(HealthDevice.configSender.entities.map {
             "homeassistant/\($0.component)/kpm33b_config_sender/\($0.object)/config"
-        }))
-        for config in f.transport.healthConfigs {
+        } + [problemConfig]))
+        let sensor = try #require(f.transport.healthConfigs.first { $0.topic == problemConfig }?.json)
+        #expect(sensor["device"]?["identifiers"] == [.string("kpm33b_\(senderMeterA)")])
+        #expect(sensor["state_topic"]?.stringValue == "kpm33b/\(senderMeterA)/problem")
+        #expect(f.transport.problems.last?.json == ["problem": false])
+        for config in f.transport.healthConfigs where config.topic != problemConfig {
             #expect(config.json?["state_topic"]?.stringValue == SenderCoreFixture.statusTopic)
             #expect(config.json?["device"]?["identifiers"] == ["kpm33b_config_sender"])
         }
@@ -171,6 +185,27 @@ final class SenderCoreFixture {
         // The same meter discovered again the same day: nothing goes out.
         f.discover(senderMeterA)
         #expect(f.transport.commands.count == 3)
+    }
+
+    /// Each meter's `problem` in Home Assistant follows what config-sender
+    /// knows: a clock its discovery reports off, then fixed; published only
+    /// when it changes.
+    @Test func aMetersProblemFollowsItsClockAndIsPublishedOnChange() throws {
+        let f = try SenderCoreFixture(statusMinIntervalSeconds: 0)
+        f.connect()
+        f.discover(senderMeterA, clockOffset: 3600)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.problems.last?.json == ["problem": true, "reason": "clock off by 3600 s"])
+        f.advance(1)
+        f.discover(senderMeterA, clockOffset: 3600)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.problems.count == 1, "published again without a change")
+        f.advance(1)
+        f.discover(senderMeterA)
+        f.core.endOfIteration(at: f.now)
+        #expect(f.transport.problems.last?.json == ["problem": false])
+        #expect(f.transport.problems.count == 2)
+        #expect(f.transport.healthConfigs.filter { $0.topic.hasSuffix("/problem/config") }.count == 1)
     }
 
     @Test func replyAndDiscoveryNoiseIsLoggedNotFatal() throws {

@@ -70,6 +70,27 @@ extension ConfigPlanner {
         return results.isEmpty ? "none" : CommandResult.Outcome.success.rawValue
     }
 
+    /// Per known meter, why it has a problem, or nil: a command that got no
+    /// answer after its retries (an alert), a command the meter refused or
+    /// that timed out, or a clock its discovery reports off by more than the
+    /// threshold. Home Assistant shows it as the meter's `problem` sensor.
+    public var problems: [String: String?] {
+        var result: [String: String?] = [:]
+        for (id, meter) in meters {
+            if let alert = meter.alerts.values.sorted(by: { $0.command < $1.command }).first {
+                result[id] = "no answer to \(alert.command)"
+            } else if case let outcome = lastResult(id),
+                      outcome == CommandResult.Outcome.failure.rawValue || outcome == CommandResult.Outcome.timeout.rawValue {
+                result[id] = "last command: \(outcome)"
+            } else if let offset = meter.reportedClockOffset {
+                result[id] = "clock off by \(offset) s"
+            } else {
+                result[id] = .some(nil)
+            }
+        }
+        return result
+    }
+
     /// `{"state":"offline"}`: the last will, and what a clean stop leaves behind.
     public static func offlineStatus(now: Instant? = nil) -> JSONValue {
         var doc: JSONObject = ["state": "offline", "service": "config-sender"]

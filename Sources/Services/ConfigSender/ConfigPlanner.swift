@@ -124,6 +124,8 @@ public struct ConfigPlanner: Sendable {
         var discoveredAt: Int64
         /// A clock offset beyond the threshold, reported while no clock command could go out yet.
         var clockOffsetToCorrect: Int?
+        /// What the meter's discovery message reports now (nil: within the threshold).
+        var reportedClockOffset: Int?
         var pending: [String: Pending] = [:]
         var alerts: [String: Alert] = [:]
         /// Queued commands in sending order (names; a resolved one is skipped).
@@ -270,6 +272,11 @@ public struct ConfigPlanner: Sendable {
             meters[id] = Meter(discoveredAt: now.wall.epochMillis)
             statusVersion += 1
             actions.append(.log(ConfigEvent(.info, "meter_discovered", [("meter", id), ("clock_offset_s", clockOffsetSeconds.map(String.init))])))
+        }
+        let reported = clockOffsetSeconds.flatMap { abs($0) > options.clockSkewThresholdSeconds ? $0 : nil }
+        if meters[id]!.reportedClockOffset != reported {
+            meters[id]!.reportedClockOffset = reported
+            statusVersion += 1
         }
         if let offset = clockOffsetSeconds, abs(offset) > options.clockSkewThresholdSeconds {
             meters[id]!.clockOffsetToCorrect = offset

@@ -1,3 +1,4 @@
+import JSON
 import MQTT
 import RuleEngine
 
@@ -55,6 +56,8 @@ final class ConfigSenderCore {
     private var nextSaveAt: MonotonicInstant?
     /// The planner's `statusVersion` last published; nil: publish at the next chance.
     private var publishedStatusVersion: Int?
+    /// The `problem` of each meter as published (retained) for Home Assistant.
+    private var publishedProblems: [String: String?] = [:]
     private var lastStatusAt: MonotonicInstant?
     private(set) var phase = Phase.running
 
@@ -101,6 +104,7 @@ final class ConfigSenderCore {
         centralConnected = connected
         if connected {
             publishedStatusVersion = nil
+            publishedProblems.removeAll()  // the broker may have lost them: send all again
             publishHealthConfigs()
         }
     }
@@ -273,7 +277,62 @@ final class ConfigSenderCore {
         if publishStatus(statusDocument(state: "online", at: now.wall)) != nil {
             publishedStatusVersion = version
             lastStatusAt = now.monotonic
+            publishProblems()
         }
+    }
+
+    /// Each meter's `problem` (`<root>/<id>/problem`, retained) when it changed,
+    /// and, the first time, the Home Assistant binary sensor that shows it on
+    /// the meter's device. With the status: at most as often, only on change.
+    private func publishProblems() {
+        let program = planner.program
+        guard program.siteConfig.homeAssistant.enabled, let transport else { return }
+        for (id, problem) in planner.problems.sorted(by: { $0.key < $1.key }) {
+            let known = publishedProblems[id]
+            if let known, known == problem { continue }
+            let stateTopic = "\(program.rootTopic)/\(id)/problem"
+            do {
+                if known == nil {
+                    _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id),
+                                                    payload: Self.problemConfig(program, id, stateTopic: stateTopic,
+                                                                                statusTopic: settings.statusTopic))
+                }
+                var state: JSONObject = ["problem": .bool(problem != nil)]
+                if let problem { state["reason"] = .string(problem) }
+                _ = try transport.publishStatus(topic: stateTopic, payload: JSONValue.object(state).serialized())
+                publishedProblems[id] = .some(problem)
+            } catch {
+                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
+                return
+            }
+        }
+    }
+
+    static func problemConfigTopic(_ program: Program, _ id: String) -> String {
+        "\(program.siteConfig.homeAssistant.discoveryPrefix)/binary_sensor/\(Program.haSafe("\(program.packName)_\(id)"))/problem/config"
+    }
+
+    /// A binary sensor on the meter's own device (the proxy's identifiers).
+    static func problemConfig(_ program: Program, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
+        let node = Program.haSafe("\(program.packName)_\(id)")
+        let availability: JSONObject = [
+            "topic": .string(statusTopic), "value_template": "{{ value_json.state }}",
+            "payload_available": "online", "payload_not_available": "offline",
+        ]
+        let config: JSONObject = [
+            "name": "Problem",
+            "unique_id": .string("\(node)_problem"),
+            "default_entity_id": .string("binary_sensor.\(node)_problem".lowercased()),
+            "device_class": "problem",
+            "state_topic": .string(stateTopic),
+            "value_template": "{{ 'ON' if value_json.problem else 'OFF' }}",
+            "json_attributes_topic": .string(stateTopic),
+            "json_attributes_template": "{{ {'reason': value_json.reason | default('')} | tojson }}",
+            "availability": .array([.object(availability)]),
+            "device": ["identifiers": [.string(node)]],
+            "origin": ["name": "config-sender", "sw_version": .string(ServiceVersion.current)],
+        ]
+        return JSONValue.object(config).serialized()
     }
 
     private func statusDocument(state: String, at now: Instant) -> [UInt8] {
