@@ -48,26 +48,11 @@ public struct ConfigEvent: Sendable, Equatable, CustomStringConvertible {
 
     public subscript(key: String) -> String? { fields.first { $0.key == key }?.value }
 
-    /// `event=NAME key=value …`, values quoted when they contain a space, `=` or a quote.
+    /// `event=NAME key=value …`, values quoted as every log line quotes them
+    /// (`Log.quoted`: spaces, `=`, quotes and control characters).
     public var description: String {
         var out = "event=\(name)"
-        for field in fields { out += " \(field.key)=\(ConfigEvent.quoted(field.value))" }
+        for field in fields { out += " \(field.key)=\(Log.quoted(field.value))" }
         return out
-    }
-
-    static func quoted(_ value: String) -> String {
-        let plain = !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.isNewline })
-        if plain { return value }
-        var out = "\""
-        for c in value {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            default: out.append(c)
-            }
-        }
-        return out + "\""
     }
 }
