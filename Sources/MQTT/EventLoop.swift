@@ -324,8 +324,7 @@ public struct MonotonicInstant: Comparable, Sendable {
     public static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool { a.nanoseconds < b.nanoseconds }
 }
 
-/// Timers ordered by deadline: a binary min-heap (many meters' timers in one
-/// loop stay O(log n) each).
+/// Timers ordered by deadline (ties: in the order they were added).
 struct TimerQueue {
     private struct Entry {
         var deadline: MonotonicInstant
@@ -333,26 +332,21 @@ struct TimerQueue {
         var timer: LoopTimer
         var body: () -> Void
     }
-    private var heap: [Entry] = []
+    private var heap = MinHeap<Entry> { a, b in
+        a.deadline == b.deadline ? a.order < b.order : a.deadline < b.deadline
+    }
     private var counter: UInt64 = 0
 
     @discardableResult
     mutating func add(deadline: MonotonicInstant, timer: LoopTimer = LoopTimer(), _ body: @escaping () -> Void) -> LoopTimer {
         counter += 1
-        heap.append(Entry(deadline: deadline, order: counter, timer: timer, body: body))
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard less(i, parent) else { break }
-            heap.swapAt(i, parent)
-            i = parent
-        }
+        heap.push(Entry(deadline: deadline, order: counter, timer: timer, body: body))
         return timer
     }
 
     /// The epoll timeout: -1 (none), or milliseconds until the earliest, rounded up.
     mutating func millisecondsUntilNext(now: MonotonicInstant) -> Int32 {
-        while let first = heap.first, first.timer.cancelled { removeFirst() }
+        while let first = heap.first, first.timer.cancelled { heap.popFirst() }
         guard let first = heap.first else { return -1 }
         if first.deadline <= now { return 0 }
         let ms = (first.deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000
@@ -362,30 +356,11 @@ struct TimerQueue {
     /// The body of the earliest timer due at `now`, removed; nil if none is due.
     mutating func popDue(now: MonotonicInstant) -> (() -> Void)? {
         while let first = heap.first {
-            if first.timer.cancelled { removeFirst(); continue }
+            if first.timer.cancelled { heap.popFirst(); continue }
             guard first.deadline <= now else { return nil }
-            removeFirst()
+            heap.popFirst()
             return first.body
         }
         return nil
-    }
-
-    private func less(_ a: Int, _ b: Int) -> Bool {
-        heap[a].deadline == heap[b].deadline ? heap[a].order < heap[b].order : heap[a].deadline < heap[b].deadline
-    }
-
-    private mutating func removeFirst() {
-        heap.swapAt(0, heap.count - 1)
-        heap.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var smallest = i
-            if l < heap.count && less(l, smallest) { smallest = l }
-            if r < heap.count && less(r, smallest) { smallest = r }
-            guard smallest != i else { return }
-            heap.swapAt(i, smallest)
-            i = smallest
-        }
     }
 }

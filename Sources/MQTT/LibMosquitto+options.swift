@@ -4,6 +4,27 @@ import Glibc
 #endif
 
 extension LibMosquitto {
+    /// A new client with `options` applied (`MQTTClient`, `MQTTConnection`);
+    /// `prepare` sees it between `mosquitto_new` and the options. Destroyed
+    /// again when an option is refused.
+    static func makeClient(endpoint: MQTTEndpoint, options: MQTTOptions,
+                           prepare: (OpaquePointer) -> Void = { _ in }) throws(MQTTError) -> OpaquePointer {
+        try MQTTOptions.validate(options, endpoint: endpoint)
+        let id: String? = options.clientID.isEmpty ? nil : options.clientID
+        guard let mosq = mosquitto_new(id, options.cleanSession, nil) else {
+            throw MQTTError(errno == ENOMEM ? .outOfMemory : .invalidArgument,
+                            String(cString: strerror(errno)), context: "mosquitto_new")
+        }
+        prepare(mosq)
+        do {
+            try configure(mosq, endpoint: endpoint, options: options)
+        } catch {
+            mosquitto_destroy(mosq)
+            throw error
+        }
+        return mosq
+    }
+
     /// Applies `options` to a fresh client (`MQTTClient` and `MQTTConnection`).
     /// Throws for the first option libmosquitto refuses; the caller destroys
     /// the client then.

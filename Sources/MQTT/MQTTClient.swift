@@ -78,19 +78,11 @@ public final class MQTTClient: @unchecked Sendable {
     /// clients in one process; see `LibMosquitto.closeWakeSocketPair`).
     /// `holdsSocketPair` says whether it is still there.
     public init(loop: EventLoop, endpoint: MQTTEndpoint, options: MQTTOptions, dropSocketPair: Bool = false) throws(MQTTError) {
-        try MQTTOptions.validate(options, endpoint: endpoint)
-        let id: String? = options.clientID.isEmpty ? nil : options.clientID
-        guard let mosq = mosquitto_new(id, options.cleanSession, nil) else {
-            throw MQTTError(errno == ENOMEM ? .outOfMemory : .invalidArgument,
-                            String(cString: strerror(errno)), context: "mosquitto_new")
+        var dropped = false
+        let mosq = try LibMosquitto.makeClient(endpoint: endpoint, options: options) { mosq in
+            dropped = dropSocketPair && LibMosquitto.closeWakeSocketPair(mosq)
         }
-        holdsSocketPair = !(dropSocketPair && LibMosquitto.closeWakeSocketPair(mosq))
-        do {
-            try LibMosquitto.configure(mosq, endpoint: endpoint, options: options)
-        } catch {
-            mosquitto_destroy(mosq)
-            throw error
-        }
+        holdsSocketPair = !dropped
         self.handle = mosq
         self.loop = loop
         self.endpoint = endpoint

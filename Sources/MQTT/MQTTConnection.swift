@@ -118,20 +118,9 @@ public final class MQTTConnection: @unchecked Sendable {
     /// (bad will topic, unreadable TLS files, empty client id with a persistent
     /// session); never for an unreachable broker.
     public init(endpoint: MQTTEndpoint, options: MQTTOptions) throws(MQTTError) {
-        try MQTTOptions.validate(options, endpoint: endpoint)
         // The user pointer is set below, once `self` exists; no callback can run
         // before `start()`.
-        let id: String? = options.clientID.isEmpty ? nil : options.clientID
-        guard let mosq = mosquitto_new(id, options.cleanSession, nil) else {
-            throw MQTTError(errno == ENOMEM ? .outOfMemory : .invalidArgument,
-                            String(cString: strerror(errno)), context: "mosquitto_new")
-        }
-        do {
-            try LibMosquitto.configure(mosq, endpoint: endpoint, options: options)
-        } catch {
-            mosquitto_destroy(mosq)
-            throw error
-        }
+        let mosq = try LibMosquitto.makeClient(endpoint: endpoint, options: options)
         self.handle = mosq
         self.endpoint = endpoint
         self.options = options

@@ -709,8 +709,8 @@ struct FIFO<Element> {
 
 extension FIFO: Sendable where Element: Sendable {}
 
-/// The planner's deadlines (reply timeouts, backoff ends) as a binary
-/// min-heap; an entry whose stamp no longer matches its command is stale.
+/// The planner's deadlines (reply timeouts, backoff ends), earliest first;
+/// an entry whose stamp no longer matches its command is stale.
 struct DeadlineHeap: Sendable {
     struct Entry: Sendable {
         var until: MonotonicInstant
@@ -719,39 +719,10 @@ struct DeadlineHeap: Sendable {
         var stamp: Int
     }
 
-    private var heap: [Entry] = []
+    private var heap = MinHeap<Entry> { a, b in a.until == b.until ? a.stamp < b.stamp : a.until < b.until }
 
     var top: Entry? { heap.first }
     var count: Int { heap.count }
-
-    mutating func push(_ entry: Entry) {
-        heap.append(entry)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard less(i, parent) else { break }
-            heap.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    mutating func pop() {
-        guard !heap.isEmpty else { return }
-        heap.swapAt(0, heap.count - 1)
-        heap.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var smallest = i
-            if l < heap.count && less(l, smallest) { smallest = l }
-            if r < heap.count && less(r, smallest) { smallest = r }
-            guard smallest != i else { return }
-            heap.swapAt(i, smallest)
-            i = smallest
-        }
-    }
-
-    private func less(_ a: Int, _ b: Int) -> Bool {
-        heap[a].until == heap[b].until ? heap[a].stamp < heap[b].stamp : heap[a].until < heap[b].until
-    }
+    mutating func push(_ entry: Entry) { heap.push(entry) }
+    mutating func pop() { heap.popFirst() }
 }
