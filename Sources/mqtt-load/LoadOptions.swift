@@ -47,8 +47,7 @@ struct LoadOptions {
         Phases: probe (one message every 100 ms until one arrives), warm-up (two readings
         per meter, so discovery and Home Assistant configs are out of the way; sent in
         chunks of --warmup-chunk messages, each waited for: a proxy announces a new
-        meter with about 16 messages, and a whole fleet at once would overflow its
-        outbox), rate
+        meter with about 16 messages, which would otherwise be timed as readings), rate
         (--rate msg/s for --rate-seconds: latency), burst (--burst messages as fast as the
         broker takes them: throughput). A phase ends when all its messages arrived or
         nothing arrived for --drain-seconds. --watch reports CPU time per received message
