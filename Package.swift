@@ -71,7 +71,8 @@ let package = Package(
 
         // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
-        .testTarget(name: "YAMLTests", dependencies: ["YAML", "JSON"]),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
         .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
