@@ -43,6 +43,9 @@ let package = Package(
         // journal, timers), read from the engine's parse of the same file.
         .target(name: "SiteSettings", dependencies: ["RuleEngine", "YAML"]),
 
+        // Golden cases and capture replay: rulecheck's and the tests', not the services'.
+        .target(name: "RuleTesting", dependencies: ["RuleEngine"]),
+
         // Service wiring: the event loop's cores, signals, state.
         .target(name: "Services", dependencies: [
             "RuleEngine", "SiteSettings", "MQTT", "JSON", "Journal",
@@ -50,7 +53,7 @@ let package = Package(
 
         // Command-line entry points.
         .executableTarget(name: "rulecheck", dependencies: [
-            "RuleEngine", "SiteSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RuleEngine", "RuleTesting", "SiteSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "kpm33b-proxy", dependencies: [
             "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "config-sender", dependencies: [
@@ -73,11 +76,11 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
-        .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "JSON", "MQTT"]),
+        .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "RuleTesting", "JSON", "MQTT"]),
         .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "ServicesTests", dependencies: [
-            "Services", "SiteSettings", "RuleEngine", "TestSupport", "JSON", "MQTT", "Journal"]),
+            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Journal"]),
     ]
 )

@@ -9,8 +9,8 @@
 //   Runtime/   `Engine.process`: topic match → one-pass field extraction →
 //              reassembly, id and time checks, junk filters, counter guard →
 //              clean messages; discovery and Home Assistant configs
-//   Golden/    replaying streams and comparing them with recorded ones
 //   Diagnostics/, HomeAssistant/ (the sensor semantics lint checks against),
 //   Support/ (the few file operations, on the C library)
 //
 // No sockets, clocks, threads or randomness: time comes in as a parameter.
+// Replaying captures and golden cases lives beside it, in RuleTesting.

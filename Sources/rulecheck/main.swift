@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RuleEngine
+import RuleTesting
 import SiteSettings
 
 /// Lints rule packs and site configs, runs golden cases, replays captures.

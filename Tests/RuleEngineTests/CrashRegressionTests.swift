@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import RuleEngine
+@testable import RuleTesting
 
 /// Inputs that once crashed the engine. Each stays here, with what it must
 /// produce instead; fuzzer findings are added the same way (docs/fuzzing.md).

@@ -1,5 +1,6 @@
 import Foundation
 @testable import RuleEngine
+@testable import RuleTesting
 
 /// Paths of the repository, found from this file so tests run from any directory.
 enum Fixtures {

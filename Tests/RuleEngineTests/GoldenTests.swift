@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import RuleEngine
+@testable import RuleTesting
 
 /// The golden cases of the KPM33B pack, the same ones `rulecheck test` runs.
 @Suite struct GoldenTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import RuleEngine
+@testable import RuleTesting
 
 /// Captures with receive times (`mosquitto_sub -F '%U %t %p'` and `-F '%I %t %p'`).
 @Suite struct ReplayTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import RuleEngine
+@testable import RuleTesting
 
 /// The `rulecheck test` diff, and its marker of the span that changed.
 @Suite struct UnifiedDiffTests {

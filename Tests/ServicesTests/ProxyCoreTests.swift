@@ -2,6 +2,7 @@ import Foundation
 import Journal
 import MQTT
 import RuleEngine
+import RuleTesting
 import SiteSettings
 import Testing
 @testable import Services

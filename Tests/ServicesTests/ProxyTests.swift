@@ -3,6 +3,7 @@ import Glibc
 import JSON
 import MQTT
 import RuleEngine
+import RuleTesting
 import SiteSettings
 import Testing
 import TestSupport

@@ -1,3 +1,5 @@
+import RuleEngine
+
 /// Replays a capture through an engine: the stream format of golden cases and
 /// of `rulecheck run`.
 ///

@@ -1,3 +1,5 @@
+import RuleEngine
+
 /// A unified diff of two line lists (`---`/`+++`, `@@` hunks, 3 lines of context).
 ///
 /// A changed line (a `-` line replaced by a `+` line) is followed by a `?`

@@ -1,3 +1,5 @@
+import RuleEngine
+
 /// One golden case of a pack: `tests/NAME.in` replayed with `tests/NAME.yaml`
 /// (or `tests/site.yaml`) must print exactly `tests/NAME.out`.
 ///
