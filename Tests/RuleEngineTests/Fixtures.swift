@@ -1,26 +1,17 @@
 import Foundation
 @testable import RuleEngine
 @testable import RuleTesting
+import TestSupport
 
-/// Paths of the repository, found from this file so tests run from any directory.
+/// Paths of the repository (`Repository`, TestSupport).
 enum Fixtures {
-    static let repository: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let repository = Repository.root
     static let pack = "\(repository)/rules/kpm33b"
 
     /// A fresh temporary directory, removed by the caller with `cleanup`.
-    static func temporaryDirectory() -> String {
-        let dir = NSTemporaryDirectory() + "kpm33b-tests-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    static func temporaryDirectory() -> String { Repository.temporaryDirectory() }
 
-    static func write(_ text: String, to path: String) {
-        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-    }
+    static func write(_ text: String, to path: String) { Repository.write(text, to: path) }
 
     /// Every payload of every golden input, as bytes.
     static func goldenPayloads() -> [[UInt8]] {

@@ -4,6 +4,7 @@ import JSON
 import RuleEngine
 import SiteSettings
 import Testing
+import TestSupport
 @testable import Services
 
 // Unit tests of the config sender's pure parts: the planner (decisions), the
@@ -11,7 +12,7 @@ import Testing
 // ConfigSenderIntegrationTests for the service on real brokers.
 
 /// The package root, found from this file's location (nothing machine-specific is stored).
-let senderPackageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let senderPackageRoot = URL(fileURLWithPath: Repository.root)
 let senderPackPath = senderPackageRoot.appendingPathComponent("rules/kpm33b").path
 
 /// A fresh temporary directory, removed by the caller.

@@ -9,7 +9,7 @@ import TestSupport
 /// `kpm33b-proxy` binary run as a child process — what an operator runs.
 final class ProxyHarness: @unchecked Sendable {
     /// The repository root, from this file's place in it.
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: Repository.root)
     static let packDirectory = root.appendingPathComponent("rules/kpm33b")
 
     /// The proxy binary in the build products directory next to the test bundle.

@@ -1,23 +1,14 @@
 import Foundation
+import TestSupport
 
-/// Paths of the repository, found from this file so tests run from any directory.
+/// Paths of the repository (`Repository`, TestSupport).
 enum Fixtures {
-    static let repository: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let repository = Repository.root
     static let pack = "\(repository)/rules/kpm33b"
     static let config = "\(repository)/config/config.yaml"
 
     /// A fresh temporary directory; the caller removes it.
-    static func temporaryDirectory() -> String {
-        let dir = NSTemporaryDirectory() + "site-settings-tests-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    static func temporaryDirectory() -> String { Repository.temporaryDirectory("site-settings-tests") }
 
-    static func write(_ text: String, to path: String) {
-        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-    }
+    static func write(_ text: String, to path: String) { Repository.write(text, to: path) }
 }

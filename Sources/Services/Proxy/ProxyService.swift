@@ -59,7 +59,6 @@ public final class ProxyService: @unchecked Sendable {
     private let resetRequests: CounterResetRequests
     /// `engine.countersVersion` when the counters were last saved; nil: save.
     private var countersSaved: Int?
-    private var exitStatus: Int32 = 0
 
     private struct Shutdown {
         var drainDeadline: MonotonicInstant
@@ -182,7 +181,7 @@ public final class ProxyService: @unchecked Sendable {
             "received": String(core.statistics.received), "forwarded": String(core.statistics.forwarded),
             "journal_messages": String(core.journal.unacknowledgedCount),
         ])
-        return exitStatus
+        return 0
     }
 
     /// The wall clock for the engine, with the local UTC offset refreshed once
