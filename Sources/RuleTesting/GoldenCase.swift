@@ -35,16 +35,25 @@ public struct GoldenCase: Sendable {
     /// `build` loads the pack and the case's site config: rulecheck passes the
     /// services' path (`Site.load`), so a case's config is read as a service reads it.
     public func run(origin: Origin, build: (_ rules: String, _ config: String?) throws(DiagnosticReport) -> Program) -> Result<String, GoldenFailure> {
-        let program: Program
+        run(origin: origin) { (rules: String, config: String?) throws(DiagnosticReport) -> ProgramSet in
+            ProgramSet(single: try build(rules, config))
+        }
+    }
+
+    /// Runs the case with every pack `build` loads from its directory: a
+    /// pack's cases with that pack, the cases of a directory of packs
+    /// (`rules/tests`) with all of them.
+    public func run(origin: Origin, buildAll: (_ rules: String, _ config: String?) throws(DiagnosticReport) -> ProgramSet) -> Result<String, GoldenFailure> {
+        let programs: ProgramSet
         do throws(DiagnosticReport) {
-            program = try build(packDirectory, configPath)
+            programs = try buildAll(packDirectory, configPath)
         } catch {
             return .failure(GoldenFailure(message: error.description))
         }
         guard let input = FileSystem.read(inputPath) else {
             return .failure(GoldenFailure(message: "cannot read \(inputPath)"))
         }
-        var replay = Replay(engine: Engine(program: program, origin: origin), now: Replay.instant(Replay.defaultClock)!)
+        var replay = Replay(router: PackRouter(programs: programs, origin: origin), now: Replay.instant(Replay.defaultClock)!)
         var out = ""
         do {
             try replay.run(input) { out += $0 + "\n" }

@@ -34,7 +34,10 @@ public struct Replay {
         public var description: String { "line \(line): \(message)" }
     }
 
-    public let engine: Engine
+    /// The packs' engines (one pack: its engine alone, no routing).
+    public let router: PackRouter
+    /// The first pack's engine.
+    public var engine: Engine { router.engines[0] }
     public var now: Instant
     public var showDrops = true
     /// The site's UTC offset in seconds at a moment (epoch seconds): meters
@@ -42,7 +45,11 @@ public struct Replay {
     public var zone: @Sendable (Int64) -> Int
 
     public init(engine: Engine, now: Instant, zone: @escaping @Sendable (Int64) -> Int = { _ in 0 }) {
-        self.engine = engine
+        self.init(router: PackRouter(engine: engine), now: now, zone: zone)
+    }
+
+    public init(router: PackRouter, now: Instant, zone: @escaping @Sendable (Int64) -> Int = { _ in 0 }) {
+        self.router = router
         self.now = now
         self.zone = zone
     }
@@ -124,7 +131,7 @@ public struct Replay {
             if first == UInt8(ascii: "@") {
                 try directive(String(decoding: line, as: UTF8.self), lineNumber)
                 out.removeAll()
-                engine.expire(now: now, into: &out)
+                router.expire(now: now, into: &out)
                 Replay.write(out, showDrops: showDrops, emit: emit)
                 continue
             }
@@ -138,7 +145,7 @@ public struct Replay {
             }
             let topic = String(decoding: message[message.startIndex..<space], as: UTF8.self)
             out.removeAll()
-            message[(space + 1)...].withUnsafeBytes { engine.process(topic: topic, payload: $0, now: now, into: &out) }
+            message[(space + 1)...].withUnsafeBytes { router.process(topic: topic, payload: $0, now: now, into: &out) }
             Replay.write(out, showDrops: showDrops, emit: emit)
         }
     }

@@ -10,7 +10,10 @@ import YAML
 /// same tree into the same diagnostics, so every key is checked with
 /// `file:line:column`.
 public struct Site: Sendable {
-    public var program: Program
+    /// Every pack's program and who owns which meter.
+    public var programs: ProgramSet
+    /// The first pack's program: with one pack, the program.
+    public var program: Program { programs.first }
     public var settings: ServiceSettings
     /// Problems that stop nothing (a deprecated key): log or print them.
     public var warnings: DiagnosticReport
@@ -18,11 +21,17 @@ public struct Site: Sendable {
     /// Loads, checks and compiles the pack at `rules` with the site config
     /// `config` (nil: the defaults). Throws every diagnostic when one is an error.
     public static func load(rules: String, config: String?) throws(DiagnosticReport) -> Site {
+        try load(rules: [rules], config: config)
+    }
+
+    /// Loads every pack under `rules` (a pack directory, a directory of pack
+    /// directories, or several of either) with the site config `config`.
+    public static func load(rules: [String], config: String?) throws(DiagnosticReport) -> Site {
         var settings = ServiceSettings()
-        let (program, warnings) = try Compiler.build(rules: rules, config: config, shared: ServiceSettingsLoader.keys) { root, ctx in
+        let (programs, warnings) = try Compiler.build(packs: rules, config: config, shared: ServiceSettingsLoader.keys) { root, ctx in
             settings = ServiceSettingsLoader.load(root, ctx)
         }
-        return Site(program: program, settings: settings, warnings: warnings)
+        return Site(programs: programs, settings: settings, warnings: warnings)
     }
 
     /// Loads one site config alone, every key checked; `rulecheck lint` then

@@ -25,8 +25,9 @@ struct Lint: ParsableCommand {
         abstract: "Check rule packs and site configs; every problem as file:line:column.",
         discussion: """
         A directory holding pack.yaml is a pack; other .yaml files are site configs. \
-        Directories are searched. A site config inside a pack directory (a golden case's) \
-        is checked against that pack; any other against every pack named on the command line. \
+        Directories are searched. A site config in a pack's tests directory (a golden case's) \
+        is checked against that pack; any other against all packs named on the command line \
+        together, as the services load them (who claims which meter, defaults per pack). \
         Every key of a site config is checked, the services' settings (brokers, journal, timers) too. \
         Warnings (a deprecated key) are printed but do not fail.
         Exit status: 0 clean or warnings only, 1 errors, 2 usage.
@@ -51,17 +52,22 @@ struct Lint: ParsableCommand {
             loadedPacks.append((dir, pack))
             if case .failure(let checked) = Compiler.compile(pack: pack, site: SiteConfig(file: "(defaults)")) { report.merge(checked) }
         }
+        // Packs that share a process: names twice, patterns claiming the same ids.
+        if loadedPacks.count > 1 {
+            let (_, checked) = Compiler.compile(packs: loadedPacks.map(\.pack), site: SiteConfig(file: "(defaults)"))
+            report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.code == .packClaim }))
+        }
         for file in configs {
             let (site, _, r) = Site.loadConfig(at: file)
             report.merge(r)
             guard let site else { continue }
-            let owner = loadedPacks.first { file.hasPrefix(standardized($0.dir) + "/") || file.hasPrefix($0.dir + "/") }
-            for (_, pack) in owner.map({ [$0] }) ?? loadedPacks {
-                if case .failure(let checked) = Compiler.compile(pack: pack, site: site) {
-                    // The pack's own problems were reported above; keep those of the config.
-                    report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.file == file }))
-                }
-            }
+            // A golden case's config goes with its pack; any other with every pack, as a service loads them.
+            let owner = loadedPacks.first { file.hasPrefix(standardized($0.dir) + "/tests/") || file.hasPrefix($0.dir + "/tests/") }
+            let packs = owner.map { [$0.pack] } ?? loadedPacks.map(\.pack)
+            guard !packs.isEmpty else { continue }
+            let (_, checked) = Compiler.compile(packs: packs, site: site)
+            // The packs' own problems were reported above; keep those of the config.
+            report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.file == file }))
         }
         // Missing packs yield errors; render every source that has diagnostics.
         for d in report.diagnostics where report.sources[d.file] == nil {
@@ -118,7 +124,7 @@ struct Test: ParsableCommand {
         until --update records it.
         """)
 
-    @Argument(help: "Pack directories (default: every pack under rules/).")
+    @Argument(help: "Pack directories, or a directory of packs whose own tests/ run with all of them (default: rules/ and every pack under it).")
     var packs: [String] = []
 
     @Flag(help: "Rewrite the expected outputs from what the rules produce now.")
@@ -132,15 +138,25 @@ struct Test: ParsableCommand {
                 .map { "\(root)/\($0)" }
                 .filter { FileManager.default.fileExists(atPath: "\($0)/pack.yaml") }
             if dirs.isEmpty { RuleCheck.fail("no packs under rules/; name one: rulecheck test rules/NAME") }
+            if FileManager.default.fileExists(atPath: "\(root)/tests") { dirs.append(root) }
+        } else {
+            // A directory of packs: its packs' cases, then its own (several packs at once).
+            dirs = dirs.flatMap { dir -> [String] in
+                if FileManager.default.fileExists(atPath: "\(dir)/pack.yaml") { return [dir] }
+                let (files, _) = Compiler.packFiles([dir])
+                return files.map { ($0 as NSString).deletingLastPathComponent } + [dir]
+            }
         }
         var passed = 0, failed = 0
         for dir in dirs {
             let cases = GoldenCase.discover(in: dir)
             if cases.isEmpty { print("\(dir): no golden cases in \(dir)/tests") }
-            for c in cases {
-                let result = c.run(origin: Origin(name: "rulecheck", version: "test")) { rules, config throws(DiagnosticReport) in
-                    try Site.load(rules: rules, config: config).program
-                }
+            for var c in cases {
+                // Several directories: name each case with its own (kpm37/split, rules/unclaimed).
+                if dirs.count > 1 { c.name = "\((dir as NSString).lastPathComponent)/\(c.name)" }
+                let result = c.run(origin: Origin(name: "rulecheck", version: "test"), buildAll: { rules, config throws(DiagnosticReport) in
+                    try Site.load(rules: [rules], config: config).programs
+                })
                 switch result {
                 case .failure(let problem):
                     failed += 1
@@ -194,8 +210,8 @@ struct Run: ParsableCommand {
         --utc-offset, --tz or an '@tz ±HH:MM' line in the input says otherwise.
         """)
 
-    @Option(help: "The rule pack directory.")
-    var rules: String
+    @Option(help: "A rule pack directory, or a directory of packs; repeat for several.")
+    var rules: [String]
 
     @Option(help: "The site config file.")
     var config: String?
@@ -216,9 +232,9 @@ struct Run: ParsableCommand {
     var capture: String?
 
     func run() throws {
-        let program: Program
+        let programs: ProgramSet
         do {
-            program = try Site.load(rules: rules, config: config).program
+            programs = try Site.load(rules: rules, config: config).programs
         } catch {
             print(error.description)
             throw ExitCode(1)
@@ -248,7 +264,7 @@ struct Run: ParsableCommand {
         } else {
             input = FileHandle.standardInput.readDataToEndOfFile()
         }
-        var replay = Replay(engine: Engine(program: program, origin: Origin(name: "rulecheck", version: "run")), now: start, zone: zone)
+        var replay = Replay(router: PackRouter(programs: programs, origin: Origin(name: "rulecheck", version: "run")), now: start, zone: zone)
         replay.showDrops = !noDrops
         var out = ""
         out.reserveCapacity(input.count)

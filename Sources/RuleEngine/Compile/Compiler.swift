@@ -135,7 +135,8 @@ private struct Checker {
         guard let device, let compiledSite else { return nil }
         return Program(
             packName: pack.name.value, matcher: matcher, routes: routes, device: device, site: compiledSite,
-            discoveryTopic: discovery, settings: settings, operationID: operationID, commands: commands, replies: replies)
+            discoveryTopic: discovery, settings: settings, operationID: operationID, commands: commands, replies: replies,
+            claimsByPattern: pack.device.claim?.value != "site")
     }
 
     // MARK: device
@@ -166,6 +167,11 @@ private struct Checker {
         } else {
             error(.unsafeTopicValue, "the device id reaches topics but has no pattern",
                   hint: "add 'pattern:' under device.id, e.g. \"^[0-9A-Z]{13}$\"", at: d.idField.mark)
+        }
+        if let claim = d.claim, !["pattern", "site"].contains(claim.value) {
+            error(.invalidValue, "unknown claim '\(claim.value)' of the device id",
+                  hint: Suggestion.hint(for: claim.value, in: ["pattern", "site"])
+                      ?? "use 'pattern' (ids the pattern matches) or 'site' (only ids the site assigns with 'pack:')", at: claim.mark)
         }
         var forms: [(name: String, take: DerivedForm.Take)] = []
         for form in d.forms {

@@ -14,6 +14,10 @@ public struct Program: Sendable {
     let operationID: (field: String, length: Int)?
     let commands: [CompiledCommand]
     let replies: [String: CompiledReply]
+    /// Whether the pack takes, among several packs, every id its pattern
+    /// matches (`device.id.claim: pattern`, the default) or only the ids the
+    /// site assigns to it (`claim: site`).
+    public internal(set) var claimsByPattern = true
 
     /// The topic filters to subscribe to on the meters' broker, one per route.
     public var subscriptions: [String] { routes.map(\.filter) }
@@ -38,6 +42,17 @@ public struct Program: Sendable {
     public func isValidDeviceID(_ id: String) -> Bool {
         device.isValid(Array(id.utf8))
     }
+
+    /// Whether the pack claims `id` by its pattern (several packs: `PackRouter`).
+    func claims(_ id: UnsafeRawBufferPointer) -> Bool {
+        claimsByPattern && device.isValid(id)
+    }
+
+    /// The id pattern, if the pack has one.
+    public var idPattern: IDPattern? { device.pattern }
+
+    /// The payload field that holds the meter id.
+    public var idField: String { device.idField }
 }
 
 struct CompiledDevice: Sendable {

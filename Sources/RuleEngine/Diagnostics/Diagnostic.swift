@@ -29,10 +29,12 @@ public struct Diagnostic: Sendable, Equatable, Error {
         case unitMismatch = "R013"      // a field's unit differs from its tag's declared unit
         case noMatchingTopic = "R014"   // a route's filter matches no declared topic
         case homeAssistant = "R015"     // a device class, unit or state class Home Assistant would reject
+        case packClaim = "R016"         // packs of one process that claim the same ids, or the same pack twice
         case secretInConfig = "C001"    // a password written in the YAML itself
         case invalidName = "C002"       // a context or meter name that is not topic-safe
         case settingNotAllowed = "C003" // a setting value the pack does not allow
         case deprecatedKey = "C004"     // a key still accepted but ignored (a warning)
+        case meterPack = "C005"         // a meter no pack claims, claimed twice, or a defaults entry its pack lacks
         case unreadableFile = "F001"    // a file that cannot be read
     }
 

@@ -43,7 +43,7 @@ enum PackLoader {
 
     static func readDevice(_ node: YAMLNode, _ ctx: LoadContext) -> DeviceRules? {
         guard let m = ctx.mapping(node, "'device'", known: ["id", "forms", "clock", "manufacturer", "model", "name"]) else { return nil }
-        guard let idNode = m.required("id"), let id = ctx.mapping(idNode, "'device.id'", known: ["field", "pattern"]) else { return nil }
+        guard let idNode = m.required("id"), let id = ctx.mapping(idNode, "'device.id'", known: ["field", "pattern", "claim"]) else { return nil }
         guard let field = id.string("field", required: true) else { return nil }
         var forms: [DerivedForm] = []
         if let node = m.node("forms"), let entries = ctx.namedEntries(node, "'device.forms'") {
@@ -65,7 +65,7 @@ enum PackLoader {
             clockFormat = c.string("format", required: true)
         }
         return DeviceRules(
-            idField: field, pattern: id.string("pattern"), forms: forms, clockField: clockField, clockFormat: clockFormat,
+            idField: field, pattern: id.string("pattern"), claim: id.string("claim"), forms: forms, clockField: clockField, clockFormat: clockFormat,
             manufacturer: m.string("manufacturer")?.value ?? "", model: m.string("model")?.value ?? "", name: m.string("name"))
     }
 

@@ -20,6 +20,10 @@ public struct RulePack: Sendable {
 public struct DeviceRules: Sendable {
     public var idField: Located<String>
     public var pattern: Located<String>?
+    /// `device.id.claim`: `pattern` (default: the pack takes every id its
+    /// pattern matches when several packs share a process) or `site` (only the
+    /// ids a site assigns with `pack:` or `default_pack`).
+    public var claim: Located<String>?
     public var forms: [DerivedForm]
     public var clockField: Located<String>?
     public var clockFormat: Located<String>?

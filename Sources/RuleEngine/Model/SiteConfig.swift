@@ -15,6 +15,8 @@ public struct SiteConfig: Sendable {
     public var meters: [String: MeterConfig] = [:]
     public var meterMarks: [String: Mark] = [:]
     public var exclude: [Located<String>] = []
+    /// `default_pack`: the pack of an id no loaded pack claims (several packs only).
+    public var defaultPack: Located<String>?
     public var homeAssistant = HomeAssistantConfig()
     public var proxy = ProxyConfig()
     public var configSender = ConfigSenderConfig()
@@ -33,6 +35,8 @@ public struct SiteConfig: Sendable {
 }
 
 public struct MeterConfig: Sendable {
+    /// `pack:` of a listed meter: the pack that runs it, over any pack's id pattern.
+    public var pack: Located<String>?
     public var context: Located<String>?
     public var groups: [Located<String>]?
     public var settings: [String: Located<Int>] = [:]
@@ -65,7 +69,7 @@ enum SiteConfigLoader {
         var config = SiteConfig(file: ctx.file)
         guard let root else { return ctx.diagnostics.isEmpty ? config : nil }
         guard let top = ctx.mapping(root, "the site config", known: [
-            "root_topic", "meters", "exclude", "homeassistant", "proxy", "config_sender",
+            "root_topic", "meters", "exclude", "homeassistant", "proxy", "config_sender", "default_pack",
         ] + (shared[""] ?? [])) else { return nil }
         if let root = top.string("root_topic") {
             config.rootTopic = root.value
@@ -87,6 +91,7 @@ enum SiteConfigLoader {
             }
         }
         config.exclude = top.stringList("exclude") ?? []
+        config.defaultPack = top.string("default_pack")
         if let node = top.node("homeassistant"),
            let h = ctx.mapping(node, "'homeassistant'", known: ["enabled", "discovery_prefix", "expire_after_factor"]) {
             if let v = h.bool("enabled") { config.homeAssistant.enabled = v.value }
@@ -121,8 +126,9 @@ enum SiteConfigLoader {
     static func readMeter(_ entry: YAMLEntry, _ ctx: LoadContext) -> MeterConfig {
         var meter = MeterConfig()
         let what = entry.key.value == "defaults" ? "'meters.defaults'" : "meter '\(entry.key.value)'"
-        let known = entry.key.value == "defaults" ? ["groups", "settings"] : ["context", "groups", "settings"]
+        let known = entry.key.value == "defaults" ? ["groups", "settings"] : ["pack", "context", "groups", "settings"]
         guard let m = ctx.mapping(entry.value, what, known: known) else { return meter }
+        meter.pack = m.string("pack")
         if let context = m.string("context") {
             meter.context = context
             if !isTopicSafe(context.value, allowSlash: false) {

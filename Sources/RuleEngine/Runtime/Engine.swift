@@ -23,6 +23,8 @@ public enum DropReason: String, Sendable, CaseIterable {
     case allZero = "all_zero", duplicate, incomplete, unrouted
     /// A guarded counter fell, or rose faster than its meter can count.
     case counterGlitch = "counter_glitch"
+    /// Several packs run and none claims the meter id (no site `pack:`, no pattern, no `default_pack`).
+    case unclaimed
 }
 
 public struct Drop: Sendable, Equatable {

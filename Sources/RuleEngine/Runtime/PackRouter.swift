@@ -1,0 +1,179 @@
+/// Runs several packs in one process: each message goes to the engine of the
+/// pack that owns its meter (`ProgramSet.owner`).
+///
+/// With one pack it is a pass-through: `process` calls that pack's engine and
+/// nothing else, so the single-pack path costs what it cost before. With
+/// several, it finds the id in the payload (a byte search for `"id":"…"`; a
+/// full scan when the id is escaped or spaced), resolves the owner, and hands
+/// the message to that engine, which checks everything again as usual. Not
+/// thread-safe, like `Engine`.
+public final class PackRouter {
+    public let programs: ProgramSet
+    public let engines: [Engine]
+    private let single: Engine?
+    /// Per topic, the engines with a route for it (bounded like the engine's cache).
+    private var topicEngines: [String: [Int]] = [:]
+    /// Per engine, its id field as the bytes `"field":"`, and a table to scan for it.
+    private let idNeedles: [[UInt8]]
+    private let idTables: [KeyTable]
+
+    public init(programs: ProgramSet, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
+        self.programs = programs
+        engines = programs.programs.map { Engine(program: $0, origin: origin) }
+        single = engines.count == 1 ? engines[0] : nil
+        idNeedles = programs.programs.map { Array("\"\($0.idField)\":\"".utf8) }
+        idTables = programs.programs.map { KeyTable(slots: [$0.idField], ignoredForZero: []) }
+    }
+
+    /// One engine alone (the golden cases of one pack, older callers).
+    public convenience init(engine: Engine) {
+        self.init(engines: [engine])
+    }
+
+    private init(engines: [Engine]) {
+        programs = ProgramSet(single: engines[0].program)
+        self.engines = engines
+        single = engines[0]
+        idNeedles = []
+        idTables = []
+    }
+
+    /// Processes one message. Convenience form that allocates its output.
+    public func process(topic: String, payload: [UInt8], now: Instant) -> ProcessOutput {
+        var out = ProcessOutput()
+        payload.withUnsafeBytes { process(topic: topic, payload: $0, now: now, into: &out) }
+        return out
+    }
+
+    /// Processes one message, appending to `out`.
+    public func process(topic: String, payload: UnsafeRawBufferPointer, now: Instant, into out: inout ProcessOutput) {
+        if let single {
+            single.process(topic: topic, payload: payload, now: now, into: &out)
+            return
+        }
+        let candidates = engines(for: topic)
+        guard let firstCandidate = candidates.first else {
+            expire(now: now, into: &out)
+            out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
+            return
+        }
+        // No id to be found: the first candidate reports why (malformed, no id, …).
+        guard let owner = owner(payload, candidates: candidates) else {
+            engines[firstCandidate].process(topic: topic, payload: payload, now: now, into: &out)
+            return
+        }
+        switch owner.0 {
+        case .pack(let i) where candidates.contains(i):
+            engines[i].process(topic: topic, payload: payload, now: now, into: &out)
+        case .pack(let i):
+            expire(now: now, into: &out)
+            out.drops.append(Drop(reason: .unrouted, topic: topic,
+                                  detail: "\(owner.id): pack '\(engines[i].program.packName)' has no route for this topic"))
+        case .none:
+            expire(now: now, into: &out)
+            out.drops.append(Drop(reason: .unclaimed, topic: topic, detail: "\(owner.id): no pack claims this id"))
+        case .ambiguous(let packs):
+            expire(now: now, into: &out)
+            out.drops.append(Drop(reason: .unclaimed, topic: topic,
+                                  detail: "\(owner.id): claimed by \(packs.map { "'\(engines[$0].program.packName)'" }.joined(separator: " and ")); name its pack in the site config"))
+        }
+    }
+
+    /// Drops incomplete split sets past their age, in every engine.
+    public func expire(now: Instant, into out: inout ProcessOutput) {
+        for e in engines { e.expire(now: now, into: &out) }
+    }
+
+    private func engines(for topic: String) -> [Int] {
+        if let cached = topicEngines[topic] { return cached }
+        let found = engines.indices.filter { engines[$0].program.matcher.match(topic) != nil }
+        if topicEngines.count < 1024 { topicEngines[topic] = found }
+        return found
+    }
+
+    /// The owner of the message's id (a printable id for drops), or nil when
+    /// the payload has no string id where the candidates look for it.
+    private func owner(_ payload: UnsafeRawBufferPointer, candidates: [Int]) -> (ProgramSet.Owner, id: String)? {
+        let c = candidates[0]
+        if let range = Self.find(idNeedles[c], in: payload) {
+            let id = UnsafeRawBufferPointer(rebasing: payload[range])
+            return (programs.owner(id), printable(id))
+        }
+        // Escaped or spaced: scan properly.
+        var slot = [FieldSlice()]
+        let decoded: [UInt8]? = slot.withUnsafeMutableBufferPointer { slots in
+            guard (try? PayloadScanner.scan(payload, table: idTables[c], slots: slots)) != nil, slots[0].kind == .string else { return nil }
+            return PayloadScanner.unescape(payload, Int(slots[0].start) + 1, Int(slots[0].end) - 1)
+        }
+        guard let decoded else { return nil }
+        return decoded.withUnsafeBytes { (programs.owner($0), printable($0)) }
+    }
+
+    /// An id for a drop's detail: at most 40 bytes, no control characters.
+    private func printable(_ id: UnsafeRawBufferPointer) -> String {
+        String(decoding: id.prefix(40).map { $0 < 0x20 ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
+    }
+
+    /// The bytes of the string after `needle` (`"id":"`), if it has no escape.
+    static func find(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        let n = bytes.count, m = needle.count
+        guard m > 0, n > m else { return nil }
+        var i = 0
+        outer: while i + m <= n {
+            for k in 0..<m where bytes[i + k] != needle[k] { i += 1; continue outer }
+            let start = i + m
+            var j = start
+            while j < n {
+                let b = bytes[j]
+                if b == UInt8(ascii: "\"") { return start..<j }
+                if b == UInt8(ascii: "\\") { return nil }
+                j += 1
+            }
+            return nil
+        }
+        return nil
+    }
+
+    // MARK: the engine's other services, over every pack
+
+    /// The meters seen so far, pack by pack, each in order of first appearance.
+    public var seenDevices: [String] { engines.flatMap(\.seenDevices) }
+
+    /// The discovery and Home Assistant announcements of meter `id`, from its pack.
+    public func announcements(for id: String) -> [Outgoing] {
+        engine(for: id)?.announcements(for: id) ?? []
+    }
+
+    /// The engine that runs meter `id`.
+    public func engine(for id: String) -> Engine? {
+        if let single { return single }
+        var s = id
+        guard case .pack(let i) = s.withUTF8({ programs.owner(UnsafeRawBufferPointer($0)) }) else { return nil }
+        return engines[i]
+    }
+
+    public var counters: [CounterSnapshot] { engines.flatMap(\.counters) }
+
+    /// Hands each engine the snapshots of its meters (all of them with one pack).
+    public func restore(_ snapshots: [CounterSnapshot]) {
+        if let single { single.restore(snapshots); return }
+        for (i, e) in engines.enumerated() {
+            e.restore(snapshots.filter { s in
+                var id = s.device
+                return id.withUTF8 { programs.owner(UnsafeRawBufferPointer($0)) } == .pack(i)
+            })
+        }
+    }
+
+    public func forgetCounters(device: String, field: String? = nil) -> [String] {
+        engine(for: device)?.forgetCounters(device: device, field: field) ?? []
+    }
+
+    /// Moves when any engine's counters moved.
+    public var countersVersion: Int { engines.reduce(0) { $0 &+ $1.countersVersion } }
+
+    public var guardedFieldNames: [String] {
+        var seen: Set<String> = []
+        return engines.flatMap(\.guardedFieldNames).filter { seen.insert($0).inserted }
+    }
+}
