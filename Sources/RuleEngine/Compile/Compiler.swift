@@ -102,7 +102,7 @@ public enum Compiler {
 
 /// The checking passes. Each records problems and carries on with what it can,
 /// so one run reports everything.
-private struct Checker {
+struct Checker {
     let pack: RulePack
     let site: SiteConfig
     let packContext: LoadContext
@@ -398,12 +398,18 @@ private struct Checker {
                 error(.invalidValue, "field '\(f.name.value)' has a counter 'guard' but tag '\(f.from.value)' is not a number",
                       hint: "a guard watches a total that only goes up, such as an energy counter", at: g.mark)
             }
-            checkHomeAssistant(f, isNumber: isNumber, unit: unit, unitMark: f.unit?.mark ?? unitMarks[f.from.value])
+            var mask: FieldMask?
+            if let m = f.mask {
+                mask = checkMask(m, f, isNumber: isNumber)
+                if mask == nil { ok = false }
+            } else {
+                checkHomeAssistant(f, isNumber: isNumber, unit: unit, unitMark: f.unit?.mark ?? unitMarks[f.from.value])
+            }
             fields.append(CompiledField(
-                name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
+                name: f.name.value, slot: slot(f.from.value), group: group, unit: mask == nil ? unit : "",
                 label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
                 deviceClass: f.deviceClass?.value, stateClass: f.stateClass?.value, precision: f.precision?.value,
-                entity: f.entity ?? isNumber, counterGuard: f.counterGuard))
+                entity: f.entity ?? (isNumber || mask != nil), counterGuard: f.counterGuard, mask: mask))
         }
         guard ok, let topic else { return nil }
         let slotTypes: [SlotType] = slots.map { name in

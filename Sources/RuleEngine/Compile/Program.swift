@@ -121,6 +121,16 @@ struct CompiledField: Sendable {
     let precision: Int?
     let entity: Bool
     let counterGuard: CounterGuardRules?
+    /// One bit of a mask text (`mask:`): rendered "ON"/"OFF", a Home Assistant binary_sensor.
+    var mask: FieldMask? = nil
+
+    /// The Home Assistant component of the field's entity.
+    var component: String { mask == nil ? "sensor" : "binary_sensor" }
+}
+
+struct FieldMask: Sendable, Equatable {
+    let part: Int
+    let bit: Int
 }
 
 enum DuplicateKeyPart: Sendable { case topic, slot(Int) }
@@ -145,6 +155,8 @@ final class CompiledRoute: Sendable {
     let groups: [String]
     let intervalSetting: String?
     let intervalSeconds: Int
+    /// Whether a field derives its value (`mask:`): such routes render on the slower, general path.
+    let derived: Bool
 
     init(index: Int, name: String, filter: String, keyTable: KeyTable, slotNames: [String], slotTypes: [SlotType],
          idSlot: Int, clockSlot: Int?, reassembly: CompiledReassembly?, allZero: Bool, duplicateKey: [DuplicateKeyPart]?,
@@ -167,6 +179,7 @@ final class CompiledRoute: Sendable {
         self.groups = groups
         self.intervalSetting = intervalSetting
         self.intervalSeconds = intervalSeconds
+        self.derived = fields.contains { $0.mask != nil }
     }
 }
 

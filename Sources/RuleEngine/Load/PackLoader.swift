@@ -143,7 +143,7 @@ enum PackLoader {
             topic: topic, fields: fields, groups: groups)
     }
 
-    static let fieldKeys = ["from", "unit", "name", "device_class", "state_class", "precision", "entity", "guard"]
+    static let fieldKeys = ["from", "unit", "name", "device_class", "state_class", "precision", "entity", "guard", "mask"]
 
     /// Fields are a list of one-entry mappings so that their order is explicit:
     /// `- name: tag` or `- name: { from: tag, unit: …, … }`.
@@ -170,6 +170,10 @@ enum PackLoader {
                 deviceClass: f.string("device_class"), stateClass: f.string("state_class"),
                 precision: f.int("precision"), entity: f.bool("entity")?.value)
             if let node = f.node("guard") { field.counterGuard = readCounterGuard(node, field: entry.key.value, ctx) }
+            if let node = f.node("mask"), let m = ctx.mapping(node, "'mask' of field '\(entry.key.value)'", known: ["part", "bit"]),
+               let part = m.int("part", required: true), let bit = m.int("bit", required: true) {
+                field.mask = MaskRules(part: part, bit: bit, mark: node.mark)
+            }
             return field
         }
     }

@@ -90,6 +90,16 @@ public struct FieldRules: Sendable {
     public var entity: Bool?
     /// `guard:` of a counter field (energy): what the engine lets through.
     public var counterGuard: CounterGuardRules?
+    /// `mask:` of a text field holding `@`-separated hexadecimal bit masks
+    /// (`"00000003@00000001"`, digital inputs @ outputs): one bit as "ON"/"OFF".
+    public var mask: MaskRules?
+}
+
+/// One bit of one of the `@`-separated hexadecimal masks of a text tag.
+public struct MaskRules: Sendable {
+    public var part: Located<Int>
+    public var bit: Located<Int>
+    public var mark: Mark
 }
 
 /// A counter that only goes up (an energy total): a reading that falls by

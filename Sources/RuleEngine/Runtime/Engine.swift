@@ -269,7 +269,7 @@ public final class Engine {
         }
         out.messages.append(Outgoing(
             topic: state.topics[route.index],
-            payload: state.plans[route.index].render(buffer, slots),
+            payload: route.derived ? state.plans[route.index].renderDerived(buffer, slots) : state.plans[route.index].render(buffer, slots),
             retain: false, kind: .data, device: state.id))
     }
 
@@ -402,8 +402,11 @@ final class OutputPlan {
     private let ends: UnsafeMutableBufferPointer<Int>
     private let slots: UnsafeMutableBufferPointer<Int>
     private let capacity: Int
+    /// The fields, for the general path of routes with derived values (`OutputPlan+derived`).
+    let fields: [CompiledField]
 
     init(fields: [CompiledField]) {
+        self.fields = fields
         var text: [UInt8] = [UInt8(ascii: "{")]
         var ends: [Int] = []
         for (i, f) in fields.enumerated() {

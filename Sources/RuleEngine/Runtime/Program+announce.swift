@@ -48,7 +48,7 @@ extension Program {
             let interval = route.intervalSetting.map { effectiveSetting($0, for: id) ?? 0 } ?? 0
             let expireAfter = interval > 0 ? Int((Double(interval * route.intervalSeconds) * ha.expireAfterFactor).rounded(.up)) : nil
             for field in route.fields where field.entity {
-                let topic = "\(ha.discoveryPrefix)/sensor/\(node)/\(Program.haSafe(field.name))/config"
+                let topic = "\(ha.discoveryPrefix)/\(field.component)/\(node)/\(Program.haSafe(field.name))/config"
                 let enabled = !excluded && (field.group < 0 || groups.contains(route.groups[field.group]))
                 guard enabled else {
                     out.append(Outgoing(topic: topic, payload: [], retain: true, kind: .homeAssistant))
@@ -60,7 +60,7 @@ extension Program {
                 w.field("unique_id", "\(node)_\(Program.haSafe(field.name))")
                 // HA 2025.10 replaced object_id (deprecated, ignored from 2026.4)
                 // by default_entity_id, which names the domain too.
-                w.field("default_entity_id", "sensor.\(node)_\(Program.haSafe(field.name))".lowercased())
+                w.field("default_entity_id", "\(field.component).\(node)_\(Program.haSafe(field.name))".lowercased())
                 w.field("state_topic", stateTopic)
                 w.field("value_template", "{{ value_json.\(field.name) }}")
                 if !field.unit.isEmpty { w.field("unit_of_measurement", field.unit) }
