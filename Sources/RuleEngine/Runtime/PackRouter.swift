@@ -71,7 +71,11 @@ public final class PackRouter {
                                   detail: "\(owner.id): pack '\(engines[i].program.packName)' has no route for this topic"))
         case .none:
             expire(now: now, into: &out)
-            out.drops.append(Drop(reason: .unclaimed, topic: topic, detail: "\(owner.id): no pack claims this id"))
+            if owner.id.isEmpty || owner.id.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 < 0x20 }) {
+                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "the id cannot be a topic level"))
+            } else {
+                out.drops.append(Drop(reason: .unclaimed, topic: topic, detail: "\(owner.id): no pack claims this id"))
+            }
         case .ambiguous(let packs):
             expire(now: now, into: &out)
             out.drops.append(Drop(reason: .unclaimed, topic: topic,
