@@ -91,12 +91,12 @@ struct AcceptReset: ParsableCommand {
 
     func run() throws {
         let (site, _, log) = try service.start()
-        let program = site.program
+        let program = site.programs
         guard program.isValidDeviceID(id) else {
             log.error("accept_reset_refused", ["meter": id, "detail": "not a meter id of pack '\(program.packName)'"])
             throw ExitCode(64)
         }
-        let guarded = Engine(program: program).guardedFieldNames
+        let guarded = PackRouter(programs: program).engine(for: id)?.guardedFieldNames ?? []
         if let field, !guarded.contains(field) {
             log.error("accept_reset_refused", ["field": field, "detail": "not a guarded field; the pack guards \(guarded.joined(separator: ", "))"])
             throw ExitCode(64)

@@ -8,8 +8,8 @@ import SiteSettings
 /// The command-line options every service shares, and its start-up: the one
 /// load → check → compile path, whose diagnostics stop start-up.
 public struct ServiceArguments: ParsableArguments {
-    @Option(help: "The rule pack directory (or its pack.yaml).")
-    public var rules: String = "rules/kpm33b"
+    @Option(help: "A rule pack directory, a directory of packs (every pack under it), or a pack.yaml; repeat for several.")
+    public var rules: [String] = ["rules"]
 
     @Option(help: "The site config file.")
     public var config: String = "config/config.yaml"
@@ -45,7 +45,7 @@ public struct ServiceArguments: ParsableArguments {
         for d in site.warnings.diagnostics {
             log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""])
         }
-        let options = ServiceOptions(rules: rules, config: config, internalURL: internalURL, centralURL: centralURL,
+        let options = ServiceOptions(rulePaths: rules, config: config, internalURL: internalURL, centralURL: centralURL,
                                      logLevel: log.level)
         return (site, options, log)
     }

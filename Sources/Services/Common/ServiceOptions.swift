@@ -3,7 +3,9 @@
 /// (ArgumentParser), used by the services.
 public struct ServiceOptions: Sendable {
     /// The rule pack directory (or its `pack.yaml`).
-    public var rules: String
+    public var rules: String { rulePaths.joined(separator: ",") }
+    /// Every `--rules`: pack directories, directories of packs, or pack files.
+    public var rulePaths: [String]
     /// The site config file; nil: the defaults.
     public var config: String?
     /// `mqtt://HOST[:PORT]` or `mqtts://…` replacing the config's internal broker.
@@ -12,8 +14,13 @@ public struct ServiceOptions: Sendable {
     public var centralURL: String?
     public var logLevel: LogLevel
 
+    public init(rulePaths: [String], config: String?, internalURL: String? = nil, centralURL: String? = nil, logLevel: LogLevel = .info) {
+        self.init(rules: "", config: config, internalURL: internalURL, centralURL: centralURL, logLevel: logLevel)
+        self.rulePaths = rulePaths
+    }
+
     public init(rules: String, config: String?, internalURL: String? = nil, centralURL: String? = nil, logLevel: LogLevel = .info) {
-        self.rules = rules
+        self.rulePaths = [rules]
         self.config = config
         self.internalURL = internalURL
         self.centralURL = centralURL

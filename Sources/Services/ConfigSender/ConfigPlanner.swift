@@ -136,7 +136,8 @@ public struct ConfigPlanner: Sendable {
         var lastSentAt: MonotonicInstant?
     }
 
-    public private(set) var program: Program
+    /// Every pack's program; each meter's commands come from its own pack.
+    public private(set) var program: ProgramSet
     public private(set) var options: Options
     /// What the state file holds, by meter id.
     public private(set) var records: [String: MeterRecord]
@@ -169,6 +170,10 @@ public struct ConfigPlanner: Sendable {
     var nextStamp = 1
 
     public init(program: Program, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
+        self.init(programs: ProgramSet(single: program), options: options, records: records, ids: ids)
+    }
+
+    public init(programs program: ProgramSet, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
         self.program = program
         self.options = options
         self.records = records
@@ -394,6 +399,10 @@ public struct ConfigPlanner: Sendable {
     /// A new program (config or rules reloaded). Only meters whose effective
     /// settings changed are looked at again.
     public mutating func replace(program newProgram: Program, options newOptions: Options, now: ConfigTime) -> [Action] {
+        replace(programs: ProgramSet(single: newProgram), options: newOptions, now: now)
+    }
+
+    public mutating func replace(programs newProgram: ProgramSet, options newOptions: Options, now: ConfigTime) -> [Action] {
         let old = program
         program = newProgram
         if newOptions.periodicPassSeconds != options.periodicPassSeconds, nextPassAt != nil {

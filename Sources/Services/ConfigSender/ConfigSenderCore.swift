@@ -115,7 +115,7 @@ final class ConfigSenderCore {
         let program = planner.program
         guard program.siteConfig.homeAssistant.enabled, let transport, transport.isCentralConnected else { return }
         let origin = Origin(name: "config-sender", version: ServiceVersion.current)
-        for config in HealthDevice.configSender.configs(program: program, statusTopic: settings.statusTopic, origin: origin) {
+        for config in HealthDevice.configSender.configs(program: program.first, statusTopic: settings.statusTopic, origin: origin) {
             do {
                 _ = try transport.publishStatus(topic: config.topic, payload: config.payload)
             } catch {
@@ -172,6 +172,10 @@ final class ConfigSenderCore {
 
     /// A new program (config or rules reloaded), compiled cleanly.
     func apply(program: Program, options: ConfigPlanner.Options, at now: ConfigTime) {
+        apply(programs: ProgramSet(single: program), options: options, at: now)
+    }
+
+    func apply(programs program: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
         let known = Set(planner.program.replyTopics)
         for topic in program.replyTopics where !known.contains(topic) {
             do {
@@ -180,7 +184,7 @@ final class ConfigSenderCore {
                 log.error("cannot_subscribe", ["filter": topic, "error": error.description])
             }
         }
-        perform(planner.replace(program: program, options: options, now: now))
+        perform(planner.replace(programs: program, options: options, now: now))
     }
 
     /// SIGTERM: nothing new goes out; replies in flight are awaited up to `timeout` seconds.
@@ -308,13 +312,13 @@ final class ConfigSenderCore {
         }
     }
 
-    static func problemConfigTopic(_ program: Program, _ id: String) -> String {
-        "\(program.siteConfig.homeAssistant.discoveryPrefix)/binary_sensor/\(Program.haSafe("\(program.packName)_\(id)"))/problem/config"
+    static func problemConfigTopic(_ program: ProgramSet, _ id: String) -> String {
+        "\(program.siteConfig.homeAssistant.discoveryPrefix)/binary_sensor/\(program.homeAssistantNode(for: id))/problem/config"
     }
 
     /// A binary sensor on the meter's own device (the proxy's identifiers).
-    static func problemConfig(_ program: Program, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
-        let node = Program.haSafe("\(program.packName)_\(id)")
+    static func problemConfig(_ program: ProgramSet, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
+        let node = program.homeAssistantNode(for: id)
         let availability: JSONObject = [
             "topic": .string(statusTopic), "value_template": "{{ value_json.state }}",
             "payload_available": "online", "payload_not_available": "offline",

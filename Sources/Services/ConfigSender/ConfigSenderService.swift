@@ -67,7 +67,7 @@ public final class ConfigSenderService {
     /// diagnostics are the caller's to print), loads the state, creates both
     /// clients. Nothing is connected yet.
     public init(site built: Site, configuration: Configuration, log: Log) throws(ServiceError) {
-        let program = built.program
+        let program = built.programs
         self.configuration = configuration
         self.log = log
         guard let subscription = program.discoverySubscription else {
@@ -86,7 +86,7 @@ public final class ConfigSenderService {
         } catch {
             throw ServiceError(error.message)
         }
-        let planner = ConfigPlanner(program: program, options: ConfigPlanner.Options(site: built, dayOffset: configuration.dayOffset),
+        let planner = ConfigPlanner(programs: program, options: ConfigPlanner.Options(site: built, dayOffset: configuration.dayOffset),
                                     records: loaded.records)
         let will = MQTTWill(topic: statusTopic, payload: ConfigPlanner.offlineStatus().serialized(), qos: 1, retain: true)
         let centralSettings = try BrokerSettings(settings: built.settings, broker: "central", client: "config_sender",
@@ -275,7 +275,7 @@ public final class ConfigSenderService {
         log.info("reloading", ["trigger": trigger, "rules": options.rules, "config": options.config ?? "(defaults)"])
         let site: Site
         do throws(DiagnosticReport) {
-            site = try Site.load(rules: options.rules, config: options.config)
+            site = try Site.load(rules: options.rulePaths, config: options.config)
         } catch {
             for d in error.diagnostics where d.severity == .error {
                 log.error("config_reload_failed", ["diagnostic": d.headline, "hint": d.hint ?? ""])
@@ -288,7 +288,7 @@ public final class ConfigSenderService {
             log.warning("restart_needed", ["discovery_from": site.settings.configSender.discoveryFrom.rawValue,
                                            "detail": "the broker discovery comes from changes after a restart"])
         }
-        core.apply(program: site.program, options: ConfigPlanner.Options(site: site, dayOffset: configuration.dayOffset),
+        core.apply(programs: site.programs, options: ConfigPlanner.Options(site: site, dayOffset: configuration.dayOffset),
                    at: .now())
     }
 }

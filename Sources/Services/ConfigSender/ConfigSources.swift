@@ -31,9 +31,7 @@ struct ConfigSources {
     private var contents: [String: [UInt8]] = [:]
 
     init(_ options: ServiceOptions) {
-        let rules = options.rules
-        let pack = rules.hasSuffix(".yaml") || rules.hasSuffix(".yml") ? rules : (rules.hasSuffix("/") ? rules + "pack.yaml" : rules + "/pack.yaml")
-        paths = [pack] + (options.config.map { [$0] } ?? [])
+        paths = Compiler.packFiles(options.rulePaths).files + (options.config.map { [$0] } ?? [])
         refresh()
     }
 

@@ -82,7 +82,8 @@ final class ProxyCore {
     let journal: Journal
     weak var transport: (any ProxyTransport)?
     var settings: Settings
-    private(set) var engine: Engine
+    /// Every pack's engine; with one pack, that engine alone (no routing).
+    private(set) var engine: PackRouter
     private(set) var statistics = ProxyStatistics()
 
     /// Central message id → journal sequence and kind, for records handed over.
@@ -105,8 +106,12 @@ final class ProxyCore {
     private var busy = false
     private let recovery: JournalRecovery
 
-    init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
-        self.engine = Engine(program: program, origin: origin)
+    convenience init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
+        self.init(programs: ProgramSet(single: program), journal: journal, settings: settings, origin: origin, log: log)
+    }
+
+    init(programs: ProgramSet, journal: Journal, settings: Settings, origin: Origin, log: Log) {
+        self.engine = PackRouter(programs: programs, origin: origin)
         self.journal = journal
         self.settings = settings
         self.origin = origin
@@ -114,7 +119,7 @@ final class ProxyCore {
         self.recovery = journal.recovery
     }
 
-    var program: Program { engine.program }
+    var program: ProgramSet { engine.programs }
 
     // MARK: Events
 
@@ -152,9 +157,14 @@ final class ProxyCore {
 
     /// SIGHUP compiled a new program: it runs from the next message on.
     func reload(_ program: Program, now: Instant) {
+        reload(ProgramSet(single: program), now: now)
+    }
+
+    /// SIGHUP compiled new programs (every pack): they run from the next message on.
+    func reload(_ program: ProgramSet, now: Instant) {
         let previous = engine.seenDevices
         let counters = engine.counters
-        engine = Engine(program: program, origin: origin)
+        engine = PackRouter(programs: program, origin: origin)
         // The guarded counters carry over: a reload must not let a glitch through.
         engine.restore(counters)
         log.info("rules_reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])

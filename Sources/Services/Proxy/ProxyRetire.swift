@@ -11,7 +11,7 @@ public enum ProxyRetire {
     /// Connects, clears, waits for every acknowledgement (at most
     /// `timeoutSeconds`); returns the exit status.
     public static func run(ids: [String], site: Site, options: ServiceOptions, log: Log, timeoutSeconds: Double = 15) -> Int32 {
-        let program = site.program
+        let program = site.programs
         for id in ids where !program.isValidDeviceID(id) {
             log.error("retire_refused", ["meter": id, "detail": "not a meter id of pack '\(program.packName)'"])
             return 64

@@ -72,7 +72,7 @@ public final class ProxyService: @unchecked Sendable {
     public init(site loaded: Site, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
         self.log = log
-        let program = loaded.program
+        let program = loaded.programs
         let site = program.siteConfig
         let settings = loaded.settings
         statusTopic = program.statusTopic
@@ -110,7 +110,7 @@ public final class ProxyService: @unchecked Sendable {
         } catch {
             throw ServiceError(error.description)
         }
-        core = ProxyCore(program: program, journal: journal,
+        core = ProxyCore(programs: program, journal: journal,
                          settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
                                          discoveryOnInternal: settings.proxy.discoveryOnInternal),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
@@ -349,7 +349,7 @@ public final class ProxyService: @unchecked Sendable {
     /// at every central connection and every Home Assistant `online`.
     private func publishHealthConfigs() {
         guard core.program.siteConfig.homeAssistant.enabled, centralClient.isConnected else { return }
-        for config in HealthDevice.proxy.configs(program: core.program, statusTopic: statusTopic, origin: core.origin) {
+        for config in HealthDevice.proxy.configs(program: core.program.first, statusTopic: statusTopic, origin: core.origin) {
             do {
                 core.statusPublished(try centralClient.publish(topic: config.topic, payload: config.payload, qos: 1, retain: true))
             } catch {
@@ -368,7 +368,7 @@ public final class ProxyService: @unchecked Sendable {
         log.info("reloading", ["rules": options.rules, "config": options.config ?? "(defaults)"])
         let loaded: Site
         do throws(DiagnosticReport) {
-            loaded = try Site.load(rules: options.rules, config: options.config)
+            loaded = try Site.load(rules: options.rulePaths, config: options.config)
         } catch {
             for d in error.diagnostics where d.severity == .error {
                 log.error("reload_failed", ["diagnostic": d.headline, "hint": d.hint ?? "", "detail": "keeping the running rules"])
@@ -380,7 +380,7 @@ public final class ProxyService: @unchecked Sendable {
     }
 
     private func apply(_ loaded: Site) {
-        let program = loaded.program
+        let program = loaded.programs
         let proxy = loaded.settings.proxy
         if program.statusTopic != statusTopic {
             log.warning("restart_needed", ["status_topic": program.statusTopic, "detail": "the status topic changes after a restart"])
