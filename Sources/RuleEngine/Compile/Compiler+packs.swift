@@ -102,7 +102,8 @@ struct PackPlan {
         func packIndex(_ name: Located<String>, _ what: String) -> Int? {
             if let i = names.firstIndex(of: name.value) { return i }
             siteContext.error(.meterPack, "unknown pack '\(name.value)' in \(what)",
-                              hint: Suggestion.hint(for: name.value, in: names) ?? "packs loaded: \(names.joined(separator: ", "))", at: name.mark)
+                              hint: (Suggestion.hint(for: name.value, in: names).map { $0 + " " } ?? "") + "packs loaded: \(names.joined(separator: ", "))",
+                              at: name.mark)
             return nil
         }
         let single = packs.count == 1

@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+@testable import RuleEngine
+@testable import RuleTesting
+
+/// Several packs in one process: the KPM37 pack's golden cases, the cases of
+/// every pack at once (`rules/tests`), who claims which meter, and lint's
+/// checks across packs.
+@Suite struct PackFamilyTests {
+    static let rules = "\(Fixtures.repository)/rules"
+    static let kpm37 = "\(rules)/kpm37"
+
+    static func buildAll(_ rules: String, _ config: String?) throws(DiagnosticReport) -> ProgramSet {
+        try Compiler.build(packs: [rules], config: config, shared: [:], readShared: { _, _ in }).programs
+    }
+
+    static let cases = GoldenCase.discover(in: kpm37) + GoldenCase.discover(in: rules)
+
+    @Test func thereAreCases() {
+        #expect(Self.cases.contains { $0.name == "split" && $0.packDirectory == Self.kpm37 })
+        #expect(Self.cases.contains { $0.name == "claims" && $0.packDirectory == Self.rules })
+    }
+
+    @Test(arguments: cases.map { "\($0.packDirectory)|\($0.name)" })
+    func goldenCase(_ key: String) throws {
+        let c = try #require(Self.cases.first { "\($0.packDirectory)|\($0.name)" == key })
+        let expected = try #require(c.expected, "no \(c.outputPath): record it with rulecheck test --update")
+        let actual = try c.run(origin: Origin(name: "rulecheck", version: "test"), buildAll: Self.buildAll).get()
+        #expect(actual == expected, "golden case \(key) differs")
+    }
+
+    @Test func packDirectoriesAreFound() {
+        let (files, problems) = Compiler.packFiles([Self.rules, Fixtures.pack])
+        #expect(problems.isEmpty)
+        #expect(files.contains("\(Self.rules)/kpm33b/pack.yaml"))
+        #expect(files.contains("\(Self.rules)/kpm37/pack.yaml"))
+        #expect(files.filter { $0.hasSuffix("kpm33b/pack.yaml") }.count == 1)
+        let (none, missing) = Compiler.packFiles(["\(Self.rules)/kpm33b/tests"])
+        #expect(none.isEmpty)
+        #expect(missing.map(\.code) == [.unreadableFile])
+    }
+
+    /// With one pack the router is the engine: same output, same drops.
+    @Test func onePackIsAPassThrough() throws {
+        let program = try Fixtures.program()
+        let router = PackRouter(programs: ProgramSet(single: program))
+        let engine = Engine(program: program)
+        let now = Instant(epochMillis: 1_768_237_200_000)
+        for payload in Fixtures.goldenPayloads().prefix(200) {
+            let a = router.process(topic: "MQTT_RT_DATA", payload: payload, now: now)
+            let b = engine.process(topic: "MQTT_RT_DATA", payload: payload, now: now)
+            #expect(a.messages == b.messages)
+            #expect(a.drops == b.drops)
+        }
+    }
+
+    @Test func idPatternsOverlap() throws {
+        func p(_ s: String) throws -> IDPattern { try IDPattern(s) }
+        #expect(try p("^33B[0-9A-Z]{10}$").overlaps(p("^[0-9A-Z]{13}$")))
+        #expect(try !p("^33B[0-9A-Z]{10}$").overlaps(p("^37A[0-9A-Z]{10}$")))
+        #expect(try !p("^33B[0-9A-Z]{10}$").overlaps(p("^[0-9A-Z]{12}$")))
+        #expect(try p("^A*B$").overlaps(p("^AAAB$")))
+        #expect(try !p("^A+$").overlaps(p("^B+$")))
+        #expect(try p("^[0-9]{1,20}$").overlaps(p("^9{5,}$")))
+    }
+
+    /// Lint across packs: every message, in the site config or the pack it concerns.
+    @Test func claimsAreChecked() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pack33 = try String(contentsOfFile: "\(Fixtures.pack)/pack.yaml", encoding: .utf8)
+        // A second pack claiming every 13-character id by pattern, on the same topics.
+        let wide = pack33.replacingOccurrences(of: "pack: kpm33b", with: "pack: wide")
+            .replacingOccurrences(of: "\"^33B[0-9A-Z]{10}$\"", with: "\"^[0-9A-Z]{13}$\"")
+        for sub in ["kpm33b", "wide"] { try FileManager.default.createDirectory(atPath: "\(dir)/rules/\(sub)", withIntermediateDirectories: true) }
+        Fixtures.write(pack33, to: "\(dir)/rules/kpm33b/pack.yaml")
+        Fixtures.write(wide, to: "\(dir)/rules/wide/pack.yaml")
+        Fixtures.write("""
+            default_pack: kpm73
+            meters:
+              defaults:
+                groups: [current]
+              "33B1225950027": { context: garage }
+              "37A1225950001": { pack: kpm37 }
+              "37A1225950002": { pack: wide }
+            exclude: ["x/y"]
+
+            """, to: "\(dir)/site.yaml")
+        do {
+            _ = try Self.buildAll("\(dir)/rules", "\(dir)/site.yaml")
+            Issue.record("expected errors")
+        } catch {
+            let lines = error.diagnostics.map { "\($0.headline) | \($0.hint ?? "")" }.sorted()
+            #expect(lines == [
+                "\(dir)/rules/wide/pack.yaml:9:14: warning[R016]: the id pattern of pack 'wide' overlaps that of pack 'kpm33b' on MQTT_RT_DATA | an id both claim is dropped as unclaimed unless the site names its pack; narrow a pattern, or set 'claim: site' on one pack",
+                "\(dir)/site.yaml:1:15: error[C005]: unknown pack 'kpm73' in 'default_pack' | did you mean 'kpm33b'? packs loaded: kpm33b, wide",
+                "\(dir)/site.yaml:5:3: error[C005]: meter '33B1225950027' is claimed by packs 'kpm33b' and 'wide' | add 'pack: kpm33b' (or another) to its entry",
+                "\(dir)/site.yaml:6:28: error[C005]: unknown pack 'kpm37' in meter '37A1225950001' | did you mean 'kpm33b'? packs loaded: kpm33b, wide",
+                "\(dir)/site.yaml:8:11: error[C002]: 'x/y' is not a valid meter id of any pack | packs loaded: kpm33b, wide",
+            ].sorted())
+        }
+    }
+
+    /// meters.defaults per pack: a group a meter's pack does not declare is ignored for it, with a warning.
+    @Test func defaultsApplyPerPack() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        Fixtures.write("""
+            meters:
+              defaults:
+                groups: [current, temperature]
+              "37A1225950001": { pack: kpm37 }
+
+            """, to: "\(dir)/site.yaml")
+        let (programs, warnings) = try Compiler.build(packs: [Self.rules], config: "\(dir)/site.yaml", shared: [:], readShared: { _, _ in })
+        #expect(warnings.diagnostics.map(\.headline) == [
+            "\(dir)/site.yaml:3:23: warning[C005]: group 'temperature' of meters.defaults is not a group of pack 'kpm33b': ignored for its meters",
+        ])
+        #expect(programs.packNames == ["kpm33b", "kpm37"])
+        #expect(programs.program(for: "37A1225950001")?.packName == "kpm37")
+        #expect(programs.program(for: "33B1225950027")?.packName == "kpm33b")
+        #expect(programs.program(for: "37A1225950002") == nil)
+    }
+
+    @Test func maskAndClaimMisuseIsReported() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pack = try String(contentsOfFile: "\(Self.kpm37)/pack.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "claim: site", with: "claim: sit")
+            .replacingOccurrences(of: "mask: { part: 0, bit: 1 }, name: Input 2", with: "mask: { part: 9, bit: 1 }, name: Input 2, state_class: measurement")
+            .replacingOccurrences(of: "device_class: power }", with: "device_class: powr }")
+        Fixtures.write(pack, to: "\(dir)/pack.yaml")
+        let (loaded, _) = Compiler.loadPack(at: dir)
+        guard case .failure(let report) = Compiler.compile(pack: try #require(loaded), site: SiteConfig(file: "(defaults)")) else {
+            Issue.record("expected errors")
+            return
+        }
+        let lines = report.diagnostics.map { "\($0.code.rawValue) \($0.message) | \($0.hint ?? "")" }
+        #expect(lines.contains("R012 unknown claim 'sit' of the device id | did you mean 'site'?"))
+        #expect(lines.contains("R012 mask part 9 of field 'input_2' is out of range | parts count from 0 before the first '@' (0: inputs, 1: outputs in MQTT_TELEIND)"))
+        #expect(lines.contains("R015 a mask field is a binary_sensor and takes no state_class | remove state_class"))
+        #expect(lines.contains("R015 unknown binary_sensor device_class 'powr' for mask field 'relay' | did you mean 'power'?"))
+    }
+
+    @Test func maskBits() {
+        func bit(_ part: Int, _ b: Int, _ s: String) -> Bool? {
+            Array(s.utf8).withUnsafeBytes { OutputPlan.bit(FieldMask(part: part, bit: b), $0) }
+        }
+        #expect(bit(0, 0, "00000003@00000001") == true)
+        #expect(bit(0, 1, "00000003@00000001") == true)
+        #expect(bit(0, 2, "00000003@00000001") == false)
+        #expect(bit(1, 0, "00000003@00000001") == true)
+        #expect(bit(1, 1, "00000003@00000001") == false)
+        #expect(bit(0, 4, "0000001f") == true)
+        #expect(bit(1, 0, "0000001f") == nil)
+        #expect(bit(0, 0, "@1") == nil)
+        #expect(bit(0, 0, "x1@1") == nil)
+    }
+}
