@@ -6,12 +6,15 @@ enum MeterCommands {
         case setInterval = "MQTT_COMMOD_SET_"
         case setTime = "MQTT_SETTIME_"
         case readInterval = "MQTT_COMMOD_READ_"
+        /// Switch the relay output (KPM37): `{"do1":"1"|"0","oprid":…}`.
+        case relay = "MQTT_TELECTRL_"
 
         var replyTopic: String {
             switch self {
             case .setInterval: return "MQTT_COMMOD_SET_REP"
             case .setTime: return "MQTT_METER_TIME_REP"
             case .readInterval: return "MQTT_COMMOD_READ_REP"
+            case .relay: return "MQTT_TELECTRL_REP"
             }
         }
     }
@@ -23,6 +26,7 @@ enum MeterCommands {
         case secondsInterval(Int)
         case minutesInterval(Int)
         case clock(MeterTime)
+        case relay(on: Bool)
     }
 
     enum Decision: Equatable {
@@ -108,6 +112,21 @@ enum MeterCommands {
             w.string("value", String(cmd == "0000" ? secondsInterval : minutesInterval))
             w.string("code", "01")
             return .reply(topic: kind.replyTopic, payload: w.result, effect: nil)
+
+        case .relay:
+            // Strict: exactly do1 and oprid, do1 "1" (close) or "0" (open).
+            if let other = fields.keys.sorted().first(where: { $0 != "do1" && $0 != "oprid" }) {
+                return failure("unknown field '\(other)'")
+            }
+            guard let state = fields["do1"], state == "0" || state == "1" else {
+                return failure("do1 '\(fields["do1"] ?? "")' is not \"0\" or \"1\"")
+            }
+            var w = PayloadWriter()
+            w.string("id", id)
+            w.string("dox", "do1")
+            w.string("oprid", oprid)
+            w.string("code", "01")
+            return .reply(topic: kind.replyTopic, payload: w.result, effect: .relay(on: state == "1"))
         }
     }
 

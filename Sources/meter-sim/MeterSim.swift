@@ -37,6 +37,9 @@ struct MeterSim: ParsableCommand {
     @Option(help: ArgumentHelp("CA certificate file for mqtts:// (default: the system's CAs).", valueName: "PATH"))
     var cafile: String?
 
+    @Option(help: "The model: kpm33b, kpm37 (split readings, daily totals, inputs, relay) or kpm312 (4 loops under ids base +0…+3, daily totals).")
+    var model = "kpm33b"
+
     @Option(help: "Number of meters, with ids 33B1225950027, 33B1225950028, ...")
     var meters: Int?
 
@@ -117,6 +120,9 @@ struct MeterSim: ParsableCommand {
     func validate() throws {
         _ = try MQTTEndpoint.parse(broker)
         if let meters, meters < 1 { throw ValidationError("--meters must be at least 1") }
+        guard MeterModel(rawValue: model) != nil else {
+            throw ValidationError("--model must be one of \(MeterModel.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let all = try meterIDs()
         guard !all.isEmpty else { throw ValidationError("no meter ids") }
         for id in all where !Self.isMeterID(id) {
@@ -194,7 +200,8 @@ struct MeterSim: ParsableCommand {
             options.password = password
             if let cafile { options.tls = MQTTTLS(caFile: cafile) }
             let quirks = SimulatedMeter.Quirks(split: split.contains(id), wrongClock: wrong.contains(id),
-                                               silent: silent.contains(id), failing: failing.contains(id))
+                                               silent: silent.contains(id), failing: failing.contains(id),
+                                               model: MeterModel(rawValue: model) ?? .kpm33b)
             meters.append(try SimulatedMeter(
                 id: id, quirks: quirks, secondsInterval: seconds, minutesInterval: minutes, loop: loop, endpoint: endpoint,
                 options: options, settings: settings, journal: journal,

@@ -26,6 +26,8 @@ final class SimulatedMeter {
         var silent = false
         /// Answers "02" to every command.
         var failing = false
+        /// The model: what is sent (parts, daily totals, inputs) and answered (relay).
+        var model: MeterModel = .kpm33b
     }
 
     /// What the fleet learns from a meter.
@@ -60,6 +62,15 @@ final class SimulatedMeter {
     private var rng: SplitMix64
     private var dataTimer: LoopTimer?
     private var stopped = false
+    /// The ids this meter publishes for: its own, or base +0…+3 for a KPM312.
+    private let loopIDs: [String]
+    /// KPM37: the relay output and the digital inputs (bit 0: the first).
+    private(set) var relayOn = false
+    private var inputs: UInt32 = 0
+    /// The meter-clock day and hour of the last tick: 00:00 sends the daily
+    /// totals, each new hour toggles input 1 (a simulated contact).
+    private var lastDay: Int64 = -1
+    private var lastHour: Int64 = -1
 
     /// Whether a CONNACK ever came, and why the last attempt failed.
     private(set) var everConnected = false
@@ -74,6 +85,7 @@ final class SimulatedMeter {
         self.id = id
         self.shortID = String(id.suffix(8))
         self.quirks = quirks
+        self.loopIDs = quirks.model.loopIDs(id)
         self.settings = settings
         self.journal = journal
         self.secondsInterval = secondsInterval
@@ -112,7 +124,7 @@ final class SimulatedMeter {
         }
         connection.onSubscriptionsSettled = { [unowned self] in journal.record("subscribed", id) }
         connection.onPublished = { [unowned self] mid in acknowledged(mid) }
-        for kind in [MeterCommands.Kind.setInterval, .setTime, .readInterval] {
+        for kind in commandKinds {
             try connection.subscribe(kind.rawValue + shortID, qos: 1)
         }
         connection.start()
@@ -151,28 +163,50 @@ final class SimulatedMeter {
         electrical.integrate(hours: hours, daySecond: clock.secondOfDay)
         lastIntegration = now
 
+        let model = quirks.model
         if clock >= nextRealTime {
             let interval = Int64(secondsInterval)
             let time = clock.floor(to: interval)
             electrical.drift(daySecond: time.secondOfDay, rng: &rng)
             let zero = rng.chance(settings.zeroRate)
-            let parts = quirks.split ? KPM33BPayloads.splitParts : 1
-            let payloads = KPM33BPayloads.realTime(id: id, time: time, state: electrical, zero: zero, parts: parts)
-            var reading = payloads.map { (KPM33BPayloads.realTimeTopic, $0) }
-            if rng.chance(settings.duplicateRate) { reading += reading }
-            readings.append(reading)
+            let parts = quirks.split ? KPM33BPayloads.splitParts : model.realTimeParts
+            for loop in loopIDs {
+                let payloads = model.extendedTags
+                    ? KPM37Payloads.realTime(id: loop, time: time, state: electrical, zero: zero, parts: parts)
+                    : KPM33BPayloads.realTime(id: loop, time: time, state: electrical, zero: zero, parts: parts)
+                var reading = payloads.map { (KPM33BPayloads.realTimeTopic, $0) }
+                if rng.chance(settings.duplicateRate) { reading += reading }
+                readings.append(reading)
+            }
             nextRealTime = MeterTime(seconds: time.seconds + interval)
         }
         if clock >= nextEnergy {
             let interval = Int64(minutesInterval) * 60
             let time = clock.floor(to: interval)
             let zero = rng.chance(settings.zeroRate)
-            let payload = KPM33BPayloads.energy(id: id, time: time, state: electrical, zero: zero)
-            var reading = [(KPM33BPayloads.energyTopic, payload)]
-            if rng.chance(settings.duplicateRate) { reading.append((KPM33BPayloads.energyTopic, payload)) }
-            readings.append(reading)
+            for loop in loopIDs {
+                let payloads = model == .kpm33b
+                    ? [KPM33BPayloads.energy(id: loop, time: time, state: electrical, zero: zero)]
+                    : KPM37Payloads.energy(id: loop, time: time, state: electrical, zero: zero, parts: model.energyParts, extended: model.extendedTags)
+                var reading = payloads.map { (KPM33BPayloads.energyTopic, $0) }
+                if rng.chance(settings.duplicateRate) { reading += reading }
+                readings.append(reading)
+            }
             nextEnergy = MeterTime(seconds: time.seconds + interval)
         }
+        // 00:00 of the meter's clock: yesterday's totals (MQTT_DAY_DATA).
+        let day = clock.seconds / 86400, hour = clock.seconds / 3600
+        if model.sendsDailyTotals && lastDay >= 0 && day > lastDay {
+            let midnight = MeterTime(seconds: day * 86400)
+            for loop in loopIDs { readings.append([(KPM37Payloads.dailyTopic, KPM37Payloads.daily(id: loop, time: midnight, state: electrical))]) }
+        }
+        // A new hour: input 1 changes (MQTT_TELEIND on every change).
+        if model.hasInputsAndRelay && lastHour >= 0 && hour > lastHour {
+            inputs ^= 1
+            readings.append([(KPM37Payloads.ioTopic, ioPayload(at: clock))])
+        }
+        lastDay = day
+        lastHour = hour
         for reading in readings {
             readingSerial += 1
             var handed = 0
@@ -208,8 +242,7 @@ final class SimulatedMeter {
 
     private func handle(_ message: MQTTMessage) {
         journal.record("received", message.topic, message.payloadText)
-        guard let kind = [MeterCommands.Kind.setInterval, .setTime, .readInterval]
-            .first(where: { message.topic == $0.rawValue + shortID }) else {
+        guard let kind = commandKinds.first(where: { message.topic == $0.rawValue + shortID }) else {
             journal.record("ignored", message.topic, "not a command topic of \(id)")
             return
         }
@@ -246,6 +279,13 @@ final class SimulatedMeter {
             clockBase = time
             realBase = now
             description = "clock \(time.compact)"
+        case .relay(let on):
+            // The output follows the command; its change is reported like any other.
+            let changed = relayOn != on
+            relayOn = on
+            journal.record("applied", id, "relay \(on ? "on" : "off")")
+            if changed { publish(KPM37Payloads.ioTopic, ioPayload(at: clock), qos: 1, isData: false) }
+            return
         }
         scheduleFromClock(now: now)
         armDataTimer(now: now)
@@ -253,6 +293,16 @@ final class SimulatedMeter {
     }
 
     // MARK: Helpers
+
+    /// The command topics this model subscribes to (+ its last 8 characters).
+    private var commandKinds: [MeterCommands.Kind] {
+        [.setInterval, .setTime, .readInterval] + (quirks.model.hasInputsAndRelay ? [.relay] : [])
+    }
+
+    /// `MQTT_TELEIND` with the inputs and the relay as they are now.
+    private func ioPayload(at clock: MeterTime) -> String {
+        KPM37Payloads.io(id: id, time: clock, inputs: inputs, outputs: relayOn ? 1 : 0)
+    }
 
     /// Hands a message to the connection; its id, or nil when it was refused.
     @discardableResult
