@@ -17,8 +17,10 @@ enum MeterModel: String, CaseIterable, Sendable {
 
     /// The ids of a meter's loops: base +0…+(loops-1), the last digits counting.
     func loopIDs(_ base: String) -> [String] {
-        guard loops > 1, let n = Int(base.suffix(10)) else { return [base] }
-        return (0..<loops).map { base.prefix(3) + String(String(n + $0).suffix(10)).leftPadded(to: 10) }
+        // The trailing digits count; the rest stays (312A000000098 → …099, …100, …101).
+        let digits = min(18, base.reversed().prefix { $0.isASCII && $0.isNumber }.count)
+        guard loops > 1, digits > 0, let n = Int(base.suffix(digits)) else { return [base] }
+        return (0..<loops).map { base.dropLast(digits) + String(String(n + $0).suffix(digits)).leftPadded(to: digits) }
     }
 }
 
