@@ -4,7 +4,7 @@ import RuleEngine
 
 // engine-bench: the compiled KPM33B program against a jansson baseline, in one run.
 //
-//   swift run -c release engine-bench [--seconds S] [--rules DIR]
+//   swift run -c release engine-bench [--seconds S] [--rules DIR] [--packs DIR]
 //
 // Both sides get the same input bytes: the real sample payloads, with the id
 // (1,000 meters) and the time rewritten in place for every message so that the
@@ -20,13 +20,15 @@ let enySample = #"{"id":"33B1225950027","zygsz":163.486,"fygsz":0.000,"zwgsz":0.
 
 var seconds = 1.0
 var rules = "rules/kpm33b"
+var packs = "rules"
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--seconds": seconds = Double(args.popFirst() ?? "") ?? seconds
     case "--rules": rules = args.popFirst() ?? rules
+    case "--packs": packs = args.popFirst() ?? packs
     default:
-        print("usage: engine-bench [--seconds S] [--rules DIR]")
+        print("usage: engine-bench [--seconds S] [--rules DIR] [--packs DIR]")
         exit(2)
     }
 }
@@ -96,12 +98,18 @@ let plain = writeConfig("homeassistant: { enabled: false }\n")
 let allGroups = writeConfig("homeassistant: { enabled: false }\nmeters:\n  defaults:\n    groups: [current, power, voltage, power_factor]\n")
 defer { try? FileManager.default.removeItem(atPath: plain); try? FileManager.default.removeItem(atPath: allGroups) }
 
+/// How a case runs the engine: one pack's engine alone (as before several packs
+/// existed), the router over that one pack (the services' path: a pass-through),
+/// or the router over every pack under `--packs` (id lookup, claim, then the engine).
+enum Path { case engine, router, packs }
+
 struct Case {
     let name: String
     let topic: String
     let sample: String
     let config: String
     let fields: [(String, String)]
+    var path: Path = .engine
 }
 let base = [("id", "id"), ("time", "time")]
 let phases: [(String, String)] = [
@@ -115,13 +123,28 @@ let cases = [
     Case(name: "eny", topic: "MQTT_ENY_NOW", sample: enySample, config: plain, fields: base + [("active_energy", "zygsz")]),
     Case(name: "rt_all_groups", topic: "MQTT_RT_DATA", sample: rtSample, config: allGroups,
          fields: base + [("active_power", "zyggl")] + phases),
+    Case(name: "rt_router", topic: "MQTT_RT_DATA", sample: rtSample, config: plain, fields: base + [("active_power", "zyggl")], path: .router),
+    Case(name: "rt_all_packs", topic: "MQTT_RT_DATA", sample: rtSample, config: plain, fields: base + [("active_power", "zyggl")], path: .packs),
 ]
+
+@MainActor func router(_ path: Path, config: String) -> PackRouter {
+    do {
+        let programs = path == .packs
+            ? try Compiler.build(packs: [packs], config: config, shared: [:], readShared: { _, _ in }).programs
+            : ProgramSet(single: program(config: config))
+        return PackRouter(programs: programs)
+    } catch {
+        print(error.description)
+        exit(1)
+    }
+}
 
 let now = Instant(epochMillis: 1_768_237_200_000)
 var results: [String: (engine: Double, jansson: Double)] = [:]
 print("engine-bench: \(Int(seconds * 1000)) ms per round, 3 rounds each, best round counts")
 for c in cases {
-    let engine = Engine(program: program(config: c.config))
+    let engine: PackRouter = c.path == .engine ? PackRouter(engine: Engine(program: program(config: c.config))) : router(c.path, config: c.config)
+    let single = engine.engines[0]
     let baseline = JanssonProjection(fields: c.fields)
     var stream = Stream(c.sample)
     var out = ProcessOutput()
@@ -141,7 +164,11 @@ for c in cases {
         let e = measure(seconds: seconds) { i in
             stream.set(offset + i)
             out.removeAll()
-            stream.bytes.withUnsafeBytes { engine.process(topic: c.topic, payload: $0, now: now, into: &out) }
+            if c.path == .engine {
+                stream.bytes.withUnsafeBytes { single.process(topic: c.topic, payload: $0, now: now, into: &out) }
+            } else {
+                stream.bytes.withUnsafeBytes { engine.process(topic: c.topic, payload: $0, now: now, into: &out) }
+            }
             return out.messages.count
         }
         offset += 10_000_000
