@@ -514,6 +514,7 @@ struct Checker {
                 payload.append((key, t))
             }
             var value: CompiledCommand.Value = .none
+            var request: CompiledRequest?
             switch c.value {
             case .setting(let s)?:
                 if settings[s.value] == nil {
@@ -524,6 +525,9 @@ struct Checker {
             case .clock(let f)?:
                 if let format = ClockFormat(f.value) { value = .clock(format) }
                 else { error(.invalidValue, "invalid clock format '\(f.value)'", hint: "e.g. yyyyMMddHHmmss", at: f.mark) }
+            case .request(let r)?:
+                value = .request
+                request = checkRequest(r, command: c)
             case nil: break
             }
             if !TopicMatcher.isValidTopic(c.replyTopic.value) {
@@ -531,7 +535,7 @@ struct Checker {
             }
             if c.success.isEmpty { error(.missingKey, "command '\(c.name.value)' has no success condition", at: c.mark) }
             replyRules[c.replyTopic.value, default: []].append(c)
-            if let topic { commands.append(CompiledCommand(name: c.name.value, topic: topic, payload: payload, value: value, replyTopic: c.replyTopic.value)) }
+            if let topic { commands.append(CompiledCommand(name: c.name.value, topic: topic, payload: payload, value: value, replyTopic: c.replyTopic.value, request: request)) }
         }
         var replies: [String: CompiledReply] = [:]
         if let operation {

@@ -194,12 +194,14 @@ struct CompiledReassembly: Sendable {
 }
 
 struct CompiledCommand: Sendable {
-    enum Value: Sendable { case setting(String), clock(ClockFormat), none }
+    enum Value: Sendable { case setting(String), clock(ClockFormat), none, request }
     let name: String
     let topic: Template
     let payload: [(key: String, value: Template)]
     let value: Value
     let replyTopic: String
+    /// `value: { request: … }`: sent on demand only, never in the daily pass.
+    var request: CompiledRequest? = nil
 }
 
 struct CompiledReply: Sendable {

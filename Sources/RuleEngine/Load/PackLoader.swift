@@ -215,6 +215,18 @@ enum PackLoader {
         }
     }
 
+    static func readRequest(_ node: YAMLNode, _ what: String, _ ctx: LoadContext) -> RequestRules? {
+        guard let r = ctx.mapping(node, "'request' of \(what)", known: ["topic", "state", "values", "name"]),
+              let topic = r.string("topic", required: true), let state = r.string("state", required: true) else { return nil }
+        var values: [(key: Located<String>, value: Located<String>)] = []
+        if let v = r.required("values"), let entries = ctx.namedEntries(v, "'values' of the request of \(what)") {
+            for e in entries {
+                if let text = ctx.string(e.value, "the command value of '\(e.key.value)'") { values.append((Located(e.key.value, e.key.mark), text)) }
+            }
+        }
+        return RequestRules(topic: topic, state: state, values: values, name: r.string("name")?.value, mark: r.mark)
+    }
+
     static func readCommand(_ entry: YAMLEntry, _ ctx: LoadContext) -> CommandRules? {
         let what = "command '\(entry.key.value)'"
         guard let m = ctx.mapping(entry.value, what, known: ["topic", "payload", "value", "reply"]) else { return nil }
@@ -226,10 +238,11 @@ enum PackLoader {
             }
         }
         var value: CommandRules.Value?
-        if let node = m.node("value"), let v = ctx.mapping(node, "'value' of \(what)", known: ["setting", "clock"]) {
+        if let node = m.node("value"), let v = ctx.mapping(node, "'value' of \(what)", known: ["setting", "clock", "request"]) {
             if let s = v.string("setting") { value = .setting(s) }
             else if let c = v.string("clock") { value = .clock(c) }
-            else { ctx.error(.missingKey, "'value' needs 'setting' or 'clock'", at: v.mark) }
+            else if let r = v.node("request") { value = readRequest(r, what, ctx).map { .request($0) } }
+            else { ctx.error(.missingKey, "'value' needs 'setting', 'clock' or 'request'", at: v.mark) }
         }
         guard let replyNode = m.required("reply"),
               let r = ctx.mapping(replyNode, "'reply' of \(what)", known: ["topic", "success", "message"]) else { return nil }

@@ -120,6 +120,21 @@ public struct SettingRules: Sendable {
     public var unit: String?
 }
 
+/// `value: { request: … }` of a command sent on demand (a relay switched from
+/// Home Assistant): where requests arrive, what they may say, where the
+/// confirmed state goes.
+public struct RequestRules: Sendable {
+    /// The clean command topic on the central broker, with `{id}` (`{root}/{id}/relay/set`).
+    public var topic: Located<String>
+    /// The confirmed state's topic (retained), with `{id}`.
+    public var state: Located<String>
+    /// Accepted request payloads and the command value each stands for (`ON: "1"`).
+    public var values: [(key: Located<String>, value: Located<String>)]
+    /// The Home Assistant switch's name.
+    public var name: String?
+    public var mark: Mark
+}
+
 public struct OperationIDRules: Sendable {
     public var field: Located<String>
     public var length: Located<Int>
@@ -129,6 +144,8 @@ public struct CommandRules: Sendable {
     public enum Value: Sendable {
         case setting(Located<String>)
         case clock(Located<String>)
+        /// Sent on demand: a request on the central broker (a Home Assistant switch).
+        case request(RequestRules)
     }
     public var name: Located<String>
     public var topic: Located<String>

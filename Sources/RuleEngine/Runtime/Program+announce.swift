@@ -98,6 +98,7 @@ extension Program {
                 out.append(Outgoing(topic: topic, payload: w.bytes, retain: true, kind: .homeAssistant))
             }
         }
+        out += switchConfigs(for: id, node: node, deviceName: deviceName, excluded: excluded, origin: origin)
         return out
     }
 

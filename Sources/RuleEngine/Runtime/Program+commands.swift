@@ -60,6 +60,7 @@ extension Program {
             value = String(v)
         case .clock(let format): value = format.render(now)
         case .none: value = nil
+        case .request: return nil  // on demand only: `renderRequest`
         }
         var extra = ["oprid": operationID]
         if let value { extra["value"] = value }
