@@ -144,7 +144,7 @@ public struct ConfigPlanner: Sendable {
     /// Bumped on every change of `records`: the service saves when it moved.
     public private(set) var recordsVersion = 0
     /// Bumped on every change the status shows.
-    public private(set) var statusVersion = 0
+    public internal(set) var statusVersion = 0
     /// Whether commands may go out (the internal broker is connected).
     public private(set) var internalConnected = false
     /// Set by `drain()`: nothing new is sent, only replies are taken.

@@ -47,6 +47,8 @@ final class ConfigSenderCore {
     let settings: Settings
     weak var transport: (any ConfigSenderTransport)?
     private(set) var planner: ConfigPlanner
+    /// Commands on demand from the central broker (a relay from Home Assistant).
+    private(set) var requests = RelayRequests()
     private(set) var centralConnected = false
 
     /// Message id → oprid of commands the internal broker has not acknowledged:
@@ -145,7 +147,25 @@ final class ConfigSenderCore {
                         ["topic": topic, "reason": "malformed or without oprid", "bytes": String(payload.count)])
             return
         }
-        perform(planner.reply(reply, now: now))
+        if let actions = requests.reply(reply) {
+            performRequests(actions, at: now)
+        } else {
+            perform(planner.reply(reply, now: now))
+        }
+    }
+
+    /// A message on a request topic of the central broker (`value: { request: … }`).
+    func requestReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
+        guard phase == .running else {
+            log.warning("request_rejected", ["reason": "stopping", "topic": topic])
+            return
+        }
+        var planner = self.planner
+        let actions = requests.request(topic: topic, payload: payload, program: planner.program, isKnown: planner.isKnown,
+                                       operationID: { planner.makeOperationID() },
+                                       timeoutSeconds: planner.options.replyTimeoutSeconds, now: now)
+        self.planner = planner
+        performRequests(actions, at: now)
     }
 
     /// The internal broker acknowledged command `mid` (PUBACK).
@@ -167,6 +187,7 @@ final class ConfigSenderCore {
     /// Timeouts, retries and the periodic pass; call it at `nextWake`.
     func tick(at now: ConfigTime) {
         perform(planner.tick(now: now))
+        performRequests(requests.tick(now: now), at: now)
         advanceShutdown(at: now)
     }
 
@@ -211,6 +232,7 @@ final class ConfigSenderCore {
     /// deadline. nil: nothing until the next event.
     func nextWake() -> MonotonicInstant? {
         var next = planner.nextDeadline
+        if let t = requests.nextDeadline { next = next.map { min($0, t) } ?? t }
         func consider(_ t: MonotonicInstant?) {
             guard let t else { return }
             next = next.map { min($0, t) } ?? t
@@ -243,6 +265,31 @@ final class ConfigSenderCore {
                     // The planner waits for a reply all the same: the timeout retries it.
                     log.error("publish_failed", ["meter": message.deviceID, "command": message.command, "topic": message.topic,
                                                  "error": "\(error)"])
+                }
+            case .log(let event):
+                log.emit(event)
+            }
+        }
+    }
+
+    private func performRequests(_ actions: [RelayRequests.Action], at now: ConfigTime) {
+        if !actions.isEmpty { planner.statusChanged() }
+        for action in actions {
+            switch action {
+            case .send(let message):
+                perform([.send(message)])
+            case .publishState(let topic, let payload):
+                do {
+                    guard let transport else { throw MQTTError(.noConnection, "no transport") }
+                    _ = try transport.publishStatus(topic: topic, payload: payload)
+                } catch {
+                    log.error("state_publish_failed", ["topic": topic, "error": "\(error)"])
+                }
+            case .alert(let meter, let command, let message):
+                planner.raiseAlert(meter: meter, command: command, message: message, now: now)
+            case .clearAlert(let meter, let command):
+                if planner.clearAlert(meter: meter, command: command) {
+                    log.info("alert_cleared", ["meter": meter, "command": command])
                 }
             case .log(let event):
                 log.emit(event)
@@ -340,10 +387,18 @@ final class ConfigSenderCore {
     }
 
     private func statusDocument(state: String, at now: Instant) -> [UInt8] {
-        planner.statusDocument(state: state, connections: [
+        var doc = planner.statusDocument(state: state, connections: [
             ("internal", planner.internalConnected ? "connected" : "disconnected"),
             ("central", centralConnected ? "connected" : "disconnected"),
-        ], startedAt: startedAt, now: now).serialized()
+        ], startedAt: startedAt, now: now)
+        if !planner.program.requestSubscriptions.isEmpty, case .object(var object) = doc {
+            var counts = JSONObject()
+            for name in RelayRequests.counterNames { counts[name] = .integer(Int64(requests.counters[name] ?? 0)) }
+            counts["in_flight"] = .integer(Int64(requests.inFlight.count))
+            object["requests"] = .object(counts)
+            doc = .object(object)
+        }
+        return doc.serialized()
     }
 
     private func publishStatus(_ document: [UInt8]) -> Int32? {

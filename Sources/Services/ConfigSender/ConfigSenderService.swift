@@ -147,6 +147,8 @@ public final class ConfigSenderService {
         do {
             for topic in program.replyTopics { try internalClient.subscribe(topic, qos: 1) }
             try discoveryClient.subscribe(core.settings.discoverySubscription, qos: 1)
+            // Commands on demand (a relay from Home Assistant) come from the central broker.
+            for filter in program.requestSubscriptions { try centralClient.subscribe(filter, qos: 1) }
         } catch {
             log.error("start_failed", ["error": error.description])
             return 1
@@ -256,6 +258,10 @@ public final class ConfigSenderService {
             core.centralConnectionChanged(connected)
         }
         centralClient.onMessage = { [unowned self] message in
+            if core.planner.program.requestSubscriptions.contains(where: { MQTTTopic.matches(filter: $0, topic: message.topic) }) {
+                core.requestReceived(topic: message.topic, payload: Array(message.payload), at: .now())
+                return
+            }
             guard discoveryFrom == .central else { return }
             core.discoveryReceived(topic: message.topic, payload: Array(message.payload), at: .now())
         }
