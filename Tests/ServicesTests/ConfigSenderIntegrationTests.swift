@@ -123,6 +123,8 @@ final class SenderHarness: @unchecked Sendable {
     /// How config-sender logs in to the internal broker (YAML flow mapping).
     let internalClient: String
     let environment: [String: String?]
+    /// `--rules`: the KPM33B pack unless a test runs others (`<repo>/rules`: every pack).
+    var rules = senderPackPath
 
     init(name: String, internal: TestBroker.Configuration = .init(),
          internalClient: String = "{ client_id: test-config-sender }", environment: [String: String?] = [:]) throws {
@@ -170,7 +172,7 @@ final class SenderHarness: @unchecked Sendable {
             try mark.write(to: logFile, atomically: false, encoding: .utf8)
         }
         process = try ChildProcess(executable: try senderExecutable(), arguments: [
-            "--rules", senderPackPath, "--config", configFile.path, "--state-dir", stateDirectory.path,
+            "--rules", rules, "--config", configFile.path, "--state-dir", stateDirectory.path,
             "--log-level", "debug", "--config-poll-seconds", "0.3",
         ], environment: environment.merging(["KPM33B_CONFIG_SENDER_DAY_OFFSET": String(dayOffset)]) { $1 },
            outputFile: logFile.path)
