@@ -14,7 +14,7 @@ import Testing
         try Compiler.build(packs: [rules], config: config, shared: [:], readShared: { _, _ in }).programs
     }
 
-    static let cases = GoldenCase.discover(in: kpm37) + GoldenCase.discover(in: rules)
+    static let cases = GoldenCase.discover(in: kpm37) + GoldenCase.discover(in: "\(rules)/kpm312") + GoldenCase.discover(in: rules)
 
     @Test func thereAreCases() {
         #expect(Self.cases.contains { $0.name == "split" && $0.packDirectory == Self.kpm37 })
@@ -113,10 +113,11 @@ import Testing
 
             """, to: "\(dir)/site.yaml")
         let (programs, warnings) = try Compiler.build(packs: [Self.rules], config: "\(dir)/site.yaml", shared: [:], readShared: { _, _ in })
-        #expect(warnings.diagnostics.map(\.headline) == [
+        #expect(warnings.diagnostics.map(\.headline).sorted() == [
+            "\(dir)/site.yaml:3:23: warning[C005]: group 'temperature' of meters.defaults is not a group of pack 'kpm312': ignored for its meters",
             "\(dir)/site.yaml:3:23: warning[C005]: group 'temperature' of meters.defaults is not a group of pack 'kpm33b': ignored for its meters",
         ])
-        #expect(programs.packNames == ["kpm33b", "kpm37"])
+        #expect(programs.packNames == ["kpm312", "kpm33b", "kpm37"])
         #expect(programs.program(for: "37A1225950001")?.packName == "kpm37")
         #expect(programs.program(for: "33B1225950027")?.packName == "kpm33b")
         #expect(programs.program(for: "37A1225950002") == nil)
@@ -155,5 +156,40 @@ import Testing
         #expect(bit(1, 0, "0000001f") == nil)
         #expect(bit(0, 0, "@1") == nil)
         #expect(bit(0, 0, "x1@1") == nil)
+    }
+
+    /// KPM312: the base id names the meter; the loops are derived, linked, and take no commands.
+    @Test func loopsOfAKPM312() throws {
+        #expect(Compiler.loopIDs(base: "3121225950040", count: 4) == ["3121225950040", "3121225950041", "3121225950042", "3121225950043"])
+        #expect(Compiler.loopIDs(base: "31212259500A8", count: 4) == nil)
+        #expect(Compiler.loopIDs(base: "3121225950098", count: 4) == ["3121225950098", "3121225950099", "3121225950100", "3121225950101"])
+        #expect(Compiler.loopIDs(base: "312122595AAA8", count: 4) == nil)
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        Fixtures.write("""
+            meters:
+              "3121225950040": { pack: kpm312 }
+              "3121225950042": { pack: kpm312 }
+              "312122595AAA8": { pack: kpm312 }
+
+            """, to: "\(dir)/bad.yaml")
+        do {
+            _ = try Self.buildAll(Self.rules, "\(dir)/bad.yaml")
+            Issue.record("expected errors")
+        } catch {
+            #expect(error.diagnostics.map(\.message).sorted() == [
+                "loop id '3121225950042' of meter '3121225950042' is also loop 2 of meter '3121225950040'",
+                "loop id '3121225950043' of meter '3121225950042' is also loop 3 of meter '3121225950040'",
+                "meter '312122595AAA8' cannot be the base of 4 loops",
+            ])
+        }
+        Fixtures.write("meters:\n  \"3121225950040\": { pack: kpm312 }\n", to: "\(dir)/good.yaml")
+        let programs = try Self.buildAll(Self.rules, "\(dir)/good.yaml")
+        let now = Instant(epochMillis: 1_768_237_200_000)
+        #expect(programs.program(for: "3121225950043")?.packName == "kpm312")
+        #expect(programs.program(for: "3121225950044") == nil)
+        #expect(programs.renderCommand("set_clock", for: "3121225950040", operationID: String(repeating: "a", count: 32), now: now)?.topic
+                == "MQTT_SETTIME_25950040")
+        #expect(programs.renderCommand("set_clock", for: "3121225950041", operationID: String(repeating: "a", count: 32), now: now) == nil)
     }
 }

@@ -149,6 +149,11 @@ struct PackPlan {
                                     hint: "add 'pack: NAME' to its entry (packs: \(names.joined(separator: ", "))) or set 'default_pack'", at: mark)
             }
         }
+        // A meter with several loops (device.loops): its other ids belong to its pack too.
+        for (id, i) in owners.sorted(by: { $0.key < $1.key }) {
+            guard let n = packs[i].device.loops?.value, n > 1, let ids = Compiler.loopIDs(base: id, count: n) else { continue }
+            for loop in ids.dropFirst() where owners[loop] == nil { owners[loop] = i }
+        }
         if !single { assigned = owners }
 
         // Each pack's view: its meters, the defaults it declares, the exclusions its ids can be.

@@ -614,9 +614,11 @@ struct Checker {
         }
         for e in site.exclude { checkID(e.value, e.mark) }
         let root = site.rootTopic
-        return CompiledSite(
+        var compiled = CompiledSite(
             config: site, root: root, statusTopic: site.proxy.statusTopic ?? "\(root)/status",
             exclude: Set(site.exclude.map(\.value)), defaultGroups: defaultGroups, meterGroups: meterGroups, contexts: contexts)
+        compiled.loops = checkLoops(device: device)
+        return compiled
     }
 }
 

@@ -95,6 +95,9 @@ struct CompiledSite: Sendable {
     let defaultGroups: Set<String>
     let meterGroups: [String: Set<String>]
     let contexts: [String: String]
+    /// Meters with several loops (`device.loops`): every loop id → its base id
+    /// and its loop number (0 for the base).
+    var loops: [String: (base: String, index: Int)] = [:]
 
     func groups(for id: String) -> Set<String> { meterGroups[id] ?? defaultGroups }
 }

@@ -42,7 +42,7 @@ enum PackLoader {
     }
 
     static func readDevice(_ node: YAMLNode, _ ctx: LoadContext) -> DeviceRules? {
-        guard let m = ctx.mapping(node, "'device'", known: ["id", "forms", "clock", "manufacturer", "model", "name"]) else { return nil }
+        guard let m = ctx.mapping(node, "'device'", known: ["id", "forms", "clock", "manufacturer", "model", "name", "loops"]) else { return nil }
         guard let idNode = m.required("id"), let id = ctx.mapping(idNode, "'device.id'", known: ["field", "pattern", "claim"]) else { return nil }
         guard let field = id.string("field", required: true) else { return nil }
         var forms: [DerivedForm] = []
@@ -66,7 +66,8 @@ enum PackLoader {
         }
         return DeviceRules(
             idField: field, pattern: id.string("pattern"), claim: id.string("claim"), forms: forms, clockField: clockField, clockFormat: clockFormat,
-            manufacturer: m.string("manufacturer")?.value ?? "", model: m.string("model")?.value ?? "", name: m.string("name"))
+            manufacturer: m.string("manufacturer")?.value ?? "", model: m.string("model")?.value ?? "", name: m.string("name"),
+            loops: m.int("loops"))
     }
 
     static func readTags(_ node: YAMLNode, _ ctx: LoadContext) -> [TopicTags] {

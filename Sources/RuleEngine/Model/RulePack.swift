@@ -30,6 +30,9 @@ public struct DeviceRules: Sendable {
     public var manufacturer: String
     public var model: String
     public var name: Located<String>?
+    /// `device.loops`: a meter measuring several loops under consecutive ids
+    /// (the KPM312: 4); the site names the base id, the pack derives the others.
+    public var loops: Located<Int>?
 }
 
 /// A derived form of the id, such as its last 8 characters.

@@ -87,6 +87,7 @@ extension Program {
                 if !device.manufacturer.isEmpty { w.field("manufacturer", device.manufacturer) }
                 if !device.model.isEmpty { w.field("model", device.model) }
                 w.field("serial_number", id)
+                if let loop = site.loops[id], loop.index != 0 { w.field("via_device", Program.haSafe("\(packName)_\(loop.base)")) }
                 w.endObject()
                 w.key("origin")
                 w.beginObject()

@@ -53,6 +53,8 @@ extension Program {
     /// setting without a value.
     public func renderCommand(_ name: String, for id: String, operationID: String, now: Instant) -> CommandMessage? {
         guard let command = commands.first(where: { $0.name == name }), isValidDeviceID(id) else { return nil }
+        // A meter with several loops takes commands under its base id only.
+        if let loop = site.loops[id], loop.index != 0 { return nil }
         var value: String?
         switch command.value {
         case .setting(let s):
