@@ -11,8 +11,11 @@ public final class PackRouter {
     public let programs: ProgramSet
     public let engines: [Engine]
     private let single: Engine?
-    /// Per topic, the engines with a route for it (bounded like the engine's cache).
+    /// Per topic, the engines with a route for it (bounded like the engine's cache);
+    /// the last topic's, without hashing, since a stream repeats its topic.
     private var topicEngines: [String: [Int]] = [:]
+    private var lastTopic = ""
+    private var lastEngines: [Int] = []
     /// Per engine, its id field as the bytes `"field":"`, and a table to scan for it.
     private let idNeedles: [[UInt8]]
     private let idTables: [KeyTable]
@@ -62,24 +65,31 @@ public final class PackRouter {
             engines[firstCandidate].process(topic: topic, payload: payload, now: now, into: &out)
             return
         }
-        switch owner.0 {
+        func payloadID() -> String {
+            switch owner.source {
+            case .range(let r): printable(UnsafeRawBufferPointer(rebasing: payload[r]))
+            case .decoded(let d): d.withUnsafeBytes { printable($0) }
+            }
+        }
+        switch owner.owner {
         case .pack(let i) where candidates.contains(i):
             engines[i].process(topic: topic, payload: payload, now: now, into: &out)
         case .pack(let i):
             expire(now: now, into: &out)
             out.drops.append(Drop(reason: .unrouted, topic: topic,
-                                  detail: "\(owner.id): pack '\(engines[i].program.packName)' has no route for this topic"))
+                                  detail: "\(payloadID()): pack '\(engines[i].program.packName)' has no route for this topic"))
         case .none:
             expire(now: now, into: &out)
-            if owner.id.isEmpty || owner.id.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 < 0x20 }) {
+            let id = payloadID()
+            if id.isEmpty || id.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 < 0x20 }) {
                 out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "the id cannot be a topic level"))
             } else {
-                out.drops.append(Drop(reason: .unclaimed, topic: topic, detail: "\(owner.id): no pack claims this id"))
+                out.drops.append(Drop(reason: .unclaimed, topic: topic, detail: "\(id): no pack claims this id"))
             }
         case .ambiguous(let packs):
             expire(now: now, into: &out)
             out.drops.append(Drop(reason: .unclaimed, topic: topic,
-                                  detail: "\(owner.id): claimed by \(packs.map { "'\(engines[$0].program.packName)'" }.joined(separator: " and ")); name its pack in the site config"))
+                                  detail: "\(payloadID()): claimed by \(packs.map { "'\(engines[$0].program.packName)'" }.joined(separator: " and ")); name its pack in the site config"))
         }
     }
 
@@ -89,19 +99,29 @@ public final class PackRouter {
     }
 
     private func engines(for topic: String) -> [Int] {
-        if let cached = topicEngines[topic] { return cached }
-        let found = engines.indices.filter { engines[$0].program.matcher.match(topic) != nil }
-        if topicEngines.count < 1024 { topicEngines[topic] = found }
+        if topic == lastTopic { return lastEngines }
+        let found: [Int]
+        if let cached = topicEngines[topic] {
+            found = cached
+        } else {
+            found = engines.indices.filter { engines[$0].program.matcher.match(topic) != nil }
+            if topicEngines.count < 1024 { topicEngines[topic] = found }
+        }
+        lastTopic = topic
+        lastEngines = found
         return found
     }
 
     /// The owner of the message's id (a printable id for drops), or nil when
     /// the payload has no string id where the candidates look for it.
-    private func owner(_ payload: UnsafeRawBufferPointer, candidates: [Int]) -> (ProgramSet.Owner, id: String)? {
+    /// Where the id was found: its bytes in the payload, or decoded from an escaped string.
+    private enum IDSource { case range(Range<Int>), decoded([UInt8]) }
+
+    /// The owner, and where its id is (printed only when a drop needs it: no allocation otherwise).
+    private func owner(_ payload: UnsafeRawBufferPointer, candidates: [Int]) -> (owner: ProgramSet.Owner, source: IDSource)? {
         let c = candidates[0]
         if let range = Self.find(idNeedles[c], in: payload) {
-            let id = UnsafeRawBufferPointer(rebasing: payload[range])
-            return (programs.owner(id), printable(id))
+            return (programs.owner(UnsafeRawBufferPointer(rebasing: payload[range])), .range(range))
         }
         // Escaped or spaced: scan properly.
         var slot = [FieldSlice()]
@@ -110,7 +130,7 @@ public final class PackRouter {
             return PayloadScanner.unescape(payload, Int(slots[0].start) + 1, Int(slots[0].end) - 1)
         }
         guard let decoded else { return nil }
-        return decoded.withUnsafeBytes { (programs.owner($0), printable($0)) }
+        return decoded.withUnsafeBytes { (programs.owner($0), .decoded(decoded)) }
     }
 
     /// An id for a drop's detail: at most 40 bytes, no control characters.
