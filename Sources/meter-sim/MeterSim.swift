@@ -40,6 +40,9 @@ struct MeterSim: ParsableCommand {
     @Option(help: "The model: kpm33b, kpm37 (split readings, daily totals, inputs, relay) or kpm312 (4 loops under ids base +0…+3, daily totals).")
     var model = "kpm33b"
 
+    @Option(help: ArgumentHelp("The meters' clock at start, local time (default: now); a set-clock command corrects it.", valueName: "yyyyMMddHHmmss"))
+    var clock: String?
+
     @Option(help: "Number of meters, with ids 33B1225950027, 33B1225950028, ...")
     var meters: Int?
 
@@ -120,6 +123,7 @@ struct MeterSim: ParsableCommand {
     func validate() throws {
         _ = try MQTTEndpoint.parse(broker)
         if let meters, meters < 1 { throw ValidationError("--meters must be at least 1") }
+        if let clock, MeterTime(compact: clock) == nil { throw ValidationError("--clock expects yyyyMMddHHmmss") }
         guard MeterModel(rawValue: model) != nil else {
             throw ValidationError("--model must be one of \(MeterModel.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -201,7 +205,8 @@ struct MeterSim: ParsableCommand {
             if let cafile { options.tls = MQTTTLS(caFile: cafile) }
             let quirks = SimulatedMeter.Quirks(split: split.contains(id), wrongClock: wrong.contains(id),
                                                silent: silent.contains(id), failing: failing.contains(id),
-                                               model: MeterModel(rawValue: model) ?? .kpm33b)
+                                               model: MeterModel(rawValue: model) ?? .kpm33b,
+                                               startClock: clock.flatMap { MeterTime(compact: $0) })
             meters.append(try SimulatedMeter(
                 id: id, quirks: quirks, secondsInterval: seconds, minutesInterval: minutes, loop: loop, endpoint: endpoint,
                 options: options, settings: settings, journal: journal,

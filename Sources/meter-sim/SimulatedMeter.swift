@@ -28,6 +28,8 @@ final class SimulatedMeter {
         var failing = false
         /// The model: what is sent (parts, daily totals, inputs) and answered (relay).
         var model: MeterModel = .kpm33b
+        /// The clock at start instead of the local time (`--clock`; the demo starts just before midnight).
+        var startClock: MeterTime?
     }
 
     /// What the fleet learns from a meter.
@@ -97,6 +99,8 @@ final class SimulatedMeter {
         lastIntegration = now
         if quirks.wrongClock {
             clockBase = MeterTime(year: 2005, month: 1, day: 1)!
+        } else if let start = quirks.startClock {
+            clockBase = start
         } else {
             // The meter's clock shows local wall time; it knows no time zone.
             let date = Date()
@@ -104,6 +108,8 @@ final class SimulatedMeter {
             clockBase = MeterTime(seconds: local - 946_684_800)
         }
         connection = try MQTTClient(loop: loop, endpoint: endpoint, options: options, dropSocketPair: true)
+        lastDay = clockBase.seconds / 86400
+        lastHour = clockBase.seconds / 3600
         scheduleFromClock(now: now)
     }
 
@@ -196,12 +202,12 @@ final class SimulatedMeter {
         }
         // 00:00 of the meter's clock: yesterday's totals (MQTT_DAY_DATA).
         let day = clock.seconds / 86400, hour = clock.seconds / 3600
-        if model.sendsDailyTotals && lastDay >= 0 && day > lastDay {
+        if model.sendsDailyTotals && day > lastDay {
             let midnight = MeterTime(seconds: day * 86400)
             for loop in loopIDs { readings.append([(KPM37Payloads.dailyTopic, KPM37Payloads.daily(id: loop, time: midnight, state: electrical))]) }
         }
         // A new hour: input 1 changes (MQTT_TELEIND on every change).
-        if model.hasInputsAndRelay && lastHour >= 0 && hour > lastHour {
+        if model.hasInputsAndRelay && hour > lastHour {
             inputs ^= 1
             readings.append([(KPM37Payloads.ioTopic, ioPayload(at: clock))])
         }
