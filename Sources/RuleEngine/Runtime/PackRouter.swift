@@ -19,6 +19,10 @@ public final class PackRouter {
     /// Per engine, its id field as the bytes `"field":"`, and a table to scan for it.
     private let idNeedles: [[UInt8]]
     private let idTables: [KeyTable]
+    /// The id checks of the packs that claim by pattern, with their index: the
+    /// claim loop reads these in place instead of copying whole programs.
+    private let claimDevices: [CompiledDevice]
+    private let claimIndices: [Int]
 
     public init(programs: ProgramSet, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
         self.programs = programs
@@ -26,6 +30,8 @@ public final class PackRouter {
         single = engines.count == 1 ? engines[0] : nil
         idNeedles = programs.programs.map { Array("\"\($0.idField)\":\"".utf8) }
         idTables = programs.programs.map { KeyTable(slots: [$0.idField], ignoredForZero: []) }
+        claimIndices = programs.programs.indices.filter { programs.programs[$0].claimsByPattern }
+        claimDevices = claimIndices.map { programs.programs[$0].device }
     }
 
     /// One engine alone (the golden cases of one pack, older callers).
@@ -39,6 +45,8 @@ public final class PackRouter {
         single = engines[0]
         idNeedles = []
         idTables = []
+        claimDevices = []
+        claimIndices = []
     }
 
     /// Processes one message. Convenience form that allocates its output.
@@ -121,7 +129,7 @@ public final class PackRouter {
     private func owner(_ payload: UnsafeRawBufferPointer, candidates: [Int]) -> (owner: ProgramSet.Owner, source: IDSource)? {
         let c = candidates[0]
         if let range = Self.find(idNeedles[c], in: payload) {
-            return (programs.owner(UnsafeRawBufferPointer(rebasing: payload[range])), .range(range))
+            return (claim(UnsafeRawBufferPointer(rebasing: payload[range])), .range(range))
         }
         // Escaped or spaced: scan properly.
         var slot = [FieldSlice()]
@@ -130,7 +138,20 @@ public final class PackRouter {
             return PayloadScanner.unescape(payload, Int(slots[0].start) + 1, Int(slots[0].end) - 1)
         }
         guard let decoded else { return nil }
-        return decoded.withUnsafeBytes { (programs.owner($0), .decoded(decoded)) }
+        return decoded.withUnsafeBytes { (claim($0), .decoded(decoded)) }
+    }
+
+    /// `ProgramSet.owner` on the hot path: the site's assignment, else the one
+    /// pack whose pattern matches, else the default pack.
+    private func claim(_ id: UnsafeRawBufferPointer) -> ProgramSet.Owner {
+        if !programs.assigned.isEmpty, let i = programs.assigned[String(decoding: id, as: UTF8.self)] { return .pack(i) }
+        var found = -1
+        var more: [Int]?
+        for k in claimDevices.indices where claimDevices[k].isValid(id) {
+            if found < 0 { found = claimIndices[k] } else { more = (more ?? []) + [claimIndices[k]] }
+        }
+        if found >= 0 { return more.map { .ambiguous([found] + $0) } ?? .pack(found) }
+        return programs.defaultPack.map { .pack($0) } ?? .none
     }
 
     /// An id for a drop's detail: at most 40 bytes, no control characters.
