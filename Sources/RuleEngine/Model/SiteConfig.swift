@@ -40,9 +40,18 @@ public struct MeterConfig: Sendable {
 }
 
 public struct HomeAssistantConfig: Sendable {
+    /// How a meter's entities are announced: one retained device config per
+    /// meter with all of its components (`<prefix>/device/<node>/config`,
+    /// Home Assistant 2024.11 and later), or one retained config per entity
+    /// (`<prefix>/sensor/<node>/<field>/config`, for older versions).
+    public enum Discovery: String, Sendable, CaseIterable {
+        case device, entity
+    }
+
     public var enabled = true
     public var discoveryPrefix = "homeassistant"
     public var expireAfterFactor = 3.0
+    public var discovery = Discovery.device
 }
 
 /// The proxy settings the rules use; the proxy's own are the services' settings.
@@ -88,8 +97,16 @@ enum SiteConfigLoader {
         }
         config.exclude = top.stringList("exclude") ?? []
         if let node = top.node("homeassistant"),
-           let h = ctx.mapping(node, "'homeassistant'", known: ["enabled", "discovery_prefix", "expire_after_factor"]) {
+           let h = ctx.mapping(node, "'homeassistant'", known: ["enabled", "discovery_prefix", "expire_after_factor", "discovery"]) {
             if let v = h.bool("enabled") { config.homeAssistant.enabled = v.value }
+            if let v = h.string("discovery") {
+                if let mode = HomeAssistantConfig.Discovery(rawValue: v.value) {
+                    config.homeAssistant.discovery = mode
+                } else {
+                    ctx.error(.invalidValue, "'discovery' must be 'device' or 'entity', not '\(v.value)'",
+                              hint: "'device' (the default) needs Home Assistant 2024.11 or later; 'entity' works with any version", at: v.mark)
+                }
+            }
             if let v = h.string("discovery_prefix") {
                 config.homeAssistant.discoveryPrefix = v.value
                 if !isTopicSafe(v.value, allowSlash: true) {

@@ -5,7 +5,7 @@ public struct Outgoing: Sendable, Equatable {
     public var payload: [UInt8]
     public var retain: Bool
     public var kind: Kind
-    /// The meter a data message is about (nil for the others).
+    /// The meter a data message, a discovery message or a Home Assistant config is about.
     public var device: String?
 
     public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
@@ -365,7 +365,7 @@ public final class Engine {
         w.endObject()
         if let offset = state.clockOffset { w.field("clock_offset_s", Int(offset)) }
         w.endObject()
-        return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery)
+        return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery, device: state.id)
     }
 
     /// A meter clock off by more than the site's threshold is reported in its
