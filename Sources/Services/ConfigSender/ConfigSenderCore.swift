@@ -309,12 +309,12 @@ final class ConfigSenderCore {
     }
 
     static func problemConfigTopic(_ program: Program, _ id: String) -> String {
-        "\(program.siteConfig.homeAssistant.discoveryPrefix)/binary_sensor/\(Program.haSafe("\(program.packName)_\(id)"))/problem/config"
+        "\(program.siteConfig.homeAssistant.discoveryPrefix)/binary_sensor/\(program.homeAssistantNode(for: id))/problem/config"
     }
 
     /// A binary sensor on the meter's own device (the proxy's identifiers).
     static func problemConfig(_ program: Program, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
-        let node = Program.haSafe("\(program.packName)_\(id)")
+        let node = program.homeAssistantNode(for: id)
         let availability: JSONObject = [
             "topic": .string(statusTopic), "value_template": "{{ value_json.state }}",
             "payload_available": "online", "payload_not_available": "offline",

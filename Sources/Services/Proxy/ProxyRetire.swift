@@ -77,12 +77,24 @@ public enum ProxyRetire {
                 }
                 if let topic = program.discoveryTopic(for: id) { discoveryTopics.append(topic) }
             }
-            if let internalClient {
+            if let internalClient, !discoveryTopics.isEmpty {
                 // The internal copy is not read back: clearing a topic nobody holds costs nothing there.
-                for topic in discoveryTopics { publish(internalClient, topic, []) }
+                waiting += 1  // until it is connected
+                var sent = false
+                internalClient.onConnectionChange = { connected, reason in
+                    guard connected else {
+                        log.warning("retire_connection", ["broker": internalClient.endpoint.description, "reason": reason])
+                        return
+                    }
+                    guard !sent else { return }
+                    sent = true
+                    waiting -= 1
+                    for topic in discoveryTopics { publish(internalClient, topic, []) }
+                    if waiting <= 0 { loop.stop() }
+                }
                 internalClient.start()
             }
-            if waiting == 0 { loop.stop() }
+            if waiting <= 0 { loop.stop() }
         }
         central.onConnectionChange = { connected, reason in
             if !connected { log.warning("retire_connection", ["broker": central.endpoint.description, "reason": reason]) }
