@@ -11,6 +11,10 @@ import YAML
 public struct SiteConfig: Sendable {
     public var file: String
     public var rootTopic: String = "kpm33b"
+    /// This deployment's name when several run side by side (scale-out): it
+    /// goes into client ids, status topics, health devices, state
+    /// directories and each meter's discovery message. nil: the only one.
+    public var instance: String?
     public var defaults = MeterConfig()
     public var meters: [String: MeterConfig] = [:]
     public var meterMarks: [String: Mark] = [:]
@@ -74,8 +78,15 @@ enum SiteConfigLoader {
         var config = SiteConfig(file: ctx.file)
         guard let root else { return ctx.diagnostics.isEmpty ? config : nil }
         guard let top = ctx.mapping(root, "the site config", known: [
-            "root_topic", "meters", "exclude", "homeassistant", "proxy", "config_sender",
+            "root_topic", "instance", "meters", "exclude", "homeassistant", "proxy", "config_sender",
         ] + (shared[""] ?? [])) else { return nil }
+        if let instance = top.string("instance") {
+            config.instance = instance.value
+            if !isTopicSafe(instance.value, allowSlash: false) {
+                ctx.error(.invalidName, "instance '\(instance.value)' cannot be a topic level",
+                          hint: "use letters, digits, '_' and '-' only: it names topics, client ids and a directory", at: instance.mark)
+            }
+        }
         if let root = top.string("root_topic") {
             config.rootTopic = root.value
             if !isTopicSafe(root.value, allowSlash: true) {

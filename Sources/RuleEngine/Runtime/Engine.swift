@@ -358,6 +358,7 @@ public final class Engine {
         if !program.device.manufacturer.isEmpty { w.field("manufacturer", program.device.manufacturer) }
         if !program.device.model.isEmpty { w.field("model", program.device.model) }
         w.field("pack", program.packName)
+        if let instance = program.instance { w.field("instance", instance) }
         if let context = program.site.contexts[state.id] { w.field("context", context) }
         w.key("topics")
         w.beginObject()

@@ -1,3 +1,5 @@
+import RuleEngine
+
 /// What every service's command line says: the rule pack, the site config,
 /// broker overrides and the log level. Parsed by the executables
 /// (ArgumentParser), used by the services.
@@ -18,5 +20,14 @@ public struct ServiceOptions: Sendable {
         self.internalURL = internalURL
         self.centralURL = centralURL
         self.logLevel = logLevel
+    }
+}
+
+extension Program {
+    /// A service's state directory: `base`, or its `<instance>` subdirectory
+    /// when the site names an instance, so instances never share state.
+    public func stateDirectory(_ base: String) -> String {
+        guard let instance else { return base }
+        return (base.hasSuffix("/") ? base : base + "/") + instance
     }
 }

@@ -36,7 +36,7 @@ public enum ProxyRetire {
                 let settings = try BrokerSettings(
                     settings: site.settings, broker: broker, client: "proxy",
                     override: broker == "central" ? options.centralURL : options.internalURL,
-                    defaultClientID: "kpm33b-proxy", cleanSession: true)
+                    defaultClientID: "kpm33b-proxy", instance: program.instance, cleanSession: true)
                 var clientOptions = settings.options
                 clientOptions.clientID += "-retire"
                 return try MQTTClient(loop: loop, endpoint: settings.endpoint, options: clientOptions)

@@ -42,6 +42,8 @@ public final class ProxyService: @unchecked Sendable {
     /// Our own echo on it ends the read-back of the central broker's retained
     /// announcements (see `DiscoveryLedger`).
     let readBackTopic: String
+    /// Fixed until a restart, like the broker settings.
+    let sharedSubscriptionGroup: String?
     let loop: EventLoop
     let internalClient: MQTTClient
     let centralClient: MQTTClient
@@ -86,13 +88,14 @@ public final class ProxyService: @unchecked Sendable {
         subscriptions = Set(program.subscriptions)
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
         readBackTopic = "\(program.rootTopic)/proxy/read-back"
+        sharedSubscriptionGroup = settings.proxy.sharedSubscriptionGroup
 
         let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
         let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
-                                                  defaultClientID: "kpm33b-proxy", cleanSession: false)
+                                                  defaultClientID: "kpm33b-proxy", instance: program.instance, cleanSession: false)
         let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,
-                                                 defaultClientID: "kpm33b-proxy", cleanSession: false, will: will)
+                                                 defaultClientID: "kpm33b-proxy", instance: program.instance, cleanSession: false, will: will)
         let journalSettings = JournalSettings(settings.proxy)
         let journal: Journal
         let directory = configuration.stateDirectory.hasSuffix("/")
@@ -151,7 +154,7 @@ public final class ProxyService: @unchecked Sendable {
         wireCentral()
         wireInternal()
         do {
-            for filter in core.program.subscriptions { try internalClient.subscribe(filter, qos: 1) }
+            for filter in core.program.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             try centralClient.subscribe(readBackTopic, qos: 1)
@@ -337,6 +340,12 @@ public final class ProxyService: @unchecked Sendable {
         }
     }
 
+    /// The meters' topics, shared with the other proxies of the group
+    /// (`proxy.shared_subscription_group`): the broker hands each message to one.
+    private func shared(_ filter: String) -> String {
+        sharedSubscriptionGroup.map { "$share/\($0)/\(filter)" } ?? filter
+    }
+
     private func finishReadBack() {
         readBack?.timer?.cancel()
         readBack = nil
@@ -438,7 +447,7 @@ public final class ProxyService: @unchecked Sendable {
         for filter in program.subscriptions where !subscriptions.contains(filter) {
             subscriptions.insert(filter)
             do {
-                try internalClient.subscribe(filter, qos: 1)
+                try internalClient.subscribe(shared(filter), qos: 1)
             } catch {
                 log.error("cannot_subscribe", ["filter": filter, "error": "\(error)"])
             }
