@@ -4,7 +4,9 @@ import JSON
 import MQTT
 import SiteSettings
 import Testing
+import RuleEngine
 import TestSupport
+@testable import Services
 
 /// Several deployments side by side (issue 12): `instance:` names each.
 @Suite(.serialized)
@@ -104,5 +106,53 @@ struct ScaleOutTests {
             sizes[owners[0]] += 1
         }
         #expect(sizes.allSatisfy { $0 > 900 }, "\(sizes)")
+    }
+
+    /// The hand-over rule: a meter whose retained discovery names another
+    /// instance stays that instance's while it hears the meter; readings are
+    /// forwarded all along; it is taken over once the owner's status shows
+    /// the meter silent for longer than allowed, or the owner has no status.
+    @Test func aMeterOfAnotherInstanceIsTakenOverOnlyWhenItsOwnerStopsHearingIt() throws {
+        let f = try CoreFixture(homeAssistant: true)
+        let config = URL(fileURLWithPath: f.directory).appendingPathComponent("b.yaml")
+        try """
+            root_topic: kpm33b
+            instance: b
+            homeassistant: { enabled: true }
+            meters:
+              defaults:
+                settings: { upload_interval_seconds: 60, upload_interval_minutes: 5 }
+
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let program = try Site.load(rules: senderPackPath, config: config.path).program
+        f.core.journal.close()
+        f.core = try CoreFixture.makeCore(program: program, directory: f.directory + "/b", maxBytes: 1 << 30)
+        f.core.transport = f.transport
+        let (meter, orphan) = ("33B1225950027", "33B1225950028")
+        f.connectCentral(retained: [
+            ("kpm33b/discovery/\(meter)", #"{"id":"\#(meter)","pack":"kpm33b","instance":"a"}"#),
+            ("kpm33b/discovery/\(orphan)", #"{"id":"\#(orphan)","pack":"kpm33b","instance":"c"}"#),
+        ])
+        func status(time: String) -> [UInt8] {
+            Array(#"{"state":"online","started":"2026-01-12T16:00:00Z","time":"\#(time)","meters":{"\#(meter)":"2026-01-12T16:39:00Z"}}"#.utf8)
+        }
+        let now = Instant(epochMillis: 1_768_235_940_000)
+        f.core.peerStatus(instance: "a", payload: status(time: "2026-01-12T16:40:00Z"), now: now)
+        try f.receive(second: 0)
+        try f.receive(second: 0, id: orphan)
+        f.endIteration()
+        #expect(f.transport.data.count == 2, "readings are forwarded whoever announces the meter")
+        #expect(!f.transport.published.contains { $0.retain && $0.topic.contains(meter) }, "a's meter is not announced: \(f.transport.published.filter { $0.retain }.map { $0.topic + " " + $0.payload.prefix(60) })")
+        #expect(f.transport.published.contains { $0.topic == "kpm33b/discovery/\(orphan)" && $0.payload.contains(#""instance":"b""#) },
+                "c has no status: its meter is taken over")
+        #expect(f.core.statistics.ownedElsewhere == 1)
+
+        // Ten minutes later a still has not heard the meter (allowed: 60 s × 3): taken over.
+        f.core.peerStatus(instance: "a", payload: status(time: "2026-01-12T16:50:00Z"), now: now)
+        f.endIteration()
+        let discovery = f.transport.published.first { $0.topic == "kpm33b/discovery/\(meter)" }
+        #expect(discovery?.payload.contains(#""instance":"b""#) == true)
+        let device = f.transport.published.first { $0.topic == "homeassistant/device/kpm33b_\(meter)/config" }
+        #expect(device?.payload.contains(#""topic":"kpm33b/status/b""#) == true, "its availability follows b now")
     }
 }

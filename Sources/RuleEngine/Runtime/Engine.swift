@@ -95,6 +95,7 @@ public final class Engine {
 
     /// The meters seen so far, in order of first appearance.
     public var seenDevices: [String] { deviceOrder }
+    public func hasSeen(_ id: String) -> Bool { devices[id] != nil }
 
     /// Processes one message. Convenience form that allocates its output.
     public func process(topic: String, payload: [UInt8], now: Instant) -> ProcessOutput {

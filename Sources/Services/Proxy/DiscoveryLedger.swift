@@ -39,25 +39,33 @@ import RuleEngine
 struct DiscoveryLedger {
     struct Meter {
         var discovery: (topic: String, digest: Int)?
+        /// The instance its retained discovery message names (nil: none).
+        var owner: String?
         /// Per-entity configs: topic → digest.
         var entities: [String: Int] = [:]
         /// The device config, with its live components (object → platform).
         var device: (topic: String, digest: Int, components: [String: String])?
 
         var isEmpty: Bool { discovery == nil && entities.isEmpty && device == nil }
+
+        /// Whether the broker holds the meter as announced by another instance.
+        func isOwned(byOtherThan instance: String?) -> Bool { discovery != nil && owner != instance }
     }
 
     let rootTopic: String
     let discoveryPrefix: String
     let originName: String
+    /// This proxy's `instance`, which its discovery messages name.
+    let instance: String?
     private(set) var meters: [String: Meter] = [:]
     /// Topic → meter, for the empty payloads, which name no meter.
     private var owners: [String: String] = [:]
 
-    init(rootTopic: String, discoveryPrefix: String, originName: String) {
+    init(rootTopic: String, discoveryPrefix: String, originName: String, instance: String? = nil) {
         self.rootTopic = rootTopic
         self.discoveryPrefix = discoveryPrefix
         self.originName = originName
+        self.instance = instance
     }
 
     /// The topic filters whose retained messages the ledger mirrors.
@@ -83,6 +91,7 @@ struct DiscoveryLedger {
             let id = String(levels[levels.count - 1])
             guard object["id"]?.stringValue == id, object["pack"]?.stringValue != nil else { return }
             meters[id, default: Meter()].discovery = (topic, digest)
+            meters[id, default: Meter()].owner = object["instance"]?.stringValue
             owners[topic] = id
             return
         }
@@ -98,7 +107,10 @@ struct DiscoveryLedger {
     private mutating func forget(topic: String, of id: String) {
         owners[topic] = nil
         guard var meter = meters[id] else { return }
-        if meter.discovery?.topic == topic { meter.discovery = nil }
+        if meter.discovery?.topic == topic {
+            meter.discovery = nil
+            meter.owner = nil
+        }
         if meter.device?.topic == topic { meter.device = nil }
         meter.entities[topic] = nil
         meters[id] = meter.isEmpty ? nil : meter
@@ -150,6 +162,7 @@ struct DiscoveryLedger {
                 if let recorded = meter.discovery {
                     out.append(Outgoing(topic: recorded.topic, payload: [], retain: true, kind: .discovery, device: id))
                     meter.discovery = nil
+                    meter.owner = nil
                 }
             } else {
                 let digest = Self.digest(discovery.payload)
@@ -157,6 +170,7 @@ struct DiscoveryLedger {
                     if let old = meter.discovery, old.topic != discovery.topic { out.append(Self.clear(old.topic, .discovery, id)) }
                     out.append(discovery)
                     meter.discovery = (discovery.topic, digest)
+                    meter.owner = instance
                 }
             }
         }

@@ -110,6 +110,19 @@ final class ProxyCore {
     /// through it. Until then they wait here, the latest per meter.
     private(set) var ledgerReady = false
     private var parked: [String: (discovery: Outgoing?, homeAssistant: [Outgoing]?)] = [:]
+    /// The other instances' statuses, by instance name (`""`: a proxy without
+    /// one): whether each is online and when it last heard from each meter.
+    private var peers: [String: Peer] = [:]
+
+    struct Peer {
+        var online: Bool
+        /// The peer's clock when it wrote the status, when it started, and
+        /// when it last heard each meter (seconds since 1970): compared with
+        /// each other only, so the machines' clocks may differ.
+        var time: Int64
+        var started: Int64
+        var lastSeen: [String: Int64]
+    }
 
     init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
         self.engine = Engine(program: program, origin: origin)
@@ -120,7 +133,7 @@ final class ProxyCore {
         self.recovery = journal.recovery
         self.ledger = DiscoveryLedger(rootTopic: program.rootTopic,
                                       discoveryPrefix: program.siteConfig.homeAssistant.discoveryPrefix,
-                                      originName: origin.name)
+                                      originName: origin.name, instance: program.instance)
     }
 
     var program: Program { engine.program }
@@ -148,7 +161,7 @@ final class ProxyCore {
     /// message per meter in the device form (through the journal).
     func announceHomeAssistant(now: Instant) {
         guard ledgerReady, program.siteConfig.homeAssistant.enabled else { return }
-        for id in knownMeters() where !program.isExcluded(id) && program.isValidDeviceID(id) {
+        for id in knownMeters() where !program.isExcluded(id) && program.isValidDeviceID(id) && mayAnnounce(id, quiet: true, heard: engine.hasSeen(id)) {
             append(ledger.plan(id: id, discovery: nil, homeAssistant: program.homeAssistantConfigs(for: id, origin: origin),
                                forced: true, program: program, origin: origin), now: now)
         }
@@ -185,6 +198,7 @@ final class ProxyCore {
         let homeAssistant = program.siteConfig.homeAssistant.enabled
         for id in knownMeters() {
             let waiting = parked.removeValue(forKey: id)
+            guard mayAnnounce(id, quiet: waiting == nil, heard: waiting != nil || engine.hasSeen(id)) else { continue }
             if program.isExcluded(id) || !program.isValidDeviceID(id) {
                 append(ledger.clearAll(id: id, program: program, origin: origin), now: now)
                 continue
@@ -340,8 +354,83 @@ final class ProxyCore {
             parked[id] = waiting
             return
         }
+        guard mayAnnounce(id, quiet: false, heard: true) else { return }
         append(ledger.plan(id: id, discovery: discovery, homeAssistant: homeAssistant, forced: false,
                            program: program, origin: origin), now: now)
+    }
+
+    // MARK: Instances (`instance:`)
+
+    /// Another instance's retained status (`<root>/status/<instance>`, or
+    /// `<root>/status` for a proxy without one, `instance` `""`).
+    ///
+    /// The meters this proxy hears and that instance owned are taken over
+    /// at once when the rule (`mayAnnounce`) lets it.
+    func peerStatus(instance: String, payload: [UInt8], now: Instant) {
+        defer { takeOver(from: instance, now: now) }
+        guard let status = (try? JSONValue.parse(payload))?.objectValue else {
+            peers[instance] = nil
+            return
+        }
+        func seconds(_ value: JSONValue?) -> Int64? {
+            guard let text = value?.stringValue, text.count == 20, text.hasSuffix("Z") else { return nil }
+            let bytes = text.utf8.dropLast().map { $0 == UInt8(ascii: "T") ? UInt8(ascii: " ") : $0 }
+            return bytes.withUnsafeBytes { Self.isoFormat.parse($0) }
+        }
+        var lastSeen: [String: Int64] = [:]
+        for (id, value) in status["meters"]?.objectValue ?? [:] { lastSeen[id] = seconds(value) }
+        let time = seconds(status["time"]) ?? 0
+        peers[instance] = Peer(online: status["state"]?.stringValue == "online", time: time,
+                               started: seconds(status["started"]) ?? time, lastSeen: lastSeen)
+    }
+
+    private static let isoFormat = ClockFormat("yyyy-MM-dd HH:mm:ss")!
+
+    private func takeOver(from instance: String, now: Instant) {
+        guard ledgerReady else { return }
+        for id in engine.seenDevices where ledger.meters[id]?.isOwned(byOtherThan: program.instance) == true
+            && (ledger.meters[id]?.owner ?? "") == instance && !program.isExcluded(id) && mayAnnounce(id, quiet: true, heard: true) {
+            let current = engine.announcements(for: id)
+            append(ledger.plan(id: id, discovery: current.first { $0.kind == .discovery },
+                               homeAssistant: current.filter { $0.kind == .homeAssistant }, forced: false,
+                               program: program, origin: origin), now: now)
+        }
+    }
+
+    /// The one rule of hand-over between instances. A meter whose retained
+    /// discovery names another instance is that instance's: its
+    /// announcements are not sent (counted and logged; its readings still
+    /// are). It is taken over when its owner's status is offline or gone, or
+    /// when the owner's status says it has not heard the meter for longer
+    /// than the meter's allowed silence (its shortest upload interval times
+    /// `homeassistant.expire_after_factor`: when the owner's entities show it
+    /// unavailable anyway). A meter that moved to another shard moves so.
+    /// A meter this proxy has not heard stays untouched.
+    private func mayAnnounce(_ id: String, quiet: Bool, heard: Bool) -> Bool {
+        guard let meter = ledger.meters[id], meter.isOwned(byOtherThan: program.instance) else { return true }
+        guard heard else { return false }
+        let owner = meter.owner ?? ""
+        let reason: String?
+        if let peer = peers[owner] {
+            let silence = Int64(program.silenceAllowed(for: id) ?? 0)
+            let heard = peer.lastSeen[id] ?? peer.started
+            reason = !peer.online ? "its owner is offline"
+                : silence > 0 && peer.time - heard > silence ? "its owner has not heard from it for \(peer.time - heard) s" : nil
+        } else {
+            reason = "its owner has no status"
+        }
+        if let reason {
+            log.info("meter_taken_over", ["meter": id, "from": owner.isEmpty ? "(no instance)" : owner, "reason": reason])
+            return true
+        }
+        if !quiet {
+            statistics.ownedElsewhere += 1
+            log.limited(.info, key: "owned_elsewhere", "meter_owned_elsewhere", [
+                "meter": id, "owner": owner.isEmpty ? "(no instance)" : owner,
+                "detail": "its readings are forwarded; it is announced by its owner until that one stops hearing it",
+            ])
+        }
+        return false
     }
 
     private func append(_ messages: [Outgoing], now: Instant) {

@@ -44,6 +44,8 @@ public final class ProxyService: @unchecked Sendable {
     let readBackTopic: String
     /// Fixed until a restart, like the broker settings.
     let sharedSubscriptionGroup: String?
+    /// `<root>/status`: the statuses of every instance are it and its subtopics.
+    let peerStatusRoot: String
     let loop: EventLoop
     let internalClient: MQTTClient
     let centralClient: MQTTClient
@@ -89,6 +91,7 @@ public final class ProxyService: @unchecked Sendable {
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
         readBackTopic = "\(program.rootTopic)/proxy/read-back"
         sharedSubscriptionGroup = settings.proxy.sharedSubscriptionGroup
+        peerStatusRoot = "\(program.rootTopic)/status"
 
         let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
@@ -157,6 +160,8 @@ public final class ProxyService: @unchecked Sendable {
             for filter in core.program.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
+            // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
+            for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
             try centralClient.subscribe(readBackTopic, qos: 1)
         } catch {
             log.error("cannot_start", ["error": "\(error)"])
@@ -329,6 +334,10 @@ public final class ProxyService: @unchecked Sendable {
                 log.info("home_assistant_online", ["detail": "announcing the meters again"])
                 core.announceHomeAssistant(now: now())
                 publishHealthConfigs()
+            } else if message.topic == peerStatusRoot || message.topic.hasPrefix(peerStatusRoot + "/") {
+                guard message.topic != statusTopic else { return }
+                let instance = message.topic == peerStatusRoot ? "" : String(message.topic.dropFirst(peerStatusRoot.count + 1))
+                if !instance.contains("/") { core.peerStatus(instance: instance, payload: Array(message.payload), now: now()) }
             } else {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
