@@ -48,7 +48,7 @@ struct ConfigSenderCommand: ParsableCommand {
         do throws(ServiceError) {
             sender = try ConfigSenderService(
                 site: site,
-                configuration: .init(service: options, stateDirectory: stateDir, dayOffset: dayOffset,
+                configuration: .init(service: options, stateDirectory: site.program.stateDirectory(stateDir), dayOffset: dayOffset,
                                      configPollSeconds: configPollSeconds),
                 log: log)
         } catch {

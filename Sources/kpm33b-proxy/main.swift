@@ -39,7 +39,7 @@ struct Run: ParsableCommand {
         let (site, options, log) = try service.start()
         let proxy: ProxyService
         do throws(ServiceError) {
-            proxy = try ProxyService(site: site, configuration: .init(service: options, stateDirectory: state.stateDir), log: log)
+            proxy = try ProxyService(site: site, configuration: .init(service: options, stateDirectory: site.program.stateDirectory(state.stateDir)), log: log)
         } catch {
             log.error("cannot_start", ["error": error.message])
             throw ExitCode(1)
@@ -102,12 +102,12 @@ struct AcceptReset: ParsableCommand {
             throw ExitCode(64)
         }
         do throws(ServiceError) {
-            try CounterResetRequests(stateDirectory: state.stateDir).request(id: id, field: field)
+            try CounterResetRequests(stateDirectory: program.stateDirectory(state.stateDir)).request(id: id, field: field)
         } catch {
             log.error("accept_reset_failed", ["error": error.message])
             throw ExitCode(1)
         }
-        log.info("accept_reset_requested", ["meter": id, "field": field ?? "(all)", "state_dir": state.stateDir,
+        log.info("accept_reset_requested", ["meter": id, "field": field ?? "(all)", "state_dir": program.stateDirectory(state.stateDir),
                                             "detail": "the proxy takes it within a second, or at its next start"])
     }
 }

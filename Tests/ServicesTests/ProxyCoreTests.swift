@@ -100,9 +100,15 @@ final class CoreFixture {
         core.endOfIteration(at: clock)
     }
 
-    func connectCentral(_ up: Bool = true) {
+    /// The central broker comes (or goes); when it comes, the read-back of
+    /// its retained announcements finds `retained` (none by default).
+    func connectCentral(_ up: Bool = true, retained: [(topic: String, payload: String)] = []) {
         transport.isCentralConnected = up
         core.centralConnectionChanged(up, at: clock)
+        guard up else { return }
+        core.readBackStarted()
+        for message in retained { core.observed(topic: message.topic, payload: Array(message.payload.utf8)) }
+        core.readBackFinished(now: Instant(epochMillis: 1_768_235_940_000))
     }
 
     /// PUBACKs for every message published so far and not yet acknowledged.
@@ -143,10 +149,13 @@ final class CoreFixture {
             f.endIteration()
         }
         #expect(f.transport.published.isEmpty)
-        #expect(f.core.journal.unacknowledgedCount == 51)  // 50 readings and the discovery message
+        // The 50 readings; the discovery message waits for the read-back of the central broker.
+        #expect(f.core.journal.unacknowledgedCount == 50)
         f.connectCentral()
+        #expect(f.core.journal.unacknowledgedCount == 51)
         f.endIteration()
         #expect(f.transport.data.map(\.payload) == (0..<50).map { ProxyHarness.cleanRTData(second: $0) })
+        #expect(f.transport.published.last?.topic == "kpm33b/discovery/33B1225950027")
     }
 
     @Test func atMostAWindowIsUnacknowledgedAndEachAcknowledgementLetsMoreGo() throws {

@@ -230,6 +230,6 @@ extension TestSubscriber {
 
 extension MQTTMessage {
     var isData: Bool {
-        !topic.hasPrefix("homeassistant/") && !topic.hasPrefix("kpm33b/discovery/") && topic != "kpm33b/status"
+        !topic.hasPrefix("homeassistant/") && !topic.hasPrefix("kpm33b/discovery/") && !topic.hasPrefix("kpm33b/proxy/") && topic != "kpm33b/status" && !topic.hasPrefix("kpm33b/status/")
     }
 }

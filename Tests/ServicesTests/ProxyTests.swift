@@ -79,42 +79,94 @@ struct ProxyTests {
         try stop(h)
     }
 
-    @Test func homeAssistantConfigsRetainedAndRepublishedOnOnline() throws {
+    /// One retained device config per meter, carrying the entities of its
+    /// enabled groups; Home Assistant's `online` gets one message per meter.
+    @Test func homeAssistantDeviceConfigsRetainedAndRepublishedOnOnline() throws {
         let h = try ProxyHarness(groups: ["current"])
         try h.startProxy()
-        let first = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#", "homeassistant/#"])
-        try h.publish("MQTT_RT_DATA", try ProxyHarness.sample("MQTT_RT_DATA"))
-        _ = first.waitForData(count: 1)
-        // Disabled groups are cleared with empty retained configs.
-        #expect(first.messages.filter { $0.topic.hasPrefix("homeassistant/") && $0.payload.isEmpty }.count == 10)
+        let ids = (0..<25).map { String(format: "33B12259%05d", 50100 + $0) }
+        let first = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#", "homeassistant/device/#", "homeassistant/sensor/#"])
+        try h.publish(ids.map { ("MQTT_RT_DATA", Array(try ProxyHarness.rtData(second: 0, id: $0).utf8)) })
+        #expect(first.waitForData(count: ids.count).count == ids.count)
+        let announced = first.waitFor(count: ids.count + 100, timeout: 1.5).filter { $0.topic.hasPrefix("homeassistant/") }
+        #expect(announced.filter { $0.topic.hasPrefix("homeassistant/device/") }.count == ids.count, "one config per meter")
+        #expect(!announced.contains { $0.payload.isEmpty }, "no clears for groups never announced")
+        #expect(!announced.contains { $0.topic.contains("kpm33b_33B") && $0.topic.hasPrefix("homeassistant/sensor/") })
 
-        // A late subscriber gets them as retained messages: one per field.
-        let late = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/sensor/kpm33b_33B1225950027/#"])
-        let configs = late.waitFor(count: 5).filter { !$0.payload.isEmpty }
-        let objects = configs.map { $0.topic.split(separator: "/")[3] }
-        #expect(Set(objects) == ["active_power", "current_l1", "current_l2", "current_l3", "active_energy"])
-        #expect(configs.count == 5)
-        #expect(configs.allSatisfy { $0.retain })
-        for config in configs {
-            let json = try #require(config.json, "\(config.topic) is not JSON")
-            #expect(json["unique_id"]?.stringValue == "kpm33b_33B1225950027_\(config.topic.split(separator: "/")[3])")
-            #expect(json["availability"]?.arrayValue?.first?["topic"] == "kpm33b/status")
-            #expect(json["device"]?["identifiers"] == ["kpm33b_33B1225950027"])
-            #expect(json["origin"]?["name"] == "kpm33b-proxy")
-        }
-        let power = try #require(configs.first { $0.topic == "homeassistant/sensor/kpm33b_33B1225950027/active_power/config" }?.json)
-        #expect(power["state_topic"] == "kpm33b/33B1225950027/seconds")
-        #expect(power["expire_after"] == 180)
+        // A late subscriber gets it as a retained message.
+        let topic = "homeassistant/device/kpm33b_\(ids[0])/config"
+        let late = try TestSubscriber(broker: h.centralBroker, filters: [topic])
+        let config = try #require(late.waitFor(count: 1).first)
+        #expect(config.retain)
+        #expect(HomeAssistantSchema.problems(topic: config.topic, payload: config.payload) == [])
+        let json = try #require(config.json)
+        #expect(json["cmps"]?.objectValue?.keys == ["active_power", "current_l1", "current_l2", "current_l3", "active_energy"])
+        #expect(json["cmps"]?["active_power"]?["unique_id"] == .string("kpm33b_\(ids[0])_active_power"))
+        #expect(json["cmps"]?["active_power"]?["state_topic"] == .string("kpm33b/\(ids[0])/seconds"))
+        #expect(json["cmps"]?["active_power"]?["expire_after"] == 180)
+        #expect(json["availability"]?.arrayValue?.first?["topic"] == "kpm33b/status")
+        #expect(json["dev"]?["identifiers"] == .array([.string("kpm33b_\(ids[0])")]))
+        #expect(json["o"]?["name"] == "kpm33b-proxy")
 
-        late.clear()
+        let again = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/device/+/config"])
+        _ = again.waitFor(count: ids.count, timeout: 2)  // the retained copies
+        again.clear()
         let homeAssistant = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "ha"))
         try homeAssistant.start()
         #expect(homeAssistant.waitUntilConnected(timeout: 5))
         try homeAssistant.publish(topic: "homeassistant/status", payload: Array("online".utf8), qos: 1, retain: false)
-        let again = late.waitFor(count: 15).filter { !$0.payload.isEmpty }
-        #expect(Set(again.map(\.topic)) == Set(configs.map(\.topic)))
-        #expect(again.allSatisfy { !$0.retain })  // live, not the retained copies
+        let live = again.waitFor(count: ids.count + 10, timeout: 2)
+        #expect(live.count == ids.count, "one message per meter")
+        #expect(Set(live.map(\.topic)).count == ids.count)
+        #expect(live.allSatisfy { !$0.retain && !$0.payload.isEmpty })  // live, not the retained copies
         homeAssistant.stop()
+        try stop(h)
+    }
+
+    /// At start-up the proxy reads back the broker: the device config of a
+    /// meter whose field is gone loses that component, an excluded meter
+    /// loses everything, and another program's configs are not touched —
+    /// before any reading arrives.
+    @Test func startUpConvergesWhatTheBrokerRetains() throws {
+        let h = try ProxyHarness(groups: ["current"])
+        let kept = "33B1225950027", excluded = "33B1225950030"  // the harness excludes …030
+        let seed = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "seed"))
+        try seed.start()
+        #expect(seed.waitUntilConnected(timeout: 5))
+        func device(_ id: String, origin: String, components: String) -> [UInt8] {
+            Array(#"{"dev":{"identifiers":["kpm33b_\#(id)"],"serial_number":"\#(id)"},"o":{"name":"\#(origin)"},"cmps":{\#(components)}}"#.utf8)
+        }
+        let component = #"{"p":"sensor","unique_id":"u","state_topic":"kpm33b/x/seconds"}"#
+        let foreign = "homeassistant/device/kpm33b_33B1225950029/config"
+        for (topic, payload) in [
+            ("homeassistant/device/kpm33b_\(kept)/config", device(kept, origin: "kpm33b-proxy", components: #""active_power":\#(component),"renamed_field":\#(component)"#)),
+            ("homeassistant/device/kpm33b_\(excluded)/config", device(excluded, origin: "kpm33b-proxy", components: #""active_power":\#(component)"#)),
+            ("kpm33b/discovery/\(excluded)", Array(#"{"id":"\#(excluded)","pack":"kpm33b"}"#.utf8)),
+            (foreign, device("33B1225950029", origin: "someone-else", components: #""a":\#(component)"#)),
+        ] {
+            _ = try seed.publish(topic: topic, payload: payload, qos: 1, retain: true)
+        }
+        let deadline = Date(timeIntervalSinceNow: 5)
+        while seed.unacknowledgedCount > 0 && Date() < deadline { usleep(10_000) }
+        #expect(seed.unacknowledgedCount == 0)
+        seed.stop()
+
+        let watch = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/device/+/config", "kpm33b/discovery/+"])
+        _ = watch.waitFor(count: 4, timeout: 2)
+        watch.clear()
+        try h.startProxy()
+        #expect(h.waitForLog("msg=discovery_read_back"))
+        let changes = watch.waitFor(count: 20, timeout: 2)
+        let keptTopic = "homeassistant/device/kpm33b_\(kept)/config"
+        let forKept = changes.filter { $0.topic == keptTopic }
+        #expect(forKept.count == 2, "\(changes.map(\.topic))")
+        #expect(forKept.first?.json?["cmps"] == ["renamed_field": ["p": "sensor"]])
+        #expect(forKept.last?.json?["cmps"]?.objectValue?.keys == ["active_power", "current_l1", "current_l2", "current_l3", "active_energy"])
+        #expect(Set(changes.filter { $0.payload.isEmpty }.map(\.topic))
+                == ["homeassistant/device/kpm33b_\(excluded)/config", "kpm33b/discovery/\(excluded)"])
+        #expect(!changes.contains { $0.topic == foreign })
+        let retained = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/device/+/config"])
+        #expect(Set(retained.waitFor(count: 3, timeout: 1.5).map(\.topic)) == [keptTopic, foreign])
         try stop(h)
     }
 
@@ -287,14 +339,16 @@ struct ProxyTests {
         try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0))
         try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0, id: "33B1225950031"))
         #expect(live.waitForData(count: 2).count == 2)
-        let before = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/+/+/+/config", "kpm33b/discovery/+"])
+        let filters = ["homeassistant/device/+/config", "homeassistant/+/+/+/config", "kpm33b/discovery/+"]
+        let before = try TestSubscriber(broker: h.centralBroker, filters: filters)
         let retained = before.waitFor(count: 100, timeout: 1.5).filter { $0.topic.contains("33B1225950027") }
-        #expect(retained.count >= 3, "discovery and entity configs of the meter are retained")
+        #expect(Set(retained.map(\.topic)) == ["kpm33b/discovery/33B1225950027", "homeassistant/device/kpm33b_33B1225950027/config"],
+                "discovery and the device config of the meter are retained")
 
         let (status, output) = try proxyCommand(h, ["retire", "33B1225950027", "--internal", h.internalBroker.url, "--central", h.centralBroker.url])
         #expect(status == 0, "\(output)")
         #expect(output.contains("msg=retire_not_excluded"))
-        let after = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/+/+/+/config", "kpm33b/discovery/+"])
+        let after = try TestSubscriber(broker: h.centralBroker, filters: filters)
         let remaining = after.waitFor(count: 40, timeout: 1.5)
         #expect(!remaining.contains { $0.topic.contains("33B1225950027") }, "\(remaining.map(\.topic))")
         #expect(remaining.contains { $0.topic == "kpm33b/discovery/33B1225950031" })
@@ -382,10 +436,10 @@ struct ProxyTests {
         let last = try #require(central.waitForData(count: 3).last)
         #expect(last.contains(#""active_power":6.6905,"current_l1":9.735,"current_l2":9.658,"current_l3":9.655}"#))
 
-        // Excluding the meter clears its Home Assistant entities at once: it will send nothing more through.
-        let entity = "homeassistant/sensor/kpm33b_33B1225950027/active_power/config"
+        // Excluding the meter clears its Home Assistant device at once: it will send nothing more through.
+        let entity = "homeassistant/device/kpm33b_33B1225950027/config"
         let configs = try TestSubscriber(broker: h.centralBroker, filters: [entity])
-        #expect(configs.waitFor(timeout: 5) { !$0.payload.isEmpty } != nil, "the entity exists before")
+        #expect(configs.waitFor(timeout: 5) { !$0.payload.isEmpty } != nil, "the device exists before")
         try h.writeConfig(groups: ["current"], exclude: ["33B1225950027"])
         h.signalProxy(SIGHUP)
         let cleared = configs.waitFor(timeout: 5) { $0.payload.isEmpty }

@@ -11,6 +11,10 @@ import YAML
 public struct SiteConfig: Sendable {
     public var file: String
     public var rootTopic: String = "kpm33b"
+    /// This deployment's name when several run side by side (scale-out): it
+    /// goes into client ids, status topics, health devices, state
+    /// directories and each meter's discovery message. nil: the only one.
+    public var instance: String?
     public var defaults = MeterConfig()
     public var meters: [String: MeterConfig] = [:]
     public var meterMarks: [String: Mark] = [:]
@@ -44,9 +48,18 @@ public struct MeterConfig: Sendable {
 }
 
 public struct HomeAssistantConfig: Sendable {
+    /// How a meter's entities are announced: one retained device config per
+    /// meter with all of its components (`<prefix>/device/<node>/config`,
+    /// Home Assistant 2024.11 and later), or one retained config per entity
+    /// (`<prefix>/sensor/<node>/<field>/config`, for older versions).
+    public enum Discovery: String, Sendable, CaseIterable {
+        case device, entity
+    }
+
     public var enabled = true
     public var discoveryPrefix = "homeassistant"
     public var expireAfterFactor = 3.0
+    public var discovery = Discovery.device
 }
 
 /// The proxy settings the rules use; the proxy's own are the services' settings.
@@ -69,8 +82,15 @@ enum SiteConfigLoader {
         var config = SiteConfig(file: ctx.file)
         guard let root else { return ctx.diagnostics.isEmpty ? config : nil }
         guard let top = ctx.mapping(root, "the site config", known: [
-            "root_topic", "meters", "exclude", "homeassistant", "proxy", "config_sender", "default_pack",
+            "root_topic", "instance", "meters", "exclude", "homeassistant", "proxy", "config_sender", "default_pack",
         ] + (shared[""] ?? [])) else { return nil }
+        if let instance = top.string("instance") {
+            config.instance = instance.value
+            if !isTopicSafe(instance.value, allowSlash: false) {
+                ctx.error(.invalidName, "instance '\(instance.value)' cannot be a topic level",
+                          hint: "use letters, digits, '_' and '-' only: it names topics, client ids and a directory", at: instance.mark)
+            }
+        }
         if let root = top.string("root_topic") {
             config.rootTopic = root.value
             if !isTopicSafe(root.value, allowSlash: true) {
@@ -93,8 +113,16 @@ enum SiteConfigLoader {
         config.exclude = top.stringList("exclude") ?? []
         config.defaultPack = top.string("default_pack")
         if let node = top.node("homeassistant"),
-           let h = ctx.mapping(node, "'homeassistant'", known: ["enabled", "discovery_prefix", "expire_after_factor"]) {
+           let h = ctx.mapping(node, "'homeassistant'", known: ["enabled", "discovery_prefix", "expire_after_factor", "discovery"]) {
             if let v = h.bool("enabled") { config.homeAssistant.enabled = v.value }
+            if let v = h.string("discovery") {
+                if let mode = HomeAssistantConfig.Discovery(rawValue: v.value) {
+                    config.homeAssistant.discovery = mode
+                } else {
+                    ctx.error(.invalidValue, "'discovery' must be 'device' or 'entity', not '\(v.value)'",
+                              hint: "'device' (the default) needs Home Assistant 2024.11 or later; 'entity' works with any version", at: v.mark)
+                }
+            }
             if let v = h.string("discovery_prefix") {
                 config.homeAssistant.discoveryPrefix = v.value
                 if !isTopicSafe(v.value, allowSlash: true) {

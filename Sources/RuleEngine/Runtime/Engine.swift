@@ -5,7 +5,7 @@ public struct Outgoing: Sendable, Equatable {
     public var payload: [UInt8]
     public var retain: Bool
     public var kind: Kind
-    /// The meter a data message is about (nil for the others).
+    /// The meter a data message, a discovery message or a Home Assistant config is about.
     public var device: String?
 
     public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
@@ -97,6 +97,7 @@ public final class Engine {
 
     /// The meters seen so far, in order of first appearance.
     public var seenDevices: [String] { deviceOrder }
+    public func hasSeen(_ id: String) -> Bool { devices[id] != nil }
 
     /// Processes one message. Convenience form that allocates its output.
     public func process(topic: String, payload: [UInt8], now: Instant) -> ProcessOutput {
@@ -360,6 +361,7 @@ public final class Engine {
         if !program.device.manufacturer.isEmpty { w.field("manufacturer", program.device.manufacturer) }
         if !program.device.model.isEmpty { w.field("model", program.device.model) }
         w.field("pack", program.packName)
+        if let instance = program.instance { w.field("instance", instance) }
         if let context = program.site.contexts[state.id] { w.field("context", context) }
         w.key("topics")
         w.beginObject()
@@ -367,7 +369,7 @@ public final class Engine {
         w.endObject()
         if let offset = state.clockOffset { w.field("clock_offset_s", Int(offset)) }
         w.endObject()
-        return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery)
+        return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery, device: state.id)
     }
 
     /// A meter clock off by more than the site's threshold is reported in its

@@ -184,6 +184,9 @@ public final class PackRouter {
     /// The meters seen so far, pack by pack, each in order of first appearance.
     public var seenDevices: [String] { engines.flatMap(\.seenDevices) }
 
+    /// Whether meter `id` was heard since this router started.
+    public func hasSeen(_ id: String) -> Bool { engine(for: id)?.hasSeen(id) ?? false }
+
     /// The discovery and Home Assistant announcements of meter `id`, from its pack.
     public func announcements(for id: String) -> [Outgoing] {
         engine(for: id)?.announcements(for: id) ?? []

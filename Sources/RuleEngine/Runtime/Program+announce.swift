@@ -32,35 +32,51 @@ extension Program {
         return seconds.min()
     }
 
-    /// Home Assistant MQTT discovery configs for meter `id`: one retained
-    /// config per entity field of an enabled group, and an empty retained
-    /// payload (which deletes the entity) for every field of a disabled group
-    /// or, when the meter is excluded, for every field.
+    /// The Home Assistant node of meter `id`: its device's identifier, the
+    /// node id of its discovery topics and the prefix of its entities'
+    /// `unique_id`s (`<pack>_<id>`).
+    public func homeAssistantNode(for id: String) -> String {
+        Program.haSafe("\(packName)_\(id)")
+    }
+
+    /// The topic of meter `id`'s device config (`homeassistant.discovery: device`).
+    public func homeAssistantDeviceTopic(for id: String) -> String {
+        "\(site.config.homeAssistant.discoveryPrefix)/device/\(homeAssistantNode(for: id))/config"
+    }
+
+    /// The topic of one entity's config (`homeassistant.discovery: entity`).
+    public func homeAssistantEntityTopic(for id: String, platform: String, object: String) -> String {
+        "\(site.config.homeAssistant.discoveryPrefix)/\(platform)/\(homeAssistantNode(for: id))/\(object)/config"
+    }
+
+    /// Home Assistant MQTT discovery for meter `id`, in the site's form:
+    /// - `device` (the default): one retained device config
+    ///   (`<prefix>/device/<node>/config`) with every entity field of the
+    ///   meter's enabled groups as a component under `cmps`;
+    /// - `entity`: one retained config per such field
+    ///   (`<prefix>/sensor/<node>/<field>/config`).
+    ///
+    /// Only what exists: nothing for an excluded meter, no clears for disabled
+    /// groups. Removing what was announced before is the proxy's business: it
+    /// knows what is retained on the broker (`DiscoveryLedger`).
     public func homeAssistantConfigs(for id: String, origin: Origin) -> [Outgoing] {
+        guard !site.exclude.contains(id) else { return [] }
         let ha = site.config.homeAssistant
         let groups = site.groups(for: id)
-        let excluded = site.exclude.contains(id)
-        let node = Program.haSafe("\(packName)_\(id)")
-        let deviceName = site.contexts[id] ?? device.name.map { render($0, id: id) } ?? id
-        var out: [Outgoing] = []
+        let node = homeAssistantNode(for: id)
+        var components: [(object: String, platform: String, body: [UInt8])] = []
         for route in routes {
             let stateTopic = render(route.topic, id: id)
             let interval = route.intervalSetting.map { effectiveSetting($0, for: id) ?? 0 } ?? 0
             let expireAfter = interval > 0 ? Int((Double(interval * route.intervalSeconds) * ha.expireAfterFactor).rounded(.up)) : nil
-            for field in route.fields where field.entity {
-                let topic = "\(ha.discoveryPrefix)/\(field.component)/\(node)/\(Program.haSafe(field.name))/config"
-                let enabled = !excluded && (field.group < 0 || groups.contains(route.groups[field.group]))
-                guard enabled else {
-                    out.append(Outgoing(topic: topic, payload: [], retain: true, kind: .homeAssistant))
-                    continue
-                }
-                var w = JSONWriter(capacity: 768)
-                w.beginObject()
+            for field in route.fields where field.entity && (field.group < 0 || groups.contains(route.groups[field.group])) {
+                let object = Program.haSafe(field.name)
+                var w = JSONWriter(capacity: 512)
                 w.field("name", field.label)
-                w.field("unique_id", "\(node)_\(Program.haSafe(field.name))")
+                w.field("unique_id", "\(node)_\(object)")
                 // HA 2025.10 replaced object_id (deprecated, ignored from 2026.4)
                 // by default_entity_id, which names the domain too.
-                w.field("default_entity_id", "\(field.component).\(node)_\(Program.haSafe(field.name))".lowercased())
+                w.field("default_entity_id", "\(field.component).\(node)_\(object)".lowercased())
                 w.field("state_topic", stateTopic)
                 w.field("value_template", "{{ value_json.\(field.name) }}")
                 if !field.unit.isEmpty { w.field("unit_of_measurement", field.unit) }
@@ -68,39 +84,101 @@ extension Program {
                 if let sc = field.stateClass { w.field("state_class", sc) }
                 if let p = field.precision { w.field("suggested_display_precision", p) }
                 if let expireAfter { w.field("expire_after", expireAfter) }
-                w.key("availability")
-                w.beginArray()
-                w.beginObject()
-                w.field("topic", site.statusTopic)
-                w.field("value_template", "{{ value_json.state }}")
-                w.field("payload_available", "online")
-                w.field("payload_not_available", "offline")
-                w.endObject()
-                w.endArray()
-                w.key("device")
-                w.beginObject()
-                w.key("identifiers")
-                w.beginArray()
-                w.string(node)
-                w.endArray()
-                w.field("name", deviceName)
-                if !device.manufacturer.isEmpty { w.field("manufacturer", device.manufacturer) }
-                if !device.model.isEmpty { w.field("model", device.model) }
-                w.field("serial_number", id)
-                if let loop = site.loops[id], loop.index != 0 { w.field("via_device", Program.haSafe("\(packName)_\(loop.base)")) }
-                w.endObject()
-                w.key("origin")
-                w.beginObject()
-                w.field("name", origin.name)
-                w.field("sw_version", origin.version)
-                if let url = origin.url { w.field("support_url", url) }
-                w.endObject()
-                w.endObject()
-                out.append(Outgoing(topic: topic, payload: w.bytes, retain: true, kind: .homeAssistant))
+                components.append((object, field.component, w.bytes))
             }
         }
-        out += switchConfigs(for: id, node: node, deviceName: deviceName, excluded: excluded, origin: origin)
-        return out
+        components += switchComponents(for: id, node: node)
+        guard !components.isEmpty else { return [] }
+        switch ha.discovery {
+        case .device:
+            var w = JSONWriter(capacity: 256 + components.reduce(0) { $0 + $1.body.count + 48 })
+            w.beginObject()
+            writeDevice(&w, id: id, node: node, key: "dev")
+            writeOrigin(&w, origin, key: "o")
+            writeAvailability(&w)
+            w.key("cmps")
+            w.beginObject()
+            for component in components {
+                w.key(component.object)
+                w.beginObject()
+                w.field("p", component.platform)
+                w.raw(component.body)
+                w.endObject()
+            }
+            w.endObject()
+            w.endObject()
+            return [Outgoing(topic: homeAssistantDeviceTopic(for: id), payload: w.bytes, retain: true, kind: .homeAssistant, device: id)]
+        case .entity:
+            return components.map { component in
+                var w = JSONWriter(capacity: component.body.count + 512)
+                w.beginObject()
+                w.raw(component.body)
+                writeAvailability(&w)
+                writeDevice(&w, id: id, node: node, key: "device")
+                writeOrigin(&w, origin, key: "origin")
+                w.endObject()
+                return Outgoing(topic: homeAssistantEntityTopic(for: id, platform: component.platform, object: component.object),
+                                payload: w.bytes, retain: true, kind: .homeAssistant, device: id)
+            }
+        }
+    }
+
+    /// A device config that only removes components of meter `id` (each with
+    /// nothing but its platform, as Home Assistant's device discovery wants),
+    /// the others untouched.
+    public func homeAssistantRemoval(for id: String, components: [(object: String, platform: String)], origin: Origin) -> Outgoing {
+        var w = JSONWriter(capacity: 256)
+        w.beginObject()
+        writeDevice(&w, id: id, node: homeAssistantNode(for: id), key: "dev")
+        writeOrigin(&w, origin, key: "o")
+        w.key("cmps")
+        w.beginObject()
+        for component in components {
+            w.key(component.object)
+            w.beginObject()
+            w.field("p", component.platform)
+            w.endObject()
+        }
+        w.endObject()
+        w.endObject()
+        return Outgoing(topic: homeAssistantDeviceTopic(for: id), payload: w.bytes, retain: true, kind: .homeAssistant, device: id)
+    }
+
+    private func writeDevice(_ w: inout JSONWriter, id: String, node: String, key: String) {
+        w.key(key)
+        w.beginObject()
+        w.key("identifiers")
+        w.beginArray()
+        w.string(node)
+        w.endArray()
+        w.field("name", site.contexts[id] ?? device.name.map { render($0, id: id) } ?? id)
+        if !device.manufacturer.isEmpty { w.field("manufacturer", device.manufacturer) }
+        if !device.model.isEmpty { w.field("model", device.model) }
+        w.field("serial_number", id)
+        if let loop = site.loops[id], loop.index != 0 { w.field("via_device", homeAssistantNode(for: loop.base)) }
+        w.endObject()
+    }
+
+    private func writeOrigin(_ w: inout JSONWriter, _ origin: Origin, key: String) {
+        w.key(key)
+        w.beginObject()
+        w.field("name", origin.name)
+        w.field("sw_version", origin.version)
+        if let url = origin.url { w.field("support_url", url) }
+        w.endObject()
+    }
+
+    /// The proxy's status: its entities are unavailable when it is offline.
+    private func writeAvailability(_ w: inout JSONWriter) {
+        w.key("availability")
+        w.beginArray()
+        w.beginObject()
+        w.field("topic", site.statusTopic)
+        w.field("value_template", "{{ value_json.state }}")
+        w.field("payload_available", "online")
+        w.field("payload_not_available", "offline")
+        w.endObject()
+        w.endArray()
     }
 
     /// Home Assistant node and object ids allow `[a-zA-Z0-9_-]`.

@@ -58,19 +58,15 @@ extension Program {
         commands.first { $0.name == name }?.request.map { render($0.state, id: id) }
     }
 
-    /// One Home Assistant `switch` per request command of meter `id`: it
-    /// publishes on the request topic and shows the confirmed state. An empty
-    /// config for an excluded meter.
-    func switchConfigs(for id: String, node: String, deviceName: String, excluded: Bool, origin: Origin) -> [Outgoing] {
-        let ha = site.config.homeAssistant
-        return commands.compactMap { c -> Outgoing? in
+    /// One Home Assistant `switch` per request command of meter `id` (a
+    /// component of its device, or an entity config): it publishes on the
+    /// request topic and shows the confirmed state.
+    func switchComponents(for id: String, node: String) -> [(object: String, platform: String, body: [UInt8])] {
+        commands.compactMap { c -> (object: String, platform: String, body: [UInt8])? in
             guard let r = c.request else { return nil }
             let object = Program.haSafe(c.name)
-            let topic = "\(ha.discoveryPrefix)/switch/\(node)/\(object)/config"
-            guard !excluded else { return Outgoing(topic: topic, payload: [], retain: true, kind: .homeAssistant) }
             let on = r.values.first?.key ?? "ON", off = r.values.dropFirst().first?.key ?? "OFF"
-            var w = JSONWriter(capacity: 768)
-            w.beginObject()
+            var w = JSONWriter(capacity: 512)
             w.field("name", r.name)
             w.field("unique_id", "\(node)_\(object)")
             w.field("default_entity_id", "switch.\(node)_\(object)".lowercased())
@@ -82,30 +78,7 @@ extension Program {
             w.field("state_off", off)
             w.key("retain")
             w.bool(false)
-            w.key("availability")
-            w.beginArray()
-            w.beginObject()
-            w.field("topic", site.statusTopic)
-            w.field("value_template", "{{ value_json.state }}")
-            w.field("payload_available", "online")
-            w.field("payload_not_available", "offline")
-            w.endObject()
-            w.endArray()
-            w.key("device")
-            w.beginObject()
-            w.key("identifiers")
-            w.beginArray()
-            w.string(node)
-            w.endArray()
-            w.field("name", deviceName)
-            w.endObject()
-            w.key("origin")
-            w.beginObject()
-            w.field("name", origin.name)
-            w.field("sw_version", origin.version)
-            w.endObject()
-            w.endObject()
-            return Outgoing(topic: topic, payload: w.bytes, retain: true, kind: .homeAssistant)
+            return (object, "switch", w.bytes)
         }
     }
 }

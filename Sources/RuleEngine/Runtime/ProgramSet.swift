@@ -61,7 +61,12 @@ public struct ProgramSet: Sendable {
     // The Program-like view the services use: shared site values from the
     // first program (every view has them), per-meter values from the owner.
 
+    /// The program that runs meter `id`, or the first (one pack: the program).
+    public func running(_ id: String) -> Program { program(for: id) ?? first }
+
     public var rootTopic: String { first.rootTopic }
+    public var instance: String? { first.instance }
+    public var configSenderStatusTopic: String { first.configSenderStatusTopic }
     public var statusTopic: String { first.statusTopic }
     /// Every pack's subscriptions, each filter once, in pack order.
     public var subscriptions: [String] { unique(programs.flatMap(\.subscriptions)) }

@@ -14,8 +14,9 @@ public struct BrokerSettings: Sendable {
     ///   - client: `proxy` or `config_sender`.
     ///   - override: a `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` URL from the command line.
     ///   - defaultClientID: used when the config names no client id.
+    ///   - instance: the site's `instance`, appended (`-<instance>`) to the client id.
     public init(settings: ServiceSettings, broker: String, client: String, override: String?,
-                defaultClientID: String, cleanSession: Bool, will: MQTTWill? = nil,
+                defaultClientID: String, instance: String? = nil, cleanSession: Bool, will: MQTTWill? = nil,
                 environment: [String: String]? = nil) throws(ServiceError) {
         let config = settings.brokers[broker] ?? BrokerConfig()
         let clientConfig = config.clients[client] ?? ClientConfig()
@@ -38,7 +39,7 @@ public struct BrokerSettings: Sendable {
             throw ServiceError("broker '\(broker)', client '\(client)': \(error.message)")
         }
         options = MQTTOptions(
-            clientID: clientConfig.clientID ?? defaultClientID,
+            clientID: (clientConfig.clientID ?? defaultClientID) + (instance.map { "-\($0)" } ?? ""),
             cleanSession: cleanSession,
             protocolVersion: config.protocolVersion == "3.1.1" ? .v311 : .v5,
             keepAliveSeconds: config.keepAliveSeconds == 0 ? 0 : max(5, config.keepAliveSeconds),

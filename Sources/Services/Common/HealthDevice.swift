@@ -78,7 +78,7 @@ struct HealthDevice {
     /// status is on `statusTopic`.
     func configs(program: Program, statusTopic status: String, origin: Origin) -> [(topic: String, payload: [UInt8])] {
         let ha = program.siteConfig.homeAssistant
-        let node = Program.haSafe("\(program.rootTopic)_\(service)")
+        let node = Program.haSafe("\(program.rootTopic)_\(service)" + (program.instance.map { "_\($0)" } ?? ""))
         return entities.map { entity in
             var config: JSONObject = [
                 "name": .string(entity.name),
@@ -96,7 +96,7 @@ struct HealthDevice {
             config["availability"] = .array([.object(availability)])
             config["device"] = [
                 "identifiers": [.string(node)],
-                "name": .string(origin.name),
+                "name": .string(origin.name + (program.instance.map { " \($0)" } ?? "")),
                 "model": .string(model),
                 "sw_version": .string(origin.version),
             ]

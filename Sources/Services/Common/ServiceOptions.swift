@@ -1,3 +1,5 @@
+import RuleEngine
+
 /// What every service's command line says: the rule pack, the site config,
 /// broker overrides and the log level. Parsed by the executables
 /// (ArgumentParser), used by the services.
@@ -26,4 +28,18 @@ public struct ServiceOptions: Sendable {
         self.centralURL = centralURL
         self.logLevel = logLevel
     }
+}
+
+extension Program {
+    /// A service's state directory: `base`, or its `<instance>` subdirectory
+    /// when the site names an instance, so instances never share state.
+    public func stateDirectory(_ base: String) -> String {
+        guard let instance else { return base }
+        return (base.hasSuffix("/") ? base : base + "/") + instance
+    }
+}
+
+extension ProgramSet {
+    /// As `Program.stateDirectory`: the packs share the site's instance.
+    public func stateDirectory(_ base: String) -> String { first.stateDirectory(base) }
 }

@@ -1,6 +1,7 @@
 import JSON
 import MQTT
 import RuleEngine
+import SiteSettings
 
 /// The config sender's logic around `ConfigPlanner`: it turns broker traffic
 /// into planner events, runs the planner's actions through
@@ -39,6 +40,11 @@ final class ConfigSenderCore {
         var saveRetrySeconds = 1.0
         /// How long the offline status may take to be acknowledged at shutdown.
         var offlineAckSeconds = 2.0
+        /// `config_sender.partition`: only these meters are configured here.
+        var partition: Partition?
+        /// With an `instance` and discovery from the central broker, which
+        /// all shards share: only the meters this instance's proxy announces.
+        var instance: String?
     }
 
     let log: Log
@@ -131,6 +137,12 @@ final class ConfigSenderCore {
     func discoveryReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
         guard MQTTTopic.matches(filter: settings.discoverySubscription, topic: topic) else { return }
         switch DiscoveryMessage.parse(topic: topic, payload: payload) {
+        case .meter(let id, _) where settings.partition?.contains(id) == false:
+            log.debug("discovery_ignored", ["meter": id, "reason": "partition", "partition": settings.partition?.description ?? ""])
+            perform(planner.forget(id, now: now))
+        case .meter(let id, _) where settings.instance != nil && DiscoveryMessage.instance(in: payload) != settings.instance:
+            log.debug("discovery_ignored", ["meter": id, "reason": "another instance", "instance": DiscoveryMessage.instance(in: payload) ?? ""])
+            perform(planner.forget(id, now: now))
         case .meter(let id, let offset):
             perform(planner.discovered(id, clockOffsetSeconds: offset, now: now))
         case .removed(let id):
@@ -357,6 +369,14 @@ final class ConfigSenderCore {
                 return
             }
         }
+    }
+
+    static func problemConfigTopic(_ program: Program, _ id: String) -> String {
+        problemConfigTopic(ProgramSet(single: program), id)
+    }
+
+    static func problemConfig(_ program: Program, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
+        problemConfig(ProgramSet(single: program), id, stateTopic: stateTopic, statusTopic: statusTopic)
     }
 
     static func problemConfigTopic(_ program: ProgramSet, _ id: String) -> String {

@@ -77,7 +77,7 @@ public final class ConfigSenderService {
             throw ServiceError("the rule pack '\(program.packName)' has no commands to send")
         }
         let site = program.siteConfig
-        let statusTopic = site.configSender.statusTopic ?? "\(program.rootTopic)/config-sender/status"
+        let statusTopic = program.configSenderStatusTopic
         let startedAt = Instant.now()
         let store = ConfigStateStore(directory: configuration.stateDirectory)
         let loaded: (records: [String: MeterRecord], events: [ConfigEvent])
@@ -91,12 +91,14 @@ public final class ConfigSenderService {
         let will = MQTTWill(topic: statusTopic, payload: ConfigPlanner.offlineStatus().serialized(), qos: 1, retain: true)
         let centralSettings = try BrokerSettings(settings: built.settings, broker: "central", client: "config_sender",
                                                  override: configuration.service.centralURL,
-                                                 defaultClientID: "kpm33b-config-sender", cleanSession: true, will: will)
+                                                 defaultClientID: "kpm33b-config-sender", instance: program.instance,
+                                                 cleanSession: true, will: will)
         // A persistent session on the meters' broker: replies that arrive while we
         // reconnect are queued for us instead of lost.
         let internalSettings = try BrokerSettings(settings: built.settings, broker: "internal", client: "config_sender",
                                                   override: configuration.service.internalURL,
-                                                  defaultClientID: "kpm33b-config-sender", cleanSession: false)
+                                                  defaultClientID: "kpm33b-config-sender", instance: program.instance,
+                                                  cleanSession: false)
         do {
             loop = try EventLoop()
             centralClient = try MQTTClient(loop: loop, endpoint: centralSettings.endpoint, options: centralSettings.options)
@@ -110,7 +112,10 @@ public final class ConfigSenderService {
         core = ConfigSenderCore(
             planner: planner, store: store,
             settings: .init(statusTopic: statusTopic, discoverySubscription: subscription,
-                            statusMinIntervalSeconds: configuration.statusMinIntervalSeconds),
+                            statusMinIntervalSeconds: configuration.statusMinIntervalSeconds,
+                            partition: built.settings.configSender.partition,
+                            // Each shard's internal broker carries only its own meters.
+                            instance: built.settings.configSender.discoveryFrom == .central ? program.instance : nil),
             startedAt: startedAt, log: log)
         core.transport = self
         for event in loaded.events { log.emit(event) }

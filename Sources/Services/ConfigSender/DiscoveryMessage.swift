@@ -11,6 +11,11 @@ public enum DiscoveryMessage: Sendable, Equatable {
     /// Not usable; the reason for the log.
     case invalid(String)
 
+    /// The instance whose proxy announced the meter (`instance` in the payload), if any.
+    public static func instance(in payload: [UInt8]) -> String? {
+        (try? JSONValue.parse(payload))?["instance"]?.stringValue
+    }
+
     /// The id is the topic's last level; a payload `id`, when present, must agree.
     public static func parse(topic: String, payload: [UInt8]) -> DiscoveryMessage {
         guard let slash = topic.lastIndex(of: "/") else { return .invalid("no meter id in the topic") }

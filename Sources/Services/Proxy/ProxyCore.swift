@@ -105,6 +105,25 @@ final class ProxyCore {
     /// A message was received or a record handed over in this iteration.
     private var busy = false
     private let recovery: JournalRecovery
+    /// What the central broker retains of our announcements (see `DiscoveryLedger`).
+    private(set) var ledger: DiscoveryLedger
+    /// The ledger holds the broker's retained messages: announcements go
+    /// through it. Until then they wait here, the latest per meter.
+    private(set) var ledgerReady = false
+    private var parked: [String: (discovery: Outgoing?, homeAssistant: [Outgoing]?)] = [:]
+    /// The other instances' statuses, by instance name (`""`: a proxy without
+    /// one): whether each is online and when it last heard from each meter.
+    private var peers: [String: Peer] = [:]
+
+    struct Peer {
+        var online: Bool
+        /// The peer's clock when it wrote the status, when it started, and
+        /// when it last heard each meter (seconds since 1970): compared with
+        /// each other only, so the machines' clocks may differ.
+        var time: Int64
+        var started: Int64
+        var lastSeen: [String: Int64]
+    }
 
     convenience init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
         self.init(programs: ProgramSet(single: program), journal: journal, settings: settings, origin: origin, log: log)
@@ -117,6 +136,9 @@ final class ProxyCore {
         self.origin = origin
         self.log = log
         self.recovery = journal.recovery
+        self.ledger = DiscoveryLedger(rootTopic: programs.rootTopic,
+                                      discoveryPrefix: programs.siteConfig.homeAssistant.discoveryPrefix,
+                                      originName: origin.name, instance: programs.instance)
     }
 
     var program: ProgramSet { engine.programs }
@@ -140,12 +162,68 @@ final class ProxyCore {
         take(output, now: now)
     }
 
-    /// Home Assistant came online, or the central broker came back: every
-    /// meter's discovery and entity configs again (through the journal).
-    func announceAll(now: Instant) {
-        output.removeAll()
-        for id in engine.seenDevices { output.messages += engine.announcements(for: id) }
-        take(output, now: now)
+    /// Home Assistant came online: every meter's entity configs again, one
+    /// message per meter in the device form (through the journal).
+    func announceHomeAssistant(now: Instant) {
+        guard ledgerReady, program.siteConfig.homeAssistant.enabled else { return }
+        for id in knownMeters() where !program.isExcluded(id) && program.isValidDeviceID(id) && mayAnnounce(id, quiet: true, heard: engine.hasSeen(id)) {
+            append(ledger.plan(id: id, discovery: nil, homeAssistant: program.homeAssistantConfigs(for: id, origin: origin),
+                               forced: true, program: program.running(id), origin: origin), now: now)
+        }
+    }
+
+    // MARK: Reading back the central broker
+
+    /// The central connection is (re)established and its subscriptions are
+    /// on the way: the ledger is read afresh.
+    func readBackStarted() {
+        ledger.reset()
+        ledgerReady = false
+    }
+
+    /// A retained (or live) message on one of `ledger.filters`.
+    func observed(topic: String, payload: [UInt8]) {
+        ledger.observe(topic: topic, payload: payload)
+    }
+
+    /// Every retained message is in: converge, then announce as things happen.
+    func readBackFinished(now: Instant) {
+        let wasReady = ledgerReady
+        ledgerReady = true
+        log.info("discovery_read_back", [
+            "meters": String(ledger.meters.count), "detail": wasReady ? "again" : "converging",
+        ])
+        converge(now: now)
+    }
+
+    /// Brings every meter the broker or the engine knows to what the rules
+    /// and the site config want: missing or changed announcements go out,
+    /// what no longer exists is removed, an excluded meter is cleared.
+    private func converge(now: Instant) {
+        let homeAssistant = program.siteConfig.homeAssistant.enabled
+        for id in knownMeters() {
+            let waiting = parked.removeValue(forKey: id)
+            guard mayAnnounce(id, quiet: waiting == nil, heard: waiting != nil || engine.hasSeen(id)) else { continue }
+            if program.isExcluded(id) || !program.isValidDeviceID(id) {
+                append(ledger.clearAll(id: id, program: program.running(id), origin: origin), now: now)
+                continue
+            }
+            let current = engine.announcements(for: id)
+            let discovery = waiting?.discovery ?? current.first { $0.kind == .discovery }
+            let configs = homeAssistant ? program.homeAssistantConfigs(for: id, origin: origin) : []
+            append(ledger.plan(id: id, discovery: discovery, homeAssistant: configs, forced: false,
+                               program: program.running(id), origin: origin), now: now)
+        }
+        parked.removeAll()
+    }
+
+    /// The meters the broker holds announcements of, those seen since the
+    /// start, and those waiting to be announced, in a stable order.
+    private func knownMeters() -> [String] {
+        var ids = Set(ledger.meters.keys)
+        ids.formUnion(engine.seenDevices)
+        ids.formUnion(parked.keys)
+        return ids.sorted()
     }
 
     /// Split sets that never completed expire.
@@ -162,26 +240,14 @@ final class ProxyCore {
 
     /// SIGHUP compiled new programs (every pack): they run from the next message on.
     func reload(_ program: ProgramSet, now: Instant) {
-        let previous = engine.seenDevices
         let counters = engine.counters
         engine = PackRouter(programs: program, origin: origin)
         // The guarded counters carry over: a reload must not let a glitch through.
         engine.restore(counters)
         log.info("rules_reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
-        // The others are announced afresh (groups cleared or added) with their
-        // next reading; a meter the new config excludes sends none through,
-        // so withdraw its discovery (config-sender forgets it) and clear its
-        // entities now.
-        output.removeAll()
-        for id in previous where program.isExcluded(id) {
-            if let topic = program.discoveryTopic(for: id) {
-                output.messages.append(Outgoing(topic: topic, payload: [], retain: true, kind: .discovery, device: id))
-            }
-            if program.siteConfig.homeAssistant.enabled {
-                output.messages += program.homeAssistantConfigs(for: id, origin: origin)
-            }
-        }
-        take(output, now: now)
+        // Entities of renamed or removed fields and of disabled groups go,
+        // new ones come, an excluded meter is cleared: at once, for every meter.
+        if ledgerReady { converge(now: now) }
     }
 
     func internalConnectionChanged(_ connected: Bool) {
@@ -259,31 +325,158 @@ final class ProxyCore {
     // MARK: Internals
 
     private func take(_ out: ProcessOutput, now: Instant) {
-        for message in out.messages {
-            message.payload.withUnsafeBytes { payload in
-                var topic = message.topic
-                topic.withUTF8 { topicBytes in
-                    _ = journal.append(topic: UnsafeRawBufferPointer(topicBytes), payload: payload, retain: message.retain,
-                                       kind: JournalKind.of(message.kind), now: now.epochMillis)
-                }
-                if message.kind == .discovery && settings.discoveryOnInternal { publishInternal(message.topic, payload, message.retain) }
+        // A meter's announcements (its discovery message, its Home Assistant
+        // configs) come together, before its reading: they go through the
+        // ledger as one, in their place.
+        var i = 0
+        let messages = out.messages
+        while i < messages.count {
+            let message = messages[i]
+            guard message.kind == .discovery || message.kind == .homeAssistant, let id = message.device else {
+                append(message, now: now)
+                if message.kind == .data, let id = message.device { statistics.lastSeen[id] = now }
+                i += 1
+                continue
             }
-            if message.kind == .data, let id = message.device { statistics.lastSeen[id] = now }
+            var discovery: Outgoing?
+            var configs: [Outgoing]?
+            while i < messages.count, messages[i].device == id,
+                  messages[i].kind == .discovery || messages[i].kind == .homeAssistant {
+                if messages[i].kind == .discovery {
+                    discovery = messages[i]
+                    // The internal copy goes at once, whatever the central broker's state.
+                    if settings.discoveryOnInternal { publishInternal(messages[i]) }
+                } else {
+                    configs = (configs ?? []) + [messages[i]]
+                }
+                i += 1
+            }
+            announce(id: id, discovery: discovery, homeAssistant: configs, now: now)
         }
         for drop in out.drops { record(drop) }
+    }
+
+    private func announce(id: String, discovery: Outgoing?, homeAssistant: [Outgoing]?, now: Instant) {
+        guard ledgerReady else {
+            var waiting = parked[id] ?? (nil, nil)
+            if let discovery { waiting.discovery = discovery }
+            if let homeAssistant { waiting.homeAssistant = homeAssistant }
+            parked[id] = waiting
+            return
+        }
+        guard mayAnnounce(id, quiet: false, heard: true) else { return }
+        append(ledger.plan(id: id, discovery: discovery, homeAssistant: homeAssistant, forced: false,
+                           program: program.running(id), origin: origin), now: now)
+    }
+
+    // MARK: Instances (`instance:`)
+
+    /// Another instance's retained status (`<root>/status/<instance>`, or
+    /// `<root>/status` for a proxy without one, `instance` `""`).
+    ///
+    /// The meters this proxy hears and that instance owned are taken over
+    /// at once when the rule (`mayAnnounce`) lets it.
+    func peerStatus(instance: String, payload: [UInt8], now: Instant) {
+        defer { takeOver(from: instance, now: now) }
+        guard let status = (try? JSONValue.parse(payload))?.objectValue else {
+            peers[instance] = nil
+            return
+        }
+        func seconds(_ value: JSONValue?) -> Int64? {
+            guard let text = value?.stringValue, text.count == 20, text.hasSuffix("Z") else { return nil }
+            let bytes = text.utf8.dropLast().map { $0 == UInt8(ascii: "T") ? UInt8(ascii: " ") : $0 }
+            return bytes.withUnsafeBytes { Self.isoFormat.parse($0) }
+        }
+        var lastSeen: [String: Int64] = [:]
+        for (id, value) in status["meters"]?.objectValue ?? [:] { lastSeen[id] = seconds(value) }
+        let time = seconds(status["time"]) ?? 0
+        peers[instance] = Peer(online: status["state"]?.stringValue == "online", time: time,
+                               started: seconds(status["started"]) ?? time, lastSeen: lastSeen)
+    }
+
+    private static let isoFormat = ClockFormat("yyyy-MM-dd HH:mm:ss")!
+
+    private func takeOver(from instance: String, now: Instant) {
+        guard ledgerReady else { return }
+        for id in engine.seenDevices where ledger.meters[id]?.isOwned(byOtherThan: program.instance) == true
+            && (ledger.meters[id]?.owner ?? "") == instance && !program.isExcluded(id) && mayAnnounce(id, quiet: true, heard: true) {
+            let current = engine.announcements(for: id)
+            append(ledger.plan(id: id, discovery: current.first { $0.kind == .discovery },
+                               homeAssistant: current.filter { $0.kind == .homeAssistant }, forced: false,
+                               program: program.running(id), origin: origin), now: now)
+        }
+    }
+
+    /// The one rule of hand-over between instances. A meter whose retained
+    /// discovery names another instance is that instance's: its
+    /// announcements are not sent (counted and logged; its readings still
+    /// are). It is taken over when its owner's status is offline or gone, or
+    /// when the owner's status says it has not heard the meter for longer
+    /// than the meter's allowed silence (its shortest upload interval times
+    /// `homeassistant.expire_after_factor`: when the owner's entities show it
+    /// unavailable anyway). A meter that moved to another shard moves so.
+    /// A meter this proxy has not heard stays untouched.
+    private func mayAnnounce(_ id: String, quiet: Bool, heard: Bool) -> Bool {
+        guard let meter = ledger.meters[id], meter.isOwned(byOtherThan: program.instance) else { return true }
+        guard heard else { return false }
+        let owner = meter.owner ?? ""
+        let reason: String?
+        if let peer = peers[owner] {
+            let silence = Int64(program.silenceAllowed(for: id) ?? 0)
+            let heard = peer.lastSeen[id] ?? peer.started
+            reason = !peer.online ? "its owner is offline"
+                : silence > 0 && peer.time - heard > silence ? "its owner has not heard from it for \(peer.time - heard) s" : nil
+        } else {
+            reason = "its owner has no status"
+        }
+        if let reason {
+            log.info("meter_taken_over", ["meter": id, "from": owner.isEmpty ? "(no instance)" : owner, "reason": reason])
+            return true
+        }
+        if !quiet {
+            statistics.ownedElsewhere += 1
+            log.limited(.info, key: "owned_elsewhere", "meter_owned_elsewhere", [
+                "meter": id, "owner": owner.isEmpty ? "(no instance)" : owner,
+                "detail": "its readings are forwarded; it is announced by its owner until that one stops hearing it",
+            ])
+        }
+        return false
+    }
+
+    private func append(_ messages: [Outgoing], now: Instant) {
+        for message in messages { append(message, now: now) }
+    }
+
+    private func append(_ message: Outgoing, now: Instant) {
+        message.payload.withUnsafeBytes { payload in
+            var topic = message.topic
+            topic.withUTF8 { topicBytes in
+                _ = journal.append(topic: UnsafeRawBufferPointer(topicBytes), payload: payload, retain: message.retain,
+                                   kind: JournalKind.of(message.kind), now: now.epochMillis)
+            }
+        }
+        // A withdrawn meter's discovery goes on the internal broker too
+        // (the engine's own discovery messages were copied when they came).
+        if message.kind == .discovery && message.payload.isEmpty && settings.discoveryOnInternal { publishInternal(message) }
     }
 
     /// The copy of a discovery message on the internal broker (see the type's
     /// documentation for when and why). A failure loses only this copy: the
     /// central one is in the journal, and the meter's next announcement sends
     /// the copy again.
-    private func publishInternal(_ topic: String, _ payload: UnsafeRawBufferPointer, _ retain: Bool) {
+    private func publishInternal(_ message: Outgoing) {
         guard let transport else { return }
-        do {
-            try transport.publishInternal(topic: topic, payload: payload, retain: retain)
-        } catch {
+        var failure: MQTTError?
+        message.payload.withUnsafeBytes { payload in
+            do throws(MQTTError) {
+                try transport.publishInternal(topic: message.topic, payload: payload, retain: message.retain)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure {
             log.limited(.warning, key: "publish.internal", "discovery_copy_failed", [
-                "broker": "internal", "topic": topic, "error": "\(error)",
+                "broker": "internal", "topic": message.topic, "error": "\(failure)",
             ])
         }
     }

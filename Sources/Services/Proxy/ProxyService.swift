@@ -39,6 +39,13 @@ public final class ProxyService: @unchecked Sendable {
     let started = Instant.now()
     let statusTopic: String
     let homeAssistantStatusTopic: String?
+    /// Our own echo on it ends the read-back of the central broker's retained
+    /// announcements (see `DiscoveryLedger`).
+    let readBackTopic: String
+    /// Fixed until a restart, like the broker settings.
+    let sharedSubscriptionGroup: String?
+    /// `<root>/status`: the statuses of every instance are it and its subtopics.
+    let peerStatusRoot: String
     let loop: EventLoop
     let internalClient: MQTTClient
     let centralClient: MQTTClient
@@ -48,7 +55,6 @@ public final class ProxyService: @unchecked Sendable {
     private var statusTimer: LoopTimer?
     private var statusIntervalSeconds: Int
     private var subscriptions: Set<String>
-    private var centralEverConnected = false
     private var centralWasConnected = false
     private var internalWasConnected = false
     private var utcOffsetSeconds = 0
@@ -59,6 +65,10 @@ public final class ProxyService: @unchecked Sendable {
     private let resetRequests: CounterResetRequests
     /// `engine.countersVersion` when the counters were last saved; nil: save.
     private var countersSaved: Int?
+    /// The read-back of this connection: its token, and the deadline after
+    /// which the proxy goes on with what arrived.
+    private var readBack: (token: String, timer: LoopTimer?)?
+    private var readBackCount = 0
 
     private struct Shutdown {
         var drainDeadline: MonotonicInstant
@@ -79,13 +89,16 @@ public final class ProxyService: @unchecked Sendable {
         statusIntervalSeconds = settings.proxy.statusIntervalSeconds
         subscriptions = Set(program.subscriptions)
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
+        readBackTopic = "\(program.rootTopic)/proxy/read-back"
+        sharedSubscriptionGroup = settings.proxy.sharedSubscriptionGroup
+        peerStatusRoot = "\(program.rootTopic)/status"
 
         let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
         let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
-                                                  defaultClientID: "kpm33b-proxy", cleanSession: false)
+                                                  defaultClientID: "kpm33b-proxy", instance: program.instance, cleanSession: false)
         let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,
-                                                 defaultClientID: "kpm33b-proxy", cleanSession: false, will: will)
+                                                 defaultClientID: "kpm33b-proxy", instance: program.instance, cleanSession: false, will: will)
         let journalSettings = JournalSettings(settings.proxy)
         let journal: Journal
         let directory = configuration.stateDirectory.hasSuffix("/")
@@ -144,8 +157,12 @@ public final class ProxyService: @unchecked Sendable {
         wireCentral()
         wireInternal()
         do {
-            for filter in core.program.subscriptions { try internalClient.subscribe(filter, qos: 1) }
+            for filter in core.program.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
+            for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
+            // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
+            for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
+            try centralClient.subscribe(readBackTopic, qos: 1)
         } catch {
             log.error("cannot_start", ["error": "\(error)"])
             return 1
@@ -274,10 +291,12 @@ public final class ProxyService: @unchecked Sendable {
             core.centralConnectionChanged(connected, at: .now())
             if connected {
                 log.info("connected", ["broker": "central", "url": centralClient.endpoint.description])
-                // The broker may have lost its retained messages (a restart
-                // without persistence): announce every meter again.
-                if centralEverConnected { core.announceAll(now: now()) }
-                centralEverConnected = true
+                // Read back what the broker retains of our announcements (it
+                // may have lost them in a restart without persistence), then
+                // converge: see `DiscoveryLedger`.
+                core.readBackStarted()
+                readBackCount += 1
+                readBack = ("\(centralClient.options.clientID) \(readBackCount)", nil)
                 publishStatus(state: "online")
                 publishHealthConfigs()
             } else if centralWasConnected {
@@ -289,12 +308,38 @@ public final class ProxyService: @unchecked Sendable {
             }
             centralWasConnected = connected
         }
+        centralClient.onSubscriptionsSettled = { [unowned self] in
+            // The broker queued the retained messages of our subscriptions
+            // before it handles this publish: its echo comes after them.
+            guard let pending = readBack, pending.timer == nil else { return }
+            do {
+                _ = try centralClient.publish(topic: readBackTopic, payload: Array(pending.token.utf8), qos: 1, retain: false)
+            } catch {
+                log.warning("read_back_failed", ["error": "\(error)"])
+            }
+            readBack?.timer = loop.schedule(after: 15) { [unowned self] in
+                guard readBack?.token == pending.token else { return }
+                log.warning("read_back_incomplete", [
+                    "detail": "no echo on \(readBackTopic) within 15 s; going on with the retained messages that arrived",
+                    "hint": "the central broker's ACL must let the proxy publish and subscribe to \(readBackTopic)",
+                ])
+                finishReadBack()
+            }
+        }
         centralClient.onMessage = { [unowned self] message in
-            guard message.topic == homeAssistantStatusTopic, shutdown == nil else { return }
-            if message.payload.elementsEqual("online".utf8) {
+            if message.topic == readBackTopic {
+                if let pending = readBack, message.payload.elementsEqual(pending.token.utf8) { finishReadBack() }
+            } else if message.topic == homeAssistantStatusTopic {
+                guard shutdown == nil, message.payload.elementsEqual("online".utf8) else { return }
                 log.info("home_assistant_online", ["detail": "announcing the meters again"])
-                core.announceAll(now: now())
+                core.announceHomeAssistant(now: now())
                 publishHealthConfigs()
+            } else if message.topic == peerStatusRoot || message.topic.hasPrefix(peerStatusRoot + "/") {
+                guard message.topic != statusTopic else { return }
+                let instance = message.topic == peerStatusRoot ? "" : String(message.topic.dropFirst(peerStatusRoot.count + 1))
+                if !instance.contains("/") { core.peerStatus(instance: instance, payload: Array(message.payload), now: now()) }
+            } else {
+                core.observed(topic: message.topic, payload: Array(message.payload))
             }
         }
         centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
@@ -302,6 +347,18 @@ public final class ProxyService: @unchecked Sendable {
         centralClient.onSubscriptionRejected = { [unowned self] filter in
             log.error("subscription_refused", ["broker": "central", "filter": filter])
         }
+    }
+
+    /// The meters' topics, shared with the other proxies of the group
+    /// (`proxy.shared_subscription_group`): the broker hands each message to one.
+    private func shared(_ filter: String) -> String {
+        sharedSubscriptionGroup.map { "$share/\($0)/\(filter)" } ?? filter
+    }
+
+    private func finishReadBack() {
+        readBack?.timer?.cancel()
+        readBack = nil
+        core.readBackFinished(now: now())
     }
 
     // MARK: Status
@@ -382,6 +439,10 @@ public final class ProxyService: @unchecked Sendable {
     private func apply(_ loaded: Site) {
         let program = loaded.programs
         let proxy = loaded.settings.proxy
+        if program.rootTopic != core.ledger.rootTopic
+            || program.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
+            log.warning("restart_needed", ["detail": "a new root topic or discovery prefix takes effect after a restart"])
+        }
         if program.statusTopic != statusTopic {
             log.warning("restart_needed", ["status_topic": program.statusTopic, "detail": "the status topic changes after a restart"])
         }
@@ -395,7 +456,7 @@ public final class ProxyService: @unchecked Sendable {
         for filter in program.subscriptions where !subscriptions.contains(filter) {
             subscriptions.insert(filter)
             do {
-                try internalClient.subscribe(filter, qos: 1)
+                try internalClient.subscribe(shared(filter), qos: 1)
             } catch {
                 log.error("cannot_subscribe", ["filter": filter, "error": "\(error)"])
             }

@@ -15,6 +15,8 @@ struct ProxyStatistics {
     var received = 0
     var forwarded = 0
     var announced = 0
+    /// Announcements not sent: the meter is another instance's (see `ProxyCore.mayAnnounce`).
+    var ownedElsewhere = 0
     var dropped: [String: Int] = [:]
     var lastSeen: [String: Instant] = [:]
     var internalConnected = false
@@ -41,7 +43,7 @@ struct JournalStatus {
 
 extension ProxyStatistics {
     /// The status document: `{"state", "version", "started", "time",
-    /// "connections", "counters": {"received", "forwarded", "announced",
+    /// "connections", "counters": {"received", "forwarded", "announced", "owned_elsewhere",
     /// "dropped": {reason: n}}, "journal": {…}, "meters": {id: last seen}}`.
     /// Every drop reason is listed, zero or not, so a dashboard sees the full set.
     ///
@@ -77,6 +79,7 @@ extension ProxyStatistics {
                 "received": .integer(Int64(received)),
                 "forwarded": .integer(Int64(forwarded)),
                 "announced": .integer(Int64(announced)),
+                "owned_elsewhere": .integer(Int64(ownedElsewhere)),
                 "dropped": .object(drops),
             ],
             "journal": .object(journalObject),

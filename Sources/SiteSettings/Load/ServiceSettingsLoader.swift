@@ -16,8 +16,9 @@ enum ServiceSettingsLoader {
         "proxy": [
             "status_interval_s", "max_payload_bytes",
             "journal_max_bytes", "journal_fsync", "journal_fsync_interval_ms", "outbox_limit",
+            "shared_subscription_group",
         ],
-        "config_sender": ["reply_timeout_s", "retries", "periodic_pass_s"] + pacingKeys,
+        "config_sender": ["reply_timeout_s", "retries", "periodic_pass_s", "partition"] + pacingKeys,
     ]
     /// Discovery on the internal broker: the proxy's copy and where the config sender reads.
     static let discoveryKeys = ["proxy": ["discovery_on_internal"], "config_sender": ["discovery_from"]]
@@ -57,6 +58,13 @@ enum ServiceSettingsLoader {
             }
             ctx.positive(c.int("periodic_pass_s")).map { settings.configSender.periodicPassSeconds = $0 }
             readPacing(c, ctx, into: &settings.configSender)
+            if let v = c.string("partition") {
+                if let partition = Partition(v.value) { settings.configSender.partition = partition }
+                else {
+                    ctx.error(.invalidValue, "'partition' must be \"k/N\" with 0 ≤ k < N, not '\(v.value)'",
+                              hint: "N config senders take 0/N … (N-1)/N: each configures the meters whose id hashes to its k", at: v.mark)
+                }
+            }
         }
         if let from = discoveryFrom, from.value == .internal, !settings.proxy.discoveryOnInternal {
             ctx.error(.invalidValue, "'discovery_from: internal' reads a copy that 'proxy.discovery_on_internal: false' turns off",
@@ -115,6 +123,13 @@ enum ServiceSettingsLoader {
                         at: mark)
         }
         p.bool("discovery_on_internal").map { proxy.discoveryOnInternal = $0.value }
+        if let v = p.string("shared_subscription_group") {
+            if !v.value.isEmpty && !v.value.contains(where: { "/+#".contains($0) }) { proxy.sharedSubscriptionGroup = v.value }
+            else {
+                ctx.error(.invalidValue, "'shared_subscription_group' must be one topic level, not '\(v.value)'",
+                          hint: "a name without '/', '+' or '#'; the proxy subscribes with $share/<name>/… (MQTT 5)", at: v.mark)
+            }
+        }
         return proxy
     }
 

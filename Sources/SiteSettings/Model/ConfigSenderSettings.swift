@@ -30,6 +30,8 @@ public struct ConfigSenderSettings: Sendable {
     public var maxInFlight = 100
     /// Milliseconds at least between two commands to one meter; 0: none.
     public var minSpacingMilliseconds = 200
+    /// `config_sender.partition`: configure only this share of the meters.
+    public var partition: Partition?
 
     public init() {}
 }

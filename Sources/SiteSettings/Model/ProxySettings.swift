@@ -29,6 +29,9 @@ public struct ProxySettings: Sendable {
     /// `config-sender` can read it while the central broker is away
     /// (`proxy.discovery_on_internal`).
     public var discoveryOnInternal = true
+    /// `proxy.shared_subscription_group`: several proxies share the meters'
+    /// topics (`$share/<group>/…`); nil: one proxy takes every message.
+    public var sharedSubscriptionGroup: String?
 
     public init() {}
 }

@@ -1,0 +1,256 @@
+import JSON
+import RuleEngine
+
+/// What the central broker retains of the proxy's announcements, meter by
+/// meter, and the messages that bring it to what the rules and the site
+/// config want now.
+///
+/// The proxy stays subscribed to its discovery topics (`<root>/discovery/+`)
+/// and to Home Assistant's (`<prefix>/device/+/config`, `<prefix>/+/+/+/config`)
+/// on the central broker: the retained messages arrive at start-up and after
+/// every reconnect, and later changes (its own publishes, a
+/// `kpm33b-proxy retire` beside it) as they happen. So the ledger is a mirror
+/// of the broker, and an announcement goes out only when it changes
+/// something there.
+///
+/// ## Which retained messages are the proxy's
+/// - A discovery message: a JSON object on `<root>/discovery/<id>` whose `id`
+///   is `<id>` and which names its `pack`.
+/// - A Home Assistant config: its origin's `name` is the proxy's
+///   (`kpm33b-proxy`), its device's `serial_number` is a meter id, and the
+///   device's first identifier, the node, ends with `_<id>` (the node is
+///   `<pack>_<id>`, and every `unique_id` starts with it).
+/// Nothing else on these topics is touched, and nothing is cleared that is
+/// not retained as the proxy's: no clears for what was never announced.
+///
+/// ## Convergence, per meter
+/// - A device config (`homeassistant.discovery: device`) that lost components
+///   (a renamed or removed field, a disabled group) is first sent with each
+///   lost component reduced to its platform (`{"p":"sensor"}`), which is how
+///   Home Assistant's device discovery removes one, then in full.
+/// - Per-entity configs (`entity`) whose field is gone are cleared (empty
+///   retained payload).
+/// - Switching forms migrates the entities the way Home Assistant documents:
+///   `{"migrate_discovery": true}` on each old topic, the new configs (with
+///   the same discovery ids, so the entities keep their ids and history),
+///   then an empty payload on the old topics.
+/// - A meter with nothing to announce (excluded, Home Assistant off) has all
+///   of its retained configs cleared; an excluded meter its discovery too.
+struct DiscoveryLedger {
+    struct Meter {
+        var discovery: (topic: String, digest: Int)?
+        /// The instance its retained discovery message names (nil: none).
+        var owner: String?
+        /// Per-entity configs: topic → digest.
+        var entities: [String: Int] = [:]
+        /// The device config, with its live components (object → platform).
+        var device: (topic: String, digest: Int, components: [String: String])?
+
+        var isEmpty: Bool { discovery == nil && entities.isEmpty && device == nil }
+
+        /// Whether the broker holds the meter as announced by another instance.
+        func isOwned(byOtherThan instance: String?) -> Bool { discovery != nil && owner != instance }
+    }
+
+    let rootTopic: String
+    let discoveryPrefix: String
+    let originName: String
+    /// This proxy's `instance`, which its discovery messages name.
+    let instance: String?
+    private(set) var meters: [String: Meter] = [:]
+    /// Topic → meter, for the empty payloads, which name no meter.
+    private var owners: [String: String] = [:]
+
+    init(rootTopic: String, discoveryPrefix: String, originName: String, instance: String? = nil) {
+        self.rootTopic = rootTopic
+        self.discoveryPrefix = discoveryPrefix
+        self.originName = originName
+        self.instance = instance
+    }
+
+    /// The topic filters whose retained messages the ledger mirrors.
+    var filters: [String] {
+        ["\(rootTopic)/discovery/+", "\(discoveryPrefix)/device/+/config", "\(discoveryPrefix)/+/+/+/config"]
+    }
+
+    /// Forgets everything (a new connection reads the broker again).
+    mutating func reset() {
+        meters.removeAll()
+        owners.removeAll()
+    }
+
+    // MARK: Reading the broker
+
+    /// A message on one of `filters`: retained at subscription, or live.
+    mutating func observe(topic: String, payload: [UInt8]) {
+        if let previous = owners[topic] { forget(topic: topic, of: previous) }
+        guard !payload.isEmpty, let json = try? JSONValue.parse(payload), let object = json.objectValue else { return }
+        let digest = Self.digest(payload)
+        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        if topic.hasPrefix("\(rootTopic)/discovery/") {
+            let id = String(levels[levels.count - 1])
+            guard object["id"]?.stringValue == id, object["pack"]?.stringValue != nil else { return }
+            meters[id, default: Meter()].discovery = (topic, digest)
+            meters[id, default: Meter()].owner = object["instance"]?.stringValue
+            owners[topic] = id
+            return
+        }
+        guard topic.hasPrefix("\(discoveryPrefix)/"), let id = Self.meter(of: object, origin: originName) else { return }
+        if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
+            meters[id, default: Meter()].device = (topic, digest, Self.components(of: object))
+        } else {
+            meters[id, default: Meter()].entities[topic] = digest
+        }
+        owners[topic] = id
+    }
+
+    private mutating func forget(topic: String, of id: String) {
+        owners[topic] = nil
+        guard var meter = meters[id] else { return }
+        if meter.discovery?.topic == topic {
+            meter.discovery = nil
+            meter.owner = nil
+        }
+        if meter.device?.topic == topic { meter.device = nil }
+        meter.entities[topic] = nil
+        meters[id] = meter.isEmpty ? nil : meter
+    }
+
+    /// The meter a Home Assistant config is about, if the proxy published it.
+    static func meter(of config: JSONObject, origin: String) -> String? {
+        let originInfo = (config["o"] ?? config["origin"])?.objectValue
+        guard originInfo?["name"]?.stringValue == origin,
+              let device = (config["dev"] ?? config["device"])?.objectValue,
+              let id = (device["serial_number"] ?? device["sn"])?.stringValue, !id.isEmpty,
+              let node = (device["identifiers"] ?? device["ids"])?.arrayValue?.first?.stringValue,
+              node.hasSuffix("_" + Program.haSafe(id))
+        else { return nil }
+        return id
+    }
+
+    /// The live components of a device config (object → platform); one with
+    /// nothing but its platform is a removal, not a component.
+    static func components(of config: JSONObject) -> [String: String] {
+        var out: [String: String] = [:]
+        for (object, value) in (config["cmps"] ?? config["components"])?.objectValue ?? [:] {
+            guard let component = value.objectValue, let platform = (component["p"] ?? component["platform"])?.stringValue,
+                  component.count > 1 else { continue }
+            out[object] = platform
+        }
+        return out
+    }
+
+    static func digest(_ payload: [UInt8]) -> Int {
+        var h = Hasher()
+        payload.withUnsafeBytes { h.combine(bytes: $0) }
+        return h.finalize()
+    }
+
+    // MARK: Converging
+
+    /// What to publish so that the broker holds meter `id`'s `discovery`
+    /// message (nil: leave it; an empty payload: clear it) and exactly the
+    /// `homeAssistant` configs given (nil: leave them; empty: clear them all).
+    /// `forced` sends the configs even when the broker has them (Home
+    /// Assistant came online). The ledger takes the result as published.
+    mutating func plan(id: String, discovery: Outgoing?, homeAssistant: [Outgoing]?, forced: Bool,
+                       program: Program, origin: Origin) -> [Outgoing] {
+        var meter = meters[id] ?? Meter()
+        var out: [Outgoing] = []
+        if let discovery {
+            if discovery.payload.isEmpty {
+                if let recorded = meter.discovery {
+                    out.append(Outgoing(topic: recorded.topic, payload: [], retain: true, kind: .discovery, device: id))
+                    meter.discovery = nil
+                    meter.owner = nil
+                }
+            } else {
+                let digest = Self.digest(discovery.payload)
+                if meter.discovery?.digest != digest || meter.discovery?.topic != discovery.topic {
+                    if let old = meter.discovery, old.topic != discovery.topic { out.append(Self.clear(old.topic, .discovery, id)) }
+                    out.append(discovery)
+                    meter.discovery = (discovery.topic, digest)
+                    meter.owner = instance
+                }
+            }
+        }
+        if let wanted = homeAssistant {
+            out += planHomeAssistant(id: id, wanted: wanted, forced: forced, meter: &meter, program: program, origin: origin)
+        }
+        for message in out { owners[message.topic] = message.payload.isEmpty ? nil : id }
+        meters[id] = meter.isEmpty ? nil : meter
+        return out
+    }
+
+    private func planHomeAssistant(id: String, wanted: [Outgoing], forced: Bool, meter: inout Meter,
+                                   program: Program, origin: Origin) -> [Outgoing] {
+        var out: [Outgoing] = []
+        let deviceTopic = program.homeAssistantDeviceTopic(for: id)
+        if let device = wanted.first(where: { $0.topic == deviceTopic }) {
+            let object = (try? JSONValue.parse(device.payload))?.objectValue ?? [:]
+            let components = Self.components(of: object)
+            if let recorded = meter.device, recorded.topic == deviceTopic {
+                let lost = recorded.components.filter { components[$0.key] == nil }
+                if !lost.isEmpty {
+                    out.append(program.homeAssistantRemoval(
+                        for: id, components: lost.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, origin: origin))
+                }
+            }
+            // Per-entity configs of fields the device config carries migrate; the others go.
+            let entityTopics = meter.entities.keys.sorted()
+            let migrating = entityTopics.filter { topic in
+                let levels = topic.split(separator: "/")
+                return levels.count >= 2 && components[String(levels[levels.count - 2])] != nil
+            }
+            out += migrating.map(Self.migrate)
+            let digest = Self.digest(device.payload)
+            if forced || !migrating.isEmpty || meter.device?.digest != digest || meter.device?.topic != deviceTopic {
+                out.append(device)
+            }
+            out += entityTopics.map { Self.clear($0, .homeAssistant, id) }
+            meter.entities.removeAll()
+            meter.device = (deviceTopic, digest, components)
+        } else {
+            let wantedTopics = Set(wanted.map(\.topic))
+            // A device config migrates back to per-entity configs when some of its components remain.
+            var oldDevice: String?
+            if let recorded = meter.device {
+                oldDevice = recorded.topic
+                let remaining = wanted.contains { message in
+                    let levels = message.topic.split(separator: "/")
+                    return levels.count >= 2 && recorded.components[String(levels[levels.count - 2])] != nil
+                }
+                if remaining { out.append(Self.migrate(recorded.topic)) }
+                meter.device = nil
+            }
+            for message in wanted {
+                let digest = Self.digest(message.payload)
+                if forced || oldDevice != nil || meter.entities[message.topic] != digest {
+                    out.append(message)
+                    meter.entities[message.topic] = digest
+                }
+            }
+            for topic in meter.entities.keys.sorted() where !wantedTopics.contains(topic) {
+                out.append(Self.clear(topic, .homeAssistant, id))
+                meter.entities[topic] = nil
+            }
+            if let oldDevice { out.append(Self.clear(oldDevice, .homeAssistant, id)) }
+        }
+        return out
+    }
+
+    /// Every retained message of meter `id`, cleared (`kpm33b-proxy retire`,
+    /// an excluded meter).
+    mutating func clearAll(id: String, program: Program, origin: Origin) -> [Outgoing] {
+        plan(id: id, discovery: Outgoing(topic: "", payload: [], retain: true, kind: .discovery, device: id),
+             homeAssistant: [], forced: false, program: program, origin: origin)
+    }
+
+    private static func clear(_ topic: String, _ kind: Outgoing.Kind, _ id: String) -> Outgoing {
+        Outgoing(topic: topic, payload: [], retain: true, kind: kind, device: id)
+    }
+
+    private static func migrate(_ topic: String) -> Outgoing {
+        Outgoing(topic: topic, payload: Array(#"{"migrate_discovery":true}"#.utf8), retain: true, kind: .homeAssistant)
+    }
+}
