@@ -201,7 +201,7 @@ import Testing
         site.yaml:1:1: error[R001]: unknown key 'brokers' in the site config
          1 | brokers: {}
            | ^
-        hint: known keys: root_topic, meters, exclude, homeassistant, proxy, config_sender
+        hint: known keys: root_topic, instance, meters, exclude, homeassistant, proxy, config_sender
         site.yaml:2:38: error[R001]: unknown key 'status_interval_s' in 'proxy'
          2 | proxy: { clock_skew_threshold_s: 60, status_interval_s: 5 }
            |                                      ^
