@@ -5,31 +5,42 @@ import YAML
 /// `rulecheck`, the golden tests and both services call these functions, so
 /// what lint accepts is exactly what a service will run. Every pass collects
 /// all of its problems before anything fails.
+///
+/// One error style: each pass adds its diagnostics to a report the caller
+/// owns (`into:`) and returns what it could make of the input (nil when
+/// nothing usable), so a caller can run the next pass on a pack that had
+/// errors and report everything at once; `build`, the whole path in one
+/// call, throws that report when it holds an error.
 public enum Compiler {
-    /// Loads `DIR/pack.yaml` (or a pack file given directly).
-    public static func loadPack(at path: String) -> (RulePack?, DiagnosticReport) {
+    /// Loads `DIR/pack.yaml` (or a pack file given directly) and adds its
+    /// diagnostics, with the pack's text, to `report`.
+    public static func loadPack(at path: String, into report: inout DiagnosticReport) -> RulePack? {
         let file = path.hasSuffix(".yaml") || path.hasSuffix(".yml") ? path : (path.hasSuffix("/") ? path + "pack.yaml" : path + "/pack.yaml")
         guard let bytes = readFile(file) else {
-            return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
+            report.merge(DiagnosticReport(diagnostics: [unreadable(file)]))
+            return nil
         }
         let (pack, diagnostics) = PackLoader.load(bytes: bytes, file: file)
-        return (pack, DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        report.merge(DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        return pack
     }
 
     /// Reads and parses a site config once. The engine reads its keys; the keys
     /// another reader owns (`shared`, by section, `""` for the top level) are
     /// accepted, and `readShared` reads them from the same tree into the same
     /// diagnostics (it is not called when the file is empty or does not parse).
-    package static func loadSiteConfig(at file: String, shared: [String: [String]],
-                                       readShared: (YAMLNode, LoadContext) -> Void) -> (SiteConfig?, DiagnosticReport) {
+    package static func loadSiteConfig(at file: String, shared: [String: [String]], into report: inout DiagnosticReport,
+                                       readShared: (YAMLNode, LoadContext) -> Void) -> SiteConfig? {
         guard let bytes = readFile(file) else {
-            return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
+            report.merge(DiagnosticReport(diagnostics: [unreadable(file)]))
+            return nil
         }
         let ctx = LoadContext(file: file)
         let root = ctx.parse(bytes)
         let config = SiteConfigLoader.load(root, ctx, shared: shared)
         if let root { readShared(root, ctx) }
-        return (config, DiagnosticReport(diagnostics: ctx.diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        report.merge(DiagnosticReport(diagnostics: ctx.diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        return config
     }
 
     /// Loads, checks and compiles a pack with a site config (none: the defaults)
@@ -39,24 +50,14 @@ public enum Compiler {
     package static func build(rules: String, config: String?, shared: [String: [String]],
                               readShared: (YAMLNode, LoadContext) -> Void) throws(DiagnosticReport) -> (program: Program, warnings: DiagnosticReport) {
         var report = DiagnosticReport()
-        let (pack, packReport) = loadPack(at: rules)
-        report.merge(packReport)
+        let pack = loadPack(at: rules, into: &report)
         var site = SiteConfig(file: config ?? "(defaults)")
-        if let config {
-            let (loaded, siteReport) = loadSiteConfig(at: config, shared: shared, readShared: readShared)
-            report.merge(siteReport)
-            if let loaded { site = loaded }
+        if let config, let loaded = loadSiteConfig(at: config, shared: shared, into: &report, readShared: readShared) {
+            site = loaded
         }
         // Check even when loading found problems: one run reports everything.
-        guard let pack else { throw report }
-        switch compile(pack: pack, site: site) {
-        case .success(let program):
-            if report.hasErrors { throw report }
-            return (program, report)
-        case .failure(let checkReport):
-            report.merge(checkReport)
-            throw report
-        }
+        guard let pack, let program = compile(pack: pack, site: site, into: &report), !report.hasErrors else { throw report }
+        return (program, report)
     }
 
     /// The engine alone: a site config with the rules' keys only (the golden
@@ -78,7 +79,7 @@ public enum Compiler {
             if let c = SiteConfigLoader.load(ctx.parse(site), ctx, shared: [:]) { config = c }
             report.merge(DiagnosticReport(diagnostics: ctx.diagnostics, sources: [siteFile: SourceText(path: siteFile, bytes: site)]))
         }
-        if let loaded, case .failure(let checked) = compile(pack: loaded, site: config) { report.merge(checked) }
+        if let loaded { _ = compile(pack: loaded, site: config, into: &report) }
         return report.diagnostics.isEmpty ? nil : report.description
     }
 
@@ -90,13 +91,15 @@ public enum Compiler {
         Diagnostic(.unreadableFile, "cannot read '\(file)'", hint: "check the path and its permissions", file: file, at: Mark(line: 1, column: 1))
     }
 
-    /// Checks a loaded pack against a site config and compiles it.
-    public static func compile(pack: RulePack, site: SiteConfig) -> Result<Program, DiagnosticReport> {
+    /// Checks a loaded pack against a site config, adds every problem to
+    /// `report` and returns the program, or nil when the check found an error.
+    public static func compile(pack: RulePack, site: SiteConfig, into report: inout DiagnosticReport) -> Program? {
         var c = Checker(pack: pack, site: site)
         let program = c.run()
         let diagnostics = c.packContext.diagnostics + c.siteContext.diagnostics
-        if let program, !diagnostics.contains(where: { $0.severity == .error }) { return .success(program) }
-        return .failure(DiagnosticReport(diagnostics: diagnostics))
+        report.merge(DiagnosticReport(diagnostics: diagnostics))
+        if let program, !diagnostics.contains(where: { $0.severity == .error }) { return program }
+        return nil
     }
 }
 
@@ -352,10 +355,9 @@ private struct Checker {
         var groupNames: [String] = []
         let all: [(group: Int, FieldRules)] = route.fields.map { (-1, $0) }
             + route.groups.enumerated().flatMap { (g, group) in group.fields.map { (g, $0) } }
-        for (g, group) in route.groups.enumerated() {
+        for group in route.groups {
             if groupNames.contains(group.name.value) { error(.duplicateName, "group '\(group.name.value)' declared twice", at: group.name.mark) }
             groupNames.append(group.name.value)
-            _ = g
         }
         let stateClasses = HomeAssistant.stateClasses
         // Where each tag's unit is written, for a caret on a unit Home Assistant rejects.
