@@ -35,7 +35,7 @@ public enum Compiler {
             report.merge(DiagnosticReport(diagnostics: [unreadable(file)]))
             return nil
         }
-        let ctx = LoadContext(file: file)
+        let ctx = LoadContext(file: file, isSiteConfig: true)
         let root = ctx.parse(bytes)
         let config = SiteConfigLoader.load(root, ctx, shared: shared)
         if let root { readShared(root, ctx) }
@@ -75,7 +75,7 @@ public enum Compiler {
         var report = DiagnosticReport(diagnostics: packDiagnostics, sources: [packFile: SourceText(path: packFile, bytes: pack)])
         var config = SiteConfig(file: "(defaults)")
         if let site {
-            let ctx = LoadContext(file: siteFile)
+            let ctx = LoadContext(file: siteFile, isSiteConfig: true)
             if let c = SiteConfigLoader.load(ctx.parse(site), ctx, shared: [:]) { config = c }
             report.merge(DiagnosticReport(diagnostics: ctx.diagnostics, sources: [siteFile: SourceText(path: siteFile, bytes: site)]))
         }
@@ -115,7 +115,7 @@ private struct Checker {
         self.pack = pack
         self.site = site
         self.packContext = LoadContext(file: pack.file)
-        self.siteContext = LoadContext(file: site.file)
+        self.siteContext = LoadContext(file: site.file, isSiteConfig: true)
     }
 
     /// Records an error once: fields sharing a tag can find the same fault
