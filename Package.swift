@@ -28,13 +28,17 @@ let package = Package(
         .systemLibrary(name: "CJansson", pkgConfig: "jansson",
                        providers: [.apt(["libjansson-dev"]), .brew(["jansson"])]),
 
+        // What may stand in an MQTT topic: one copy of each rule, pure Swift,
+        // for the engine and the MQTT adapter alike.
+        .target(name: "Topics"),
+
         // Adapters.
         .target(name: "YAML", dependencies: ["CYAML"]),
         .target(name: "JSON", dependencies: ["CJansson"]),
-        .target(name: "MQTT", dependencies: ["CMosquitto"]),
+        .target(name: "MQTT", dependencies: ["CMosquitto", "Topics"]),
 
         // The engine: pure, no sockets, clocks, threads or randomness.
-        .target(name: "RuleEngine", dependencies: ["YAML"]),
+        .target(name: "RuleEngine", dependencies: ["YAML", "Topics"]),
 
         // The crash-safe outgoing-message journal: Glibc only, no Foundation.
         .target(name: "Journal"),
@@ -76,9 +80,9 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
-        .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT"]),
+        .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Topics"]),
         .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
-        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim", "Topics"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "ServicesTests", dependencies: [
             "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Journal"]),

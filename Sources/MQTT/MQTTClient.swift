@@ -1,4 +1,5 @@
 internal import CMosquitto
+import Topics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -149,7 +150,7 @@ public final class MQTTClient: @unchecked Sendable {
     /// Remembers a subscription and sends it now if connected; it is sent
     /// again after every reconnect. Subscribing again replaces the QoS.
     public func subscribe(_ filter: String, qos: Int) throws(MQTTError) {
-        guard MQTTTopic.isValidFilter(filter) else {
+        guard Topic.isValidFilter(filter) else {
             throw MQTTError(.invalidArgument, "invalid topic filter", context: "subscribe to '\(filter)'")
         }
         guard (0...2).contains(qos) else {

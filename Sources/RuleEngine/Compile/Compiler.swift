@@ -1,3 +1,4 @@
+import Topics
 import YAML
 
 /// The one path every user of the engine takes: load → check → compile.
@@ -257,7 +258,7 @@ private struct Checker {
         if tags[name.value] != nil || extra.contains(name.value) { return true }
         error(.unknownTag, "unknown tag '\(name.value)' for \(route.match.value) in route '\(route.name.value)'",
               hint: Suggestion.hint(for: name.value, in: Array(tags.keys) + extra)
-                  ?? (TopicMatcher.isValidTopic(route.match.value) ? "declare it under 'tags: \(route.match.value):'"
+                  ?? (Topic.isValidTopic(route.match.value) ? "declare it under 'tags: \(route.match.value):'"
                       : "a route with wildcards may use only tags that every topic it matches declares"),
               at: name.mark)
         return false
@@ -265,11 +266,11 @@ private struct Checker {
 
     mutating func checkRoutes(device: CompiledDevice?, settings: [String: CompiledSetting]) -> [CompiledRoute] {
         var routes: [CompiledRoute] = []
-        for tag in pack.tags where !TopicMatcher.isValidTopic(tag.topic.value) {
+        for tag in pack.tags where !Topic.isValidTopic(tag.topic.value) {
             error(.invalidFilter, "'\(tag.topic.value)' is not a valid topic", hint: "a declared topic has no wildcards", at: tag.topic.mark)
         }
         for (i, route) in pack.routes.enumerated() {
-            guard TopicMatcher.isValidFilter(route.match.value) else {
+            guard Topic.isValidFilter(route.match.value) else {
                 error(.invalidFilter, "'\(route.match.value)' is not a valid MQTT topic filter",
                       hint: "'+' stands for a whole level and '#' only at the end", at: route.match.mark)
                 continue
@@ -341,7 +342,7 @@ private struct Checker {
             error(.unknownVariable, "the topic of route '\(route.name.value)' does not name the device",
                   hint: "include {id} (or a form of it) so each meter gets its own topic", at: route.topic.mark)
         }
-        if let topic, !TopicMatcher.isValidTopic(topic.render { _ in "x" }) {
+        if let topic, !Topic.isValidTopic(topic.render { _ in "x" }) {
             error(.invalidFilter, "the topic of route '\(route.name.value)' contains a wildcard", at: route.topic.mark)
         }
         if let setting = route.intervalSetting, settings[setting.value] == nil {
@@ -516,7 +517,7 @@ private struct Checker {
                 else { error(.invalidValue, "invalid clock format '\(f.value)'", hint: "e.g. yyyyMMddHHmmss", at: f.mark) }
             case nil: break
             }
-            if !TopicMatcher.isValidTopic(c.replyTopic.value) {
+            if !Topic.isValidTopic(c.replyTopic.value) {
                 error(.invalidFilter, "'\(c.replyTopic.value)' is not a valid reply topic", at: c.replyTopic.mark)
             }
             if c.success.isEmpty { error(.missingKey, "command '\(c.name.value)' has no success condition", at: c.mark) }
