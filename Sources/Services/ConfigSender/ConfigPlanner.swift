@@ -665,14 +665,9 @@ public struct ConfigPlanner: Sendable {
 
     /// FNV-1a (64 bit) of `name=value` lines: stable across runs and platforms.
     public static func digest(_ settings: [(name: String, value: Int)]) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for (name, value) in settings {
-            for byte in "\(name)=\(value)\n".utf8 {
-                hash ^= UInt64(byte)
-                hash &*= 0x100_0000_01b3
-            }
-        }
-        let hex = String(hash, radix: 16)
+        var hash = FNV1a64()
+        for (name, value) in settings { hash.add("\(name)=\(value)\n".utf8) }
+        let hex = String(hash.value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
