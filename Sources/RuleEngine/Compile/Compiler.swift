@@ -290,20 +290,15 @@ private struct Checker {
         guard let tags = tags(for: route) else { return nil }
         var ok = true
         var slots: [String] = []
-        func slot(_ name: String) -> Int {
-            if let i = slots.firstIndex(of: name) { return i }
-            slots.append(name)
-            return slots.count - 1
-        }
         let idField = pack.device.idField
         if tags[idField.value] == nil {
             ok = false
             error(.unknownTag, "the id field '\(idField.value)' is not a tag of \(route.match.value) (route '\(route.name.value)')",
                   hint: "declare it under 'tags: \(route.match.value):'", at: route.match.mark)
         }
-        let idSlot = slot(idField.value)
+        let idSlot = slots.slot(idField.value)
         var clockSlot: Int?
-        if let clock = device?.clockField, tags[clock] != nil { clockSlot = slot(clock) }
+        if let clock = device?.clockField, tags[clock] != nil { clockSlot = slots.slot(clock) }
 
         var reassembly: CompiledReassembly?
         if let r = route.reassembly {
@@ -314,7 +309,7 @@ private struct Checker {
                 error(.invalidValue, "reassembly bounds must be positive", hint: "max_parts, max_bytes and max_age_s", at: r.mark)
             }
             reassembly = CompiledReassembly(
-                keySlots: r.key.map { slot($0.value) }, completeSlot: slot(r.completeField.value),
+                keySlots: r.key.map { slots.slot($0.value) }, completeSlot: slots.slot(r.completeField.value),
                 completeRaw: JSONWriter.quoted(r.completeValue.value), maxParts: r.maxParts, maxBytes: r.maxBytes,
                 maxAgeMillis: Int64(r.maxAgeSeconds) * 1000)
         }
@@ -333,7 +328,7 @@ private struct Checker {
             for k in d.key {
                 if k.value == "topic" { parts.append(.topic); continue }
                 ok = checkTag(k, in: tags, route: route, extra: ["topic"]) && ok
-                parts.append(.slot(slot(k.value)))
+                parts.append(.slot(slots.slot(k.value)))
             }
             duplicateKey = parts
         }
@@ -397,7 +392,7 @@ private struct Checker {
             }
             checkHomeAssistant(f, isNumber: isNumber, unit: unit, unitMark: f.unit?.mark ?? unitMarks[f.from.value])
             fields.append(CompiledField(
-                name: f.name.value, slot: slot(f.from.value), group: group, unit: unit,
+                name: f.name.value, slot: slots.slot(f.from.value), group: group, unit: unit,
                 label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
                 deviceClass: f.deviceClass?.value, stateClass: f.stateClass?.value, precision: f.precision?.value,
                 entity: f.entity ?? isNumber, counterGuard: f.counterGuard))
@@ -528,14 +523,9 @@ private struct Checker {
         if let operation {
             for (topic, rules) in replyRules {
                 var slots = [pack.device.idField.value, operation.field.value]
-                func slot(_ n: String) -> Int {
-                    if let i = slots.firstIndex(of: n) { return i }
-                    slots.append(n)
-                    return slots.count - 1
-                }
                 let first = rules[0]
-                let success = first.success.map { (slot: slot($0.field.value), value: $0.value) }
-                let message = first.messageField.map { slot($0.value) }
+                let success = first.success.map { (slot: slots.slot($0.field.value), value: $0.value) }
+                let message = first.messageField.map { slots.slot($0.value) }
                 for other in rules.dropFirst() where other.success.map(\.value) != first.success.map(\.value) {
                     error(.invalidValue, "commands sharing reply topic '\(topic)' must share the success condition", at: other.mark)
                 }
@@ -609,4 +599,14 @@ private struct Checker {
 
 extension String {
     var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
+}
+
+extension [String] {
+    /// The slot of field `name` in a route's or reply's key table: its index,
+    /// appended when the table does not hold it yet.
+    fileprivate mutating func slot(_ name: String) -> Int {
+        if let i = firstIndex(of: name) { return i }
+        append(name)
+        return count - 1
+    }
 }
