@@ -82,7 +82,8 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Topics"]),
         .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
-        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "JSON", "meter-sim", "Topics"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "Topics"]),
+        .testTarget(name: "MeterSimTests", dependencies: ["meter-sim", "MQTT", "TestSupport", "JSON"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "ServicesTests", dependencies: [
             "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Journal"]),

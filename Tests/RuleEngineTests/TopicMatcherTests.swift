@@ -1,6 +1,7 @@
 import MQTT
 import Topics
 import Testing
+import TestSupport
 @testable import RuleEngine
 
 /// The compiled topic matcher against `mosquitto_topic_matches_sub` as the oracle.
