@@ -1,15 +1,5 @@
 import YAML
 
-/// A value with the place in its file where it was written.
-public struct Located<Value: Sendable>: Sendable {
-    public var value: Value
-    public var mark: Mark
-    public init(_ value: Value, _ mark: Mark) {
-        self.value = value
-        self.mark = mark
-    }
-}
-
 /// Collects the diagnostics of one file while its nodes are read.
 ///
 /// `package`: the site settings target reads its keys of a site config with
