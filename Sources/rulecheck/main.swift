@@ -45,22 +45,18 @@ struct Lint: ParsableCommand {
         var report = DiagnosticReport()
         var loadedPacks: [(dir: String, pack: RulePack)] = []
         for dir in packs {
-            let (pack, r) = Compiler.loadPack(at: dir)
-            report.merge(r)
-            guard let pack else { continue }
+            guard let pack = Compiler.loadPack(at: dir, into: &report) else { continue }
             loadedPacks.append((dir, pack))
-            if case .failure(let checked) = Compiler.compile(pack: pack, site: SiteConfig(file: "(defaults)")) { report.merge(checked) }
+            _ = Compiler.compile(pack: pack, site: SiteConfig(file: "(defaults)"), into: &report)
         }
         for file in configs {
-            let (site, _, r) = Site.loadConfig(at: file)
-            report.merge(r)
-            guard let site else { continue }
+            guard let site = Site.loadConfig(at: file, into: &report)?.config else { continue }
             let owner = loadedPacks.first { file.hasPrefix(standardized($0.dir) + "/") || file.hasPrefix($0.dir + "/") }
             for (_, pack) in owner.map({ [$0] }) ?? loadedPacks {
-                if case .failure(let checked) = Compiler.compile(pack: pack, site: site) {
-                    // The pack's own problems were reported above; keep those of the config.
-                    report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.file == file }))
-                }
+                var checked = DiagnosticReport()
+                _ = Compiler.compile(pack: pack, site: site, into: &checked)
+                // The pack's own problems were reported above; keep those of the config.
+                report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.file == file }))
             }
         }
         // Missing packs yield errors; render every source that has diagnostics.

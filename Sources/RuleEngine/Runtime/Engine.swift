@@ -1,59 +1,3 @@
-/// One message the engine wants published.
-public struct Outgoing: Sendable, Equatable {
-    public enum Kind: String, Sendable { case data, discovery, homeAssistant, command }
-    public var topic: String
-    public var payload: [UInt8]
-    public var retain: Bool
-    public var kind: Kind
-    /// The meter a data message, a discovery message or a Home Assistant config is about.
-    public var device: String?
-
-    public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
-        self.topic = topic
-        self.payload = payload
-        self.retain = retain
-        self.kind = kind
-        self.device = device
-    }
-}
-
-/// Why a message (or a set of split parts) was not forwarded.
-public enum DropReason: String, Sendable, CaseIterable {
-    case malformed, wrongType = "wrong_type", invalidID = "invalid_id", invalidTime = "invalid_time", excluded
-    case allZero = "all_zero", duplicate, incomplete, unrouted
-    /// A guarded counter fell, or rose faster than its meter can count.
-    case counterGlitch = "counter_glitch"
-}
-
-public struct Drop: Sendable, Equatable {
-    public var reason: DropReason
-    public var topic: String
-    public var detail: String
-}
-
-/// What one call produced. Reuse one value across calls: `removeAll` keeps the capacity.
-public struct ProcessOutput: Sendable {
-    public var messages: [Outgoing] = []
-    public var drops: [Drop] = []
-    public init() {}
-    public mutating func removeAll() {
-        messages.removeAll(keepingCapacity: true)
-        drops.removeAll(keepingCapacity: true)
-    }
-}
-
-/// Who is running the program, for Home Assistant's `origin` block.
-public struct Origin: Sendable {
-    public var name: String
-    public var version: String
-    public var url: String?
-    public init(name: String, version: String, url: String? = nil) {
-        self.name = name
-        self.version = version
-        self.url = url
-    }
-}
-
 /// Runs a `Program` over a stream of messages.
 ///
 /// Holds the filters' memory: recent duplicate keys, incomplete split sets,
@@ -213,7 +157,7 @@ public final class Engine {
     private func remember(_ topic: String, _ route: Int) {
         lastTopic = topic
         lastRoute = route
-        var h = Hasher64()
+        var h = FNV1a64()
         h.add(topic)
         lastTopicHash = h.value
     }
@@ -238,7 +182,7 @@ public final class Engine {
             return
         }
         if let key = route.duplicateKey {
-            var h = Hasher64()
+            var h = FNV1a64()
             h.add(UInt64(route.index))
             for part in key {
                 switch part {
@@ -392,200 +336,7 @@ public final class Engine {
     }
 }
 
-/// The output payload of one route for one meter's enabled groups:
-/// pre-encoded `{"name":` fragments with the value's slot between them.
-final class OutputPlan {
-    /// All fragments back to back; fragment `i` (`ends[i-1]..<ends[i]`) goes
-    /// before value `i`, the last one closes the object. Raw buffers, owned
-    /// here and immutable: rendering touches no reference counts.
-    private let text: UnsafeMutableBufferPointer<UInt8>
-    private let ends: UnsafeMutableBufferPointer<Int>
-    private let slots: UnsafeMutableBufferPointer<Int>
-    private let capacity: Int
-
-    init(fields: [CompiledField]) {
-        var text: [UInt8] = [UInt8(ascii: "{")]
-        var ends: [Int] = []
-        for (i, f) in fields.enumerated() {
-            if i > 0 { text.append(UInt8(ascii: ",")) }
-            JSONWriter.appendString(f.name, to: &text)
-            text.append(UInt8(ascii: ":"))
-            ends.append(text.count)
-        }
-        text.append(UInt8(ascii: "}"))
-        ends.append(text.count)
-        self.text = .allocate(capacity: text.count)
-        _ = self.text.initialize(from: text)
-        self.ends = .allocate(capacity: ends.count)
-        _ = self.ends.initialize(from: ends)
-        self.slots = .allocate(capacity: max(1, fields.count))
-        _ = self.slots.initialize(from: fields.map(\.slot))
-        self.capacity = text.count + fields.count * 4
-    }
-
-    deinit {
-        text.deallocate()
-        ends.deallocate()
-        slots.deallocate()
-    }
-
-    /// The payload: fragments and the values' raw bytes (`null` for a missing value).
-    func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>) -> [UInt8] {
-        let count = ends.count - 1
-        // The exact upper bound: the fragments, 4 bytes per field for "null"
-        // (`capacity`), plus each written value's bytes. Not `buffer.count`:
-        // fields that share a tag share a slot, so one value can be written
-        // several times (`active_power` and `active_power_copy` from `zyggl`).
-        var size = capacity
-        for i in 0..<count {
-            let s = slices[slots[i]]
-            if s.kind != .missing { size += Int(s.end - s.start) }
-        }
-        return [UInt8](unsafeUninitializedCapacity: size) { out, written in
-            let base = UnsafeMutableRawPointer(out.baseAddress!)
-            let textBase = UnsafeRawPointer(text.baseAddress!)
-            let source = buffer.baseAddress!
-            var n = 0
-            var fragmentStart = 0
-            for i in 0..<count {
-                let fragmentEnd = ends[i]
-                (base + n).copyMemory(from: textBase + fragmentStart, byteCount: fragmentEnd - fragmentStart)
-                n += fragmentEnd - fragmentStart
-                fragmentStart = fragmentEnd
-                let s = slices[slots[i]]
-                if s.kind == .missing {
-                    base.storeBytes(of: 0x6c6c_756e as UInt32, toByteOffset: n, as: UInt32.self)   // "null", little-endian
-                    n += 4
-                } else {
-                    let length = Int(s.end - s.start)
-                    (base + n).copyMemory(from: source + Int(s.start), byteCount: length)
-                    n += length
-                }
-            }
-            let last = ends[count] - fragmentStart
-            (base + n).copyMemory(from: textBase + fragmentStart, byteCount: last)
-            written = n + last
-        }
-    }
-}
-
-/// FNV-1a over 64 bits: deterministic across runs, which keeps goldens stable.
-struct Hasher64 {
-    private(set) var value: UInt64 = 14_695_981_039_346_656_037
-
-    mutating func add(_ byte: UInt8) {
-        value = (value ^ UInt64(byte)) &* 1_099_511_628_211
-    }
-
-    mutating func add(_ v: UInt64) {
-        for k in 0..<8 { add(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) }
-    }
-
-    mutating func add(_ s: String) {
-        for b in s.utf8 { add(b) }
-        add(UInt8(0xFF))
-    }
-
-    mutating func add(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice) {
-        add(slice.kind.rawValue)
-        if slice.kind != .missing {
-            for i in Int(slice.start)..<Int(slice.end) { add(buffer[i]) }
-        }
-        add(UInt8(0xFF))
-    }
-}
-
-/// Remembers the last `capacity` keys; the oldest is forgotten first.
-///
-/// Keys are already well-mixed 64-bit hashes, so an open-addressing table
-/// indexed by the key itself (linear probing, backward-shift deletion) beats
-/// `Set`, which would hash them again.
-struct DuplicateFilter {
-    private var table: [UInt64]      // 0 = empty; key 0 is stored as 1
-    private let mask: Int
-    private var ring: [UInt64]
-    private var next = 0
-    private var filled = false
-
-    init(capacity: Int) {
-        var size = 16
-        while size < capacity * 2 { size <<= 1 }
-        table = [UInt64](repeating: 0, count: size)
-        mask = size - 1
-        ring = [UInt64](repeating: 0, count: capacity)
-    }
-
-    /// Inserts `key`; false if it was already remembered.
-    mutating func insert(_ key: UInt64) -> Bool {
-        let k = key == 0 ? 1 : key
-        var b = Int(truncatingIfNeeded: k) & mask
-        while table[b] != 0 {
-            if table[b] == k { return false }
-            b = (b + 1) & mask
-        }
-        if filled { remove(ring[next]) }
-        // The removal may have shifted entries; find the slot again.
-        b = Int(truncatingIfNeeded: k) & mask
-        while table[b] != 0 { b = (b + 1) & mask }
-        table[b] = k
-        ring[next] = k
-        next += 1
-        if next == ring.count { next = 0; filled = true }
-        return true
-    }
-
-    private mutating func remove(_ k: UInt64) {
-        var b = Int(truncatingIfNeeded: k) & mask
-        while table[b] != k {
-            if table[b] == 0 { return }
-            b = (b + 1) & mask
-        }
-        // Backward-shift: pull later entries of the run into the hole.
-        var hole = b
-        var j = (b + 1) & mask
-        while table[j] != 0 {
-            let home = Int(truncatingIfNeeded: table[j]) & mask
-            // Move table[j] into the hole unless its home lies cyclically in (hole, j].
-            let inRange = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j)
-            if !inRange {
-                table[hole] = table[j]
-                hole = j
-            }
-            j = (j + 1) & mask
-        }
-        table[hole] = 0
-    }
-}
-
 // MARK: - Counters that only go up
-
-/// What the engine remembers of one guarded counter of one meter.
-struct CounterState: Sendable, Equatable {
-    /// The last value forwarded, and the meter's time of it (local seconds).
-    var value: Double
-    var time: Int64
-    /// Readings not forwarded that agree with each other: the start of a reset?
-    var candidate: Double?
-    var candidateTime: Int64 = 0
-    var agreeing = 0
-}
-
-/// A guarded counter's last forwarded value, for the service to keep across
-/// restarts (`Engine.counters`, `Engine.restore`).
-public struct CounterSnapshot: Sendable, Equatable {
-    public var device: String
-    public var field: String
-    public var value: Double
-    /// The meter's clock at that reading, local seconds since 1970.
-    public var time: Int64
-
-    public init(device: String, field: String, value: Double, time: Int64) {
-        self.device = device
-        self.field = field
-        self.value = value
-        self.time = time
-    }
-}
 
 extension Engine {
     /// Every guarded counter's last forwarded value.
