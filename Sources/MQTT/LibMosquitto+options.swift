@@ -1,4 +1,5 @@
 internal import CMosquitto
+import Topics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,7 +51,7 @@ extension LibMosquitto {
 
         if let will = options.will {
             let context = "last will on '\(will.topic)'"
-            guard MQTTTopic.isValidTopic(will.topic) else {
+            guard Topic.isValidTopic(will.topic) else {
                 throw MQTTError(.invalidArgument, "invalid topic name", context: context)
             }
             guard (0...2).contains(will.qos) else {

@@ -1,4 +1,5 @@
 internal import CMosquitto
+import Topics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -149,7 +150,7 @@ public final class MQTTClient: @unchecked Sendable {
     /// Remembers a subscription and sends it now if connected; it is sent
     /// again after every reconnect. Subscribing again replaces the QoS.
     public func subscribe(_ filter: String, qos: Int) throws(MQTTError) {
-        guard MQTTTopic.isValidFilter(filter) else {
+        guard Topic.isValidFilter(filter) else {
             throw MQTTError(.invalidArgument, "invalid topic filter", context: "subscribe to '\(filter)'")
         }
         guard (0...2).contains(qos) else {
@@ -411,19 +412,6 @@ public final class MQTTClient: @unchecked Sendable {
 
     func handleLoggedError(_ text: String) {
         lastLoggedError = text
-    }
-}
-
-/// A received message whose topic and payload libmosquitto still owns: valid
-/// only during `onMessage`. `copy()` keeps it.
-public struct MQTTBorrowedMessage {
-    public var topic: String
-    public var payload: UnsafeRawBufferPointer
-    public var qos: Int
-    public var retain: Bool
-
-    public func copy() -> MQTTMessage {
-        MQTTMessage(topic: topic, payload: Array(payload), qos: qos, retain: retain)
     }
 }
 

@@ -1,4 +1,5 @@
 internal import CMosquitto
+import Topics
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -202,7 +203,7 @@ public final class MQTTConnection: @unchecked Sendable {
     /// Remembers a subscription and sends it now if connected; it is sent again
     /// after every reconnect. Subscribing again to the same filter replaces its QoS.
     public func subscribe(_ filter: String, qos: Int) throws(MQTTError) {
-        guard MQTTTopic.isValidFilter(filter) else {
+        guard Topic.isValidFilter(filter) else {
             throw MQTTError(.invalidArgument, "invalid topic filter", context: "subscribe to '\(filter)'")
         }
         guard (0...2).contains(qos) else {
@@ -245,7 +246,7 @@ public final class MQTTConnection: @unchecked Sendable {
     @discardableResult
     public func publish(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws(MQTTError) -> Int32 {
         let context = "publish to '\(topic)'"
-        guard MQTTTopic.isValidTopic(topic) else {
+        guard Topic.isValidTopic(topic) else {
             throw MQTTError(.invalidArgument, "invalid topic name", context: context)
         }
         guard (0...2).contains(qos) else {

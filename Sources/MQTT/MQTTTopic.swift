@@ -1,4 +1,5 @@
 internal import CMosquitto
+import Topics
 
 /// Topic names and filters, checked by libmosquitto's own functions — the
 /// reference for `+`/`#` semantics and an oracle for other matchers' tests.
@@ -16,20 +17,6 @@ public enum MQTTTopic {
         guard rc == Int32(MOSQ_ERR_SUCCESS.rawValue) else { return false }
         // libmosquitto 2.0 does not reject every invalid pair here (e.g. a topic
         // containing '+'), so both sides are checked as well.
-        return result && isValidFilter(filter) && isValidTopic(topic)
-    }
-
-    /// A subscription filter: non-empty, valid UTF-8 without NUL, at most
-    /// 65535 bytes, `+` alone in its level, `#` alone and last.
-    public static func isValidFilter(_ filter: String) -> Bool {
-        guard !filter.isEmpty, filter.utf8.count <= 65535, !filter.utf8.contains(0) else { return false }
-        return filter.withCString { mosquitto_sub_topic_check2($0, filter.utf8.count) } == Int32(MOSQ_ERR_SUCCESS.rawValue)
-    }
-
-    /// A topic name to publish to: non-empty, valid UTF-8 without NUL, at most
-    /// 65535 bytes, no wildcards.
-    public static func isValidTopic(_ topic: String) -> Bool {
-        guard !topic.isEmpty, topic.utf8.count <= 65535, !topic.utf8.contains(0) else { return false }
-        return topic.withCString { mosquitto_pub_topic_check2($0, topic.utf8.count) } == Int32(MOSQ_ERR_SUCCESS.rawValue)
+        return result && Topic.isValidFilter(filter) && Topic.isValidTopic(topic)
     }
 }

@@ -10,7 +10,8 @@
 //              reassembly, id and time checks, junk filters, counter guard →
 //              clean messages; discovery and Home Assistant configs
 //   Diagnostics/, HomeAssistant/ (the sensor semantics lint checks against),
-//   Support/ (the few file operations, on the C library)
+//   Support/ (the few file operations, on the C library; FNV-1a-64)
 //
 // No sockets, clocks, threads or randomness: time comes in as a parameter.
+// What may stand in a topic is the Topics target's, shared with MQTT.
 // Replaying captures and golden cases lives beside it, in RuleTesting.

@@ -34,14 +34,14 @@ public struct Site: Sendable {
         return Site(programs: programs, settings: settings, warnings: warnings)
     }
 
-    /// Loads one site config alone, every key checked; `rulecheck lint` then
-    /// checks `config` against each pack with `Compiler.compile(pack:site:)`.
-    /// `config` is nil when the file is unusable; `report` holds every diagnostic.
-    public static func loadConfig(at file: String) -> (config: SiteConfig?, settings: ServiceSettings, report: DiagnosticReport) {
+    /// Loads one site config alone, every key checked, and adds its diagnostics
+    /// to `report`; `rulecheck lint` then checks `config` against each pack with
+    /// `Compiler.compile(pack:site:into:)`. Nil when the file is unusable.
+    public static func loadConfig(at file: String, into report: inout DiagnosticReport) -> (config: SiteConfig, settings: ServiceSettings)? {
         var settings = ServiceSettings()
-        let (config, report) = Compiler.loadSiteConfig(at: file, shared: ServiceSettingsLoader.keys) { root, ctx in
+        let config = Compiler.loadSiteConfig(at: file, shared: ServiceSettingsLoader.keys, into: &report) { root, ctx in
             settings = ServiceSettingsLoader.load(root, ctx)
         }
-        return (config, settings, report)
+        return config.map { ($0, settings) }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import JSON
+import JanssonBaseline
 import RuleEngine
 
 // engine-bench: the compiled KPM33B program against a jansson baseline, in one run.

@@ -3,6 +3,11 @@ import MQTT
 
 // mqtt-load: load generator and counting subscriber in one process, so that
 // latency is measured on one monotonic clock (see Ledger). Usage: LoadOptions.
+// `mqtt-load report …`: tools/bench's closing table (BenchReport).
+
+if CommandLine.arguments.dropFirst().first == "report" {
+    exit(BenchReport.main(Array(CommandLine.arguments.dropFirst(2))))
+}
 
 let options: LoadOptions
 do {

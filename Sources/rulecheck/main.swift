@@ -46,26 +46,24 @@ struct Lint: ParsableCommand {
         var report = DiagnosticReport()
         var loadedPacks: [(dir: String, pack: RulePack)] = []
         for dir in packs {
-            let (pack, r) = Compiler.loadPack(at: dir)
-            report.merge(r)
-            guard let pack else { continue }
+            guard let pack = Compiler.loadPack(at: dir, into: &report) else { continue }
             loadedPacks.append((dir, pack))
-            if case .failure(let checked) = Compiler.compile(pack: pack, site: SiteConfig(file: "(defaults)")) { report.merge(checked) }
+            _ = Compiler.compile(pack: pack, site: SiteConfig(file: "(defaults)"), into: &report)
         }
         // Packs that share a process: names twice, patterns claiming the same ids.
         if loadedPacks.count > 1 {
-            let (_, checked) = Compiler.compile(packs: loadedPacks.map(\.pack), site: SiteConfig(file: "(defaults)"))
+            var checked = DiagnosticReport()
+            _ = Compiler.compile(packs: loadedPacks.map(\.pack), site: SiteConfig(file: "(defaults)"), into: &checked)
             report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.code == .packClaim }))
         }
         for file in configs {
-            let (site, _, r) = Site.loadConfig(at: file)
-            report.merge(r)
-            guard let site else { continue }
+            guard let site = Site.loadConfig(at: file, into: &report)?.config else { continue }
             // A golden case's config goes with its pack; any other with every pack, as a service loads them.
             let owner = loadedPacks.first { file.hasPrefix(standardized($0.dir) + "/tests/") || file.hasPrefix($0.dir + "/tests/") }
             let packs = owner.map { [$0.pack] } ?? loadedPacks.map(\.pack)
             guard !packs.isEmpty else { continue }
-            let (_, checked) = Compiler.compile(packs: packs, site: site)
+            var checked = DiagnosticReport()
+            _ = Compiler.compile(packs: packs, site: site, into: &checked)
             // The packs' own problems were reported above; keep those of the config.
             report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.file == file }))
         }
@@ -143,7 +141,8 @@ struct Test: ParsableCommand {
             // A directory of packs: its packs' cases, then its own (several packs at once).
             dirs = dirs.flatMap { dir -> [String] in
                 if FileManager.default.fileExists(atPath: "\(dir)/pack.yaml") { return [dir] }
-                let (files, _) = Compiler.packFiles([dir])
+                var ignored = DiagnosticReport()
+                let files = Compiler.packFiles([dir], into: &ignored)
                 return files.map { ($0 as NSString).deletingLastPathComponent } + [dir]
             }
         }

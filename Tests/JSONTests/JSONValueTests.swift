@@ -1,4 +1,5 @@
 import JSON
+import JanssonBaseline
 import Testing
 
 func parseJSON(_ text: String, allowAnyTopLevel: Bool = false) -> Result<JSONValue, JSONError> {

@@ -3,24 +3,6 @@ import Testing
 import MQTT
 import TestSupport
 
-/// Options for a test client: a unique id and fast reconnects.
-func testOptions(_ name: String, version: MQTTProtocolVersion = .v311, clean: Bool = true,
-                 will: MQTTWill? = nil, username: String? = nil, password: String? = nil) -> MQTTOptions {
-    MQTTOptions(clientID: "\(name)-\(UUID().uuidString.prefix(6))", cleanSession: clean, protocolVersion: version,
-                keepAliveSeconds: 10, username: username, password: password, will: will,
-                reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5)
-}
-
-/// A started connection that is connected (or the test fails).
-func connected(_ endpoint: MQTTEndpoint, _ options: MQTTOptions) throws -> MQTTConnection {
-    let connection = try MQTTConnection(endpoint: endpoint, options: options)
-    try connection.start()
-    try #require(connection.waitUntilConnected(timeout: 5), "client \(options.clientID) did not connect")
-    return connection
-}
-
-func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
-
 @Suite struct MQTTConnectionTests {
     @Test(arguments: [MQTTProtocolVersion.v311, .v5])
     func roundTripQoS0AndQoS1(version: MQTTProtocolVersion) throws {
@@ -251,14 +233,4 @@ func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
             try c.subscribe("a/#/b", qos: 1)
         }
     }
-}
-
-/// Polls `condition` every 10 ms until it holds or `timeout` seconds passed.
-func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date(timeIntervalSinceNow: timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        Thread.sleep(forTimeInterval: 0.01)
-    }
-    return condition()
 }

@@ -1,5 +1,6 @@
 import Testing
 import MQTT
+import Topics
 
 @Suite struct MQTTTopicTests {
     @Test(arguments: [
@@ -25,16 +26,16 @@ import MQTT
     }
 
     @Test func validity() {
-        #expect(MQTTTopic.isValidFilter("kpm33b/+/seconds"))
-        #expect(MQTTTopic.isValidFilter("#"))
-        #expect(!MQTTTopic.isValidFilter(""))
-        #expect(!MQTTTopic.isValidFilter("a/#/b"))
-        #expect(!MQTTTopic.isValidFilter("a+/b"))
-        #expect(!MQTTTopic.isValidFilter("a/b#"))
-        #expect(MQTTTopic.isValidTopic("kpm33b/33B1225950027/seconds"))
-        #expect(!MQTTTopic.isValidTopic(""))
-        #expect(!MQTTTopic.isValidTopic("a/+"))
-        #expect(!MQTTTopic.isValidTopic("a/#"))
-        #expect(!MQTTTopic.isValidTopic("a\u{0}b"))
+        #expect(Topic.isValidFilter("kpm33b/+/seconds"))
+        #expect(Topic.isValidFilter("#"))
+        #expect(!Topic.isValidFilter(""))
+        #expect(!Topic.isValidFilter("a/#/b"))
+        #expect(!Topic.isValidFilter("a+/b"))
+        #expect(!Topic.isValidFilter("a/b#"))
+        #expect(Topic.isValidTopic("kpm33b/33B1225950027/seconds"))
+        #expect(!Topic.isValidTopic(""))
+        #expect(!Topic.isValidTopic("a/+"))
+        #expect(!Topic.isValidTopic("a/#"))
+        #expect(!Topic.isValidTopic("a\u{0}b"))
     }
 }

@@ -170,7 +170,7 @@ import Testing
         homeassistant: { expire_after_factor: 0.5 }
         """)
         #expect(text == """
-        site.yaml:3:14: error[R010]: unknown group 'curent'
+        site.yaml:3:14: error[C008]: unknown group 'curent'
          3 |     groups: [curent]
            |              ^
         hint: did you mean 'current'?
@@ -182,7 +182,7 @@ import Testing
          6 |     context: my garage
            |              ^
         hint: use letters, digits, '_' and '-' only
-        site.yaml:7:39: error[R012]: 'expire_after_factor' must be greater than 1
+        site.yaml:7:39: error[C009]: 'expire_after_factor' must be greater than 1
          7 | homeassistant: { expire_after_factor: 0.5 }
            |                                       ^
         hint: an entity would expire before the next reading arrives; 3 is a good choice
@@ -198,11 +198,11 @@ import Testing
         proxy: { clock_skew_threshold_s: 60, status_interval_s: 5 }
         """)
         #expect(text == """
-        site.yaml:1:1: error[R001]: unknown key 'brokers' in the site config
+        site.yaml:1:1: error[C005]: unknown key 'brokers' in the site config
          1 | brokers: {}
            | ^
         hint: known keys: root_topic, instance, meters, exclude, homeassistant, proxy, config_sender, default_pack
-        site.yaml:2:38: error[R001]: unknown key 'status_interval_s' in 'proxy'
+        site.yaml:2:38: error[C005]: unknown key 'status_interval_s' in 'proxy'
          2 | proxy: { clock_skew_threshold_s: 60, status_interval_s: 5 }
            |                                      ^
         hint: known keys: status_topic, clock_skew_threshold_s

@@ -30,14 +30,16 @@ import Testing
     }
 
     @Test func packDirectoriesAreFound() {
-        let (files, problems) = Compiler.packFiles([Self.rules, Fixtures.pack])
-        #expect(problems.isEmpty)
+        var problems = DiagnosticReport()
+        let files = Compiler.packFiles([Self.rules, Fixtures.pack], into: &problems)
+        #expect(problems.diagnostics.isEmpty)
         #expect(files.contains("\(Self.rules)/kpm33b/pack.yaml"))
         #expect(files.contains("\(Self.rules)/kpm37/pack.yaml"))
         #expect(files.filter { $0.hasSuffix("kpm33b/pack.yaml") }.count == 1)
-        let (none, missing) = Compiler.packFiles(["\(Self.rules)/kpm33b/tests"])
+        var missing = DiagnosticReport()
+        let none = Compiler.packFiles(["\(Self.rules)/kpm33b/tests"], into: &missing)
         #expect(none.isEmpty)
-        #expect(missing.map(\.code) == [.unreadableFile])
+        #expect(missing.diagnostics.map(\.code) == [.unreadableFile])
     }
 
     /// With one pack the router is the engine: same output, same drops.
@@ -93,9 +95,9 @@ import Testing
             let lines = error.diagnostics.map { "\($0.headline) | \($0.hint ?? "")" }.sorted()
             #expect(lines == [
                 "\(dir)/rules/wide/pack.yaml:9:14: warning[R016]: the id pattern of pack 'wide' overlaps that of pack 'kpm33b' on MQTT_RT_DATA | an id both claim is dropped as unclaimed unless the site names its pack; narrow a pattern, or set 'claim: site' on one pack",
-                "\(dir)/site.yaml:1:15: error[C005]: unknown pack 'kpm73' in 'default_pack' | did you mean 'kpm33b'? packs loaded: kpm33b, wide",
-                "\(dir)/site.yaml:5:3: error[C005]: meter '33B1225950027' is claimed by packs 'kpm33b' and 'wide' | add 'pack: kpm33b' (or another) to its entry",
-                "\(dir)/site.yaml:6:28: error[C005]: unknown pack 'kpm37' in meter '37A1225950001' | did you mean 'kpm33b'? packs loaded: kpm33b, wide",
+                "\(dir)/site.yaml:1:15: error[C010]: unknown pack 'kpm73' in 'default_pack' | did you mean 'kpm33b'? packs loaded: kpm33b, wide",
+                "\(dir)/site.yaml:5:3: error[C010]: meter '33B1225950027' is claimed by packs 'kpm33b' and 'wide' | add 'pack: kpm33b' (or another) to its entry",
+                "\(dir)/site.yaml:6:28: error[C010]: unknown pack 'kpm37' in meter '37A1225950001' | did you mean 'kpm33b'? packs loaded: kpm33b, wide",
                 "\(dir)/site.yaml:8:11: error[C002]: 'x/y' is not a valid meter id of any pack | packs loaded: kpm33b, wide",
             ].sorted())
         }
@@ -114,8 +116,8 @@ import Testing
             """, to: "\(dir)/site.yaml")
         let (programs, warnings) = try Compiler.build(packs: [Self.rules], config: "\(dir)/site.yaml", shared: [:], readShared: { _, _ in })
         #expect(warnings.diagnostics.map(\.headline).sorted() == [
-            "\(dir)/site.yaml:3:23: warning[C005]: group 'temperature' of meters.defaults is not a group of pack 'kpm312': ignored for its meters",
-            "\(dir)/site.yaml:3:23: warning[C005]: group 'temperature' of meters.defaults is not a group of pack 'kpm33b': ignored for its meters",
+            "\(dir)/site.yaml:3:23: warning[C010]: group 'temperature' of meters.defaults is not a group of pack 'kpm312': ignored for its meters",
+            "\(dir)/site.yaml:3:23: warning[C010]: group 'temperature' of meters.defaults is not a group of pack 'kpm33b': ignored for its meters",
         ])
         #expect(programs.packNames == ["kpm312", "kpm33b", "kpm37"])
         #expect(programs.program(for: "37A1225950001")?.packName == "kpm37")
@@ -131,8 +133,9 @@ import Testing
             .replacingOccurrences(of: "mask: { part: 0, bit: 1 }, name: Input 2", with: "mask: { part: 9, bit: 1 }, name: Input 2, state_class: measurement")
             .replacingOccurrences(of: "device_class: power }", with: "device_class: powr }")
         Fixtures.write(pack, to: "\(dir)/pack.yaml")
-        let (loaded, _) = Compiler.loadPack(at: dir)
-        guard case .failure(let report) = Compiler.compile(pack: try #require(loaded), site: SiteConfig(file: "(defaults)")) else {
+        var report = DiagnosticReport()
+        let loaded = Compiler.loadPack(at: dir, into: &report)
+        guard Compiler.compile(pack: try #require(loaded), site: SiteConfig(file: "(defaults)"), into: &report) == nil else {
             Issue.record("expected errors")
             return
         }

@@ -1,5 +1,6 @@
 import JSON
 import Testing
+import TestSupport
 @testable import RuleEngine
 
 /// The one-pass scanner against jansson as the oracle: the same payloads are
@@ -206,18 +207,5 @@ import Testing
             Self.compare(Array(#"{"note":""#.utf8) + seq + Array(#""}"#.utf8), keys: Self.keys)
             Self.compare(Array(#"{"note":""#.utf8) + seq, keys: Self.keys)
         }
-    }
-}
-
-/// A small deterministic generator, so failures reproduce.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

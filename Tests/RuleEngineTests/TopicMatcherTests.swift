@@ -1,5 +1,7 @@
 import MQTT
+import Topics
 import Testing
+import TestSupport
 @testable import RuleEngine
 
 /// The compiled topic matcher against `mosquitto_topic_matches_sub` as the oracle.
@@ -30,7 +32,7 @@ import Testing
         var checked = 0, matched = 0
         for _ in 0..<400 {
             let filter = Self.randomFilter(&rng)
-            guard TopicMatcher.isValidFilter(filter) else { continue }
+            guard Topic.isValidFilter(filter) else { continue }
             var m = TopicMatcher()
             m.insert(filter, value: 1)
             for _ in 0..<60 {
@@ -54,7 +56,7 @@ import Testing
             var filters: [String] = []
             while filters.count < 5 {
                 let f = Self.randomFilter(&rng)
-                if TopicMatcher.isValidFilter(f) && !filters.contains(f) { m.insert(f, value: filters.count); filters.append(f) }
+                if Topic.isValidFilter(f) && !filters.contains(f) { m.insert(f, value: filters.count); filters.append(f) }
             }
             for _ in 0..<100 {
                 let topic = Self.randomTopic(&rng)
@@ -73,7 +75,7 @@ import Testing
         for _ in 0..<3000 { topics.append(Self.randomTopic(&rng)) }
         for _ in 0..<300 {
             let a = Self.randomFilter(&rng), b = Self.randomFilter(&rng)
-            guard TopicMatcher.isValidFilter(a), TopicMatcher.isValidFilter(b) else { continue }
+            guard Topic.isValidFilter(a), Topic.isValidFilter(b) else { continue }
             let witnessed = topics.contains { MQTTTopic.matches(filter: a, topic: $0) && MQTTTopic.matches(filter: b, topic: $0) }
             // A witness proves overlap; without one, overlap must come from a level the sample lacks.
             if witnessed { #expect(TopicMatcher.overlap(a, b), "\(a) vs \(b)") }
@@ -85,11 +87,11 @@ import Testing
     }
 
     @Test func validity() {
-        #expect(TopicMatcher.isValidFilter("a/+/#"))
-        #expect(!TopicMatcher.isValidFilter("a/#/b"))
-        #expect(!TopicMatcher.isValidFilter("a+"))
-        #expect(!TopicMatcher.isValidFilter(""))
-        #expect(TopicMatcher.isValidTopic("kpm33b/x/seconds"))
-        #expect(!TopicMatcher.isValidTopic("kpm33b/+/seconds"))
+        #expect(Topic.isValidFilter("a/+/#"))
+        #expect(!Topic.isValidFilter("a/#/b"))
+        #expect(!Topic.isValidFilter("a+"))
+        #expect(!Topic.isValidFilter(""))
+        #expect(Topic.isValidTopic("kpm33b/x/seconds"))
+        #expect(!Topic.isValidTopic("kpm33b/+/seconds"))
     }
 }

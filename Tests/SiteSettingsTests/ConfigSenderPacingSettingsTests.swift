@@ -41,15 +41,15 @@ import Testing
           max_in_fligth: 5
         """)
         #expect(text == """
-        site.yaml:2:18: error[R012]: 'max_in_flight' must not be negative
+        site.yaml:2:18: error[C009]: 'max_in_flight' must not be negative
          2 |   max_in_flight: -1
            |                  ^
         hint: commands awaiting a reply at once; 0 means no limit, the default is 100
-        site.yaml:3:19: error[R012]: 'min_spacing_ms' must be between 0 and 60000
+        site.yaml:3:19: error[C009]: 'min_spacing_ms' must be between 0 and 60000
          3 |   min_spacing_ms: 90000
            |                   ^
         hint: milliseconds between two commands to one meter; the default is 200
-        site.yaml:4:3: error[R001]: unknown key 'max_in_fligth' in 'config_sender'
+        site.yaml:4:3: error[C005]: unknown key 'max_in_fligth' in 'config_sender'
          4 |   max_in_fligth: 5
            |   ^
         hint: did you mean 'max_in_flight'?

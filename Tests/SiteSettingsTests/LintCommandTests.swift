@@ -40,7 +40,7 @@ import TestSupport
          2 |   outbox_limit: 100000
            |   ^
         hint: the proxy keeps its backlog in a disk journal bounded by journal_max_bytes; remove outbox_limit
-        site.yaml:4:21: error[R012]: port 0 is out of range
+        site.yaml:4:21: error[C009]: port 0 is out of range
          4 |   internal: { port: 0 }
            |                     ^
         hint: use 1 to 65535

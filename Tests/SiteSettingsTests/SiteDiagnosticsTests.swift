@@ -42,7 +42,7 @@ import Testing
             groups: [curent]
         """)
         #expect(text == """
-        site.yaml:3:11: error[R012]: port 70000 is out of range
+        site.yaml:3:11: error[C009]: port 70000 is out of range
          3 |     port: 70000
            |           ^
         hint: use 1 to 65535
@@ -50,7 +50,7 @@ import Testing
          5 |       proxy: { password: hunter2 }
            |                ^
         hint: use password_credential (systemd LoadCredential), password_file or password_env
-        site.yaml:8:14: error[R010]: unknown group 'curent'
+        site.yaml:8:14: error[C008]: unknown group 'curent'
          8 |     groups: [curent]
            |              ^
         hint: did you mean 'current'?
@@ -66,7 +66,7 @@ import Testing
             prot: 11883
         """)
         #expect(text == """
-        site.yaml:4:5: error[R001]: unknown key 'prot' in broker 'internal'
+        site.yaml:4:5: error[C005]: unknown key 'prot' in broker 'internal'
          4 |     prot: 11883
            |     ^
         hint: did you mean 'port'?
@@ -80,7 +80,7 @@ import Testing
           journal_fsync: intervall
         """)
         #expect(text == """
-        site.yaml:2:18: error[R012]: unknown journal_fsync 'intervall'
+        site.yaml:2:18: error[C009]: unknown journal_fsync 'intervall'
          2 |   journal_fsync: intervall
            |                  ^
         hint: did you mean 'interval'?
@@ -96,15 +96,15 @@ import Testing
           journal_fsync_interval_ms: 0
         """)
         #expect(text == """
-        site.yaml:2:22: error[R012]: 'journal_max_bytes' must be at least 1048576 (1 MiB)
+        site.yaml:2:22: error[C009]: 'journal_max_bytes' must be at least 1048576 (1 MiB)
          2 |   journal_max_bytes: 65536
            |                      ^
         hint: the journal holds the backlog while the central broker is away; the default is 1073741824 (1 GiB)
-        site.yaml:3:18: error[R012]: unknown journal_fsync 'sometimes'
+        site.yaml:3:18: error[C009]: unknown journal_fsync 'sometimes'
          3 |   journal_fsync: sometimes
            |                  ^
         hint: use never, interval, always
-        site.yaml:4:30: error[R012]: the value must be greater than 0
+        site.yaml:4:30: error[C009]: the value must be greater than 0
          4 |   journal_fsync_interval_ms: 0
            |                              ^
         3 errors found
@@ -152,15 +152,15 @@ import Testing
         config_sender: 5
         """)
         #expect(text == """
-        site.yaml:1:1: error[R001]: unknown key 'broker' in the site config
+        site.yaml:1:1: error[C005]: unknown key 'broker' in the site config
          1 | broker: {}
            | ^
         hint: did you mean 'brokers'?
-        site.yaml:3:3: error[R001]: unknown key 'status_intervall_s' in 'proxy'
+        site.yaml:3:3: error[C005]: unknown key 'status_intervall_s' in 'proxy'
          3 |   status_intervall_s: 30
            |   ^
         hint: did you mean 'status_interval_s'?
-        site.yaml:4:16: error[R003]: 'config_sender' must be a mapping, not a scalar
+        site.yaml:4:16: error[C007]: 'config_sender' must be a mapping, not a scalar
          4 | config_sender: 5
            |                ^
         3 errors found
@@ -218,11 +218,11 @@ extension SiteDiagnosticsTests {
           discovery_from: centrall
         """)
         #expect(text == """
-        site.yaml:2:26: error[R003]: 'discovery_on_internal' must be true or false
+        site.yaml:2:26: error[C007]: 'discovery_on_internal' must be true or false
          2 |   discovery_on_internal: yes please
            |                          ^
         hint: found 'yes please'
-        site.yaml:4:19: error[R012]: unknown discovery_from 'centrall'
+        site.yaml:4:19: error[C009]: unknown discovery_from 'centrall'
          4 |   discovery_from: centrall
            |                   ^
         hint: did you mean 'central'?
@@ -238,7 +238,7 @@ extension SiteDiagnosticsTests {
           discovery_from: internal
         """)
         #expect(text == """
-        site.yaml:4:19: error[R012]: 'discovery_from: internal' reads a copy that 'proxy.discovery_on_internal: false' turns off
+        site.yaml:4:19: error[C009]: 'discovery_from: internal' reads a copy that 'proxy.discovery_on_internal: false' turns off
          4 |   discovery_from: internal
            |                   ^
         hint: set proxy.discovery_on_internal: true, or read discovery from central

@@ -5,8 +5,8 @@ import YAML
 extension Compiler {
     /// The pack files under `paths`: a directory holding `pack.yaml` is one
     /// pack; a directory of such directories is several (sorted by name); a
-    /// `.yaml` file is a pack file. A path that yields none is an error.
-    public static func packFiles(_ paths: [String]) -> (files: [String], problems: [Diagnostic]) {
+    /// `.yaml` file is a pack file. A path that yields none is an error (in `report`).
+    public static func packFiles(_ paths: [String], into report: inout DiagnosticReport) -> [String] {
         var files: [String] = []
         var problems: [Diagnostic] = []
         for path in paths {
@@ -21,8 +21,9 @@ extension Compiler {
             }
             files += subs.map { "\(dir)/\($0)/pack.yaml" }
         }
+        report.merge(DiagnosticReport(diagnostics: problems))
         var seen: Set<String> = []
-        return (files.filter { seen.insert($0).inserted }, problems)
+        return files.filter { seen.insert($0).inserted }
     }
 
     /// Loads, checks and compiles every pack under `rules` with one site
@@ -31,44 +32,32 @@ extension Compiler {
     package static func build(packs rules: [String], config: String?, shared: [String: [String]],
                               readShared: (YAMLNode, LoadContext) -> Void) throws(DiagnosticReport) -> (programs: ProgramSet, warnings: DiagnosticReport) {
         var report = DiagnosticReport()
-        let (files, problems) = packFiles(rules)
-        report.merge(DiagnosticReport(diagnostics: problems))
-        var packs: [RulePack] = []
-        for file in files {
-            let (pack, r) = loadPack(at: file)
-            report.merge(r)
-            if let pack { packs.append(pack) }
-        }
+        let files = packFiles(rules, into: &report)
+        let packs = files.compactMap { loadPack(at: $0, into: &report) }
         var site = SiteConfig(file: config ?? "(defaults)")
-        if let config {
-            let (loaded, siteReport) = loadSiteConfig(at: config, shared: shared, readShared: readShared)
-            report.merge(siteReport)
-            if let loaded { site = loaded }
+        if let config, let loaded = loadSiteConfig(at: config, shared: shared, into: &report, readShared: readShared) {
+            site = loaded
         }
-        if files.isEmpty || packs.count < files.count { throw report }
-        let result = compile(packs: packs, site: site)
-        report.merge(result.report)
-        guard let programs = result.programs, !report.hasErrors else { throw report }
+        guard !files.isEmpty, packs.count == files.count,
+              let programs = compile(packs: packs, site: site, into: &report), !report.hasErrors else { throw report }
         return (programs, report)
     }
 
     /// Checks packs against one site config and compiles each with its view
-    /// of it; every diagnostic (errors and warnings) in `report`.
-    public static func compile(packs: [RulePack], site: SiteConfig) -> (programs: ProgramSet?, report: DiagnosticReport) {
+    /// of it; every diagnostic (errors and warnings) goes into `report`. Nil
+    /// when any pack does not compile.
+    public static func compile(packs: [RulePack], site: SiteConfig, into report: inout DiagnosticReport) -> ProgramSet? {
         let plan = PackPlan(packs: packs, site: site)
-        var report = DiagnosticReport(diagnostics: plan.packDiagnostics + plan.siteContext.diagnostics)
+        var found = DiagnosticReport(diagnostics: plan.packDiagnostics + plan.siteContext.diagnostics)
         var programs: [Program] = []
         for (i, pack) in packs.enumerated() {
-            switch compile(pack: pack, site: plan.views[i]) {
-            case .success(let p): programs.append(p)
-            case .failure(let r): report.merge(r)
-            }
-            // Warnings of a successful compile are not returned by `compile`; none exist today.
+            if let p = compile(pack: pack, site: plan.views[i], into: &found) { programs.append(p) }
         }
-        report = report.deduplicated()
-        guard programs.count == packs.count, !report.hasErrors else { return (nil, report) }
-        if programs.count == 1 { return (ProgramSet(single: programs[0]), report) }
-        return (ProgramSet(programs: programs, siteConfig: site, assigned: plan.assigned, defaultPack: plan.defaultPack), report)
+        // The same problem found once per pack (an unknown group of the defaults) is reported once.
+        report.merge(found.deduplicated())
+        guard programs.count == packs.count, !found.hasErrors else { return nil }
+        if programs.count == 1 { return ProgramSet(single: programs[0]) }
+        return ProgramSet(programs: programs, siteConfig: site, assigned: plan.assigned, defaultPack: plan.defaultPack)
     }
 }
 

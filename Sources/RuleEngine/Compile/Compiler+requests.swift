@@ -1,3 +1,5 @@
+import Topics
+
 /// Commands sent on demand (`value: { request: … }`): a relay switched from
 /// Home Assistant. Checked here; run by a config sender through
 /// `Program+requests`.
@@ -27,7 +29,7 @@ extension Checker {
                 ok = false
                 error(.invalidValue, "'\(source.value)' must hold {id} once, as a whole topic level",
                       hint: "the config sender finds the meter from that level, e.g. \"{root}/{id}/relay/set\"", at: source.mark)
-            } else if !TopicMatcher.isValidTopic(template.render { $0 == "root" ? "root" : "id" }) {
+            } else if !Topic.isValidTopic(template.render { $0 == "root" ? "root" : "id" }) {
                 ok = false
                 error(.invalidFilter, "'\(source.value)' is not a valid topic", hint: "no '+', '#' or empty levels", at: source.mark)
             }

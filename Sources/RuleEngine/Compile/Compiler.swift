@@ -1,3 +1,4 @@
+import Topics
 import YAML
 
 /// The one path every user of the engine takes: load → check → compile.
@@ -5,31 +6,42 @@ import YAML
 /// `rulecheck`, the golden tests and both services call these functions, so
 /// what lint accepts is exactly what a service will run. Every pass collects
 /// all of its problems before anything fails.
+///
+/// One error style: each pass adds its diagnostics to a report the caller
+/// owns (`into:`) and returns what it could make of the input (nil when
+/// nothing usable), so a caller can run the next pass on a pack that had
+/// errors and report everything at once; `build`, the whole path in one
+/// call, throws that report when it holds an error.
 public enum Compiler {
-    /// Loads `DIR/pack.yaml` (or a pack file given directly).
-    public static func loadPack(at path: String) -> (RulePack?, DiagnosticReport) {
+    /// Loads `DIR/pack.yaml` (or a pack file given directly) and adds its
+    /// diagnostics, with the pack's text, to `report`.
+    public static func loadPack(at path: String, into report: inout DiagnosticReport) -> RulePack? {
         let file = path.hasSuffix(".yaml") || path.hasSuffix(".yml") ? path : (path.hasSuffix("/") ? path + "pack.yaml" : path + "/pack.yaml")
         guard let bytes = readFile(file) else {
-            return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
+            report.merge(DiagnosticReport(diagnostics: [unreadable(file)]))
+            return nil
         }
         let (pack, diagnostics) = PackLoader.load(bytes: bytes, file: file)
-        return (pack, DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        report.merge(DiagnosticReport(diagnostics: diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        return pack
     }
 
     /// Reads and parses a site config once. The engine reads its keys; the keys
     /// another reader owns (`shared`, by section, `""` for the top level) are
     /// accepted, and `readShared` reads them from the same tree into the same
     /// diagnostics (it is not called when the file is empty or does not parse).
-    package static func loadSiteConfig(at file: String, shared: [String: [String]],
-                                       readShared: (YAMLNode, LoadContext) -> Void) -> (SiteConfig?, DiagnosticReport) {
+    package static func loadSiteConfig(at file: String, shared: [String: [String]], into report: inout DiagnosticReport,
+                                       readShared: (YAMLNode, LoadContext) -> Void) -> SiteConfig? {
         guard let bytes = readFile(file) else {
-            return (nil, DiagnosticReport(diagnostics: [unreadable(file)]))
+            report.merge(DiagnosticReport(diagnostics: [unreadable(file)]))
+            return nil
         }
-        let ctx = LoadContext(file: file)
+        let ctx = LoadContext(file: file, isSiteConfig: true)
         let root = ctx.parse(bytes)
         let config = SiteConfigLoader.load(root, ctx, shared: shared)
         if let root { readShared(root, ctx) }
-        return (config, DiagnosticReport(diagnostics: ctx.diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        report.merge(DiagnosticReport(diagnostics: ctx.diagnostics, sources: [file: SourceText(path: file, bytes: bytes)]))
+        return config
     }
 
     /// Loads, checks and compiles a pack with a site config (none: the defaults)
@@ -39,24 +51,14 @@ public enum Compiler {
     package static func build(rules: String, config: String?, shared: [String: [String]],
                               readShared: (YAMLNode, LoadContext) -> Void) throws(DiagnosticReport) -> (program: Program, warnings: DiagnosticReport) {
         var report = DiagnosticReport()
-        let (pack, packReport) = loadPack(at: rules)
-        report.merge(packReport)
+        let pack = loadPack(at: rules, into: &report)
         var site = SiteConfig(file: config ?? "(defaults)")
-        if let config {
-            let (loaded, siteReport) = loadSiteConfig(at: config, shared: shared, readShared: readShared)
-            report.merge(siteReport)
-            if let loaded { site = loaded }
+        if let config, let loaded = loadSiteConfig(at: config, shared: shared, into: &report, readShared: readShared) {
+            site = loaded
         }
         // Check even when loading found problems: one run reports everything.
-        guard let pack else { throw report }
-        switch compile(pack: pack, site: site) {
-        case .success(let program):
-            if report.hasErrors { throw report }
-            return (program, report)
-        case .failure(let checkReport):
-            report.merge(checkReport)
-            throw report
-        }
+        guard let pack, let program = compile(pack: pack, site: site, into: &report), !report.hasErrors else { throw report }
+        return (program, report)
     }
 
     /// The engine alone: a site config with the rules' keys only (the golden
@@ -74,11 +76,11 @@ public enum Compiler {
         var report = DiagnosticReport(diagnostics: packDiagnostics, sources: [packFile: SourceText(path: packFile, bytes: pack)])
         var config = SiteConfig(file: "(defaults)")
         if let site {
-            let ctx = LoadContext(file: siteFile)
+            let ctx = LoadContext(file: siteFile, isSiteConfig: true)
             if let c = SiteConfigLoader.load(ctx.parse(site), ctx, shared: [:]) { config = c }
             report.merge(DiagnosticReport(diagnostics: ctx.diagnostics, sources: [siteFile: SourceText(path: siteFile, bytes: site)]))
         }
-        if let loaded, case .failure(let checked) = compile(pack: loaded, site: config) { report.merge(checked) }
+        if let loaded { _ = compile(pack: loaded, site: config, into: &report) }
         return report.diagnostics.isEmpty ? nil : report.description
     }
 
@@ -90,13 +92,15 @@ public enum Compiler {
         Diagnostic(.unreadableFile, "cannot read '\(file)'", hint: "check the path and its permissions", file: file, at: Mark(line: 1, column: 1))
     }
 
-    /// Checks a loaded pack against a site config and compiles it.
-    public static func compile(pack: RulePack, site: SiteConfig) -> Result<Program, DiagnosticReport> {
+    /// Checks a loaded pack against a site config, adds every problem to
+    /// `report` and returns the program, or nil when the check found an error.
+    public static func compile(pack: RulePack, site: SiteConfig, into report: inout DiagnosticReport) -> Program? {
         var c = Checker(pack: pack, site: site)
         let program = c.run()
         let diagnostics = c.packContext.diagnostics + c.siteContext.diagnostics
-        if let program, !diagnostics.contains(where: { $0.severity == .error }) { return .success(program) }
-        return .failure(DiagnosticReport(diagnostics: diagnostics))
+        report.merge(DiagnosticReport(diagnostics: diagnostics))
+        if let program, !diagnostics.contains(where: { $0.severity == .error }) { return program }
+        return nil
     }
 }
 
@@ -112,7 +116,7 @@ struct Checker {
         self.pack = pack
         self.site = site
         self.packContext = LoadContext(file: pack.file)
-        self.siteContext = LoadContext(file: site.file)
+        self.siteContext = LoadContext(file: site.file, isSiteConfig: true)
     }
 
     /// Records an error once: fields sharing a tag can find the same fault
@@ -260,7 +264,7 @@ struct Checker {
         if tags[name.value] != nil || extra.contains(name.value) { return true }
         error(.unknownTag, "unknown tag '\(name.value)' for \(route.match.value) in route '\(route.name.value)'",
               hint: Suggestion.hint(for: name.value, in: Array(tags.keys) + extra)
-                  ?? (TopicMatcher.isValidTopic(route.match.value) ? "declare it under 'tags: \(route.match.value):'"
+                  ?? (Topic.isValidTopic(route.match.value) ? "declare it under 'tags: \(route.match.value):'"
                       : "a route with wildcards may use only tags that every topic it matches declares"),
               at: name.mark)
         return false
@@ -268,11 +272,11 @@ struct Checker {
 
     mutating func checkRoutes(device: CompiledDevice?, settings: [String: CompiledSetting]) -> [CompiledRoute] {
         var routes: [CompiledRoute] = []
-        for tag in pack.tags where !TopicMatcher.isValidTopic(tag.topic.value) {
+        for tag in pack.tags where !Topic.isValidTopic(tag.topic.value) {
             error(.invalidFilter, "'\(tag.topic.value)' is not a valid topic", hint: "a declared topic has no wildcards", at: tag.topic.mark)
         }
         for (i, route) in pack.routes.enumerated() {
-            guard TopicMatcher.isValidFilter(route.match.value) else {
+            guard Topic.isValidFilter(route.match.value) else {
                 error(.invalidFilter, "'\(route.match.value)' is not a valid MQTT topic filter",
                       hint: "'+' stands for a whole level and '#' only at the end", at: route.match.mark)
                 continue
@@ -292,20 +296,15 @@ struct Checker {
         guard let tags = tags(for: route) else { return nil }
         var ok = true
         var slots: [String] = []
-        func slot(_ name: String) -> Int {
-            if let i = slots.firstIndex(of: name) { return i }
-            slots.append(name)
-            return slots.count - 1
-        }
         let idField = pack.device.idField
         if tags[idField.value] == nil {
             ok = false
             error(.unknownTag, "the id field '\(idField.value)' is not a tag of \(route.match.value) (route '\(route.name.value)')",
                   hint: "declare it under 'tags: \(route.match.value):'", at: route.match.mark)
         }
-        let idSlot = slot(idField.value)
+        let idSlot = slots.slot(idField.value)
         var clockSlot: Int?
-        if let clock = device?.clockField, tags[clock] != nil { clockSlot = slot(clock) }
+        if let clock = device?.clockField, tags[clock] != nil { clockSlot = slots.slot(clock) }
 
         var reassembly: CompiledReassembly?
         if let r = route.reassembly {
@@ -316,7 +315,7 @@ struct Checker {
                 error(.invalidValue, "reassembly bounds must be positive", hint: "max_parts, max_bytes and max_age_s", at: r.mark)
             }
             reassembly = CompiledReassembly(
-                keySlots: r.key.map { slot($0.value) }, completeSlot: slot(r.completeField.value),
+                keySlots: r.key.map { slots.slot($0.value) }, completeSlot: slots.slot(r.completeField.value),
                 completeRaw: JSONWriter.quoted(r.completeValue.value), maxParts: r.maxParts, maxBytes: r.maxBytes,
                 maxAgeMillis: Int64(r.maxAgeSeconds) * 1000)
         }
@@ -335,7 +334,7 @@ struct Checker {
             for k in d.key {
                 if k.value == "topic" { parts.append(.topic); continue }
                 ok = checkTag(k, in: tags, route: route, extra: ["topic"]) && ok
-                parts.append(.slot(slot(k.value)))
+                parts.append(.slot(slots.slot(k.value)))
             }
             duplicateKey = parts
         }
@@ -344,7 +343,7 @@ struct Checker {
             error(.unknownVariable, "the topic of route '\(route.name.value)' does not name the device",
                   hint: "include {id} (or a form of it) so each meter gets its own topic", at: route.topic.mark)
         }
-        if let topic, !TopicMatcher.isValidTopic(topic.render { _ in "x" }) {
+        if let topic, !Topic.isValidTopic(topic.render { _ in "x" }) {
             error(.invalidFilter, "the topic of route '\(route.name.value)' contains a wildcard", at: route.topic.mark)
         }
         if let setting = route.intervalSetting, settings[setting.value] == nil {
@@ -358,10 +357,9 @@ struct Checker {
         var groupNames: [String] = []
         let all: [(group: Int, FieldRules)] = route.fields.map { (-1, $0) }
             + route.groups.enumerated().flatMap { (g, group) in group.fields.map { (g, $0) } }
-        for (g, group) in route.groups.enumerated() {
+        for group in route.groups {
             if groupNames.contains(group.name.value) { error(.duplicateName, "group '\(group.name.value)' declared twice", at: group.name.mark) }
             groupNames.append(group.name.value)
-            _ = g
         }
         let stateClasses = HomeAssistant.stateClasses
         // Where each tag's unit is written, for a caret on a unit Home Assistant rejects.
@@ -406,7 +404,7 @@ struct Checker {
                 checkHomeAssistant(f, isNumber: isNumber, unit: unit, unitMark: f.unit?.mark ?? unitMarks[f.from.value])
             }
             fields.append(CompiledField(
-                name: f.name.value, slot: slot(f.from.value), group: group, unit: mask == nil ? unit : "",
+                name: f.name.value, slot: slots.slot(f.from.value), group: group, unit: mask == nil ? unit : "",
                 label: f.label ?? String(f.name.value.map { $0 == "_" ? " " : $0 }).capitalizedFirst,
                 deviceClass: f.deviceClass?.value, stateClass: f.stateClass?.value, precision: f.precision?.value,
                 entity: f.entity ?? (isNumber || mask != nil), counterGuard: f.counterGuard, mask: mask))
@@ -530,7 +528,7 @@ struct Checker {
                 request = checkRequest(r, command: c)
             case nil: break
             }
-            if !TopicMatcher.isValidTopic(c.replyTopic.value) {
+            if !Topic.isValidTopic(c.replyTopic.value) {
                 error(.invalidFilter, "'\(c.replyTopic.value)' is not a valid reply topic", at: c.replyTopic.mark)
             }
             if c.success.isEmpty { error(.missingKey, "command '\(c.name.value)' has no success condition", at: c.mark) }
@@ -541,14 +539,9 @@ struct Checker {
         if let operation {
             for (topic, rules) in replyRules {
                 var slots = [pack.device.idField.value, operation.field.value]
-                func slot(_ n: String) -> Int {
-                    if let i = slots.firstIndex(of: n) { return i }
-                    slots.append(n)
-                    return slots.count - 1
-                }
                 let first = rules[0]
-                let success = first.success.map { (slot: slot($0.field.value), value: $0.value) }
-                let message = first.messageField.map { slot($0.value) }
+                let success = first.success.map { (slot: slots.slot($0.field.value), value: $0.value) }
+                let message = first.messageField.map { slots.slot($0.value) }
                 for other in rules.dropFirst() where other.success.map(\.value) != first.success.map(\.value) {
                     error(.invalidValue, "commands sharing reply topic '\(topic)' must share the success condition", at: other.mark)
                 }
@@ -624,4 +617,14 @@ struct Checker {
 
 extension String {
     var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
+}
+
+extension [String] {
+    /// The slot of field `name` in a route's or reply's key table: its index,
+    /// appended when the table does not hold it yet.
+    fileprivate mutating func slot(_ name: String) -> Int {
+        if let i = firstIndex(of: name) { return i }
+        append(name)
+        return count - 1
+    }
 }

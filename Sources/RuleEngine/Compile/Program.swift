@@ -1,3 +1,5 @@
+import Topics
+
 /// A checked, compiled rule pack plus site config: immutable and `Sendable`.
 ///
 /// Made only by `Compiler.compile`, so every reference in it resolves. An
@@ -79,9 +81,7 @@ struct CompiledDevice: Sendable {
     }
 
     func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        if bytes.isEmpty { return false }
-        for b in bytes where b == UInt8(ascii: "/") || b == UInt8(ascii: "+") || b == UInt8(ascii: "#") || b == 0 { return false }
-        return pattern?.matches(bytes) ?? true
+        Topic.isSafeLevel(bytes) && (pattern?.matches(bytes) ?? true)
     }
 
     func form(_ name: String, of id: String) -> String? {

@@ -34,8 +34,27 @@ public struct Diagnostic: Sendable, Equatable, Error {
         case invalidName = "C002"       // a context or meter name that is not topic-safe
         case settingNotAllowed = "C003" // a setting value the pack does not allow
         case deprecatedKey = "C004"     // a key still accepted but ignored (a warning)
-        case meterPack = "C005"         // a meter no pack claims, claimed twice, or a defaults entry its pack lacks
+        case unknownConfigKey = "C005"  // a key this place of the site config does not define
+        case missingConfigKey = "C006"  // a required key of the site config is absent
+        case wrongConfigType = "C007"   // a site-config value has the wrong shape
+        case unknownConfigReference = "C008" // a site-config name that refers to nothing in the pack (group, setting)
+        case invalidConfigValue = "C009" // a site-config value outside its allowed range or list
+        case meterPack = "C010"         // a meter no pack claims or two claim, an unknown pack, a defaults entry its pack lacks
         case unreadableFile = "F001"    // a file that cannot be read
+    }
+
+    /// The site-config form of a code: the rule-pack codes a site config can
+    /// also raise (the shared readers' unknown key, wrong type, …) become their
+    /// C-codes; every other code is its own.
+    public static func inSiteConfig(_ code: Code) -> Code {
+        switch code {
+        case .unknownKey: .unknownConfigKey
+        case .missingKey: .missingConfigKey
+        case .wrongType: .wrongConfigType
+        case .unknownReference: .unknownConfigReference
+        case .invalidValue: .invalidConfigValue
+        default: code
+        }
     }
 
     public var severity: Severity

@@ -155,7 +155,7 @@ enum PackLoader {
             return []
         }
         return items.compactMap { item -> FieldRules? in
-            guard case .mapping(let entries, let mark) = item, entries.count == 1 else {
+            guard case .mapping(let entries, _) = item, entries.count == 1 else {
                 ctx.error(.wrongType, "each field must be one 'name: tag' or 'name: { from: tag, … }' entry", at: item.mark)
                 return nil
             }
@@ -165,7 +165,7 @@ enum PackLoader {
                 return FieldRules(name: name, from: Located(s.value, s.mark))
             }
             guard let f = ctx.mapping(entry.value, "field '\(entry.key.value)'", known: fieldKeys) else { return nil }
-            guard let from = f.string("from", required: true) else { _ = mark; return nil }
+            guard let from = f.string("from", required: true) else { return nil }
             var field = FieldRules(
                 name: name, from: from, unit: f.string("unit"), label: f.string("name")?.value,
                 deviceClass: f.string("device_class"), stateClass: f.string("state_class"),

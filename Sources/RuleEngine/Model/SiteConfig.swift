@@ -1,3 +1,4 @@
+import Topics
 import YAML
 
 /// The rules' part of the site configuration (`config/config.yaml`): topics,
@@ -86,14 +87,14 @@ enum SiteConfigLoader {
         ] + (shared[""] ?? [])) else { return nil }
         if let instance = top.string("instance") {
             config.instance = instance.value
-            if !isTopicSafe(instance.value, allowSlash: false) {
+            if !Topic.isPlainName(instance.value, allowSlash: false) {
                 ctx.error(.invalidName, "instance '\(instance.value)' cannot be a topic level",
                           hint: "use letters, digits, '_' and '-' only: it names topics, client ids and a directory", at: instance.mark)
             }
         }
         if let root = top.string("root_topic") {
             config.rootTopic = root.value
-            if !isTopicSafe(root.value, allowSlash: true) {
+            if !Topic.isPlainName(root.value, allowSlash: true) {
                 ctx.error(.invalidName, "root topic '\(root.value)' is not a valid topic prefix",
                           hint: "use letters, digits, '_', '-' and '/' between levels; no '+', '#' or spaces", at: root.mark)
             }
@@ -125,7 +126,7 @@ enum SiteConfigLoader {
             }
             if let v = h.string("discovery_prefix") {
                 config.homeAssistant.discoveryPrefix = v.value
-                if !isTopicSafe(v.value, allowSlash: true) {
+                if !Topic.isPlainName(v.value, allowSlash: true) {
                     ctx.error(.invalidName, "discovery prefix '\(v.value)' is not a valid topic prefix", at: v.mark)
                 }
             }
@@ -159,7 +160,7 @@ enum SiteConfigLoader {
         meter.pack = m.string("pack")
         if let context = m.string("context") {
             meter.context = context
-            if !isTopicSafe(context.value, allowSlash: false) {
+            if !Topic.isPlainName(context.value, allowSlash: false) {
                 ctx.error(.invalidName, "context '\(context.value)' cannot be a topic level",
                           hint: "use letters, digits, '_' and '-' only", at: context.mark)
             }
@@ -171,14 +172,5 @@ enum SiteConfigLoader {
             }
         }
         return meter
-    }
-
-    /// Letters, digits, `_`, `-` (and `/` between levels when allowed).
-    static func isTopicSafe(_ s: String, allowSlash: Bool) -> Bool {
-        guard !s.isEmpty else { return false }
-        if allowSlash && (s.hasPrefix("/") || s.hasSuffix("/") || s.contains("//")) { return false }
-        return s.unicodeScalars.allSatisfy { c in
-            (c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c))) || c == "_" || c == "-" || (allowSlash && c == "/")
-        }
     }
 }

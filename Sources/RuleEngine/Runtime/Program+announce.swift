@@ -1,3 +1,5 @@
+import Topics
+
 /// Topics, discovery and Home Assistant configs, all from the rule metadata.
 extension Program {
     /// Renders a device template for meter `id` with the site's variables.
@@ -183,8 +185,6 @@ extension Program {
 
     /// Home Assistant node and object ids allow `[a-zA-Z0-9_-]`.
     package static func haSafe(_ s: String) -> String {
-        String(s.unicodeScalars.map { c in
-            (c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c))) || c == "_" || c == "-" ? Character(c) : "_"
-        })
+        Topic.plainName(s)
     }
 }

@@ -18,23 +18,6 @@ public struct TopicMatcher: Sendable {
 
     public init() {}
 
-    /// Whether `filter` is a valid MQTT subscription filter.
-    public static func isValidFilter(_ filter: String) -> Bool {
-        if filter.isEmpty || filter.utf8.contains(0) { return false }
-        let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
-        for (i, level) in levels.enumerated() {
-            if level == "#" { if i != levels.count - 1 { return false } ; continue }
-            if level == "+" { continue }
-            if level.contains("#") || level.contains("+") { return false }
-        }
-        return true
-    }
-
-    /// Whether `topic` is a valid topic to publish to (no wildcards, not empty).
-    public static func isValidTopic(_ topic: String) -> Bool {
-        !topic.isEmpty && !topic.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 == 0 })
-    }
-
     /// Adds `filter` with `value`; returns the value already stored for the same filter, if any.
     @discardableResult
     public mutating func insert(_ filter: String, value: Int) -> Int? {

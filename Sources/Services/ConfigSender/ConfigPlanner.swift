@@ -674,8 +674,9 @@ public struct ConfigPlanner: Sendable {
 
     /// FNV-1a (64 bit) of `name=value` lines: stable across runs and platforms.
     public static func digest(_ settings: [(name: String, value: Int)]) -> String {
-        let hash = Partition.fnv1a64(settings.map { "\($0.name)=\($0.value)\n" }.joined().utf8)
-        let hex = String(hash, radix: 16)
+        var hash = FNV1a64()
+        for (name, value) in settings { hash.add("\(name)=\(value)\n".utf8) }
+        let hex = String(hash.value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

@@ -31,7 +31,8 @@ struct ConfigSources {
     private var contents: [String: [UInt8]] = [:]
 
     init(_ options: ServiceOptions) {
-        paths = Compiler.packFiles(options.rulePaths).files + (options.config.map { [$0] } ?? [])
+        var ignored = DiagnosticReport()  // a missing pack is the reload's to report
+        paths = Compiler.packFiles(options.rulePaths, into: &ignored) + (options.config.map { [$0] } ?? [])
         refresh()
     }
 

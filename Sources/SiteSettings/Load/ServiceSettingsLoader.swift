@@ -1,4 +1,5 @@
 import RuleEngine
+import Topics
 import YAML
 
 /// Reads the services' keys of a site config from the tree the engine's
@@ -124,10 +125,10 @@ enum ServiceSettingsLoader {
         }
         p.bool("discovery_on_internal").map { proxy.discoveryOnInternal = $0.value }
         if let v = p.string("shared_subscription_group") {
-            if !v.value.isEmpty && !v.value.contains(where: { "/+#".contains($0) }) { proxy.sharedSubscriptionGroup = v.value }
+            if Topic.isPlainName(v.value, allowSlash: false) { proxy.sharedSubscriptionGroup = v.value }
             else {
                 ctx.error(.invalidValue, "'shared_subscription_group' must be one topic level, not '\(v.value)'",
-                          hint: "a name without '/', '+' or '#'; the proxy subscribes with $share/<name>/… (MQTT 5)", at: v.mark)
+                          hint: "letters, digits, '_' and '-'; the proxy subscribes with $share/<name>/…", at: v.mark)
             }
         }
         return proxy

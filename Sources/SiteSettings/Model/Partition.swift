@@ -1,3 +1,5 @@
+import RuleEngine
+
 /// `config_sender.partition: "k/N"`: this config sender configures the meters
 /// whose id hashes to `k` out of `N` (FNV-1a 64 of the id's bytes, modulo N).
 /// N config senders with 0/N … (N−1)/N configure each meter exactly once,
@@ -15,18 +17,8 @@ public struct Partition: Sendable, Equatable, CustomStringConvertible {
     }
 
     public func contains(_ id: String) -> Bool {
-        Int(Self.fnv1a64(id.utf8) % UInt64(count)) == index
+        Int(FNV1a64.hash(id.utf8) % UInt64(count)) == index
     }
 
     public var description: String { "\(index)/\(count)" }
-
-    /// FNV-1a, 64 bits: stable across runs, platforms and languages.
-    public static func fnv1a64(_ bytes: some Sequence<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x100_0000_01b3
-        }
-        return hash
-    }
 }

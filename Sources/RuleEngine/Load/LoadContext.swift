@@ -1,32 +1,31 @@
 import YAML
 
-/// A value with the place in its file where it was written.
-public struct Located<Value: Sendable>: Sendable {
-    public var value: Value
-    public var mark: Mark
-    public init(_ value: Value, _ mark: Mark) {
-        self.value = value
-        self.mark = mark
-    }
-}
-
 /// Collects the diagnostics of one file while its nodes are read.
 ///
 /// `package`: the site settings target reads its keys of a site config with
 /// these helpers, from the same tree and into the same diagnostics.
 package final class LoadContext {
     package let file: String
+    /// A site config's diagnostics carry C-codes (`Diagnostic.inSiteConfig`).
+    package let isSiteConfig: Bool
     package private(set) var diagnostics: [Diagnostic] = []
 
-    package init(file: String) { self.file = file }
+    package init(file: String, isSiteConfig: Bool = false) {
+        self.file = file
+        self.isSiteConfig = isSiteConfig
+    }
 
     package func error(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
-        diagnostics.append(Diagnostic(code, message, hint: hint, file: file, at: mark))
+        diagnostics.append(Diagnostic(coded(code), message, hint: hint, file: file, at: mark))
     }
 
     /// A problem that does not stop a service (a deprecated key, say): lint prints it and passes.
     package func warning(_ code: Diagnostic.Code, _ message: String, hint: String? = nil, at mark: Mark) {
-        diagnostics.append(Diagnostic(code, message, hint: hint, file: file, at: mark, severity: .warning))
+        diagnostics.append(Diagnostic(coded(code), message, hint: hint, file: file, at: mark, severity: .warning))
+    }
+
+    private func coded(_ code: Diagnostic.Code) -> Diagnostic.Code {
+        isSiteConfig ? Diagnostic.inSiteConfig(code) : code
     }
 
     /// Parses YAML bytes, turning the YAML layer's problems into diagnostics.

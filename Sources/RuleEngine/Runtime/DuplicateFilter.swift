@@ -1,0 +1,61 @@
+/// Remembers the last `capacity` keys; the oldest is forgotten first.
+///
+/// Keys are already well-mixed 64-bit hashes, so an open-addressing table
+/// indexed by the key itself (linear probing, backward-shift deletion) beats
+/// `Set`, which would hash them again.
+struct DuplicateFilter {
+    private var table: [UInt64]      // 0 = empty; key 0 is stored as 1
+    private let mask: Int
+    private var ring: [UInt64]
+    private var next = 0
+    private var filled = false
+
+    init(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        table = [UInt64](repeating: 0, count: size)
+        mask = size - 1
+        ring = [UInt64](repeating: 0, count: capacity)
+    }
+
+    /// Inserts `key`; false if it was already remembered.
+    mutating func insert(_ key: UInt64) -> Bool {
+        let k = key == 0 ? 1 : key
+        var b = Int(truncatingIfNeeded: k) & mask
+        while table[b] != 0 {
+            if table[b] == k { return false }
+            b = (b + 1) & mask
+        }
+        if filled { remove(ring[next]) }
+        // The removal may have shifted entries; find the slot again.
+        b = Int(truncatingIfNeeded: k) & mask
+        while table[b] != 0 { b = (b + 1) & mask }
+        table[b] = k
+        ring[next] = k
+        next += 1
+        if next == ring.count { next = 0; filled = true }
+        return true
+    }
+
+    private mutating func remove(_ k: UInt64) {
+        var b = Int(truncatingIfNeeded: k) & mask
+        while table[b] != k {
+            if table[b] == 0 { return }
+            b = (b + 1) & mask
+        }
+        // Backward-shift: pull later entries of the run into the hole.
+        var hole = b
+        var j = (b + 1) & mask
+        while table[j] != 0 {
+            let home = Int(truncatingIfNeeded: table[j]) & mask
+            // Move table[j] into the hole unless its home lies cyclically in (hole, j].
+            let inRange = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j)
+            if !inRange {
+                table[hole] = table[j]
+                hole = j
+            }
+            j = (j + 1) & mask
+        }
+        table[hole] = 0
+    }
+}

@@ -1,0 +1,45 @@
+/// One message the engine wants published.
+public struct Outgoing: Sendable, Equatable {
+    public enum Kind: String, Sendable { case data, discovery, homeAssistant, command }
+    public var topic: String
+    public var payload: [UInt8]
+    public var retain: Bool
+    public var kind: Kind
+    /// The meter a data message, a discovery message or a Home Assistant config is about.
+    public var device: String?
+
+    public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
+        self.topic = topic
+        self.payload = payload
+        self.retain = retain
+        self.kind = kind
+        self.device = device
+    }
+}
+
+/// Why a message (or a set of split parts) was not forwarded.
+public enum DropReason: String, Sendable, CaseIterable {
+    case malformed, wrongType = "wrong_type", invalidID = "invalid_id", invalidTime = "invalid_time", excluded
+    case allZero = "all_zero", duplicate, incomplete, unrouted
+    /// A guarded counter fell, or rose faster than its meter can count.
+    case counterGlitch = "counter_glitch"
+    /// Several packs run and none claims the meter id (no site `pack:`, no pattern, no `default_pack`).
+    case unclaimed
+}
+
+public struct Drop: Sendable, Equatable {
+    public var reason: DropReason
+    public var topic: String
+    public var detail: String
+}
+
+/// What one call produced. Reuse one value across calls: `removeAll` keeps the capacity.
+public struct ProcessOutput: Sendable {
+    public var messages: [Outgoing] = []
+    public var drops: [Drop] = []
+    public init() {}
+    public mutating func removeAll() {
+        messages.removeAll(keepingCapacity: true)
+        drops.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,54 @@
+/// FNV-1a over 64 bits: deterministic across runs and platforms (unlike
+/// Swift's `Hasher`, which is seeded per process), which keeps goldens, the
+/// engine's duplicate keys and the config-sender's digests stable.
+///
+/// `FNV1a64.hash(id.utf8)` for one value; a `var h = FNV1a64()` and `add`
+/// for a key of several parts.
+public struct FNV1a64: Sendable {
+    @usableFromInline var state: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    /// The hash of everything added so far.
+    @inlinable
+    public var value: UInt64 { state }
+
+    @inlinable
+    public mutating func add(_ byte: UInt8) {
+        state = (state ^ UInt64(byte)) &* 0x100_0000_01b3
+    }
+
+    @inlinable
+    public mutating func add(_ bytes: some Sequence<UInt8>) {
+        for b in bytes { add(b) }
+    }
+
+    /// The hash of `bytes`.
+    @inlinable
+    public static func hash(_ bytes: some Sequence<UInt8>) -> UInt64 {
+        var h = FNV1a64()
+        h.add(bytes)
+        return h.value
+    }
+}
+
+/// The engine's keys: parts of several kinds, each closed so that two
+/// different sequences of parts never run together.
+extension FNV1a64 {
+    mutating func add(_ v: UInt64) {
+        for k in 0..<8 { add(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) }
+    }
+
+    mutating func add(_ s: String) {
+        for b in s.utf8 { add(b) }
+        add(UInt8(0xFF))
+    }
+
+    mutating func add(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice) {
+        add(slice.kind.rawValue)
+        if slice.kind != .missing {
+            for i in Int(slice.start)..<Int(slice.end) { add(buffer[i]) }
+        }
+        add(UInt8(0xFF))
+    }
+}

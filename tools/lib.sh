@@ -1,0 +1,67 @@
+# Sourced by tools/bench, tools/check-broker and tools/demo (run from the
+# repository root): Mosquitto on a free loopback port, and the production
+# internal broker's config moved to a scratch directory.
+
+# has_line FILE REGEX [FIRST_LINE]: a line of FILE from FIRST_LINE on (1)
+# matches REGEX. (awk reads the whole file: no "producer | grep -q", whose early
+# exit can kill the producer with SIGPIPE under pipefail.)
+has_line() { awk -v re="$2" -v from="${3:-1}" 'NR >= from && $0 ~ re { found = 1; exit } END { exit !found }' "$1"; }
+
+# launch_mosquitto CONF LOG [OUT]: starts `mosquitto -c CONF` with its output
+# appended to OUT (default: LOG) and waits up to 10 s until LOG says it runs
+# (a line written after the start). Sets $pid (the caller stops it by PID).
+# Status: 0 running; 2 its port was taken; 1 it did not start (see LOG, OUT).
+launch_mosquitto() {
+  local conf=$1 log=$2 out=${3:-$2} from out_from i
+  touch "$log" "$out"
+  from=$(($(wc -l < "$log") + 1))
+  out_from=$(($(wc -l < "$out") + 1))
+  mosquitto -c "$conf" >> "$out" 2>&1 &
+  pid=$!
+  for ((i = 0; i < 200; i++)); do
+    has_line "$log" "mosquitto version .* running" "$from" && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""
+  if has_line "$log" "Address already in use" "$from" || has_line "$out" "Address already in use" "$out_from"; then return 2; fi
+  return 1
+}
+
+# start_mosquitto_on_free_port WRITE_CONF CONF LOG [OUT]: up to 10 times, picks
+# a random loopback port, runs `WRITE_CONF PORT` (which writes CONF for that
+# port) and `launch_mosquitto CONF LOG OUT`; another port is tried only when
+# this one was taken. Sets $port and $pid. Status: 0 running; 1 it did not
+# start (see LOG, OUT); 3 WRITE_CONF failed.
+start_mosquitto_on_free_port() {
+  local write_conf=$1 conf=$2 log=$3 out=${4:-$3} attempt rc=1
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((20000 + RANDOM % 40000))
+    "$write_conf" "$port" || return 3
+    rc=0
+    launch_mosquitto "$conf" "$log" "$out" || rc=$?
+    [ "$rc" -eq 2 ] || break
+  done
+  [ "$rc" -eq 0 ] && return 0
+  return 1
+}
+
+# internal_broker_conf PORT DIR CONF: broker/internal/mosquitto.conf changed only
+# where it must be: listening on 127.0.0.1:PORT alone, run as the current user,
+# DIR/passwd, DIR/acl and DIR/data/ for its files. Fails unless every rewrite
+# hit (the production config changed under the tools) and no other listener is
+# open.
+internal_broker_conf() {
+  local port=$1 dir=$2 conf=$3 user
+  user=$(id -un)
+  sed -e "s|^listener 11883\$|listener $port 127.0.0.1|" \
+      -e "s|^user kpm33b-broker\$|user $user|" \
+      -e "s|^password_file /etc/kpm33b/broker/passwd\$|password_file $dir/passwd|" \
+      -e "s|^acl_file /etc/kpm33b/broker/acl\$|acl_file $dir/acl|" \
+      -e "s|^persistence_location /var/lib/kpm33b-broker/\$|persistence_location $dir/data/|" \
+      broker/internal/mosquitto.conf > "$conf"
+  mkdir -p "$dir/data"
+  [ "$(grep -c '^listener ' "$conf")" = 1 ] && grep -qx "listener $port 127.0.0.1" "$conf" &&
+    grep -qx "password_file $dir/passwd" "$conf" && grep -qx "acl_file $dir/acl" "$conf" &&
+    grep -qx "persistence_location $dir/data/" "$conf" && grep -qx "user $user" "$conf"
+}
