@@ -351,7 +351,8 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
             $0.contains("level=error") && $0.contains("event=meter_not_answering") && $0.contains("meter=\(senderMeterA)")
         })
         #expect(h.acknowledgedDate(senderMeterA) == nil)
-        #expect(h.state?["meters"]?[senderMeterA]?["commands"]?["set_clock"]?["result"]?.stringValue == "timeout")
+        // The state file is written at most every 0.1 s, after the log line.
+        #expect(senderEventually { h.state?["meters"]?[senderMeterA]?["commands"]?["set_clock"]?["result"]?.stringValue == "timeout" })
         #expect(h.state?["meters"]?[senderMeterA]?["last_error"]?.stringValue?.hasPrefix("no reply") == true)
         #expect(senderEventually {
             guard let last = status.messages.last, let doc = try? JSONValue.parse(last.payload) else { return false }

@@ -64,6 +64,35 @@ import Testing
         #expect(HomeAssistantSchema.problems(topic: "homeassistant/device/x/config", payload: bad).count == 2)
     }
 
+    /// Every Home Assistant config in the golden outputs of every pack (all
+    /// models, both forms, several packs at once) passes the schemas too.
+    @Test func everyGoldenHomeAssistantConfigIsValid() throws {
+        let rules = URL(fileURLWithPath: senderPackPath).deletingLastPathComponent()
+        var files: [URL] = []
+        for pack in try FileManager.default.contentsOfDirectory(atPath: rules.path).sorted() {
+            let tests = rules.appendingPathComponent(pack == "tests" ? "tests" : "\(pack)/tests")
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: tests.path)) ?? [] where name.hasSuffix(".out") {
+                files.append(tests.appendingPathComponent(name))
+            }
+        }
+        var checked = 0
+        var platforms: Set<String> = []
+        for file in files {
+            for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") where line.hasPrefix("+ homeassistant/") {
+                let parts = line.dropFirst(2).split(separator: " ", maxSplits: 1)
+                guard parts.count == 2 else { continue }  // a removal
+                let problems = HomeAssistantSchema.problems(topic: String(parts[0]), payload: Array(parts[1].utf8))
+                #expect(problems == [], "\(file.lastPathComponent)")
+                for platform in ["sensor", "binary_sensor", "switch"] where parts[1].contains(#""p":"\#(platform)""#) {
+                    platforms.insert(platform)
+                }
+                checked += 1
+            }
+        }
+        #expect(checked >= 6)
+        #expect(platforms == ["sensor", "binary_sensor", "switch"], "every kind of component is checked")
+    }
+
     @Test func aDeviceConfigCarriesEveryEntityOfTheEnabledGroupsAndNothingElse() throws {
         let program = try Self.program(groups: ["current"])
         let configs = program.homeAssistantConfigs(for: Self.meter, origin: Self.origin)

@@ -30,6 +30,7 @@ enum HomeAssistantSchema {
         "sensor": ["device_class", "expire_after", "force_update", "last_reset_value_template", "options",
                    "suggested_display_precision", "state_class", "unit_of_measurement"],
         "binary_sensor": ["device_class", "expire_after", "force_update", "off_delay", "payload_off", "payload_on"],
+        "switch": ["command_topic", "device_class", "optimistic", "payload_off", "payload_on", "retain", "state_off", "state_on"],
     ]
 
     /// The problems of one discovery message on `topic` (empty: Home Assistant takes it).
@@ -73,7 +74,11 @@ enum HomeAssistantSchema {
         for (key, _) in config where !commonKeys.contains(key) && !own.contains(key) {
             problems.append("\(what): '\(key)' is not a key of an MQTT \(platform)")
         }
-        if config["state_topic"]?.stringValue?.isEmpty != false { problems.append("\(what): 'state_topic' is required") }
+        if platform == "switch" {
+            if config["command_topic"]?.stringValue?.isEmpty != false { problems.append("\(what): 'command_topic' is required") }
+        } else if config["state_topic"]?.stringValue?.isEmpty != false {
+            problems.append("\(what): 'state_topic' is required")
+        }
         if let device = config["device"]?.objectValue.map(expand) {
             if device["identifiers"]?.arrayValue?.isEmpty != false && device["connections"] == nil {
                 problems.append("\(what): the device needs identifiers")
@@ -112,6 +117,10 @@ enum HomeAssistantSchema {
             }
             if let precision = config["suggested_display_precision"], (precision.intValue ?? -1) < 0 {
                 problems.append("\(what): suggested_display_precision must be a non-negative integer")
+            }
+        case "switch":
+            if let deviceClass, !["outlet", "switch"].contains(deviceClass) {
+                problems.append("\(what): '\(deviceClass)' is not a switch device class")
             }
         default:
             if let deviceClass, !HomeAssistant.binarySensorClasses.contains(deviceClass) {
