@@ -30,10 +30,7 @@ final class MeterPublishers: LoadPublishers, @unchecked Sendable {
     private let clients: [MQTTClient]
     private let window: DispatchSemaphore
     private let ledger: Ledger
-    private let templates: [PayloadTemplate]
-    private let enyEvery: Int
-    private let ids: [[UInt8]]
-    private let times: [[UInt8]]
+    private let messages: LoadMessages
     private let qos: Int
     private let acknowledgements = Mutable(0)
     private let connected = Mutable(0)
@@ -45,16 +42,8 @@ final class MeterPublishers: LoadPublishers, @unchecked Sendable {
     init(endpoint: MQTTEndpoint, window: Int, qos: Int, ledger: Ledger, enyEvery: Int, readingsPerMeter: Int) throws {
         self.ledger = ledger
         self.qos = qos
-        self.enyEvery = enyEvery
         self.window = DispatchSemaphore(value: window)
-        templates = [PayloadTemplate(topic: "MQTT_RT_DATA", sample: SamplePayloads.realTime),
-                     PayloadTemplate(topic: "MQTT_ENY_NOW", sample: SamplePayloads.energy)]
-        ids = (0..<ledger.meters).map { meter in
-            var digits = String(meter)
-            digits = String(repeating: "0", count: 5 - digits.count) + digits
-            return Array(ledger.idPrefix) + Array(digits.utf8)
-        }
-        times = (0...readingsPerMeter).map { MeterClock.format(ledger.base + Int64($0)) }
+        messages = LoadMessages(ledger: ledger, enyEvery: enyEvery, readingsPerMeter: readingsPerMeter)
         loop = try EventLoop()
         let pid = getpid()
         var clients: [MQTTClient] = []
@@ -123,17 +112,14 @@ final class MeterPublishers: LoadPublishers, @unchecked Sendable {
                     nanosleep(&pause, nil)
                 }
             }
-            let meter = g % ledger.meters
-            let reading = g / ledger.meters
-            let template = enyEvery > 0 && reading % enyEvery == 1 ? templates[1] : templates[0]
-            let payload = template.render(id: ids[meter], time: times[reading])
+            let (meter, topic, payload) = messages.message(g)
             window.wait()
             let now = monotonicNs()
             ledger.recordSend(g, phase: phase, at: now)
             let client = clients[meter], qos = qos, window = window, failures = failures
             loop.execute {
                 do {
-                    try client.publish(topic: template.topic, payload: payload, qos: qos, retain: false)
+                    try client.publish(topic: topic, payload: payload, qos: qos, retain: false)
                 } catch {
                     window.signal()
                     failures.update { $0 += 1 }

@@ -21,10 +21,7 @@ final class Publishers: @unchecked Sendable {
     let connections: [MQTTConnection]
     private let windows: [DispatchSemaphore]
     private let ledger: Ledger
-    private let templates: [PayloadTemplate]   // [0] MQTT_RT_DATA, [1] MQTT_ENY_NOW
-    private let enyEvery: Int
-    private let ids: [[UInt8]]
-    private let times: [[UInt8]]
+    private let messages: LoadMessages
     private let qos: Int
     /// `onPublished` calls so far, all connections: messages the broker
     /// acknowledged (QoS 1) or that were written to it (QoS 0).
@@ -36,15 +33,7 @@ final class Publishers: @unchecked Sendable {
          readingsPerMeter: Int) throws {
         self.ledger = ledger
         self.qos = qos
-        self.enyEvery = enyEvery
-        templates = [PayloadTemplate(topic: "MQTT_RT_DATA", sample: SamplePayloads.realTime),
-                     PayloadTemplate(topic: "MQTT_ENY_NOW", sample: SamplePayloads.energy)]
-        ids = (0..<ledger.meters).map { meter in
-            var digits = String(meter)
-            digits = String(repeating: "0", count: 5 - digits.count) + digits
-            return Array(ledger.idPrefix) + Array(digits.utf8)
-        }
-        times = (0...readingsPerMeter).map { MeterClock.format(ledger.base + Int64($0)) }
+        messages = LoadMessages(ledger: ledger, enyEvery: enyEvery, readingsPerMeter: readingsPerMeter)
         var connections: [MQTTConnection] = []
         var windows: [DispatchSemaphore] = []
         let pid = getpid()
@@ -128,15 +117,12 @@ final class Publishers: @unchecked Sendable {
 
     /// Message `g` on connection `c`; false if libmosquitto refused it.
     private func publish(_ g: Int, on c: Int, phase: Int, into sent: inout Sent) -> Bool {
-        let meter = g % ledger.meters
-        let reading = g / ledger.meters
-        let template = enyEvery > 0 && reading % enyEvery == 1 ? templates[1] : templates[0]
-        let payload = template.render(id: ids[meter], time: times[reading])
+        let (_, topic, payload) = messages.message(g)
         windows[c].wait()
         let now = monotonicNs()
         ledger.recordSend(g, phase: phase, at: now)
         do {
-            try connections[c].publish(topic: template.topic, payload: payload, qos: qos, retain: false)
+            try connections[c].publish(topic: topic, payload: payload, qos: qos, retain: false)
         } catch {
             windows[c].signal()
             return false

@@ -9,6 +9,34 @@ enum SamplePayloads {
     static let energy = #"{"id":"33B1225950027","zygsz":163.486,"fygsz":0.000,"zwgsz":0.000,"fwgsz":11.085,"zszsz":164.331,"zyjsz":8.668,"fyjsz":0.000,"zyfsz":25.344,"fyfsz":0.000,"zypsz":60.573,"fypsz":0.000,"zyvsz":68.898,"fyvsz":0.000,"zydvsz":0.000,"fydvsz":0.000,"time":"20260117211500","isend":"1"}"#
 }
 
+/// The messages of a load run: message `g` is reading `g / meters` of meter
+/// `g % meters`, an `MQTT_ENY_NOW` every `enyEvery` readings (0: never), the
+/// others `MQTT_RT_DATA`; ids and clock values are rendered once, up front.
+struct LoadMessages: Sendable {
+    private let realTime = PayloadTemplate(topic: "MQTT_RT_DATA", sample: SamplePayloads.realTime)
+    private let energy = PayloadTemplate(topic: "MQTT_ENY_NOW", sample: SamplePayloads.energy)
+    private let enyEvery: Int
+    private let ids: [[UInt8]]
+    private let times: [[UInt8]]
+
+    init(ledger: Ledger, enyEvery: Int, readingsPerMeter: Int) {
+        self.enyEvery = enyEvery
+        ids = (0..<ledger.meters).map { meter in
+            let digits = String(meter)
+            return Array(ledger.idPrefix) + Array((String(repeating: "0", count: 5 - digits.count) + digits).utf8)
+        }
+        times = (0...readingsPerMeter).map { MeterClock.format(ledger.base + Int64($0)) }
+    }
+
+    /// Message `g`: its meter, topic and payload.
+    func message(_ g: Int) -> (meter: Int, topic: String, payload: [UInt8]) {
+        let meter = g % ids.count
+        let reading = g / ids.count
+        let template = enyEvery > 0 && reading % enyEvery == 1 ? energy : realTime
+        return (meter, template.topic, template.render(id: ids[meter], time: times[reading]))
+    }
+}
+
 /// A sample payload cut around its `id` and `time` values, so that a message
 /// is `head + id + middle + time + tail` with no JSON work per message.
 struct PayloadTemplate: Sendable {
