@@ -93,23 +93,7 @@ extension Program {
         guard !components.isEmpty else { return [] }
         switch ha.discovery {
         case .device:
-            var w = JSONWriter(capacity: 256 + components.reduce(0) { $0 + $1.body.count + 48 })
-            w.beginObject()
-            writeDevice(&w, id: id, node: node, key: "dev")
-            writeOrigin(&w, origin, key: "o")
-            writeAvailability(&w)
-            w.key("cmps")
-            w.beginObject()
-            for component in components {
-                w.key(component.object)
-                w.beginObject()
-                w.field("p", component.platform)
-                w.raw(component.body)
-                w.endObject()
-            }
-            w.endObject()
-            w.endObject()
-            return [Outgoing(topic: homeAssistantDeviceTopic(for: id), payload: w.bytes, retain: true, kind: .homeAssistant, device: id)]
+            return [deviceConfig(for: id, components: components, origin: origin)]
         case .entity:
             return components.map { component in
                 var w = JSONWriter(capacity: component.body.count + 512)
@@ -129,16 +113,26 @@ extension Program {
     /// nothing but its platform, as Home Assistant's device discovery wants),
     /// the others untouched.
     public func homeAssistantRemoval(for id: String, components: [(object: String, platform: String)], origin: Origin) -> Outgoing {
-        var w = JSONWriter(capacity: 256)
+        deviceConfig(for: id, components: components.map { ($0.object, $0.platform, []) }, origin: origin)
+    }
+
+    /// The device config of meter `id` with `components` (a component with an
+    /// empty body is a removal: its platform alone). A config that only
+    /// removes carries no availability.
+    private func deviceConfig(for id: String, components: [(object: String, platform: String, body: [UInt8])],
+                              origin: Origin) -> Outgoing {
+        var w = JSONWriter(capacity: 256 + components.reduce(0) { $0 + $1.body.count + 48 })
         w.beginObject()
         writeDevice(&w, id: id, node: homeAssistantNode(for: id), key: "dev")
         writeOrigin(&w, origin, key: "o")
+        if components.contains(where: { !$0.body.isEmpty }) { writeAvailability(&w) }
         w.key("cmps")
         w.beginObject()
         for component in components {
             w.key(component.object)
             w.beginObject()
             w.field("p", component.platform)
+            if !component.body.isEmpty { w.raw(component.body) }
             w.endObject()
         }
         w.endObject()
