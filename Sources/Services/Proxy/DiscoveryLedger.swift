@@ -187,8 +187,10 @@ struct DiscoveryLedger {
         var out: [Outgoing] = []
         let deviceTopic = program.homeAssistantDeviceTopic(for: id)
         if let device = wanted.first(where: { $0.topic == deviceTopic }) {
-            let object = (try? JSONValue.parse(device.payload))?.objectValue ?? [:]
-            let components = Self.components(of: object)
+            let digest = Self.digest(device.payload)
+            // The broker has this very config (the usual case): its components are known.
+            let unchanged = meter.device.flatMap { $0.topic == deviceTopic && $0.digest == digest ? $0.components : nil }
+            let components = unchanged ?? Self.components(of: (try? JSONValue.parse(device.payload))?.objectValue ?? [:])
             if let recorded = meter.device, recorded.topic == deviceTopic {
                 let lost = recorded.components.filter { components[$0.key] == nil }
                 if !lost.isEmpty {
@@ -203,7 +205,6 @@ struct DiscoveryLedger {
                 return levels.count >= 2 && components[String(levels[levels.count - 2])] != nil
             }
             out += migrating.map(Self.migrate)
-            let digest = Self.digest(device.payload)
             if forced || !migrating.isEmpty || meter.device?.digest != digest || meter.device?.topic != deviceTopic {
                 out.append(device)
             }

@@ -208,9 +208,11 @@ final class ProxyCore {
                 append(ledger.clearAll(id: id, program: program.running(id), origin: origin), now: now)
                 continue
             }
+            // A meter heard since the start: the engine has its announcements; one only retained: the rules.
             let current = engine.announcements(for: id)
             let discovery = waiting?.discovery ?? current.first { $0.kind == .discovery }
-            let configs = homeAssistant ? program.homeAssistantConfigs(for: id, origin: origin) : []
+            let configs = !homeAssistant ? []
+                : engine.hasSeen(id) ? current.filter { $0.kind == .homeAssistant } : program.homeAssistantConfigs(for: id, origin: origin)
             append(ledger.plan(id: id, discovery: discovery, homeAssistant: configs, forced: false,
                                program: program.running(id), origin: origin), now: now)
         }
