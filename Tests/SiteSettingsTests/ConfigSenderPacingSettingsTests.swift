@@ -6,24 +6,11 @@ import Testing
 /// `config_sender.max_in_flight` and `min_spacing_ms` (issue 15): defaults,
 /// values, and the exact text of a bad one.
 @Suite struct ConfigSenderPacingSettingsTests {
-    func load(_ yaml: String) -> (text: String, settings: ServiceSettings?) {
-        let dir = Fixtures.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        Fixtures.write(yaml, to: "\(dir)/site.yaml")
-        do {
-            let site = try Site.load(rules: Fixtures.pack, config: "\(dir)/site.yaml")
-            let text = site.warnings.diagnostics.isEmpty ? "no errors" : site.warnings.description
-            return (text.replacingOccurrences(of: dir + "/", with: ""), site.settings)
-        } catch {
-            return (error.description.replacingOccurrences(of: dir + "/", with: ""), nil)
-        }
-    }
-
     @Test func defaultsAndValues() throws {
-        let (_, defaults) = load("config_sender: { retries: 2 }\n")
+        let (_, defaults) = Fixtures.load("config_sender: { retries: 2 }\n")
         #expect(defaults?.configSender.maxInFlight == 100)
         #expect(defaults?.configSender.minSpacingMilliseconds == 200)
-        let (text, settings) = load("""
+        let (text, settings) = Fixtures.load("""
         config_sender:
           max_in_flight: 0
           min_spacing_ms: 1500
@@ -34,7 +21,7 @@ import Testing
     }
 
     @Test func badValuesAreErrorsWithAHint() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         config_sender:
           max_in_flight: -1
           min_spacing_ms: 90000

@@ -6,21 +6,6 @@ import Testing
 /// Site configs with the services' keys, loaded as a service loads them
 /// (`Site.load` with the shipped pack): the exact text an operator sees.
 @Suite struct SiteDiagnosticsTests {
-    /// Loads `yaml` as `site.yaml`: the rendered errors, or the warnings
-    /// (`no errors` when there are none), and the settings when it loaded.
-    func load(_ yaml: String) -> (text: String, settings: ServiceSettings?) {
-        let dir = Fixtures.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        Fixtures.write(yaml, to: "\(dir)/site.yaml")
-        do {
-            let site = try Site.load(rules: Fixtures.pack, config: "\(dir)/site.yaml")
-            let text = site.warnings.diagnostics.isEmpty ? "no errors" : site.warnings.description
-            return (text.replacingOccurrences(of: dir + "/", with: ""), site.settings)
-        } catch {
-            return (error.description.replacingOccurrences(of: dir + "/", with: ""), nil)
-        }
-    }
-
     @Test func theShippedPackAndConfigAreClean() throws {
         let site = try Site.load(rules: Fixtures.pack, config: Fixtures.config)
         #expect(site.warnings.diagnostics.isEmpty, "\(site.warnings)")
@@ -31,7 +16,7 @@ import Testing
     }
 
     @Test func brokerPortAndPasswordWithTheRulesProblems() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         brokers:
           central:
             port: 70000
@@ -59,7 +44,7 @@ import Testing
     }
 
     @Test func unknownKeyUnderABroker() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         brokers:
           internal:
             host: 127.0.0.1
@@ -75,7 +60,7 @@ import Testing
     }
 
     @Test func badJournalFsync() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         proxy:
           journal_fsync: intervall
         """)
@@ -89,7 +74,7 @@ import Testing
     }
 
     @Test func journalTooSmallAndZeroInterval() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         proxy:
           journal_max_bytes: 65536
           journal_fsync: sometimes
@@ -112,7 +97,7 @@ import Testing
     }
 
     @Test func journalKeysAreRead() throws {
-        let (text, settings) = load("""
+        let (text, settings) = Fixtures.load("""
         proxy:
           status_topic: site/proxy-status
           journal_max_bytes: 1048576
@@ -127,7 +112,7 @@ import Testing
     }
 
     @Test func outboxLimitIsAWarningAndIgnored() throws {
-        let (text, settings) = load("""
+        let (text, settings) = Fixtures.load("""
         proxy:
           status_interval_s: 30
           outbox_limit: 20
@@ -145,7 +130,7 @@ import Testing
     /// The engine checks the keys of the sections both targets read and
     /// suggests among all of them; a wrong shape is reported once.
     @Test func sharedSectionsAreCheckedOnce() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         broker: {}
         proxy:
           status_intervall_s: 30
@@ -168,7 +153,7 @@ import Testing
     }
 
     @Test func configSenderTimers() throws {
-        let (text, settings) = load("""
+        let (text, settings) = Fixtures.load("""
         config_sender:
           status_topic: site/sender-status
           reply_timeout_s: 2.5
@@ -193,7 +178,7 @@ extension SiteDiagnosticsTests {
     }
 
     @Test func discoveryKeysAreRead() throws {
-        let (text, settings) = load("""
+        let (text, settings) = Fixtures.load("""
         proxy:
           discovery_on_internal: true
         config_sender:
@@ -202,7 +187,7 @@ extension SiteDiagnosticsTests {
         #expect(text == "no errors")
         #expect(settings?.proxy.discoveryOnInternal == true)
         #expect(settings?.configSender.discoveryFrom == .internal)
-        let (_, off) = load("""
+        let (_, off) = Fixtures.load("""
         proxy:
           discovery_on_internal: false
         """)
@@ -211,7 +196,7 @@ extension SiteDiagnosticsTests {
     }
 
     @Test func badDiscoveryKeys() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         proxy:
           discovery_on_internal: yes please
         config_sender:
@@ -231,7 +216,7 @@ extension SiteDiagnosticsTests {
     }
 
     @Test func discoveryFromInternalNeedsTheProxysCopy() {
-        let (text, _) = load("""
+        let (text, _) = Fixtures.load("""
         proxy:
           discovery_on_internal: false
         config_sender:
