@@ -7,18 +7,14 @@ import Testing
     /// The last segment cut in the middle of a record: the complete records survive, appends go on.
     @Test func tornTailTruncatedMidRecord() throws {
         try withTemporaryDirectory { dir in
-            do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
-                try appendRecords(journal, 0 ..< 20)
-                journal.close()
-            }
+            try writeRecords(dir, 0 ..< 20)
             let path = dir + "/" + segmentFiles(dir).last!
             let bytes = try readFile(path)
             let lastFrame = frameOffsets(bytes).last!
             try writeFile(path, Array(bytes[..<(lastFrame + 30)]))
 
             do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                let journal = try openJournal(dir)
                 #expect(journal.recovery.tornTailBytes == 30)
                 #expect(journal.recovery.droppedBytes == 30)
                 #expect(journal.recovery.corruptRecords == 0)
@@ -30,7 +26,7 @@ import Testing
                 #expect(try appendRecords(journal, 100 ..< 105) == Array(20...24))
                 journal.close()
             }
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             #expect(journal.recovery.droppedBytes == 0)
             let records = try drain(journal)
             #expect(records.map(\.sequence) == Array(1...24))
@@ -42,16 +38,12 @@ import Testing
     @Test(arguments: [[UInt8](repeating: 0, count: 4096), (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 77 &+ 200) }])
     func tornTailGarbageAppended(garbage: [UInt8]) throws {
         try withTemporaryDirectory { dir in
-            do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
-                try appendRecords(journal, 0 ..< 20)
-                journal.close()
-            }
+            try writeRecords(dir, 0 ..< 20)
             let path = dir + "/" + segmentFiles(dir).last!
             let bytes = try readFile(path)
             try writeFile(path, bytes + garbage)
             do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                let journal = try openJournal(dir)
                 #expect(journal.recovery.tornTailBytes == garbage.count)
                 #expect(journal.recovery.corruptRecords == 0)
                 #expect(try readFile(path) == bytes)
@@ -59,7 +51,7 @@ import Testing
                 try appendRecords(journal, 20 ..< 30)
                 journal.close()
             }
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             #expect(journal.recovery.droppedBytes == 0)
             #expect(try drain(journal).map(\.sequence) == Array(1...30))
         }
@@ -110,17 +102,13 @@ import Testing
     /// A corrupt record in the last segment that is complete (bad checksum) counts as corruption, not a torn tail.
     @Test func badChecksumInLastSegment() throws {
         try withTemporaryDirectory { dir in
-            do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
-                try appendRecords(journal, 0 ..< 10)
-                journal.close()
-            }
+            try writeRecords(dir, 0 ..< 10)
             let path = dir + "/" + segmentFiles(dir)[0]
             var bytes = try readFile(path)
             let target = frameOffsets(bytes)[4]
             bytes[target + 8 + 3] ^= 0x01   // inside the sequence field
             try writeFile(path, bytes)
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             #expect(journal.recovery.corruptRecords == 1)
             #expect(journal.recovery.tornTailBytes == 0)
             #expect(try drain(journal).map(\.sequence) == [1, 2, 3, 4])
@@ -131,11 +119,7 @@ import Testing
     /// A record with a valid checksum but the wrong sequence is cut too.
     @Test func wrongSequenceIsCorrupt() throws {
         try withTemporaryDirectory { dir in
-            do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
-                try appendRecords(journal, 0 ..< 3)
-                journal.close()
-            }
+            try writeRecords(dir, 0 ..< 3)
             let path = dir + "/" + segmentFiles(dir)[0]
             var bytes = try readFile(path)
             let offsets = frameOffsets(bytes)
@@ -145,7 +129,7 @@ import Testing
             let crc = bytes[bodyStart ..< offsets[2]].withContiguousStorageIfAvailable { CRC32C.checksum(UnsafeRawBufferPointer($0)) }!
             for k in 0..<4 { bytes[offsets[1] + 4 + k] = UInt8(truncatingIfNeeded: crc >> (8 * k)) }
             try writeFile(path, bytes)
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             #expect(journal.recovery.corruptRecords == 1)
             #expect(journal.recovery.notes.contains { $0.contains("sequence 7") })
             #expect(try drain(journal).map(\.sequence) == [1])
@@ -156,7 +140,7 @@ import Testing
     @Test func tornAckSlotFallsBackToTheOtherSlot() throws {
         try withTemporaryDirectory { dir in
             do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                let journal = try openJournal(dir)
                 try appendRecords(journal, 0 ..< 20)
                 _ = try drain(journal)
                 for sequence in 1...5 { journal.acknowledge(UInt64(sequence)) }
@@ -170,14 +154,14 @@ import Testing
             var ack = try readFile(ackPath)
             #expect(ack.count == 52)
             do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                let journal = try openJournal(dir)
                 #expect(journal.watermark == 11)
                 journal.close()
             }
             ack[3] ^= 0xFF   // slot A, the newest, torn
             try writeFile(ackPath, ack)
             do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                let journal = try openJournal(dir)
                 #expect(journal.watermark == 6)
                 #expect(journal.recovery.notes.contains { $0.contains("slot A") })
                 #expect(try drain(journal).map(\.sequence) == Array(6...20))
@@ -185,7 +169,7 @@ import Testing
             }
             // Both slots unreadable: everything present is delivered again.
             try writeFile(ackPath, [UInt8](repeating: 0x55, count: 52))
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             #expect(journal.watermark == 1)
             #expect(try drain(journal).count == 20)
         }

@@ -7,7 +7,7 @@ import Testing
     /// Everything appended comes back once, in order, with every field intact.
     @Test func appendFlushNextAcknowledge() throws {
         try withTemporaryDirectory { dir in
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             #expect(journal.recovery == JournalRecovery())
             let sequences = try (0..<100).flatMap { batch in try appendRecords(journal, batch * 10 ..< batch * 10 + 10) }
             #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $0 + 1 == $1 })
@@ -81,10 +81,10 @@ import Testing
     @Test func crashAfterFlushKeepsFlushedRecords() throws {
         try withTemporaryDirectory { dir in
             // The first journal is never closed: a second one opens the directory as a restarted process would.
-            let crashed = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let crashed = try openJournal(dir)
             try appendRecords(crashed, 0 ..< 50)
             crashed.append(topic: [1], payload: [2], retain: false, kind: 0, now: 0)   // never flushed
-            let restarted = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let restarted = try openJournal(dir)
             #expect(restarted.recovery.records == 50)
             #expect(try drain(restarted).map(\.sequence) == Array(1...50))
             withExtendedLifetime(crashed) {}
@@ -95,14 +95,14 @@ import Testing
     @Test func restartAfterEverythingAcknowledged() throws {
         try withTemporaryDirectory { dir in
             do {
-                let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+                let journal = try openJournal(dir)
                 for sequence in try appendRecords(journal, 0 ..< 10) { journal.acknowledge(sequence) }
                 #expect(journal.unacknowledgedCount == 10, "acknowledging records not handed out is ignored")
                 for record in try drain(journal) { journal.acknowledge(record.sequence) }
                 try journal.persistAcknowledgements()
                 journal.close()
             }
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             #expect(journal.recovery.records == 0)
             #expect(try journal.next() == nil)
             #expect(journal.append(topic: [1], payload: [], retain: false, kind: 0, now: 0) == 11)

@@ -79,7 +79,7 @@ import Testing
     /// Out-of-order acknowledgements: 3, 2, then 1 moves the watermark to 4.
     @Test func outOfOrderAcknowledgements() throws {
         try withTemporaryDirectory { dir in
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             try appendRecords(journal, 0 ..< 6)
             _ = try drain(journal)
             journal.acknowledge(3)
@@ -143,7 +143,7 @@ import Testing
     /// `maxBytes` can change at run time.
     @Test func maxBytesCanChange() throws {
         try withTemporaryDirectory { dir in
-            let journal = try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+            let journal = try openJournal(dir)
             try appendRecords(journal, 0 ..< 10)
             #expect(!journal.isFull)
             journal.maxBytes = 100

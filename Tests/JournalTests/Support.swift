@@ -30,6 +30,18 @@ func appendRecords(_ journal: Journal, _ range: Range<Int>, payloadSize: Int = 6
     return sequences
 }
 
+/// The journal in `dir` as a restarted proxy opens it: 1 GiB, no fsync.
+func openJournal(_ dir: String) throws -> Journal {
+    try Journal(directory: dir, maxBytes: 1 << 30, fsync: .never)
+}
+
+/// Records `range` written to the journal in `dir` by a process that then stopped.
+func writeRecords(_ dir: String, _ range: Range<Int>) throws {
+    let journal = try openJournal(dir)
+    try appendRecords(journal, range)
+    journal.close()
+}
+
 /// Everything `next()` hands out now.
 func drain(_ journal: Journal) throws -> [JournalRecord] {
     var records: [JournalRecord] = []
