@@ -16,8 +16,7 @@ import Testing
     static func program(groups: [String], discovery: String = "device", exclude: [String] = []) throws -> Program {
         let directory = try senderTemporaryDirectory("ledger")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let config = directory.appendingPathComponent("site.yaml")
-        try """
+        return try loadProgram("""
             root_topic: kpm33b
             homeassistant: { enabled: true, discovery: \(discovery) }
             meters:
@@ -26,8 +25,7 @@ import Testing
                 settings: { upload_interval_seconds: 60, upload_interval_minutes: 5 }
             exclude: [\(exclude.map { "\"\($0)\"" }.joined(separator: ", "))]
 
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return try Site.load(rules: senderPackPath, config: config.path).program
+            """, in: directory.path)
     }
 
     static func ledger() -> DiscoveryLedger {
@@ -206,14 +204,13 @@ import Testing
             retained.append(("kpm33b/discovery/\(id)", #"{"id":"\#(id)","pack":"kpm33b"}"#))
         }
         // The fixture's site excludes nobody: exclude one meter now.
-        let config = URL(fileURLWithPath: f.directory).appendingPathComponent("site.yaml")
-        try """
+        let excluding = try loadProgram("""
             root_topic: kpm33b
             homeassistant: { enabled: true }
             exclude: ["\(excluded)"]
 
-            """.write(to: config, atomically: true, encoding: .utf8)
-        f.core.reload(try Site.load(rules: senderPackPath, config: config.path).program, now: Instant(epochMillis: 1_768_235_940_000))
+            """, in: f.directory)
+        f.core.reload(excluding, now: Instant(epochMillis: 1_768_235_940_000))
         f.connectCentral(retained: retained)
         f.endIteration()
         let sent = f.transport.published

@@ -67,14 +67,13 @@ import Testing
         f.acknowledgeAll()
         #expect(f.transport.internalPublished.count == 2)
 
-        let config = URL(fileURLWithPath: f.directory).appendingPathComponent("excluding.yaml")
-        try """
+        let excluding = try loadProgram("""
             root_topic: kpm33b
             homeassistant: { enabled: false }
             exclude: ["33B1225950027"]
 
-            """.write(to: config, atomically: true, encoding: .utf8)
-        f.core.reload(try Site.load(rules: senderPackPath, config: config.path).program, now: Instant(epochMillis: 1_768_235_950_000))
+            """, in: f.directory, file: "excluding.yaml")
+        f.core.reload(excluding, now: Instant(epochMillis: 1_768_235_950_000))
         f.endIteration()
         let copy = try #require(f.transport.internalPublished.last)
         #expect(f.transport.internalPublished.count == 3)

@@ -46,6 +46,13 @@ final class RecordingTransport: ProxyTransport {
     var data: [Published] { published.filter { $0.topic.hasSuffix("/seconds") } }
 }
 
+/// The shipped pack's program with the site config `yaml` (written to `file` in `directory`).
+func loadProgram(_ yaml: String, in directory: String, file: String = "site.yaml") throws -> Program {
+    let config = URL(fileURLWithPath: directory).appendingPathComponent(file)
+    try yaml.write(to: config, atomically: true, encoding: .utf8)
+    return try Site.load(rules: senderPackPath, config: config.path).program
+}
+
 /// A core over a journal in `directory`, with `transport`; HA off so that
 /// only data and the discovery message come out.
 final class CoreFixture {
@@ -61,14 +68,12 @@ final class CoreFixture {
         } else {
             self.directory = try senderTemporaryDirectory("core").path
         }
-        let config = URL(fileURLWithPath: self.directory).appendingPathComponent("site.yaml")
-        try """
+        program = try loadProgram("""
             root_topic: kpm33b
             homeassistant: { enabled: \(homeAssistant) }
             proxy: { max_payload_bytes: 4096 }
 
-            """.write(to: config, atomically: true, encoding: .utf8)
-        program = try Site.load(rules: senderPackPath, config: config.path).program
+            """, in: self.directory)
         core = try Self.makeCore(program: program, directory: self.directory, maxBytes: maxBytes)
         core.transport = transport
     }

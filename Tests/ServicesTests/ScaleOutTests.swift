@@ -114,8 +114,7 @@ struct ScaleOutTests {
     /// the meter silent for longer than allowed, or the owner has no status.
     @Test func aMeterOfAnotherInstanceIsTakenOverOnlyWhenItsOwnerStopsHearingIt() throws {
         let f = try CoreFixture(homeAssistant: true)
-        let config = URL(fileURLWithPath: f.directory).appendingPathComponent("b.yaml")
-        try """
+        let program = try loadProgram("""
             root_topic: kpm33b
             instance: b
             homeassistant: { enabled: true }
@@ -123,8 +122,7 @@ struct ScaleOutTests {
               defaults:
                 settings: { upload_interval_seconds: 60, upload_interval_minutes: 5 }
 
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let program = try Site.load(rules: senderPackPath, config: config.path).program
+            """, in: f.directory, file: "b.yaml")
         f.core.journal.close()
         f.core = try CoreFixture.makeCore(program: program, directory: f.directory + "/b", maxBytes: 1 << 30)
         f.core.transport = f.transport
