@@ -210,7 +210,7 @@ import Testing
             exclude: ["\(excluded)"]
 
             """, in: f.directory)
-        f.core.reload(excluding, now: Instant(epochMillis: 1_768_235_940_000))
+        f.core.reload(ProgramSet(single: excluding), now: Instant(epochMillis: 1_768_235_940_000))
         f.connectCentral(retained: retained)
         f.endIteration()
         let sent = f.transport.published

@@ -73,7 +73,7 @@ import Testing
             exclude: ["33B1225950027"]
 
             """, in: f.directory, file: "excluding.yaml")
-        f.core.reload(excluding, now: Instant(epochMillis: 1_768_235_950_000))
+        f.core.reload(ProgramSet(single: excluding), now: Instant(epochMillis: 1_768_235_950_000))
         f.endIteration()
         let copy = try #require(f.transport.internalPublished.last)
         #expect(f.transport.internalPublished.count == 3)

@@ -82,7 +82,7 @@ final class CoreFixture {
         let settings = JournalSettings(maxBytes: maxBytes, fsync: .never)
         let journal = try Journal(directory: directory + "/journal", maxBytes: maxBytes,
                                   segmentBytes: settings.segmentBytes, fsync: .never)
-        return ProxyCore(program: program, journal: journal, settings: .init(maxPayloadBytes: 4096),
+        return ProxyCore(programs: ProgramSet(single: program), journal: journal, settings: .init(maxPayloadBytes: 4096),
                          origin: Origin(name: "test", version: "0"), log: Log(level: .error, fd: -1))
     }
 
@@ -301,7 +301,7 @@ final class CoreFixture {
             payload.withUnsafeBytes { f.core.received(topic: "MQTT_ENY_NOW", payload: $0, now: Instant(epochMillis: 1_768_235_940_000)) }
         }
         energy("163.486", minute: 0)
-        f.core.reload(f.program, now: Instant(epochMillis: 1_768_235_940_000))
+        f.core.reload(ProgramSet(single: f.program), now: Instant(epochMillis: 1_768_235_940_000))
         energy("0.000", minute: 1)
         #expect(f.core.statistics.dropped["counter_glitch"] == 1)
 

@@ -53,7 +53,7 @@ public struct HomeAssistantConfig: Sendable {
     /// meter with all of its components (`<prefix>/device/<node>/config`,
     /// Home Assistant 2024.11 and later), or one retained config per entity
     /// (`<prefix>/sensor/<node>/<field>/config`, for older versions).
-    public enum Discovery: String, Sendable, CaseIterable {
+    public enum Discovery: String, Sendable {
         case device, entity
     }
 

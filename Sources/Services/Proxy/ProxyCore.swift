@@ -125,10 +125,6 @@ final class ProxyCore {
         var lastSeen: [String: Int64]
     }
 
-    convenience init(program: Program, journal: Journal, settings: Settings, origin: Origin, log: Log) {
-        self.init(programs: ProgramSet(single: program), journal: journal, settings: settings, origin: origin, log: log)
-    }
-
     init(programs: ProgramSet, journal: Journal, settings: Settings, origin: Origin, log: Log) {
         self.engine = PackRouter(programs: programs, origin: origin)
         self.journal = journal
@@ -233,11 +229,6 @@ final class ProxyCore {
         output.removeAll()
         engine.expire(now: now, into: &output)
         take(output, now: now)
-    }
-
-    /// SIGHUP compiled a new program: it runs from the next message on.
-    func reload(_ program: Program, now: Instant) {
-        reload(ProgramSet(single: program), now: now)
     }
 
     /// SIGHUP compiled new programs (every pack): they run from the next message on.
