@@ -199,12 +199,14 @@ public final class Engine {
         let known = devices[id]
         let isNew = known == nil
         let state = known ?? newDevice(id)
+        // The meter's clock, parsed once for the counter guard and the clock check.
+        let meterTime = route.clockSlot.flatMap { meterSeconds(buffer, slots[$0]) }
         if !state.guarded[route.index].isEmpty,
-           let glitch = checkCounters(state, route: route, buffer: buffer, slots: slots, now: now) {
+           let glitch = checkCounters(state, route: route, buffer: buffer, slots: slots, meterTime: meterTime, now: now) {
             out.drops.append(Drop(reason: .counterGlitch, topic: topic, detail: "\(id): \(glitch)"))
             return
         }
-        let clockChanged = route.clockSlot.map { updateClock(state, buffer, slots[$0], now: now) } ?? false
+        let clockChanged = route.clockSlot != nil && updateClock(state, meterTime: meterTime, now: now)
         if isNew {
             out.messages += announcements(for: state)
         } else if clockChanged, let message = discoveryMessage(state) {
@@ -318,10 +320,8 @@ public final class Engine {
     /// discovery message, re-published when the offset changes by more than
     /// the threshold again, and once more (without it) when it is fixed.
     /// Returns whether the reported offset changed.
-    private func updateClock(_ state: DeviceState, _ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, now: Instant) -> Bool {
-        guard slice.kind == .string, let format = program.device.clockFormat,
-              let meterTime = format.parse(UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start) + 1..<Int(slice.end) - 1]))
-        else { return false }
+    private func updateClock(_ state: DeviceState, meterTime: Int64?, now: Instant) -> Bool {
+        guard let meterTime else { return false }
         let offset = meterTime - now.localSeconds
         let threshold = Int64(program.site.config.proxy.clockSkewThresholdSeconds)
         let reported = state.clockOffset
@@ -333,6 +333,12 @@ public final class Engine {
         }
         if changed { state.clockOffset = wanted }
         return changed
+    }
+
+    /// The meter's clock in a reading (local seconds), if the pack has one and it parses.
+    private func meterSeconds(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice) -> Int64? {
+        guard slice.kind == .string, let format = program.device.clockFormat else { return nil }
+        return format.parse(UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start) + 1..<Int(slice.end) - 1]))
     }
 }
 
@@ -405,46 +411,63 @@ extension Engine {
     /// Checks the meter's guarded counters in this reading; returns why the
     /// reading must not be forwarded, or nil (and remembers the values).
     func checkCounters(_ state: DeviceState, route: CompiledRoute, buffer: UnsafeRawBufferPointer,
-                       slots: UnsafeBufferPointer<FieldSlice>, now: Instant) -> String? {
-        var time = now.localSeconds
-        if let clockSlot = route.clockSlot, let format = program.device.clockFormat, slots[clockSlot].kind == .string,
-           let meterTime = format.parse(UnsafeRawBufferPointer(rebasing: buffer[Int(slots[clockSlot].start) + 1..<Int(slots[clockSlot].end) - 1])) {
-            time = meterTime
+                       slots: UnsafeBufferPointer<FieldSlice>, meterTime: Int64?, now: Instant) -> String? {
+        let time = meterTime ?? now.localSeconds
+        let fields = state.guarded[route.index]
+        // One guarded field (the usual case): judged and stored with one lookup, no buffer.
+        if fields.count == 1 {
+            guard let (why, counter, previous) = judge(fields[0], state, buffer, slots, at: time) else { return nil }
+            if why == nil && previous?.value != counter.value { countersVersion += 1 }
+            state.counters[fields[0].name] = counter
+            return why
         }
-        var updates: [(String, CounterState)] = []
-        for field in state.guarded[route.index] {
-            let slice = slots[field.slot]
-            // A missing or null value leaves as null and proves nothing.
-            let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start)..<Int(slice.end)]), as: UTF8.self)
-            guard slice.kind == .number, let rule = field.counterGuard, let value = Double(text) else { continue }
-            var counter = state.counters[field.name]
-            if let why = Self.judge(value, text: text, at: time, against: &counter, rule: rule, field: field.name) {
+        // Several: each counter moves only when all of them passed.
+        var updates: [(String, CounterState, CounterState?)] = []
+        for field in fields {
+            guard let (why, counter, previous) = judge(field, state, buffer, slots, at: time) else { continue }
+            if let why {
                 // Remember the run of agreeing readings even though this one is dropped.
                 state.counters[field.name] = counter
                 return why
             }
-            updates.append((field.name, counter!))
+            updates.append((field.name, counter, previous))
         }
-        for (name, counter) in updates {
-            if state.counters[name]?.value != counter.value { countersVersion += 1 }
+        for (name, counter, previous) in updates {
+            if previous?.value != counter.value { countersVersion += 1 }
             state.counters[name] = counter
         }
         return nil
     }
 
+    /// Field `field` of a reading against its counter: why it may not pass
+    /// (nil: it may), the counter after it, and the counter before; nil when
+    /// the reading has no number there (a missing or null value proves nothing).
+    private func judge(_ field: CompiledField, _ state: DeviceState, _ buffer: UnsafeRawBufferPointer,
+                       _ slots: UnsafeBufferPointer<FieldSlice>, at time: Int64)
+        -> (why: String?, counter: CounterState, previous: CounterState?)? {
+        let slice = slots[field.slot]
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start)..<Int(slice.end)])
+        guard slice.kind == .number, let rule = field.counterGuard, let value = Double(String(decoding: bytes, as: UTF8.self))
+        else { return nil }
+        let previous = state.counters[field.name]
+        var counter = previous
+        let why = Self.judge(value, text: String(decoding: bytes, as: UTF8.self), at: time, against: &counter, rule: rule, field: field.name)
+        return (why, counter!, previous)
+    }
+
     /// Whether `value` at `time` may follow the counter; nil when it may
     /// (`counter` then holds it), else why not.
-    static func judge(_ value: Double, text: String, at time: Int64, against counter: inout CounterState?,
+    static func judge(_ value: Double, text: @autoclosure () -> String, at time: Int64, against counter: inout CounterState?,
                       rule: CounterGuardRules, field: String) -> String? {
         guard var c = counter else {
             counter = CounterState(value: value, time: time)
             return nil
         }
-        if let why = implausible(from: c.value, at: c.time, to: value, text: text, at: time, rule) {
+        if let why = implausible(from: c.value, at: c.time, to: value, text: text(), at: time, rule) {
             // Not after the last forwarded value: a glitch, or the first
             // readings of a reset. Enough of them in a row that agree make it real.
             if let candidate = c.candidate,
-               implausible(from: candidate, at: c.candidateTime, to: value, text: text, at: time, rule) == nil {
+               implausible(from: candidate, at: c.candidateTime, to: value, text: text(), at: time, rule) == nil {
                 c.agreeing += 1
             } else {
                 c.agreeing = 1
@@ -463,18 +486,18 @@ extension Engine {
     }
 
     /// Why going from `a` at `ta` to `b` at `tb` is not what a counter does, or nil.
-    static func implausible(from a: Double, at ta: Int64, to b: Double, text: String, at tb: Int64,
+    static func implausible(from a: Double, at ta: Int64, to b: Double, text: @autoclosure () -> String, at tb: Int64,
                             _ rule: CounterGuardRules) -> String? {
         let change = b - a
         if change < -rule.maxDrop {
-            return "fell from \(a) to \(text)"
+            return "fell from \(a) to \(text())"
         }
         if let limit = rule.maxRisePerHour, change > 0 {
             let seconds = max(tb - ta, 1)
             let perHour = change * 3600 / Double(seconds)
             if perHour > limit {
                 // `formatted`, not Int(): a meter may send 1E300 (found by fuzz-engine).
-                return "rose from \(a) to \(text) in \(seconds) s (\(perHour.rounded().formatted) per hour, the limit is \(limit.formatted))"
+                return "rose from \(a) to \(text()) in \(seconds) s (\(perHour.rounded().formatted) per hour, the limit is \(limit.formatted))"
             }
         }
         return nil
