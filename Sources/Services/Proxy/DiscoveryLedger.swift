@@ -43,8 +43,8 @@ struct DiscoveryLedger {
         var owner: String?
         /// Per-entity configs: topic → digest.
         var entities: [String: Int] = [:]
-        /// The device config, with its live components (object → platform).
-        var device: (topic: String, digest: Int, components: [String: String])?
+        /// The device config, with its live components.
+        var device: (topic: String, digest: Int, components: Components)?
 
         var isEmpty: Bool { discovery == nil && entities.isEmpty && device == nil }
 
@@ -58,7 +58,8 @@ struct DiscoveryLedger {
     /// This proxy's `instance`, which its discovery messages name.
     let instance: String?
     private(set) var meters: [String: Meter] = [:]
-    /// Topic → meter, for the empty payloads, which name no meter.
+    /// Home Assistant topic → meter, for the empty payloads, which name no
+    /// meter (a discovery topic names its meter itself).
     private var owners: [String: String] = [:]
 
     init(rootTopic: String, discoveryPrefix: String, originName: String, instance: String? = nil) {
@@ -83,25 +84,34 @@ struct DiscoveryLedger {
 
     /// A message on one of `filters`: retained at subscription, or live.
     mutating func observe(topic: String, payload: [UInt8]) {
-        if let previous = owners[topic] { forget(topic: topic, of: previous) }
+        if let previous = owner(of: topic) { forget(topic: topic, of: previous) }
         guard !payload.isEmpty, let json = try? JSONValue.parse(payload), let object = json.objectValue else { return }
         let digest = Self.digest(payload)
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
-        if topic.hasPrefix("\(rootTopic)/discovery/") {
+        if isDiscoveryTopic(topic) {
             let id = String(levels[levels.count - 1])
             guard object["id"]?.stringValue == id, object["pack"]?.stringValue != nil else { return }
             meters[id, default: Meter()].discovery = (topic, digest)
             meters[id, default: Meter()].owner = object["instance"]?.stringValue
-            owners[topic] = id
             return
         }
         guard topic.hasPrefix("\(discoveryPrefix)/"), let id = Self.meter(of: object, origin: originName) else { return }
         if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
-            meters[id, default: Meter()].device = (topic, digest, Self.components(of: object))
+            meters[id, default: Meter()].device = (topic, digest, Components(Self.components(of: object)))
         } else {
             meters[id, default: Meter()].entities[topic] = digest
         }
         owners[topic] = id
+    }
+
+    private func isDiscoveryTopic(_ topic: String) -> Bool { topic.hasPrefix("\(rootTopic)/discovery/") }
+
+    /// The meter whose retained message `topic` holds: a discovery topic
+    /// names it (its last level), a Home Assistant topic is looked up.
+    private func owner(of topic: String) -> String? {
+        guard isDiscoveryTopic(topic) else { return owners[topic] }
+        let id = String(topic[topic.index(after: topic.lastIndex(of: "/")!)...])
+        return meters[id]?.discovery?.topic == topic ? id : nil
     }
 
     private mutating func forget(topic: String, of id: String) {
@@ -177,7 +187,7 @@ struct DiscoveryLedger {
         if let wanted = homeAssistant {
             out += planHomeAssistant(id: id, wanted: wanted, forced: forced, meter: &meter, program: program, origin: origin)
         }
-        for message in out { owners[message.topic] = message.payload.isEmpty ? nil : id }
+        for message in out where !isDiscoveryTopic(message.topic) { owners[message.topic] = message.payload.isEmpty ? nil : id }
         meters[id] = meter.isEmpty ? nil : meter
         return out
     }
@@ -190,9 +200,10 @@ struct DiscoveryLedger {
             let digest = Self.digest(device.payload)
             // The broker has this very config (the usual case): its components are known.
             let unchanged = meter.device.flatMap { $0.topic == deviceTopic && $0.digest == digest ? $0.components : nil }
-            let components = unchanged ?? Self.components(of: (try? JSONValue.parse(device.payload))?.objectValue ?? [:])
+            let packed = unchanged ?? Components(Self.components(of: (try? JSONValue.parse(device.payload))?.objectValue ?? [:]))
+            let components = packed.dictionary
             if let recorded = meter.device, recorded.topic == deviceTopic {
-                let lost = recorded.components.filter { components[$0.key] == nil }
+                let lost = recorded.components.dictionary.filter { components[$0.key] == nil }
                 if !lost.isEmpty {
                     out.append(program.homeAssistantRemoval(
                         for: id, components: lost.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, origin: origin))
@@ -210,16 +221,17 @@ struct DiscoveryLedger {
             }
             out += entityTopics.map { Self.clear($0, .homeAssistant, id) }
             meter.entities.removeAll()
-            meter.device = (deviceTopic, digest, components)
+            meter.device = (deviceTopic, digest, packed)
         } else {
             let wantedTopics = Set(wanted.map(\.topic))
             // A device config migrates back to per-entity configs when some of its components remain.
             var oldDevice: String?
             if let recorded = meter.device {
                 oldDevice = recorded.topic
+                let recordedComponents = recorded.components.dictionary
                 let remaining = wanted.contains { message in
                     let levels = message.topic.split(separator: "/")
-                    return levels.count >= 2 && recorded.components[String(levels[levels.count - 2])] != nil
+                    return levels.count >= 2 && recordedComponents[String(levels[levels.count - 2])] != nil
                 }
                 if remaining { out.append(Self.migrate(recorded.topic)) }
                 meter.device = nil
@@ -254,4 +266,27 @@ struct DiscoveryLedger {
     private static func migrate(_ topic: String) -> Outgoing {
         Outgoing(topic: topic, payload: Array(#"{"migrate_discovery":true}"#.utf8), retain: true, kind: .homeAssistant)
     }
+}
+
+/// A device config's live components (object → platform), packed in one
+/// string (`object platform` lines, sorted): the ledger keeps one per meter,
+/// and a dictionary of small strings costs several times more. Objects and
+/// platforms never hold a space or a newline (Home Assistant ids).
+struct Components: Equatable {
+    private let packed: String
+
+    init(_ components: [String: String]) {
+        packed = components.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)\n" }.joined()
+    }
+
+    var dictionary: [String: String] {
+        var out: [String: String] = [:]
+        for line in packed.split(separator: "\n") {
+            guard let space = line.firstIndex(of: " ") else { continue }
+            out[String(line[..<space])] = String(line[line.index(after: space)...])
+        }
+        return out
+    }
+
+    var count: Int { packed.utf8.reduce(0) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 } }
 }
