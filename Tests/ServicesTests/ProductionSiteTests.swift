@@ -119,7 +119,7 @@ import TestSupport
         defer { sim37.kill() }
 
         // The read-back completes at once (its echo arrives), long before the 15 s give-up.
-        try #require(senderEventually(timeout: 12) { log("proxy.log").contains("msg=discovery_read_back") },
+        #expect(senderEventually(timeout: 12) { log("proxy.log").contains("msg=discovery_read_back") },
                      "\(log("proxy.log").suffix(3000))")
         if let tls {
             // Every service link is TLS: the services connected to the brokers' TLS listeners.

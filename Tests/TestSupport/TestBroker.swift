@@ -243,7 +243,7 @@ public final class TestBroker: @unchecked Sendable {
         func replace(_ key: String, _ line: String) { hits[key, default: 0] += 1; out.append(line) }
         for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
             let words = line.split(separator: " ").map(String.init)
-            guard let first = words.first else { out.append(line); continue }
+            guard let first = words.first else { inTLSBlock = false; out.append(line); continue }
             switch first {
             case "listener": inTLSBlock = false; replace("listener", "listener \(port) 127.0.0.1")
             case "user": replace("user", "user \(me)")
