@@ -205,14 +205,14 @@ import Testing
             }
             // The state of a crash before the cut, and of one before the link.
             try writeFile(path, bytes)
-            try writeFile(dir + "/" + JournalSegment.fileName(first: 40).dropLast(4) + Journal.splitSuffix, [1, 2, 3])
+            try writeFile(dir + "/" + JournalSegment.fileName(first: 40) + ".split", [1, 2, 3])
             let journal = try openJournal(dir)
             #expect(journal.recovery.corruptRecords == 1)
             let records = try drain(journal)
             #expect(records.map(\.sequence) == Array(1...10) + Array(12...30))
             for record in records { expectRecord(record, isTestRecord: Int(record.sequence) - 1) }
             #expect(segmentFiles(dir) == [JournalSegment.fileName(first: 1), JournalSegment.fileName(first: 12)])
-            #expect(!(try FileManager.default.contentsOfDirectory(atPath: dir)).contains { $0.hasSuffix(Journal.splitSuffix) })
+            #expect(!(try FileManager.default.contentsOfDirectory(atPath: dir)).contains { $0.hasSuffix(".split") })
         }
     }
 
