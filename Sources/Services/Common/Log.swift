@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import MQTT
 import Synchronization
 
@@ -54,7 +53,7 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConve
 /// into a bounded buffer (`bufferLimit`), which is written only as far as
 /// the descriptor takes it without waiting (`poll` with no timeout, then at
 /// most `PIPE_BUF` bytes, which a pipe or socket that polls writable takes
-/// whole). What is left is written by a flusher on a queue of its own, which
+/// whole). What is left is written by a flusher thread of its own, which
 /// waits for the reader and exists only while something is left. A line that
 /// does not fit is dropped and counted (`droppedLines`); once the reader
 /// takes lines again, a `log_lines_dropped` line says how many went.
@@ -199,7 +198,9 @@ public final class Log: @unchecked Sendable {
     private func startFlusher(_ out: inout Output) {
         guard out.buffered > 0 || out.dropped > 0, !out.flushing else { return }
         out.flushing = true
-        Self.flushQueue.async { [self] in
+        // A thread of its own, not a dispatch queue: a pool busy elsewhere
+        // must not leave the log's lines behind.
+        LoopThread.spawn(name: "log-flush") { [self] in
             while true {
                 let done = output.withLock { out in
                     drain(&out)
@@ -216,10 +217,8 @@ public final class Log: @unchecked Sendable {
                 var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&p, 1, 1000)
             }
-        }
+        }.detach()
     }
-
-    private static let flushQueue = DispatchQueue(label: "log.flush")
 
     private func append(_ line: String, to out: inout Output) {
         out.pending.append(contentsOf: line.utf8)
