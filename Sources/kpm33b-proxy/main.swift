@@ -45,6 +45,7 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         let status = proxy.run()
+        log.flush()
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -102,7 +103,7 @@ struct AcceptReset: ParsableCommand {
             throw ExitCode(64)
         }
         do throws(ServiceError) {
-            try CounterResetRequests(stateDirectory: program.stateDirectory(state.stateDir)).request(id: id, field: field)
+            try CounterResetRequests(stateDirectory: state.stateDir, instance: program.instance).request(id: id, field: field)
         } catch {
             log.error("accept_reset_failed", ["error": error.message])
             throw ExitCode(1)

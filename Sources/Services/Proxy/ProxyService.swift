@@ -69,6 +69,8 @@ public final class ProxyService: @unchecked Sendable {
     /// which the proxy goes on with what arrived.
     private var readBack: (token: String, timer: LoopTimer?)?
     private var readBackCount = 0
+    /// `READY=1`, the watchdog and `STATUS=` under systemd (`ProxyService+systemd`).
+    private var systemd: SystemdSupervision?
 
     private struct Shutdown {
         var drainDeadline: MonotonicInstant
@@ -155,10 +157,13 @@ public final class ProxyService: @unchecked Sendable {
         defer { withExtendedLifetime(watcher) {} }
 
         refreshUTCOffset()
+        systemd = makeSupervision()
         wireCentral()
         wireInternal()
         do {
             for filter in core.program.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
+            // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
+            for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
@@ -189,6 +194,7 @@ public final class ProxyService: @unchecked Sendable {
             "status_topic": statusTopic,
             "state_dir": configuration.stateDirectory,
         ])
+        systemd?.ready()
         loop.run()
 
         centralClient.stop()
@@ -228,6 +234,7 @@ public final class ProxyService: @unchecked Sendable {
     /// (the rest waits there for the next start); publish the offline status.
     private func beginShutdown() {
         guard shutdown == nil else { return }
+        systemd?.stopping("delivering the journal for up to \(Int(Self.drainSeconds)) s")
         core.writeJournal()
         internalClient.stop()
         shutdown = Shutdown(drainDeadline: MonotonicInstant.now().adding(seconds: Self.drainSeconds))
@@ -261,10 +268,16 @@ public final class ProxyService: @unchecked Sendable {
 
     private func wireInternal() {
         internalClient.onMessage = { [unowned self] message in
+            if message.topic.hasPrefix("$SYS/") {
+                core.internalBrokerFigure(topic: message.topic, payload: message.payload)
+                return
+            }
+            if message.qos == 0 { core.receivedAtQoS0(topic: message.topic) }
             core.received(topic: message.topic, payload: message.payload, now: now())
         }
         internalClient.onConnectionChange = { [unowned self] connected, reason in
             core.internalConnectionChanged(connected)
+            systemd?.brokerChanged("internal", connected: connected, reason: reason)
             if connected {
                 log.info("connected", ["broker": "internal", "url": internalClient.endpoint.description])
             } else if internalWasConnected {
@@ -290,6 +303,7 @@ public final class ProxyService: @unchecked Sendable {
     private func wireCentral() {
         centralClient.onConnectionChange = { [unowned self] connected, reason in
             core.centralConnectionChanged(connected, at: .now())
+            systemd?.brokerChanged("central", connected: connected, reason: reason)
             if connected {
                 log.info("connected", ["broker": "central", "url": centralClient.endpoint.description])
                 // Read back what the broker retains of our announcements (it
@@ -434,6 +448,7 @@ public final class ProxyService: @unchecked Sendable {
             return
         }
         for d in loaded.warnings.diagnostics { log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""]) }
+        log.level = options.logLevel(for: loaded.settings)
         loop.execute { [self] in apply(loaded) }
     }
 
