@@ -73,6 +73,14 @@ public final class PackRouter {
             engines[firstCandidate].process(topic: topic, payload: payload, now: now, into: &out)
             return
         }
+        // Routing read only the id: a payload no pack may take is checked
+        // whole, so a broken one is `malformed` however many packs run.
+        let taken = if case .pack(let i) = owner.owner { candidates.contains(i) } else { false }
+        if !taken, let error = malformation(payload, table: idTables[firstCandidate]) {
+            expire(now: now, into: &out)
+            out.drops.append(Drop(reason: .malformed, topic: topic, detail: error))
+            return
+        }
         func payloadID() -> String {
             switch owner.source {
             case .range(let r): printable(UnsafeRawBufferPointer(rebasing: payload[r]))
@@ -100,6 +108,22 @@ public final class PackRouter {
                                   detail: "\(payloadID()): claimed by \(packs.map { "'\(engines[$0].program.packName)'" }.joined(separator: " and ")); name its pack in the site config"))
         }
     }
+
+    /// Why the payload is not a JSON object, or nil when it is one.
+    private func malformation(_ payload: UnsafeRawBufferPointer, table: KeyTable) -> String? {
+        var slot = [FieldSlice()]
+        return slot.withUnsafeMutableBufferPointer { slots -> String? in
+            do throws(ScanError) {
+                _ = try PayloadScanner.scan(payload, table: table, slots: slots)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+    }
+
+    /// The split sets still waiting for parts, pack by pack.
+    public var pendingSets: [(topic: String, id: String, parts: Int)] { engines.flatMap(\.pendingSets) }
 
     /// Drops incomplete split sets past their age, in every engine.
     public func expire(now: Instant, into out: inout ProcessOutput) {

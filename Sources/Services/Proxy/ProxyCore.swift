@@ -312,7 +312,8 @@ final class ProxyCore {
                 max(0, Double(wallClock.epochMillis - $0) / 1000)
             },
             backPressureSeconds: pressure, backPressureActive: backPressureSince != nil,
-            replayedAtStart: recovery.records, cutAtStart: recovery.droppedBytes)
+            replayedAtStart: recovery.records, cutAtStart: recovery.droppedBytes,
+            corruptAtStart: recovery.corruptRecords)
     }
 
     // MARK: Internals

@@ -39,6 +39,8 @@ struct JournalStatus {
     var backPressureActive: Bool
     var replayedAtStart: Int
     var cutAtStart: Int
+    /// Records lost to corruption found at start-up (`JournalRecovery.corruptRecords`).
+    var corruptAtStart: Int
 }
 
 extension ProxyStatistics {
@@ -63,6 +65,7 @@ extension ProxyStatistics {
             "back_pressure_s": .integer(Int64(journal.backPressureSeconds.rounded())),
             "replayed_at_start": .integer(Int64(journal.replayedAtStart)),
             "cut_at_start_bytes": .integer(Int64(journal.cutAtStart)),
+            "corrupt_at_start": .integer(Int64(journal.corruptAtStart)),
         ]
         journalObject["oldest_unacknowledged_age_s"] = journal.oldestUnacknowledgedSeconds
             .map { .integer(Int64($0.rounded(.down))) } ?? .null
