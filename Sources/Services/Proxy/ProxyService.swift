@@ -405,7 +405,7 @@ public final class ProxyService: @unchecked Sendable {
         let document = statistics.document(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
-            metersOnline: online, forwardedPerMinute: max(0, perMinute))
+            metersOnline: online, forwardedPerMinute: max(0, perMinute)).withLogLinesDropped(log)
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
             core.statusPublished(mid)
