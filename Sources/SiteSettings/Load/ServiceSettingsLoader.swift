@@ -23,7 +23,7 @@ enum ServiceSettingsLoader {
     ]
     /// Discovery on the internal broker: the proxy's copy and where the config sender reads.
     static let discoveryKeys = ["proxy": ["discovery_on_internal"], "config_sender": ["discovery_from"]]
-    /// config-sender's pacing keys (issue 15), read by `readPacing`.
+    /// config-sender's pacing keys, read by `readPacing`.
     static let pacingKeys = ["max_in_flight", "min_spacing_ms"]
     static let brokerNames = ["internal", "central"]
     static let clientNames = ["proxy", "config_sender"]
@@ -82,7 +82,7 @@ enum ServiceSettingsLoader {
         return settings
     }
 
-    // MARK: config_sender pacing (issue 15)
+    // MARK: config_sender pacing
 
     /// `max_in_flight` and `min_spacing_ms`: whole numbers, 0 switching the limit off.
     static func readPacing(_ c: MappingReader, _ ctx: LoadContext, into sender: inout ConfigSenderSettings) {
