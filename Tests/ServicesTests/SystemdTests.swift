@@ -158,13 +158,15 @@ import TestSupport
         #expect(reader >= 0)
         defer { close(reader) }
         _ = fcntl(reader, 1031, 4096)  // F_SETPIPE_SZ (not exported to Swift): the smallest pipe, one page
-        let subscriber = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds"])
+        let subscriber = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/status"])
         try h.startProxy(output: fifo)
         // Each new meter logs a line: far more than the pipe and the log's buffer hold.
         let ids = (0..<1_200).map { "33B12259\(String(60_000 + $0))" }
         try h.publish(ids.map { ("MQTT_RT_DATA", Array(try! ProxyHarness.rtData(second: 1, id: $0).utf8)) })
         let data = subscriber.waitForData(count: ids.count, timeout: 60)
         #expect(data.count == ids.count, "forwarded \(data.count) of \(ids.count) with a stalled standard output")
+        // The status counts what was dropped.
+        #expect(subscriber.waitForStatus { ($0["log_lines_dropped"]?.intValue ?? 0) > 0 } != nil)
 
         // Read the pipe: the next line is preceded by the count of those dropped.
         var text = ""

@@ -11,10 +11,11 @@ import Glibc
 /// `init` returns nil, so the services run the same with or without systemd.
 /// A datagram that cannot be sent (systemd restarting) is dropped: sending
 /// never blocks (`MSG_DONTWAIT`).
+/// `@unchecked`: only constants, and `sendto` is thread-safe.
 public final class SystemdNotifier: @unchecked Sendable {
     /// Owned; closed in `deinit`.
     private let fd: Int32
-    private var address = sockaddr_un()
+    private let address: sockaddr_un
     private let addressLength: socklen_t
     /// Half of `$WATCHDOG_USEC`, in seconds: how often `WATCHDOG=1` is due;
     /// nil when systemd watches no deadline (or watches another process).
@@ -28,12 +29,13 @@ public final class SystemdNotifier: @unchecked Sendable {
         guard abstract || path.hasPrefix("/") else { return nil }
         var bytes = Array(path.utf8)
         if abstract { bytes[0] = 0 }
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity else { return nil }
+        var address = sockaddr_un()
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
         }
+        self.address = address
         // An abstract name is exactly its bytes; a path ends at its NUL.
         let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)!
         addressLength = socklen_t(pathOffset + bytes.count + (abstract ? 0 : 1))
@@ -57,7 +59,7 @@ public final class SystemdNotifier: @unchecked Sendable {
     @discardableResult
     public func send(_ fields: [(key: String, value: String)]) -> Bool {
         let text = fields.map { "\($0.key)=\(Self.oneLine($0.value))" }.joined(separator: "\n")
-        let sent = withUnsafePointer(to: &address) { pointer in
+        let sent = withUnsafePointer(to: address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
                 Array(text.utf8).withUnsafeBytes { buffer in
                     sendto(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), sa, addressLength)
