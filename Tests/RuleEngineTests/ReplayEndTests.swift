@@ -48,6 +48,21 @@ import Testing
         ])
     }
 
+    /// Failed before: these drops said why, not which meter.
+    @Test func dropsNameTheMeterWhenTheIdIsReadable() throws {
+        let lines = try replay("""
+        MQTT_RT_DATA {"id":"37A1225950001","zyggl":1.5
+        MQTT_NOTHING {"id":"37A1225950001"}
+        MQTT_RT_DATA {"id":"37a1225950001","zyggl":1.5000,"time":"20260112170000","isend":"1"}
+
+        """)
+        #expect(Array(lines.prefix(3)) == [
+            "# drop malformed MQTT_RT_DATA: 37A1225950001: truncated JSON at byte 33",
+            "# drop unrouted MQTT_NOTHING: 37A1225950001: no route matches this topic",
+            "# drop invalid_id MQTT_RT_DATA: '37a1225950001' does not match the pack's pattern",
+        ])
+    }
+
     /// Failed before: a wrong_type drop said which field, not which meter.
     @Test func wrongTypeNamesTheMeter() throws {
         let lines = try replay(#"MQTT_RT_DATA {"id":"37A1225950001","zyggl":"1.5","time":"20260112170000","isend":"1"}"# + "\n")
@@ -60,7 +75,7 @@ import Testing
     /// Failed before: with several packs a truncated payload whose id no pack claims was `unclaimed`.
     @Test func aTruncatedPayloadIsMalformedWithSeveralPacks() throws {
         let lines = try replay(#"MQTT_RT_DATA {"id":"37A1225950002","zyggl":1.0"# + "\n", several: true)
-        #expect(lines.first == "# drop malformed MQTT_RT_DATA: truncated JSON at byte 33")
+        #expect(lines.first == "# drop malformed MQTT_RT_DATA: 37A1225950002: truncated JSON at byte 33")
         let ambiguous = try replay(#"MQTT_RT_DATA {"id":"37A1225950002","zyggl":1.0} garbage"# + "\n", several: true)
         #expect(ambiguous.first?.hasPrefix("# drop malformed MQTT_RT_DATA: ") == true)
     }

@@ -23,6 +23,8 @@ public final class Engine {
     /// service saves `counters` when it moved.
     public private(set) var countersVersion = 0
     private var deviceOrder: [String] = []
+    /// `"<id field>":"`, to name the meter of a payload that was not scanned.
+    private let idNeedle: [UInt8]
 
     public init(program: Program, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
         self.program = program
@@ -33,6 +35,7 @@ public final class Engine {
         slotBuffer.initialize(repeating: FieldSlice())
         duplicates = program.routes.map { DuplicateFilter(capacity: max(1, $0.duplicateMemory)) }
         pending = program.routes.map { _ in Reassembler() }
+        idNeedle = Array("\"\(program.idField)\":\"".utf8)
     }
 
     deinit { slotBuffer.deallocate() }
@@ -59,7 +62,7 @@ public final class Engine {
             remember(topic, cached)
         } else {
             guard let r = program.matcher.match(topic) else {
-                out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
+                out.drops.append(Drop(reason: .unrouted, topic: topic, detail: named(payload, "no route matches this topic")))
                 return
             }
             if topicCache.count < 1024 { topicCache[topic] = r }
@@ -72,7 +75,7 @@ public final class Engine {
         do {
             scan = try PayloadScanner.scan(payload, table: route.keyTable, slots: slots)
         } catch {
-            out.drops.append(Drop(reason: .malformed, topic: topic, detail: error.description))
+            out.drops.append(Drop(reason: .malformed, topic: topic, detail: named(payload, error.description)))
             return
         }
         // Types first: a value of the wrong type is a broken message, whoever sent it.
@@ -162,9 +165,19 @@ public final class Engine {
     /// printable ASCII bytes, else nil (nothing of a hostile id reaches a log).
     static func readableID(_ payload: UnsafeRawBufferPointer, _ slice: FieldSlice) -> String? {
         guard slice.kind == .string else { return nil }
-        let bytes = UnsafeRawBufferPointer(rebasing: payload[Int(slice.start) + 1..<Int(slice.end) - 1])
+        return readable(UnsafeRawBufferPointer(rebasing: payload[Int(slice.start) + 1..<Int(slice.end) - 1]))
+    }
+
+    static func readable(_ bytes: UnsafeRawBufferPointer) -> String? {
         guard !bytes.isEmpty, bytes.count <= 40, bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A drop's detail for a payload that was not scanned (or not whole):
+    /// `ID: why` when `"<id field>":"ID"` stands in it readably, else `why`.
+    func named(_ payload: UnsafeRawBufferPointer, _ why: String) -> String {
+        guard let range = PackRouter.find(idNeedle, in: payload), let id = Self.readable(UnsafeRawBufferPointer(rebasing: payload[range])) else { return why }
+        return "\(id): \(why)"
     }
 
     private func remember(_ topic: String, _ route: Int) {

@@ -65,7 +65,7 @@ public final class PackRouter {
         let candidates = engines(for: topic)
         guard let firstCandidate = candidates.first else {
             expire(now: now, into: &out)
-            out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
+            out.drops.append(Drop(reason: .unrouted, topic: topic, detail: engines[0].named(payload, "no route matches this topic")))
             return
         }
         // No id to be found: the first candidate reports why (malformed, no id, …).
@@ -78,7 +78,7 @@ public final class PackRouter {
         let taken = if case .pack(let i) = owner.owner { candidates.contains(i) } else { false }
         if !taken, let error = malformation(payload, table: idTables[firstCandidate]) {
             expire(now: now, into: &out)
-            out.drops.append(Drop(reason: .malformed, topic: topic, detail: error))
+            out.drops.append(Drop(reason: .malformed, topic: topic, detail: engines[firstCandidate].named(payload, error)))
             return
         }
         func payloadID() -> String {
@@ -98,7 +98,8 @@ public final class PackRouter {
             expire(now: now, into: &out)
             let id = payloadID()
             if id.isEmpty || id.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 < 0x20 }) {
-                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "the id cannot be a topic level"))
+                let shown = Array(id.utf8).withUnsafeBytes { Engine.readable($0) }
+                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: shown.map { "'\($0)' cannot be a topic level" } ?? "the id cannot be a topic level"))
             } else {
                 out.drops.append(Drop(reason: .unclaimed, topic: topic, detail: "\(id): no pack claims this id"))
             }
