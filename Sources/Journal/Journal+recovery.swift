@@ -26,29 +26,42 @@ extension Journal {
         var lastPresent: UInt64?
     }
 
-    /// Validates every segment in `directory`, cuts invalid data, deletes acknowledged segments
-    /// and derives the watermark and the next sequence.
+    /// Validates every segment in `directory`, resynchronises past invalid data, deletes
+    /// acknowledged segments and derives the watermark and the next sequence.
     ///
     /// Rules (see the format description on `Journal`):
     /// - A segment's records must have sequences `first, first + 1, …` (its name, then +1 each),
-    ///   a length in range and a matching CRC-32C. At the first record that does not, the rest
-    ///   of that segment is cut (`ftruncate`); later segments are still read.
-    /// - In the last segment, an incomplete frame or an out-of-range length at that point is a
-    ///   torn tail (a write interrupted by a power loss or a crash during `write(2)`); anything
-    ///   else is corruption.
+    ///   a length in range and a matching CRC-32C.
+    /// - At the first record that does not, recovery looks for the next valid frame after it
+    ///   (`resync`): a length in range, a matching CRC-32C, a topic that fits and a sequence
+    ///   that can follow the bad record. The records from there on are moved to a segment of
+    ///   their own (named by that frame's sequence, see `split`) and the bad bytes are cut:
+    ///   one corrupt record costs that record, and the sequences between are a gap.
+    /// - Without a valid frame after it, the rest of that segment is cut (`ftruncate`). In the
+    ///   last segment, an incomplete frame or an out-of-range length there is a torn tail (a
+    ///   write interrupted by a power loss or a crash during `write(2)`); anything else is
+    ///   corruption. Later segments are still read.
     /// - A segment whose name is not above the previous segment's last record cannot be ordered
     ///   and is cut entirely. A segment starting above the previous one's last record + 1 leaves a
     ///   gap: the missing sequences are gone, the records after the gap are kept and delivered.
+    /// - The sequence of a cut record is never assigned again (`nextSequence` is above it).
     /// - Bad data never throws; only failing system calls do.
     static func recover(directory: String, acknowledged stored: UInt64?) throws(JournalError) -> RecoveredState {
         var state = RecoveredState()
-        let files = try Posix.listDirectory(directory)
+        let names = try Posix.listDirectory(directory)
+        // A split interrupted before its link: the original segment is intact, the copy is redone.
+        for name in names where name.hasSuffix(splitSuffix) { try Posix.unlink(directory + "/" + name) }
+        var files = names
             .compactMap { name in JournalSegment.first(inFileName: name).map { (first: $0, name: name) } }
             .sorted { $0.first < $1.first }
         let scanner = SegmentReader()
         var scanned: [Scanned] = []
+        /// The next sequence is at least this: above every record cut.
+        var reserved: UInt64 = 1
 
-        for (index, file) in files.enumerated() {
+        var index = 0
+        while index < files.count {
+            let file = files[index]
             let isLast = index == files.count - 1
             let path = directory + "/" + file.name
             try scanner.open(path, writable: true)
@@ -58,9 +71,11 @@ extension Journal {
             var torn = false
             var valid = fileSize
 
+            var ordered = true
             if let previous = scanned.last(where: { $0.lastPresent != nil })?.lastPresent, file.first <= previous {
                 problem = "starts at sequence \(file.first), not after the previous segment's last record \(previous)"
                 valid = 0
+                ordered = false
             }
             var expected = file.first
             scan: while problem == nil {
@@ -93,29 +108,50 @@ extension Journal {
                 }
             }
             if let problem, valid < fileSize {
-                let cut = fileSize - valid
+                reserved = max(reserved, expected + 1)
+                let found = ordered ? try resync(scanner.fd, path: path, from: valid, size: fileSize, expected: expected) : nil
+                if let found {
+                    let name = JournalSegment.fileName(first: found.sequence)
+                    if try split(scanner.fd, path: path, from: found.offset, size: fileSize, directory: directory, name: name),
+                       !files[(index + 1)...].contains(where: { $0.name == name }) {
+                        files.insert((found.sequence, name), at: index + 1)
+                    }
+                    let lost = Int(found.sequence - expected)
+                    let skipped = found.offset - valid
+                    state.recovery.droppedBytes += skipped
+                    state.recovery.corruptRecords += lost
+                    state.recovery.notes.append("\(path): corrupt, \(problem); skipped \(skipped) bytes (\(lost) record(s)) "
+                        + "to the valid record \(found.sequence) at offset \(found.offset), which goes on in \(name)")
+                } else {
+                    let cut = fileSize - valid
+                    state.recovery.droppedBytes += cut
+                    if torn {
+                        state.recovery.tornTailBytes += cut
+                        state.recovery.notes.append("\(path): torn tail, \(problem); cut \(cut) bytes")
+                    } else {
+                        // The records lost run up to the next segment's first one (at least the bad one).
+                        let minFrame = RecordFormat.frameHeader + RecordFormat.bodyHeader
+                        let toNext = isLast || files[index + 1].first <= expected ? 1 : files[index + 1].first - expected
+                        state.recovery.corruptRecords += ordered ? Int(min(toNext, UInt64(max(1, cut / minFrame)))) : 0
+                        state.recovery.notes.append("\(path): corrupt, \(problem); cut the remaining \(cut) bytes of the segment")
+                    }
+                }
                 try Posix.truncate(scanner.fd, to: valid, path: path)
                 item.segment.size = valid
-                state.recovery.droppedBytes += cut
-                if torn {
-                    state.recovery.tornTailBytes += cut
-                    state.recovery.notes.append("\(path): torn tail, \(problem); cut \(cut) bytes")
-                } else {
-                    state.recovery.corruptRecords += 1
-                    state.recovery.notes.append("\(path): corrupt, \(problem); cut the remaining \(cut) bytes of the segment")
-                }
             }
             scanner.close()
             scanned.append(item)
+            index += 1
         }
 
-        // The next sequence must not repeat any sequence seen: records present, the newest
-        // segment's name (an empty newest segment reserves it) and the acknowledged position
-        // (which can lie above every record if a power loss took unsynced segment data).
+        // The next sequence must not repeat any sequence seen: records present, records cut,
+        // the newest segment's name (an empty newest segment reserves it) and the acknowledged
+        // position (which can lie above every record if a power loss took unsynced segment data).
         var next: UInt64 = 1
         if let last = scanned.last(where: { $0.lastPresent != nil })?.lastPresent { next = last + 1 }
         if let newest = scanned.last { next = max(next, newest.segment.first) }
         if let stored { next = max(next, stored) }
+        next = max(next, reserved)
         state.nextSequence = next
 
         // The watermark is the lowest present record at or above the stored one; without an
@@ -168,5 +204,77 @@ extension Journal {
         state.recovery.segments = kept.count
         state.recovery.records = state.unacknowledged
         return state
+    }
+}
+
+extension Journal {
+    /// The suffix of a split's copy until it gets its segment name (`split`).
+    static let splitSuffix = ".seg.split"
+
+    /// The first valid frame after the invalid data at `from` in the segment open as `fd`,
+    /// with its sequence; nil when none follows.
+    ///
+    /// Valid: a length in range, a matching CRC-32C, a topic length that fits, and a
+    /// sequence that can follow the bad record — at least `expected`, and at most one more
+    /// per smallest possible frame between `from` and it (random bytes almost never pass
+    /// that before the checksum is even computed). The remainder of the segment is read
+    /// whole: this only runs at start-up, on a damaged segment, and a segment is bounded.
+    private static func resync(_ fd: Int32, path: String, from: Int, size: Int,
+                               expected: UInt64) throws(JournalError) -> (offset: Int, sequence: UInt64)? {
+        let rest = UnsafeMutableRawBufferPointer.allocate(byteCount: size - from, alignment: 8)
+        defer { rest.deallocate() }
+        let count = try Posix.pread(fd, rest.baseAddress!, rest.count, at: from, path: path)
+        let minFrame = RecordFormat.frameHeader + RecordFormat.bodyHeader
+        let raw = UnsafeRawBufferPointer(rest)
+        do {
+            var p = 1
+            while p + minFrame <= count {
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+                if length >= RecordFormat.bodyHeader && length <= RecordFormat.maxBody
+                    && p + RecordFormat.frameHeader + length <= count {
+                    let body = UnsafeRawBufferPointer(rebasing: raw[(p + RecordFormat.frameHeader) ..< (p + RecordFormat.frameHeader + length)])
+                    let sequence = RecordFormat.sequence(ofBody: body.baseAddress!)
+                    if sequence >= expected && sequence - expected <= UInt64(p / minFrame) + 1
+                        && CRC32C.checksum(body) == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
+                        && RecordFormat.decode(body: body) != nil {
+                        return (from + p, sequence)
+                    }
+                }
+                p += 1
+            }
+            return nil
+        }
+    }
+
+    /// Copies bytes `from ..< size` of the segment open as `fd` to a new segment `name`
+    /// in `directory`, durably, before the caller cuts them from the original.
+    ///
+    /// Crash-safe in any order of events: the copy is written and synced under a temporary
+    /// name (`splitSuffix`, deleted at the next recovery if the process dies first), then
+    /// linked to its segment name (atomic, never replacing), then the directory is synced.
+    /// Until the caller's `ftruncate`, the original still holds everything, and a recovery
+    /// after a crash redoes the split. Returns false when `name` already exists: an earlier
+    /// split linked it and died before the cut, so it holds these records already.
+    private static func split(_ fd: Int32, path: String, from: Int, size: Int, directory: String,
+                              name: String) throws(JournalError) -> Bool {
+        let target = directory + "/" + name
+        let temporary = String(target.dropLast(4)) + splitSuffix
+        let out = try Posix.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, operation: "create split segment")
+        defer { Posix.close(out) }
+        let buffer = ByteBuffer(capacity: 256 << 10)
+        var offset = from
+        while offset < size {
+            let n = try Posix.pread(fd, buffer.base, min(buffer.capacity, size - offset), at: offset, path: path)
+            if n == 0 { break }
+            try Posix.pwriteAll(out, buffer.base, n, at: offset - from, path: temporary, operation: "write split segment")
+            offset += n
+        }
+        try Posix.dataSync(out, path: temporary)
+        let linked = try Posix.link(temporary, to: target)
+        try Posix.unlink(temporary)
+        let directoryFD = try Posix.open(directory, O_RDONLY | O_DIRECTORY, operation: "open directory")
+        defer { Posix.close(directoryFD) }
+        try Posix.sync(directoryFD, path: directory)
+        return linked
     }
 }

@@ -38,19 +38,21 @@ import Glibc
 /// ## Recovery at open
 ///
 /// Every segment is read and checked: length in range, checksum, sequence = previous + 1
-/// (within a segment, and the first record equals the name). At the first invalid record
-/// the rest of that segment is cut with `ftruncate`. In the last segment, an incomplete
-/// record or an impossible length there is a *torn tail* (counted in `tornTailBytes`); any
-/// other invalid record is *corrupt* (`corruptRecords`, one per cut). Later segments are
-/// still read: their records are kept and delivered even though the sequences cut before
-/// them are missing (a *gap*, noted; the watermark steps over it). Records below the stored
-/// watermark are skipped; segments with nothing left to deliver are deleted, except the
-/// newest. Bad data never makes `init` fail; failing system calls do.
+/// (within a segment, and the first record equals the name). At an invalid record,
+/// recovery *resynchronises*: it looks for the next valid frame after it (length in range,
+/// checksum, a topic that fits, a sequence that can follow) and moves the records from
+/// there on to a segment of their own, named by that sequence, then cuts the bad bytes
+/// with `ftruncate`; the split is crash-safe (`split`). So one corrupt record costs that
+/// record (`corruptRecords` counts the records lost), and the sequences between are a *gap*.
+/// With no valid frame after it, the rest of the segment is cut: in the last segment, an
+/// incomplete record or an impossible length there is a *torn tail* (counted in
+/// `tornTailBytes`); anything else is corruption. Later segments are always read: their
+/// records are kept and delivered across the gap (noted; the watermark steps over it).
+/// Records below the stored watermark are skipped; segments with nothing left to deliver
+/// are deleted, except the newest. Bad data never makes `init` fail; failing system calls do.
 ///
-/// A sequence is never reused: the next one is above every record found, the newest
-/// segment's name and the stored watermark. (Records cut as torn or corrupt are the
-/// exception: their sequences were never fully on disk, or cannot be trusted, and may be
-/// assigned again.)
+/// A sequence is never reused: the next one is above every record found, every record cut
+/// (torn or corrupt), the newest segment's name and the stored watermark.
 public final class Journal {
     /// What `init` found and cut; meant for the start-up log.
     public let recovery: JournalRecovery

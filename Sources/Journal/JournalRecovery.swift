@@ -6,8 +6,10 @@ public struct JournalRecovery: Sendable, Equatable {
     public var records: Int = 0
     /// Bytes cut off the end of the last segment because they did not form a complete record.
     public var tornTailBytes: Int = 0
-    /// Places where a complete but invalid record (checksum, length or sequence) was found;
-    /// each cut point counts once, however many records followed it.
+    /// Records lost to corruption (a checksum, length or sequence that is wrong): the
+    /// sequences skipped to the next valid record, or to the next segment; at least one
+    /// for each place where a complete but invalid record was found. Records after a bad
+    /// one are kept (see `Journal`'s recovery).
     public var corruptRecords: Int = 0
     /// All bytes cut, torn tail and corruption together.
     public var droppedBytes: Int = 0

@@ -107,6 +107,13 @@ enum Posix {
         }
     }
 
+    /// `link(2)`: gives the file `from` the name `to` too, atomically; false when `to` exists.
+    static func link(_ from: String, to: String) throws(JournalError) -> Bool {
+        if Glibc.link(from, to) == 0 { return true }
+        if Glibc.errno == EEXIST { return false }
+        throw .lastSystemError("link to \(to)", path: from)
+    }
+
     /// The names in a directory, without "." and "..".
     static func listDirectory(_ path: String) throws(JournalError) -> [String] {
         guard let dir = opendir(path) else { throw .lastSystemError("list directory", path: path) }

@@ -22,14 +22,14 @@ import Testing
                 #expect(journal.recovery.notes.count == 1)
                 #expect(try readFile(path).count == lastFrame, "the torn bytes are cut from the file")
                 #expect(try drain(journal).map(\.sequence) == Array(1...19))
-                // The torn record's sequence was never fully on disk: it is assigned again.
-                #expect(try appendRecords(journal, 100 ..< 105) == Array(20...24))
+                // The torn record's sequence is never assigned again.
+                #expect(try appendRecords(journal, 100 ..< 105) == Array(21...25))
                 journal.close()
             }
             let journal = try openJournal(dir)
             #expect(journal.recovery.droppedBytes == 0)
             let records = try drain(journal)
-            #expect(records.map(\.sequence) == Array(1...24))
+            #expect(records.map(\.sequence) == Array(1...19) + Array(21...25))
             expectRecord(records.last!, isTestRecord: 104)
         }
     }
@@ -48,17 +48,17 @@ import Testing
                 #expect(journal.recovery.corruptRecords == 0)
                 #expect(try readFile(path) == bytes)
                 #expect(try drain(journal).count == 20)
-                try appendRecords(journal, 20 ..< 30)
+                #expect(try appendRecords(journal, 20 ..< 30) == Array(22...31))
                 journal.close()
             }
             let journal = try openJournal(dir)
             #expect(journal.recovery.droppedBytes == 0)
-            #expect(try drain(journal).map(\.sequence) == Array(1...30))
+            #expect(try drain(journal).map(\.sequence) == Array(1...20) + Array(22...31))
         }
     }
 
-    /// A flipped byte in a middle segment: the records before it survive, the rest of that segment is cut,
-    /// and the next segment's records are kept and delivered across the gap.
+    /// A flipped byte in a middle segment costs that record: the records before and after it
+    /// survive (those after it in a segment of their own), delivered across the one-record gap.
     @Test func badChecksumInMiddleSegment() throws {
         try withTemporaryDirectory { dir in
             var perSegment: [Int] = []
@@ -80,26 +80,26 @@ import Testing
             let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 4 << 10, fsync: .never)
             #expect(journal.recovery.corruptRecords == 1)
             #expect(journal.recovery.tornTailBytes == 0)
-            #expect(journal.recovery.droppedBytes == bytes.count - target)
+            #expect(journal.recovery.droppedBytes == frameOffsets(bytes)[11] - target)
             #expect(journal.recovery.notes.contains { $0.contains("checksum") })
             #expect(journal.recovery.notes.contains { $0.contains("missing") })
             #expect(try readFile(path).count == target)
-            let lost = perSegment[0] - 10
-            #expect(journal.recovery.records == 300 - lost)
+            #expect(segmentFiles(dir) == (files + [JournalSegment.fileName(first: 12)]).sorted(), "records 12… moved to a segment of their own")
+            #expect(journal.recovery.records == 299)
             let records = try drain(journal)
-            let expected = Array(1...10) + Array(UInt64(perSegment[0] + 1)...300)
-            #expect(records.map(\.sequence) == expected)
+            #expect(records.map(\.sequence) == Array(1...10) + Array(12...300))
             for record in records { expectRecord(record, isTestRecord: Int(record.sequence) - 1) }
             // The watermark steps over the gap.
             for sequence in 1...10 { journal.acknowledge(UInt64(sequence)) }
-            #expect(journal.watermark == UInt64(perSegment[0] + 1))
-            #expect(segmentFiles(dir).count == files.count - 1, "the damaged segment is acknowledged and deleted")
+            #expect(journal.watermark == 12)
+            #expect(segmentFiles(dir).count == files.count, "the damaged segment's first part is acknowledged and deleted")
             // Sequences continue after the highest one present.
             #expect(journal.append(topic: [], payload: [], retain: false, kind: 0, now: 0) == 301)
         }
     }
 
-    /// A corrupt record in the last segment that is complete (bad checksum) counts as corruption, not a torn tail.
+    /// A corrupt record in the last segment that is complete (bad checksum) counts as corruption, not
+    /// a torn tail, and costs that record only.
     @Test func badChecksumInLastSegment() throws {
         try withTemporaryDirectory { dir in
             try writeRecords(dir, 0 ..< 10)
@@ -111,12 +111,12 @@ import Testing
             let journal = try openJournal(dir)
             #expect(journal.recovery.corruptRecords == 1)
             #expect(journal.recovery.tornTailBytes == 0)
-            #expect(try drain(journal).map(\.sequence) == [1, 2, 3, 4])
-            #expect(journal.append(topic: [], payload: [], retain: false, kind: 0, now: 0) == 5)
+            #expect(try drain(journal).map(\.sequence) == [1, 2, 3, 4, 6, 7, 8, 9, 10])
+            #expect(journal.append(topic: [], payload: [], retain: false, kind: 0, now: 0) == 11)
         }
     }
 
-    /// A record with a valid checksum but the wrong sequence is cut too.
+    /// A record with a valid checksum but the wrong sequence is cut too; the one after it is kept.
     @Test func wrongSequenceIsCorrupt() throws {
         try withTemporaryDirectory { dir in
             try writeRecords(dir, 0 ..< 3)
@@ -132,7 +132,87 @@ import Testing
             let journal = try openJournal(dir)
             #expect(journal.recovery.corruptRecords == 1)
             #expect(journal.recovery.notes.contains { $0.contains("sequence 7") })
-            #expect(try drain(journal).map(\.sequence) == [1])
+            #expect(try drain(journal).map(\.sequence) == [1, 3])
+            #expect(journal.append(topic: [], payload: [], retain: false, kind: 0, now: 0) == 4)
+        }
+    }
+
+    /// One flipped bit among 1,500 records in 64 KiB segments costs one record, not the rest of its
+    /// segment; a restart after that finds nothing more to cut, and no sequence is assigned twice.
+    @Test func oneFlippedBitCostsOneRecord() throws {
+        try withTemporaryDirectory { dir in
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 64 << 10, fsync: .never)
+                try appendRecords(journal, 0 ..< 1500, payloadSize: 200)
+                journal.close()
+            }
+            let files = segmentFiles(dir)
+            let path = dir + "/" + files[0]
+            var bytes = try readFile(path)
+            let offsets = frameOffsets(bytes)
+            #expect(offsets.count > 200)
+            bytes[offsets[100] + 8 + 60] ^= 0x08
+            try writeFile(path, bytes)
+            do {
+                let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 64 << 10, fsync: .never)
+                #expect(journal.recovery.corruptRecords == 1)
+                #expect(journal.recovery.records == 1499)
+                let records = try drain(journal)
+                #expect(records.map(\.sequence) == Array(1...100) + Array(102...1500))
+                for record in records { expectRecord(record, isTestRecord: Int(record.sequence) - 1, payloadSize: 200) }
+                #expect(journal.append(topic: [], payload: [], retain: false, kind: 0, now: 0) == 1501)
+                try journal.flush()
+                journal.close()
+            }
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 64 << 10, fsync: .never)
+            #expect(journal.recovery.droppedBytes == 0)
+            #expect(journal.recovery.corruptRecords == 0)
+            #expect(try drain(journal).map(\.sequence) == Array(1...100) + Array(102...1501))
+        }
+    }
+
+    /// An impossible length in the middle of the last segment is corruption, not a torn tail:
+    /// the records after it are found again.
+    @Test func badLengthInTheMiddleResyncs() throws {
+        try withTemporaryDirectory { dir in
+            try writeRecords(dir, 0 ..< 10)
+            let path = dir + "/" + segmentFiles(dir)[0]
+            var bytes = try readFile(path)
+            let offsets = frameOffsets(bytes)
+            bytes[offsets[3] + 3] = 0xFF   // length above 16 MiB
+            try writeFile(path, bytes)
+            let journal = try openJournal(dir)
+            #expect(journal.recovery.tornTailBytes == 0)
+            #expect(journal.recovery.corruptRecords == 1)
+            #expect(journal.recovery.droppedBytes == offsets[4] - offsets[3])
+            #expect(try drain(journal).map(\.sequence) == [1, 2, 3, 5, 6, 7, 8, 9, 10])
+        }
+    }
+
+    /// A crash after the split's copy got its name but before the original was cut: the next
+    /// recovery cuts it and keeps one copy of each record; a copy never linked is deleted.
+    @Test func interruptedSplitIsFinished() throws {
+        try withTemporaryDirectory { dir in
+            try writeRecords(dir, 0 ..< 30)
+            let path = dir + "/" + segmentFiles(dir)[0]
+            var bytes = try readFile(path)
+            bytes[frameOffsets(bytes)[10] + 8 + 30] ^= 0x01
+            try writeFile(path, bytes)
+            do {
+                let journal = try openJournal(dir)
+                #expect(try drain(journal).count == 29)
+                journal.close()
+            }
+            // The state of a crash before the cut, and of one before the link.
+            try writeFile(path, bytes)
+            try writeFile(dir + "/" + JournalSegment.fileName(first: 40) + ".split", [1, 2, 3])
+            let journal = try openJournal(dir)
+            #expect(journal.recovery.corruptRecords == 1)
+            let records = try drain(journal)
+            #expect(records.map(\.sequence) == Array(1...10) + Array(12...30))
+            for record in records { expectRecord(record, isTestRecord: Int(record.sequence) - 1) }
+            #expect(segmentFiles(dir) == [JournalSegment.fileName(first: 1), JournalSegment.fileName(first: 12)])
+            #expect(!(try FileManager.default.contentsOfDirectory(atPath: dir)).contains { $0.hasSuffix(".split") })
         }
     }
 

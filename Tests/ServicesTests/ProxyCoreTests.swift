@@ -229,6 +229,33 @@ final class CoreFixture {
                 + [ProxyHarness.cleanRTData(second: 30, id: "33B1225950031")])
     }
 
+    /// A record corrupted on disk while the proxy was stopped costs that
+    /// record only: the others are sent after the restart, and the status
+    /// counts the lost one (`corrupt_at_start`).
+    @Test func aCorruptRecordCostsOneRecordAndIsCountedInTheStatus() throws {
+        let f = try CoreFixture()
+        for second in 0..<10 { try f.receive(second: second) }
+        f.endIteration()
+        f.core.journal.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: f.directory + "/journal").filter { $0.hasSuffix(".seg") }
+        let path = f.directory + "/journal/" + segments.sorted()[0]
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        // The 5th record's payload: skip four frames by their length fields.
+        var offset = 0
+        for _ in 0..<4 { offset += 8 + Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 }
+        bytes[offset + 8 + 40] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try f.restart()
+        f.connectCentral()
+        f.endIteration()
+        #expect(f.transport.data.map(\.payload) == [0, 1, 2, 3, 5, 6, 7, 8, 9].map { ProxyHarness.cleanRTData(second: $0) })
+        let status = f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
+        #expect(status.corruptAtStart == 1)
+        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+                                                  now: Instant(epochMillis: 0), journal: status, metersOnline: 0, forwardedPerMinute: 0)
+        #expect(document["journal"]?["corrupt_at_start"] == 1)
+    }
+
     /// A full journal stops reading the internal broker instead of dropping;
     /// acknowledgements make room and reading resumes.
     @Test func aFullJournalAppliesBackPressureThenRecovers() throws {
