@@ -323,6 +323,8 @@ public final class MQTTClient: @unchecked Sendable {
     private func connectionEnded(reason: String) {
         pendingSubscribes.removeAll()
         if phase == .stopped { return }  // stop() reports
+        // A failed attempt says who tried: most refusals are an account's.
+        let reason = phase == .connecting ? "\(reason) (\(credentials))" : reason
         if readingPaused {
             phase = .paused
         } else {
@@ -339,10 +341,32 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func failureReason(_ rc: Int32) -> String {
         if let refusal { return refusal }
-        var reason = MQTTError.from(status: rc, context: "connection to \(endpoint)")?.description
-            ?? "connection to \(endpoint) ended"
+        let error = MQTTError.from(status: rc, context: "connection to \(endpoint)")
+        var reason = error?.description ?? "connection to \(endpoint) ended"
+        if phase == .connecting, let error {
+            // Before CONNACK, these mean the other end is not an MQTT broker
+            // (a wrong port): libmosquitto reports an end of file in the middle
+            // of a packet as MOSQ_ERR_ERRNO with errno 0 ("Success").
+            switch error.code {
+            case .system where error.message == String(cString: strerror(0)):
+                reason = "connection to \(endpoint): closed by the other end in the middle of a packet, before any CONNACK (is it an MQTT broker's port?)"
+            case .protocolError:
+                reason = "connection to \(endpoint): the other end answered CONNECT with something that is not MQTT (is it an MQTT broker's port?)"
+            case .connectionLost:
+                reason = "connection to \(endpoint): closed by the other end before any CONNACK (an MQTT broker's port? TLS where it expects plain MQTT?)"
+            default:
+                break
+            }
+        }
         if let lastLoggedError { reason += " (\(lastLoggedError))" }
         return reason
+    }
+
+    /// `user 'proxy', password from file '/etc/…'`, or `no user, no password`.
+    private var credentials: String {
+        let user = options.username.map { "user '\($0)'" } ?? "no user"
+        let password = options.password == nil ? "no password" : "password from \(options.passwordSource ?? "the caller")"
+        return "\(user), \(password)"
     }
 
     private func send(subscriptions list: [(filter: String, qos: Int, options: Int32)]) {
@@ -363,7 +387,7 @@ public final class MQTTClient: @unchecked Sendable {
             let text = options.protocolVersion == .v5
                 ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_connack_string(rc))
             // The disconnect handler follows and reports this.
-            refusal = "connection refused: \(text)"
+            refusal = "connection to \(endpoint) refused by the broker: \(text)"
             return
         }
         guard phase == .connecting else { return }

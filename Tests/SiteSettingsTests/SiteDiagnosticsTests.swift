@@ -43,6 +43,35 @@ import Testing
         """)
     }
 
+    @Test func logLevel() {
+        let (text, settings) = Fixtures.load("log_level: warning\n")
+        #expect(text == "no errors")
+        #expect(settings?.logLevel == "warning")
+        let (bad, _) = Fixtures.load("log_level: warn1ng\n")
+        #expect(bad == """
+        site.yaml:1:12: error[C009]: unknown log_level 'warn1ng'
+         1 | log_level: warn1ng
+           |            ^
+        hint: did you mean 'warning'?
+        1 error found
+        """)
+    }
+
+    /// F001 says why a file cannot be read (errno), not only that it cannot.
+    @Test func anUnreadableFileNamesTheSystemsReason() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (path, reason) in [("\(dir)/missing.yaml", "No such file or directory"), (dir, "Is a directory")] {
+            do {
+                _ = try Site.load(rules: Fixtures.pack, config: path)
+                Issue.record("\(path) loaded")
+            } catch {
+                #expect(error.diagnostics.map(\.code) == [.unreadableFile])
+                #expect(error.description.contains("error[F001]: cannot read '\(path)': \(reason)"), "\(error)")
+            }
+        }
+    }
+
     @Test func unknownKeyUnderABroker() {
         let (text, _) = Fixtures.load("""
         brokers:

@@ -351,7 +351,9 @@ final class ProxyCore {
             let message = messages[i]
             guard message.kind == .discovery || message.kind == .homeAssistant, let id = message.device else {
                 append(message, now: now)
-                if message.kind == .data, let id = message.device { statistics.lastSeen[id] = now }
+                if message.kind == .data, let id = message.device, statistics.lastSeen.updateValue(now, forKey: id) == nil {
+                    log.info("meter_heard", ["meter": id, "topic": message.topic, "detail": "its first reading since the start"])
+                }
                 i += 1
                 continue
             }

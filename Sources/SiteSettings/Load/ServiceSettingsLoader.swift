@@ -13,7 +13,7 @@ enum ServiceSettingsLoader {
     /// The keys read here, by section (`""`: the top level).
     static let keys = baseKeys.merging(discoveryKeys) { $0 + $1 }
     static let baseKeys: [String: [String]] = [
-        "": ["brokers"],
+        "": ["brokers", "log_level"],
         "proxy": [
             "status_interval_s", "max_payload_bytes",
             "journal_max_bytes", "journal_fsync", "journal_fsync_interval_ms", "outbox_limit",
@@ -31,7 +31,15 @@ enum ServiceSettingsLoader {
     static func load(_ root: YAMLNode, _ ctx: LoadContext) -> ServiceSettings {
         var settings = ServiceSettings()
         var discoveryFrom: Located<ConfigSenderSettings.DiscoverySource>?
-        guard let top = ctx.checkedMapping(root, "the site config", keys: ["brokers", "proxy", "config_sender"]) else { return settings }
+        guard let top = ctx.checkedMapping(root, "the site config", keys: ["brokers", "log_level", "proxy", "config_sender"]) else { return settings }
+        if let v = top.string("log_level") {
+            if ServiceSettings.logLevels.contains(v.value) { settings.logLevel = v.value }
+            else {
+                ctx.error(.invalidValue, "unknown log_level '\(v.value)'",
+                          hint: Suggestion.hint(for: v.value, in: ServiceSettings.logLevels)
+                              ?? "use \(ServiceSettings.logLevels.joined(separator: ", ")) (the default is info)", at: v.mark)
+            }
+        }
         if let node = top.node("brokers"), let entries = ctx.namedEntries(node, "'brokers'") {
             for entry in entries {
                 guard brokerNames.contains(entry.key.value) else {
