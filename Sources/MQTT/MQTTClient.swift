@@ -205,6 +205,10 @@ public final class MQTTClient: @unchecked Sendable {
     /// Back-pressure: stop reading from the broker (it keeps the rest). A
     /// connection lost meanwhile (libmosquitto gives up after a keepalive
     /// without reading the PINGRESP) is not retried until `resumeReading`.
+    ///
+    /// Called from `onMessage`, it takes effect after that message: no other
+    /// message of the same read follows (see `handleMessage`), so what one
+    /// read brings is bounded by one message once the handler pauses.
     public func pauseReading() {
         guard !readingPaused else { return }
         readingPaused = true
@@ -426,6 +430,16 @@ public final class MQTTClient: @unchecked Sendable {
 
     func handleMessage(_ message: MQTTBorrowedMessage) {
         onMessage?(message)
+        // The handler paused reading: end this `mosquitto_loop_read` after
+        // this packet. In 2.0.11 it reads as many packets as its queues are
+        // long (it replaces `max_packets` with `msgs_out.queue_len +
+        // msgs_in.queue_len`, thousands with many messages unacknowledged)
+        // and stops early only when `errno` is EAGAIN after a packet. Nothing
+        // between this callback's return and that test sets `errno`
+        // (`handle__publish` queued the PUBACK before the callback; then it
+        // unlocks, frees and reads the clock), and the PUBACK of this
+        // message is queued already: it is taken, nothing is lost.
+        if readingPaused { errno = EAGAIN }
     }
 
     func handlePublished(mid: Int32, reasonCode: Int32) {

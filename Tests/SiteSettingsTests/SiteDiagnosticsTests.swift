@@ -140,6 +140,28 @@ import Testing
         #expect(proxy.journalFsyncIntervalMilliseconds == 250)
     }
 
+    /// `max_meters`: the default is one instance of the capacity model; lint refuses a bound below 1.
+    @Test func maxMetersIsCheckedAndDefaults() throws {
+        let (text, _) = Fixtures.load("""
+        proxy:
+          max_meters: 0
+        """)
+        #expect(text == """
+        site.yaml:2:15: error[C009]: 'max_meters' must be at least 1
+         2 |   max_meters: 0
+           |               ^
+        hint: the most meters the proxy keeps state for (about 1 KiB each); the default is 250000
+        1 error found
+        """)
+        let (ok, settings) = Fixtures.load("""
+        proxy:
+          max_meters: 5000
+        """)
+        #expect(ok == "no errors")
+        #expect(settings?.proxy.maxMeters == 5000)
+        #expect(Fixtures.load("proxy: { status_interval_s: 5 }").1?.proxy.maxMeters == 250_000)
+    }
+
     @Test func outboxLimitIsAWarningAndIgnored() throws {
         let (text, settings) = Fixtures.load("""
         proxy:

@@ -127,7 +127,8 @@ public final class ProxyService: @unchecked Sendable {
         }
         core = ProxyCore(programs: program, journal: journal,
                          settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
-                                         discoveryOnInternal: settings.proxy.discoveryOnInternal),
+                                         discoveryOnInternal: settings.proxy.discoveryOnInternal,
+                                         maxMeters: settings.proxy.maxMeters),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
         counterStore = CounterStore(directory: configuration.stateDirectory)
         resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
@@ -405,7 +406,7 @@ public final class ProxyService: @unchecked Sendable {
         let document = statistics.document(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
-            metersOnline: online, forwardedPerMinute: max(0, perMinute)).withLogLinesDropped(log)
+            metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems).withLogLinesDropped(log)
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
             core.statusPublished(mid)
@@ -463,6 +464,7 @@ public final class ProxyService: @unchecked Sendable {
         }
         core.settings.maxPayloadBytes = proxy.maxPayloadBytes
         core.settings.discoveryOnInternal = proxy.discoveryOnInternal
+        core.settings.maxMeters = proxy.maxMeters
         core.journal.maxBytes = proxy.journalMaxBytes
         if proxy.statusIntervalSeconds != statusIntervalSeconds {
             statusIntervalSeconds = proxy.statusIntervalSeconds

@@ -15,7 +15,7 @@ enum ServiceSettingsLoader {
     static let baseKeys: [String: [String]] = [
         "": ["brokers", "log_level"],
         "proxy": [
-            "status_interval_s", "max_payload_bytes",
+            "status_interval_s", "max_payload_bytes", "max_meters",
             "journal_max_bytes", "journal_fsync", "journal_fsync_interval_ms", "outbox_limit",
             "shared_subscription_group",
         ],
@@ -23,7 +23,7 @@ enum ServiceSettingsLoader {
     ]
     /// Discovery on the internal broker: the proxy's copy and where the config sender reads.
     static let discoveryKeys = ["proxy": ["discovery_on_internal"], "config_sender": ["discovery_from"]]
-    /// config-sender's pacing keys (issue 15), read by `readPacing`.
+    /// config-sender's pacing keys, read by `readPacing`.
     static let pacingKeys = ["max_in_flight", "min_spacing_ms"]
     static let brokerNames = ["internal", "central"]
     static let clientNames = ["proxy", "config_sender"]
@@ -82,7 +82,7 @@ enum ServiceSettingsLoader {
         return settings
     }
 
-    // MARK: config_sender pacing (issue 15)
+    // MARK: config_sender pacing
 
     /// `max_in_flight` and `min_spacing_ms`: whole numbers, 0 switching the limit off.
     static func readPacing(_ c: MappingReader, _ ctx: LoadContext, into sender: inout ConfigSenderSettings) {
@@ -108,6 +108,14 @@ enum ServiceSettingsLoader {
         var proxy = ProxySettings()
         ctx.positive(p.int("status_interval_s")).map { proxy.statusIntervalSeconds = $0 }
         ctx.positive(p.int("max_payload_bytes")).map { proxy.maxPayloadBytes = $0 }
+        if let v = p.int("max_meters") {
+            if v.value >= 1 { proxy.maxMeters = v.value }
+            else {
+                ctx.error(.invalidValue, "'max_meters' must be at least 1",
+                          hint: "the most meters the proxy keeps state for (about 1 KiB each); the default is \(ProxySettings.defaultMaxMeters)",
+                          at: v.mark)
+            }
+        }
         if let v = p.int("journal_max_bytes") {
             if v.value >= ProxySettings.minimumJournalBytes { proxy.journalMaxBytes = v.value }
             else {
