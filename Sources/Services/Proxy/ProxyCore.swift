@@ -189,9 +189,13 @@ final class ProxyCore {
 
     /// A reading arrived at QoS 0 (before `received`): counted, and a warning,
     /// since nothing guarantees the meter's other readings reached the proxy.
+    /// Warned at the 1st, 2nd, 4th, 8th… only: a QoS 0 fleet costs no more
+    /// than a count per reading.
     func receivedAtQoS0(topic: String) {
         statistics.receivedQoS0 += 1
-        log.limited(.warning, key: "input.qos0", "reading_at_qos0", [
+        let n = statistics.receivedQoS0
+        guard n & (n - 1) == 0 else { return }
+        log.warning("reading_at_qos0", [
             "topic": topic, "count": String(statistics.receivedQoS0),
             "detail": "a meter publishes at QoS 0: the meters' broker may drop its readings without a trace",
             "hint": "set the meter's MQTT QoS to 1",

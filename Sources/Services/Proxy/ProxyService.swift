@@ -274,7 +274,8 @@ public final class ProxyService: @unchecked Sendable {
 
     private func wireInternal() {
         internalClient.onMessage = { [unowned self] message in
-            if message.topic.hasPrefix("$SYS/") {
+            // Only the broker's own topics start with '$' (clients cannot publish them).
+            if message.topic.utf8.first == UInt8(ascii: "$") {
                 core.internalBrokerFigure(topic: message.topic, payload: message.payload)
                 return
             }
