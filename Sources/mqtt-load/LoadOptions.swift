@@ -13,6 +13,8 @@ struct LoadOptions {
     var rateSeconds = 5.0
     var burst = 100_000
     var warmUpChunk = 500
+    /// How long the warm-up waits for a chunk without an arrival (default: 5 s at most).
+    var warmUpQuiet: Double?
     var enyEvery = 5
     var clockOffset: Int64 = -200
     var drainSeconds = 5.0
@@ -32,7 +34,7 @@ struct LoadOptions {
     static let usage = """
         usage: mqtt-load --publish mqtt://HOST:PORT [--subscribe mqtt://HOST:PORT] [--filter F]...
                          [--meters N] [--connections N] [--window N] [--rate MSG_PER_S] [--rate-seconds S]
-                         [--burst N] [--warmup-chunk N] [--eny-every K] [--clock-offset S] [--drain-seconds S]
+                         [--burst N] [--warmup-chunk N] [--warmup-quiet S] [--eny-every K] [--clock-offset S] [--drain-seconds S]
                          [--probe-seconds S] [--watch NAME=PID]... [--kv]
                          [--publish-qos 0|1|2] [--subscribe-qos 0|1|2] [--counter-session ID] [--progress]
                          [--tcp-nodelay] [--connection-per-meter]
@@ -49,7 +51,9 @@ struct LoadOptions {
         chunks of --warmup-chunk messages, each waited for: a proxy announces a new
         meter with about 16 messages, which would otherwise be timed as readings), rate
         (--rate msg/s for --rate-seconds: latency), burst (--burst messages as fast as the
-        broker takes them: throughput). A phase ends when all its messages arrived or
+        broker takes them: throughput). A warm-up chunk ends when all its messages arrived
+        or nothing arrived for --warmup-quiet seconds (default: --drain-seconds, at most 5).
+        Another phase ends when all its messages arrived or
         nothing arrived for --drain-seconds. --watch reports CPU time per received message
         and peak RSS of other processes (Linux /proc). --kv prints key=value lines.
 
@@ -97,6 +101,7 @@ struct LoadOptions {
             case "--rate-seconds": o.rateSeconds = try number(a)
             case "--burst": o.burst = try number(a)
             case "--warmup-chunk": o.warmUpChunk = try number(a)
+            case "--warmup-quiet": o.warmUpQuiet = try number(a)
             case "--eny-every": o.enyEvery = try number(a)
             case "--clock-offset": o.clockOffset = try number(a)
             case "--drain-seconds": o.drainSeconds = try number(a)
