@@ -27,6 +27,8 @@ struct LoadOptions {
     /// off): the broker keeps counting for it across a restart of its own.
     var counterSession: String?
     var progress = false
+    /// The rate phase waits until this file exists (after "warm-up done" on stderr).
+    var rateGate: String?
     var tcpNoDelay = false
     /// One MQTT connection per meter on an event loop, instead of `connections` threaded ones.
     var connectionPerMeter = false
@@ -37,6 +39,7 @@ struct LoadOptions {
                          [--burst N] [--warmup-chunk N] [--warmup-quiet S] [--eny-every K] [--clock-offset S] [--drain-seconds S]
                          [--probe-seconds S] [--watch NAME=PID]... [--kv]
                          [--publish-qos 0|1|2] [--subscribe-qos 0|1|2] [--counter-session ID] [--progress]
+                         [--rate-gate FILE]
                          [--tcp-nodelay] [--connection-per-meter]
 
         Simulated KPM33B meters (ids 33B12259 + 5 digits) publish the real sample payloads
@@ -53,6 +56,8 @@ struct LoadOptions {
         (--rate msg/s for --rate-seconds: latency), burst (--burst messages as fast as the
         broker takes them: throughput). A warm-up chunk ends when all its messages arrived
         or nothing arrived for --warmup-quiet seconds (default: --drain-seconds, at most 5).
+        --rate-gate FILE: after the warm-up, "mqtt-load: warm-up done" on stderr, then
+        the rate phase waits until FILE exists (tools/bench zeroes callgrind's counts there).
         Another phase ends when all its messages arrived or
         nothing arrived for --drain-seconds. --watch reports CPU time per received message
         and peak RSS of other processes (Linux /proc). --kv prints key=value lines.
@@ -116,6 +121,7 @@ struct LoadOptions {
             case "--subscribe-qos": o.subscribeQoS = try number(a)
             case "--counter-session": o.counterSession = try value()
             case "--progress": o.progress = true
+            case "--rate-gate": o.rateGate = try value()
             case "--tcp-nodelay": o.tcpNoDelay = true
             case "--connection-per-meter": o.connectionPerMeter = true
             case "-h", "--help": throw UsageError(nil)

@@ -225,6 +225,10 @@ var outcomes: [Outcome] = []
 outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk,
                     quiet: options.warmUpQuiet ?? min(options.drainSeconds, 5)))
 usleep(200_000)
+if let gate = options.rateGate {
+    FileHandle.standardError.write(Data("mqtt-load: warm-up done\n".utf8))
+    while access(gate, F_OK) != 0 { usleep(10_000) }
+}
 if rateCount > 0 {
     outcomes.append(run(.rate, count: rateCount, rate: options.rate))
     usleep(200_000)
