@@ -92,6 +92,8 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON", "JanssonBaseline"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Topics"]),
         .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
+        // rulecheck as a user runs it: its binary in a scratch copy of rules/ and config/.
+        .testTarget(name: "RulecheckTests", dependencies: ["rulecheck", "TestSupport"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "Topics"]),
         .testTarget(name: "MeterSimTests", dependencies: ["meter-sim", "MQTT", "TestSupport", "JSON"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),

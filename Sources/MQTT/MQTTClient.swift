@@ -61,7 +61,8 @@ public final class MQTTClient: @unchecked Sendable {
     private var socket: Int32 = -1
     private var readingPaused = false
     private var writesHeld = false
-    private var subscriptions: [(filter: String, qos: Int)] = []
+    /// `options`: MQTT 5 subscription options (`MQTT_SUB_OPT_…`), 0 with 3.1.1.
+    private var subscriptions: [(filter: String, qos: Int, options: Int32)] = []
     private var pendingSubscribes: [Int32: String] = [:]
     private var unacknowledged = 0
     private var backoff: ReconnectBackoff
@@ -153,19 +154,26 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Remembers a subscription and sends it now if connected; it is sent
     /// again after every reconnect. Subscribing again replaces the QoS.
-    public func subscribe(_ filter: String, qos: Int) throws(MQTTError) {
+    ///
+    /// `retainAsPublished` (MQTT 5; ignored with 3.1.1): a message arrives
+    /// with the retain flag its publisher set, not only when it comes from the
+    /// broker's store on subscribing — so a receiver can tell every retained
+    /// message, live or not.
+    public func subscribe(_ filter: String, qos: Int, retainAsPublished: Bool = false) throws(MQTTError) {
         guard Topic.isValidFilter(filter) else {
             throw MQTTError(.invalidArgument, "invalid topic filter", context: "subscribe to '\(filter)'")
         }
         guard (0...2).contains(qos) else {
             throw MQTTError(.invalidArgument, "QoS must be 0, 1 or 2", context: "subscribe to '\(filter)'")
         }
+        let options = retainAsPublished && self.options.protocolVersion == .v5 ? Int32(MQTT_SUB_OPT_RETAIN_AS_PUBLISHED.rawValue) : 0
         if let i = subscriptions.firstIndex(where: { $0.filter == filter }) {
             subscriptions[i].qos = qos
+            subscriptions[i].options = options
         } else {
-            subscriptions.append((filter, qos))
+            subscriptions.append((filter, qos, options))
         }
-        if phase == .connected { send(subscriptions: [(filter, qos)]) }
+        if phase == .connected { send(subscriptions: [(filter, qos, options)]) }
     }
 
     /// Publishes a message; returns its id. See the type's documentation for
@@ -363,11 +371,11 @@ public final class MQTTClient: @unchecked Sendable {
         return reason
     }
 
-    private func send(subscriptions list: [(filter: String, qos: Int)]) {
-        for (filter, qos) in list {
+    private func send(subscriptions list: [(filter: String, qos: Int, options: Int32)]) {
+        for (filter, qos, options) in list {
             var mid: Int32 = 0
             // NO_CONN: the connection just ended; the next CONNACK resends it.
-            if mosquitto_subscribe(handle, &mid, filter, Int32(qos)) == Int32(MOSQ_ERR_SUCCESS.rawValue) {
+            if mosquitto_subscribe_v5(handle, &mid, filter, Int32(qos), options, nil) == Int32(MOSQ_ERR_SUCCESS.rawValue) {
                 pendingSubscribes[mid] = filter
             }
         }

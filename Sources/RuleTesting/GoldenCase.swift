@@ -4,7 +4,8 @@ import RuleEngine
 /// (or `tests/site.yaml`) must print exactly `tests/NAME.out`.
 ///
 /// The replay clock starts at `Replay.defaultClock` unless the input moves it,
-/// so a case gives the same bytes on every machine.
+/// so a case gives the same bytes on every machine. The output ends with the
+/// replay's pending split sets and its summary line.
 public struct GoldenCase: Sendable {
     public var name: String
     public var packDirectory: String
@@ -44,6 +45,22 @@ public struct GoldenCase: Sendable {
     /// pack's cases with that pack, the cases of a directory of packs
     /// (`rules/tests`) with all of them.
     public func run(origin: Origin, buildAll: (_ rules: String, _ config: String?) throws(DiagnosticReport) -> ProgramSet) -> Result<String, GoldenFailure> {
+        replay(origin: origin, buildAll: buildAll).map(\.output)
+    }
+
+    /// What a case printed, and what in it looks like a mistake unless the case declares it.
+    public struct Outcome: Sendable {
+        public var output: String
+        /// Each an explanation with what to do: a case that forwards nothing
+        /// (without `@expect-drops`), a clock off by more than a day (without `@expect-clock-offset`).
+        public var suspicions: [String]
+    }
+
+    /// A clock offset a case may show without declaring it: a meter a day off is a replay without `@now`.
+    public static let largestPlainClockOffset: Int64 = 86_400
+
+    /// Runs the case like `run`, and judges its output.
+    public func replay(origin: Origin, buildAll: (_ rules: String, _ config: String?) throws(DiagnosticReport) -> ProgramSet) -> Result<Outcome, GoldenFailure> {
         let programs: ProgramSet
         do throws(DiagnosticReport) {
             programs = try buildAll(packDirectory, configPath)
@@ -60,7 +77,17 @@ public struct GoldenCase: Sendable {
         } catch {
             return .failure(GoldenFailure(message: "\(inputPath): \(error.description)"))
         }
-        return .success(out)
+        replay.end { out += $0 + "\n" }
+        var suspicions: [String] = []
+        if replay.forwarded == 0 && !replay.expectations.contains(.drops) {
+            suspicions.append("it forwards no clean message (mistyped ids? a topic no route reads?); "
+                              + "if that is the point of the case, add a line '\(Replay.Expectation.drops.rawValue)' to \(inputPath)")
+        }
+        if replay.largestClockOffset > Self.largestPlainClockOffset && !replay.expectations.contains(.clockOffset) {
+            suspicions.append("a meter's clock is off by \(replay.largestClockOffset) s, more than a day (no '@now' near the meters' time?); "
+                              + "if that is the point of the case, add a line '\(Replay.Expectation.clockOffset.rawValue)' to \(inputPath)")
+        }
+        return .success(Outcome(output: out, suspicions: suspicions))
     }
 }
 

@@ -21,7 +21,12 @@ import RuleEngine
 /// - `TOPIC PAYLOAD` — a message, payload byte for byte;
 /// - `+ TOPIC PAYLOAD` — a retained message (`+ TOPIC` alone: empty retained
 ///   payload, which deletes a retained message);
-/// - `# drop REASON TOPIC: DETAIL` — a message or split set that was dropped.
+/// - `# drop REASON TOPIC: DETAIL` — a message or split set that was dropped;
+/// and from `end`: `# pending incomplete TOPIC: DETAIL` for each split set
+/// still waiting for parts, then `# summary: forwarded N, retained N, dropped
+/// N (REASON N, …), pending N`. `@expect-drops` and `@expect-clock-offset`
+/// lines tell a golden case's checks that no forwarded message, or a clock
+/// off by more than a day, is what the case is about.
 /// `+` and `#` can never start a topic one publishes to, so the marks are unambiguous.
 public struct Replay {
     public static let defaultClock = "20260112170000"
@@ -40,6 +45,23 @@ public struct Replay {
     public var engine: Engine { router.engines[0] }
     public var now: Instant
     public var showDrops = true
+    /// What the replay forwarded (clean data messages), retained
+    /// (announcements) and dropped per reason so far: `end` prints it.
+    public private(set) var forwarded = 0
+    public private(set) var retained = 0
+    public private(set) var dropped: [DropReason: Int] = [:]
+    /// The largest clock offset a discovery message reported, in seconds.
+    public private(set) var largestClockOffset: Int64 = 0
+    /// What the input said it expects (`@expect-drops`, `@expect-clock-offset`).
+    public private(set) var expectations: Set<Expectation> = []
+
+    /// What a golden case may declare so that a surprising result is not taken for a mistake.
+    public enum Expectation: String, Sendable, CaseIterable {
+        /// The case forwards no clean message (every reading dropped on purpose).
+        case drops = "@expect-drops"
+        /// A meter's clock is off by more than a day (a clock never set, on purpose).
+        case clockOffset = "@expect-clock-offset"
+    }
     /// The site's UTC offset in seconds at a moment (epoch seconds): meters
     /// keep local time. `@tz` replaces it with a fixed offset.
     public var zone: @Sendable (Int64) -> Int
@@ -132,7 +154,7 @@ public struct Replay {
                 try directive(String(decoding: line, as: UTF8.self), lineNumber)
                 out.removeAll()
                 router.expire(now: now, into: &out)
-                Replay.write(out, showDrops: showDrops, emit: emit)
+                record(out, emit: emit)
                 continue
             }
             var message = line
@@ -146,8 +168,48 @@ public struct Replay {
             let topic = String(decoding: message[message.startIndex..<space], as: UTF8.self)
             out.removeAll()
             message[(space + 1)...].withUnsafeBytes { router.process(topic: topic, payload: $0, now: now, into: &out) }
-            Replay.write(out, showDrops: showDrops, emit: emit)
+            record(out, emit: emit)
         }
+    }
+
+    /// The end of the input: one `# pending incomplete …` line per split set
+    /// still waiting for parts, then `# summary: …` with what was forwarded,
+    /// retained and dropped per reason.
+    public func end(emit: (String) -> Void) {
+        let pending = router.pendingSets
+        for set in pending {
+            emit("# pending \(DropReason.incomplete.rawValue) \(set.topic): \(set.id): \(set.parts) of a split set, not complete at the end of the input")
+        }
+        let drops = DropReason.allCases.compactMap { reason in dropped[reason].map { "\(reason.rawValue) \($0)" } }
+        let total = dropped.values.reduce(0, +)
+        emit("# summary: forwarded \(forwarded), retained \(retained), dropped \(total)"
+             + (drops.isEmpty ? "" : " (\(drops.joined(separator: ", ")))") + ", pending \(pending.count)")
+    }
+
+    private mutating func record(_ out: ProcessOutput, emit: (String) -> Void) {
+        for d in out.drops { dropped[d.reason, default: 0] += 1 }
+        for m in out.messages {
+            if m.retain { retained += 1 } else if m.kind == .data { forwarded += 1 }
+            if m.kind == .discovery, let offset = Replay.clockOffset(m.payload) { largestClockOffset = max(largestClockOffset, offset) }
+        }
+        Replay.write(out, showDrops: showDrops, emit: emit)
+    }
+
+    /// The magnitude of `"clock_offset_s":N` in a discovery payload, if it has one.
+    static func clockOffset(_ payload: [UInt8]) -> Int64? {
+        let key = Array("\"clock_offset_s\":".utf8)
+        guard payload.count > key.count,
+              let at = (0...(payload.count - key.count)).first(where: { payload[$0..<($0 + key.count)].elementsEqual(key) }) else { return nil }
+        var i = at + key.count
+        if i < payload.count && payload[i] == UInt8(ascii: "-") { i += 1 }
+        var value: Int64 = 0
+        var digits = 0
+        while i < payload.count, payload[i] &- 48 < 10, digits < 18 {
+            value = value * 10 + Int64(payload[i] - 48)
+            digits += 1
+            i += 1
+        }
+        return digits > 0 ? value : nil
     }
 
     private mutating func directive(_ text: String, _ line: Int) throws(LineError) {
@@ -166,8 +228,11 @@ public struct Replay {
             guard let offset = Replay.utcOffset(parts[1]) else { throw LineError(line: line, message: "expected @tz ±HH:MM (or Z)") }
             zone = { _ in offset }
             now.utcOffsetSeconds = offset
+        case (let name?, 1) where Expectation(rawValue: String(name)) != nil:
+            expectations.insert(Expectation(rawValue: String(name))!)
         default:
-            throw LineError(line: line, message: "unknown directive '\(text)' (known: @now yyyyMMddHHmmss, @advance SECONDS, @tz ±HH:MM)")
+            throw LineError(line: line, message: "unknown directive '\(text)' (known: @now yyyyMMddHHmmss, @advance SECONDS, @tz ±HH:MM, "
+                            + Expectation.allCases.map(\.rawValue).joined(separator: ", ") + ")")
         }
     }
 

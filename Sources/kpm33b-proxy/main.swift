@@ -102,7 +102,7 @@ struct AcceptReset: ParsableCommand {
             throw ExitCode(64)
         }
         do throws(ServiceError) {
-            try CounterResetRequests(stateDirectory: program.stateDirectory(state.stateDir)).request(id: id, field: field)
+            try CounterResetRequests(stateDirectory: state.stateDir, instance: program.instance).request(id: id, field: field)
         } catch {
             log.error("accept_reset_failed", ["error": error.message])
             throw ExitCode(1)

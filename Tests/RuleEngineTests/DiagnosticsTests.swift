@@ -247,7 +247,7 @@ import Testing
             $0.replacingOccurrences(of: "- active_energy: { from: zygsz }", with: "- active_energy: { from: zygsz, state_class: totl_increasing, precision: 12 }")
         }
         #expect(text == """
-        pack.yaml:30:54: error[R012]: unknown state_class 'totl_increasing' for field 'active_energy'
+        pack.yaml:30:54: error[R015]: unknown state_class 'totl_increasing' for field 'active_energy'
          30 |         - active_energy: { from: zygsz, state_class: totl_increasing, precision: 12 }
             |                                                      ^
         hint: did you mean 'total_increasing'?

@@ -166,7 +166,7 @@ import TestSupport
             }
             guard case .held = outcome else { Issue.record("set \(n) not held"); return }
         }
-        let left = r.expire(olderThan: .max)
+        let left = r.expire(notAfter: .max)
         #expect(left.count == Reassembler.maxSets)
         #expect(left.first?.id == "M\(extra)")
         #expect(left.last?.id == "M\(Reassembler.maxSets + extra - 1)")

@@ -73,13 +73,22 @@ import Testing
         #expect(s.options.cleanSession == false)
     }
 
+    /// The configured password source yields nothing: the service does not start.
+    @Test func aMissingPasswordStopsTheStart() throws {
+        let error = #expect(throws: ServiceError.self) {
+            try BrokerSettings(settings: try settings(), broker: "central", client: "proxy", override: nil,
+                               defaultClientID: "x", cleanSession: true, environment: [:])
+        }
+        #expect(error?.message == "broker 'central', client 'proxy': no password: the environment variable PW is not set (password_env)")
+    }
+
     @Test func overrideReplacesHostPortAndTLS() throws {
         let plain = try BrokerSettings(settings: try settings(), broker: "central", client: "proxy", override: "mqtt://127.0.0.1:1884",
-                                       defaultClientID: "x", cleanSession: true, environment: [:])
+                                       defaultClientID: "x", cleanSession: true, environment: ["PW": "secret"])
         #expect(plain.endpoint == MQTTEndpoint(host: "127.0.0.1", port: 1884, tls: false))
         #expect(plain.options.tls == nil)
         let secure = try BrokerSettings(settings: try settings(), broker: "central", client: "proxy", override: "mqtts://other",
-                                        defaultClientID: "x", cleanSession: true, environment: [:])
+                                        defaultClientID: "x", cleanSession: true, environment: ["PW": "secret"])
         #expect(secure.endpoint == MQTTEndpoint(host: "other", port: 8883, tls: true))
         #expect(secure.options.tls?.caFile == "ca.pem")
         // Defaults for a broker the config does not describe.

@@ -3,6 +3,7 @@ import JSON
 @testable import MQTT
 import RuleEngine
 import Testing
+import TestSupport
 @testable import Services
 
 // Unit tests of the config sender's core over a recording transport: the
@@ -73,7 +74,7 @@ final class SenderCoreFixture {
         let site = try buildSenderSite(config)
         store = ConfigStateStore(directory: directory.appendingPathComponent("state").path)
         let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
-                                    ids: OperationIDGenerator(seed: 7))
+                                    ids: OperationIDGenerator(SplitMix(seed: 7)))
         logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         core = ConfigSenderCore(planner: planner, store: store,
                                 settings: .init(statusTopic: Self.statusTopic, discoverySubscription: "kpm33b/discovery/+",

@@ -129,7 +129,7 @@ extension ConfigPlanner {
 func makePlanner(_ config: String = senderConfigText(), records: [String: MeterRecord] = [:]) throws -> ConfigPlanner {
     let site = try buildSenderSite(config)
     var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site), records: records,
-                                ids: OperationIDGenerator(seed: 42))
+                                ids: OperationIDGenerator(SplitMix(seed: 42)))
     _ = planner.setInternalConnected(true, now: senderT0)
     return planner
 }
@@ -237,7 +237,7 @@ extension ConfigPlanner {
     @Test func dayOffsetShiftsTodayButNotTheClockSent() throws {
         let site = try buildSenderSite(senderConfigText())
         var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site, dayOffset: 1),
-                                    ids: OperationIDGenerator(seed: 1))
+                                    ids: OperationIDGenerator(SplitMix(seed: 1)))
         _ = planner.setInternalConnected(true, now: senderT0)
         #expect(planner.today(senderT0) == "2026-01-13")
         let clock = try #require(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.last)
@@ -426,7 +426,7 @@ extension ConfigPlanner {
     @Test func nothingIsSentWhileTheInternalBrokerIsAway() throws {
         let site = try buildSenderSite(senderConfigText())
         var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
-                                    ids: OperationIDGenerator(seed: 3))
+                                    ids: OperationIDGenerator(SplitMix(seed: 3)))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.isEmpty)
         #expect(planner.tick(now: senderT0.adding(seconds: 5)).sent.isEmpty)
         let sent = planner.setInternalConnected(true, now: senderT0.adding(seconds: 6)).sent
@@ -442,7 +442,7 @@ extension ConfigPlanner {
     @Test func clockOffsetReportedWhileDisconnectedIsCorrectedOnConnect() throws {
         let site = try buildSenderSite(senderConfigText())
         var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
-                                    ids: OperationIDGenerator(seed: 4))
+                                    ids: OperationIDGenerator(SplitMix(seed: 4)))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: 4000, now: senderT0).sent.isEmpty)
         let sent = planner.setInternalConnected(true, now: senderT0.adding(seconds: 1)).sent
         #expect(sent.map(\.command) == ["set_clock", "set_upload_interval_seconds", "set_upload_interval_minutes"])
@@ -494,8 +494,19 @@ extension ConfigPlanner {
             seen.insert(id)
         }
         #expect(seen.count == 10_000)
-        var a = OperationIDGenerator(seed: 7), b = OperationIDGenerator(seed: 7)
+        var a = OperationIDGenerator(SplitMix(seed: 7)), b = OperationIDGenerator(SplitMix(seed: 7))
         #expect(a.make(length: 32) == b.make(length: 32))
+    }
+
+    /// A meter sees the operation ids of the commands it gets. Were they the
+    /// output of a fast generator whose state its outputs give away (as
+    /// xoshiro256**'s do: four outputs are the whole state), two ids would
+    /// predict every later one, other meters' included.
+    @Test func operationIDsCannotBePredictedFromEarlierOnes() {
+        var ids = OperationIDGenerator()
+        let seen = [ids.make(length: 32), ids.make(length: 32)]
+        let next = ids.make(length: 32)
+        #expect(XoshiroPredictor.next(after: seen) != next)
     }
 }
 
@@ -639,5 +650,57 @@ extension ConfigPlanner {
             if records[senderMeterA]?.acknowledgedAt != sampleRecords()[senderMeterA]?.acknowledgedAt { progressed += 1 }
         }
         #expect(progressed > 0, "the child never completed a save")
+    }
+}
+
+/// What an observer of two consecutive 32-digit ids could do if they came
+/// from xoshiro256** (each id two outputs, low nibble first): recover the
+/// generator's state and compute the next id.
+enum XoshiroPredictor {
+    static func inverse(_ a: UInt64) -> UInt64 {
+        var x = a  // Newton's iteration for an odd a: each step doubles the correct bits.
+        for _ in 0..<6 { x = x &* (2 &- a &* x) }
+        return x
+    }
+
+    static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
+    static func words(_ id: String) -> [UInt64] {
+        let digits = id.utf8.map { UInt64($0 >= UInt8(ascii: "a") ? $0 - UInt8(ascii: "a") + 10 : $0 - UInt8(ascii: "0")) }
+        return stride(from: 0, to: digits.count, by: 16).map { start in
+            digits[start..<start + 16].enumerated().reduce(0) { $0 | ($1.element << (4 * UInt64($1.offset))) }
+        }
+    }
+
+    static func next(after ids: [String]) -> String {
+        // out = rotl(s1 * 5, 7) * 9, so each output gives s1 at its step.
+        let b = ids.flatMap(words).map { rotl($0 &* inverse(9), 57) &* inverse(5) }
+        // One step: c ^= a; d ^= b; b ^= c; a ^= d; c ^= b << 17; d = rotl(d, 45).
+        // Hence, with the state at step 1: c1 = b0 ^ b1 ^ (b0 << 17),
+        // d1 = b3 ^ b2 ^ c1 ^ (b1 << 17) ^ b1 and a1 = b2 ^ b1 ^ c1.
+        let c1 = b[0] ^ b[1] ^ (b[0] << 17)
+        var state = (b[2] ^ b[1] ^ c1, b[1], c1, b[3] ^ b[2] ^ c1 ^ (b[1] << 17) ^ b[1])
+        func step() -> UInt64 {
+            let result = rotl(state.1 &* 5, 7) &* 9
+            let t = state.1 << 17
+            state.2 ^= state.0
+            state.3 ^= state.1
+            state.1 ^= state.2
+            state.0 ^= state.3
+            state.2 ^= t
+            state.3 = rotl(state.3, 45)
+            return result
+        }
+        for _ in 1..<4 { _ = step() }
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        for _ in 0..<2 {
+            var word = step()
+            for _ in 0..<16 {
+                bytes.append(digits[Int(word & 0xF)])
+                word >>= 4
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -513,6 +513,10 @@ struct ProxyTests {
         let malformedLines = h.proxyLog.split(separator: "\n").filter { $0.contains("reason=malformed") }
         #expect(malformedLines.count == 5)
         #expect(malformedLines.allSatisfy { $0.contains("topic=MQTT_RT_DATA") })
+        // A wrong type names its meter, as all_zero and duplicate do.
+        let wrongTypeLines = h.proxyLog.split(separator: "\n").filter { $0.contains("reason=wrong_type") }
+        #expect(!wrongTypeLines.isEmpty)
+        #expect(wrongTypeLines.allSatisfy { $0.contains("33B1225950027: 'zyggl' is a string, expected a number") }, "\(wrongTypeLines)")
         try stop(h)
     }
 

@@ -139,4 +139,55 @@ final class FakeRelay: @unchecked Sendable {
         }, "\(String(decoding: central.messages.last?.payload ?? [], as: UTF8.self))")
         #expect(h.stop() == 0)
     }
+
+    /// A request retained on the central broker — published with the retain
+    /// flag while config-sender was down, or while it runs — is never carried
+    /// out: not at start, not live, not at the next start. It is counted
+    /// (`retained_ignored`) and logged; an ordinary request still works.
+    @Test func retainedRequestsAreNeverCarriedOut() throws {
+        let h = try SenderHarness(name: "relay-retained")
+        h.rules = senderPackageRoot.appendingPathComponent("rules").path
+        try h.writeConfig(extra: "default_pack: kpm37\n")
+        let config = try FakeMeters(broker: h.internalBroker, meters: [Self.meter: .answer])
+        let relay = try FakeRelay(broker: h.internalBroker, id: Self.meter)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: [Self.stateTopic, "kpm33b/config-sender/status"])
+        let homeAssistant = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(
+            clientID: "ha-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
+        try homeAssistant.start()
+        defer { homeAssistant.stop() }
+        try #require(homeAssistant.waitUntilConnected(timeout: 10))
+        func request(_ payload: String, retain: Bool) throws {
+            _ = try homeAssistant.publish(topic: Self.setTopic, payload: Array(payload.utf8), qos: 1, retain: retain)
+        }
+        func ignoredCount() -> Int64? {
+            let status: JSONValue? = central.messages.last { $0.topic == "kpm33b/config-sender/status" }
+                .flatMap { try? JSONValue.parse($0.payload) }
+            guard let status, let counts = status["requests"] else { return nil }
+            return counts["retained_ignored"]?.intValue
+        }
+
+        try h.discover(Self.meter)
+        try request("ON", retain: true)  // while config-sender is down
+        try h.start()
+        try #require(senderEventually { h.acknowledgedDate(Self.meter) != nil }, "\(h.log)")
+        #expect(config.commands(for: Self.meter).count == 3)
+        try #require(senderEventually { h.lines("request_ignored").count == 1 }, "\(h.log)")
+        #expect(h.lines("request_ignored").first?.contains("reason=retained") == true)
+        try request("OFF", retain: true)  // while it runs
+        try #require(senderEventually { h.lines("request_ignored").count == 2 }, "\(h.log)")
+        try #require(senderEventually { ignoredCount() == 2 }, "\(h.log)")
+        // An ordinary request is carried out.
+        try request("ON", retain: false)
+        try #require(senderEventually { h.lines("request_confirmed").count == 1 }, "\(h.log)")
+        #expect(relay.received.values.map { $0["do1"]?.stringValue } == ["1"])
+        #expect(h.stop() == 0)
+
+        // The retained OFF is still on the broker: the next start ignores it again.
+        try h.start()
+        try #require(senderEventually { h.lines("request_ignored").count == 1 }, "\(h.log)")
+        usleep(300_000)
+        #expect(relay.received.values.count == 1)
+        #expect(h.lines("request_sent").isEmpty)
+        #expect(h.stop() == 0)
+    }
 }

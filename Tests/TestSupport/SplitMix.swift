@@ -1,6 +1,6 @@
 /// A small deterministic generator (SplitMix64), so that a failure of a
 /// generated test repeats and names its seed.
-public struct SplitMix: RandomNumberGenerator {
+public struct SplitMix: RandomNumberGenerator, Sendable {
     public var state: UInt64
 
     public init(seed: UInt64) { state = seed }

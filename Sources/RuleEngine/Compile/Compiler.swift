@@ -384,7 +384,7 @@ struct Checker {
                       hint: "values leave as the meter wrote them; drop 'unit:' to inherit '\(unit)'", at: declared.mark)
             }
             if let sc = f.stateClass, !stateClasses.contains(sc.value) {
-                error(.invalidValue, "unknown state_class '\(sc.value)' for field '\(f.name.value)'",
+                error(.homeAssistant, "unknown state_class '\(sc.value)' for field '\(f.name.value)'",
                       hint: Suggestion.hint(for: sc.value, in: stateClasses) ?? "use one of \(stateClasses.joined(separator: ", "))", at: sc.mark)
             }
             if let p = f.precision, !(0...10).contains(p.value) {

@@ -9,38 +9,40 @@ import YAML
 public struct Diagnostic: Sendable, Equatable, Error {
     public enum Severity: String, Sendable { case error, warning }
 
-    /// Stable codes. Y: the YAML layer; R: rule packs; C: site configs.
+    /// Stable codes. Y: the YAML layer; R: rule packs; C: site configs; F: files.
+    /// Each code's one sentence is `meaning` (Diagnostic+meaning.swift), the
+    /// table with an example each is docs/diagnostics.md.
     public enum Code: String, Sendable, CaseIterable {
-        case yamlSyntax = "Y001"        // the file is not valid YAML
-        case duplicateKey = "Y002"      // a mapping names the same key twice
-        case yamlUnsupported = "Y003"   // anchors, aliases, tags, complex keys, several documents
-        case unknownKey = "R001"        // a key this place does not define
-        case missingKey = "R002"        // a required key is absent
-        case wrongType = "R003"         // the value has the wrong shape (mapping, list, number, …)
-        case unknownTag = "R004"        // a field names a tag its topic does not declare
-        case unknownVariable = "R005"   // a template names a variable that does not exist here
-        case overlappingRoutes = "R006" // two routes can match the same topic
-        case unsafeTopicValue = "R007"  // a value can reach a topic level without a safe pattern
-        case invalidFilter = "R008"     // not a valid MQTT topic filter or topic
-        case invalidPattern = "R009"    // an id pattern that does not parse
-        case unknownReference = "R010"  // a name that refers to nothing (group, setting, route, form)
-        case duplicateName = "R011"     // the same output field or name declared twice
-        case invalidValue = "R012"      // a value outside its allowed range or list
-        case unitMismatch = "R013"      // a field's unit differs from its tag's declared unit
-        case noMatchingTopic = "R014"   // a route's filter matches no declared topic
-        case homeAssistant = "R015"     // a device class, unit or state class Home Assistant would reject
-        case packClaim = "R016"         // packs of one process that claim the same ids, or the same pack twice
-        case secretInConfig = "C001"    // a password written in the YAML itself
-        case invalidName = "C002"       // a context or meter name that is not topic-safe
-        case settingNotAllowed = "C003" // a setting value the pack does not allow
-        case deprecatedKey = "C004"     // a key still accepted but ignored (a warning)
-        case unknownConfigKey = "C005"  // a key this place of the site config does not define
-        case missingConfigKey = "C006"  // a required key of the site config is absent
-        case wrongConfigType = "C007"   // a site-config value has the wrong shape
-        case unknownConfigReference = "C008" // a site-config name that refers to nothing in the pack (group, setting)
-        case invalidConfigValue = "C009" // a site-config value outside its allowed range or list
-        case meterPack = "C010"         // a meter no pack claims or two claim, an unknown pack, a defaults entry its pack lacks
-        case unreadableFile = "F001"    // a file that cannot be read
+        case yamlSyntax = "Y001"
+        case duplicateKey = "Y002"
+        case yamlUnsupported = "Y003"
+        case unknownKey = "R001"
+        case missingKey = "R002"
+        case wrongType = "R003"
+        case unknownTag = "R004"
+        case unknownVariable = "R005"
+        case overlappingRoutes = "R006"
+        case unsafeTopicValue = "R007"
+        case invalidFilter = "R008"
+        case invalidPattern = "R009"
+        case unknownReference = "R010"
+        case duplicateName = "R011"
+        case invalidValue = "R012"
+        case unitMismatch = "R013"
+        case noMatchingTopic = "R014"
+        case homeAssistant = "R015"
+        case packClaim = "R016"
+        case secretInConfig = "C001"
+        case invalidName = "C002"
+        case settingNotAllowed = "C003"
+        case deprecatedKey = "C004"
+        case unknownConfigKey = "C005"
+        case missingConfigKey = "C006"
+        case wrongConfigType = "C007"
+        case unknownConfigReference = "C008"
+        case invalidConfigValue = "C009"
+        case meterPack = "C010"
+        case unreadableFile = "F001"
     }
 
     /// The site-config form of a code: the rule-pack codes a site config can
@@ -141,15 +143,19 @@ public struct DiagnosticReport: Error, Sendable, CustomStringConvertible {
         sources.merge(other.sources) { a, _ in a }
     }
 
-    /// Every diagnostic rendered, sorted by file and position, then a count line.
-    public var description: String {
-        let sorted = diagnostics.enumerated().sorted { a, b in
+    /// The diagnostics sorted by file and position (found order among equals).
+    public var sorted: [Diagnostic] {
+        diagnostics.enumerated().sorted { a, b in
             let (x, y) = (a.element, b.element)
             if x.file != y.file { return x.file < y.file }
             if x.mark.line != y.mark.line { return x.mark.line < y.mark.line }
             if x.mark.column != y.mark.column { return x.mark.column < y.mark.column }
             return a.offset < b.offset
         }.map(\.element)
+    }
+
+    /// Every diagnostic rendered, sorted by file and position, then a count line.
+    public var description: String {
         var lines = sorted.map { $0.rendered(source: sources[$0.file]) }
         let errors = diagnostics.filter { $0.severity == .error }.count
         let warnings = diagnostics.count - errors

@@ -23,6 +23,8 @@ public final class Engine {
     /// service saves `counters` when it moved.
     public private(set) var countersVersion = 0
     private var deviceOrder: [String] = []
+    /// `"<id field>":"`, to name the meter of a payload that was not scanned.
+    private let idNeedle: [UInt8]
 
     public init(program: Program, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
         self.program = program
@@ -33,6 +35,7 @@ public final class Engine {
         slotBuffer.initialize(repeating: FieldSlice())
         duplicates = program.routes.map { DuplicateFilter(capacity: max(1, $0.duplicateMemory)) }
         pending = program.routes.map { _ in Reassembler() }
+        idNeedle = Array("\"\(program.idField)\":\"".utf8)
     }
 
     deinit { slotBuffer.deallocate() }
@@ -59,7 +62,7 @@ public final class Engine {
             remember(topic, cached)
         } else {
             guard let r = program.matcher.match(topic) else {
-                out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
+                out.drops.append(Drop(reason: .unrouted, topic: topic, detail: named(payload, "no route matches this topic")))
                 return
             }
             if topicCache.count < 1024 { topicCache[topic] = r }
@@ -72,7 +75,7 @@ public final class Engine {
         do {
             scan = try PayloadScanner.scan(payload, table: route.keyTable, slots: slots)
         } catch {
-            out.drops.append(Drop(reason: .malformed, topic: topic, detail: error.description))
+            out.drops.append(Drop(reason: .malformed, topic: topic, detail: named(payload, error.description)))
             return
         }
         // Types first: a value of the wrong type is a broken message, whoever sent it.
@@ -81,8 +84,11 @@ public final class Engine {
             if kind == .missing || kind == .null { continue }
             switch route.slotTypes[i] {
             case .text where kind != .string, .number where kind != .number:
+                // Named by its meter when the id itself is readable: the id is not checked yet, so it is shown, not trusted.
+                let meter = i == route.idSlot ? nil : Self.readableID(payload, slots[route.idSlot])
                 out.drops.append(Drop(reason: .wrongType, topic: topic,
-                                      detail: "'\(route.slotNames[i])' is a \(kind.name), expected \(route.slotTypes[i] == .text ? "a string" : "a number")"))
+                                      detail: (meter.map { "\($0): " } ?? "")
+                                        + "'\(route.slotNames[i])' is a \(kind.name), expected \(route.slotTypes[i] == .text ? "a string" : "a number")"))
                 return
             default: continue
             }
@@ -104,7 +110,8 @@ public final class Engine {
             id = String(decoding: decoded, as: UTF8.self)
         } else {
             guard program.device.isValid(idBytes) else {
-                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "id does not match the pack's pattern"))
+                let shown = Self.readableID(payload, idSlice).map { "'\($0)' does not" } ?? "id does not"
+                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "\(shown) match the pack's pattern"))
                 return
             }
             id = String(decoding: idBytes, as: UTF8.self)
@@ -154,6 +161,25 @@ public final class Engine {
         finish(route: route, topic: topic, id: id, buffer: payload, slots: UnsafeBufferPointer(slots), allZero: scan.allZero, now: now, into: &out)
     }
 
+    /// An unchecked id for a drop's detail: a plain string of at most 40
+    /// printable ASCII bytes, else nil (nothing of a hostile id reaches a log).
+    static func readableID(_ payload: UnsafeRawBufferPointer, _ slice: FieldSlice) -> String? {
+        guard slice.kind == .string else { return nil }
+        return readable(UnsafeRawBufferPointer(rebasing: payload[Int(slice.start) + 1..<Int(slice.end) - 1]))
+    }
+
+    static func readable(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard !bytes.isEmpty, bytes.count <= 40, bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A drop's detail for a payload that was not scanned (or not whole):
+    /// `ID: why` when `"<id field>":"ID"` stands in it readably, else `why`.
+    func named(_ payload: UnsafeRawBufferPointer, _ why: String) -> String {
+        guard let range = PackRouter.find(idNeedle, in: payload), let id = Self.readable(UnsafeRawBufferPointer(rebasing: payload[range])) else { return why }
+        return "\(id): \(why)"
+    }
+
     private func remember(_ topic: String, _ route: Int) {
         lastTopic = topic
         lastRoute = route
@@ -162,13 +188,21 @@ public final class Engine {
         lastTopicHash = h.value
     }
 
-    /// Drops split sets older than their route allows. Call it when time passes without messages.
+    /// The split sets still waiting for parts, oldest first: what a replay
+    /// reports at the end of its input.
+    public var pendingSets: [(topic: String, id: String, parts: Int)] {
+        program.routes.indices.flatMap { i in
+            pending[i].waiting.map { (program.routes[i].filter, $0.id, $0.parts) }
+        }
+    }
+
+    /// Drops split sets as old as their route allows, or older. Call it when time passes without messages.
     public func expire(now: Instant, into out: inout ProcessOutput) {
         // Cheap when nothing is pending, which is every message of a meter that never splits.
         guard pending.contains(where: { !$0.isEmpty }) else { return }
         for (i, route) in program.routes.enumerated() {
             guard let r = route.reassembly, !pending[i].isEmpty else { continue }
-            for expired in pending[i].expire(olderThan: now.epochMillis - r.maxAgeMillis) {
+            for expired in pending[i].expire(notAfter: now.epochMillis - r.maxAgeMillis) {
                 out.drops.append(Drop(reason: .incomplete, topic: route.filter, detail: "\(expired.id): \(expired.parts) of a split set, never completed"))
             }
         }

@@ -65,12 +65,20 @@ public final class PackRouter {
         let candidates = engines(for: topic)
         guard let firstCandidate = candidates.first else {
             expire(now: now, into: &out)
-            out.drops.append(Drop(reason: .unrouted, topic: topic, detail: "no route matches this topic"))
+            out.drops.append(Drop(reason: .unrouted, topic: topic, detail: engines[0].named(payload, "no route matches this topic")))
             return
         }
         // No id to be found: the first candidate reports why (malformed, no id, …).
         guard let owner = owner(payload, candidates: candidates) else {
             engines[firstCandidate].process(topic: topic, payload: payload, now: now, into: &out)
+            return
+        }
+        // Routing read only the id: a payload no pack may take is checked
+        // whole, so a broken one is `malformed` however many packs run.
+        let taken = if case .pack(let i) = owner.owner { candidates.contains(i) } else { false }
+        if !taken, let error = malformation(payload, table: idTables[firstCandidate]) {
+            expire(now: now, into: &out)
+            out.drops.append(Drop(reason: .malformed, topic: topic, detail: engines[firstCandidate].named(payload, error)))
             return
         }
         func payloadID() -> String {
@@ -90,7 +98,8 @@ public final class PackRouter {
             expire(now: now, into: &out)
             let id = payloadID()
             if id.isEmpty || id.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 < 0x20 }) {
-                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: "the id cannot be a topic level"))
+                let shown = Array(id.utf8).withUnsafeBytes { Engine.readable($0) }
+                out.drops.append(Drop(reason: .invalidID, topic: topic, detail: shown.map { "'\($0)' cannot be a topic level" } ?? "the id cannot be a topic level"))
             } else {
                 out.drops.append(Drop(reason: .unclaimed, topic: topic, detail: "\(id): no pack claims this id"))
             }
@@ -100,6 +109,22 @@ public final class PackRouter {
                                   detail: "\(payloadID()): claimed by \(packs.map { "'\(engines[$0].program.packName)'" }.joined(separator: " and ")); name its pack in the site config"))
         }
     }
+
+    /// Why the payload is not a JSON object, or nil when it is one.
+    private func malformation(_ payload: UnsafeRawBufferPointer, table: KeyTable) -> String? {
+        var slot = [FieldSlice()]
+        return slot.withUnsafeMutableBufferPointer { slots -> String? in
+            do throws(ScanError) {
+                _ = try PayloadScanner.scan(payload, table: table, slots: slots)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+    }
+
+    /// The split sets still waiting for parts, pack by pack.
+    public var pendingSets: [(topic: String, id: String, parts: Int)] { engines.flatMap(\.pendingSets) }
 
     /// Drops incomplete split sets past their age, in every engine.
     public func expire(now: Instant, into out: inout ProcessOutput) {

@@ -37,6 +37,11 @@ struct Reassembler {
 
     var isEmpty: Bool { sets.isEmpty }
 
+    /// The sets waiting for parts, oldest first.
+    var waiting: [(id: String, parts: Int)] {
+        sets.values.sorted { ($0.firstMillis, $0.id) < ($1.firstMillis, $1.id) }.map { ($0.id, $0.parts) }
+    }
+
     mutating func add(key: [UInt8], id: String, payload: UnsafeRawBufferPointer, slots: UnsafeBufferPointer<FieldSlice>, allZero: Bool,
                       complete: Bool, limits: CompiledReassembly, now: Instant) -> Outcome {
         var set = sets[key] ?? PartialSet(
@@ -74,9 +79,10 @@ struct Reassembler {
         return .complete(Merged(buffer: buffer, slots: merged, allZero: set.allZero))
     }
 
-    /// Removes and returns the sets first seen before `cutoffMillis`.
-    mutating func expire(olderThan cutoffMillis: Int64) -> [(id: String, parts: Int)] {
-        let old = sets.filter { $0.value.firstMillis < cutoffMillis }
+    /// Removes and returns the sets first seen at `cutoffMillis` or before:
+    /// a set `max_age_s` old has had its time.
+    mutating func expire(notAfter cutoffMillis: Int64) -> [(id: String, parts: Int)] {
+        let old = sets.filter { $0.value.firstMillis <= cutoffMillis }
         guard !old.isEmpty else { return [] }
         for key in old.keys { sets[key] = nil }
         return old.values.sorted { ($0.firstMillis, $0.id) < ($1.firstMillis, $1.id) }.map { ($0.id, $0.parts) }

@@ -166,8 +166,13 @@ final class ConfigSenderCore {
         }
     }
 
-    /// A message on a request topic of the central broker (`value: { request: … }`).
-    func requestReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
+    /// A message on a request topic of the central broker (`value: { request: … }`);
+    /// `retained`: it came with the retain flag (never carried out).
+    func requestReceived(topic: String, payload: [UInt8], retained: Bool, at now: ConfigTime) {
+        if retained {
+            performRequests(requests.retained(topic: topic), at: now)
+            return
+        }
         guard phase == .running else {
             log.warning("request_rejected", ["reason": "stopping", "topic": topic])
             return

@@ -153,7 +153,8 @@ public final class ConfigSenderService {
             for topic in program.replyTopics { try internalClient.subscribe(topic, qos: 1) }
             try discoveryClient.subscribe(core.settings.discoverySubscription, qos: 1)
             // Commands on demand (a relay from Home Assistant) come from the central broker.
-            for filter in program.requestSubscriptions { try centralClient.subscribe(filter, qos: 1) }
+            // Retain as published: a retained request is told apart even live (never carried out).
+            for filter in program.requestSubscriptions { try centralClient.subscribe(filter, qos: 1, retainAsPublished: true) }
         } catch {
             log.error("start_failed", ["error": error.description])
             return 1
@@ -264,7 +265,7 @@ public final class ConfigSenderService {
         }
         centralClient.onMessage = { [unowned self] message in
             if core.planner.program.requestSubscriptions.contains(where: { MQTTTopic.matches(filter: $0, topic: message.topic) }) {
-                core.requestReceived(topic: message.topic, payload: Array(message.payload), at: .now())
+                core.requestReceived(topic: message.topic, payload: Array(message.payload), retained: message.retain, at: .now())
                 return
             }
             guard discoveryFrom == .central else { return }

@@ -1,55 +1,55 @@
 /// Fresh random operation ids (`oprid`) of an exact length, lower-case hex.
 ///
-/// The generator is a value: the service seeds it from the system's random
-/// source, tests with a fixed seed so their oprids repeat.
+/// A meter sees the ids of the commands it gets, so an id must tell nothing
+/// of any other: each is made of fresh bytes from the system's CSPRNG
+/// (`getrandom(2)`), not from a fast generator whose outputs give its state
+/// away. Tests that need ids to repeat inject a generator.
 public struct OperationIDGenerator: Sendable {
-    private var state: (UInt64, UInt64, UInt64, UInt64)
+    /// nil: the system's CSPRNG.
+    private var injected: (any RandomNumberGenerator & Sendable)?
 
-    /// Seeded from the operating system's random source.
-    public init() {
-        var system = SystemRandomNumberGenerator()
-        self.init(seed: system.next())
-    }
+    /// Ids from `getrandom(2)`.
+    public init() {}
 
-    /// Deterministic, for tests.
-    public init(seed: UInt64) {
-        // xoshiro256** seeded through SplitMix64, as its authors recommend.
-        var s = seed
-        func splitmix() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        state = (splitmix(), splitmix(), splitmix(), splitmix())
-    }
-
-    private mutating func next() -> UInt64 {
-        func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
-        let result = rotl(state.1 &* 5, 7) &* 9
-        let t = state.1 << 17
-        state.2 ^= state.0
-        state.3 ^= state.1
-        state.1 ^= state.2
-        state.0 ^= state.3
-        state.2 ^= t
-        state.3 = rotl(state.3, 45)
-        return result
+    /// Ids from `generator`: deterministic, for tests.
+    public init(_ generator: some RandomNumberGenerator & Sendable) {
+        injected = generator
     }
 
     /// A new id of exactly `length` hex digits.
     public mutating func make(length: Int) -> String {
+        var bytes = [UInt8](repeating: 0, count: (length + 1) / 2)
+        if var generator = injected {
+            for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: generator.next()) }
+            injected = generator
+        } else {
+            Self.systemRandom(&bytes)
+        }
         let digits = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(length)
-        while bytes.count < length {
-            var word = next()
-            for _ in 0..<16 where bytes.count < length {
-                bytes.append(digits[Int(word & 0xF)])
-                word >>= 4
+        var text: [UInt8] = []
+        text.reserveCapacity(length)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            if text.count < length { text.append(digits[Int(byte & 0xF)]) }
+        }
+        return String(decoding: text.prefix(length), as: UTF8.self)
+    }
+
+    /// Fills `bytes` from the kernel's CSPRNG: on Linux the standard
+    /// library's `SystemRandomNumberGenerator` is `getrandom(2)` (flags 0: it
+    /// blocks only until the pool is first initialised at boot; it falls back
+    /// to `/dev/urandom` where the call does not exist), and it stops the
+    /// process rather than return a guessable value when neither works.
+    static func systemRandom(_ bytes: inout [UInt8]) {
+        var system = SystemRandomNumberGenerator()
+        var i = 0
+        while i < bytes.count {
+            var word = system.next()
+            for _ in 0..<8 where i < bytes.count {
+                bytes[i] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                i += 1
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

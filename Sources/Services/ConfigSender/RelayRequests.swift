@@ -10,6 +10,10 @@ import RuleEngine
 ///   (discovered, not excluded, run by a pack with that command), its
 ///   payload one of the request's values; otherwise it is counted by reason
 ///   (`unknown_meter`, `bad_value`, `wrong_type`, `busy`) and logged.
+/// - A request the broker hands over with the retain flag is never carried
+///   out: kept on the broker, it would switch the relay again at every start
+///   and reconnect of config-sender. It is counted (`retained_ignored`) and
+///   logged. (The subscription keeps the publisher's retain flag, MQTT 5.)
 /// - It is sent once, with a fresh operation id. No retry: switching a relay
 ///   again later is not what was asked.
 /// - Success (`01`): the confirmed state is published retained on the
@@ -38,7 +42,8 @@ struct RelayRequests: Sendable {
     }
 
     /// Counted outcomes, by name (the status's `requests`).
-    static let counterNames = ["accepted", "confirmed", "failed", "timeout", "unknown_meter", "bad_value", "wrong_type", "busy"]
+    static let counterNames = ["accepted", "confirmed", "failed", "timeout", "unknown_meter", "bad_value", "wrong_type", "busy",
+                               "retained_ignored"]
 
     private(set) var inFlight: [String: InFlight] = [:]
     private(set) var counters: [String: Int] = Dictionary(uniqueKeysWithValues: counterNames.map { ($0, 0) })
@@ -91,6 +96,18 @@ struct RelayRequests: Sendable {
             .log(ConfigEvent(.info, "request_sent", [("meter", id), ("command", parsed.command), ("value", text), ("oprid", oprid)])),
             .send(message),
         ]
+    }
+
+    /// A request delivered with the retain flag: ignored, whatever it asks.
+    /// config-sender may not clear it (it has no write right on request
+    /// topics); the log says how.
+    mutating func retained(topic: String) -> [Action] {
+        count("retained_ignored")
+        return [.log(ConfigEvent(.warning, "request_ignored", [
+            ("reason", "retained"), ("topic", topic),
+            ("detail", "a retained request would be carried out again at every start; requests must be published without the retain flag"),
+            ("hint", "clear it with: mosquitto_pub -r -n -t '\(topic)'"),
+        ]))]
     }
 
     /// A reply; nil when its operation id is not one of ours (the planner's, then).

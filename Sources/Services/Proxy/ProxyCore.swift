@@ -143,6 +143,29 @@ final class ProxyCore {
 
     // MARK: Events
 
+    /// A reading arrived at QoS 0 (before `received`): counted, and a warning,
+    /// since nothing guarantees the meter's other readings reached the proxy.
+    func receivedAtQoS0(topic: String) {
+        statistics.receivedQoS0 += 1
+        log.limited(.warning, key: "input.qos0", "reading_at_qos0", [
+            "topic": topic, "count": String(statistics.receivedQoS0),
+            "detail": "a meter publishes at QoS 0: the meters' broker may drop its readings without a trace",
+            "hint": "set the meter's MQTT QoS to 1",
+        ])
+    }
+
+    /// A `$SYS` figure of the internal broker (`InternalBrokerFigures`); a
+    /// rise of its dropped count is a warning.
+    func internalBrokerFigure(topic: String, payload: UnsafeRawBufferPointer) {
+        guard let figure = statistics.internalBroker.take(topic: topic, payload: payload),
+              figure.key == "dropped", figure.value > (figure.previous ?? 0) else { return }
+        log.limited(.warning, key: "internal.dropped", "internal_broker_dropped", [
+            "dropped": String(figure.value - (figure.previous ?? 0)), "total": String(figure.value),
+            "detail": figure.previous == nil ? "the meters' broker dropped messages since it started" : "the meters' broker dropped messages",
+            "hint": "a full client queue (max_queued_messages) on the meters' broker: readings or commands were lost there",
+        ])
+    }
+
     /// A message from the internal broker, borrowed for the call.
     func received(topic: String, payload: UnsafeRawBufferPointer, now: Instant) {
         statistics.received += 1

@@ -158,6 +158,8 @@ public final class ProxyService: @unchecked Sendable {
         wireInternal()
         do {
             for filter in core.program.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
+            // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
+            for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
@@ -260,6 +262,11 @@ public final class ProxyService: @unchecked Sendable {
 
     private func wireInternal() {
         internalClient.onMessage = { [unowned self] message in
+            if message.topic.hasPrefix("$SYS/") {
+                core.internalBrokerFigure(topic: message.topic, payload: message.payload)
+                return
+            }
+            if message.qos == 0 { core.receivedAtQoS0(topic: message.topic) }
             core.received(topic: message.topic, payload: message.payload, now: now())
         }
         internalClient.onConnectionChange = { [unowned self] connected, reason in

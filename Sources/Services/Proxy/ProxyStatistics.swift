@@ -13,6 +13,11 @@ struct ProxyStatistics {
     static let dropReasons = DropReason.allCases.map(\.rawValue) + [tooLarge, publishRejected, publishFailed]
 
     var received = 0
+    /// Readings that arrived at QoS 0: their meter published at QoS 0, so the
+    /// meters' broker may have lost others of them without a trace.
+    var receivedQoS0 = 0
+    /// The meters' broker's own figures (`$SYS`).
+    var internalBroker = InternalBrokerFigures()
     var forwarded = 0
     var announced = 0
     /// Announcements not sent: the meter is another instance's (see `ProxyCore.mayAnnounce`).
@@ -45,8 +50,8 @@ struct JournalStatus {
 
 extension ProxyStatistics {
     /// The status document: `{"state", "version", "started", "time",
-    /// "connections", "counters": {"received", "forwarded", "announced", "owned_elsewhere",
-    /// "dropped": {reason: n}}, "journal": {…}, "meters": {id: last seen}}`.
+    /// "connections", "counters": {"received", "received_qos0", "forwarded", "announced", "owned_elsewhere",
+    /// "dropped": {reason: n}}, "journal": {…}, "internal_broker": {…}, "meters": {id: last seen}}`.
     /// Every drop reason is listed, zero or not, so a dashboard sees the full set.
     ///
     /// `meters_online`: meters heard from within their allowed silence (their
@@ -80,12 +85,14 @@ extension ProxyStatistics {
             ],
             "counters": [
                 "received": .integer(Int64(received)),
+                "received_qos0": .integer(Int64(receivedQoS0)),
                 "forwarded": .integer(Int64(forwarded)),
                 "announced": .integer(Int64(announced)),
                 "owned_elsewhere": .integer(Int64(ownedElsewhere)),
                 "dropped": .object(drops),
             ],
             "journal": .object(journalObject),
+            "internal_broker": internalBroker.document,
             "meters_online": .integer(Int64(metersOnline)),
             "forwarded_per_minute": .integer(Int64(forwardedPerMinute)),
             "meters": .object(meters),
