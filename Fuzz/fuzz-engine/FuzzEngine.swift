@@ -11,8 +11,8 @@ import RuleEngine
 /// repository) or `$FUZZ_RULES`.
 let rulesDirectory = ProcessInfo.processInfo.environment["FUZZ_RULES"] ?? "rules/kpm33b"
 
-/// The variants: the pack as shipped; one tag behind two fields (issue 10's
-/// crash); every group on; split sets with tight bounds and a short memory.
+/// The variants: the pack as shipped; one tag behind two fields (it once
+/// overflowed the render buffer); every group on; split sets with tight bounds and a short memory.
 nonisolated(unsafe) let engines: [Engine] = {
     guard let text = FileManager.default.contents(atPath: "\(rulesDirectory)/pack.yaml").map({ String(decoding: $0, as: UTF8.self) }) else {
         fatalError("fuzz-engine: no \(rulesDirectory)/pack.yaml (run from the repository or set FUZZ_RULES)")

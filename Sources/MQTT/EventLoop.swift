@@ -296,6 +296,11 @@ public final class LoopThread: @unchecked Sendable {
         precondition(rc == 0, "pthread_create failed: \(rc)")
     }
 
+    /// Starts a thread named `name` that runs `body` (not a loop); join or detach it.
+    public static func spawn(name: String, _ body: @escaping @Sendable () -> Void) -> LoopThread {
+        LoopThread(name: name, body: body)
+    }
+
     /// Waits for the thread to end.
     public func join() {
         _ = pthread_join(thread, nil)

@@ -231,6 +231,10 @@ public final class MQTTClient: @unchecked Sendable {
     /// Back-pressure: stop reading from the broker (it keeps the rest). A
     /// connection lost meanwhile (libmosquitto gives up after a keepalive
     /// without reading the PINGRESP) is not retried until `resumeReading`.
+    ///
+    /// Called from `onMessage`, it takes effect after that message: no other
+    /// message of the same read follows (see `handleMessage`), so what one
+    /// read brings is bounded by one message once the handler pauses.
     public func pauseReading() {
         guard !readingPaused else { return }
         readingPaused = true
@@ -349,6 +353,8 @@ public final class MQTTClient: @unchecked Sendable {
     private func connectionEnded(reason: String) {
         pendingSubscribes.removeAll()
         if phase == .stopped { return }  // stop() reports
+        // A failed attempt says who tried: most refusals are an account's.
+        let reason = phase == .connecting ? "\(reason) (\(credentials))" : reason
         if readingPaused {
             phase = .paused
         } else {
@@ -365,10 +371,32 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func failureReason(_ rc: Int32) -> String {
         if let refusal { return refusal }
-        var reason = MQTTError.from(status: rc, context: "connection to \(endpoint)")?.description
-            ?? "connection to \(endpoint) ended"
+        let error = MQTTError.from(status: rc, context: "connection to \(endpoint)")
+        var reason = error?.description ?? "connection to \(endpoint) ended"
+        if phase == .connecting, let error {
+            // Before CONNACK, these mean the other end is not an MQTT broker
+            // (a wrong port): libmosquitto reports an end of file in the middle
+            // of a packet as MOSQ_ERR_ERRNO with errno 0 ("Success").
+            switch error.code {
+            case .system where error.message == String(cString: strerror(0)):
+                reason = "connection to \(endpoint): closed by the other end in the middle of a packet, before any CONNACK (is it an MQTT broker's port?)"
+            case .protocolError:
+                reason = "connection to \(endpoint): the other end answered CONNECT with something that is not MQTT (is it an MQTT broker's port?)"
+            case .connectionLost:
+                reason = "connection to \(endpoint): closed by the other end before any CONNACK (an MQTT broker's port? TLS where it expects plain MQTT?)"
+            default:
+                break
+            }
+        }
         if let lastLoggedError { reason += " (\(lastLoggedError))" }
         return reason
+    }
+
+    /// `user 'proxy', password from file '/etc/…'`, or `no user, no password`.
+    private var credentials: String {
+        let user = options.username.map { "user '\($0)'" } ?? "no user"
+        let password = options.password == nil ? "no password" : "password from \(options.passwordSource ?? "the caller")"
+        return "\(user), \(password)"
     }
 
     private func send(subscriptions list: [(filter: String, qos: Int, options: Int32)]) {
@@ -389,7 +417,7 @@ public final class MQTTClient: @unchecked Sendable {
             let text = options.protocolVersion == .v5
                 ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_connack_string(rc))
             // The disconnect handler follows and reports this.
-            refusal = "connection refused: \(text)"
+            refusal = "connection to \(endpoint) refused by the broker: \(text)"
             return
         }
         guard phase == .connecting else { return }
@@ -428,6 +456,16 @@ public final class MQTTClient: @unchecked Sendable {
 
     func handleMessage(_ message: MQTTBorrowedMessage) {
         onMessage?(message)
+        // The handler paused reading: end this `mosquitto_loop_read` after
+        // this packet. In 2.0.11 it reads as many packets as its queues are
+        // long (it replaces `max_packets` with `msgs_out.queue_len +
+        // msgs_in.queue_len`, thousands with many messages unacknowledged)
+        // and stops early only when `errno` is EAGAIN after a packet. Nothing
+        // between this callback's return and that test sets `errno`
+        // (`handle__publish` queued the PUBACK before the callback; then it
+        // unlocks, frees and reads the clock), and the PUBACK of this
+        // message is queued already: it is taken, nothing is lost.
+        if readingPaused { errno = EAGAIN }
     }
 
     func handlePublished(mid: Int32, reasonCode: Int32) {

@@ -12,6 +12,9 @@ public struct MQTTOptions: Sendable, Equatable {
     public var username: String?
     /// The password itself, already resolved from a file or the environment.
     public var password: String?
+    /// Where `password` came from (`file '/etc/…'`), named with the user when
+    /// a connection attempt fails; nil: nobody said.
+    public var passwordSource: String?
     /// TLS files; TLS is used when the endpoint is `mqtts://` or this is set.
     public var tls: MQTTTLS?
     public var will: MQTTWill?
@@ -33,6 +36,7 @@ public struct MQTTOptions: Sendable, Equatable {
                 keepAliveSeconds: Int = 30,
                 username: String? = nil,
                 password: String? = nil,
+                passwordSource: String? = nil,
                 tls: MQTTTLS? = nil,
                 will: MQTTWill? = nil,
                 reconnectMinSeconds: Double = 1,
@@ -45,6 +49,7 @@ public struct MQTTOptions: Sendable, Equatable {
         self.keepAliveSeconds = keepAliveSeconds
         self.username = username
         self.password = password
+        self.passwordSource = passwordSource
         self.tls = tls
         self.will = will
         self.reconnectMinSeconds = reconnectMinSeconds

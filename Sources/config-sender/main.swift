@@ -56,6 +56,7 @@ struct ConfigSenderCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let status = sender.run()
+        log.flush()
         if status != 0 { throw ExitCode(status) }
     }
 }

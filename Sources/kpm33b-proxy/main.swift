@@ -45,6 +45,7 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         let status = proxy.run()
+        log.flush()
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -1,4 +1,4 @@
-/// The Compere models the simulator speaks (PROTOCOL.md): what each sends and answers.
+/// The Compere models the simulator speaks (docs/protocol.md): what each sends and answers.
 enum MeterModel: String, CaseIterable, Sendable {
     case kpm33b, kpm37, kpm312
 

@@ -124,6 +124,8 @@ struct New: ParsableCommand {
         }
         if let i = lines.firstIndex(where: { $0.hasPrefix("description:") }) {
             lines[i] = "description: \(model), started from pack \(pack.name.value) by rulecheck new; say here what it reads."
+            // A folded or quoted description may go on over indented lines: they go too.
+            while i + 1 < lines.count, lines[i + 1].first == " " { lines.remove(at: i + 1) }
         }
         // The leading comments described the source's model.
         let body = lines.drop { $0.hasPrefix("#") || $0.trimmingCharacters(in: .whitespaces).isEmpty }

@@ -158,7 +158,11 @@ final class LoopFixture: @unchecked Sendable {
         }
         let seen = events.waitFor(count: 2, timeout: 10)
         #expect(seen.count == 2)
-        #expect(seen.allSatisfy { $0.hasPrefix("false connection refused") }, "\(seen)")
+        // The broker, its reason, and who tried: the caller gave the password directly.
+        #expect(seen.allSatisfy {
+            $0.hasPrefix("false connection to \(broker.endpoint) refused by the broker: Not authorized")
+                && $0.hasSuffix("(user 'meter', password from the caller)")
+        }, "\(seen)")
         try fixture.onLoop { client.stop() }
     }
 

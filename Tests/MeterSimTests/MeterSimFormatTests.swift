@@ -51,7 +51,7 @@ func shape(_ payload: String) -> [String] {
     @Test func zeroMessagesLookLikeTheSpuriousOnes() throws {
         let time = try #require(MeterTime(compact: "20260112170000"))
         let payload = KPM33BPayloads.energy(id: "33B1225950029", time: time, state: state(), zero: true)
-        // Byte for byte a spurious message of the capture MQTT_ENY_NOW_20260112-1535.log.
+        // Byte for byte a spurious message of the real capture (rules/kpm33b/tests/capture-eny-now.in).
         #expect(payload == #"{"id":"33B1225950029","zygsz":0.000,"fygsz":0.000,"zwgsz":0.000,"fwgsz":0.000,"zszsz":0.000,"zyjsz":0.000,"fyjsz":0.000,"zyfsz":0.000,"fyfsz":0.000,"zypsz":0.000,"fypsz":0.000,"zyvsz":0.000,"fyvsz":0.000,"zydvsz":0.000,"fydvsz":0.000,"time":"20260112170000","isend":"1"}"#)
     }
 

@@ -2,7 +2,7 @@ import Testing
 @testable import meter_sim
 
 /// The KPM37 and KPM312 of the simulator: the relay command, the extra
-/// messages and their parts (PROTOCOL.md).
+/// messages and their parts (docs/protocol.md).
 @Suite struct MeterSimModelTests {
     let oprid = "0123456789abcdef0123456789abcdef"
     let id = "37A1225950001"

@@ -6,7 +6,7 @@ import Testing
 /// Inputs that once crashed the engine. Each stays here, with what it must
 /// produce instead; fuzzer findings are added the same way (docs/fuzzing.md).
 @Suite struct CrashRegressionTests {
-    /// Issue 10: with one tag behind two fields, a payload whose value is
+    /// With one tag behind two fields, a payload whose value is
     /// longer than the rest of the payload overflowed `OutputPlan.render`'s
     /// buffer (sized as if each slot were written once) and trapped.
     @Test func aLongValueBehindTwoFieldsIsWrittenTwice() throws {

@@ -222,7 +222,7 @@ import Testing
     }
 
     /// One mistake, one error: a route that fails to compile must not make
-    /// every group a site enables an `unknown group` too (issue 10).
+    /// every group a site enables an `unknown group` too.
     @Test func aRouteErrorDoesNotCascadeIntoTheSiteConfig() throws {
         let text = try lint(pack: {
             $0.replacingOccurrences(of: "- active_power: { from: zyggl, device_class: power }",

@@ -60,7 +60,7 @@ extension Fixtures {
         return try Compiler.build(rules: dir, config: config)
     }
 
-    /// One tag feeding two output fields: the pack of the `render` overflow (issue 10).
+    /// One tag feeding two output fields: the pack of the `render` overflow.
     static func tagMappedTwice(_ text: String) -> String {
         let line = "        - active_power: { from: zyggl, name: Active power, device_class: power, state_class: measurement, precision: 3 }\n"
         precondition(text.contains(line))

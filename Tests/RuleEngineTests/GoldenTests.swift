@@ -16,7 +16,11 @@ import Testing
     func goldenCase(_ name: String) throws {
         let c = try #require(Self.cases.first { $0.name == name })
         let expected = try #require(c.expected, "no \(c.outputPath): record it with rulecheck test --update")
-        let actual = try c.run(origin: Origin(name: "rulecheck", version: "test"), build: Compiler.build(rules:config:)).get()
+        let outcome = try c.replay(origin: Origin(name: "rulecheck", version: "test")) { rules, config throws(DiagnosticReport) in
+            ProgramSet(single: try Compiler.build(rules: rules, config: config))
+        }.get()
+        #expect(outcome.suspicions.isEmpty, "golden case \(name): \(outcome.suspicions)")
+        let actual = outcome.output
         if actual != expected {
             let diff = UnifiedDiff.diff(expected.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
                                         actual.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import RuleEngine
 
-/// Each mistake of issue 10's "Measured" list, made in the real KPM33B pack:
+/// Each common authoring mistake (class, unit, state class), made in the real KPM33B pack:
 /// Home Assistant would reject the entity, so lint fails with the exact text
 /// below (the caret under the wrong value, a did-you-mean where one fits).
 @Suite struct HomeAssistantLintTests {

@@ -25,8 +25,9 @@ import Testing
     func goldenCase(_ key: String) throws {
         let c = try #require(Self.cases.first { "\($0.packDirectory)|\($0.name)" == key })
         let expected = try #require(c.expected, "no \(c.outputPath): record it with rulecheck test --update")
-        let actual = try c.run(origin: Origin(name: "rulecheck", version: "test"), buildAll: Self.buildAll).get()
-        #expect(actual == expected, "golden case \(key) differs")
+        let outcome = try c.replay(origin: Origin(name: "rulecheck", version: "test"), buildAll: Self.buildAll).get()
+        #expect(outcome.suspicions.isEmpty, "golden case \(key): \(outcome.suspicions)")
+        #expect(outcome.output == expected, "golden case \(key) differs")
     }
 
     @Test func packDirectoriesAreFound() {

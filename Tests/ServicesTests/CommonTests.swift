@@ -8,7 +8,9 @@ import Testing
 
 @Suite struct LogTests {
     @Test func logfmtQuotesOnlyWhatNeedsIt() {
-        #expect(Log.format(.info, "started", [("url", "mqtt://h:1"), ("n", "3")]) == "level=info msg=started url=mqtt://h:1 n=3")
+        #expect(Log.format(.info, "started", [("url", "mqtt://h:1"), ("n", "3")]) == "<6>level=info msg=started url=mqtt://h:1 n=3")
+        #expect(Log.format(.error, "x", []) == "<3>level=error msg=x")
+        #expect(Log.format(.debug, "x", []) == "<7>level=debug msg=x")
         #expect(Log.quoted("dropped input") == #""dropped input""#)
         #expect(Log.quoted("a=b") == #""a=b""#)
         #expect(Log.quoted("") == #""""#)
@@ -34,9 +36,55 @@ import Testing
             bytes += buffer[0..<n]
         }
         #expect(String(decoding: bytes, as: UTF8.self).split(separator: "\n") == [
-            "level=warning msg=bad i=0", "level=warning msg=bad i=1", "level=warning msg=bad i=2",
-            "level=warning msg=bad i=8 suppressed=5",
+            "<4>level=warning msg=bad i=0", "<4>level=warning msg=bad i=1", "<4>level=warning msg=bad i=2",
+            "<4>level=warning msg=bad i=8 suppressed=5",
         ])
+    }
+
+    /// Standard output is a pipe nobody reads: logging goes on at once, the
+    /// lines that did not fit are counted, and once the pipe is read their
+    /// count follows the lines that were kept.
+    @Test func aStalledReaderNeitherBlocksNorLosesCount() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let log = Log(level: .info, fd: fds[1])
+        let total = 5_000
+        let done = DispatchSemaphore(value: 0)
+        let started = Date()
+        Thread {
+            for i in 0..<total { log.info("line", ["i": String(i), "padding": String(repeating: "x", count: 80)]) }
+            done.signal()
+        }.start()
+        let finished = done.wait(timeout: .now() + 5) == .success
+        #expect(finished, "5,000 lines into a pipe nobody reads took more than 5 s")
+        guard finished else {
+            // Unblock the writer so that the test process can end.
+            _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+            var sink = [UInt8](repeating: 0, count: 1 << 20)
+            while read(fds[0], &sink, sink.count) > 0 {}
+            return
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(log.droppedLines > 0)
+        #expect(log.bufferedBytes <= Log.bufferLimit)
+
+        // Read until the count of dropped lines arrives (written by the flusher).
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while !text.contains("msg=log_lines_dropped"), Date() < deadline {
+            let n = read(fds[0], &buffer, buffer.count)
+            if n > 0 { text += String(decoding: buffer[0..<n], as: UTF8.self) } else { usleep(10_000) }
+        }
+        let lines = text.split(separator: "\n")
+        let kept = lines.count { $0.hasPrefix("<6>level=info msg=line i=") }
+        let report = lines.last { $0.contains("msg=log_lines_dropped") }
+        #expect(report?.hasPrefix("<4>level=warning msg=log_lines_dropped count=\(log.droppedLines) ") == true, "\(report ?? "")")
+        #expect(kept + log.droppedLines == total, "kept \(kept), dropped \(log.droppedLines)")
+        // The kept lines are the first ones, in order, each whole.
+        #expect(lines.prefix(kept).enumerated().allSatisfy { $0.element.hasPrefix("<6>level=info msg=line i=\($0.offset) ") })
     }
 }
 

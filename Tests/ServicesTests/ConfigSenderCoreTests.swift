@@ -401,7 +401,7 @@ final class SenderCoreFixture {
         f.core.tick(at: f.now)
         let alerts = f.lines("ALERT")
         #expect(alerts.count == 3)
-        #expect(alerts.allSatisfy { $0.hasPrefix("level=error msg=ALERT event=meter_not_answering meter=\(senderMeterA) ") })
+        #expect(alerts.allSatisfy { $0.hasPrefix("<3>level=error msg=ALERT event=meter_not_answering meter=\(senderMeterA) ") })
     }
 }
 

@@ -6,7 +6,7 @@ import TestSupport
 
 // The config-sender executable on two real Mosquitto brokers (internal and
 // central, free loopback ports), with meters that answer commands as
-// PROTOCOL.md says. Discovery messages are published by the tests (retained),
+// docs/protocol.md says. Discovery messages are published by the tests (retained),
 // so no proxy is needed. Short timeouts come from the test config.
 
 /// Polls `condition` every 20 ms until it holds or `timeout` seconds passed.

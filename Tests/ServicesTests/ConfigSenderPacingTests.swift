@@ -4,7 +4,7 @@ import RuleEngine
 import Testing
 @testable import Services
 
-/// The planner's pacing (issue 15): at most `max_in_flight` commands awaiting
+/// The planner's pacing: at most `max_in_flight` commands awaiting
 /// a reply, `min_spacing_ms` between two commands to one meter, a meter once
 /// begun finished first, the reply timeout counted from the send.
 @Suite struct ConfigSenderPacingTests {

@@ -6,7 +6,7 @@ import TestSupport
 /// A fleet larger than `select()` allows (FD_SETSIZE 1024; each meter used to
 /// take 3 descriptors): meter-sim connects 1,500 meters from one process, and
 /// config-sender, with the site's default pacing and reply timeout,
-/// configures every one (issue 15). Real brokers, real binaries.
+/// configures every one. Real brokers, real binaries.
 @Suite(.serialized) struct MeterSimFleetTests {
     @Test(.timeLimit(.minutes(2))) func fifteenHundredMetersConnectAndAreAllConfigured() throws {
         let count = 1500

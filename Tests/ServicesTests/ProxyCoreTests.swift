@@ -253,8 +253,84 @@ final class CoreFixture {
         let status = f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
         #expect(status.corruptAtStart == 1)
         let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
-                                                  now: Instant(epochMillis: 0), journal: status, metersOnline: 0, forwardedPerMinute: 0)
+                                                  now: Instant(epochMillis: 0), journal: status, metersOnline: 0, forwardedPerMinute: 0,
+                                                  problems: f.core.problems)
         #expect(document["journal"]?["corrupt_at_start"] == 1)
+    }
+
+    /// 20,000 new meters (each brings its discovery message and Home
+    /// Assistant device config) into a 1 MiB journal, read up to 64 at a time
+    /// as the loop reads, from a central broker that acknowledges only while
+    /// reading is paused: reading stops at the message that reached the
+    /// limit, the journal never passes its bound, and every reading arrives.
+    @Test func newMetersNeverPushTheJournalPastItsBound() throws {
+        let f = try CoreFixture(maxBytes: 1 << 20, homeAssistant: true)
+        f.connectCentral()
+        let total = 20_000
+        func id(_ i: Int) -> String { "33B" + String(1_000_000_000 + i) }
+        var next = 0
+        var largest = 0
+        var pauses = 0
+        while next < total || f.core.journal.unacknowledgedCount > 0 {
+            var read = 0
+            while f.transport.reading && next < total && read < 64 {
+                try f.receive(second: next % 3600, id: id(next))
+                largest = max(largest, f.core.journal.bytes)
+                next += 1
+                read += 1
+            }
+            f.endIteration(after: 0.01)
+            largest = max(largest, f.core.journal.bytes)
+            if !f.transport.reading || next == total {
+                pauses += 1
+                f.acknowledgeAll()
+                f.endIteration(after: 0.01)
+            }
+        }
+        #expect(pauses > 20, "the journal filled \(pauses) times")
+        #expect(largest <= 1 << 20, "the journal reached \(largest) bytes")
+        #expect(f.core.statistics.dropped.isEmpty, "dropped: \(f.core.statistics.dropped)")
+        let ids = Set(f.transport.data.compactMap { $0.topic.split(separator: "/").dropFirst().first.map(String.init) })
+        #expect(ids.count == total)
+        #expect(Set(f.transport.published.filter { $0.topic.hasPrefix("kpm33b/discovery/") }.map(\.topic)).count == total)
+    }
+
+    /// `max_meters`: a new id past the limit is dropped (`meter_limit`) before
+    /// any per-meter table holds it; the known meters go on; the problem is
+    /// in the status; the ledger and the other instances' tables keep to it.
+    @Test func aNewMeterPastTheLimitIsDroppedAndFlagged() throws {
+        let f = try CoreFixture()
+        f.core.settings.maxMeters = 3
+        f.core.reload(ProgramSet(single: f.program), now: Instant(epochMillis: 1_768_235_940_000))
+        f.connectCentral()
+        let ids = (0..<5).map { "33B" + String(1_000_000_000 + $0) }
+        for (second, id) in ids.enumerated() { try f.receive(second: second, id: id) }
+        try f.receive(second: 10, id: ids[0])
+        f.endIteration()
+        #expect(f.core.statistics.dropped == ["meter_limit": 2])
+        #expect(f.core.engine.seenDevices == Array(ids[0..<3]))
+        #expect(Set(f.core.statistics.lastSeen.keys) == Set(ids[0..<3]))
+        #expect(f.transport.data.count == 4, "the known meters' readings go on")
+        #expect(f.core.problems.count == 1 && f.core.problems[0].hasPrefix("meter_limit"))
+        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+                                                  now: Instant(epochMillis: 0), journal: f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
+                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems)
+        #expect(document["problems"]?.arrayValue?.count == 1)
+        #expect(document["counters"]?["dropped"]?["meter_limit"] == 2)
+        // The read-back of the central broker: announcements of more meters than the limit.
+        f.connectCentral(false)
+        f.connectCentral(retained: (0..<6).map { i in
+            let id = "33B" + String(2_000_000_000 + i)
+            return ("kpm33b/discovery/\(id)", #"{"id":"\#(id)","pack":"kpm33b"}"#)
+        })
+        // Three of the retained meters are held, and the proxy's own three (at most twice the limit).
+        #expect(f.core.ledger.overflowed == 3)
+        #expect(f.core.ledger.meters.count == 6)
+        #expect(f.core.problems.contains { $0.contains("not read back") })
+        // Another instance's status naming more meters than the limit.
+        let meters = (0..<6).map { #""33B\#(3_000_000_000 + $0)":"2026-01-12T16:00:00Z""# }.joined(separator: ",")
+        f.core.peerStatus(instance: "other", payload: Array(#"{"state":"online","meters":{\#(meters)}}"#.utf8), now: Instant(epochMillis: 0))
+        #expect(f.core.peerMeterCount(instance: "other") == 3)
     }
 
     /// A full journal stops reading the internal broker instead of dropping;
@@ -268,7 +344,7 @@ final class CoreFixture {
             second += 1
         }
         #expect(!f.transport.reading, "reading never stopped")
-        #expect(f.core.journal.isFull)
+        #expect(f.core.journal.bytes >= f.core.readLimit && f.core.journal.bytes <= f.core.journal.maxBytes)
         #expect(f.core.statistics.dropped.isEmpty, "dropped: \(f.core.statistics.dropped)")
         let status = f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
         #expect(status.backPressureActive)

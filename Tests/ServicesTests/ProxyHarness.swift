@@ -102,15 +102,18 @@ final class ProxyHarness: @unchecked Sendable {
 
     /// Starts the proxy and, unless `waitForSubscriptions` is false, waits
     /// until the internal broker has logged its subscriptions.
-    func startProxy(arguments extra: [String] = [], waitForSubscriptions: Bool = true) throws {
+    /// `logLevel` nil: the site config's `log_level` decides; `output`: where
+    /// its standard output goes instead of `logFile`.
+    func startProxy(arguments extra: [String] = [], waitForSubscriptions: Bool = true, logLevel: String? = "debug",
+                    environment: [String: String?] = [:], output: String? = nil) throws {
         guard let binary = Self.binary else {
             throw TestBroker.Failure.setup("kpm33b-proxy is not built (swift build --product kpm33b-proxy)")
         }
         let before = internalBroker.log.components(separatedBy: "\(clientID) 1 MQTT_ENY_NOW").count
         proxy = try ChildProcess(executable: binary,
-                                 arguments: ["--rules", rules, "--config", configFile, "--state-dir", stateDirectory,
-                                             "--log-level", "debug"] + extra,
-                                 outputFile: logFile)
+                                 arguments: ["--rules", rules, "--config", configFile, "--state-dir", stateDirectory]
+                                     + (logLevel.map { ["--log-level", $0] } ?? []) + extra,
+                                 environment: environment, outputFile: output ?? logFile)
         guard waitForSubscriptions else { return }
         let deadline = Date(timeIntervalSinceNow: 10)
         while Date() < deadline {

@@ -261,6 +261,51 @@ struct ProxyTests {
         try stop(h)
     }
 
+    /// New meters (each with its discovery message and Home Assistant device
+    /// config) into a 1 MiB journal while the central broker is away: the
+    /// journal, sampled on disk every 2 ms, never passes its bound, and every
+    /// reading and announcement arrives once the broker is back. 5,000 in the
+    /// suite (about 20 MB through a 1 MiB journal); `NEW_METERS=20000` for the
+    /// full case (ProxyCoreTests runs 20,000 through the core and its journal).
+    @Test func newMetersNeverPushTheJournalPastItsBound() throws {
+        let cap = 1 << 20
+        let h = try ProxyHarness(central: TestBroker.Configuration(persistence: true), journalMaxBytes: cap)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/discovery/+"],
+                                         options: MQTTOptions(clientID: "central-counter", cleanSession: false,
+                                                              reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
+        try h.startProxy()
+        #expect(h.waitForLog("msg=discovery_read_back"))
+        h.centralBroker.terminate()
+        #expect(h.waitForLog("msg=disconnected broker=central"))
+        let sampler = DirectorySizeSampler(directory: h.stateDirectory + "/journal")
+        let total = Int(ProcessInfo.processInfo.environment["NEW_METERS"] ?? "5000")!
+        let ids = (0..<total).map { "33B" + String(1_000_000_000 + $0) }
+        try h.publish(ids.enumerated().map { ("MQTT_RT_DATA", Array(try ProxyHarness.rtData(second: $0.offset % 3600, id: $0.element).utf8)) })
+        #expect(h.waitForLog("msg=back_pressure_on", timeout: 60), "\(h.proxyLog.suffix(2000))")
+        try h.centralBroker.restart()
+        let deadline = Date(timeIntervalSinceNow: 900)
+        var seen = Set<String>()
+        var announced = Set<String>()
+        var counted = 0
+        while (seen.count < total || announced.count < total) && Date() < deadline {
+            _ = central.waitFor(count: counted + 1000, timeout: 0.5)
+            let messages = central.messages
+            defer { counted = messages.count }
+            for message in messages[counted...] {
+                let levels = message.topic.split(separator: "/")
+                if message.topic.hasSuffix("/seconds") { seen.insert(String(levels[1])) } else { announced.insert(String(levels[2])) }
+            }
+        }
+        let largest = sampler.stop()
+        #expect(seen.count == total, "\(total - seen.count) readings missing")
+        #expect(announced.count == total, "\(total - announced.count) discovery messages missing")
+        #expect(largest <= cap, "the journal reached \(largest) bytes on disk")
+        #expect(largest > cap / 2, "the journal never filled: \(largest) bytes")
+        #expect(!h.proxyLog.contains("msg=input_dropped"), "\(h.proxyLog.split(separator: "\n").filter { $0.contains("msg=input_dropped") }.prefix(3))")
+        h.signalProxy(SIGTERM)
+        #expect(h.proxy?.wait(timeout: 30) == true)
+    }
+
     /// The proxy itself is a device in Home Assistant: sensors and binary
     /// sensors over its retained status, available while it is online; the
     /// status carries every value their templates read.
@@ -535,5 +580,35 @@ struct ProxyTests {
         h.signalProxy(SIGTERM)
         #expect(h.proxy?.wait(timeout: 5) == true, sourceLocation: sourceLocation)
         #expect(h.proxy?.exitStatus == 0, "\(h.proxyLog)", sourceLocation: sourceLocation)
+    }
+}
+
+/// The largest total size of the files in a directory, sampled every 2 ms on a thread of its own.
+final class DirectorySizeSampler: @unchecked Sendable {
+    private let state = NSLock()
+    private var largest = 0
+    private var running = true
+    private let done = DispatchSemaphore(value: 0)
+
+    init(directory: String) {
+        Thread.detachNewThread { [self] in
+            while state.withLock({ running }) {
+                var size = 0
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".seg") {
+                    var info = stat()
+                    if stat(directory + "/" + name, &info) == 0 { size += Int(info.st_size) }
+                }
+                state.withLock { largest = max(largest, size) }
+                usleep(2_000)
+            }
+            done.signal()
+        }
+    }
+
+    /// Stops sampling; the largest size seen.
+    func stop() -> Int {
+        state.withLock { running = false }
+        done.wait()
+        return state.withLock { largest }
     }
 }

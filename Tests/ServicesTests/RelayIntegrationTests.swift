@@ -4,7 +4,7 @@ import MQTT
 import Testing
 import TestSupport
 
-/// A KPM37's relay output on the internal broker, as PROTOCOL.md says: it
+/// A KPM37's relay output on the internal broker, as docs/protocol.md says: it
 /// takes `{"do1":"1"|"0","oprid":…}` on `MQTT_TELECTRL_<last8>` and answers on
 /// `MQTT_TELECTRL_REP` with `01`, `02`, or not at all.
 final class FakeRelay: @unchecked Sendable {
@@ -86,7 +86,7 @@ final class FakeRelay: @unchecked Sendable {
         try #require(senderEventually { h.acknowledgedDate(Self.meter) != nil }, "\(h.log)")
         #expect(config.commands(for: Self.meter).count == 3)
 
-        // 1. Acknowledged: the command as PROTOCOL.md says, the confirmed state retained.
+        // 1. Acknowledged: the command as docs/protocol.md says, the confirmed state retained.
         try request("ON")
         try #require(senderEventually { states() == ["ON"] }, "\(h.log)")
         let sent = try #require(relay.received.values.first)

@@ -8,7 +8,7 @@ import RuleEngine
 import TestSupport
 @testable import Services
 
-/// Several deployments side by side (issue 12): `instance:` names each.
+/// Several deployments side by side: `instance:` names each.
 @Suite(.serialized)
 struct ScaleOutTests {
     /// Two proxies, one per shard (each with its own internal broker), one

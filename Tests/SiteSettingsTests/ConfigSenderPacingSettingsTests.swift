@@ -3,7 +3,7 @@ import RuleEngine
 import SiteSettings
 import Testing
 
-/// `config_sender.max_in_flight` and `min_spacing_ms` (issue 15): defaults,
+/// `config_sender.max_in_flight` and `min_spacing_ms`: defaults,
 /// values, and the exact text of a bad one.
 @Suite struct ConfigSenderPacingSettingsTests {
     @Test func defaultsAndValues() throws {

@@ -43,6 +43,35 @@ import Testing
         """)
     }
 
+    @Test func logLevel() {
+        let (text, settings) = Fixtures.load("log_level: warning\n")
+        #expect(text == "no errors")
+        #expect(settings?.logLevel == "warning")
+        let (bad, _) = Fixtures.load("log_level: warn1ng\n")
+        #expect(bad == """
+        site.yaml:1:12: error[C009]: unknown log_level 'warn1ng'
+         1 | log_level: warn1ng
+           |            ^
+        hint: did you mean 'warning'?
+        1 error found
+        """)
+    }
+
+    /// F001 says why a file cannot be read (errno), not only that it cannot.
+    @Test func anUnreadableFileNamesTheSystemsReason() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (path, reason) in [("\(dir)/missing.yaml", "No such file or directory"), (dir, "Is a directory")] {
+            do {
+                _ = try Site.load(rules: Fixtures.pack, config: path)
+                Issue.record("\(path) loaded")
+            } catch {
+                #expect(error.diagnostics.map(\.code) == [.unreadableFile])
+                #expect(error.description.contains("error[F001]: cannot read '\(path)': \(reason)"), "\(error)")
+            }
+        }
+    }
+
     @Test func unknownKeyUnderABroker() {
         let (text, _) = Fixtures.load("""
         brokers:
@@ -109,6 +138,28 @@ import Testing
         #expect(proxy.journalMaxBytes == 1_048_576)
         #expect(proxy.journalFsync == .always)
         #expect(proxy.journalFsyncIntervalMilliseconds == 250)
+    }
+
+    /// `max_meters`: the default is one instance of the capacity model; lint refuses a bound below 1.
+    @Test func maxMetersIsCheckedAndDefaults() throws {
+        let (text, _) = Fixtures.load("""
+        proxy:
+          max_meters: 0
+        """)
+        #expect(text == """
+        site.yaml:2:15: error[C009]: 'max_meters' must be at least 1
+         2 |   max_meters: 0
+           |               ^
+        hint: the most meters the proxy keeps state for (about 1 KiB each); the default is 250000
+        1 error found
+        """)
+        let (ok, settings) = Fixtures.load("""
+        proxy:
+          max_meters: 5000
+        """)
+        #expect(ok == "no errors")
+        #expect(settings?.proxy.maxMeters == 5000)
+        #expect(Fixtures.load("proxy: { status_interval_s: 5 }").1?.proxy.maxMeters == 250_000)
     }
 
     @Test func outboxLimitIsAWarningAndIgnored() throws {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Topics
 import YAML
 
@@ -17,8 +20,9 @@ public enum Compiler {
     /// diagnostics, with the pack's text, to `report`.
     public static func loadPack(at path: String, into report: inout DiagnosticReport) -> RulePack? {
         let file = path.hasSuffix(".yaml") || path.hasSuffix(".yml") ? path : (path.hasSuffix("/") ? path + "pack.yaml" : path + "/pack.yaml")
-        guard let bytes = readFile(file) else {
-            report.merge(DiagnosticReport(diagnostics: [unreadable(file)]))
+        var failure: Int32 = 0
+        guard let bytes = FileSystem.read(file, failure: &failure) else {
+            report.merge(DiagnosticReport(diagnostics: [unreadable(file, failure)]))
             return nil
         }
         let (pack, diagnostics) = PackLoader.load(bytes: bytes, file: file)
@@ -32,8 +36,9 @@ public enum Compiler {
     /// diagnostics (it is not called when the file is empty or does not parse).
     package static func loadSiteConfig(at file: String, shared: [String: [String]], into report: inout DiagnosticReport,
                                        readShared: (YAMLNode, LoadContext) -> Void) -> SiteConfig? {
-        guard let bytes = readFile(file) else {
-            report.merge(DiagnosticReport(diagnostics: [unreadable(file)]))
+        var failure: Int32 = 0
+        guard let bytes = FileSystem.read(file, failure: &failure) else {
+            report.merge(DiagnosticReport(diagnostics: [unreadable(file, failure)]))
             return nil
         }
         let ctx = LoadContext(file: file, isSiteConfig: true)
@@ -84,12 +89,10 @@ public enum Compiler {
         return report.diagnostics.isEmpty ? nil : report.description
     }
 
-    private static func readFile(_ path: String) -> [UInt8]? {
-        FileSystem.read(path)
-    }
-
-    private static func unreadable(_ file: String) -> Diagnostic {
-        Diagnostic(.unreadableFile, "cannot read '\(file)'", hint: "check the path and its permissions", file: file, at: Mark(line: 1, column: 1))
+    /// F001, with the system's reason (`No such file or directory`, `Permission denied`).
+    private static func unreadable(_ file: String, _ failure: Int32) -> Diagnostic {
+        Diagnostic(.unreadableFile, "cannot read '\(file)': \(String(cString: strerror(failure)))",
+                   hint: "check the path and its permissions", file: file, at: Mark(line: 1, column: 1))
     }
 
     /// Checks a loaded pack against a site config, adds every problem to

@@ -23,6 +23,9 @@ public final class Engine {
     /// service saves `counters` when it moved.
     public private(set) var countersVersion = 0
     private var deviceOrder: [String] = []
+    /// The bound on the meters remembered, shared by the engines of a
+    /// `PackRouter`; nil: none (the golden cases, rulecheck).
+    public var meterLimit: MeterLimit?
     /// `"<id field>":"`, to name the meter of a payload that was not scanned.
     private let idNeedle: [UInt8]
 
@@ -118,6 +121,11 @@ public final class Engine {
         }
         if program.site.exclude.contains(id) {
             out.drops.append(Drop(reason: .excluded, topic: topic, detail: id))
+            return
+        }
+        // Before any table keyed by the id; a lookup only once the limit is reached.
+        if let limit = meterLimit, limit.count >= limit.maximum, devices[id] == nil {
+            out.drops.append(Drop(reason: .meterLimit, topic: topic, detail: "\(id): \(limit.maximum) meters are known, the limit"))
             return
         }
         // The meter's clock, checked before it keys the duplicate filter and
@@ -313,6 +321,7 @@ public final class Engine {
         if let counters = restoredCounters.removeValue(forKey: id) { state.counters = counters }
         devices[id] = state
         deviceOrder.append(id)
+        meterLimit?.count += 1
         return state
     }
 
@@ -541,4 +550,17 @@ extension Engine {
 private extension Double {
     /// `100` rather than `100.0` in a log line.
     var formatted: String { self == rounded() && abs(self) < 1e15 ? String(Int64(self)) : String(self) }
+}
+
+/// The most meters the engines of one process remember (the proxy's
+/// `max_meters`): every per-meter table of an engine grows only when a meter
+/// is admitted, so this bounds them all. One thread, like `Engine`.
+public final class MeterLimit {
+    public let maximum: Int
+    /// Meters admitted so far.
+    public internal(set) var count = 0
+
+    public init(maximum: Int) { self.maximum = maximum }
+
+    public var isReached: Bool { count >= maximum }
 }

@@ -24,9 +24,18 @@ public final class PackRouter {
     private let claimDevices: [CompiledDevice]
     private let claimIndices: [Int]
 
-    public init(programs: ProgramSet, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
+    /// The bound on the meters all engines remember together; nil: none.
+    public let meterLimit: MeterLimit?
+
+    public init(programs: ProgramSet, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev"), maxMeters: Int? = nil) {
         self.programs = programs
-        engines = programs.programs.map { Engine(program: $0, origin: origin) }
+        let limit = maxMeters.map { MeterLimit(maximum: $0) }
+        meterLimit = limit
+        engines = programs.programs.map { program in
+            let engine = Engine(program: program, origin: origin)
+            engine.meterLimit = limit
+            return engine
+        }
         single = engines.count == 1 ? engines[0] : nil
         idNeedles = programs.programs.map { Array("\"\($0.idField)\":\"".utf8) }
         idTables = programs.programs.map { KeyTable(slots: [$0.idField], ignoredForZero: []) }
@@ -41,6 +50,7 @@ public final class PackRouter {
 
     private init(engines: [Engine]) {
         programs = ProgramSet(single: engines[0].program)
+        meterLimit = nil
         self.engines = engines
         single = engines[0]
         idNeedles = []

@@ -25,6 +25,8 @@ public enum DropReason: String, Sendable, CaseIterable {
     case counterGlitch = "counter_glitch"
     /// Several packs run and none claims the meter id (no site `pack:`, no pattern, no `default_pack`).
     case unclaimed
+    /// A new meter while the engines remember as many as their `MeterLimit` allows.
+    case meterLimit = "meter_limit"
 }
 
 public struct Drop: Sendable, Equatable {

@@ -8,8 +8,17 @@ import Glibc
 package enum FileSystem {
     /// The whole file, or nil when it cannot be opened or read.
     package static func read(_ path: String) -> [UInt8]? {
+        var failure: Int32 = 0
+        return read(path, failure: &failure)
+    }
+
+    /// The whole file, or nil with the `errno` of the call that failed in `failure`.
+    package static func read(_ path: String, failure: inout Int32) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else {
+            failure = errno
+            return nil
+        }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
@@ -17,6 +26,7 @@ package enum FileSystem {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
+                failure = errno
                 return nil
             }
             if n == 0 { return bytes }

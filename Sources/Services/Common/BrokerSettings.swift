@@ -32,9 +32,9 @@ public struct BrokerSettings: Sendable {
         } else {
             endpoint = MQTTEndpoint(host: config.host, port: config.port, tls: tls != nil)
         }
-        let password: String?
+        let password: (password: String, source: String)?
         do throws(PasswordError) {
-            password = try clientConfig.resolvePassword(environment: environment ?? FileSystem.environment)
+            password = try clientConfig.resolvePasswordAndSource(environment: environment ?? FileSystem.environment)
         } catch {
             throw ServiceError("broker '\(broker)', client '\(client)': \(error.message)")
         }
@@ -44,7 +44,8 @@ public struct BrokerSettings: Sendable {
             protocolVersion: config.protocolVersion == "3.1.1" ? .v311 : .v5,
             keepAliveSeconds: config.keepAliveSeconds == 0 ? 0 : max(5, config.keepAliveSeconds),
             username: clientConfig.username,
-            password: password,
+            password: password?.password,
+            passwordSource: password?.source,
             tls: tls,
             will: will)
     }

@@ -64,6 +64,11 @@ struct HealthDevice {
         Entity(component: "binary_sensor", object: "back_pressure", name: "Back-pressure",
                template: "{{ 'ON' if value_json.journal.back_pressure else 'OFF' }}",
                extra: ["device_class": "problem"]),
+        // What needs an operator (the meter limit reached, …), listed as an attribute.
+        Entity(component: "binary_sensor", object: "problem", name: "Problem",
+               template: "{{ 'ON' if value_json.problems | default([]) | count > 0 else 'OFF' }}",
+               extra: ["device_class": "problem",
+                       "json_attributes_template": "{{ {'problems': value_json.problems | default([])} | tojson }}"]),
     ])
 
     static let configSender = HealthDevice(service: "config_sender", model: "config-sender", entities: [

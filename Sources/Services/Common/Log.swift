@@ -28,22 +28,56 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConve
     }
 
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+
+    /// The syslog priority journald reads from a `<N>` line prefix.
+    public var syslogPriority: Int {
+        switch self {
+        case .debug: 7
+        case .info: 6
+        case .warning: 4
+        case .error: 3
+        }
+    }
 }
 
-/// One event per line on stdout, in logfmt, for journald:
-/// `level=warning msg="dropped input" reason=malformed topic=MQTT_RT_DATA`.
+/// One event per line on stdout, in logfmt after a syslog priority prefix
+/// that journald reads (and strips) by default, so `journalctl -p warning`
+/// filters: `<4>level=warning msg="dropped input" reason=malformed topic=MQTT_RT_DATA`.
 ///
-/// Thread-safe: a line is formatted outside the lock (a `Mutex`) and written with one
-/// `write(2)`, so lines from different threads never interleave. Values with
-/// spaces, quotes, `=` or control characters are quoted and escaped, so a
-/// meter's payload can never forge a field or a line.
+/// Thread-safe: a line is formatted outside the lock (a `Mutex`); lines from
+/// different threads never interleave. Values with spaces, quotes, `=` or
+/// control characters are quoted and escaped, so a meter's payload can never
+/// forge a field or a line.
+///
+/// Never blocks its caller (the event loop) on a stalled reader: a line goes
+/// into a bounded buffer (`bufferLimit`), which is written only as far as
+/// the descriptor takes it without waiting (`poll` with no timeout, then at
+/// most `PIPE_BUF` bytes, which a pipe or socket that polls writable takes
+/// whole). What is left is written by a flusher thread of its own, which
+/// waits for the reader and exists only while something is left. A line that
+/// does not fit is dropped and counted (`droppedLines`); once the reader
+/// takes lines again, a `log_lines_dropped` line says how many went.
 public final class Log: @unchecked Sendable {
-    public let level: LogLevel
+    /// Lines waiting for a stalled reader, at most; beyond it they are dropped.
+    public static let bufferLimit = 64 << 10
+    /// The largest piece one write hands the descriptor (`PIPE_BUF` on Linux).
+    static let chunkBytes = 4096
+
+    /// The threshold; changed on a reload (`log_level`), from any thread.
+    public var level: LogLevel {
+        get { LogLevel(rawValue: levelValue.load(ordering: .relaxed)) ?? .info }
+        set { levelValue.store(newValue.rawValue, ordering: .relaxed) }
+    }
+    /// Lines dropped since start because the reader did not take them.
+    public var droppedLines: Int { output.withLock { $0.droppedTotal } }
+    /// Bytes written by the log but not yet taken by the reader.
+    public var bufferedBytes: Int { output.withLock { $0.pending.count - $0.head } }
+
+    private let levelValue: Atomic<Int>
     private let fd: Int32
     /// Per key, the current window of `limited` events.
     private let windows = Mutex<[String: LimitWindow]>([:])
-    /// One line at a time, even when a write is cut short and resumed.
-    private let writing = Mutex<Void>(())
+    private let output = Mutex<Output>(Output())
 
     private struct LimitWindow {
         var start: Double
@@ -51,9 +85,22 @@ public final class Log: @unchecked Sendable {
         var suppressed: Int
     }
 
+    /// The bytes not yet written (from `head`) and what was dropped.
+    private struct Output {
+        var pending: [UInt8] = []
+        var head = 0
+        /// Dropped since the last `log_lines_dropped` line.
+        var dropped = 0
+        var droppedTotal = 0
+        /// The flusher is running (it stops when nothing is left).
+        var flushing = false
+
+        var buffered: Int { pending.count - head }
+    }
+
     /// - Parameter fd: where lines go; stdout unless a test wants otherwise.
     public init(level: LogLevel = .info, fd: Int32 = 1) {
-        self.level = level
+        self.levelValue = Atomic(level.rawValue)
         self.fd = fd
     }
 
@@ -102,26 +149,128 @@ public final class Log: @unchecked Sendable {
     /// stop start-up go to standard error this way.
     public func write(raw text: String) { write(text) }
 
-    private func write(_ line: String) {
-        var bytes = Array(line.utf8)
-        bytes.append(UInt8(ascii: "\n"))
-        writing.withLock { _ in
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if n <= 0 {
-                        if n < 0 && errno == EINTR { continue }
-                        return
-                    }
-                    offset += n
+    /// Waits up to `timeout` seconds for the reader to take what is buffered
+    /// (at shutdown, so that the last lines are not lost with the process).
+    public func flush(timeout: Double = 1) {
+        let deadline = MonotonicInstant.now().adding(seconds: timeout)
+        output.withLock { out in
+            while true {
+                drain(&out)
+                if out.buffered == 0 {
+                    if out.dropped == 0 { return }
+                    append(Self.droppedReport(out.dropped), to: &out)
+                    out.dropped = 0
+                    continue
                 }
+                let left = deadline.seconds(since: MonotonicInstant.now())
+                guard left > 0 else { return }
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&p, 1, Int32(min(left * 1000, 100).rounded(.up))) < 0 && errno != EINTR { return }
             }
         }
     }
 
+    private func write(_ line: String) {
+        var bytes = Array(line.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        output.withLock { out in
+            drain(&out)
+            if out.dropped > 0 {
+                // The count goes first, when it fits with the line.
+                let report = Self.droppedReport(out.dropped)
+                if out.buffered + report.utf8.count + 1 + bytes.count <= Self.bufferLimit {
+                    out.dropped = 0
+                    append(report, to: &out)
+                }
+            }
+            if out.dropped == 0 && out.buffered + bytes.count <= Self.bufferLimit {
+                out.pending.append(contentsOf: bytes)
+                drain(&out)
+            } else {
+                out.dropped += 1
+                out.droppedTotal += 1
+            }
+            startFlusher(&out)
+        }
+    }
+
+    /// Leaves what the reader did not take to a flusher that waits for it.
+    private func startFlusher(_ out: inout Output) {
+        guard out.buffered > 0 || out.dropped > 0, !out.flushing else { return }
+        out.flushing = true
+        // A thread of its own, not a dispatch queue: a pool busy elsewhere
+        // must not leave the log's lines behind.
+        LoopThread.spawn(name: "log-flush") { [self] in
+            while true {
+                let done = output.withLock { out in
+                    drain(&out)
+                    if out.buffered == 0 && out.dropped > 0 {
+                        append(Self.droppedReport(out.dropped), to: &out)
+                        out.dropped = 0
+                        drain(&out)
+                    }
+                    if out.buffered == 0 && out.dropped == 0 { out.flushing = false }
+                    return !out.flushing
+                }
+                if done { return }
+                // Outside the lock: the loop's lines go on into the buffer meanwhile.
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&p, 1, 1000)
+            }
+        }.detach()
+    }
+
+    private func append(_ line: String, to out: inout Output) {
+        out.pending.append(contentsOf: line.utf8)
+        out.pending.append(UInt8(ascii: "\n"))
+    }
+
+    static func droppedReport(_ count: Int) -> String {
+        format(.warning, "log_lines_dropped", [("count", String(count)), ("detail", "standard output did not take them in time")])
+    }
+
+    /// Writes what the descriptor takes without waiting. A descriptor that
+    /// fails for good (its reader closed it) loses the buffer, counted.
+    private func drain(_ out: inout Output) {
+        while out.head < out.pending.count {
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&p, 1, 0)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { break }
+            if p.revents & Int16(POLLERR | POLLNVAL) != 0 {
+                discard(&out)
+                break
+            }
+            let count = min(out.pending.count - out.head, Self.chunkBytes)
+            let n = out.pending.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + out.head, count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { break }
+                discard(&out)
+                break
+            }
+            out.head += n
+        }
+        if out.head == out.pending.count {
+            out.pending.removeAll(keepingCapacity: out.pending.capacity <= 65_536)
+            out.head = 0
+        } else if out.head >= 65_536 {
+            out.pending.removeFirst(out.head)
+            out.head = 0
+        }
+    }
+
+    /// The reader is gone: what is buffered can never be written.
+    private func discard(_ out: inout Output) {
+        let lines = out.pending[out.head...].count { $0 == UInt8(ascii: "\n") }
+        out.dropped += lines
+        out.droppedTotal += lines
+        out.pending.removeAll()
+        out.head = 0
+    }
+
     static func format(_ level: LogLevel, _ message: String, _ fields: [(key: String, value: String)]) -> String {
-        var line = "level=\(level) msg=\(quoted(message))"
+        var line = "<\(level.syslogPriority)>level=\(level) msg=\(quoted(message))"
         for (key, value) in fields {
             line += " \(key)=\(quoted(value))"
         }

@@ -20,13 +20,13 @@ public struct ServiceArguments: ParsableArguments {
     @Option(name: .customLong("central"), help: ArgumentHelp("The central broker, overriding the config.", valueName: "mqtt://HOST:PORT"))
     public var centralURL: String?
 
-    @Option(help: "debug, info, warning or error.")
-    public var logLevel: String = "info"
+    @Option(help: "debug, info, warning or error; overrides the site config's log_level (default: info).")
+    public var logLevel: String?
 
     public init() {}
 
     public func validate() throws {
-        guard LogLevel(name: logLevel) != nil else {
+        if let logLevel, LogLevel(name: logLevel) == nil {
             throw ValidationError("unknown log level '\(logLevel)' (use debug, info, warning or error)")
         }
     }
@@ -34,7 +34,8 @@ public struct ServiceArguments: ParsableArguments {
     /// Builds the program and reads the settings, or prints every diagnostic to
     /// standard error and exits 1. Warnings (a deprecated key) are logged.
     public func start() throws -> (site: Site, options: ServiceOptions, log: Log) {
-        let log = Log(level: LogLevel(name: logLevel) ?? .info)
+        let override = logLevel.flatMap(LogLevel.init(name:))
+        let log = Log(level: override ?? .info)
         let site: Site
         do throws(DiagnosticReport) {
             site = try Site.load(rules: rules, config: config)
@@ -42,11 +43,12 @@ public struct ServiceArguments: ParsableArguments {
             Log(level: .error, fd: 2).write(raw: error.description)
             throw ExitCode(1)
         }
+        let options = ServiceOptions(rulePaths: rules, config: config, internalURL: internalURL, centralURL: centralURL,
+                                     logLevel: override)
+        log.level = options.logLevel(for: site.settings)
         for d in site.warnings.diagnostics {
             log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""])
         }
-        let options = ServiceOptions(rulePaths: rules, config: config, internalURL: internalURL, centralURL: centralURL,
-                                     logLevel: log.level)
         return (site, options, log)
     }
 }

@@ -1,4 +1,5 @@
 import RuleEngine
+import SiteSettings
 
 /// What every service's command line says: the rule pack, the site config,
 /// broker overrides and the log level. Parsed by the executables
@@ -14,19 +15,27 @@ public struct ServiceOptions: Sendable {
     public var internalURL: String?
     /// `mqtt://HOST[:PORT]` or `mqtts://…` replacing the config's central broker.
     public var centralURL: String?
-    public var logLevel: LogLevel
+    /// `--log-level`: overrides the site config's `log_level`, also on reload.
+    public var logLevel: LogLevel?
 
-    public init(rulePaths: [String], config: String?, internalURL: String? = nil, centralURL: String? = nil, logLevel: LogLevel = .info) {
+    public init(rulePaths: [String], config: String?, internalURL: String? = nil, centralURL: String? = nil, logLevel: LogLevel? = nil) {
         self.init(rules: "", config: config, internalURL: internalURL, centralURL: centralURL, logLevel: logLevel)
         self.rulePaths = rulePaths
     }
 
-    public init(rules: String, config: String?, internalURL: String? = nil, centralURL: String? = nil, logLevel: LogLevel = .info) {
+    public init(rules: String, config: String?, internalURL: String? = nil, centralURL: String? = nil, logLevel: LogLevel? = nil) {
         self.rulePaths = [rules]
         self.config = config
         self.internalURL = internalURL
         self.centralURL = centralURL
         self.logLevel = logLevel
+    }
+}
+
+extension ServiceOptions {
+    /// The level to log at: `--log-level`, else the site config's `log_level`, else info.
+    public func logLevel(for settings: ServiceSettings) -> LogLevel {
+        logLevel ?? settings.logLevel.flatMap(LogLevel.init(name:)) ?? .info
     }
 }
 

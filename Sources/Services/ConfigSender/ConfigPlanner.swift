@@ -11,7 +11,7 @@ import SiteSettings
 /// records, the monotonic clock for every deadline) and operation ids come
 /// from a seeded generator, so every decision can be replayed in a unit test.
 ///
-/// The rule (issue 4, the user's hybrid of event and period): a known meter is
+/// The rule (a hybrid of event and period): a known meter is
 /// sent every command whose last success is not from today (local date) with
 /// today's expected value. Opportunities are its discovery, the periodic pass
 /// over all known meters, a change of its effective settings, and the internal

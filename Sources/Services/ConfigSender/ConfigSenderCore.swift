@@ -423,7 +423,7 @@ final class ConfigSenderCore {
             object["requests"] = .object(counts)
             doc = .object(object)
         }
-        return doc.serialized()
+        return doc.withLogLinesDropped(log).serialized()
     }
 
     private func publishStatus(_ document: [UInt8]) -> Int32? {

@@ -62,6 +62,8 @@ public final class ConfigSenderService {
     private var centralWasConnected = false
     /// The broker that carries discovery; fixed until a restart.
     private let discoveryFrom: ConfigSenderSettings.DiscoverySource
+    /// `READY=1`, the watchdog and `STATUS=` under systemd (`ConfigSenderService+systemd`).
+    private var systemd: SystemdSupervision?
 
     /// Takes the program and settings loaded from `configuration.service` (their
     /// diagnostics are the caller's to print), loads the state, creates both
@@ -147,6 +149,7 @@ public final class ConfigSenderService {
             "discovery_from": discoveryFrom.rawValue,
             "day_offset": String(configuration.dayOffset),
         ])
+        systemd = makeSupervision()
         wireInternal()
         wireCentral()
         do {
@@ -165,6 +168,7 @@ public final class ConfigSenderService {
         loop.repeating(every: configuration.configPollSeconds) { [unowned self] in
             if !core.isStopping && sources.changed() { reload(trigger: "file change") }
         }
+        systemd?.ready()
         loop.run()
 
         log.info("stopped", ["reason": core.stopReason ?? "stop"])
@@ -178,6 +182,7 @@ public final class ConfigSenderService {
         let now = ConfigTime.now()
         if let reason = requests.stop {
             let timeout = configuration.shutdownTimeoutSeconds ?? min(core.planner.options.replyTimeoutSeconds, 30)
+            systemd?.stopping("waiting up to \(Int(timeout)) s for replies in flight")
             core.beginShutdown(reason: reason, timeout: timeout, at: now)
         }
         if requests.reload && !core.isStopping {
@@ -229,6 +234,7 @@ public final class ConfigSenderService {
                 log.limited(.warning, key: "internal_disconnected", "internal_disconnected", ["broker": broker, "reason": reason])
             }
             internalWasConnected = connected
+            systemd?.brokerChanged("internal", connected: connected, reason: reason)
             core.internalConnectionChanged(connected, at: .now())
         }
         internalClient.onMessage = { [unowned self] message in
@@ -261,6 +267,7 @@ public final class ConfigSenderService {
                 log.limited(.warning, key: "central_disconnected", "central_disconnected", ["broker": broker, "reason": reason])
             }
             centralWasConnected = connected
+            systemd?.brokerChanged("central", connected: connected, reason: reason)
             core.centralConnectionChanged(connected)
         }
         centralClient.onMessage = { [unowned self] message in
@@ -296,6 +303,7 @@ public final class ConfigSenderService {
             return
         }
         for d in site.warnings.diagnostics { log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""]) }
+        log.level = options.logLevel(for: site.settings)
         if site.settings.configSender.discoveryFrom != discoveryFrom {
             log.warning("restart_needed", ["discovery_from": site.settings.configSender.discoveryFrom.rawValue,
                                            "detail": "the broker discovery comes from changes after a restart"])

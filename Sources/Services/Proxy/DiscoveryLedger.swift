@@ -58,11 +58,19 @@ struct DiscoveryLedger {
     /// This proxy's `instance`, which its discovery messages name.
     let instance: String?
     private(set) var meters: [String: Meter] = [:]
+    /// The most meters read back from the broker (`proxy.max_meters`);
+    /// messages of more are not recorded, and counted in `overflowed`. With
+    /// the meters the proxy announces itself (the engines', bounded by the
+    /// same limit) the ledger holds at most twice this many.
+    var maxMeters: Int
+    /// Retained messages of meters past `maxMeters` since the last reset.
+    private(set) var overflowed = 0
     /// Home Assistant topic → meter, for the empty payloads, which name no
     /// meter (a discovery topic names its meter itself).
     private var owners: [String: String] = [:]
 
-    init(rootTopic: String, discoveryPrefix: String, originName: String, instance: String? = nil) {
+    init(rootTopic: String, discoveryPrefix: String, originName: String, instance: String? = nil, maxMeters: Int = .max) {
+        self.maxMeters = maxMeters
         self.rootTopic = rootTopic
         self.discoveryPrefix = discoveryPrefix
         self.originName = originName
@@ -78,6 +86,7 @@ struct DiscoveryLedger {
     mutating func reset() {
         meters.removeAll()
         owners.removeAll()
+        overflowed = 0
     }
 
     // MARK: Reading the broker
@@ -91,17 +100,25 @@ struct DiscoveryLedger {
         if isDiscoveryTopic(topic) {
             let id = String(levels[levels.count - 1])
             guard object["id"]?.stringValue == id, object["pack"]?.stringValue != nil else { return }
+            guard hasRoom(for: id) else { return }
             meters[id, default: Meter()].discovery = (topic, digest)
             meters[id, default: Meter()].owner = object["instance"]?.stringValue
             return
         }
-        guard topic.hasPrefix("\(discoveryPrefix)/"), let id = Self.meter(of: object, origin: originName) else { return }
+        guard topic.hasPrefix("\(discoveryPrefix)/"), let id = Self.meter(of: object, origin: originName), hasRoom(for: id) else { return }
         if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
             meters[id, default: Meter()].device = (topic, digest, Components(Self.components(of: object)))
         } else {
             meters[id, default: Meter()].entities[topic] = digest
         }
         owners[topic] = id
+    }
+
+    /// Whether meter `id` is held or may be; counts a refusal.
+    private mutating func hasRoom(for id: String) -> Bool {
+        if meters.count < maxMeters || meters[id] != nil { return true }
+        overflowed += 1
+        return false
     }
 
     private func isDiscoveryTopic(_ topic: String) -> Bool { topic.hasPrefix("\(rootTopic)/discovery/") }

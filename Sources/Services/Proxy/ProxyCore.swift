@@ -57,11 +57,18 @@ enum JournalKind {
 /// disk and are sent at the next start. If the write fails (disk full), the
 /// internal broker's writes are held and reading stops until it succeeds.
 ///
-/// ## Back-pressure
-/// When the journal holds `maxBytes`, the core stops reading the internal
-/// broker, which keeps queueing in our persistent session; it reads again
-/// once the central broker's acknowledgements brought it under 90 %. The
-/// proxy itself never drops a reading for want of room.
+/// ## Back-pressure: a hard bound
+/// The journal never holds more than `maxBytes`. The core stops reading the
+/// internal broker, which keeps queueing in our persistent session, as soon
+/// as the journal reaches `readLimit`: `maxBytes` less the headroom one more
+/// message can need (`readHeadroom`). It stops *during* a read, after the
+/// message that reached it (`MQTTClient.pauseReading` ends libmosquitto's
+/// read there), so what was read and acknowledged is never dropped and one
+/// message at most follows the decision. It reads again once the central
+/// broker's acknowledgements brought the journal under 90 % of `readLimit`.
+/// What the proxy appends by itself (converging the announcements after a
+/// read-back or a reload, Home Assistant's restart) waits for room the same
+/// way (`pendingAnnouncements`).
 final class ProxyCore {
     struct Settings {
         var maxPayloadBytes = 65_536
@@ -76,6 +83,9 @@ final class ProxyCore {
         var acknowledgementWriteSeconds = 0.05
         /// Copy discovery messages to the internal broker (`proxy.discovery_on_internal`).
         var discoveryOnInternal = true
+        /// The most meters with state (`proxy.max_meters`): the engines', the
+        /// ledger's and the other instances' tables each hold at most this many.
+        var maxMeters = 250_000
     }
 
     let log: Log
@@ -113,6 +123,16 @@ final class ProxyCore {
     /// through it. Until then they wait here, the latest per meter.
     private(set) var ledgerReady = false
     private var parked: [String: (discovery: Outgoing?, homeAssistant: [Outgoing]?)] = [:]
+    /// Meters whose announcements are to be brought to what the rules want
+    /// (`forced`: sent even if the broker has them), worked through while
+    /// the journal is under `readLimit`; from `pendingHead` on.
+    private var pendingAnnouncements: [(id: String, forced: Bool)] = []
+    private var pendingHead = 0
+    /// The most bytes one message from the internal broker added to the journal.
+    private var largestMessageBytes = 0
+    /// The clocks of the latest event, for what the core does on its own.
+    private var lastWallClock = Instant(epochMillis: 0)
+    private var lastIteration = MonotonicInstant(nanoseconds: 0)
     /// The other instances' statuses, by instance name (`""`: a proxy without
     /// one): whether each is online and when it last heard from each meter.
     private var peers: [String: Peer] = [:]
@@ -128,7 +148,7 @@ final class ProxyCore {
     }
 
     init(programs: ProgramSet, journal: Journal, settings: Settings, origin: Origin, log: Log) {
-        self.engine = PackRouter(programs: programs, origin: origin)
+        self.engine = PackRouter(programs: programs, origin: origin, maxMeters: settings.maxMeters)
         self.journal = journal
         self.settings = settings
         self.origin = origin
@@ -136,7 +156,7 @@ final class ProxyCore {
         self.recovery = journal.recovery
         self.ledger = DiscoveryLedger(rootTopic: programs.rootTopic,
                                       discoveryPrefix: programs.siteConfig.homeAssistant.discoveryPrefix,
-                                      originName: origin.name, instance: programs.instance)
+                                      originName: origin.name, instance: programs.instance, maxMeters: settings.maxMeters)
     }
 
     var program: ProgramSet { engine.programs }
@@ -178,19 +198,34 @@ final class ProxyCore {
             return
         }
         busy = true
+        lastWallClock = now
+        let before = journal.bytes
         output.removeAll()
         engine.process(topic: topic, payload: payload, now: now, into: &output)
         take(output, now: now)
+        largestMessageBytes = max(largestMessageBytes, journal.bytes - before)
+        // At once, not at the end of the iteration: the rest of this read waits in the broker.
+        if journal.bytes >= readLimit { beginBackPressure(at: lastIteration) }
     }
+
+    /// The headroom one more message from the internal broker can need: its
+    /// clean output (about its payload) and a new meter's announcements
+    /// (64 KiB allowed), or twice the most one message brought so far;
+    /// at most half the journal.
+    var readHeadroom: Int {
+        min(journal.maxBytes / 2, max(settings.maxPayloadBytes + (64 << 10), 2 * largestMessageBytes))
+    }
+
+    /// The journal size at which reading stops (see the type's documentation).
+    var readLimit: Int { journal.maxBytes - readHeadroom }
 
     /// Home Assistant came online: every meter's entity configs again, one
     /// message per meter in the device form (through the journal).
     func announceHomeAssistant(now: Instant) {
         guard ledgerReady, program.siteConfig.homeAssistant.enabled else { return }
-        for id in knownMeters() where !program.isExcluded(id) && program.isValidDeviceID(id) && mayAnnounce(id, quiet: true, heard: engine.hasSeen(id)) {
-            append(ledger.plan(id: id, discovery: nil, homeAssistant: program.homeAssistantConfigs(for: id, origin: origin),
-                               forced: true, program: program.running(id), origin: origin), now: now)
-        }
+        lastWallClock = now
+        pendingAnnouncements += knownMeters().map { ($0, true) }
+        announcePending()
     }
 
     // MARK: Reading back the central broker
@@ -200,6 +235,9 @@ final class ProxyCore {
     func readBackStarted() {
         ledger.reset()
         ledgerReady = false
+        // The pass in progress planned against the old ledger; the next read-back starts a new one.
+        pendingAnnouncements.removeAll()
+        pendingHead = 0
     }
 
     /// A retained (or live) message on one of `ledger.filters`.
@@ -219,25 +257,53 @@ final class ProxyCore {
 
     /// Brings every meter the broker or the engine knows to what the rules
     /// and the site config want: missing or changed announcements go out,
-    /// what no longer exists is removed, an excluded meter is cleared.
+    /// what no longer exists is removed, an excluded meter is cleared. As
+    /// the journal has room (`announcePending`): thousands of meters'
+    /// announcements never push it past its bound.
     private func converge(now: Instant) {
-        let homeAssistant = program.siteConfig.homeAssistant.enabled
-        for id in knownMeters() {
-            let waiting = parked.removeValue(forKey: id)
-            guard mayAnnounce(id, quiet: waiting == nil, heard: waiting != nil || engine.hasSeen(id)) else { continue }
-            if program.isExcluded(id) || !program.isValidDeviceID(id) {
-                append(ledger.clearAll(id: id, program: program.running(id), origin: origin), now: now)
-                continue
-            }
-            // A meter heard since the start: the engine has its announcements; one only retained: the rules.
-            let current = engine.announcements(for: id)
-            let discovery = waiting?.discovery ?? current.first { $0.kind == .discovery }
-            let configs = !homeAssistant ? []
-                : engine.hasSeen(id) ? current.filter { $0.kind == .homeAssistant } : program.homeAssistantConfigs(for: id, origin: origin)
-            append(ledger.plan(id: id, discovery: discovery, homeAssistant: configs, forced: false,
-                               program: program.running(id), origin: origin), now: now)
+        lastWallClock = now
+        pendingAnnouncements += knownMeters().map { ($0, false) }
+        announcePending()
+    }
+
+    /// Works through `pendingAnnouncements` while the journal is under
+    /// `readLimit`; the rest waits for the next iteration.
+    private func announcePending() {
+        let now = lastWallClock
+        while pendingHead < pendingAnnouncements.count && journal.bytes < readLimit {
+            let (id, forced) = pendingAnnouncements[pendingHead]
+            pendingHead += 1
+            if forced { announceAgain(id, now: now) } else { converge(id, now: now) }
         }
-        parked.removeAll()
+        if pendingHead == pendingAnnouncements.count {
+            pendingAnnouncements.removeAll()
+            pendingHead = 0
+        }
+    }
+
+    private func converge(_ id: String, now: Instant) {
+        let homeAssistant = program.siteConfig.homeAssistant.enabled
+        let waiting = parked.removeValue(forKey: id)
+        guard mayAnnounce(id, quiet: waiting == nil, heard: waiting != nil || engine.hasSeen(id)) else { return }
+        if program.isExcluded(id) || !program.isValidDeviceID(id) {
+            append(ledger.clearAll(id: id, program: program.running(id), origin: origin), now: now)
+            return
+        }
+        // A meter heard since the start: the engine has its announcements; one only retained: the rules.
+        let current = engine.announcements(for: id)
+        let discovery = waiting?.discovery ?? current.first { $0.kind == .discovery }
+        let configs = !homeAssistant ? []
+            : engine.hasSeen(id) ? current.filter { $0.kind == .homeAssistant } : program.homeAssistantConfigs(for: id, origin: origin)
+        append(ledger.plan(id: id, discovery: discovery, homeAssistant: configs, forced: false,
+                           program: program.running(id), origin: origin), now: now)
+    }
+
+    /// Home Assistant came online: the meter's entity configs again.
+    private func announceAgain(_ id: String, now: Instant) {
+        guard program.siteConfig.homeAssistant.enabled, !program.isExcluded(id), program.isValidDeviceID(id),
+              mayAnnounce(id, quiet: true, heard: engine.hasSeen(id)) else { return }
+        append(ledger.plan(id: id, discovery: nil, homeAssistant: program.homeAssistantConfigs(for: id, origin: origin),
+                           forced: true, program: program.running(id), origin: origin), now: now)
     }
 
     /// The meters the broker holds announcements of, those seen since the
@@ -251,6 +317,7 @@ final class ProxyCore {
 
     /// Split sets that never completed expire.
     func tick(now: Instant) {
+        lastWallClock = now
         output.removeAll()
         engine.expire(now: now, into: &output)
         take(output, now: now)
@@ -259,7 +326,8 @@ final class ProxyCore {
     /// SIGHUP compiled new programs (every pack): they run from the next message on.
     func reload(_ program: ProgramSet, now: Instant) {
         let counters = engine.counters
-        engine = PackRouter(programs: program, origin: origin)
+        engine = PackRouter(programs: program, origin: origin, maxMeters: settings.maxMeters)
+        ledger.maxMeters = settings.maxMeters
         // The guarded counters carry over: a reload must not let a glitch through.
         engine.restore(counters)
         log.info("rules_reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
@@ -303,9 +371,11 @@ final class ProxyCore {
     /// The end of a loop iteration, before any socket is written: the journal
     /// buffer goes to disk, back-pressure is decided, records go out.
     func endOfIteration(at now: MonotonicInstant) {
+        lastIteration = now
         writeJournal()
         decideBackPressure(at: now)
         pump(at: now)
+        if pendingHead < pendingAnnouncements.count { announcePending() }
         if !busy || now.seconds(since: acknowledgementsWritten) >= settings.acknowledgementWriteSeconds {
             acknowledgementsWritten = now
             persistAcknowledgements()
@@ -325,6 +395,19 @@ final class ProxyCore {
     /// A status message the service published: its PUBACK is not a record's.
     func statusPublished(_ mid: Int32) { statusInFlight.insert(mid) }
     func isStatusAcknowledged(_ mid: Int32) -> Bool { !statusInFlight.contains(mid) }
+
+    /// What needs an operator now, one line each (the status's `problems`,
+    /// the health device's problem sensor); empty when all is well.
+    var problems: [String] {
+        var list: [String] = []
+        if let limit = engine.meterLimit, limit.isReached {
+            list.append("meter_limit: \(limit.maximum) meters known, new ones are dropped (proxy.max_meters)")
+        }
+        if ledger.overflowed > 0 {
+            list.append("meter_limit: the central broker holds announcements of more than \(ledger.maxMeters) meters; \(ledger.overflowed) not read back (proxy.max_meters)")
+        }
+        return list
+    }
 
     /// Nothing waits in the journal or for a PUBACK.
     var isDrained: Bool { journal.unacknowledgedCount == 0 && !journal.hasUnflushed }
@@ -354,7 +437,9 @@ final class ProxyCore {
             let message = messages[i]
             guard message.kind == .discovery || message.kind == .homeAssistant, let id = message.device else {
                 append(message, now: now)
-                if message.kind == .data, let id = message.device { statistics.lastSeen[id] = now }
+                if message.kind == .data, let id = message.device, statistics.lastSeen.updateValue(now, forKey: id) == nil {
+                    log.info("meter_heard", ["meter": id, "topic": message.topic, "detail": "its first reading since the start"])
+                }
                 i += 1
                 continue
             }
@@ -384,6 +469,8 @@ final class ProxyCore {
             parked[id] = waiting
             return
         }
+        // Newer than what waited for a converging pass still under way.
+        parked[id] = nil
         guard mayAnnounce(id, quiet: false, heard: true) else { return }
         append(ledger.plan(id: id, discovery: discovery, homeAssistant: homeAssistant, forced: false,
                            program: program.running(id), origin: origin), now: now)
@@ -408,13 +495,16 @@ final class ProxyCore {
             return bytes.withUnsafeBytes { Self.isoFormat.parse($0) }
         }
         var lastSeen: [String: Int64] = [:]
-        for (id, value) in status["meters"]?.objectValue ?? [:] { lastSeen[id] = seconds(value) }
+        for (id, value) in status["meters"]?.objectValue ?? [:] where lastSeen.count < settings.maxMeters { lastSeen[id] = seconds(value) }
         let time = seconds(status["time"]) ?? 0
         peers[instance] = Peer(online: status["state"]?.stringValue == "online", time: time,
                                started: seconds(status["started"]) ?? time, lastSeen: lastSeen)
     }
 
     private static let isoFormat = ClockFormat("yyyy-MM-dd HH:mm:ss")!
+
+    /// The meters another instance's status named that are kept (tests).
+    func peerMeterCount(instance: String) -> Int { peers[instance]?.lastSeen.count ?? 0 }
 
     private func takeOver(from instance: String, now: Instant) {
         guard ledgerReady else { return }
@@ -537,21 +627,27 @@ final class ProxyCore {
     }
 
     private func decideBackPressure(at now: MonotonicInstant) {
-        let full = journalBroken || journal.isFull
+        let full = journalBroken || journal.bytes >= readLimit
         if full, backPressureSince == nil {
-            backPressureSince = now
-            transport?.setInternalReading(false)
-            log.warning("back_pressure_on", [
-                "journal_bytes": String(journal.bytes), "journal_max_bytes": String(journal.maxBytes),
-                "detail": "not reading the internal broker; it queues readings in this client's session",
-            ])
-        } else if !full, let since = backPressureSince, journal.bytes <= journal.maxBytes / 10 * 9 {
+            beginBackPressure(at: now)
+        } else if !full, let since = backPressureSince, journal.bytes <= readLimit / 10 * 9 {
             backPressureSince = nil
             let seconds = now.seconds(since: since)
             backPressureTotal += seconds
             transport?.setInternalReading(true)
             log.info("back_pressure_off", ["journal_bytes": String(journal.bytes), "seconds": String(Int(seconds.rounded()))])
         }
+    }
+
+    private func beginBackPressure(at now: MonotonicInstant) {
+        guard backPressureSince == nil else { return }
+        backPressureSince = now
+        transport?.setInternalReading(false)
+        log.warning("back_pressure_on", [
+            "journal_bytes": String(journal.bytes), "journal_max_bytes": String(journal.maxBytes),
+            "read_limit_bytes": String(readLimit),
+            "detail": "not reading the internal broker; it queues readings in this client's session",
+        ])
     }
 
     /// Hands journal records to the central connection while it is connected

@@ -69,6 +69,8 @@ public final class ProxyService: @unchecked Sendable {
     /// which the proxy goes on with what arrived.
     private var readBack: (token: String, timer: LoopTimer?)?
     private var readBackCount = 0
+    /// `READY=1`, the watchdog and `STATUS=` under systemd (`ProxyService+systemd`).
+    private var systemd: SystemdSupervision?
 
     private struct Shutdown {
         var drainDeadline: MonotonicInstant
@@ -125,7 +127,8 @@ public final class ProxyService: @unchecked Sendable {
         }
         core = ProxyCore(programs: program, journal: journal,
                          settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
-                                         discoveryOnInternal: settings.proxy.discoveryOnInternal),
+                                         discoveryOnInternal: settings.proxy.discoveryOnInternal,
+                                         maxMeters: settings.proxy.maxMeters),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
         counterStore = CounterStore(directory: configuration.stateDirectory)
         resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
@@ -154,6 +157,7 @@ public final class ProxyService: @unchecked Sendable {
         defer { withExtendedLifetime(watcher) {} }
 
         refreshUTCOffset()
+        systemd = makeSupervision()
         wireCentral()
         wireInternal()
         do {
@@ -190,6 +194,7 @@ public final class ProxyService: @unchecked Sendable {
             "status_topic": statusTopic,
             "state_dir": configuration.stateDirectory,
         ])
+        systemd?.ready()
         loop.run()
 
         centralClient.stop()
@@ -229,6 +234,7 @@ public final class ProxyService: @unchecked Sendable {
     /// (the rest waits there for the next start); publish the offline status.
     private func beginShutdown() {
         guard shutdown == nil else { return }
+        systemd?.stopping("delivering the journal for up to \(Int(Self.drainSeconds)) s")
         core.writeJournal()
         internalClient.stop()
         shutdown = Shutdown(drainDeadline: MonotonicInstant.now().adding(seconds: Self.drainSeconds))
@@ -271,6 +277,7 @@ public final class ProxyService: @unchecked Sendable {
         }
         internalClient.onConnectionChange = { [unowned self] connected, reason in
             core.internalConnectionChanged(connected)
+            systemd?.brokerChanged("internal", connected: connected, reason: reason)
             if connected {
                 log.info("connected", ["broker": "internal", "url": internalClient.endpoint.description])
             } else if internalWasConnected {
@@ -296,6 +303,7 @@ public final class ProxyService: @unchecked Sendable {
     private func wireCentral() {
         centralClient.onConnectionChange = { [unowned self] connected, reason in
             core.centralConnectionChanged(connected, at: .now())
+            systemd?.brokerChanged("central", connected: connected, reason: reason)
             if connected {
                 log.info("connected", ["broker": "central", "url": centralClient.endpoint.description])
                 // Read back what the broker retains of our announcements (it
@@ -398,7 +406,7 @@ public final class ProxyService: @unchecked Sendable {
         let document = statistics.document(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
-            metersOnline: online, forwardedPerMinute: max(0, perMinute))
+            metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems).withLogLinesDropped(log)
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
             core.statusPublished(mid)
@@ -440,6 +448,7 @@ public final class ProxyService: @unchecked Sendable {
             return
         }
         for d in loaded.warnings.diagnostics { log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""]) }
+        log.level = options.logLevel(for: loaded.settings)
         loop.execute { [self] in apply(loaded) }
     }
 
@@ -455,6 +464,7 @@ public final class ProxyService: @unchecked Sendable {
         }
         core.settings.maxPayloadBytes = proxy.maxPayloadBytes
         core.settings.discoveryOnInternal = proxy.discoveryOnInternal
+        core.settings.maxMeters = proxy.maxMeters
         core.journal.maxBytes = proxy.journalMaxBytes
         if proxy.statusIntervalSeconds != statusIntervalSeconds {
             statusIntervalSeconds = proxy.statusIntervalSeconds

@@ -51,14 +51,15 @@ struct JournalStatus {
 extension ProxyStatistics {
     /// The status document: `{"state", "version", "started", "time",
     /// "connections", "counters": {"received", "received_qos0", "forwarded", "announced", "owned_elsewhere",
-    /// "dropped": {reason: n}}, "journal": {…}, "internal_broker": {…}, "meters": {id: last seen}}`.
+    /// "dropped": {reason: n}}, "journal": {…}, "internal_broker": {…}, "meters": {id: last seen},
+    /// "problems": [text]}`.
     /// Every drop reason is listed, zero or not, so a dashboard sees the full set.
     ///
     /// `meters_online`: meters heard from within their allowed silence (their
     /// Home Assistant `expire_after`); `forwarded_per_minute`: since the
     /// previous status.
     func document(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus,
-                  metersOnline: Int, forwardedPerMinute: Int) -> JSONValue {
+                  metersOnline: Int, forwardedPerMinute: Int, problems: [String] = []) -> JSONValue {
         var drops = JSONObject()
         for reason in Self.dropReasons { drops[reason] = .integer(Int64(dropped[reason] ?? 0)) }
         var meters = JSONObject()
@@ -96,6 +97,7 @@ extension ProxyStatistics {
             "meters_online": .integer(Int64(metersOnline)),
             "forwarded_per_minute": .integer(Int64(forwardedPerMinute)),
             "meters": .object(meters),
+            "problems": .array(problems.map { .string($0) }),
         ]
     }
 }

@@ -13,9 +13,9 @@ enum ServiceSettingsLoader {
     /// The keys read here, by section (`""`: the top level).
     static let keys = baseKeys.merging(discoveryKeys) { $0 + $1 }
     static let baseKeys: [String: [String]] = [
-        "": ["brokers"],
+        "": ["brokers", "log_level"],
         "proxy": [
-            "status_interval_s", "max_payload_bytes",
+            "status_interval_s", "max_payload_bytes", "max_meters",
             "journal_max_bytes", "journal_fsync", "journal_fsync_interval_ms", "outbox_limit",
             "shared_subscription_group",
         ],
@@ -23,7 +23,7 @@ enum ServiceSettingsLoader {
     ]
     /// Discovery on the internal broker: the proxy's copy and where the config sender reads.
     static let discoveryKeys = ["proxy": ["discovery_on_internal"], "config_sender": ["discovery_from"]]
-    /// config-sender's pacing keys (issue 15), read by `readPacing`.
+    /// config-sender's pacing keys, read by `readPacing`.
     static let pacingKeys = ["max_in_flight", "min_spacing_ms"]
     static let brokerNames = ["internal", "central"]
     static let clientNames = ["proxy", "config_sender"]
@@ -31,7 +31,15 @@ enum ServiceSettingsLoader {
     static func load(_ root: YAMLNode, _ ctx: LoadContext) -> ServiceSettings {
         var settings = ServiceSettings()
         var discoveryFrom: Located<ConfigSenderSettings.DiscoverySource>?
-        guard let top = ctx.checkedMapping(root, "the site config", keys: ["brokers", "proxy", "config_sender"]) else { return settings }
+        guard let top = ctx.checkedMapping(root, "the site config", keys: ["brokers", "log_level", "proxy", "config_sender"]) else { return settings }
+        if let v = top.string("log_level") {
+            if ServiceSettings.logLevels.contains(v.value) { settings.logLevel = v.value }
+            else {
+                ctx.error(.invalidValue, "unknown log_level '\(v.value)'",
+                          hint: Suggestion.hint(for: v.value, in: ServiceSettings.logLevels)
+                              ?? "use \(ServiceSettings.logLevels.joined(separator: ", ")) (the default is info)", at: v.mark)
+            }
+        }
         if let node = top.node("brokers"), let entries = ctx.namedEntries(node, "'brokers'") {
             for entry in entries {
                 guard brokerNames.contains(entry.key.value) else {
@@ -74,7 +82,7 @@ enum ServiceSettingsLoader {
         return settings
     }
 
-    // MARK: config_sender pacing (issue 15)
+    // MARK: config_sender pacing
 
     /// `max_in_flight` and `min_spacing_ms`: whole numbers, 0 switching the limit off.
     static func readPacing(_ c: MappingReader, _ ctx: LoadContext, into sender: inout ConfigSenderSettings) {
@@ -100,6 +108,14 @@ enum ServiceSettingsLoader {
         var proxy = ProxySettings()
         ctx.positive(p.int("status_interval_s")).map { proxy.statusIntervalSeconds = $0 }
         ctx.positive(p.int("max_payload_bytes")).map { proxy.maxPayloadBytes = $0 }
+        if let v = p.int("max_meters") {
+            if v.value >= 1 { proxy.maxMeters = v.value }
+            else {
+                ctx.error(.invalidValue, "'max_meters' must be at least 1",
+                          hint: "the most meters the proxy keeps state for (about 1 KiB each); the default is \(ProxySettings.defaultMaxMeters)",
+                          at: v.mark)
+            }
+        }
         if let v = p.int("journal_max_bytes") {
             if v.value >= ProxySettings.minimumJournalBytes { proxy.journalMaxBytes = v.value }
             else {

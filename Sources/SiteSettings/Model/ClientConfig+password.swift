@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RuleEngine
 
 extension ClientConfig {
@@ -16,6 +19,12 @@ extension ClientConfig {
     /// (without `\n` or `\r\n`); a file that exists but cannot be read is an
     /// error, not a reason to try the next source.
     public func resolvePassword(environment: [String: String]? = nil) throws(PasswordError) -> String? {
+        try resolvePasswordAndSource(environment: environment)?.password
+    }
+
+    /// As `resolvePassword`, with where the password came from, for error
+    /// messages: `credential 'name'`, `file '/path'` or `environment variable NAME`.
+    public func resolvePasswordAndSource(environment: [String: String]? = nil) throws(PasswordError) -> (password: String, source: String)? {
         guard hasPasswordSource else { return nil }
         let environment = environment ?? FileSystem.environment
         var missing: [String] = []
@@ -23,8 +32,9 @@ extension ClientConfig {
             if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
                 let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
                 if FileSystem.exists(path) {
-                    return try Self.nonEmpty(Self.firstLine(path, what: "credential '\(name)'"),
-                                             "the credential '\(name)' (\(path)) is empty (password_credential)")
+                    return (try Self.nonEmpty(Self.firstLine(path, what: "credential '\(name)'"),
+                                              "the credential '\(name)' (\(path)) is empty (password_credential)"),
+                            "credential '\(name)'")
                 }
                 missing.append("the credential '\(name)' is not in \(directory) (password_credential)")
             } else {
@@ -33,13 +43,14 @@ extension ClientConfig {
         }
         if let path = passwordFile {
             if FileSystem.exists(path) {
-                return try Self.nonEmpty(Self.firstLine(path, what: "password file"), "the password file '\(path)' is empty (password_file)")
+                return (try Self.nonEmpty(Self.firstLine(path, what: "password file"), "the password file '\(path)' is empty (password_file)"),
+                        "file '\(path)'")
             }
             missing.append("the password file '\(path)' does not exist (password_file)")
         }
         if let name = passwordEnv {
             if let value = environment[name] {
-                return try Self.nonEmpty(value, "the environment variable \(name) is empty (password_env)")
+                return (try Self.nonEmpty(value, "the environment variable \(name) is empty (password_env)"), "environment variable \(name)")
             }
             missing.append("the environment variable \(name) is not set (password_env)")
         }
@@ -52,8 +63,9 @@ extension ClientConfig {
     }
 
     private static func firstLine(_ path: String, what: String) throws(PasswordError) -> String {
-        guard let data = FileSystem.read(path) else {
-            throw PasswordError("cannot read the \(what) '\(path)'")
+        var failure: Int32 = 0
+        guard let data = FileSystem.read(path, failure: &failure) else {
+            throw PasswordError("cannot read the \(what) '\(path)': \(String(cString: strerror(failure)))")
         }
         var line = data.prefix { $0 != UInt8(ascii: "\n") }
         if line.last == UInt8(ascii: "\r") { line.removeLast() }

@@ -14,7 +14,14 @@ public struct ProxySettings: Sendable {
     /// The smallest journal allowed: 1 MiB.
     public static let minimumJournalBytes = 1 << 20
 
+    /// The default `max_meters`: one instance of the capacity model
+    /// (docs/scale-out.md plans a million meters on four proxies).
+    public static let defaultMaxMeters = 250_000
+
     public var statusIntervalSeconds = 60
+    /// The most meters the proxy keeps state for (`proxy.max_meters`): a new
+    /// id past it is dropped (`meter_limit`). About 1 KiB of memory each.
+    public var maxMeters = defaultMaxMeters
     /// Larger payloads are dropped before parsing.
     public var maxPayloadBytes = 65_536
     /// The disk journal between the brokers holds at most this many bytes;

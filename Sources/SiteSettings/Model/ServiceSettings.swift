@@ -5,6 +5,11 @@ public struct ServiceSettings: Sendable {
     public var brokers: [String: BrokerConfig] = [:]
     public var proxy = ProxySettings()
     public var configSender = ConfigSenderSettings()
+    /// `log_level`: the least severe events both services log; nil: info, or
+    /// the command line's `--log-level`, which overrides it.
+    public var logLevel: String?
+    /// The names `log_level` takes, least severe first.
+    public static let logLevels = ["debug", "info", "warning", "error"]
 
     public init() {}
 }
