@@ -177,10 +177,11 @@ final class ProxyCore {
     /// A `$SYS` figure of the internal broker (`InternalBrokerFigures`); a
     /// rise of its dropped count is a warning.
     func internalBrokerFigure(topic: String, payload: UnsafeRawBufferPointer) {
-        guard let figure = statistics.internalBroker.take(topic: topic, payload: payload),
-              figure.key == "dropped", figure.value > (figure.previous ?? 0) else { return }
+        guard let figure = statistics.internalBroker.take(topic: topic, payload: payload), figure.key == "dropped" else { return }
+        let rise = figure.previous.map { figure.value >= $0 ? figure.value - $0 : figure.value } ?? figure.value
+        guard rise > 0 else { return }
         log.limited(.warning, key: "internal.dropped", "internal_broker_dropped", [
-            "dropped": String(figure.value - (figure.previous ?? 0)), "total": String(figure.value),
+            "dropped": String(rise), "total": String(figure.value),
             "detail": figure.previous == nil ? "the meters' broker dropped messages since it started" : "the meters' broker dropped messages",
             "hint": "a full client queue (max_queued_messages) on the meters' broker: readings or commands were lost there",
         ])
@@ -405,6 +406,13 @@ final class ProxyCore {
         }
         if ledger.overflowed > 0 {
             list.append("meter_limit: the central broker holds announcements of more than \(ledger.maxMeters) meters; \(ledger.overflowed) not read back (proxy.max_meters)")
+        }
+        // Both until the proxy restarts: what was lost upstream stays lost.
+        if statistics.internalBroker.droppedWhileWatched > 0 {
+            list.append("internal_broker_dropped: the meters' broker dropped \(statistics.internalBroker.droppedWhileWatched) messages since this proxy started (max_queued_messages)")
+        }
+        if statistics.receivedQoS0 > 0 {
+            list.append("readings_qos0: \(statistics.receivedQoS0) readings arrived at QoS 0 since this proxy started (set the meters' MQTT QoS to 1)")
         }
         return list
     }
