@@ -133,6 +133,8 @@ public final class ProxyService: @unchecked Sendable {
         counterStore = CounterStore(directory: configuration.stateDirectory)
         resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
         core.transport = self
+        core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
+        core.refreshDeadLetters()
         let (counters, problem) = counterStore.load()
         if let problem { log.warning("counters_not_loaded", ["detail": problem]) }
         core.engine.restore(counters)
@@ -184,6 +186,7 @@ public final class ProxyService: @unchecked Sendable {
             core.tick(now: now())
             takeResetRequests()
             saveCounters()
+            core.refreshDeadLetters()
         }
         scheduleStatus()
         log.info("started", [
@@ -292,7 +295,7 @@ public final class ProxyService: @unchecked Sendable {
         }
         // Only discovery copies are published here (MQTT 5 reports a refusal;
         // with 3.1.1 the broker drops a refused message without a word).
-        internalClient.onPublishRejected = { [unowned self] _, reason in
+        internalClient.onPublishRejected = { [unowned self] _, _, reason in
             log.limited(.error, key: "publish.internal.rejected", "discovery_copy_refused", [
                 "broker": "internal", "reason": reason,
                 "hint": "the internal broker's ACL must let this account write the discovery topics, or set proxy.discovery_on_internal: false",
@@ -358,7 +361,7 @@ public final class ProxyService: @unchecked Sendable {
             }
         }
         centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
-        centralClient.onPublishRejected = { [unowned self] mid, reason in core.rejected(mid, reason: reason) }
+        centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.rejected(mid, code: code, reason: reason, at: .now()) }
         centralClient.onSubscriptionRejected = { [unowned self] filter in
             log.error("subscription_refused", ["broker": "central", "filter": filter])
         }
