@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import JSON
 import Journal
 import MQTT
@@ -112,6 +115,17 @@ final class ProxyCore {
     /// Where records refused for good go (`DeadLetters`); nil: they stay in
     /// the journal and are tried again like passing refusals.
     var deadLetters: DeadLetters?
+    /// The meters whose discovery message this proxy has on the central
+    /// broker, as far as it knows: persisted (`announcedFile`), so that a
+    /// read-back can tell whether it saw everything (`readBack`).
+    private(set) var announced: Set<String> = []
+    private var announcedChanged = false
+    /// `<state>/announced`, one id a line; nil: not kept (tests without one).
+    var announcedFile: String? {
+        didSet { loadAnnounced() }
+    }
+    /// What the last read-back saw of `announced` (nil before the first).
+    private(set) var readBack: (complete: Bool, announced: Int, seen: Int)?
     /// Letters in the dead-letter file, and its size when they were counted.
     private(set) var deadLetterCount = 0
     private var deadLetterBytes = -1
@@ -177,9 +191,13 @@ final class ProxyCore {
 
     /// A reading arrived at QoS 0 (before `received`): counted, and a warning,
     /// since nothing guarantees the meter's other readings reached the proxy.
+    /// Warned at the 1st, 2nd, 4th, 8th… only: a QoS 0 fleet costs no more
+    /// than a count per reading.
     func receivedAtQoS0(topic: String) {
         statistics.receivedQoS0 += 1
-        log.limited(.warning, key: "input.qos0", "reading_at_qos0", [
+        let n = statistics.receivedQoS0
+        guard n & (n - 1) == 0 else { return }
+        log.warning("reading_at_qos0", [
             "topic": topic, "count": String(statistics.receivedQoS0),
             "detail": "a meter publishes at QoS 0: the meters' broker may drop its readings without a trace",
             "hint": "set the meter's MQTT QoS to 1",
@@ -259,13 +277,62 @@ final class ProxyCore {
     }
 
     /// Every retained message is in: converge, then announce as things happen.
+    ///
+    /// Whether the read-back saw everything is judged against what this
+    /// proxy knows it announced (`announced`), not against the broker's
+    /// word: a broker that drops retained messages on the way (its
+    /// `max_queued_messages`) or lost them cannot make it look complete. A
+    /// meter now announced by another instance was taken over: not missing.
     func readBackFinished(now: Instant) {
         let wasReady = ledgerReady
         ledgerReady = true
+        var seen = 0
+        for id in announced {
+            guard let meter = ledger.meters[id], meter.discovery != nil else { continue }
+            if meter.isOwned(byOtherThan: program.instance) {
+                announced.remove(id)
+                announcedChanged = true
+            } else {
+                seen += 1
+            }
+        }
+        let complete = seen == announced.count && ledger.overflowed == 0
+        readBack = (complete, announced.count, seen)
         log.info("discovery_read_back", [
             "meters": String(ledger.meters.count), "detail": wasReady ? "again" : "converging",
+            "complete": String(complete), "announced": String(announced.count), "seen": String(seen),
         ])
+        if !complete {
+            log.warning("read_back_incomplete", [
+                "announced": String(announced.count), "seen": String(seen), "not_read_back": String(ledger.overflowed),
+                "detail": "the central broker did not hand back every retained announcement of this proxy; what is missing is announced again",
+                "hint": "the broker drops what exceeds max_queued_messages (see broker/README.md), or lost its retained messages",
+            ])
+        }
         converge(now: now)
+    }
+
+    /// Reads `announcedFile` (at most `maxMeters` ids).
+    private func loadAnnounced() {
+        guard let path = announcedFile, let bytes = FileSystem.read(path) else { return }
+        for line in bytes.split(separator: 0x0A) where announced.count < settings.maxMeters {
+            let id = String(decoding: line, as: UTF8.self)
+            if program.isValidDeviceID(id) { announced.insert(id) }
+        }
+    }
+
+    /// Writes `announcedFile` when it changed (once a second from the service):
+    /// a temporary file renamed over it.
+    func saveAnnounced() {
+        guard announcedChanged, let path = announcedFile else { return }
+        announcedChanged = false
+        let text = announced.sorted().joined(separator: "\n") + "\n"
+        let temporary = path + ".tmp"
+        guard Self.write(Array(text.utf8), to: temporary), rename(temporary, path) == 0 else {
+            log.limited(.error, key: "announced.save", "announced_not_saved", ["path": path])
+            announcedChanged = true
+            return
+        }
     }
 
     /// Brings every meter the broker or the engine knows to what the rules
@@ -489,6 +556,9 @@ final class ProxyCore {
         if !retries.isEmpty {
             list.append("publish_refused: \(retries.count) record(s) refused for a passing reason, sent again after a back-off")
         }
+        if let readBack, !readBack.complete {
+            list.append("read_back_incomplete: \(readBack.seen) of \(readBack.announced) announced meters read back from the central broker (its max_queued_messages?)")
+        }
         if ledger.overflowed > 0 {
             list.append("meter_limit: the central broker holds announcements of more than \(ledger.maxMeters) meters; \(ledger.overflowed) not read back (proxy.max_meters)")
         }
@@ -651,6 +721,7 @@ final class ProxyCore {
     }
 
     private func append(_ message: Outgoing, now: Instant) {
+        if message.kind == .discovery, let id = message.device { noteAnnounced(id, present: !message.payload.isEmpty) }
         message.payload.withUnsafeBytes { payload in
             var topic = message.topic
             topic.withUTF8 { topicBytes in
@@ -661,6 +732,28 @@ final class ProxyCore {
         // A withdrawn meter's discovery goes on the internal broker too
         // (the engine's own discovery messages were copied when they came).
         if message.kind == .discovery && message.payload.isEmpty && settings.discoveryOnInternal { publishInternal(message) }
+    }
+
+    private static func write(_ bytes: [UInt8], to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            written += n
+        }
+        return true
+    }
+
+    private func noteAnnounced(_ id: String, present: Bool) {
+        if present {
+            if announced.count < settings.maxMeters, announced.insert(id).inserted { announcedChanged = true }
+        } else if announced.remove(id) != nil {
+            announcedChanged = true
+        }
     }
 
     /// The copy of a discovery message on the internal broker (see the type's

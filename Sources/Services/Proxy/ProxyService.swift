@@ -134,6 +134,7 @@ public final class ProxyService: @unchecked Sendable {
         resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
         core.transport = self
         core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
+        core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
         core.refreshDeadLetters()
         let (counters, problem) = counterStore.load()
         if let problem { log.warning("counters_not_loaded", ["detail": problem]) }
@@ -187,6 +188,7 @@ public final class ProxyService: @unchecked Sendable {
             takeResetRequests()
             saveCounters()
             core.refreshDeadLetters()
+            core.saveAnnounced()
         }
         scheduleStatus()
         log.info("started", [
@@ -202,6 +204,7 @@ public final class ProxyService: @unchecked Sendable {
 
         centralClient.stop()
         saveCounters()
+        core.saveAnnounced()
         core.persistAcknowledgements()
         core.journal.close()
         log.info("stopped", [
@@ -271,7 +274,8 @@ public final class ProxyService: @unchecked Sendable {
 
     private func wireInternal() {
         internalClient.onMessage = { [unowned self] message in
-            if message.topic.hasPrefix("$SYS/") {
+            // Only the broker's own topics start with '$' (clients cannot publish them).
+            if message.topic.utf8.first == UInt8(ascii: "$") {
                 core.internalBrokerFigure(topic: message.topic, payload: message.payload)
                 return
             }
@@ -409,7 +413,8 @@ public final class ProxyService: @unchecked Sendable {
         let document = statistics.document(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
-            metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems).withLogLinesDropped(log)
+            metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
+            readBack: core.readBack).withLogLinesDropped(log)
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
             core.statusPublished(mid)
