@@ -303,7 +303,7 @@ final class ProxyCore {
         if !complete {
             log.warning("read_back_incomplete", [
                 "announced": String(announced.count), "seen": String(seen), "not_read_back": String(ledger.overflowed),
-                "detail": "the central broker did not hand back every retained announcement of this proxy; what is missing is announced again",
+                "detail": "the central broker did not hand back every retained announcement of this proxy; a missing meter heard since the start is announced again, the others when they are next heard",
                 "hint": "the broker drops what exceeds max_queued_messages (see broker/README.md), or lost its retained messages",
             ])
         }
