@@ -245,6 +245,9 @@ final class ProxyCore {
         min(journal.maxBytes / 2, max(settings.maxPayloadBytes + (64 << 10), 2 * largestMessageBytes))
     }
 
+    /// Reading is stopped for want of room in the journal (or a failed write).
+    var isBackPressureActive: Bool { backPressureSince != nil }
+
     /// The journal size at which reading stops (see the type's documentation).
     var readLimit: Int { journal.maxBytes - readHeadroom }
 
