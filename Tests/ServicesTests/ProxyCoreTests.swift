@@ -22,14 +22,15 @@ final class RecordingTransport: ProxyTransport {
     var refuseNext = 0
     private var nextMid: Int32 = 0
 
-    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
+    func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
         if payload.count > 10_000 { throw MQTTError(.payloadTooLarge, "too large for the test broker") }
         if refuseNext > 0 {
             refuseNext -= 1
             throw MQTTError(.outOfMemory, "the client is out of memory")
         }
         nextMid += 1
-        published.append(Published(mid: nextMid, topic: topic, payload: String(decoding: payload, as: UTF8.self), retain: retain))
+        published.append(Published(mid: nextMid, topic: String(decoding: topic, as: UTF8.self),
+                                   payload: String(decoding: payload, as: UTF8.self), retain: retain))
         return nextMid
     }
 

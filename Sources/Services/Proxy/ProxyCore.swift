@@ -11,8 +11,9 @@ import RuleEngine
 protocol ProxyTransport: AnyObject {
     var isCentralConnected: Bool { get }
     /// Publishes at QoS 1 on the central broker; returns the message id. The
-    /// transport queues it while disconnected (see `MQTTClient`).
-    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32
+    /// transport queues it while disconnected (see `MQTTClient`). The topic's
+    /// bytes are borrowed from the journal record, like the payload.
+    func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32
     /// Back-pressure: stop (false) or resume (true) reading the internal broker.
     func setInternalReading(_ enabled: Bool)
     /// While false, nothing may be written to the internal broker: no PUBACK
@@ -100,7 +101,7 @@ final class ProxyCore {
     private(set) var statistics = ProxyStatistics()
 
     /// Central message id → journal sequence and kind, for records handed over.
-    private var inFlight: [Int32: (sequence: UInt64, kind: UInt8)] = [:]
+    private var inFlight = InFlightTable()
     /// Message ids of status messages (not journal records), until acknowledged.
     private var statusInFlight: Set<Int32> = []
     /// Records the broker refused (MQTT 5), by message id, until their
@@ -135,7 +136,8 @@ final class ProxyCore {
     private var backPressureTotal = 0.0
     private var output = ProcessOutput()
     /// A record handed out by the journal that the transport could not take
-    /// for a passing reason: it goes first at the next pump.
+    /// for a passing reason (a copy: the journal lends its records only until
+    /// the next read): it goes first at the next pump.
     private var retryRecord: JournalRecord?
     private var acknowledgementsWritten = MonotonicInstant(nanoseconds: 0)
     /// A message was received or a record handed over in this iteration.
@@ -431,8 +433,9 @@ final class ProxyCore {
 
     /// The central broker acknowledged `mid`.
     func acknowledged(_ mid: Int32) {
-        if statusInFlight.remove(mid) != nil { return }
-        guard let record = inFlight.removeValue(forKey: mid) else { return }
+        // The sets are empty nearly always: no hashing then.
+        if !statusInFlight.isEmpty && statusInFlight.remove(mid) != nil { return }
+        guard let record = inFlight.remove(mid) else { return }
         if !refusedInFlight.isEmpty, let refusal = refusedInFlight.removeValue(forKey: mid) {
             refused(record.sequence, code: refusal.code, reason: refusal.reason)
         } else {
@@ -845,41 +848,63 @@ final class ProxyCore {
             holdUntil = nil
         }
         while inFlight.count < settings.window {
-            let next: JournalRecord?
+            // A record to send again: an owned copy (the journal lends its
+            // records only until its next read).
+            var again: JournalRecord?
             if let record = retryRecord {
-                next = record
+                again = record
                 retryRecord = nil
             } else if !retries.isEmpty, let i = retries.firstIndex(where: { $0.due <= now }) {
-                next = retries.remove(at: i).record
-            } else {
-                do {
-                    next = try journal.next()
-                } catch {
-                    log.limited(.error, key: "journal.read", "journal_read_failed", ["error": "\(error)"])
+                again = retries.remove(at: i).record
+            }
+            if let record = again {
+                let sent = record.topic.withUnsafeBytes { topic in
+                    record.payload.withUnsafeBytes { payload in
+                        hand(sequence: record.sequence, kind: record.kind, retain: record.retain, topic: topic, payload: payload,
+                             transport: transport)
+                    }
+                }
+                guard sent else {
+                    retryRecord = record
                     return
                 }
+                continue
+            }
+            let next: BorrowedJournalRecord?
+            do {
+                next = try journal.nextBorrowed()
+            } catch {
+                log.limited(.error, key: "journal.read", "journal_read_failed", ["error": "\(error)"])
+                return
             }
             guard let record = next else { return }
-            let topic = String(decoding: record.topic, as: UTF8.self)
-            do {
-                let mid = try record.payload.withUnsafeBytes { payload in
-                    Result { () throws(MQTTError) -> Int32 in
-                        try transport.publishCentral(topic: topic, payload: payload, retain: record.retain)
-                    }
-                }.get()
-                inFlight[mid] = (record.sequence, record.kind)
-                busy = true
-            } catch where !error.isPermanent {
-                retryRecord = record
-                log.limited(.warning, key: "publish.retry", "publish_deferred", ["topic": topic, "error": "\(error)"])
+            // The record's bytes are the journal's until its next read: published from there, not copied.
+            guard hand(sequence: record.sequence, kind: record.kind, retain: record.retain, topic: record.topic,
+                       payload: record.payload, transport: transport) else {
+                retryRecord = record.copied
                 return
-            } catch {
-                // Never sendable (a payload over the broker's limit): named, counted, removed.
-                journal.acknowledge(record.sequence)
-                statistics.countDrop(ProxyStatistics.publishFailed)
-                log.limited(.error, key: "publish.failed", "publish_failed", ["topic": topic, "error": "\(error)"])
             }
         }
+    }
+
+    /// Publishes one record; false when the transport could not take it for a
+    /// passing reason (it is sent again at the next pump).
+    private func hand(sequence: UInt64, kind: UInt8, retain: Bool, topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+                      transport: any ProxyTransport) -> Bool {
+        do throws(MQTTError) {
+            let mid = try transport.publishCentral(topic: topic, payload: payload, retain: retain)
+            inFlight.insert(mid, sequence: sequence, kind: kind)
+            busy = true
+        } catch where !error.isPermanent {
+            log.limited(.warning, key: "publish.retry", "publish_deferred", ["topic": String(decoding: topic, as: UTF8.self), "error": "\(error)"])
+            return false
+        } catch {
+            // Never sendable (a payload over the broker's limit): named, counted, removed.
+            journal.acknowledge(sequence)
+            statistics.countDrop(ProxyStatistics.publishFailed)
+            log.limited(.error, key: "publish.failed", "publish_failed", ["topic": String(decoding: topic, as: UTF8.self), "error": "\(error)"])
+        }
+        return true
     }
 }
 

@@ -520,8 +520,8 @@ public final class ProxyService: @unchecked Sendable {
 extension ProxyService: ProxyTransport {
     var isCentralConnected: Bool { centralClient.isConnected }
 
-    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
-        try centralClient.publish(topic: topic, payload: payload, qos: 1, retain: retain)
+    func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
+        try centralClient.publish(topicBytes: topic, payload: payload, qos: 1, retain: retain)
     }
 
     func setInternalReading(_ enabled: Bool) {
