@@ -49,8 +49,9 @@ public struct ConfigStateStore: Sendable {
             return ([:], events)
         }
         do throws(StateStoreError) {
-            guard let data = FileSystem.read(path) else {
-                throw StateStoreError("cannot read the file")
+            var failure: Int32 = 0
+            guard let data = FileSystem.read(path, failure: &failure) else {
+                throw StateStoreError("cannot read the file: \(String(cString: strerror(failure)))")
             }
             let (records, skipped) = try ConfigStateStore.decode(data)
             for (id, why) in skipped {
