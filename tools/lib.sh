@@ -65,3 +65,18 @@ internal_broker_conf() {
     grep -qx "password_file $dir/passwd" "$conf" && grep -qx "acl_file $dir/acl" "$conf" &&
     grep -qx "persistence_location $dir/data/" "$conf" && grep -qx "user $user" "$conf"
 }
+
+# release_build PRODUCT...: the release build of each product, with the Swift
+# runtime, Foundation and Dispatch linked statically and no $ORIGIN run path
+# (the binaries the Debian package ships need no toolchain library). tools/demo, tools/bench and
+# tools/package build with these very flags so they share one build: another
+# flag set would recompile every module. One product per run (a static build
+# of every target would take in the tests' support, which needs the toolchain's
+# dynamic Testing). Sets $bin.
+release_build() {
+  local product
+  for product in "$@"; do
+    swift build -c release --static-swift-stdlib --disable-local-rpath --product "$product" || return 1
+  done
+  bin=$(swift build -c release --static-swift-stdlib --disable-local-rpath --show-bin-path)
+}

@@ -344,6 +344,25 @@ public final class Journal {
         return nil
     }
 
+    /// The record `sequence`, if it is flushed and not acknowledged; nil otherwise.
+    ///
+    /// Reads its segment from the start with a reader of its own: for the rare
+    /// record that needs a second look (one the broker refused), not for the
+    /// stream, which `next()` reads.
+    public func record(_ sequence: UInt64) throws(JournalError) -> JournalRecord? {
+        guard sequence >= watermark, sequence < nextSequence, !acknowledgedAbove.contains(sequence) else { return nil }
+        let index = segmentIndex(containing: sequence)
+        guard index < segments.count else { return nil }
+        let reader = SegmentReader(chunk: 64 << 10)
+        defer { reader.close() }
+        try reader.open(segments[index].path)
+        while case .record(let body, _) = try reader.peek(limit: segments[index].size) {
+            if RecordFormat.sequence(ofBody: body.baseAddress!) == sequence { return RecordFormat.decode(body: body) }
+            reader.advance()
+        }
+        return nil
+    }
+
     /// Hands out again, from the watermark, every record not yet acknowledged (e.g. after the connection state was lost).
     public func rewind() {
         nextHand = watermark

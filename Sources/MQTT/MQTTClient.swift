@@ -44,9 +44,10 @@ public final class MQTTClient: @unchecked Sendable {
     /// The broker acknowledged a QoS 1 message (PUBACK; QoS 2: PUBCOMP), or a
     /// QoS 0 message left the socket.
     public var onPublished: ((_ messageID: Int32) -> Void)?
-    /// MQTT 5: the broker acknowledged a message with a failure reason code.
-    /// Called just before `onPublished` for that id.
-    public var onPublishRejected: ((_ messageID: Int32, _ reason: String) -> Void)?
+    /// MQTT 5: the broker acknowledged a message with a failure reason code
+    /// (≥ 0x80, e.g. 0x87 not authorized), named in `reason`. Called just
+    /// before `onPublished` for that id.
+    public var onPublishRejected: ((_ messageID: Int32, _ code: Int32, _ reason: String) -> Void)?
     /// The broker refused a subscription (SUBACK 0x80 or an MQTT 5 failure code).
     public var onSubscriptionRejected: ((_ filter: String) -> Void)?
     /// Every subscription sent on this connection has its SUBACK.
@@ -445,7 +446,7 @@ public final class MQTTClient: @unchecked Sendable {
     func handlePublished(mid: Int32, reasonCode: Int32) {
         if unacknowledged > 0 { unacknowledged -= 1 }
         if reasonCode >= 0x80 {
-            onPublishRejected?(mid, String(cString: mosquitto_reason_string(reasonCode)))
+            onPublishRejected?(mid, reasonCode, String(cString: mosquitto_reason_string(reasonCode)))
         }
         onPublished?(mid)
     }

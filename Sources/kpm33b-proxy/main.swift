@@ -11,7 +11,7 @@ struct ProxyCommand: ParsableCommand {
         commandName: "kpm33b-proxy",
         abstract: "Forward clean KPM33B meter readings from the meters' broker to the central broker.",
         version: ServiceVersion.current,
-        subcommands: [Run.self, Retire.self, AcceptReset.self],
+        subcommands: [Run.self, Retire.self, AcceptReset.self, DeadLettersCommand.self],
         defaultSubcommand: Run.self)
 }
 
@@ -114,3 +114,36 @@ struct AcceptReset: ParsableCommand {
 }
 
 ProxyCommand.main()
+
+struct DeadLettersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dead-letters",
+        abstract: "What the central broker refused for good (not authorized, topic name invalid, …): list, replay or discard it.",
+        discussion: """
+            A record the central broker refuses with a reason that sending again cannot change \
+            leaves the journal for the dead-letter file in the state directory, and the proxy's \
+            status and health device say so. Fix the broker (its ACL, its limits), then replay: \
+            what it acknowledges leaves the file, what it refuses again stays. Runs beside a \
+            running proxy, with the client id of the proxy ending in -dead-letters.
+            """)
+
+    enum Action: String, ExpressibleByArgument, CaseIterable { case list, replay, discard }
+
+    @OptionGroup var service: ServiceArguments
+    @OptionGroup var state: StateDirectory
+
+    @Argument(help: "list | replay | discard")
+    var action: Action
+
+    func run() throws {
+        let (site, options, log) = try service.start()
+        let directory = site.program.stateDirectory(state.stateDir)
+        let status = switch action {
+        case .list: ProxyDeadLetters.list(stateDirectory: directory, log: log)
+        case .replay: ProxyDeadLetters.replay(site: site, options: options, stateDirectory: directory, log: log)
+        case .discard: ProxyDeadLetters.discard(stateDirectory: directory, log: log)
+        }
+        log.flush()
+        if status != 0 { throw ExitCode(status) }
+    }
+}

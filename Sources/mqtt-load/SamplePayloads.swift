@@ -1,5 +1,5 @@
-/// The real KPM33B captures from the shared protocol data
-/// (`data/messages/MQTT_RT_DATA.json` and `MQTT_ENY_NOW.json`), byte for byte.
+/// Real KPM33B messages, the pack's samples
+/// (`rules/kpm33b/samples/MQTT_RT_DATA.json` and `MQTT_ENY_NOW.json`), byte for byte.
 /// The load generator rewrites only `id` and `time` per message.
 enum SamplePayloads {
     /// 586 bytes, the second-level values.

@@ -41,6 +41,20 @@ import Testing
         ])
     }
 
+    /// The reader is gone (its end closed): every line is counted as
+    /// dropped, at once, and nothing keeps trying.
+    @Test func aClosedReaderCountsEveryLine() {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        close(fds[0])
+        defer { close(fds[1]) }
+        let log = Log(level: .info, fd: fds[1])
+        for i in 0..<100 { log.info("line", ["i": String(i)]) }
+        log.flush(timeout: 5)
+        #expect(log.droppedLines == 100)
+        #expect(log.bufferedBytes == 0)
+    }
+
     /// Standard output is a pipe nobody reads: logging goes on at once, the
     /// lines that did not fit are counted, and once the pipe is read their
     /// count follows the lines that were kept.

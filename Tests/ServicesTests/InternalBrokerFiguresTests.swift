@@ -4,6 +4,7 @@ import JSON
 import MQTT
 import Testing
 import TestSupport
+@testable import Services
 
 /// What "nothing lost" cannot see by itself, shown in the proxy's status: the
 /// meters' broker's own drops and store (`$SYS`, read through the shipped ACL,
@@ -26,6 +27,8 @@ import TestSupport
         func log() -> String { (try? String(contentsOf: directory.appendingPathComponent("proxy.log"), encoding: .utf8)) ?? "" }
         let status = try TestSubscriber(broker: centralBroker, filters: ["kpm33b/status"])
         func lastStatus() -> JSONValue? { status.messages.last.flatMap { try? JSONValue.parse($0.payload) } }
+        /// The health device's problem sensor reads these.
+        func problems() -> [String] { lastStatus()?["problems"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
 
         let proxy = try ChildProcess(executable: try #require(ProxyHarness.binary, "kpm33b-proxy is not built"), arguments: [
             "--rules", senderPackPath, "--config", configFile.path,
@@ -36,6 +39,7 @@ import TestSupport
         try #require(senderEventually { lastStatus()?["internal_broker"]?["stored_messages"]?.intValue != nil }, "\(log())")
         #expect(lastStatus()?["internal_broker"]?["dropped"]?.intValue == 0)
         #expect(lastStatus()?["counters"]?["received_qos0"]?.intValue == 0)
+        #expect(problems().isEmpty)
 
         // A meter away with a persistent session: the broker queues 5 of the 20
         // commands sent to it and drops the rest.
@@ -58,6 +62,7 @@ import TestSupport
         try #require(senderEventually { (lastStatus()?["internal_broker"]?["dropped"]?.intValue ?? 0) >= 15 },
                      "\(String(decoding: status.messages.last?.payload ?? [], as: UTF8.self))")
         #expect(senderEventually { log().contains("msg=internal_broker_dropped") })
+        #expect(senderEventually { problems().contains { $0.hasPrefix("internal_broker_dropped: ") } }, "\(problems())")
         #expect((lastStatus()?["internal_broker"]?["stored_bytes"]?.intValue ?? 0) > 0)
 
         // A meter that publishes at QoS 0: counted and warned about, still forwarded.
@@ -67,6 +72,7 @@ import TestSupport
         try meter.publish(topic: "MQTT_ENY_NOW", payload: Array(reading.utf8), qos: 0, retain: false)
         try #require(senderEventually { lastStatus()?["counters"]?["received_qos0"]?.intValue == 1 }, "\(log())")
         #expect(log().contains("msg=reading_at_qos0"))
+        #expect(senderEventually { problems().contains { $0.hasPrefix("readings_qos0: 1 readings") } }, "\(problems())")
 
         // The proxy's account reads exactly these figures of $SYS, nothing else.
         let asProxy = try TestSubscriber(endpoint: internalBroker.endpoint, filters: ["$SYS/#"], qos: 0, options: MQTTOptions(
@@ -77,5 +83,25 @@ import TestSupport
         ])
         proxy.signal(SIGTERM)
         #expect(proxy.wait(timeout: 10) && proxy.exitStatus == 0)
+    }
+
+    /// The first `dropped` is the broker's since its start (before the proxy
+    /// watched); a smaller one is a restarted broker counting from 0 again.
+    @Test func dropsWhileWatchedSurviveABrokerRestart() {
+        var figures = InternalBrokerFigures()
+        func take(_ topic: String, _ value: String) -> (key: String, previous: Int?, value: Int)? {
+            Array(value.utf8).withUnsafeBytes { figures.take(topic: topic, payload: $0) }
+        }
+        let dropped = "$SYS/broker/publish/messages/dropped"
+        #expect(take(dropped, "40")?.previous == nil)
+        #expect(figures.droppedWhileWatched == 0)
+        _ = take(dropped, "45")
+        _ = take(dropped, "3")  // the broker restarted
+        _ = take(dropped, "10")
+        #expect(figures.droppedWhileWatched == 15)
+        #expect(take(dropped, "x") == nil)
+        #expect(take("$SYS/broker/clients/connected", "1") == nil)
+        _ = take("$SYS/broker/store/messages/bytes", "2048")
+        #expect(figures.document == ["dropped": 10, "stored_messages": .null, "stored_bytes": 2048])
     }
 }

@@ -82,8 +82,10 @@ final class CoreFixture {
         let settings = JournalSettings(maxBytes: maxBytes, fsync: .never)
         let journal = try Journal(directory: directory + "/journal", maxBytes: maxBytes,
                                   segmentBytes: settings.segmentBytes, fsync: .never)
-        return ProxyCore(programs: ProgramSet(single: program), journal: journal, settings: .init(maxPayloadBytes: 4096),
-                         origin: Origin(name: "test", version: "0"), log: Log(level: .error, fd: -1))
+        let core = ProxyCore(programs: ProgramSet(single: program), journal: journal, settings: .init(maxPayloadBytes: 4096),
+                             origin: Origin(name: "test", version: "0"), log: Log(level: .error, fd: -1))
+        core.deadLetters = DeadLetters(directory: directory)
+        return core
     }
 
     /// A process restart: a new core on the same journal directory.
@@ -375,15 +377,60 @@ final class CoreFixture {
         #expect(f.core.statistics.dropped.isEmpty)
     }
 
+    /// No refusal is silently final: quota exceeded (0x97) sends the record
+    /// again after a back-off, server busy (0x89) too, and it is delivered;
+    /// not authorized (0x87) moves it to the dead letters, flagged as a problem.
+    @Test func refusalsAreRetriedOrDeadLettered() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        try f.receive(second: 0)
+        f.endIteration()
+        var sent = try #require(f.transport.data.last)
+        f.core.rejected(sent.mid, code: 0x97, reason: "Quota exceeded", at: f.clock)
+        f.acknowledgeAll()
+        #expect(!f.core.isDrained, "the record stays in the journal")
+        f.endIteration(after: 0.5)
+        #expect(f.transport.data.count == 1, "not before its back-off")
+        f.endIteration(after: 0.6)
+        #expect(f.transport.data.count == 2, "sent again after 1 s")
+        sent = try #require(f.transport.data.last)
+        f.core.rejected(sent.mid, code: 0x89, reason: "Server busy", at: f.clock)
+        f.acknowledgeAll()
+        f.endIteration(after: 1.1)
+        #expect(f.transport.data.count == 2, "the second back-off is 2 s")
+        f.endIteration(after: 1.0)
+        #expect(f.transport.data.count == 3)
+        #expect(f.core.problems.contains { $0.hasPrefix("publish_refused") } == false || f.core.statistics.refusedRetried == 2)
+        f.acknowledgeAll()
+        #expect(f.core.isDrained)
+        #expect(f.core.statistics.forwarded == 1)
+        #expect(f.core.statistics.refusedRetried == 2)
+        #expect(f.core.problems.isEmpty)
+
+        try f.receive(second: 1)
+        f.endIteration()
+        sent = try #require(f.transport.data.last)
+        f.core.rejected(sent.mid, code: 0x87, reason: "Not authorized", at: f.clock)
+        f.acknowledgeAll()
+        f.endIteration(after: 120)
+        #expect(f.transport.data.count == 4, "a permanent refusal is not sent again")
+        #expect(f.core.isDrained)
+        let letters = try DeadLetters(directory: f.directory).load().letters
+        #expect(letters.map(\.topic) == ["kpm33b/33B1225950027/seconds"])
+        #expect(letters.first.map { String(decoding: $0.payload, as: UTF8.self) } == ProxyHarness.cleanRTData(second: 1))
+        #expect(letters.first?.code == 0x87)
+        #expect(f.core.problems.contains { $0.hasPrefix("dead_letters: 1") })
+    }
+
     @Test func refusedAndOversizedMessagesAreCountedUnderNamedReasons() throws {
         let f = try CoreFixture()
         f.connectCentral()
         try f.receive(second: 0)
         f.endIteration()
         let data = try #require(f.transport.data.first)
-        f.core.rejected(data.mid, reason: "Not authorized")
+        f.core.rejected(data.mid, code: 0x87, reason: "Not authorized", at: f.clock)
         f.acknowledgeAll()
-        #expect(f.core.statistics.dropped[ProxyStatistics.publishRejected] == 1)
+        #expect(f.core.statistics.deadLettered == 1)
         #expect(f.core.statistics.forwarded == 0)
         #expect(f.core.isDrained)
 

@@ -66,7 +66,7 @@ final class ProxyHarness: @unchecked Sendable {
     /// The site config of every test: both brokers, a fast status, a small
     /// payload limit and one excluded meter.
     func writeConfig(groups: [String] = [], maxPayloadBytes: Int = 4096, journalMaxBytes: Int? = nil, centralPort: Int? = nil,
-                     exclude: [String] = ["33B1225950030"]) throws {
+                     exclude: [String] = ["33B1225950030"], centralProtocol: String = "3.1.1") throws {
         let text = """
             root_topic: kpm33b
             brokers:
@@ -80,7 +80,7 @@ final class ProxyHarness: @unchecked Sendable {
               central:
                 host: 127.0.0.1
                 port: \(centralPort ?? centralBroker.port)
-                protocol: 3.1.1
+                protocol: \(centralProtocol)
                 clients:
                   proxy: { client_id: \(clientID) }
             meters:

@@ -375,6 +375,46 @@ struct ProxyTests {
         return (process.exitStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 
+    /// A central broker whose ACL refuses one meter's topic (MQTT 5: 0x87 not
+    /// authorized): the refused reading goes to the dead letters, the status
+    /// says so, the other meter's reading is delivered; once the ACL is fixed,
+    /// `kpm33b-proxy dead-letters replay` delivers it and empties the file.
+    @Test func refusedReadingIsDeadLetteredAndReplayedOnceTheACLIsFixed() throws {
+        let refused = "kpm33b/33B1225950027/seconds"
+        let h = try ProxyHarness(central: TestBroker.Configuration(acl: ["topic deny \(refused)", "topic readwrite #"]))
+        try h.writeConfig(centralProtocol: "5")
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/seconds", "kpm33b/status"])
+        try h.startProxy()
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0))
+        try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0, id: "33B1225950031"))
+        #expect(central.waitForData(count: 1).count == 1)
+        #expect(h.waitForLog("msg=publish_dead_lettered", timeout: 10), "\(h.proxyLog.suffix(3000))")
+        #expect(h.proxyLog.contains("code=0x87"))
+        let status = central.waitForStatus(timeout: 10) { $0["counters"]?["dead_lettered"] == 1 }
+        #expect(status?["problems"]?.arrayValue?.contains { $0.stringValue?.hasPrefix("dead_letters: 1") == true } == true,
+                "\(String(describing: status?["problems"]))")
+        let (listed, list) = try proxyCommand(h, ["dead-letters", "list", "--state-dir", h.stateDirectory])
+        #expect(listed == 0, "\(list)")
+        #expect(list.contains(refused) && list.contains("0x87"), "\(list)")
+
+        // Still refused: it stays.
+        var (replayed, output) = try proxyCommand(h, ["dead-letters", "replay", "--state-dir", h.stateDirectory])
+        #expect(replayed == 1, "\(output)")
+        #expect(output.contains("msg=dead_letter_refused_again"), "\(output)")
+        // The ACL fixed and reloaded.
+        try "topic readwrite #\n".write(to: h.centralBroker.directory.appendingPathComponent("acl"), atomically: true, encoding: .utf8)
+        kill(try #require(h.centralBroker.pid), SIGHUP)
+        usleep(300_000)
+        (replayed, output) = try proxyCommand(h, ["dead-letters", "replay", "--state-dir", h.stateDirectory])
+        #expect(replayed == 0, "\(output)")
+        #expect(central.waitForData(count: 2).contains("\(refused) \(ProxyHarness.cleanRTData(second: 0))"))
+        let (_, after) = try proxyCommand(h, ["dead-letters", "list", "--state-dir", h.stateDirectory])
+        #expect(after.contains("msg=dead_letters count=0"), "\(after)")
+        let clear = central.waitForStatus(timeout: 10) { $0["problems"]?.arrayValue?.isEmpty == true }
+        #expect(clear != nil, "the problem is gone once the file is empty")
+        try stop(h)
+    }
+
     /// `kpm33b-proxy retire ID` clears the meter's retained discovery (both
     /// brokers) and every Home Assistant config of it; other meters keep theirs.
     @Test func retireClearsEveryRetainedMessageOfAMeter() throws {

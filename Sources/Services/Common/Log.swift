@@ -94,6 +94,9 @@ public final class Log: @unchecked Sendable {
         var droppedTotal = 0
         /// The flusher is running (it stops when nothing is left).
         var flushing = false
+        /// The descriptor failed for good (its reader is gone): nothing is
+        /// written any more, every line is counted as dropped.
+        var broken = false
 
         var buffered: Int { pending.count - head }
     }
@@ -157,7 +160,7 @@ public final class Log: @unchecked Sendable {
             while true {
                 drain(&out)
                 if out.buffered == 0 {
-                    if out.dropped == 0 { return }
+                    if out.dropped == 0 || out.broken { return }
                     append(Self.droppedReport(out.dropped), to: &out)
                     out.dropped = 0
                     continue
@@ -174,6 +177,10 @@ public final class Log: @unchecked Sendable {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
         output.withLock { out in
+            if out.broken {
+                out.droppedTotal += 1
+                return
+            }
             drain(&out)
             if out.dropped > 0 {
                 // The count goes first, when it fits with the line.
@@ -204,12 +211,12 @@ public final class Log: @unchecked Sendable {
             while true {
                 let done = output.withLock { out in
                     drain(&out)
-                    if out.buffered == 0 && out.dropped > 0 {
+                    if out.buffered == 0 && out.dropped > 0 && !out.broken {
                         append(Self.droppedReport(out.dropped), to: &out)
                         out.dropped = 0
                         drain(&out)
                     }
-                    if out.buffered == 0 && out.dropped == 0 { out.flushing = false }
+                    if out.broken || (out.buffered == 0 && out.dropped == 0) { out.flushing = false }
                     return !out.flushing
                 }
                 if done { return }
@@ -260,13 +267,13 @@ public final class Log: @unchecked Sendable {
         }
     }
 
-    /// The reader is gone: what is buffered can never be written.
+    /// The reader is gone: what is buffered can never be written, nor
+    /// anything after it.
     private func discard(_ out: inout Output) {
-        let lines = out.pending[out.head...].count { $0 == UInt8(ascii: "\n") }
-        out.dropped += lines
-        out.droppedTotal += lines
+        out.droppedTotal += out.pending[out.head...].count { $0 == UInt8(ascii: "\n") }
         out.pending.removeAll()
         out.head = 0
+        out.broken = true
     }
 
     static func format(_ level: LogLevel, _ message: String, _ fields: [(key: String, value: String)]) -> String {

@@ -248,7 +248,7 @@ public final class ConfigSenderService {
             }
         }
         internalClient.onPublished = { [unowned self] mid in core.commandAcknowledged(mid) }
-        internalClient.onPublishRejected = { [unowned self] mid, reason in core.commandRefused(mid, reason: reason, at: .now()) }
+        internalClient.onPublishRejected = { [unowned self] mid, _, reason in core.commandRefused(mid, reason: reason, at: .now()) }
         internalClient.onSubscriptionRejected = { [unowned self] filter in
             log.error("subscription_refused", ["broker": "internal", "filter": filter])
         }

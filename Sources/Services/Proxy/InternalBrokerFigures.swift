@@ -23,6 +23,10 @@ struct InternalBrokerFigures {
 
     /// By key; absent until the broker published it.
     private(set) var values: [String: Int] = [:]
+    /// Messages the broker dropped while the proxy watched: the rises of
+    /// `dropped` after its first value (which counts since the broker's
+    /// start), across a restart of the broker (its count starts again at 0).
+    private(set) var droppedWhileWatched = 0
 
     /// Takes one `$SYS` message; the figure's key, its previous value and its
     /// new one, or nil when the topic is not one of `topics` or the payload
@@ -30,8 +34,10 @@ struct InternalBrokerFigures {
     mutating func take(topic: String, payload: UnsafeRawBufferPointer) -> (key: String, previous: Int?, value: Int)? {
         guard let key = Self.topics.first(where: { $0.topic == topic })?.key,
               payload.count <= 20, let value = Int(String(decoding: payload, as: UTF8.self)), value >= 0 else { return nil }
-        defer { values[key] = value }
-        return (key, values[key], value)
+        let previous = values[key]
+        values[key] = value
+        if key == "dropped", let previous { droppedWhileWatched += value >= previous ? value - previous : value }
+        return (key, previous, value)
     }
 
     /// `{"dropped": n, "stored_messages": n, "stored_bytes": n}`, null for a

@@ -100,8 +100,20 @@ final class ProxyCore {
     private var inFlight: [Int32: (sequence: UInt64, kind: UInt8)] = [:]
     /// Message ids of status messages (not journal records), until acknowledged.
     private var statusInFlight: Set<Int32> = []
-    /// Records the broker refused (MQTT 5), until their acknowledgement.
-    private var rejectedInFlight: Set<Int32> = []
+    /// Records the broker refused (MQTT 5), by message id, until their
+    /// acknowledgement: the reason code and its name.
+    private var refusedInFlight: [Int32: (code: Int32, reason: String)] = [:]
+    /// Records refused for a passing reason (quota exceeded, server busy, …),
+    /// sent again once due; at most a window of them.
+    private var retries: [(record: JournalRecord, due: MonotonicInstant)] = []
+    /// Refusals so far per sequence, for the back-off; until it is delivered or dead-lettered.
+    private var refusals: [UInt64: Int] = [:]
+    /// Where records refused for good go (`DeadLetters`); nil: they stay in
+    /// the journal and are tried again like passing refusals.
+    var deadLetters: DeadLetters?
+    /// Letters in the dead-letter file, and its size when they were counted.
+    private(set) var deadLetterCount = 0
+    private var deadLetterBytes = -1
     private var holdUntil: MonotonicInstant?
     private var centralConnected = false
     private var journalBroken = false
@@ -163,9 +175,13 @@ final class ProxyCore {
 
     /// A reading arrived at QoS 0 (before `received`): counted, and a warning,
     /// since nothing guarantees the meter's other readings reached the proxy.
+    /// Warned at the 1st, 2nd, 4th, 8th… only: a QoS 0 fleet costs no more
+    /// than a count per reading.
     func receivedAtQoS0(topic: String) {
         statistics.receivedQoS0 += 1
-        log.limited(.warning, key: "input.qos0", "reading_at_qos0", [
+        let n = statistics.receivedQoS0
+        guard n & (n - 1) == 0 else { return }
+        log.warning("reading_at_qos0", [
             "topic": topic, "count": String(statistics.receivedQoS0),
             "detail": "a meter publishes at QoS 0: the meters' broker may drop its readings without a trace",
             "hint": "set the meter's MQTT QoS to 1",
@@ -175,10 +191,11 @@ final class ProxyCore {
     /// A `$SYS` figure of the internal broker (`InternalBrokerFigures`); a
     /// rise of its dropped count is a warning.
     func internalBrokerFigure(topic: String, payload: UnsafeRawBufferPointer) {
-        guard let figure = statistics.internalBroker.take(topic: topic, payload: payload),
-              figure.key == "dropped", figure.value > (figure.previous ?? 0) else { return }
+        guard let figure = statistics.internalBroker.take(topic: topic, payload: payload), figure.key == "dropped" else { return }
+        let rise = figure.previous.map { figure.value >= $0 ? figure.value - $0 : figure.value } ?? figure.value
+        guard rise > 0 else { return }
         log.limited(.warning, key: "internal.dropped", "internal_broker_dropped", [
-            "dropped": String(figure.value - (figure.previous ?? 0)), "total": String(figure.value),
+            "dropped": String(rise), "total": String(figure.value),
             "detail": figure.previous == nil ? "the meters' broker dropped messages since it started" : "the meters' broker dropped messages",
             "hint": "a full client queue (max_queued_messages) on the meters' broker: readings or commands were lost there",
         ])
@@ -350,19 +367,86 @@ final class ProxyCore {
     func acknowledged(_ mid: Int32) {
         if statusInFlight.remove(mid) != nil { return }
         guard let record = inFlight.removeValue(forKey: mid) else { return }
-        journal.acknowledge(record.sequence)
-        if rejectedInFlight.remove(mid) == nil { statistics.countAcknowledged(kind: record.kind) }
+        if !refusedInFlight.isEmpty, let refusal = refusedInFlight.removeValue(forKey: mid) {
+            refused(record.sequence, code: refusal.code, reason: refusal.reason)
+        } else {
+            journal.acknowledge(record.sequence)
+            if !refusals.isEmpty { refusals[record.sequence] = nil }
+            statistics.countAcknowledged(kind: record.kind)
+        }
         if inFlight.isEmpty { holdUntil = nil }
     }
 
-    /// MQTT 5: the central broker refused `mid` (e.g. not authorised). The
-    /// record leaves the journal with the `acknowledged` that follows (sending
-    /// it again would be refused again), counted under a named reason.
-    func rejected(_ mid: Int32, reason: String) {
-        guard let record = inFlight[mid] else { return }
-        rejectedInFlight.insert(mid)
-        statistics.countDrop(ProxyStatistics.publishRejected)
-        log.limited(.error, key: "publish.rejected", "publish_rejected", ["reason": reason, "sequence": String(record.sequence)])
+    /// MQTT 5: the central broker refused `mid`; the `acknowledged` that
+    /// follows decides what becomes of the record (`refused`).
+    func rejected(_ mid: Int32, code: Int32, reason: String, at now: MonotonicInstant) {
+        guard inFlight[mid] != nil else { return }
+        lastIteration = max(lastIteration, now)
+        refusedInFlight[mid] = (code, reason)
+    }
+
+    /// Reason codes that sending the same message again cannot change: not
+    /// authorized, topic name invalid, packet too large, payload format invalid.
+    static let permanentRefusals: Set<Int32> = [0x87, 0x90, 0x95, 0x99]
+
+    /// No refusal is silently final. One for good goes to the dead letters
+    /// (and then leaves the journal); any other (quota exceeded 0x97, server
+    /// busy 0x89, unspecified 0x80, …) is sent again after a back-off of 1 s
+    /// doubling to 60 s, the record staying in the journal meanwhile — as a
+    /// permanent one does when the dead-letter file cannot take it.
+    private func refused(_ sequence: UInt64, code: Int32, reason: String) {
+        let record: JournalRecord?
+        do {
+            record = try journal.record(sequence)
+        } catch {
+            record = nil
+            log.error("journal_read_failed", ["sequence": String(sequence), "error": "\(error)"])
+        }
+        // Unreadable: it stays in the journal, sent again at the next start.
+        guard let record else { return }
+        let topic = String(decoding: record.topic, as: UTF8.self)
+        let code16 = "0x" + String(code, radix: 16)
+        if Self.permanentRefusals.contains(code), let deadLetters {
+            let letter = DeadLetters.Letter(time: lastWallClock.iso8601, sequence: sequence, code: Int(code), reason: reason,
+                                            topic: topic, retain: record.retain, kind: record.kind, payload: record.payload)
+            do {
+                if try deadLetters.append(letter) {
+                    journal.acknowledge(sequence)
+                    refusals[sequence] = nil
+                    statistics.deadLettered += 1
+                    deadLetterCount += 1
+                    log.error("publish_dead_lettered", [
+                        "code": code16, "reason": reason, "topic": topic, "sequence": String(sequence),
+                        "hint": "fix the central broker (its ACL, its limits), then: kpm33b-proxy dead-letters replay",
+                    ])
+                    return
+                }
+                log.limited(.error, key: "dead_letters.full", "dead_letters_full", [
+                    "path": deadLetters.path, "detail": "kept in the journal and tried again; replay or discard the dead letters",
+                ])
+            } catch {
+                log.limited(.error, key: "dead_letters.write", "dead_letter_write_failed", ["error": error.message])
+            }
+        }
+        let attempts = (refusals[sequence] ?? 0) + 1
+        refusals[sequence] = attempts
+        let delay = min(60.0, Double(1 << min(attempts - 1, 6)))
+        retries.append((record, lastIteration.adding(seconds: delay)))
+        statistics.refusedRetried += 1
+        log.limited(.warning, key: "publish.refused", "publish_refused", [
+            "code": code16, "reason": reason, "topic": topic, "sequence": String(sequence),
+            "retry_in_s": String(Int(delay)), "attempt": String(attempts),
+        ])
+    }
+
+    /// Counts the dead letters again when their file changed (the
+    /// `dead-letters` command replays or discards them beside the proxy).
+    func refreshDeadLetters() {
+        guard let deadLetters else { return }
+        let bytes = deadLetters.bytes
+        guard bytes != deadLetterBytes else { return }
+        deadLetterBytes = bytes
+        deadLetterCount = bytes == 0 ? 0 : ((try? deadLetters.load())?.letters.count ?? deadLetterCount)
     }
 
     /// The end of a loop iteration, before any socket is written: the journal
@@ -404,8 +488,21 @@ final class ProxyCore {
         if let limit = engine.meterLimit, limit.isReached {
             list.append("meter_limit: \(limit.maximum) meters known, new ones are dropped (proxy.max_meters)")
         }
+        if deadLetterCount > 0 {
+            list.append("dead_letters: \(deadLetterCount) record(s) the central broker refused for good; kpm33b-proxy dead-letters list|replay|discard")
+        }
+        if !retries.isEmpty {
+            list.append("publish_refused: \(retries.count) record(s) refused for a passing reason, sent again after a back-off")
+        }
         if ledger.overflowed > 0 {
             list.append("meter_limit: the central broker holds announcements of more than \(ledger.maxMeters) meters; \(ledger.overflowed) not read back (proxy.max_meters)")
+        }
+        // Both until the proxy restarts: what was lost upstream stays lost.
+        if statistics.internalBroker.droppedWhileWatched > 0 {
+            list.append("internal_broker_dropped: the meters' broker dropped \(statistics.internalBroker.droppedWhileWatched) messages since this proxy started (max_queued_messages)")
+        }
+        if statistics.receivedQoS0 > 0 {
+            list.append("readings_qos0: \(statistics.receivedQoS0) readings arrived at QoS 0 since this proxy started (set the meters' MQTT QoS to 1)")
         }
         return list
     }
@@ -664,6 +761,8 @@ final class ProxyCore {
             if let record = retryRecord {
                 next = record
                 retryRecord = nil
+            } else if !retries.isEmpty, let i = retries.firstIndex(where: { $0.due <= now }) {
+                next = retries.remove(at: i).record
             } else {
                 do {
                     next = try journal.next()

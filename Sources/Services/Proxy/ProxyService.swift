@@ -133,6 +133,8 @@ public final class ProxyService: @unchecked Sendable {
         counterStore = CounterStore(directory: configuration.stateDirectory)
         resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
         core.transport = self
+        core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
+        core.refreshDeadLetters()
         let loaded: CounterStore.Loaded
         do { loaded = try counterStore.load(now: Instant.now()) } catch { throw ServiceError(error.message) }
         if let aside = loaded.movedAside {
@@ -194,6 +196,7 @@ public final class ProxyService: @unchecked Sendable {
             core.tick(now: now())
             takeResetRequests()
             saveCounters()
+            core.refreshDeadLetters()
         }
         scheduleStatus()
         log.info("started", [
@@ -278,7 +281,8 @@ public final class ProxyService: @unchecked Sendable {
 
     private func wireInternal() {
         internalClient.onMessage = { [unowned self] message in
-            if message.topic.hasPrefix("$SYS/") {
+            // Only the broker's own topics start with '$' (clients cannot publish them).
+            if message.topic.utf8.first == UInt8(ascii: "$") {
                 core.internalBrokerFigure(topic: message.topic, payload: message.payload)
                 return
             }
@@ -302,7 +306,7 @@ public final class ProxyService: @unchecked Sendable {
         }
         // Only discovery copies are published here (MQTT 5 reports a refusal;
         // with 3.1.1 the broker drops a refused message without a word).
-        internalClient.onPublishRejected = { [unowned self] _, reason in
+        internalClient.onPublishRejected = { [unowned self] _, _, reason in
             log.limited(.error, key: "publish.internal.rejected", "discovery_copy_refused", [
                 "broker": "internal", "reason": reason,
                 "hint": "the internal broker's ACL must let this account write the discovery topics, or set proxy.discovery_on_internal: false",
@@ -368,7 +372,7 @@ public final class ProxyService: @unchecked Sendable {
             }
         }
         centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
-        centralClient.onPublishRejected = { [unowned self] mid, reason in core.rejected(mid, reason: reason) }
+        centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.rejected(mid, code: code, reason: reason, at: .now()) }
         centralClient.onSubscriptionRejected = { [unowned self] filter in
             log.error("subscription_refused", ["broker": "central", "filter": filter])
         }

@@ -6,11 +6,9 @@ import RuleEngine
 struct ProxyStatistics {
     /// Reasons the proxy itself adds to the engine's `DropReason`s.
     static let tooLarge = "too_large"
-    /// The central broker refused a message (MQTT 5 reason code, e.g. not authorised).
-    static let publishRejected = "publish_rejected"
     /// libmosquitto refused to send a message (e.g. larger than the broker allows).
     static let publishFailed = "publish_failed"
-    static let dropReasons = DropReason.allCases.map(\.rawValue) + [tooLarge, publishRejected, publishFailed]
+    static let dropReasons = DropReason.allCases.map(\.rawValue) + [tooLarge, publishFailed]
 
     var received = 0
     /// Readings that arrived at QoS 0: their meter published at QoS 0, so the
@@ -22,6 +20,10 @@ struct ProxyStatistics {
     var announced = 0
     /// Announcements not sent: the meter is another instance's (see `ProxyCore.mayAnnounce`).
     var ownedElsewhere = 0
+    /// Records the central broker refused for good, moved to the dead letters.
+    var deadLettered = 0
+    /// Refusals for a passing reason, each sent again after a back-off.
+    var refusedRetried = 0
     var dropped: [String: Int] = [:]
     var lastSeen: [String: Instant] = [:]
     var internalConnected = false
@@ -90,6 +92,8 @@ extension ProxyStatistics {
                 "forwarded": .integer(Int64(forwarded)),
                 "announced": .integer(Int64(announced)),
                 "owned_elsewhere": .integer(Int64(ownedElsewhere)),
+                "dead_lettered": .integer(Int64(deadLettered)),
+                "refused_retried": .integer(Int64(refusedRetried)),
                 "dropped": .object(drops),
             ],
             "journal": .object(journalObject),

@@ -11,7 +11,7 @@ public struct ConfigSenderSettings: Sendable {
     // MARK: Where discovery comes from
     /// The broker whose discovery topic `config-sender` subscribes to.
     public enum DiscoverySource: String, Sendable, CaseIterable {
-        /// The central broker: the copy the architecture draws (the default).
+        /// The central broker, where the site reads discovery (the default).
         case central
         /// The meters' broker, where the proxy also publishes discovery
         /// (`proxy.discovery_on_internal`): configuring goes on while the
