@@ -89,7 +89,7 @@ extension Journal {
                         problem = "checksum mismatch in the record at offset \(offset)"
                     } else if sequence != expected {
                         problem = "sequence \(sequence) at offset \(offset), expected \(expected)"
-                    } else if RecordFormat.decode(body: body) == nil {
+                    } else if RecordFormat.borrow(body: body) == nil {
                         problem = "topic length out of range in the record at offset \(offset)"
                     }
                     if problem != nil { valid = offset; break scan }
@@ -236,7 +236,7 @@ extension Journal {
                     let sequence = RecordFormat.sequence(ofBody: body.baseAddress!)
                     if sequence >= expected && sequence - expected <= UInt64(p / minFrame) + 1
                         && CRC32C.checksum(body) == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
-                        && RecordFormat.decode(body: body) != nil {
+                        && RecordFormat.borrow(body: body) != nil {
                         return (from + p, sequence)
                     }
                 }

@@ -305,8 +305,14 @@ public final class Journal {
     /// Checksums are verified at open only: what this process wrote itself is read back
     /// from the page cache as written.
     public func next() throws(JournalError) -> JournalRecord? {
+        try nextBorrowed()?.copied
+    }
+
+    /// `next()` without copying: the record's bytes are borrowed from the read buffer
+    /// (see `BorrowedJournalRecord` for how long). The proxy's path to the central broker.
+    public func nextBorrowed() throws(JournalError) -> BorrowedJournalRecord? {
         guard let body = try nextBody() else { return nil }
-        guard let record = RecordFormat.decode(body: body) else {
+        guard let record = RecordFormat.borrow(body: body) else {
             throw JournalError(errno: EBADMSG, operation: "read record (topic length out of range) before offset \(reader.position)",
                                path: reader.path)
         }
@@ -357,7 +363,7 @@ public final class Journal {
         defer { reader.close() }
         try reader.open(segments[index].path)
         while case .record(let body, _) = try reader.peek(limit: segments[index].size) {
-            if RecordFormat.sequence(ofBody: body.baseAddress!) == sequence { return RecordFormat.decode(body: body) }
+            if RecordFormat.sequence(ofBody: body.baseAddress!) == sequence { return RecordFormat.borrow(body: body)?.copied }
             reader.advance()
         }
         return nil

@@ -24,3 +24,21 @@ public struct JournalRecord: Sendable, Equatable {
         self.payload = payload
     }
 }
+
+/// A record handed out by `Journal.nextBorrowed()`, not copied: its topic and
+/// payload point into the journal's read buffer and stay valid until the next
+/// call that reads the journal (`next`, `nextBorrowed`, `rewind`, `close`).
+public struct BorrowedJournalRecord {
+    public var sequence: UInt64
+    public var appendedAtMilliseconds: Int64
+    public var kind: UInt8
+    public var retain: Bool
+    public var topic: UnsafeRawBufferPointer
+    public var payload: UnsafeRawBufferPointer
+
+    /// An owned copy, for keeping the record beyond the borrow.
+    public var copied: JournalRecord {
+        JournalRecord(sequence: sequence, appendedAtMilliseconds: appendedAtMilliseconds, kind: kind, retain: retain,
+                      topic: Array(topic), payload: Array(payload))
+    }
+}

@@ -49,19 +49,19 @@ enum RecordFormat {
         frame.storeBytes(of: crc.littleEndian, toByteOffset: 4, as: UInt32.self)
     }
 
-    /// The record in a body already known to be well-formed (length checked); nil if its topic length does not fit.
-    static func decode(body: UnsafeRawBufferPointer) -> JournalRecord? {
+    /// The record in a body already known to be well-formed (length checked), its topic
+    /// and payload pointing into `body`; nil if its topic length does not fit.
+    static func borrow(body: UnsafeRawBufferPointer) -> BorrowedJournalRecord? {
         let base = body.baseAddress!
         let topicLength = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: topicLengthOffset, as: UInt16.self)))
         guard bodyHeader + topicLength <= body.count else { return nil }
         let flags = base.load(fromByteOffset: flagsOffset, as: UInt8.self)
-        return JournalRecord(
+        return BorrowedJournalRecord(
             sequence: sequence(ofBody: base),
             appendedAtMilliseconds: appendedAt(ofBody: base),
             kind: base.load(fromByteOffset: kindOffset, as: UInt8.self),
             retain: flags & retainFlag != 0,
-            topic: Array(UnsafeRawBufferPointer(start: base + bodyHeader, count: topicLength)),
-            payload: Array(UnsafeRawBufferPointer(start: base + bodyHeader + topicLength,
-                                                  count: body.count - bodyHeader - topicLength)))
+            topic: UnsafeRawBufferPointer(start: base + bodyHeader, count: topicLength),
+            payload: UnsafeRawBufferPointer(start: base + bodyHeader + topicLength, count: body.count - bodyHeader - topicLength))
     }
 }

@@ -45,7 +45,10 @@ public final class EventLoop: @unchecked Sendable {
     private var timers = TimerQueue()
     private var hooks: [() -> Void] = []
     /// Clients with packets to write, written in step 5.
-    private var dirty: [ObjectIdentifier: MQTTClient] = [:]
+    /// Clients with packets to write this iteration, each once (`MQTTClient.isMarkedDirty`):
+    /// marking one is a flag test, not a hash, as it happens per message.
+    private var dirty: [MQTTClient] = []
+    private var flushing: [MQTTClient] = []
     private var clients: [ObjectIdentifier: MQTTClient] = [:]
     private var housekeepingStarted = false
 
@@ -195,12 +198,17 @@ public final class EventLoop: @unchecked Sendable {
     func attach(_ client: MQTTClient) { clients[ObjectIdentifier(client)] = client }
     func detach(_ client: MQTTClient) {
         clients.removeValue(forKey: ObjectIdentifier(client))
-        dirty.removeValue(forKey: ObjectIdentifier(client))
+        if client.isMarkedDirty {
+            dirty.removeAll { $0 === client }
+            client.isMarkedDirty = false
+        }
     }
 
     /// `client` queued packets: write them in step 5 of this iteration.
     func markDirty(_ client: MQTTClient) {
-        dirty[ObjectIdentifier(client)] = client
+        guard !client.isMarkedDirty else { return }
+        client.isMarkedDirty = true
+        dirty.append(client)
     }
 
     // MARK: Internals
@@ -240,9 +248,12 @@ public final class EventLoop: @unchecked Sendable {
 
     private func flushWrites() {
         guard !dirty.isEmpty else { return }
-        let batch = dirty
-        dirty.removeAll(keepingCapacity: true)
-        for client in batch.values { client.writePending() }
+        swap(&dirty, &flushing)
+        for client in flushing {
+            client.isMarkedDirty = false
+            client.writePending()
+        }
+        flushing.removeAll(keepingCapacity: true)
     }
 
     /// Once a second: libmosquitto's keepalive (PINGREQ, and giving up on a

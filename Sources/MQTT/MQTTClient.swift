@@ -70,6 +70,10 @@ public final class MQTTClient: @unchecked Sendable {
     private var retryTimer: LoopTimer?
     private var refusal: String?
     private var lastLoggedError: String?
+    /// In the loop's list of clients to write this iteration (`EventLoop.markDirty`).
+    var isMarkedDirty = false
+    /// `publish(topicBytes:…)`'s NUL-terminated copy of the topic, reused.
+    private var topicBuffer: [CChar] = []
 
     /// Creates a configured, unstarted client. Throws for invalid options (bad
     /// will topic, unreadable TLS files, a persistent session without a client
@@ -177,21 +181,43 @@ public final class MQTTClient: @unchecked Sendable {
     /// what happens while disconnected.
     @discardableResult
     public func publish(topic: String, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) throws(MQTTError) -> Int32 {
+        try topic.withCString { cTopic in
+            Result { () throws(MQTTError) -> Int32 in try publish(cTopic: cTopic, payload: payload, qos: qos, retain: retain) }
+        }.get()
+    }
+
+    /// `publish(topic:payload:qos:retain:)` with the topic as bytes (UTF-8, no NUL),
+    /// e.g. borrowed from a journal record: no `String` is made for it; it is
+    /// copied into a reused NUL-terminated buffer for libmosquitto, which checks it.
+    @discardableResult
+    public func publish(topicBytes: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) throws(MQTTError) -> Int32 {
+        if topicBuffer.count <= topicBytes.count { topicBuffer = [CChar](repeating: 0, count: topicBytes.count + 1) }
+        return try topicBuffer.withUnsafeMutableBufferPointer { buffer in
+            if let source = topicBytes.baseAddress {
+                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: topicBytes.count)
+            }
+            buffer[topicBytes.count] = 0
+            let cTopic = UnsafePointer(buffer.baseAddress!)
+            return Result { () throws(MQTTError) -> Int32 in try publish(cTopic: cTopic, payload: payload, qos: qos, retain: retain) }
+        }.get()
+    }
+
+    private func publish(cTopic: UnsafePointer<CChar>, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) throws(MQTTError) -> Int32 {
         guard phase != .stopped else {
-            throw MQTTError(.noConnection, "the connection was stopped", context: "publish to '\(topic)'")
+            throw MQTTError(.noConnection, "the connection was stopped", context: "publish to '\(String(cString: cTopic))'")
         }
         guard payload.count <= 268_435_455 else {
-            throw MQTTError(.payloadTooLarge, "payload larger than MQTT allows", context: "publish to '\(topic)'")
+            throw MQTTError(.payloadTooLarge, "payload larger than MQTT allows", context: "publish to '\(String(cString: cTopic))'")
         }
         var mid: Int32 = 0
-        let rc = mosquitto_publish(handle, &mid, topic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
+        let rc = mosquitto_publish(handle, &mid, cTopic, Int32(payload.count), payload.baseAddress, Int32(qos), retain)
         // NO_CONN with QoS 1/2: queued, sent after the next CONNACK (see above).
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) || (qos > 0 && rc == Int32(MOSQ_ERR_NO_CONN.rawValue)) {
             if qos > 0 { unacknowledged += 1 }
             if socket >= 0 { loop.markDirty(self) }
             return mid
         }
-        try MQTTError.check(rc, "publish to '\(topic)'")
+        try MQTTError.check(rc, "publish to '\(String(cString: cTopic))'")
         return mid
     }
 

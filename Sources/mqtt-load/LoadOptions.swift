@@ -13,6 +13,8 @@ struct LoadOptions {
     var rateSeconds = 5.0
     var burst = 100_000
     var warmUpChunk = 500
+    /// How long the warm-up waits for a chunk without an arrival (default: 5 s at most).
+    var warmUpQuiet: Double?
     var enyEvery = 5
     var clockOffset: Int64 = -200
     var drainSeconds = 5.0
@@ -25,6 +27,8 @@ struct LoadOptions {
     /// off): the broker keeps counting for it across a restart of its own.
     var counterSession: String?
     var progress = false
+    /// The rate phase waits until this file exists (after "warm-up done" on stderr).
+    var rateGate: String?
     var tcpNoDelay = false
     /// One MQTT connection per meter on an event loop, instead of `connections` threaded ones.
     var connectionPerMeter = false
@@ -32,9 +36,10 @@ struct LoadOptions {
     static let usage = """
         usage: mqtt-load --publish mqtt://HOST:PORT [--subscribe mqtt://HOST:PORT] [--filter F]...
                          [--meters N] [--connections N] [--window N] [--rate MSG_PER_S] [--rate-seconds S]
-                         [--burst N] [--warmup-chunk N] [--eny-every K] [--clock-offset S] [--drain-seconds S]
+                         [--burst N] [--warmup-chunk N] [--warmup-quiet S] [--eny-every K] [--clock-offset S] [--drain-seconds S]
                          [--probe-seconds S] [--watch NAME=PID]... [--kv]
                          [--publish-qos 0|1|2] [--subscribe-qos 0|1|2] [--counter-session ID] [--progress]
+                         [--rate-gate FILE]
                          [--tcp-nodelay] [--connection-per-meter]
 
         Simulated KPM33B meters (ids 33B12259 + 5 digits) publish the real sample payloads
@@ -49,7 +54,11 @@ struct LoadOptions {
         chunks of --warmup-chunk messages, each waited for: a proxy announces a new
         meter with about 16 messages, which would otherwise be timed as readings), rate
         (--rate msg/s for --rate-seconds: latency), burst (--burst messages as fast as the
-        broker takes them: throughput). A phase ends when all its messages arrived or
+        broker takes them: throughput). A warm-up chunk ends when all its messages arrived
+        or nothing arrived for --warmup-quiet seconds (default: --drain-seconds, at most 5).
+        --rate-gate FILE: after the warm-up, "mqtt-load: warm-up done" on stderr, then
+        the rate phase waits until FILE exists (tools/bench zeroes callgrind's counts there).
+        Another phase ends when all its messages arrived or
         nothing arrived for --drain-seconds. --watch reports CPU time per received message
         and peak RSS of other processes (Linux /proc). --kv prints key=value lines.
 
@@ -97,6 +106,7 @@ struct LoadOptions {
             case "--rate-seconds": o.rateSeconds = try number(a)
             case "--burst": o.burst = try number(a)
             case "--warmup-chunk": o.warmUpChunk = try number(a)
+            case "--warmup-quiet": o.warmUpQuiet = try number(a)
             case "--eny-every": o.enyEvery = try number(a)
             case "--clock-offset": o.clockOffset = try number(a)
             case "--drain-seconds": o.drainSeconds = try number(a)
@@ -111,6 +121,7 @@ struct LoadOptions {
             case "--subscribe-qos": o.subscribeQoS = try number(a)
             case "--counter-session": o.counterSession = try value()
             case "--progress": o.progress = true
+            case "--rate-gate": o.rateGate = try value()
             case "--tcp-nodelay": o.tcpNoDelay = true
             case "--connection-per-meter": o.connectionPerMeter = true
             case "-h", "--help": throw UsageError(nil)

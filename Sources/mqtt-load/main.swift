@@ -220,9 +220,15 @@ while ledger.received(Phase.probe.rawValue) == 0 {
 drain(.probe, sent: probeSent.count, quiet: min(options.drainSeconds, 2))
 var outcomes: [Outcome] = []
 // A long --drain-seconds is made for outages in the later phases; the
-// warm-up's chunks wait at most the default 5 s each.
-outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk, quiet: min(options.drainSeconds, 5)))
+// warm-up's chunks wait at most the default 5 s each (--warmup-quiet: a
+// contender slowed down by valgrind announces 500 new meters for longer).
+outcomes.append(run(.warmUp, count: warmUpCount, rate: nil, chunk: options.warmUpChunk,
+                    quiet: options.warmUpQuiet ?? min(options.drainSeconds, 5)))
 usleep(200_000)
+if let gate = options.rateGate {
+    FileHandle.standardError.write(Data("mqtt-load: warm-up done\n".utf8))
+    while access(gate, F_OK) != 0 { usleep(10_000) }
+}
 if rateCount > 0 {
     outcomes.append(run(.rate, count: rateCount, rate: options.rate))
     usleep(200_000)

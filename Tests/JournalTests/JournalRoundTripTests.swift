@@ -4,6 +4,26 @@ import Testing
 
 /// Appending, reading back, acknowledging and restarting.
 @Suite struct JournalRoundTripTests {
+    /// `nextBorrowed` hands out every record, in order and intact, without
+    /// copying (what the proxy publishes from); each stays readable until the next read.
+    @Test func borrowedRecordsAreTheRecords() throws {
+        try withTemporaryDirectory { dir in
+            let journal = try openJournal(dir)
+            let sequences = try appendRecords(journal, 0..<50)
+            var i = 0
+            while let borrowed = try journal.nextBorrowed() {
+                #expect(borrowed.sequence == sequences[i])
+                #expect(Array(borrowed.topic) == testTopic(i) && Array(borrowed.payload) == testPayload(i, size: 64))
+                expectRecord(borrowed.copied, isTestRecord: i)
+                i += 1
+            }
+            #expect(i == 50)
+            #expect(journal.handedOutCount == 50)
+            for sequence in sequences { journal.acknowledge(sequence) }
+            #expect(journal.unacknowledgedCount == 0)
+        }
+    }
+
     /// Everything appended comes back once, in order, with every field intact.
     @Test func appendFlushNextAcknowledge() throws {
         try withTemporaryDirectory { dir in

@@ -22,14 +22,15 @@ final class RecordingTransport: ProxyTransport {
     var refuseNext = 0
     private var nextMid: Int32 = 0
 
-    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
+    func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
         if payload.count > 10_000 { throw MQTTError(.payloadTooLarge, "too large for the test broker") }
         if refuseNext > 0 {
             refuseNext -= 1
             throw MQTTError(.outOfMemory, "the client is out of memory")
         }
         nextMid += 1
-        published.append(Published(mid: nextMid, topic: topic, payload: String(decoding: payload, as: UTF8.self), retain: retain))
+        published.append(Published(mid: nextMid, topic: String(decoding: topic, as: UTF8.self),
+                                   payload: String(decoding: payload, as: UTF8.self), retain: retain))
         return nextMid
     }
 
@@ -85,6 +86,7 @@ final class CoreFixture {
         let core = ProxyCore(programs: ProgramSet(single: program), journal: journal, settings: .init(maxPayloadBytes: 4096),
                              origin: Origin(name: "test", version: "0"), log: Log(level: .error, fd: -1))
         core.deadLetters = DeadLetters(directory: directory)
+        core.announcedFile = directory + "/announced"
         return core
     }
 
@@ -420,6 +422,38 @@ final class CoreFixture {
         #expect(letters.first.map { String(decoding: $0.payload, as: UTF8.self) } == ProxyHarness.cleanRTData(second: 1))
         #expect(letters.first?.code == 0x87)
         #expect(f.core.problems.contains { $0.hasPrefix("dead_letters: 1") })
+    }
+
+    /// The read-back knows whether it saw everything: it is judged against the
+    /// meters this proxy announced (kept in the state directory across a
+    /// restart), so a broker that drops retained messages on the way cannot
+    /// make it look complete; the status and the problems say so.
+    @Test func aReadBackThatMissesAnnouncementsIsIncomplete() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        let ids = (0..<3).map { "33B" + String(1_000_000_000 + $0) }
+        for (second, id) in ids.enumerated() { try f.receive(second: second, id: id) }
+        f.endIteration()
+        #expect(f.core.announced == Set(ids))
+        #expect(f.core.readBack?.complete == true)
+        f.core.saveAnnounced()
+        try f.restart()
+        #expect(f.core.announced == Set(ids), "kept across a restart")
+        func discovery(_ id: String) -> (String, String) { ("kpm33b/discovery/\(id)", #"{"id":"\#(id)","pack":"kpm33b"}"#) }
+        // The broker hands back one of the three (it dropped the rest on the way).
+        f.connectCentral(retained: [discovery(ids[1])])
+        #expect(f.core.readBack?.complete == false)
+        #expect(f.core.readBack?.seen == 1 && f.core.readBack?.announced == 3)
+        #expect(f.core.problems.contains { $0.hasPrefix("read_back_incomplete: 1 of 3") }, "\(f.core.problems)")
+        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+                                                  now: Instant(epochMillis: 0), journal: f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
+                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.readBack)
+        #expect(document["read_back"]?["complete"] == false)
+        // All three: complete again.
+        f.connectCentral(false)
+        f.connectCentral(retained: ids.map(discovery))
+        #expect(f.core.readBack?.complete == true)
+        #expect(f.core.problems.isEmpty)
     }
 
     @Test func refusedAndOversizedMessagesAreCountedUnderNamedReasons() throws {

@@ -415,6 +415,51 @@ struct ProxyTests {
         try stop(h)
     }
 
+    /// The read-back of 20,000 retained meters from a central broker with the
+    /// limits of the shipped production config (its lines, less the listener,
+    /// accounts, persistence and logging the test broker sets itself): every
+    /// meter the proxy announced (its state directory's `announced`) comes
+    /// back, and the proxy says the read-back is complete. With Mosquitto's
+    /// default queue of 1000 the broker drops most on the way, and the proxy
+    /// says so instead of converging on partial knowledge in silence.
+    @Test(arguments: [true, false]) func readBackOfTwentyThousandRetainedMeters(shippedQueue: Bool) throws {
+        let production = try String(contentsOf: ProxyHarness.root.appendingPathComponent("broker/central/mosquitto-production.conf"),
+                                    encoding: .utf8)
+        let setByTheTest = ["listener", "protocol", "allow_anonymous", "password_file", "acl_file", "persistence",
+                            "autosave_interval", "log_", "connection_messages", "user "]
+        var lines = production.split(separator: "\n").map(String.init)
+            .filter { line in !line.hasPrefix("#") && !line.isEmpty && !setByTheTest.contains { line.hasPrefix($0) } }
+        #expect(lines.contains { $0.hasPrefix("max_queued_messages ") }, "the shipped config sizes the queue")
+        if !shippedQueue { lines = lines.filter { !$0.hasPrefix("max_queued_messages") } + ["max_queued_messages 1000"] }
+        let h = try ProxyHarness(central: TestBroker.Configuration(extraLines: lines))
+        let total = 20_000
+        let ids = (0..<total).map { "33B" + String(1_000_000_000 + $0) }
+        try FileManager.default.createDirectory(atPath: h.stateDirectory, withIntermediateDirectories: true)
+        try (ids.joined(separator: "\n") + "\n").write(toFile: h.stateDirectory + "/announced", atomically: true, encoding: .utf8)
+        let retainer = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "retainer"))
+        try retainer.start()
+        #expect(retainer.waitUntilConnected(timeout: 5))
+        for id in ids {
+            try retainer.publish(topic: "kpm33b/discovery/\(id)", payload: Array(#"{"id":"\#(id)","pack":"kpm33b"}"#.utf8), qos: 1, retain: true)
+        }
+        let deadline = Date(timeIntervalSinceNow: 120)
+        while retainer.unacknowledgedCount > 0 && Date() < deadline { usleep(10_000) }
+        retainer.stop()
+        try h.startProxy()
+        #expect(h.waitForLog("msg=discovery_read_back", timeout: 120), "\(h.proxyLog.suffix(2000))")
+        let line = h.proxyLog.split(separator: "\n").first { $0.contains("msg=discovery_read_back") }.map(String.init) ?? ""
+        if shippedQueue {
+            #expect(line.contains("complete=true") && line.contains("seen=\(total)") && line.contains("meters=\(total)"), "\(line)")
+            #expect(!h.proxyLog.contains("msg=read_back_incomplete"))
+        } else {
+            #expect(line.contains("complete=false"), "\(line)")
+            #expect(h.proxyLog.contains("msg=read_back_incomplete"))
+            #expect(h.centralBroker.log.contains("Outgoing messages are being dropped"))
+        }
+        h.signalProxy(SIGTERM)
+        #expect(h.proxy?.wait(timeout: 30) == true)
+    }
+
     /// `kpm33b-proxy retire ID` clears the meter's retained discovery (both
     /// brokers) and every Home Assistant config of it; other meters keep theirs.
     @Test func retireClearsEveryRetainedMessageOfAMeter() throws {

@@ -299,7 +299,10 @@ public final class ConfigStateStore {
         }
         guard FileSystem.exists(legacyPath), let database, let statements else { return events }
         do throws(StateStoreError) {
-            guard let data = FileSystem.read(legacyPath) else { throw StateStoreError("cannot read the file") }
+            var failure: Int32 = 0
+            guard let data = FileSystem.read(legacyPath, failure: &failure) else {
+                throw StateStoreError("cannot read the file: \(String(cString: strerror(failure)))")
+            }
             let (records, skipped) = try Self.decode(data)
             for (id, why) in skipped {
                 events.append(ConfigEvent(.warning, "state_meter_skipped", [("meter", id), ("reason", why)]))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import JSON
 import Journal
 import MQTT
@@ -8,8 +11,9 @@ import RuleEngine
 protocol ProxyTransport: AnyObject {
     var isCentralConnected: Bool { get }
     /// Publishes at QoS 1 on the central broker; returns the message id. The
-    /// transport queues it while disconnected (see `MQTTClient`).
-    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32
+    /// transport queues it while disconnected (see `MQTTClient`). The topic's
+    /// bytes are borrowed from the journal record, like the payload.
+    func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32
     /// Back-pressure: stop (false) or resume (true) reading the internal broker.
     func setInternalReading(_ enabled: Bool)
     /// While false, nothing may be written to the internal broker: no PUBACK
@@ -97,7 +101,7 @@ final class ProxyCore {
     private(set) var statistics = ProxyStatistics()
 
     /// Central message id → journal sequence and kind, for records handed over.
-    private var inFlight: [Int32: (sequence: UInt64, kind: UInt8)] = [:]
+    private var inFlight = InFlightTable()
     /// Message ids of status messages (not journal records), until acknowledged.
     private var statusInFlight: Set<Int32> = []
     /// Records the broker refused (MQTT 5), by message id, until their
@@ -111,6 +115,17 @@ final class ProxyCore {
     /// Where records refused for good go (`DeadLetters`); nil: they stay in
     /// the journal and are tried again like passing refusals.
     var deadLetters: DeadLetters?
+    /// The meters whose discovery message this proxy has on the central
+    /// broker, as far as it knows: persisted (`announcedFile`), so that a
+    /// read-back can tell whether it saw everything (`readBack`).
+    private(set) var announced: Set<String> = []
+    private var announcedChanged = false
+    /// `<state>/announced`, one id a line; nil: not kept (tests without one).
+    var announcedFile: String? {
+        didSet { loadAnnounced() }
+    }
+    /// What the last read-back saw of `announced` (nil before the first).
+    private(set) var readBack: (complete: Bool, announced: Int, seen: Int)?
     /// Letters in the dead-letter file, and its size when they were counted.
     private(set) var deadLetterCount = 0
     private var deadLetterBytes = -1
@@ -121,7 +136,8 @@ final class ProxyCore {
     private var backPressureTotal = 0.0
     private var output = ProcessOutput()
     /// A record handed out by the journal that the transport could not take
-    /// for a passing reason: it goes first at the next pump.
+    /// for a passing reason (a copy: the journal lends its records only until
+    /// the next read): it goes first at the next pump.
     private var retryRecord: JournalRecord?
     private var acknowledgementsWritten = MonotonicInstant(nanoseconds: 0)
     /// A message was received or a record handed over in this iteration.
@@ -261,13 +277,62 @@ final class ProxyCore {
     }
 
     /// Every retained message is in: converge, then announce as things happen.
+    ///
+    /// Whether the read-back saw everything is judged against what this
+    /// proxy knows it announced (`announced`), not against the broker's
+    /// word: a broker that drops retained messages on the way (its
+    /// `max_queued_messages`) or lost them cannot make it look complete. A
+    /// meter now announced by another instance was taken over: not missing.
     func readBackFinished(now: Instant) {
         let wasReady = ledgerReady
         ledgerReady = true
+        var seen = 0
+        for id in announced {
+            guard let meter = ledger.meters[id], meter.discovery != nil else { continue }
+            if meter.isOwned(byOtherThan: program.instance) {
+                announced.remove(id)
+                announcedChanged = true
+            } else {
+                seen += 1
+            }
+        }
+        let complete = seen == announced.count && ledger.overflowed == 0
+        readBack = (complete, announced.count, seen)
         log.info("discovery_read_back", [
             "meters": String(ledger.meters.count), "detail": wasReady ? "again" : "converging",
+            "complete": String(complete), "announced": String(announced.count), "seen": String(seen),
         ])
+        if !complete {
+            log.warning("read_back_incomplete", [
+                "announced": String(announced.count), "seen": String(seen), "not_read_back": String(ledger.overflowed),
+                "detail": "the central broker did not hand back every retained announcement of this proxy; what is missing is announced again",
+                "hint": "the broker drops what exceeds max_queued_messages (see broker/README.md), or lost its retained messages",
+            ])
+        }
         converge(now: now)
+    }
+
+    /// Reads `announcedFile` (at most `maxMeters` ids).
+    private func loadAnnounced() {
+        guard let path = announcedFile, let bytes = FileSystem.read(path) else { return }
+        for line in bytes.split(separator: 0x0A) where announced.count < settings.maxMeters {
+            let id = String(decoding: line, as: UTF8.self)
+            if program.isValidDeviceID(id) { announced.insert(id) }
+        }
+    }
+
+    /// Writes `announcedFile` when it changed (once a second from the service):
+    /// a temporary file renamed over it.
+    func saveAnnounced() {
+        guard announcedChanged, let path = announcedFile else { return }
+        announcedChanged = false
+        let text = announced.sorted().joined(separator: "\n") + "\n"
+        let temporary = path + ".tmp"
+        guard Self.write(Array(text.utf8), to: temporary), rename(temporary, path) == 0 else {
+            log.limited(.error, key: "announced.save", "announced_not_saved", ["path": path])
+            announcedChanged = true
+            return
+        }
     }
 
     /// Brings every meter the broker or the engine knows to what the rules
@@ -365,8 +430,9 @@ final class ProxyCore {
 
     /// The central broker acknowledged `mid`.
     func acknowledged(_ mid: Int32) {
-        if statusInFlight.remove(mid) != nil { return }
-        guard let record = inFlight.removeValue(forKey: mid) else { return }
+        // The sets are empty nearly always: no hashing then.
+        if !statusInFlight.isEmpty && statusInFlight.remove(mid) != nil { return }
+        guard let record = inFlight.remove(mid) else { return }
         if !refusedInFlight.isEmpty, let refusal = refusedInFlight.removeValue(forKey: mid) {
             refused(record.sequence, code: refusal.code, reason: refusal.reason)
         } else {
@@ -493,6 +559,9 @@ final class ProxyCore {
         }
         if !retries.isEmpty {
             list.append("publish_refused: \(retries.count) record(s) refused for a passing reason, sent again after a back-off")
+        }
+        if let readBack, !readBack.complete {
+            list.append("read_back_incomplete: \(readBack.seen) of \(readBack.announced) announced meters read back from the central broker (its max_queued_messages?)")
         }
         if ledger.overflowed > 0 {
             list.append("meter_limit: the central broker holds announcements of more than \(ledger.maxMeters) meters; \(ledger.overflowed) not read back (proxy.max_meters)")
@@ -656,6 +725,7 @@ final class ProxyCore {
     }
 
     private func append(_ message: Outgoing, now: Instant) {
+        if message.kind == .discovery, let id = message.device { noteAnnounced(id, present: !message.payload.isEmpty) }
         message.payload.withUnsafeBytes { payload in
             var topic = message.topic
             topic.withUTF8 { topicBytes in
@@ -666,6 +736,28 @@ final class ProxyCore {
         // A withdrawn meter's discovery goes on the internal broker too
         // (the engine's own discovery messages were copied when they came).
         if message.kind == .discovery && message.payload.isEmpty && settings.discoveryOnInternal { publishInternal(message) }
+    }
+
+    private static func write(_ bytes: [UInt8], to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            written += n
+        }
+        return true
+    }
+
+    private func noteAnnounced(_ id: String, present: Bool) {
+        if present {
+            if announced.count < settings.maxMeters, announced.insert(id).inserted { announcedChanged = true }
+        } else if announced.remove(id) != nil {
+            announcedChanged = true
+        }
     }
 
     /// The copy of a discovery message on the internal broker (see the type's
@@ -757,41 +849,63 @@ final class ProxyCore {
             holdUntil = nil
         }
         while inFlight.count < settings.window {
-            let next: JournalRecord?
+            // A record to send again: an owned copy (the journal lends its
+            // records only until its next read).
+            var again: JournalRecord?
             if let record = retryRecord {
-                next = record
+                again = record
                 retryRecord = nil
             } else if !retries.isEmpty, let i = retries.firstIndex(where: { $0.due <= now }) {
-                next = retries.remove(at: i).record
-            } else {
-                do {
-                    next = try journal.next()
-                } catch {
-                    log.limited(.error, key: "journal.read", "journal_read_failed", ["error": "\(error)"])
+                again = retries.remove(at: i).record
+            }
+            if let record = again {
+                let sent = record.topic.withUnsafeBytes { topic in
+                    record.payload.withUnsafeBytes { payload in
+                        hand(sequence: record.sequence, kind: record.kind, retain: record.retain, topic: topic, payload: payload,
+                             transport: transport)
+                    }
+                }
+                guard sent else {
+                    retryRecord = record
                     return
                 }
+                continue
+            }
+            let next: BorrowedJournalRecord?
+            do {
+                next = try journal.nextBorrowed()
+            } catch {
+                log.limited(.error, key: "journal.read", "journal_read_failed", ["error": "\(error)"])
+                return
             }
             guard let record = next else { return }
-            let topic = String(decoding: record.topic, as: UTF8.self)
-            do {
-                let mid = try record.payload.withUnsafeBytes { payload in
-                    Result { () throws(MQTTError) -> Int32 in
-                        try transport.publishCentral(topic: topic, payload: payload, retain: record.retain)
-                    }
-                }.get()
-                inFlight[mid] = (record.sequence, record.kind)
-                busy = true
-            } catch where !error.isPermanent {
-                retryRecord = record
-                log.limited(.warning, key: "publish.retry", "publish_deferred", ["topic": topic, "error": "\(error)"])
+            // The record's bytes are the journal's until its next read: published from there, not copied.
+            guard hand(sequence: record.sequence, kind: record.kind, retain: record.retain, topic: record.topic,
+                       payload: record.payload, transport: transport) else {
+                retryRecord = record.copied
                 return
-            } catch {
-                // Never sendable (a payload over the broker's limit): named, counted, removed.
-                journal.acknowledge(record.sequence)
-                statistics.countDrop(ProxyStatistics.publishFailed)
-                log.limited(.error, key: "publish.failed", "publish_failed", ["topic": topic, "error": "\(error)"])
             }
         }
+    }
+
+    /// Publishes one record; false when the transport could not take it for a
+    /// passing reason (it is sent again at the next pump).
+    private func hand(sequence: UInt64, kind: UInt8, retain: Bool, topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+                      transport: any ProxyTransport) -> Bool {
+        do throws(MQTTError) {
+            let mid = try transport.publishCentral(topic: topic, payload: payload, retain: retain)
+            inFlight.insert(mid, sequence: sequence, kind: kind)
+            busy = true
+        } catch where !error.isPermanent {
+            log.limited(.warning, key: "publish.retry", "publish_deferred", ["topic": String(decoding: topic, as: UTF8.self), "error": "\(error)"])
+            return false
+        } catch {
+            // Never sendable (a payload over the broker's limit): named, counted, removed.
+            journal.acknowledge(sequence)
+            statistics.countDrop(ProxyStatistics.publishFailed)
+            log.limited(.error, key: "publish.failed", "publish_failed", ["topic": String(decoding: topic, as: UTF8.self), "error": "\(error)"])
+        }
+        return true
     }
 }
 

@@ -134,6 +134,7 @@ public final class ProxyService: @unchecked Sendable {
         resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
         core.transport = self
         core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
+        core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
         core.refreshDeadLetters()
         let loaded: CounterStore.Loaded
         do { loaded = try counterStore.load(now: Instant.now()) } catch { throw ServiceError(error.message) }
@@ -197,6 +198,7 @@ public final class ProxyService: @unchecked Sendable {
             takeResetRequests()
             saveCounters()
             core.refreshDeadLetters()
+            core.saveAnnounced()
         }
         scheduleStatus()
         log.info("started", [
@@ -212,6 +214,7 @@ public final class ProxyService: @unchecked Sendable {
 
         centralClient.stop()
         saveCounters(all: true)
+        core.saveAnnounced()
         core.persistAcknowledgements()
         core.journal.close()
         log.info("stopped", [
@@ -420,7 +423,8 @@ public final class ProxyService: @unchecked Sendable {
         let document = statistics.document(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
-            metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems).withLogLinesDropped(log)
+            metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
+            readBack: core.readBack).withLogLinesDropped(log)
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
             core.statusPublished(mid)
@@ -530,8 +534,8 @@ public final class ProxyService: @unchecked Sendable {
 extension ProxyService: ProxyTransport {
     var isCentralConnected: Bool { centralClient.isConnected }
 
-    func publishCentral(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
-        try centralClient.publish(topic: topic, payload: payload, qos: 1, retain: retain)
+    func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {
+        try centralClient.publish(topicBytes: topic, payload: payload, qos: 1, retain: retain)
     }
 
     func setInternalReading(_ enabled: Bool) {

@@ -61,7 +61,8 @@ extension ProxyStatistics {
     /// Home Assistant `expire_after`); `forwarded_per_minute`: since the
     /// previous status.
     func document(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus,
-                  metersOnline: Int, forwardedPerMinute: Int, problems: [String] = []) -> JSONValue {
+                  metersOnline: Int, forwardedPerMinute: Int, problems: [String] = [],
+                  readBack: (complete: Bool, announced: Int, seen: Int)? = nil) -> JSONValue {
         var drops = JSONObject()
         for reason in Self.dropReasons { drops[reason] = .integer(Int64(dropped[reason] ?? 0)) }
         var meters = JSONObject()
@@ -102,6 +103,8 @@ extension ProxyStatistics {
             "forwarded_per_minute": .integer(Int64(forwardedPerMinute)),
             "meters": .object(meters),
             "problems": .array(problems.map { .string($0) }),
+            "read_back": readBack.map { ["complete": .bool($0.complete), "announced": .integer(Int64($0.announced)),
+                                         "seen": .integer(Int64($0.seen))] } ?? .null,
         ]
     }
 }
