@@ -517,7 +517,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(Date().timeIntervalSince(started) > 0.4)
         #expect(h.lines("stopping").first?.contains("awaiting_replies=3") == true)
         #expect(h.lines("stopping_without_replies").isEmpty)
-        #expect(h.acknowledgedDate(senderMeterA) == senderLocalDate())
+        #expect(h.acknowledgedDate(senderMeterA) == senderLocalDate(), "\(h.log)")
         #expect(meters.received.values.count == 3)
     }
 

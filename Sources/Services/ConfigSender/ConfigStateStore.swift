@@ -156,11 +156,13 @@ public final class ConfigStateStore {
         return complete
     }
 
-    /// Reads a state database without changing it: `sqlite3`'s view, for a
-    /// person or a test while the service runs.
+    /// Reads a state database's records without writing any: `sqlite3`'s
+    /// view, for a person or a test while the service runs. Opened for
+    /// writing (as `sqlite3` opens it) so that it can recover the WAL index
+    /// of a service that was killed.
     public static func readRecords(path: String) throws(StateStoreError) -> [String: MeterRecord] {
         do {
-            let database = try SQLiteDatabase(path: path, create: false, readOnly: true)
+            let database = try SQLiteDatabase(path: path, create: false)
             database.setBusyTimeout(milliseconds: 1_000)
             return try readAll(try Statements(database, readOnly: true)).records
         } catch {
