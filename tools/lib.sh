@@ -1,6 +1,6 @@
 # Sourced by tools/bench, tools/check-broker and tools/demo (run from the
 # repository root): Mosquitto on a free loopback port, and the production
-# internal broker's config moved to a scratch directory.
+# brokers' configs moved to a scratch directory.
 
 # has_line FILE REGEX [FIRST_LINE]: a line of FILE from FIRST_LINE on (1)
 # matches REGEX. (awk reads the whole file: no "producer | grep -q", whose early
@@ -64,6 +64,26 @@ internal_broker_conf() {
   [ "$(grep -c '^listener ' "$conf")" = 1 ] && grep -qx "listener $port 127.0.0.1" "$conf" &&
     grep -qx "password_file $dir/passwd" "$conf" && grep -qx "acl_file $dir/acl" "$conf" &&
     grep -qx "persistence_location $dir/data/" "$conf" && grep -qx "user $user" "$conf"
+}
+
+# central_broker_conf PORT DIR CONF: broker/central/mosquitto-production.conf
+# changed only where it must be: listening on 127.0.0.1:PORT alone, run as the
+# current user, DIR/passwd, DIR/acl and DIR/data/ for its files. Fails unless
+# every rewrite hit and no other listener is open.
+central_broker_conf() {
+  local port=$1 dir=$2 conf=$3 user
+  user=$(id -un)
+  sed -e "s|^listener 1883\$|listener $port 127.0.0.1|" \
+      -e "s|^password_file /etc/kpm33b/central/passwd\$|password_file $dir/passwd|" \
+      -e "s|^acl_file /etc/kpm33b/central/acl\$|acl_file $dir/acl|" \
+      -e "s|^persistence_location /var/lib/kpm33b-central/\$|persistence_location $dir/data/|" \
+      broker/central/mosquitto-production.conf > "$conf"
+  # Started as root, mosquitto would switch to 'mosquitto', which cannot read DIR.
+  echo "user $user" >> "$conf"
+  mkdir -p "$dir/data"
+  [ "$(grep -c '^listener ' "$conf")" = 1 ] && grep -qx "listener $port 127.0.0.1" "$conf" &&
+    grep -qx "password_file $dir/passwd" "$conf" && grep -qx "acl_file $dir/acl" "$conf" &&
+    grep -qx "persistence_location $dir/data/" "$conf" && grep -qx "allow_anonymous false" "$conf"
 }
 
 # release_build PRODUCT...: the release build of each product, with the Swift

@@ -125,19 +125,35 @@ final class SenderHarness: @unchecked Sendable {
     private let publisher: MQTTConnection
     /// How config-sender logs in to the internal broker (YAML flow mapping).
     let internalClient: String
+    /// How config-sender logs in to the central broker.
+    let centralClient: String
     let environment: [String: String?]
     /// `--rules`: the KPM33B pack unless a test runs others (`<repo>/rules`: every pack).
     var rules = senderPackPath
 
+    /// With `productionCentral`, the central broker runs its shipped production
+    /// config and ACL (`TestBroker.Shipped`): config-sender logs in as
+    /// `kpm33b-config`, and the discovery messages come from the proxy's account.
     init(name: String, internal: TestBroker.Configuration = .init(),
-         internalClient: String = "{ client_id: test-config-sender }", environment: [String: String?] = [:]) throws {
+         internalClient: String = "{ client_id: test-config-sender }", environment: [String: String?] = [:],
+         productionCentral: Bool = false) throws {
         self.internalClient = internalClient
-        self.environment = environment
         internalBroker = try TestBroker(`internal`)
-        centralBroker = try TestBroker()
+        centralBroker = try TestBroker(productionCentral ? .init(shipped: .init(.central)) : .init())
+        var environment = environment
+        if productionCentral {
+            centralClient = "{ client_id: test-config-sender, username: kpm33b-config, password_env: TEST_CENTRAL_CONFIG_PASSWORD }"
+            environment["TEST_CENTRAL_CONFIG_PASSWORD"] = centralBroker.password("kpm33b-config")
+        } else {
+            centralClient = "{ client_id: test-config-sender }"
+        }
+        self.environment = environment
         directory = try senderTemporaryDirectory("sender-\(name)")
         publisher = try MQTTConnection(endpoint: centralBroker.endpoint, options: MQTTOptions(
-            clientID: "discovery-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
+            clientID: "discovery-\(UUID().uuidString.prefix(6))",
+            username: productionCentral ? "kpm33b-proxy" : nil,
+            password: productionCentral ? centralBroker.password("kpm33b-proxy") : nil,
+            reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         try publisher.start()
         guard publisher.waitUntilConnected(timeout: 10) else { throw TestBroker.Failure.setup("publisher did not connect") }
         try writeConfig()
@@ -153,7 +169,7 @@ final class SenderHarness: @unchecked Sendable {
 
     func writeConfig(perMeter: [String: Int] = [:], extra: String = "") throws {
         let text = senderConfigText(perMeter: perMeter, internalPort: internalBroker.port, centralPort: centralBroker.port,
-                                    internalClient: internalClient) + extra
+                                    internalClient: internalClient, centralClient: centralClient) + extra
         // Written in place (not renamed) as an editor would; the service polls the content.
         try text.write(to: configFile, atomically: false, encoding: .utf8)
     }

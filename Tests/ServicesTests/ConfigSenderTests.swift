@@ -29,6 +29,7 @@ func senderTemporaryDirectory(_ name: String) throws -> URL {
 func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: Int] = [:], internalPort: Int = 1,
                       centralPort: Int = 2, timeout: Double = 1, retries: Int = 3, periodic: Int = 600,
                       internalClient: String = "{ client_id: test-config-sender }",
+                      centralClient: String = "{ client_id: test-config-sender }",
                       maxInFlight: Int? = nil, minSpacingMs: Int? = 0) -> String {
     var text = """
         root_topic: kpm33b
@@ -44,7 +45,7 @@ func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: In
             port: \(centralPort)
             protocol: 5
             clients:
-              config_sender: { client_id: test-config-sender }
+              config_sender: \(centralClient)
         meters:
           defaults:
             settings:

@@ -6,36 +6,15 @@ import Testing
 import TestSupport
 import Services
 
-/// Discovery on the meters' broker, end to end: the internal broker runs the
-/// shipped ACL (`broker/internal/acl` with accounts from `tools/broker-accounts`),
+/// Discovery on the meters' broker, end to end: both brokers run their shipped
+/// production configs and ACLs with accounts from `tools/broker-accounts`,
 /// `kpm33b-proxy`, `config-sender` (`discovery_from: internal`) and `meter-sim`
 /// log in with their accounts, and the central broker is stopped.
 @Suite(.serialized) struct DiscoveryOnInternalTests {
     static let meter = "33B1225950027"
     static let short = String(meter.suffix(8))
     static let topic = "kpm33b/discovery/\(meter)"
-    static let passwords = ["kpm33b-proxy": "proxy-secret", "kpm33b-config": "config-secret", short: "meter-secret"]
-
-    /// The shipped ACL with the block `tools/broker-accounts` generates for `meter`.
-    static func productionACL(in directory: URL) throws -> [String] {
-        let acl = directory.appendingPathComponent("acl")
-        try FileManager.default.copyItem(at: senderPackageRoot.appendingPathComponent("broker/internal/acl"), to: acl)
-        let tool = try ChildProcess(
-            executable: senderPackageRoot.appendingPathComponent("tools/broker-accounts").path,
-            arguments: ["--password-file", directory.appendingPathComponent("passwd").path,
-                        "--credentials-dir", directory.appendingPathComponent("credentials").path,
-                        "--acl-file", acl.path, meter],
-            environment: ["KPM33B_PROXY_PASSWORD": passwords["kpm33b-proxy"], "KPM33B_CONFIG_PASSWORD": passwords["kpm33b-config"],
-                          "KPM33B_METER_PASSWORD_\(short)": passwords[short]],
-            outputFile: directory.appendingPathComponent("broker-accounts.log").path)
-        _ = tool.wait(timeout: 30)
-        guard tool.exitStatus == 0 else {
-            throw TestBroker.Failure.setup("tools/broker-accounts failed: \(String(decoding: (try? Data(contentsOf: directory.appendingPathComponent("broker-accounts.log"))) ?? Data(), as: UTF8.self))")
-        }
-        let lines = try String(contentsOf: acl, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        #expect(lines.contains("user \(short)"), "the generated block has the meter")
-        return lines
-    }
+    static let meterPassword = "meter-secret"
 
     static func config(internalPort: Int, centralPort: Int, exclude: [String] = []) -> String {
         """
@@ -53,8 +32,8 @@ import Services
             port: \(centralPort)
             protocol: 5
             clients:
-              proxy: { client_id: test-proxy }
-              config_sender: { client_id: test-config-sender }
+              proxy: { client_id: test-proxy, username: kpm33b-proxy, password_env: TEST_CENTRAL_PROXY_PASSWORD }
+              config_sender: { client_id: test-config-sender, username: kpm33b-config, password_env: TEST_CENTRAL_CONFIG_PASSWORD }
         meters:
           defaults:
             settings: { upload_interval_seconds: 60, upload_interval_minutes: 5 }
@@ -71,17 +50,23 @@ import Services
         """
     }
 
-    static func subscriber(_ broker: TestBroker, as user: String? = nil, _ filters: [String]) throws -> TestSubscriber {
+    /// A subscriber logged in as `user` with the password `tools/broker-accounts` gave it.
+    static func subscriber(_ broker: TestBroker, as user: String, _ filters: [String]) throws -> TestSubscriber {
         try TestSubscriber(endpoint: broker.endpoint, filters: filters, options: MQTTOptions(
             clientID: "test-sub-\(UUID().uuidString.prefix(8))", protocolVersion: .v5,
-            username: user, password: user.flatMap { passwords[$0] }))
+            username: user, password: user == short ? meterPassword : broker.password(user)))
     }
 
     @Test func configSenderConfiguresAMeterFromTheInternalCopyWhileTheCentralBrokerIsStopped() throws {
         let directory = try senderTemporaryDirectory("discovery-internal")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let internalBroker = try TestBroker(TestBroker.Configuration(users: Self.passwords, acl: try Self.productionACL(in: directory)))
-        let centralBroker = try TestBroker()
+        let internalBroker = try TestBroker(.init(shipped: .init(.internal, accounts: [Self.meter], meterPassword: Self.meterPassword)))
+        let centralBroker = try TestBroker(.init(shipped: .init(.central)))
+        let passwords: [String: String?] = [
+            "TEST_PROXY_PASSWORD": internalBroker.password("kpm33b-proxy"), "TEST_CONFIG_PASSWORD": internalBroker.password("kpm33b-config"),
+            "TEST_CENTRAL_PROXY_PASSWORD": centralBroker.password("kpm33b-proxy"),
+            "TEST_CENTRAL_CONFIG_PASSWORD": centralBroker.password("kpm33b-config"),
+        ]
         let configFile = directory.appendingPathComponent("config.yaml")
         try Self.config(internalPort: internalBroker.port, centralPort: centralBroker.port)
             .write(to: configFile, atomically: true, encoding: .utf8)
@@ -94,7 +79,7 @@ import Services
         let proxy = try ChildProcess(executable: proxyBinary, arguments: [
             "--rules", senderPackPath, "--config", configFile.path,
             "--state-dir", directory.appendingPathComponent("proxy-state").path, "--log-level", "debug",
-        ], environment: ["TEST_PROXY_PASSWORD": Self.passwords["kpm33b-proxy"]], outputFile: directory.appendingPathComponent("proxy.log").path)
+        ], environment: passwords, outputFile: directory.appendingPathComponent("proxy.log").path)
         defer { proxy.kill() }
         try #require(senderEventually { log("proxy.log").components(separatedBy: "msg=connected").count == 3 }, "\(log("proxy.log"))")
         centralBroker.terminate()
@@ -106,7 +91,7 @@ import Services
         let sim = try ChildProcess(executable: try senderBuiltExecutable("meter-sim"), arguments: [
             "--broker", internalBroker.url, "--ids", Self.meter, "--username-from-id", "--password-env", "TEST_METER_PASSWORD",
             "--seconds", "30", "--minutes", "60", "--time-scale", "30", "--journal", meterJournal.path, "--quiet",
-        ], environment: ["TEST_METER_PASSWORD": Self.passwords[Self.short]], outputFile: directory.appendingPathComponent("meter-sim.log").path)
+        ], environment: ["TEST_METER_PASSWORD": Self.meterPassword], outputFile: directory.appendingPathComponent("meter-sim.log").path)
         defer { sim.terminate() }
 
         // The discovery message reaches the internal broker, retained, with the central broker down.
@@ -126,7 +111,7 @@ import Services
         let refused = Recorder<String>()
         let meterConnection = try MQTTConnection(endpoint: internalBroker.endpoint, options: MQTTOptions(
             clientID: "forger-\(UUID().uuidString.prefix(6))", protocolVersion: .v5,
-            username: Self.short, password: Self.passwords[Self.short]))
+            username: Self.short, password: Self.meterPassword))
         meterConnection.onPublishRejected = { _, reason in refused.append(reason) }
         try meterConnection.start()
         defer { meterConnection.stop() }
@@ -143,7 +128,7 @@ import Services
         let sender = try ChildProcess(executable: try senderExecutable(), arguments: [
             "--rules", senderPackPath, "--config", configFile.path, "--state-dir", stateDirectory.path,
             "--log-level", "debug", "--config-poll-seconds", "0.3",
-        ], environment: ["TEST_CONFIG_PASSWORD": Self.passwords["kpm33b-config"]],
+        ], environment: passwords,
            outputFile: directory.appendingPathComponent("config-sender.log").path)
         defer { sender.kill() }
         func acknowledgedDate() -> String? {
@@ -163,7 +148,7 @@ import Services
 
         // The central broker comes back: the same message arrives there from the journal.
         try centralBroker.restart()
-        let central = try Self.subscriber(centralBroker, ["kpm33b/discovery/+"])
+        let central = try Self.subscriber(centralBroker, as: "homeassistant", ["kpm33b/discovery/+"])
         let onCentral = try #require(central.waitFor(timeout: 15) { $0.topic == Self.topic }, "\(log("proxy.log"))")
         let lastInternal = try #require(live.messages.last { $0.topic == Self.topic })
         #expect(onCentral.payload == lastInternal.payload)

@@ -17,15 +17,17 @@ import TestSupport
         let directory = try senderTemporaryDirectory("internal-figures")
         defer { try? FileManager.default.removeItem(at: directory) }
         // A small queue limit, figures every second.
-        let internalBroker = try TestBroker(TestBroker.Configuration(
-            users: Accounts.passwords, acl: try Accounts.productionACL(in: directory),
-            extraLines: ["sys_interval 1", "max_queued_messages 5"]))
-        let centralBroker = try TestBroker()
+        let internalBroker = try TestBroker(.init(
+            extraLines: ["sys_interval 1", "max_queued_messages 5"],
+            shipped: .init(.internal, accounts: [Accounts.meter], meterPassword: Accounts.meterPassword)))
+        let centralBroker = try TestBroker(.init(shipped: .init(.central)))
+        func password(_ user: String) -> String { user == Accounts.short ? Accounts.meterPassword : internalBroker.password(user) }
         let configFile = directory.appendingPathComponent("config.yaml")
         try Accounts.config(internalPort: internalBroker.port, centralPort: centralBroker.port)
             .write(to: configFile, atomically: true, encoding: .utf8)
         func log() -> String { (try? String(contentsOf: directory.appendingPathComponent("proxy.log"), encoding: .utf8)) ?? "" }
-        let status = try TestSubscriber(broker: centralBroker, filters: ["kpm33b/status"])
+        let status = try TestSubscriber(broker: centralBroker, filters: ["kpm33b/status"], options: MQTTOptions(
+            clientID: "status-\(UUID().uuidString.prefix(6))", username: "homeassistant", password: centralBroker.password("homeassistant")))
         func lastStatus() -> JSONValue? { status.messages.last.flatMap { try? JSONValue.parse($0.payload) } }
         /// The health device's problem sensor reads these.
         func problems() -> [String] { lastStatus()?["problems"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
@@ -33,7 +35,8 @@ import TestSupport
         let proxy = try ChildProcess(executable: try #require(ProxyHarness.binary, "kpm33b-proxy is not built"), arguments: [
             "--rules", senderPackPath, "--config", configFile.path,
             "--state-dir", directory.appendingPathComponent("proxy-state").path, "--log-level", "debug",
-        ], environment: ["TEST_PROXY_PASSWORD": Accounts.passwords["kpm33b-proxy"]], outputFile: directory.appendingPathComponent("proxy.log").path)
+        ], environment: ["TEST_PROXY_PASSWORD": password("kpm33b-proxy"),
+                         "TEST_CENTRAL_PROXY_PASSWORD": centralBroker.password("kpm33b-proxy")], outputFile: directory.appendingPathComponent("proxy.log").path)
         defer { proxy.kill() }
         try #require(senderEventually { log().components(separatedBy: "msg=connected").count == 3 }, "\(log())")
         try #require(senderEventually { lastStatus()?["internal_broker"]?["stored_messages"]?.intValue != nil }, "\(log())")
@@ -45,7 +48,7 @@ import TestSupport
         // commands sent to it and drops the rest.
         func connect(_ user: String, clientID: String, clean: Bool = true) throws -> MQTTConnection {
             let c = try MQTTConnection(endpoint: internalBroker.endpoint, options: MQTTOptions(
-                clientID: clientID, cleanSession: clean, protocolVersion: .v5, username: user, password: Accounts.passwords[user]))
+                clientID: clientID, cleanSession: clean, protocolVersion: .v5, username: user, password: password(user)))
             try c.start()
             try #require(c.waitUntilConnected(timeout: 5))
             return c
@@ -76,7 +79,7 @@ import TestSupport
 
         // The proxy's account reads exactly these figures of $SYS, nothing else.
         let asProxy = try TestSubscriber(endpoint: internalBroker.endpoint, filters: ["$SYS/#"], qos: 0, options: MQTTOptions(
-            clientID: "as-proxy", protocolVersion: .v5, username: "kpm33b-proxy", password: Accounts.passwords["kpm33b-proxy"]))
+            clientID: "as-proxy", protocolVersion: .v5, username: "kpm33b-proxy", password: password("kpm33b-proxy")))
         usleep(2_500_000)
         #expect(Set(asProxy.messages.map(\.topic)) == [
             "$SYS/broker/publish/messages/dropped", "$SYS/broker/store/messages/count", "$SYS/broker/store/messages/bytes",

@@ -6,14 +6,15 @@ import TestSupport
 /// A fleet larger than `select()` allows (FD_SETSIZE 1024; each meter used to
 /// take 3 descriptors): meter-sim connects 1,500 meters from one process, and
 /// config-sender, with the site's default pacing and reply timeout,
-/// configures every one. Real brokers, real binaries.
+/// configures every one. Real brokers, real binaries; the central broker runs
+/// its production config and ACL, config-sender logs in with its account.
 @Suite(.serialized) struct MeterSimFleetTests {
     @Test(.timeLimit(.minutes(2))) func fifteenHundredMetersConnectAndAreAllConfigured() throws {
         let count = 1500
-        let h = try SenderHarness(name: "fleet")
+        let h = try SenderHarness(name: "fleet", productionCentral: true)
         // The shipped defaults for pacing and the reply timeout.
         let config = senderConfigText(internalPort: h.internalBroker.port, centralPort: h.centralBroker.port, timeout: 15,
-                                      retries: 3, maxInFlight: nil, minSpacingMs: nil)
+                                      retries: 3, centralClient: h.centralClient, maxInFlight: nil, minSpacingMs: nil)
         try config.write(to: h.configFile, atomically: false, encoding: .utf8)
         let journalFile = h.directory.appendingPathComponent("meter-sim.journal")
         let sim = try ChildProcess(executable: try senderBuiltExecutable("meter-sim"), arguments: [

@@ -13,9 +13,12 @@ import TestSupport
 struct ScaleOutTests {
     /// Two proxies, one per shard (each with its own internal broker), one
     /// central broker and one --state-dir: neither takes the other's session,
-    /// status, health device, state or meters.
+    /// status, health device, state or meters. The central broker runs its
+    /// production config and ACL: both proxies log in as `kpm33b-proxy` and
+    /// read each other's status (`kpm33b/status/+`).
     @Test func twoInstancesRunSideBySide() throws {
-        let h = try ProxyHarness()  // shard a: its internal broker, and the central one
+        // Shard a: its internal broker, and the central one.
+        let h = try ProxyHarness(central: .init(shipped: .init(.central)))
         let internalB = try TestBroker(TestBroker.Configuration(extraLines: ["log_type subscribe"]))
         defer { internalB.stop() }
         let state = h.directory.appendingPathComponent("state").path
@@ -26,7 +29,11 @@ struct ScaleOutTests {
                 instance: \(instance)
                 brokers:
                   internal: { host: 127.0.0.1, port: \(internalPort), protocol: 5, keepalive_s: 30 }
-                  central: { host: 127.0.0.1, port: \(h.centralBroker.port), protocol: 3.1.1 }
+                  central:
+                    host: 127.0.0.1
+                    port: \(h.centralBroker.port)
+                    protocol: 3.1.1
+                    clients: { proxy: { username: kpm33b-proxy, password_env: TEST_CENTRAL_PROXY_PASSWORD } }
                 meters:
                   defaults:
                     settings: { upload_interval_seconds: 60, upload_interval_minutes: 5 }
@@ -36,13 +43,15 @@ struct ScaleOutTests {
                 """.write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
-        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#", "homeassistant/#"])
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/#", "homeassistant/#"], options: MQTTOptions(
+            clientID: "ha-\(UUID().uuidString.prefix(6))", username: "homeassistant", password: h.centralBroker.password("homeassistant")))
         var proxies: [ChildProcess] = []
         defer { for p in proxies { p.kill() } }
         for (instance, broker) in [("a", h.internalBroker), ("b", internalB)] {
             proxies.append(try ChildProcess(
                 executable: try #require(ProxyHarness.binary),
                 arguments: ["--rules", h.rules, "--config", try config(instance, internalPort: broker.port), "--state-dir", state],
+                environment: ["TEST_CENTRAL_PROXY_PASSWORD": h.centralBroker.password("kpm33b-proxy")],
                 outputFile: h.directory.appendingPathComponent("\(instance).log").path))
         }
         for (instance, broker) in [("a", h.internalBroker), ("b", internalB)] {

@@ -16,15 +16,15 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Starts `executable` with `arguments`. The child's standard output and
     /// error are appended to `outputFile` (or discarded when nil); standard
-    /// input is /dev/null. `environment` entries are added to this process's
-    /// environment (a nil value removes a variable).
+    /// input is `inputFile` (default /dev/null). `environment` entries are
+    /// added to this process's environment (a nil value removes a variable).
     public init(executable: String, arguments: [String], environment: [String: String?] = [:],
-                outputFile: String? = nil) throws {
+                outputFile: String? = nil, inputFile: String? = nil) throws {
         self.executable = executable
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 0, inputFile ?? "/dev/null", O_RDONLY, 0)
         let output = outputFile ?? "/dev/null"
         posix_spawn_file_actions_addopen(&fileActions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
