@@ -297,6 +297,10 @@ struct ProxyTests {
             }
         }
         let largest = sampler.stop()
+        // The figures of the run, for the record (peak RSS from the kernel's high-water mark).
+        let rss = (try? String(contentsOfFile: "/proc/\(h.proxy?.pid ?? 0)/status", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.map { $0.dropFirst(6).trimmingCharacters(in: .whitespaces) } ?? "?"
+        print("new_meters=\(total) journal_peak_bytes=\(largest) journal_max_bytes=\(cap) proxy_peak_rss=\"\(rss)\"")
         #expect(seen.count == total, "\(total - seen.count) readings missing")
         #expect(announced.count == total, "\(total - announced.count) discovery messages missing")
         #expect(largest <= cap, "the journal reached \(largest) bytes on disk")

@@ -247,6 +247,9 @@ final class ProxyCore {
         min(journal.maxBytes / 2, max(settings.maxPayloadBytes + (64 << 10), 2 * largestMessageBytes))
     }
 
+    /// Reading is stopped for want of room in the journal (or a failed write).
+    var isBackPressureActive: Bool { backPressureSince != nil }
+
     /// The journal size at which reading stops (see the type's documentation).
     var readLimit: Int { journal.maxBytes - readHeadroom }
 
@@ -305,7 +308,7 @@ final class ProxyCore {
         if !complete {
             log.warning("read_back_incomplete", [
                 "announced": String(announced.count), "seen": String(seen), "not_read_back": String(ledger.overflowed),
-                "detail": "the central broker did not hand back every retained announcement of this proxy; what is missing is announced again",
+                "detail": "the central broker did not hand back every retained announcement of this proxy; a missing meter heard since the start is announced again, the others when they are next heard",
                 "hint": "the broker drops what exceeds max_queued_messages (see broker/README.md), or lost its retained messages",
             ])
         }
