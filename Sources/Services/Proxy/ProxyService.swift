@@ -147,7 +147,10 @@ public final class ProxyService: @unchecked Sendable {
             log.info("counters_imported", ["file": counterStore.legacyPath, "counters": String(imported.count),
                                            "into": counterStore.path, "renamed_to": imported.renamedTo ?? "(not renamed)"])
         }
-        if let problem = loaded.problem { log.warning("counters_not_loaded", ["detail": problem]) }
+        if let problem = loaded.problem {
+            core.stateProblem = core.stateProblem ?? "state_corrupt: \(problem)"
+            log.warning("counters_not_loaded", ["detail": problem])
+        }
         core.engine.restore(loaded.counters)
         countersSaved = core.engine.countersVersion
         takeResetRequests()
