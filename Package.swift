@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Three C libraries, each reached through one system library target (pkg-config)
+// Four C libraries, each reached through one system library target (pkg-config)
 // and wrapped by exactly one small Swift target; nothing above the adapters
 // imports a C module. (engine-bench's simdjson baseline, a C++ library, is
 // reached the same way through a C++ target with a C interface.)
@@ -29,13 +29,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // C libraries (Debian: libmosquitto-dev, libyaml-dev, libjansson-dev).
+        // C libraries (Debian: libmosquitto-dev, libyaml-dev, libjansson-dev, libsqlite3-dev).
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto",
                        providers: [.apt(["libmosquitto-dev"]), .brew(["mosquitto"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
                        providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
         .systemLibrary(name: "CJansson", pkgConfig: "jansson",
                        providers: [.apt(["libjansson-dev"]), .brew(["jansson"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
 
         // What may stand in an MQTT topic: one copy of each rule, pure Swift,
         // for the engine and the MQTT adapter alike.
@@ -45,6 +47,7 @@ let package = Package(
         .target(name: "YAML", dependencies: ["CYAML"]),
         .target(name: "JSON", dependencies: ["CJansson"]),
         .target(name: "MQTT", dependencies: ["CMosquitto", "Topics"], swiftSettings: uncheckedExclusivity),
+        .target(name: "SQLite", dependencies: ["CSQLite"]),
 
         // The engine: pure, no sockets, clocks, threads or randomness.
         .target(name: "RuleEngine", dependencies: ["YAML", "Topics"], swiftSettings: uncheckedExclusivity),
@@ -61,7 +64,7 @@ let package = Package(
 
         // Service wiring: the event loop's cores, signals, state.
         .target(name: "Services", dependencies: [
-            "RuleEngine", "SiteSettings", "MQTT", "JSON", "Journal",
+            "RuleEngine", "SiteSettings", "MQTT", "JSON", "Journal", "SQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: uncheckedExclusivity),
 
         // Command-line entry points.
@@ -106,7 +109,7 @@ let package = Package(
         .testTarget(name: "MeterSimTests", dependencies: ["meter-sim", "MQTT", "TestSupport", "JSON"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "ServicesTests", dependencies: [
-            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Journal"]),
+            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Journal", "SQLite"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -69,10 +69,16 @@ final class SenderCoreFixture {
 
     static let statusTopic = "kpm33b/config-sender/status"
 
-    init(config: String = senderConfigText(), statusMinIntervalSeconds: Double = 1) throws {
+    /// `prepareState` runs on the (existing, empty) state directory before the store opens it.
+    init(config: String = senderConfigText(), statusMinIntervalSeconds: Double = 1,
+         prepareState: (URL) throws -> Void = { _ in }) throws {
         directory = try senderTemporaryDirectory("sender-core")
         let site = try buildSenderSite(config)
-        store = ConfigStateStore(directory: directory.appendingPathComponent("state").path)
+        let stateDirectory = directory.appendingPathComponent("state")
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        try prepareState(stateDirectory)
+        store = ConfigStateStore(directory: stateDirectory.path)
+        _ = try store.load(now: senderT0)
         let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 7)))
         logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
@@ -113,12 +119,8 @@ final class SenderCoreFixture {
         core.replyReceived(topic: topic, payload: JSONValue.object(reply).serialized(), at: now)
     }
 
-    /// The state file as the next start would read it.
-    var savedRecords: [String: MeterRecord] {
-        guard let data = FileManager.default.contents(atPath: store.path),
-              let decoded = try? ConfigStateStore.decode([UInt8](data)) else { return [:] }
-        return decoded.records
-    }
+    /// The state database as the next start would read it.
+    var savedRecords: [String: MeterRecord] { (try? ConfigStateStore.readRecords(path: store.path)) ?? [:] }
 
     var logLines: [Substring] {
         ((try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? "").split(separator: "\n")

@@ -3,6 +3,7 @@ import JSON
 import MQTT
 import Testing
 import TestSupport
+import Services
 
 // The config-sender executable on two real Mosquitto brokers (internal and
 // central, free loopback ports), with meters that answer commands as
@@ -116,7 +117,9 @@ final class SenderHarness: @unchecked Sendable {
     let directory: URL
     var configFile: URL { directory.appendingPathComponent("config.yaml") }
     var stateDirectory: URL { directory.appendingPathComponent("state") }
-    var stateFile: URL { stateDirectory.appendingPathComponent("config-sender-state.json") }
+    /// The JSON state file of earlier releases (imported once at start-up).
+    var legacyStateFile: URL { stateDirectory.appendingPathComponent("config-sender-state.json") }
+    var stateDatabase: URL { stateDirectory.appendingPathComponent("config-sender.db") }
     var logFile: URL { directory.appendingPathComponent("config-sender.log") }
     private(set) var process: ChildProcess?
     private let publisher: MQTTConnection
@@ -224,10 +227,9 @@ final class SenderHarness: @unchecked Sendable {
         (lines ?? currentRunLog).filter { $0.contains("msg=\(msg) ") || $0.hasSuffix("msg=\(msg)") }
     }
 
-    var state: JSONValue? {
-        guard let data = FileManager.default.contents(atPath: stateFile.path) else { return nil }
-        return try? JSONValue.parse([UInt8](data))
-    }
+    /// The state database as `sqlite3` would show it while the service runs.
+    /// In the shape of the previous release's JSON state file.
+    var state: JSONValue? { (try? ConfigStateStore.readRecords(path: stateDatabase.path)).map(legacyStateDocument) }
 
     func acknowledgedDate(_ id: String) -> String? { state?["meters"]?[id]?["acknowledged_date"]?.stringValue }
 }
@@ -424,7 +426,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         let h = try SenderHarness(name: "corrupt")
         let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .answer])
         try FileManager.default.createDirectory(at: h.stateDirectory, withIntermediateDirectories: true)
-        try "{\"version\":1,\"meters\":{\"33B12259".write(to: h.stateFile, atomically: false, encoding: .utf8)
+        try "{\"version\":1,\"meters\":{\"33B12259".write(to: h.legacyStateFile, atomically: false, encoding: .utf8)
         // And the leftover of an interrupted write.
         try "{\"version\":1,\"me".write(to: h.stateDirectory.appendingPathComponent(".config-sender-state.json.tmp"),
                                          atomically: false, encoding: .utf8)
@@ -531,7 +533,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(Date().timeIntervalSince(started) > 0.4)
         #expect(h.lines("stopping").first?.contains("awaiting_replies=3") == true)
         #expect(h.lines("stopping_without_replies").isEmpty)
-        #expect(h.acknowledgedDate(senderMeterA) == senderLocalDate())
+        #expect(h.acknowledgedDate(senderMeterA) == senderLocalDate(), "\(h.log)")
         #expect(meters.received.values.count == 3)
     }
 

@@ -4,6 +4,7 @@ import JSON
 import MQTT
 import Testing
 import TestSupport
+import Services
 
 /// Discovery on the meters' broker, end to end: both brokers run their shipped
 /// production configs and ACLs with accounts from `tools/broker-accounts`,
@@ -131,9 +132,8 @@ import TestSupport
            outputFile: directory.appendingPathComponent("config-sender.log").path)
         defer { sender.kill() }
         func acknowledgedDate() -> String? {
-            guard let data = FileManager.default.contents(atPath: stateDirectory.appendingPathComponent("config-sender-state.json").path),
-                  let state = try? JSONValue.parse([UInt8](data)) else { return nil }
-            return state["meters"]?[Self.meter]?["acknowledged_date"]?.stringValue
+            let path = stateDirectory.appendingPathComponent(ConfigStateStore.fileName).path
+            return (try? ConfigStateStore.readRecords(path: path))?[Self.meter]?.acknowledgedDate
         }
         try #require(senderEventually(timeout: 20) { acknowledgedDate() != nil }, "\(log("config-sender.log"))")
         #expect(acknowledgedDate() == senderLocalDate())

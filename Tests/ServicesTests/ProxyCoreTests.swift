@@ -475,7 +475,7 @@ final class CoreFixture {
     }
 
     /// The energy guard's memory survives a reload and a restart (through
-    /// `counters.json` in the state directory): 0.000 after 163.486 is a glitch
+    /// `counters.db` in the state directory): 0.000 after 163.486 is a glitch
     /// either way.
     @Test func guardedCountersSurviveReloadAndRestart() throws {
         let f = try CoreFixture()
@@ -490,11 +490,13 @@ final class CoreFixture {
         #expect(f.core.statistics.dropped["counter_glitch"] == 1)
 
         let store = CounterStore(directory: f.directory)
+        _ = try store.load(now: Instant(epochMillis: 0))
         try store.save(f.core.engine.counters)
         try f.restart()
         #expect(f.core.engine.counters.isEmpty)
-        let (saved, problem) = store.load()
-        #expect(problem == nil)
+        let loaded = try CounterStore(directory: f.directory).load(now: Instant(epochMillis: 0))
+        #expect(loaded.problem == nil && loaded.movedAside == nil)
+        let saved = loaded.counters
         #expect(saved == [CounterSnapshot(device: "33B1225950027", field: "active_energy", value: 163.486,
                                           time: saved.first?.time ?? 0)])
         f.core.engine.restore(saved)
@@ -506,7 +508,7 @@ final class CoreFixture {
         let minutes = f.transport.published.filter { $0.topic.hasSuffix("/minutes") }.map(\.payload)
         #expect(minutes == [#"{"id":"33B1225950027","time":"20260112160300","active_energy":163.490}"#])
 
-        try "not json".write(toFile: store.path, atomically: true, encoding: .utf8)
-        #expect(store.load().problem != nil)
+        try "not json".write(toFile: store.legacyPath, atomically: true, encoding: .utf8)
+        #expect(try store.load(now: Instant(epochMillis: 0)).problem != nil)
     }
 }

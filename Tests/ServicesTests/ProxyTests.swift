@@ -369,6 +369,34 @@ struct ProxyTests {
         try stop(h)
     }
 
+    /// counters.db damaged while the proxy was stopped: moved aside, a
+    /// `state_corrupt` warning and a line in the status's `problems`; the
+    /// proxy runs on with a fresh database.
+    @Test func aDamagedCountersDatabaseIsMovedAsideAndInTheStatus() throws {
+        let h = try ProxyHarness()
+        let central = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/+/minutes", "kpm33b/status"])
+        try h.startProxy()
+        try h.publish("MQTT_ENY_NOW", #"{"id":"33B1225950027","zygsz":163.486,"fwgsz":11.085,"time":"20260112160000","isend":"1"}"#)
+        #expect(central.waitForData(count: 1).count == 1)
+        try stop(h)
+        let database = h.stateDirectory + "/counters.db"
+        #expect(FileManager.default.fileExists(atPath: database))
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
+        try Data("this is not a database, whatever it was".utf8).write(to: URL(fileURLWithPath: database))
+        try h.startProxy()
+        let status = central.waitForStatus {
+            $0["problems"]?.arrayValue?.contains { $0.stringValue?.hasPrefix("state_corrupt:") == true } == true
+        }
+        #expect(status != nil, "\(h.proxyLog.suffix(1500))")
+        #expect(h.proxyLog.contains("msg=state_corrupt"))
+        let aside = try FileManager.default.contentsOfDirectory(atPath: h.stateDirectory).filter { $0.hasPrefix("counters.db.corrupt-") }
+        #expect(aside.count == 1)
+        // The guard starts afresh: the next total is taken as it comes.
+        try h.publish("MQTT_ENY_NOW", #"{"id":"33B1225950027","zygsz":1.000,"fwgsz":11.085,"time":"20260112160100","isend":"1"}"#)
+        #expect(central.waitForData(count: 2).count == 2)
+        try stop(h)
+    }
+
     /// Runs `kpm33b-proxy ARGUMENTS` (a command beside the service) to its end; returns its status and output.
     private func proxyCommand(_ h: ProxyHarness, _ arguments: [String]) throws -> (Int32?, String) {
         let output = h.directory.appendingPathComponent("command-\(UUID().uuidString.prefix(6)).log").path

@@ -16,12 +16,13 @@ import SiteSettings
 ///
 /// ## Writes are batched per iteration
 /// Events only change the planner. `endOfIteration` — after everything one
-/// loop iteration read — writes the state file once if the records moved (at
-/// most every `saveMinIntervalSeconds`: each write fsyncs twice) and the
-/// status once if it changed (at most every `statusMinIntervalSeconds`).
-/// Both intervals grow with the site — a second per 10,000 records for the
-/// file, per 2,000 meters for the status — since each write is the whole
-/// document (2.7 MB of state and 1.5 MB of status for 10,000 meters).
+/// loop iteration read — writes the records that changed to the state
+/// database once if they moved (at most every `saveMinIntervalSeconds`: each
+/// commit fsyncs; at most `ConfigStateStore.maxMetersPerBatch` meters per
+/// commit, the rest at the next iteration, so a write holds the loop for a
+/// bounded time) and the status once if it changed (at most every
+/// `statusMinIntervalSeconds`, growing by a second per 2,000 meters since
+/// the status is the whole document).
 ///
 /// ## Shutdown
 /// `beginShutdown` stops new commands and retries; replies still count, and
@@ -34,7 +35,7 @@ final class ConfigSenderCore {
         var discoverySubscription: String
         /// The status is published at most this often.
         var statusMinIntervalSeconds = 1.0
-        /// The state file is written at most this often.
+        /// The state database is written at most this often.
         var saveMinIntervalSeconds = 0.1
         /// After a failed write, the next attempt waits this long.
         var saveRetrySeconds = 1.0
@@ -314,23 +315,25 @@ final class ConfigSenderCore {
         }
     }
 
-    /// The state file's minimum interval: a second per 10,000 records, at least the setting.
-    private var saveInterval: Double { max(settings.saveMinIntervalSeconds, Double(planner.records.count) / 10_000) }
     /// The status's minimum interval: a second per 2,000 meters, at least the setting.
     private var statusInterval: Double { max(settings.statusMinIntervalSeconds, Double(planner.meters.count) / 2_000) }
 
     private func saveIfDue(at now: MonotonicInstant) {
         guard planner.recordsVersion != savedVersion else { return }
         if let at = nextSaveAt, now < at { return }
-        nextSaveAt = save() ? now.adding(seconds: saveInterval) : now.adding(seconds: settings.saveRetrySeconds)
+        nextSaveAt = save(all: false) ? now.adding(seconds: settings.saveMinIntervalSeconds) : now.adding(seconds: settings.saveRetrySeconds)
     }
 
-    /// Writes the records; true if they are on disk.
+    /// Writes the records that changed, one batch (`all`: every batch, at
+    /// shutdown); true if the write succeeded.
     @discardableResult
-    private func save() -> Bool {
+    private func save(all: Bool) -> Bool {
+        let version = planner.recordsVersion
         do {
-            try store.save(planner.records)
-            savedVersion = planner.recordsVersion
+            while try !store.save(planner.records) {
+                guard all else { return true }  // the rest at the next save
+            }
+            savedVersion = version
             return true
         } catch {
             log.limited(.error, key: "state_save", "state_save_failed", ["file": store.path, "error": error.message])
@@ -416,6 +419,10 @@ final class ConfigSenderCore {
             ("internal", planner.internalConnected ? "connected" : "disconnected"),
             ("central", centralConnected ? "connected" : "disconnected"),
         ], startedAt: startedAt, now: now)
+        if let problem = store.problem, case .object(var object) = doc {
+            object["problems"] = .array([.string(problem)])
+            doc = .object(object)
+        }
         if !planner.program.requestSubscriptions.isEmpty, case .object(var object) = doc {
             var counts = JSONObject()
             for name in RelayRequests.counterNames { counts[name] = .integer(Int64(requests.counters[name] ?? 0)) }
@@ -445,7 +452,7 @@ final class ConfigSenderCore {
             let left = planner.awaitingReplyCount
             guard left == 0 || now >= deadline else { return }
             if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
-            save()
+            save(all: true)
             let mid = publishStatus(ConfigPlanner.offlineStatus(now: time.wall).serialized())
             phase = mid == nil ? .finished(reason: reason)
                 : .offline(reason: reason, mid: mid, deadline: now.adding(seconds: settings.offlineAckSeconds))

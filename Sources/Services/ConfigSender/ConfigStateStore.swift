@@ -3,166 +3,351 @@ import Glibc
 #endif
 import JSON
 import RuleEngine
+import SQLite
 
-/// The config sender's state file, `STATE_DIR/config-sender-state.json`.
+/// The config sender's state database, `STATE_DIR/config-sender.db` (SQLite,
+/// schema in docs/state-databases.md): one row per meter in `meters`, one per
+/// meter and command in `commands`.
 ///
-/// Written atomically: the whole document goes to a temporary file in the same
-/// directory, which is fsynced and renamed over the old one, and then the
-/// directory is fsynced so the rename itself survives a power cut. A reader
-/// therefore sees either the old or the new file, never a mix. A temporary file
-/// found at start-up is the trace of an interrupted write (kill -9, power
-/// loss) and is deleted; the file it was meant to replace is still whole.
+/// `save` writes only what changed since the last save — the meters whose
+/// record differs from what the database holds, and of those only the rows
+/// that differ — in one transaction of at most `maxMetersPerBatch` meters;
+/// the rest waits for the next call, so one call never holds the event loop
+/// for longer than a batch costs. WAL with `synchronous = FULL`: a committed
+/// batch survives a power cut (the WAL is fsynced at each commit), so an
+/// acknowledged configuration is never sent again because of one.
 ///
-/// A state file that cannot be read is moved aside (`…json.corrupt-<millis>`)
-/// with a warning and the service starts fresh: at worst every meter is
-/// configured once more.
-public struct ConfigStateStore: Sendable {
-    public static let fileName = "config-sender-state.json"
-    public static let formatVersion: Int64 = 1
+/// The first start after an upgrade imports the JSON state file of earlier
+/// releases (`config-sender-state.json`) once and renames it
+/// (`….json.imported`). A damaged database (or JSON file) is moved aside
+/// (`….corrupt-<millis>`), reported in the log and in `problem` (the status),
+/// and the service starts fresh: at worst every meter is configured once more.
+public final class ConfigStateStore {
+    public static let fileName = "config-sender.db"
+    /// The state file of earlier releases, imported once.
+    public static let legacyFileName = "config-sender-state.json"
+    static let legacyFormatVersion: Int64 = 1
+    /// `migrations[i]` brings the schema from `PRAGMA user_version` i to i + 1.
+    static let migrations = [
+        """
+        CREATE TABLE meters (
+            id TEXT PRIMARY KEY NOT NULL,
+            digest TEXT,
+            settings TEXT,
+            acknowledged_date TEXT,
+            acknowledged_at_ms INTEGER,
+            last_clock_sent_at_ms INTEGER,
+            last_error TEXT
+        ) WITHOUT ROWID;
+        CREATE TABLE commands (
+            meter TEXT NOT NULL,
+            name TEXT NOT NULL,
+            result TEXT NOT NULL,
+            value TEXT,
+            date TEXT NOT NULL,
+            at_ms INTEGER NOT NULL,
+            oprid TEXT,
+            msg TEXT,
+            PRIMARY KEY (meter, name)
+        ) WITHOUT ROWID;
+        """,
+    ]
 
     public let directory: String
-    /// The state file.
+    /// The database.
     public let path: String
-    /// Where a write goes before it is renamed over `path`.
-    public let temporaryPath: String
+    /// The JSON state file of earlier releases.
+    public let legacyPath: String
+    /// Where an interrupted write of the JSON file left its temporary copy.
+    let legacyTemporaryPath: String
+    /// The most meters one `save` writes (one transaction).
+    public var maxMetersPerBatch = 1_000
+    /// The database was found damaged at start-up and moved aside: a sentence for the status.
+    public private(set) var problem: String?
+
+    private var database: SQLiteDatabase?
+    private var statements: Statements?
+    /// What the database holds, as of the last committed save.
+    private var written: [String: MeterRecord] = [:]
 
     public init(directory: String) {
         self.directory = directory
-        // Stored, not computed: a write allocates nothing but what the error path needs.
         path = directory + "/" + ConfigStateStore.fileName
-        temporaryPath = directory + "/." + ConfigStateStore.fileName + ".tmp"
+        legacyPath = directory + "/" + ConfigStateStore.legacyFileName
+        legacyTemporaryPath = directory + "/." + ConfigStateStore.legacyFileName + ".tmp"
     }
 
-    /// Reads the state; never fails for bad content. The events say what was repaired.
-    /// Throws only when the directory cannot be created.
+    /// Rows inserted, updated or deleted since the store was opened (tests, benchmarks).
+    public var rowsWritten: Int64 { database?.totalChanges ?? 0 }
+
+    /// Opens the database (creating, migrating, importing or moving it aside as
+    /// needed) and reads every record. The events say what was repaired.
+    /// Throws when the directory or the database cannot be opened at all.
     public func load(now: Instant) throws(StateStoreError) -> (records: [String: MeterRecord], events: [ConfigEvent]) {
-        try createDirectory()
-        var events: [ConfigEvent] = []
-        if FileSystem.exists(temporaryPath) {
-            _ = unlink(temporaryPath)
-            events.append(ConfigEvent(.warning, "state_temp_removed", [
-                ("file", temporaryPath), ("reason", "left by an interrupted write; the last complete state is used"),
-            ]))
-        }
-        guard FileSystem.exists(path) else {
-            events.append(ConfigEvent(.info, "state_new", [("file", path)]))
-            return ([:], events)
-        }
-        do throws(StateStoreError) {
-            var failure: Int32 = 0
-            guard let data = FileSystem.read(path, failure: &failure) else {
-                throw StateStoreError("cannot read the file: \(String(cString: strerror(failure)))")
-            }
-            let (records, skipped) = try ConfigStateStore.decode(data)
-            for (id, why) in skipped {
-                events.append(ConfigEvent(.warning, "state_meter_skipped", [("meter", id), ("reason", why)]))
-            }
-            events.append(ConfigEvent(.info, "state_loaded", [("file", path), ("meters", String(records.count))]))
-            return (records, events)
-        } catch {
-            let aside = path + ".corrupt-\(now.epochMillis)"
-            let moved = rename(path, aside) == 0
-            events.append(ConfigEvent(.warning, "state_corrupt", [
-                ("file", path), ("reason", error.message), ("moved_to", moved ? aside : nil),
-                ("action", "starting fresh; every meter is configured again"),
-            ]))
-            if !moved { _ = unlink(path) }
-            return ([:], events)
-        }
-    }
-
-    /// Writes the state atomically (temporary file, fsync, rename, fsync of the directory).
-    public func save(_ records: [String: MeterRecord]) throws(StateStoreError) {
-        try createDirectory()
-        let bytes = ConfigStateStore.encode(records).serialized() + [0x0A]
-        try writeAtomically(bytes)
-    }
-
-    /// The write itself, exposed so a test can stop half-way (see `writeTemporary`).
-    func writeAtomically(_ bytes: [UInt8]) throws(StateStoreError) {
-        try writeTemporary(bytes, count: bytes.count)
-        guard rename(temporaryPath, path) == 0 else { throw StateStoreError(errno: errno, "rename to \(path)") }
-        // The rename is durable only once the directory entry is on disk.
-        let dir = open(directory, O_RDONLY)
-        if dir >= 0 {
-            _ = fsync(dir)
-            close(dir)
-        }
-    }
-
-    /// Writes the first `count` bytes to the temporary file and fsyncs it.
-    func writeTemporary(_ bytes: [UInt8], count: Int) throws(StateStoreError) {
-        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw StateStoreError(errno: errno, "open \(temporaryPath)") }
-        var written = 0
-        while written < count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                close(fd)
-                throw StateStoreError(errno: e, "write \(temporaryPath)")
-            }
-            written += n
-        }
-        guard fsync(fd) == 0 else {
-            let e = errno
-            close(fd)
-            throw StateStoreError(errno: e, "fsync \(temporaryPath)")
-        }
-        close(fd)
-    }
-
-    private func createDirectory() throws(StateStoreError) {
         guard FileSystem.makeDirectories(directory) else {
             throw StateStoreError("cannot create the state directory \(directory): \(String(cString: strerror(errno)))")
         }
-    }
-
-    // MARK: Format
-
-    /// `{"version":1,"meters":{ID:{…}}}`, meters sorted by id, commands by name.
-    public static func encode(_ records: [String: MeterRecord]) -> JSONValue {
-        // Thousands of meters: collected, then made an object at once (linear).
-        var meters: [(String, JSONValue)] = []
-        meters.reserveCapacity(records.count)
-        for id in records.keys.sorted() {
-            let r = records[id]!
-            var m = JSONObject()
-            if let v = r.digest { m["digest"] = .string(v) }
-            if !r.settings.isEmpty {
-                m["settings"] = .object(JSONObject(r.settings.keys.sorted().map { ($0, JSONValue.integer(Int64(r.settings[$0]!))) }))
-            }
-            if let v = r.acknowledgedDate { m["acknowledged_date"] = .string(v) }
-            if let v = r.acknowledgedAt { m["acknowledged_at_ms"] = .integer(v) }
-            if let v = r.lastClockSentAt { m["last_clock_sent_at_ms"] = .integer(v) }
-            if let v = r.lastError { m["last_error"] = .string(v) }
-            var commands = JSONObject()
-            for name in r.commands.keys.sorted() {
-                let c = r.commands[name]!
-                var o = JSONObject()
-                o["result"] = .string(c.outcome.rawValue)
-                if let v = c.value { o["value"] = .string(v) }
-                o["date"] = .string(c.date)
-                o["at_ms"] = .integer(c.at)
-                if let v = c.operationID { o["oprid"] = .string(v) }
-                if let v = c.message { o["msg"] = .string(v) }
-                commands[name] = .object(o)
-            }
-            m["commands"] = .object(commands)
-            meters.append((id, .object(m)))
+        var events: [ConfigEvent] = []
+        database = nil
+        statements = nil
+        problem = nil
+        let opened = try StateDatabase.open(path: path, synchronous: "FULL", migrations: Self.migrations, now: now)
+        if let aside = opened.movedAside {
+            problem = "the state database was damaged (\(aside.reason)); moved to \(aside.path), every meter is configured again"
+            events.append(ConfigEvent(.warning, "state_corrupt", [
+                ("file", path), ("reason", aside.reason), ("moved_to", aside.path),
+                ("action", "starting fresh; every meter is configured again"),
+            ]))
         }
-        return .object(["version": .integer(formatVersion), "meters": .object(JSONObject(distinctKeys: meters))])
+        if opened.foundVersion == 0 {
+            events.append(ConfigEvent(.info, "state_new", [("file", path), ("schema_version", String(Self.migrations.count))]))
+        } else if opened.foundVersion < Self.migrations.count {
+            events.append(ConfigEvent(.info, "state_migrated", [
+                ("file", path), ("from", String(opened.foundVersion)), ("to", String(Self.migrations.count)),
+            ]))
+        }
+        let database = opened.database
+        let statements: Statements
+        do { statements = try Statements(database) } catch { throw StateStoreError("\(path): \(error.message)") }
+        self.database = database
+        self.statements = statements
+        written = [:]
+        events += importLegacyFile(now: now)
+        let skipped: [(String, String)]
+        do {
+            (written, skipped) = try Self.readAll(statements)
+        } catch {
+            throw StateStoreError("cannot read \(path): \(error.message)")
+        }
+        for (id, why) in skipped {
+            events.append(ConfigEvent(.warning, "state_meter_skipped", [("meter", id), ("reason", why)]))
+        }
+        events.append(ConfigEvent(.info, "state_loaded", [("file", path), ("meters", String(written.count))]))
+        return (written, events)
     }
 
-    /// Reads the format back. Throws when the document as a whole is unusable;
-    /// a single malformed meter entry is skipped and reported.
+    /// Writes what changed since the last save: at most `maxMetersPerBatch`
+    /// meters, in one transaction. Returns true when the database now holds
+    /// `records`, false when more is left for the next call.
+    @discardableResult
+    public func save(_ records: [String: MeterRecord]) throws(StateStoreError) -> Bool {
+        guard let database, let statements else { throw StateStoreError("\(path) is not open") }
+        var batch: [String] = []
+        var complete = true
+        for (id, record) in records where written[id] != record {
+            guard batch.count < maxMetersPerBatch else { complete = false; break }
+            batch.append(id)
+        }
+        if complete {
+            for id in written.keys where records[id] == nil {
+                guard batch.count < maxMetersPerBatch else { complete = false; break }
+                batch.append(id)
+            }
+        }
+        guard !batch.isEmpty else { return complete }
+        do {
+            try database.transaction { () throws(SQLiteError) in
+                for id in batch { try write(id, records[id], over: written[id], statements) }
+            }
+        } catch {
+            throw StateStoreError("cannot write \(path): \(error.message)")
+        }
+        for id in batch { written[id] = records[id] }
+        return complete
+    }
+
+    /// Reads a state database's records without writing any: `sqlite3`'s
+    /// view, for a person or a test while the service runs. Opened for
+    /// writing (as `sqlite3` opens it) so that it can recover the WAL index
+    /// of a service that was killed.
+    public static func readRecords(path: String) throws(StateStoreError) -> [String: MeterRecord] {
+        do {
+            let database = try SQLiteDatabase(path: path, create: false)
+            database.setBusyTimeout(milliseconds: 1_000)
+            return try readAll(try Statements(database, readOnly: true)).records
+        } catch {
+            throw StateStoreError("\(path): \(error.message)")
+        }
+    }
+
+    // MARK: Rows
+
+    private final class Statements {
+        let selectMeters: SQLiteStatement
+        let selectCommands: SQLiteStatement
+        let upsertMeter: SQLiteStatement?
+        let upsertCommand: SQLiteStatement?
+        let deleteMeter: SQLiteStatement?
+        let deleteCommand: SQLiteStatement?
+        let deleteCommands: SQLiteStatement?
+        let deleteAll: SQLiteStatement?
+
+        init(_ database: SQLiteDatabase, readOnly: Bool = false) throws(SQLiteError) {
+            selectMeters = try database.prepare("""
+                SELECT id, digest, settings, acknowledged_date, acknowledged_at_ms, last_clock_sent_at_ms, last_error FROM meters
+                """)
+            selectCommands = try database.prepare("SELECT meter, name, result, value, date, at_ms, oprid, msg FROM commands")
+            if readOnly {
+                (upsertMeter, upsertCommand, deleteMeter, deleteCommand, deleteCommands, deleteAll) = (nil, nil, nil, nil, nil, nil)
+                return
+            }
+            upsertMeter = try database.prepare("""
+                INSERT OR REPLACE INTO meters (id, digest, settings, acknowledged_date, acknowledged_at_ms, last_clock_sent_at_ms, last_error)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            upsertCommand = try database.prepare("""
+                INSERT OR REPLACE INTO commands (meter, name, result, value, date, at_ms, oprid, msg) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            deleteMeter = try database.prepare("DELETE FROM meters WHERE id = ?")
+            deleteCommand = try database.prepare("DELETE FROM commands WHERE meter = ? AND name = ?")
+            deleteCommands = try database.prepare("DELETE FROM commands WHERE meter = ?")
+            deleteAll = try database.prepare("DELETE FROM meters")
+        }
+    }
+
+    /// The rows of one meter that differ between `old` (what the database
+    /// holds) and `new` (nil: the meter is gone).
+    private func write(_ id: String, _ new: MeterRecord?, over old: MeterRecord?, _ s: Statements) throws(SQLiteError) {
+        guard let new else {
+            try s.deleteCommands!.run([.text(id)])
+            try s.deleteMeter!.run([.text(id)])
+            return
+        }
+        if old == nil || old!.digest != new.digest || old!.settings != new.settings || old!.acknowledgedDate != new.acknowledgedDate
+            || old!.acknowledgedAt != new.acknowledgedAt || old!.lastClockSentAt != new.lastClockSentAt || old!.lastError != new.lastError {
+            try s.upsertMeter!.run([
+                .text(id), text(new.digest), new.settings.isEmpty ? .null : .text(Self.settingsText(new.settings)),
+                text(new.acknowledgedDate), integer(new.acknowledgedAt), integer(new.lastClockSentAt), text(new.lastError),
+            ])
+        }
+        let oldCommands = old?.commands ?? [:]
+        for (name, c) in new.commands where oldCommands[name] != c {
+            try s.upsertCommand!.run([
+                .text(id), .text(name), .text(c.outcome.rawValue), text(c.value), .text(c.date), .integer(c.at),
+                text(c.operationID), text(c.message),
+            ])
+        }
+        for name in oldCommands.keys where new.commands[name] == nil {
+            try s.deleteCommand!.run([.text(id), .text(name)])
+        }
+    }
+
+    private func text(_ value: String?) -> SQLiteValue { value.map { .text($0) } ?? .null }
+    private func integer(_ value: Int64?) -> SQLiteValue { value.map { .integer($0) } ?? .null }
+
+    /// `{"name":value,…}`, sorted by name: readable with `sqlite3` and its JSON functions.
+    static func settingsText(_ settings: [String: Int]) -> String {
+        let object = JSONObject(settings.keys.sorted().map { ($0, JSONValue.integer(Int64(settings[$0]!))) })
+        return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
+    }
+
+    /// Every record; a meter whose rows make no sense is skipped and named.
+    private static func readAll(_ s: Statements) throws(SQLiteError) -> (records: [String: MeterRecord], skipped: [(String, String)]) {
+        var records: [String: MeterRecord] = [:]
+        var bad: [String: String] = [:]
+        try s.selectMeters.bind([])
+        while try s.selectMeters.step() {
+            guard let id = s.selectMeters.text(0) else { continue }
+            var r = MeterRecord()
+            r.digest = s.selectMeters.text(1)
+            if let settings = s.selectMeters.text(2) {
+                guard let object = (try? JSONValue.parse(Array(settings.utf8)))?.objectValue else {
+                    bad[id] = "'settings' is not a JSON object"
+                    continue
+                }
+                for (k, v) in object {
+                    guard let i = v.intValue else { bad[id] = "setting '\(k)' is not an integer"; break }
+                    r.settings[k] = Int(i)
+                }
+            }
+            r.acknowledgedDate = s.selectMeters.text(3)
+            r.acknowledgedAt = s.selectMeters.integer(4)
+            r.lastClockSentAt = s.selectMeters.integer(5)
+            r.lastError = s.selectMeters.text(6)
+            records[id] = r
+        }
+        try s.selectCommands.bind([])
+        while try s.selectCommands.step() {
+            let row = s.selectCommands
+            guard let id = row.text(0), let name = row.text(1) else { continue }
+            guard let outcome = row.text(2).flatMap(CommandResult.Outcome.init(rawValue:)) else {
+                bad[id] = "command '\(name)' has no valid 'result'"
+                continue
+            }
+            guard let date = row.text(4), let at = row.integer(5) else {
+                bad[id] = "command '\(name)' needs 'date' and 'at_ms'"
+                continue
+            }
+            // Commands of a meter without a meter row: the meter row is implied.
+            records[id, default: MeterRecord()].commands[name] = CommandResult(
+                outcome: outcome, value: row.text(3), date: date, at: at, operationID: row.text(6), message: row.text(7))
+        }
+        for id in bad.keys { records[id] = nil }
+        return (records, bad.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
+    // MARK: The JSON state file of earlier releases
+
+    /// Imports `config-sender-state.json` when it is there: its records
+    /// replace the database's in one transaction, then it is renamed
+    /// `….imported`. A crash before the rename imports the same file again.
+    private func importLegacyFile(now: Instant) -> [ConfigEvent] {
+        var events: [ConfigEvent] = []
+        if FileSystem.exists(legacyTemporaryPath) {
+            _ = unlink(legacyTemporaryPath)
+            events.append(ConfigEvent(.warning, "state_temp_removed", [
+                ("file", legacyTemporaryPath), ("reason", "left by an interrupted write of the JSON state file; the last complete one is used"),
+            ]))
+        }
+        guard FileSystem.exists(legacyPath), let database, let statements else { return events }
+        do throws(StateStoreError) {
+            var failure: Int32 = 0
+            guard let data = FileSystem.read(legacyPath, failure: &failure) else {
+                throw StateStoreError("cannot read the file: \(String(cString: strerror(failure)))")
+            }
+            let (records, skipped) = try Self.decode(data)
+            for (id, why) in skipped {
+                events.append(ConfigEvent(.warning, "state_meter_skipped", [("meter", id), ("reason", why)]))
+            }
+            do {
+                try database.transaction { () throws(SQLiteError) in
+                    try statements.deleteAll!.run([])
+                    try database.execute("DELETE FROM commands")
+                    for (id, record) in records { try write(id, record, over: nil, statements) }
+                }
+            } catch {
+                events.append(ConfigEvent(.error, "state_import_failed", [("file", legacyPath), ("error", error.message)]))
+                return events
+            }
+            let imported = legacyPath + ".imported"
+            let renamed = rename(legacyPath, imported) == 0
+            events.append(ConfigEvent(renamed ? .info : .warning, "state_imported", [
+                ("file", legacyPath), ("meters", String(records.count)), ("into", path),
+                ("renamed_to", renamed ? imported : nil),
+                ("error", renamed ? nil : "cannot rename: \(String(cString: strerror(errno))); it is imported again at the next start"),
+            ]))
+        } catch {
+            let aside = legacyPath + ".corrupt-\(now.epochMillis)"
+            let moved = rename(legacyPath, aside) == 0
+            problem = "the JSON state file of an earlier release was damaged (\(error.message)); moved to \(aside)"
+            events.append(ConfigEvent(.warning, "state_corrupt", [
+                ("file", legacyPath), ("reason", error.message), ("moved_to", moved ? aside : nil),
+                ("action", "not imported; every meter is configured again"),
+            ]))
+            if !moved { _ = unlink(legacyPath) }
+        }
+        return events
+    }
+
+    /// Reads the JSON state file of earlier releases
+    /// (`{"version":1,"meters":{ID:{…}}}`). Throws when the document as a whole
+    /// is unusable; a single malformed meter entry is skipped and reported.
     public static func decode(_ bytes: [UInt8]) throws(StateStoreError) -> (records: [String: MeterRecord], skipped: [(String, String)]) {
         let root: JSONValue
         do { root = try JSONValue.parse(bytes) } catch { throw StateStoreError("not JSON: \(error)") }
         guard let top = root.objectValue else { throw StateStoreError("not a JSON object") }
         guard let version = top["version"]?.intValue else { throw StateStoreError("no 'version'") }
-        guard version == formatVersion else { throw StateStoreError("unknown format version \(version)") }
+        guard version == legacyFormatVersion else { throw StateStoreError("unknown format version \(version)") }
         guard let meters = top["meters"]?.objectValue else { throw StateStoreError("no 'meters' object") }
         var records: [String: MeterRecord] = [:]
         var skipped: [(String, String)] = []
@@ -215,12 +400,3 @@ public struct ConfigStateStore: Sendable {
     }
 }
 
-/// A state file problem, as one sentence.
-public struct StateStoreError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    init(errno code: Int32, _ what: String) {
-        self.message = "\(what): \(String(cString: strerror(code)))"
-    }
-    public var description: String { message }
-}

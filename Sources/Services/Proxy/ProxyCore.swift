@@ -546,10 +546,14 @@ final class ProxyCore {
     func statusPublished(_ mid: Int32) { statusInFlight.insert(mid) }
     func isStatusAcknowledged(_ mid: Int32) -> Bool { !statusInFlight.contains(mid) }
 
+    /// The state database was found damaged at start-up (set by the service).
+    var stateProblem: String?
+
     /// What needs an operator now, one line each (the status's `problems`,
     /// the health device's problem sensor); empty when all is well.
     var problems: [String] {
         var list: [String] = []
+        if let stateProblem { list.append(stateProblem) }
         if let limit = engine.meterLimit, limit.isReached {
             list.append("meter_limit: \(limit.maximum) meters known, new ones are dropped (proxy.max_meters)")
         }

@@ -136,9 +136,22 @@ public final class ProxyService: @unchecked Sendable {
         core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
         core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
         core.refreshDeadLetters()
-        let (counters, problem) = counterStore.load()
-        if let problem { log.warning("counters_not_loaded", ["detail": problem]) }
-        core.engine.restore(counters)
+        let loaded: CounterStore.Loaded
+        do { loaded = try counterStore.load(now: Instant.now()) } catch { throw ServiceError(error.message) }
+        if let aside = loaded.movedAside {
+            core.stateProblem = "state_corrupt: the counters database was damaged (\(aside.reason)); moved to \(aside.path), counters start afresh"
+            log.warning("state_corrupt", ["file": counterStore.path, "reason": aside.reason, "moved_to": aside.path,
+                                          "action": "starting without saved counters"])
+        }
+        if let imported = loaded.imported {
+            log.info("counters_imported", ["file": counterStore.legacyPath, "counters": String(imported.count),
+                                           "into": counterStore.path, "renamed_to": imported.renamedTo ?? "(not renamed)"])
+        }
+        if let problem = loaded.problem {
+            core.stateProblem = core.stateProblem ?? "state_corrupt: \(problem)"
+            log.warning("counters_not_loaded", ["detail": problem])
+        }
+        core.engine.restore(loaded.counters)
         countersSaved = core.engine.countersVersion
         takeResetRequests()
         let recovery = journal.recovery
@@ -203,7 +216,7 @@ public final class ProxyService: @unchecked Sendable {
         loop.run()
 
         centralClient.stop()
-        saveCounters()
+        saveCounters(all: true)
         core.saveAnnounced()
         core.persistAcknowledgements()
         core.journal.close()
@@ -502,14 +515,18 @@ public final class ProxyService: @unchecked Sendable {
         }
     }
 
-    /// Writes the guarded counters when they changed (once a second at most,
-    /// and at shutdown). A kill loses at most the last second of them: the
-    /// next reading is then checked against a slightly older value.
-    private func saveCounters() {
+    /// Writes the guarded counters that changed (once a second at most, one
+    /// bounded batch; `all`: every batch, at shutdown). A kill loses at most
+    /// the last second of them: the next reading is then checked against a
+    /// slightly older value.
+    private func saveCounters(all: Bool = false) {
         let version = core.engine.countersVersion
         guard version != countersSaved else { return }
         do {
-            try counterStore.save(core.engine.counters)
+            let counters = core.engine.counters
+            while try !counterStore.save(counters) {
+                guard all else { return }  // the rest next second
+            }
             countersSaved = version
         } catch {
             log.limited(.error, key: "counters.save", "counters_not_saved", ["error": error.message])
