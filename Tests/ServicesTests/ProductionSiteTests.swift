@@ -215,12 +215,18 @@ import TestSupport
         ], environment: passwords, outputFile: retireLog.path)
         #expect(retire.wait(timeout: 30) && retire.exitStatus == 0, "\(log("retire.log"))")
         #expect(log("retire.log").contains("msg=retired"))
-        let afterwards = try TestSubscriber(endpoint: centralBroker.endpoint, filters: ["homeassistant/#", "kpm33b/discovery/+"],
+        // config-sender forgets the meter once its discovery message is gone, and clears its Problem sensor.
+        #expect(homeAssistant.waitFor(timeout: 10) {
+            $0.topic.hasSuffix("_\(Self.retired)/problem/config") && $0.payload.isEmpty
+        } != nil, "\(log("config-sender.log"))")
+        #expect(homeAssistant.waitFor(timeout: 10) { $0.topic == "kpm33b/\(Self.retired)/problem" && $0.payload.isEmpty } != nil)
+        let afterwards = try TestSubscriber(endpoint: centralBroker.endpoint,
+                                            filters: ["homeassistant/#", "kpm33b/discovery/+", "kpm33b/+/problem"],
                                             options: options("homeassistant", centralBroker))
         // The retained messages of the other meters arrive; none of the retired one's.
         #expect(afterwards.waitFor(timeout: 10) { $0.topic.hasSuffix("_\(Self.meters[0])/config") } != nil)
         usleep(500_000)
-        let left = afterwards.messages.filter { $0.topic.contains(Self.retired) && !$0.topic.contains("/problem/") }.map(\.topic)
+        let left = afterwards.messages.filter { $0.topic.contains(Self.retired) }.map(\.topic)
         #expect(left.isEmpty, "retained after retire: \(left)")
         #expect(homeAssistant.messages.contains { $0.topic == "kpm33b/discovery/\(Self.retired)" && $0.payload.isEmpty })
 

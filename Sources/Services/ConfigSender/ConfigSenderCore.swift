@@ -377,6 +377,18 @@ final class ConfigSenderCore {
                 return
             }
         }
+        // A meter forgotten (its discovery message removed: retired or excluded) loses its
+        // problem sensor and state, so nothing of it is left in Home Assistant.
+        for id in publishedProblems.keys.sorted() where planner.problems[id] == nil {
+            do {
+                _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id), payload: [])
+                _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
+                publishedProblems[id] = nil
+            } catch {
+                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
+                return
+            }
+        }
     }
 
     static func problemConfigTopic(_ program: Program, _ id: String) -> String {
