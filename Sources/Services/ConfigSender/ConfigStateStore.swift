@@ -115,7 +115,7 @@ public final class ConfigStateStore {
         events += importLegacyFile(now: now)
         let skipped: [(String, String)]
         do {
-            (written, skipped) = try Self.readAll(statements)
+            (written, skipped) = try Self.readAll(database)
         } catch {
             throw StateStoreError("cannot read \(path): \(error.message)")
         }
@@ -164,7 +164,7 @@ public final class ConfigStateStore {
         do {
             let database = try SQLiteDatabase(path: path, create: false)
             database.setBusyTimeout(milliseconds: 1_000)
-            return try readAll(try Statements(database, readOnly: true)).records
+            return try readAll(database).records
         } catch {
             throw StateStoreError("\(path): \(error.message)")
         }
@@ -172,25 +172,15 @@ public final class ConfigStateStore {
 
     // MARK: Rows
 
+    /// The prepared writes, reused by every batch.
     private final class Statements {
-        let selectMeters: SQLiteStatement
-        let selectCommands: SQLiteStatement
-        let upsertMeter: SQLiteStatement?
-        let upsertCommand: SQLiteStatement?
-        let deleteMeter: SQLiteStatement?
-        let deleteCommand: SQLiteStatement?
-        let deleteCommands: SQLiteStatement?
-        let deleteAll: SQLiteStatement?
+        let upsertMeter: SQLiteStatement
+        let upsertCommand: SQLiteStatement
+        let deleteMeter: SQLiteStatement
+        let deleteCommand: SQLiteStatement
+        let deleteCommands: SQLiteStatement
 
-        init(_ database: SQLiteDatabase, readOnly: Bool = false) throws(SQLiteError) {
-            selectMeters = try database.prepare("""
-                SELECT id, digest, settings, acknowledged_date, acknowledged_at_ms, last_clock_sent_at_ms, last_error FROM meters
-                """)
-            selectCommands = try database.prepare("SELECT meter, name, result, value, date, at_ms, oprid, msg FROM commands")
-            if readOnly {
-                (upsertMeter, upsertCommand, deleteMeter, deleteCommand, deleteCommands, deleteAll) = (nil, nil, nil, nil, nil, nil)
-                return
-            }
+        init(_ database: SQLiteDatabase) throws(SQLiteError) {
             upsertMeter = try database.prepare("""
                 INSERT OR REPLACE INTO meters (id, digest, settings, acknowledged_date, acknowledged_at_ms, last_clock_sent_at_ms, last_error)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -201,7 +191,6 @@ public final class ConfigStateStore {
             deleteMeter = try database.prepare("DELETE FROM meters WHERE id = ?")
             deleteCommand = try database.prepare("DELETE FROM commands WHERE meter = ? AND name = ?")
             deleteCommands = try database.prepare("DELETE FROM commands WHERE meter = ?")
-            deleteAll = try database.prepare("DELETE FROM meters")
         }
     }
 
@@ -209,26 +198,26 @@ public final class ConfigStateStore {
     /// holds) and `new` (nil: the meter is gone).
     private func write(_ id: String, _ new: MeterRecord?, over old: MeterRecord?, _ s: Statements) throws(SQLiteError) {
         guard let new else {
-            try s.deleteCommands!.run([.text(id)])
-            try s.deleteMeter!.run([.text(id)])
+            try s.deleteCommands.run([.text(id)])
+            try s.deleteMeter.run([.text(id)])
             return
         }
         if old == nil || old!.digest != new.digest || old!.settings != new.settings || old!.acknowledgedDate != new.acknowledgedDate
             || old!.acknowledgedAt != new.acknowledgedAt || old!.lastClockSentAt != new.lastClockSentAt || old!.lastError != new.lastError {
-            try s.upsertMeter!.run([
+            try s.upsertMeter.run([
                 .text(id), text(new.digest), new.settings.isEmpty ? .null : .text(Self.settingsText(new.settings)),
                 text(new.acknowledgedDate), integer(new.acknowledgedAt), integer(new.lastClockSentAt), text(new.lastError),
             ])
         }
         let oldCommands = old?.commands ?? [:]
         for (name, c) in new.commands where oldCommands[name] != c {
-            try s.upsertCommand!.run([
+            try s.upsertCommand.run([
                 .text(id), .text(name), .text(c.outcome.rawValue), text(c.value), .text(c.date), .integer(c.at),
                 text(c.operationID), text(c.message),
             ])
         }
         for name in oldCommands.keys where new.commands[name] == nil {
-            try s.deleteCommand!.run([.text(id), .text(name)])
+            try s.deleteCommand.run([.text(id), .text(name)])
         }
     }
 
@@ -242,15 +231,17 @@ public final class ConfigStateStore {
     }
 
     /// Every record; a meter whose rows make no sense is skipped and named.
-    private static func readAll(_ s: Statements) throws(SQLiteError) -> (records: [String: MeterRecord], skipped: [(String, String)]) {
+    private static func readAll(_ database: SQLiteDatabase) throws(SQLiteError) -> (records: [String: MeterRecord], skipped: [(String, String)]) {
         var records: [String: MeterRecord] = [:]
         var bad: [String: String] = [:]
-        try s.selectMeters.bind([])
-        while try s.selectMeters.step() {
-            guard let id = s.selectMeters.text(0) else { continue }
+        let meters = try database.prepare("""
+            SELECT id, digest, settings, acknowledged_date, acknowledged_at_ms, last_clock_sent_at_ms, last_error FROM meters
+            """)
+        while try meters.step() {
+            guard let id = meters.text(0) else { continue }
             var r = MeterRecord()
-            r.digest = s.selectMeters.text(1)
-            if let settings = s.selectMeters.text(2) {
+            r.digest = meters.text(1)
+            if let settings = meters.text(2) {
                 guard let object = (try? JSONValue.parse(Array(settings.utf8)))?.objectValue else {
                     bad[id] = "'settings' is not a JSON object"
                     continue
@@ -260,15 +251,14 @@ public final class ConfigStateStore {
                     r.settings[k] = Int(i)
                 }
             }
-            r.acknowledgedDate = s.selectMeters.text(3)
-            r.acknowledgedAt = s.selectMeters.integer(4)
-            r.lastClockSentAt = s.selectMeters.integer(5)
-            r.lastError = s.selectMeters.text(6)
+            r.acknowledgedDate = meters.text(3)
+            r.acknowledgedAt = meters.integer(4)
+            r.lastClockSentAt = meters.integer(5)
+            r.lastError = meters.text(6)
             records[id] = r
         }
-        try s.selectCommands.bind([])
-        while try s.selectCommands.step() {
-            let row = s.selectCommands
+        let row = try database.prepare("SELECT meter, name, result, value, date, at_ms, oprid, msg FROM commands")
+        while try row.step() {
             guard let id = row.text(0), let name = row.text(1) else { continue }
             guard let outcome = row.text(2).flatMap(CommandResult.Outcome.init(rawValue:)) else {
                 bad[id] = "command '\(name)' has no valid 'result'"
@@ -311,8 +301,7 @@ public final class ConfigStateStore {
             }
             do {
                 try database.transaction { () throws(SQLiteError) in
-                    try statements.deleteAll!.run([])
-                    try database.execute("DELETE FROM commands")
+                    try database.execute("DELETE FROM meters; DELETE FROM commands")
                     for (id, record) in records { try write(id, record, over: nil, statements) }
                 }
             } catch {
