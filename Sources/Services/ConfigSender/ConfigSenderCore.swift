@@ -358,7 +358,8 @@ final class ConfigSenderCore {
     private func publishProblems() {
         let program = planner.program
         guard program.siteConfig.homeAssistant.enabled, let transport else { return }
-        for (id, problem) in planner.problems.sorted(by: { $0.key < $1.key }) {
+        let problems = planner.problems  // computed: once per pass
+        for (id, problem) in problems.sorted(by: { $0.key < $1.key }) {
             let known = publishedProblems[id]
             if let known, known == problem { continue }
             let stateTopic = "\(program.rootTopic)/\(id)/problem"
@@ -379,7 +380,7 @@ final class ConfigSenderCore {
         }
         // A meter forgotten (its discovery message removed: retired or excluded) loses its
         // problem sensor and state, so nothing of it is left in Home Assistant.
-        for id in publishedProblems.keys.sorted() where planner.problems[id] == nil {
+        for id in publishedProblems.keys.sorted() where problems[id] == nil {
             do {
                 _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id), payload: [])
                 _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
