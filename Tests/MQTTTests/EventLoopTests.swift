@@ -170,6 +170,7 @@ final class LoopFixture: @unchecked Sendable {
     /// iteration hooks of the iteration that read it have returned.
     @Test func pubackWaitsForTheIterationHooks() throws {
         let broker = try TestBroker(TestBroker.Configuration(extraLines: ["log_type all"]))
+        defer { broker.stop() }  // the loop's hook holds the broker, so its deinit may never run
         let fixture = try LoopFixture()
         defer { fixture.stop() }
         let client = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint, options: testOptions("held"))
