@@ -56,18 +56,30 @@ final class FakeRelay: @unchecked Sendable {
     static let setTopic = "kpm33b/37A1225950001/relay/set"
     static let stateTopic = "kpm33b/37A1225950001/relay"
 
-    @Test func relayRequestsAckFailTimeoutAndBadCommands() throws {
-        let h = try SenderHarness(name: "relay")
+    /// config-sender with the KPM37 pack, a meter answering its commands and its
+    /// relay, a subscriber to the relay state and the status, and Home Assistant's
+    /// connection to the central broker (the caller stops it).
+    static func relaySite(name: String) throws
+        -> (SenderHarness, FakeMeters, FakeRelay, TestSubscriber, MQTTConnection) {
+        let h = try SenderHarness(name: name)
         h.rules = senderPackageRoot.appendingPathComponent("rules").path
         try h.writeConfig(extra: "default_pack: kpm37\n")
-        let config = try FakeMeters(broker: h.internalBroker, meters: [Self.meter: .answer])
-        let relay = try FakeRelay(broker: h.internalBroker, id: Self.meter)
-        let central = try TestSubscriber(broker: h.centralBroker, filters: [Self.stateTopic, "kpm33b/config-sender/status"])
+        let config = try FakeMeters(broker: h.internalBroker, meters: [meter: .answer])
+        let relay = try FakeRelay(broker: h.internalBroker, id: meter)
+        let central = try TestSubscriber(broker: h.centralBroker, filters: [stateTopic, "kpm33b/config-sender/status"])
         let homeAssistant = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(
             clientID: "ha-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         try homeAssistant.start()
+        guard homeAssistant.waitUntilConnected(timeout: 10) else {
+            homeAssistant.stop()
+            throw TestBroker.Failure.setup("Home Assistant's connection to the central broker did not come up")
+        }
+        return (h, config, relay, central, homeAssistant)
+    }
+
+    @Test func relayRequestsAckFailTimeoutAndBadCommands() throws {
+        let (h, config, relay, central, homeAssistant) = try Self.relaySite(name: "relay")
         defer { homeAssistant.stop() }
-        try #require(homeAssistant.waitUntilConnected(timeout: 10))
         func request(_ payload: String, topic: String = Self.setTopic) throws {
             _ = try homeAssistant.publish(topic: topic, payload: Array(payload.utf8), qos: 1, retain: false)
         }
@@ -145,17 +157,8 @@ final class FakeRelay: @unchecked Sendable {
     /// out: not at start, not live, not at the next start. It is counted
     /// (`retained_ignored`) and logged; an ordinary request still works.
     @Test func retainedRequestsAreNeverCarriedOut() throws {
-        let h = try SenderHarness(name: "relay-retained")
-        h.rules = senderPackageRoot.appendingPathComponent("rules").path
-        try h.writeConfig(extra: "default_pack: kpm37\n")
-        let config = try FakeMeters(broker: h.internalBroker, meters: [Self.meter: .answer])
-        let relay = try FakeRelay(broker: h.internalBroker, id: Self.meter)
-        let central = try TestSubscriber(broker: h.centralBroker, filters: [Self.stateTopic, "kpm33b/config-sender/status"])
-        let homeAssistant = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(
-            clientID: "ha-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
-        try homeAssistant.start()
+        let (h, config, relay, central, homeAssistant) = try Self.relaySite(name: "relay-retained")
         defer { homeAssistant.stop() }
-        try #require(homeAssistant.waitUntilConnected(timeout: 10))
         func request(_ payload: String, retain: Bool) throws {
             _ = try homeAssistant.publish(topic: Self.setTopic, payload: Array(payload.utf8), qos: 1, retain: retain)
         }
