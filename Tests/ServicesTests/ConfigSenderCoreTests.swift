@@ -29,6 +29,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
     private(set) var healthConfigs: [Published] = []
     /// Each meter's problem state (`kpm33b/<id>/problem`).
     private(set) var problems: [Published] = []
+    /// Each meter's configuration state (`kpm33b/<id>/configuration`).
+    private(set) var configurations: [Published] = []
     private(set) var subscriptions: [String] = []
     private var nextMid: Int32 = 0
 
@@ -50,6 +52,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
             healthConfigs.append(message)
         } else if topic.hasSuffix("/problem") {
             problems.append(message)
+        } else if topic.hasSuffix("/configuration") {
+            configurations.append(message)
         } else {
             statuses.append(message)
         }
@@ -83,7 +87,7 @@ final class SenderCoreFixture {
                                     ids: OperationIDGenerator(SplitMix(seed: 7)))
         logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         core = ConfigSenderCore(planner: planner, store: store,
-                                settings: .init(statusTopic: Self.statusTopic, discoverySubscription: "kpm33b/discovery/+",
+                                settings: .init(statusTopic: Self.statusTopic, discoverySubscriptions: ["kpm33b/discovery/+"],
                                                 statusMinIntervalSeconds: statusMinIntervalSeconds),
                                 startedAt: senderT0, log: Log(level: .debug, fd: logFD))
         core.transport = transport
@@ -132,6 +136,11 @@ final class SenderCoreFixture {
     func lines(_ msg: String) -> [Substring] { logLines.filter { $0.contains("msg=\(msg) ") || $0.hasSuffix("msg=\(msg)") } }
 
     var lastStatus: JSONValue? { transport.statuses.last?.json }
+
+    /// Meter `id`'s configuration state as last published.
+    func configuration(_ id: String) -> MeterConfigurationState? {
+        transport.configurations.last { $0.topic == "kpm33b/\(id)/configuration" }.flatMap { MeterConfigurationState(payload: $0.payload) }
+    }
 }
 
 @Suite struct ConfigSenderCoreTests {
@@ -153,7 +162,7 @@ final class SenderCoreFixture {
         let first = try #require(f.transport.statuses.first)
         #expect(first.topic == SenderCoreFixture.statusTopic && first.retain)
         #expect(f.lastStatus?["pending_commands"]?.intValue == 3)
-        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "pending")
+        #expect(f.configuration(senderMeterA)?.lastResult == "pending")
 
         // PUBACKs, then the replies: recorded, saved once at the end of the iteration.
         for c in f.transport.commands { f.core.commandAcknowledged(c.mid) }
@@ -167,7 +176,8 @@ final class SenderCoreFixture {
         #expect(record.commands.values.allSatisfy { $0.outcome == .success })
         #expect(f.transport.statuses.count == 2)
         #expect(f.lastStatus?["pending_commands"]?.intValue == 0)
-        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success")
+        #expect(f.configuration(senderMeterA)?.lastResult == "success")
+        #expect(f.configuration(senderMeterA)?.acknowledgedDate == "2026-01-12")
         #expect(f.lastStatus?["connections"]?["internal"]?.stringValue == "connected")
         #expect(f.lastStatus?["meters_configured"]?.intValue == 1)
         #expect(f.lastStatus?["meters_failed"]?.intValue == 0)

@@ -21,7 +21,7 @@ import SiteSettings
 /// commit fsyncs; the loop never waits for the disk, only the shutdown's
 /// final flush does) and publishes the status once if it changed (at most every
 /// `statusMinIntervalSeconds`, growing by a second per 2,000 meters since
-/// the status is the whole document).
+/// each pass compares every meter's retained topics).
 ///
 /// ## Shutdown
 /// `beginShutdown` stops new commands and retries; replies still count, and
@@ -31,7 +31,8 @@ import SiteSettings
 final class ConfigSenderCore {
     struct Settings {
         var statusTopic: String
-        var discoverySubscription: String
+        /// Every pack's discovery topic filter (`ProgramSet.discoverySubscriptions`).
+        var discoverySubscriptions: [String]
         /// The status is published at most this often.
         var statusMinIntervalSeconds = 1.0
         /// The state database is written at most this often.
@@ -65,6 +66,8 @@ final class ConfigSenderCore {
     private var publishedStatusVersion: Int?
     /// The `problem` of each meter as published (retained) for Home Assistant.
     private var publishedProblems: [String: String?] = [:]
+    /// The digest of each meter's configuration state as published (retained).
+    private var publishedConfigurations: [String: Int] = [:]
     private var lastStatusAt: MonotonicInstant?
     private(set) var phase = Phase.running
 
@@ -111,6 +114,7 @@ final class ConfigSenderCore {
         if connected {
             publishedStatusVersion = nil
             publishedProblems.removeAll()  // the broker may have lost them: send all again
+            publishedConfigurations.removeAll()
             publishHealthConfigs()
         }
     }
@@ -130,19 +134,24 @@ final class ConfigSenderCore {
         }
     }
 
-    /// A message on the discovery subscription (the central broker, or the
+    /// Whether `topic` is on one of the packs' discovery topics.
+    func isDiscovery(_ topic: String) -> Bool {
+        settings.discoverySubscriptions.contains { MQTTTopic.matches(filter: $0, topic: topic) }
+    }
+
+    /// A message on a discovery subscription (the central broker, or the
     /// internal one with `config_sender.discovery_from: internal`).
     func discoveryReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
-        guard MQTTTopic.matches(filter: settings.discoverySubscription, topic: topic) else { return }
+        guard isDiscovery(topic) else { return }
         switch DiscoveryMessage.parse(topic: topic, payload: payload) {
-        case .meter(let id, _) where settings.partition?.contains(id) == false:
-            log.debug("discovery_ignored", ["meter": id, "reason": "partition", "partition": settings.partition?.description ?? ""])
-            perform(planner.forget(id, now: now))
-        case .meter(let id, _) where settings.instance != nil && DiscoveryMessage.instance(in: payload) != settings.instance:
-            log.debug("discovery_ignored", ["meter": id, "reason": "another instance", "instance": DiscoveryMessage.instance(in: payload) ?? ""])
-            perform(planner.forget(id, now: now))
-        case .meter(let id, let offset):
-            perform(planner.discovered(id, clockOffsetSeconds: offset, now: now))
+        case .meter(let meter) where settings.partition?.contains(meter.id) == false:
+            log.debug("discovery_ignored", ["meter": meter.id, "reason": "partition", "partition": settings.partition?.description ?? ""])
+            perform(planner.forget(meter.id, now: now))
+        case .meter(let meter) where settings.instance != nil && meter.instance != settings.instance:
+            log.debug("discovery_ignored", ["meter": meter.id, "reason": "another instance", "instance": meter.instance ?? ""])
+            perform(planner.forget(meter.id, now: now))
+        case .meter(let meter):
+            perform(planner.discovered(meter.id, clockOffsetSeconds: meter.clockOffsetSeconds, now: now))
         case .removed(let id):
             perform(planner.forget(id, now: now))
         case .invalid(let reason):
@@ -212,6 +221,10 @@ final class ConfigSenderCore {
     }
 
     func apply(programs program: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
+        if program.discoverySubscriptions != settings.discoverySubscriptions {
+            log.warning("restart_needed", ["discovery": program.discoverySubscriptions.joined(separator: " "),
+                                           "detail": "new discovery topics are followed after a restart"])
+        }
         let known = Set(planner.program.replyTopics)
         for topic in program.replyTopics where !known.contains(topic) {
             do {
@@ -343,22 +356,35 @@ final class ConfigSenderCore {
         if publishStatus(statusDocument(state: "online", at: now.wall)) != nil {
             publishedStatusVersion = version
             lastStatusAt = now.monotonic
-            publishProblems()
+            publishMeters()
         }
     }
 
-    /// Each meter's `problem` (`<root>/<id>/problem`, retained) when it changed,
-    /// and, the first time, the Home Assistant binary sensor that shows it on
-    /// the meter's device. With the status: at most as often, only on change.
-    private func publishProblems() {
+    /// Each meter's retained topics when they changed: its configuration
+    /// (`<root>/<id>/configuration`, `MeterConfigurationState`) and, with
+    /// Home Assistant, its `problem` (`<root>/<id>/problem`) and, the first
+    /// time, the binary sensor that shows it on the meter's device. With the
+    /// status: at most as often, only on change. A meter forgotten (its
+    /// discovery message removed: retired or excluded) has them cleared.
+    private func publishMeters() {
         let program = planner.program
-        guard program.siteConfig.homeAssistant.enabled, let transport else { return }
-        let problems = planner.problems  // computed: once per pass
-        for (id, problem) in problems.sorted(by: { $0.key < $1.key }) {
-            let known = publishedProblems[id]
-            if let known, known == problem { continue }
-            let stateTopic = "\(program.rootTopic)/\(id)/problem"
-            do {
+        guard let transport else { return }
+        let withProblems = program.siteConfig.homeAssistant.enabled
+        let problems = withProblems ? planner.problems : [:]  // computed: once per pass
+        do {
+            for id in planner.meters.keys.sorted() {
+                if let state = planner.configurationState(id) {
+                    let digest = DiscoveryLedger.digest(state.payload)
+                    if publishedConfigurations[id] != digest {
+                        _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id),
+                                                        payload: state.payload)
+                        publishedConfigurations[id] = digest
+                    }
+                }
+                guard withProblems, let problem = problems[id] else { continue }
+                let known = publishedProblems[id]
+                if let known, known == problem { continue }
+                let stateTopic = "\(program.rootTopic)/\(id)/problem"
                 if known == nil {
                     _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id),
                                                     payload: Self.problemConfig(program, id, stateTopic: stateTopic,
@@ -368,22 +394,18 @@ final class ConfigSenderCore {
                 if let problem { state["reason"] = .string(problem) }
                 _ = try transport.publishStatus(topic: stateTopic, payload: JSONValue.object(state).serialized())
                 publishedProblems[id] = .some(problem)
-            } catch {
-                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
-                return
             }
-        }
-        // A meter forgotten (its discovery message removed: retired or excluded) loses its
-        // problem sensor and state, so nothing of it is left in Home Assistant.
-        for id in publishedProblems.keys.sorted() where problems[id] == nil {
-            do {
+            for id in publishedConfigurations.keys.sorted() where planner.meters[id] == nil {
+                _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id), payload: [])
+                publishedConfigurations[id] = nil
+            }
+            for id in publishedProblems.keys.sorted() where problems[id] == nil {
                 _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id), payload: [])
                 _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
                 publishedProblems[id] = nil
-            } catch {
-                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
-                return
             }
+        } catch {
+            log.limited(.warning, key: "problem", "meter_state_publish_failed", ["error": error.description])
         }
     }
 
@@ -423,22 +445,17 @@ final class ConfigSenderCore {
     }
 
     private func statusDocument(state: String, at now: Instant) -> [UInt8] {
-        var doc = planner.statusDocument(state: state, connections: [
+        var status = planner.statusDocument(state: state, connections: [
             ("internal", planner.internalConnected ? "connected" : "disconnected"),
             ("central", centralConnected ? "connected" : "disconnected"),
         ], startedAt: startedAt, now: now)
-        if let problem = store.problem, case .object(var object) = doc {
-            object["problems"] = .array([.string(problem)])
-            doc = .object(object)
+        if let problem = store.problem { status.problems = [problem] }
+        if !planner.program.requestSubscriptions.isEmpty {
+            status.requests = RelayRequests.counterNames.map { .init(name: $0, value: requests.counters[$0] ?? 0) }
+                + [.init(name: "in_flight", value: requests.inFlight.count)]
         }
-        if !planner.program.requestSubscriptions.isEmpty, case .object(var object) = doc {
-            var counts = JSONObject()
-            for name in RelayRequests.counterNames { counts[name] = .integer(Int64(requests.counters[name] ?? 0)) }
-            counts["in_flight"] = .integer(Int64(requests.inFlight.count))
-            object["requests"] = .object(counts)
-            doc = .object(object)
-        }
-        return doc.withLogLinesDropped(log).serialized()
+        status.logLinesDropped = log.droppedLines
+        return status.payload
     }
 
     private func publishStatus(_ document: [UInt8]) -> Int32? {
@@ -461,7 +478,7 @@ final class ConfigSenderCore {
             guard left == 0 || now >= deadline else { return }
             if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
             saveAll()
-            let mid = publishStatus(ConfigPlanner.offlineStatus(now: time.wall).serialized())
+            let mid = publishStatus(ConfigSenderStatus.offline(now: time.wall).payload)
             phase = mid == nil ? .finished(reason: reason)
                 : .offline(reason: reason, mid: mid, deadline: now.adding(seconds: settings.offlineAckSeconds))
         case .offline(let reason, _, let deadline):
