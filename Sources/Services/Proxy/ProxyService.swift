@@ -477,9 +477,9 @@ public final class ProxyService: @unchecked Sendable {
     private func apply(_ loaded: Site) {
         let program = loaded.programs
         let proxy = loaded.settings.proxy
-        if program.rootTopic != core.ledger.rootTopic
+        if program.discoverySubscriptions != core.ledger.discoveryFilters
             || program.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
-            log.warning("restart_needed", ["detail": "a new root topic or discovery prefix takes effect after a restart"])
+            log.warning("restart_needed", ["detail": "new discovery topics or a new discovery prefix take effect after a restart"])
         }
         if program.statusTopic != statusTopic {
             log.warning("restart_needed", ["status_topic": program.statusTopic, "detail": "the status topic changes after a restart"])
