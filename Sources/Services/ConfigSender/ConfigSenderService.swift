@@ -72,7 +72,8 @@ public final class ConfigSenderService {
         let program = built.programs
         self.configuration = configuration
         self.log = log
-        guard let subscription = program.discoverySubscription else {
+        let subscriptions = program.discoverySubscriptions
+        guard !subscriptions.isEmpty else {
             throw ServiceError("the rule pack '\(program.packName)' has no discovery topic, so no meter can be discovered")
         }
         guard !program.commandNames.isEmpty else {
@@ -113,7 +114,7 @@ public final class ConfigSenderService {
         sources = ConfigSources(configuration.service)
         core = ConfigSenderCore(
             planner: planner, store: store,
-            settings: .init(statusTopic: statusTopic, discoverySubscription: subscription,
+            settings: .init(statusTopic: statusTopic, discoverySubscriptions: subscriptions,
                             statusMinIntervalSeconds: configuration.statusMinIntervalSeconds,
                             partition: built.settings.configSender.partition,
                             // Each shard's internal broker carries only its own meters.
@@ -145,7 +146,7 @@ public final class ConfigSenderService {
             "version": ServiceVersion.current,
             "pack": program.packName, "internal": internalClient.endpoint.description,
             "central": centralClient.endpoint.description, "state_file": core.store.path,
-            "status_topic": core.settings.statusTopic, "discovery": core.settings.discoverySubscription,
+            "status_topic": core.settings.statusTopic, "discovery": core.settings.discoverySubscriptions.joined(separator: " "),
             "discovery_from": discoveryFrom.rawValue,
             "day_offset": String(configuration.dayOffset),
         ])
@@ -154,7 +155,7 @@ public final class ConfigSenderService {
         wireCentral()
         do {
             for topic in program.replyTopics { try internalClient.subscribe(topic, qos: 1) }
-            try discoveryClient.subscribe(core.settings.discoverySubscription, qos: 1)
+            for filter in core.settings.discoverySubscriptions { try discoveryClient.subscribe(filter, qos: 1) }
             // Commands on demand (a relay from Home Assistant) come from the central broker.
             // Retain as published: a retained request is told apart even live (never carried out).
             for filter in program.requestSubscriptions { try centralClient.subscribe(filter, qos: 1, retainAsPublished: true) }
@@ -240,7 +241,7 @@ public final class ConfigSenderService {
         internalClient.onMessage = { [unowned self] message in
             // A persistent session keeps its subscriptions: after a switch back to
             // `central`, discovery may still arrive here, and is not a reply.
-            if MQTTTopic.matches(filter: core.settings.discoverySubscription, topic: message.topic) {
+            if core.isDiscovery(message.topic) {
                 guard discoveryFrom == .internal else { return }
                 core.discoveryReceived(topic: message.topic, payload: Array(message.payload), at: .now())
             } else {

@@ -416,9 +416,9 @@ public final class ProxyService: @unchecked Sendable {
     private func apply(_ loaded: Site) {
         let programs = loaded.programs
         let proxy = loaded.settings.proxy
-        if programs.rootTopic != core.ledger.rootTopic
+        if programs.discoverySubscriptions != core.ledger.discoveryFilters
             || programs.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
-            log.warning("restart_needed", ["detail": "a new root topic or discovery prefix takes effect after a restart"])
+            log.warning("restart_needed", ["detail": "new discovery topics or a new discovery prefix take effect after a restart"])
         }
         if programs.statusTopic != statusTopic {
             log.warning("restart_needed", ["status_topic": programs.statusTopic, "detail": "the status topic changes after a restart"])
