@@ -91,7 +91,7 @@ public final class ConfigSenderService {
         }
         let planner = ConfigPlanner(programs: program, options: ConfigPlanner.Options(site: built, dayOffset: configuration.dayOffset),
                                     records: loaded.records)
-        let will = MQTTWill(topic: statusTopic, payload: ConfigPlanner.offlineStatus().serialized(), qos: 1, retain: true)
+        let will = MQTTWill(topic: statusTopic, payload: ConfigSenderStatus.offline().payload, qos: 1, retain: true)
         let centralSettings = try BrokerSettings(settings: built.settings, broker: "central", client: "config_sender",
                                                  override: configuration.service.centralURL,
                                                  defaultClientID: "kpm33b-config-sender", instance: program.instance,
