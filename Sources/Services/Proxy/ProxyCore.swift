@@ -3,6 +3,7 @@ import Glibc
 #endif
 import JSON
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 
