@@ -2,7 +2,7 @@
 /// timers, the config sender's timers. The engine never sees them.
 public struct ServiceSettings: Sendable {
     /// By name: `internal`, `central`. A broker not described gets the defaults.
-    public var brokers: [String: BrokerConfig] = [:]
+    public var brokers: [String: SiteBrokerSettings] = [:]
     public var proxy = ProxySettings()
     public var configSender = ConfigSenderSettings()
     /// `log_level`: the least severe events both services log; nil: info, or
