@@ -160,17 +160,16 @@ final class ProxyCore {
     private var lastWallClock = Instant(epochMillis: 0)
     private var lastIteration = MonotonicInstant(nanoseconds: 0)
     /// The other instances' statuses, by instance name (`""`: a proxy without
-    /// one): whether each is online and when it last heard from each meter.
+    /// one): whether each is online.
     private var peers: [String: Peer] = [:]
+    /// Meters another instance declared silent (`MeterSilence`), with that
+    /// instance (`""`: none); at most `settings.maxMeters`.
+    private var silentElsewhere: [String: String] = [:]
+    /// Meters this proxy declared silent (retained on the central broker).
+    private var declaredSilent: Set<String> = []
 
     struct Peer {
         var online: Bool
-        /// The peer's clock when it wrote the status, when it started, and
-        /// when it last heard each meter (seconds since 1970): compared with
-        /// each other only, so the machines' clocks may differ.
-        var time: Int64
-        var started: Int64
-        var lastSeen: [String: Int64]
     }
 
     init(programs: ProgramSet, journal: Journal, settings: Settings, origin: Origin, log: Log) {
@@ -655,26 +654,55 @@ final class ProxyCore {
     /// at once when the rule (`mayAnnounce`) lets it.
     func peerStatus(instance: String, payload: [UInt8], now: Instant) {
         defer { takeOver(from: instance, now: now) }
-        guard let status = (try? JSONValue.parse(payload))?.objectValue else {
-            peers[instance] = nil
-            return
-        }
-        func seconds(_ value: JSONValue?) -> Int64? {
-            guard let text = value?.stringValue, text.count == 20, text.hasSuffix("Z") else { return nil }
-            let bytes = text.utf8.dropLast().map { $0 == UInt8(ascii: "T") ? UInt8(ascii: " ") : $0 }
-            return bytes.withUnsafeBytes { Self.isoFormat.parse($0) }
-        }
-        var lastSeen: [String: Int64] = [:]
-        for (id, value) in status["meters"]?.objectValue ?? [:] where lastSeen.count < settings.maxMeters { lastSeen[id] = seconds(value) }
-        let time = seconds(status["time"]) ?? 0
-        peers[instance] = Peer(online: status["state"]?.stringValue == "online", time: time,
-                               started: seconds(status["started"]) ?? time, lastSeen: lastSeen)
+        peers[instance] = ProxyStatus(payload: payload).map { Peer(online: $0.isOnline) }
     }
 
-    private static let isoFormat = ClockFormat("yyyy-MM-dd HH:mm:ss")!
+    /// A message on `MeterSilence.filter`: an owner says it stopped hearing
+    /// meter `id` (or, empty, that it hears it again). This proxy's own
+    /// declarations come back too (after a restart): they are cleared when
+    /// no longer true.
+    func meterSilence(id: String, payload: [UInt8], now: Instant) {
+        guard let silence = MeterSilence(payload: payload) else {
+            silentElsewhere[id] = nil
+            declaredSilent.remove(id)
+            return
+        }
+        if silence.instance == program.instance {
+            if declaredSilent.count < settings.maxMeters { declaredSilent.insert(id) }
+            return
+        }
+        let owner = silence.instance ?? ""
+        guard silentElsewhere.count < settings.maxMeters || silentElsewhere[id] != nil else { return }
+        silentElsewhere[id] = owner
+        takeOver(from: owner, now: now)
+    }
 
-    /// The meters another instance's status named that are kept (tests).
-    func peerMeterCount(instance: String) -> Int { peers[instance]?.lastSeen.count ?? 0 }
+    /// The meters another instance declared silent that are kept (tests).
+    var silentElsewhereCount: Int { silentElsewhere.count }
+
+    /// What this proxy must publish (retained, on `MeterSilence.topic`) so
+    /// that the broker says which of the meters it owns it has not heard for
+    /// longer than their allowed silence (since `started` for those it never
+    /// heard): declarations that changed only.
+    func silenceChanges(now: Instant, started: Instant) -> [(topic: String, payload: [UInt8])] {
+        guard ledgerReady else { return [] }
+        var silent: Set<String> = []
+        for (id, meter) in ledger.meters where meter.discovery != nil && meter.owner == program.instance {
+            guard let allowed = program.silenceAllowed(for: id), allowed > 0 else { continue }
+            let seen = statistics.lastSeen[id] ?? started
+            if (now.epochMillis - seen.epochMillis) / 1000 > Int64(allowed) { silent.insert(id) }
+        }
+        var out: [(topic: String, payload: [UInt8])] = []
+        for id in silent.subtracting(declaredSilent).sorted() {
+            let declaration = MeterSilence(instance: program.instance, lastSeen: statistics.lastSeen[id]?.iso8601)
+            out.append((MeterSilence.topic(root: program.rootTopic, id: id), declaration.payload))
+        }
+        for id in declaredSilent.subtracting(silent).sorted() {
+            out.append((MeterSilence.topic(root: program.rootTopic, id: id), []))
+        }
+        declaredSilent = silent
+        return out
+    }
 
     private func takeOver(from instance: String, now: Instant) {
         guard ledgerReady else { return }
@@ -691,8 +719,8 @@ final class ProxyCore {
     /// discovery names another instance is that instance's: its
     /// announcements are not sent (counted and logged; its readings still
     /// are). It is taken over when its owner's status is offline or gone, or
-    /// when the owner's status says it has not heard the meter for longer
-    /// than the meter's allowed silence (its shortest upload interval times
+    /// when the owner declared the meter silent (`MeterSilence`: not heard
+    /// for longer than the meter's allowed silence, its shortest upload interval times
     /// `homeassistant.expire_after_factor`: when the owner's entities show it
     /// unavailable anyway). A meter that moved to another shard moves so.
     /// A meter this proxy has not heard stays untouched.
@@ -702,10 +730,8 @@ final class ProxyCore {
         let owner = meter.owner ?? ""
         let reason: String?
         if let peer = peers[owner] {
-            let silence = Int64(program.silenceAllowed(for: id) ?? 0)
-            let heard = peer.lastSeen[id] ?? peer.started
             reason = !peer.online ? "its owner is offline"
-                : silence > 0 && peer.time - heard > silence ? "its owner has not heard from it for \(peer.time - heard) s" : nil
+                : silentElsewhere[id] == owner ? "its owner has not heard from it for longer than its allowed silence" : nil
         } else {
             reason = "its owner has no status"
         }

@@ -184,6 +184,8 @@ public final class ProxyService: @unchecked Sendable {
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
             for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
+            // The owners' word on the meters they stopped hearing (`MeterSilence`).
+            try centralClient.subscribe(MeterSilence.filter(root: core.program.rootTopic), qos: 1)
             try centralClient.subscribe(readBackTopic, qos: 1)
         } catch {
             log.error("cannot_start", ["error": "\(error)"])
@@ -373,6 +375,8 @@ public final class ProxyService: @unchecked Sendable {
                 guard message.topic != statusTopic else { return }
                 let instance = message.topic == peerStatusRoot ? "" : String(message.topic.dropFirst(peerStatusRoot.count + 1))
                 if !instance.contains("/") { core.peerStatus(instance: instance, payload: Array(message.payload), now: now()) }
+            } else if let id = MeterSilence.id(inTopic: message.topic, root: core.program.rootTopic) {
+                core.meterSilence(id: id, payload: Array(message.payload), now: now())
             } else {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
@@ -423,14 +427,20 @@ public final class ProxyService: @unchecked Sendable {
             let allowed = Int64(program.silenceAllowed(for: id) ?? 3600)
             return (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed
         }
-        let document = statistics.document(
+        var status = statistics.status(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
             metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
-            readBack: core.readBack).withLogLinesDropped(log)
+            readBack: core.readBack)
+        status.logLinesDropped = log.droppedLines
         do {
-            let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
+            let mid = try centralClient.publish(topic: statusTopic, payload: status.payload, qos: 1, retain: true)
             core.statusPublished(mid)
+            if state == "online" {
+                for change in core.silenceChanges(now: wallClock, started: started) {
+                    core.statusPublished(try centralClient.publish(topic: change.topic, payload: change.payload, qos: 1, retain: true))
+                }
+            }
             return mid
         } catch {
             log.limited(.error, key: "publish.status", "status_publish_failed", ["error": "\(error)"])
