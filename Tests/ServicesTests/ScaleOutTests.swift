@@ -60,7 +60,7 @@ struct ScaleOutTests {
         }
         // One meter on each shard.
         try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0, id: "33B1225950027"))
-        let meterB = try MQTTConnection(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
+        let meterB = try TestClient(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
         try meterB.start()
         #expect(meterB.waitUntilConnected(timeout: 5))
         _ = try meterB.publish(topic: "MQTT_RT_DATA", payload: Array(try ProxyHarness.rtData(second: 0, id: "33B1225950028").utf8),
@@ -147,7 +147,7 @@ struct ScaleOutTests {
         online.time = "2026-01-12T16:40:00Z"
         #expect(ProxyStatus(payload: online.payload) == online)
         let now = Instant(epochMillis: 1_768_235_940_000)
-        f.core.peerStatus(instance: "a", payload: online.payload, now: now)
+        f.core.peerStatus(instance: "a", PeerStatus(document: online.payload), now: now)
         try f.receive(second: 0)
         try f.receive(second: 0, id: orphan)
         f.endIteration()
@@ -157,7 +157,7 @@ struct ScaleOutTests {
                 "c has no status: its meter is taken over")
         #expect(f.core.statistics.ownedElsewhere == 1)
         // Another instance's word on a meter it does not own changes nothing.
-        f.core.meterSilence(id: meter, payload: MeterSilence(instance: "c", lastSeen: nil).payload, now: now)
+        f.core.meterSilence(id: meter, MeterSilence(instance: "c", lastSeen: nil), now: now)
         f.endIteration()
         #expect(!f.transport.published.contains { $0.topic == "kpm33b/discovery/\(meter)" })
 
@@ -165,7 +165,7 @@ struct ScaleOutTests {
         let silence = MeterSilence(instance: "a", lastSeen: "2026-01-12T16:39:00Z")
         #expect(MeterSilence(payload: silence.payload) == silence)
         #expect(MeterSilence.id(inTopic: MeterSilence.topic(root: "kpm33b", id: meter), root: "kpm33b") == meter)
-        f.core.meterSilence(id: meter, payload: silence.payload, now: now)
+        f.core.meterSilence(id: meter, silence, now: now)
         f.endIteration()
         let discovery = f.transport.published.first { $0.topic == "kpm33b/discovery/\(meter)" }
         #expect(discovery?.payload.contains(#""instance":"b""#) == true)
