@@ -85,7 +85,7 @@ public final class ProxyService: @unchecked Sendable {
         peerStatusRoot = "\(programs.rootTopic)/status"
 
         let options = configuration.service
-        let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
+        let will = MQTTWill(topic: statusTopic, payload: ProxyStatus(state: "offline").payload, qos: 1, retain: true)
         let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
                                                   defaultClientID: "kpm33b-proxy", instance: programs.instance, cleanSession: false)
         let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,

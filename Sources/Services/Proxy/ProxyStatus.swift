@@ -78,7 +78,8 @@ public struct ProxyStatus: Sendable, Equatable {
         if let version { doc["version"] = .string(version) }
         if let started { doc["started"] = .string(started) }
         if let time { doc["time"] = .string(time) }
-        guard isOnline else { return .object(doc) }
+        // The last will, written before anything is known, is the state alone.
+        guard time != nil else { return .object(doc) }
         doc["connections"] = [
             "internal": .string(internalConnected ? "connected" : "disconnected"),
             "central": .string(centralConnected ? "connected" : "disconnected"),
