@@ -57,7 +57,7 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConve
 /// waits for the reader and exists only while something is left. A line that
 /// does not fit is dropped and counted (`droppedLines`); once the reader
 /// takes lines again, a `log_lines_dropped` line says how many went.
-public final class Log: @unchecked Sendable {
+public final class Log: Sendable {
     /// Lines waiting for a stalled reader, at most; beyond it they are dropped.
     public static let bufferLimit = 64 << 10
     /// The largest piece one write hands the descriptor (`PIPE_BUF` on Linux).
@@ -116,6 +116,14 @@ public final class Log: @unchecked Sendable {
         guard level >= self.level else { return }
         write(Log.format(level, message, Array(fields)))
     }
+
+    /// As `log`, with fields known only at run time.
+    public func log(_ level: LogLevel, _ message: String, fields: [(String, String)]) {
+        guard level >= self.level else { return }
+        write(Log.format(level, message, fields.map { (key: $0.0, value: $0.1) }))
+    }
+
+    public func info(_ message: String, fields: [(String, String)]) { log(.info, message, fields: fields) }
 
     /// Logs at most `burst` events of one `key` per `window` seconds; the
     /// rest are counted and the count rides along (`suppressed=N`) on the next
