@@ -170,7 +170,7 @@ final class SenderHarness: @unchecked Sendable {
     func writeConfig(perMeter: [String: Int] = [:], extra: String = "") throws {
         let text = senderConfigText(perMeter: perMeter, internalPort: internalBroker.port, centralPort: centralBroker.port,
                                     internalClient: internalClient, centralClient: centralClient) + extra
-        // Written in place (not renamed) as an editor would; the service polls the content.
+        // Written in place (not renamed) as an editor would; SIGHUP reloads it.
         try text.write(to: configFile, atomically: false, encoding: .utf8)
     }
 
