@@ -133,12 +133,15 @@ let cases = [
     Case(name: "rt_all_packs", topic: "MQTT_RT_DATA", sample: rtSample, config: plain, fields: base + [("active_power", "zyggl")], path: .packs),
 ]
 
+/// Who runs the engines here (Home Assistant's `origin` in what they announce).
+let benchOrigin = Origin(name: "engine-bench", version: "bench")
+
 @MainActor func router(_ path: Path, config: String) -> PackRouter {
     do {
         let programs = path == .packs
             ? try Compiler.build(packs: [packs], config: config, shared: [:], readShared: { _, _ in }).programs
             : ProgramSet(single: program(config: config))
-        return PackRouter(programs: programs)
+        return PackRouter(programs: programs, origin: benchOrigin)
     } catch {
         print(error.description)
         exit(1)
@@ -149,7 +152,7 @@ let now = Instant(epochMillis: 1_768_237_200_000)
 var results: [String: (engine: Double, jansson: Double, simdjson: Double)] = [:]
 print("engine-bench: \(Int(seconds * 1000)) ms per round, 3 rounds each, best round counts; simdjson \(SimdjsonProjection.implementation)")
 for c in cases {
-    let engine: PackRouter = c.path == .engine ? PackRouter(engine: Engine(program: program(config: c.config))) : router(c.path, config: c.config)
+    let engine: PackRouter = c.path == .engine ? PackRouter(engine: Engine(program: program(config: c.config), origin: benchOrigin)) : router(c.path, config: c.config)
     let single = engine.engines[0]
     let baseline = JanssonProjection(fields: c.fields)
     guard let simdjson = SimdjsonProjection(fields: c.fields) else {

@@ -83,7 +83,7 @@ final class SenderCoreFixture {
                                     ids: OperationIDGenerator(SplitMix(seed: 7)))
         logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         core = ConfigSenderCore(planner: planner, store: store,
-                                settings: .init(statusTopic: Self.statusTopic, discoverySubscription: "kpm33b/discovery/+",
+                                settings: .init(statusTopic: Self.statusTopic, discoverySubscriptions: ["kpm33b/discovery/+"],
                                                 statusMinIntervalSeconds: statusMinIntervalSeconds),
                                 startedAt: senderT0, log: Log(level: .debug, fd: logFD))
         core.transport = transport

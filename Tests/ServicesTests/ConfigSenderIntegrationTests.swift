@@ -181,6 +181,11 @@ final class SenderHarness: @unchecked Sendable {
         try publisher.publish(topic: "kpm33b/discovery/\(id)", payload: JSONValue.object(doc).serialized(), qos: 1, retain: true)
     }
 
+    /// Publishes a retained message on the central broker, as the proxy would.
+    func publishRetained(topic: String, payload: [UInt8]) throws {
+        try publisher.publish(topic: topic, payload: payload, qos: 1, retain: true)
+    }
+
     func start(dayOffset: Int = 0) throws {
         let mark = "==== start day_offset=\(dayOffset)\n"
         if let handle = FileHandle(forWritingAtPath: logFile.path) {

@@ -516,9 +516,10 @@ extension ConfigPlanner {
         let topic = "kpm33b/discovery/33B1225950027"
         #expect(DiscoveryMessage.parse(topic: topic, payload: Array(
             #"{"id":"33B1225950027","manufacturer":"Compere","model":"KPM33B","pack":"kpm33b","topics":{},"clock_offset_s":-123456}"#.utf8))
-            == .meter(id: "33B1225950027", clockOffsetSeconds: -123_456))
-        #expect(DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950027"}"#.utf8))
-            == .meter(id: "33B1225950027", clockOffsetSeconds: nil))
+            == .meter(DiscoveryMessage(id: "33B1225950027", manufacturer: "Compere", model: "KPM33B", pack: "kpm33b",
+                                       clockOffsetSeconds: -123_456)))
+        #expect(DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950027","clock_offset_s":"12"}"#.utf8))
+            == .meter(DiscoveryMessage(id: "33B1225950027", clockOffsetSeconds: 12)))
         #expect(DiscoveryMessage.parse(topic: topic, payload: []) == .removed(id: "33B1225950027"))
         if case .invalid = DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950099"}"#.utf8)) {} else {
             Issue.record("a payload id that contradicts the topic must be refused")

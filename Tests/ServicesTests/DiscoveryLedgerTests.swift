@@ -29,7 +29,7 @@ import Testing
     }
 
     static func ledger() -> DiscoveryLedger {
-        DiscoveryLedger(rootTopic: "kpm33b", discoveryPrefix: "homeassistant", originName: origin.name)
+        DiscoveryLedger(discoveryFilters: ["kpm33b/discovery/+"], discoveryPrefix: "homeassistant", originName: origin.name)
     }
 
     static func text(_ message: Outgoing) -> String { String(decoding: message.payload, as: UTF8.self) }

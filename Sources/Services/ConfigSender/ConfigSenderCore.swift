@@ -32,7 +32,8 @@ import SiteSettings
 final class ConfigSenderCore {
     struct Settings {
         var statusTopic: String
-        var discoverySubscription: String
+        /// Every pack's discovery topic filter (`ProgramSet.discoverySubscriptions`).
+        var discoverySubscriptions: [String]
         /// The status is published at most this often.
         var statusMinIntervalSeconds = 1.0
         /// The state database is written at most this often.
@@ -111,19 +112,24 @@ final class ConfigSenderCore {
         }
     }
 
-    /// A message on the discovery subscription (the central broker, or the
+    /// Whether `topic` is on one of the packs' discovery topics.
+    func isDiscovery(_ topic: String) -> Bool {
+        settings.discoverySubscriptions.contains { MQTTTopic.matches(filter: $0, topic: topic) }
+    }
+
+    /// A message on a discovery subscription (the central broker, or the
     /// internal one with `config_sender.discovery_from: internal`).
     func discoveryReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
-        guard MQTTTopic.matches(filter: settings.discoverySubscription, topic: topic) else { return }
+        guard isDiscovery(topic) else { return }
         switch DiscoveryMessage.parse(topic: topic, payload: payload) {
-        case .meter(let id, _) where settings.partition?.contains(id) == false:
-            log.debug("discovery_ignored", ["meter": id, "reason": "partition", "partition": settings.partition?.description ?? ""])
-            perform(planner.forget(id, now: now))
-        case .meter(let id, _) where settings.instance != nil && DiscoveryMessage.instance(in: payload) != settings.instance:
-            log.debug("discovery_ignored", ["meter": id, "reason": "another instance", "instance": DiscoveryMessage.instance(in: payload) ?? ""])
-            perform(planner.forget(id, now: now))
-        case .meter(let id, let offset):
-            perform(planner.discovered(id, clockOffsetSeconds: offset, now: now))
+        case .meter(let meter) where settings.partition?.contains(meter.id) == false:
+            log.debug("discovery_ignored", ["meter": meter.id, "reason": "partition", "partition": settings.partition?.description ?? ""])
+            perform(planner.forget(meter.id, now: now))
+        case .meter(let meter) where settings.instance != nil && meter.instance != settings.instance:
+            log.debug("discovery_ignored", ["meter": meter.id, "reason": "another instance", "instance": meter.instance ?? ""])
+            perform(planner.forget(meter.id, now: now))
+        case .meter(let meter):
+            perform(planner.discovered(meter.id, clockOffsetSeconds: meter.clockOffsetSeconds, now: now))
         case .removed(let id):
             perform(planner.forget(id, now: now))
         case .invalid(let reason):
@@ -187,6 +193,10 @@ final class ConfigSenderCore {
     }
 
     func apply(programs program: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
+        if program.discoverySubscriptions != settings.discoverySubscriptions {
+            log.warning("restart_needed", ["discovery": program.discoverySubscriptions.joined(separator: " "),
+                                           "detail": "new discovery topics are followed after a restart"])
+        }
         let known = Set(planner.program.replyTopics)
         for topic in program.replyTopics where !known.contains(topic) {
             do {

@@ -64,7 +64,8 @@ public final class ConfigSenderService {
         let program = built.programs
         self.configuration = configuration
         self.log = log
-        guard let subscription = program.discoverySubscription else {
+        let subscriptions = program.discoverySubscriptions
+        guard !subscriptions.isEmpty else {
             throw ServiceError("the rule pack '\(program.packName)' has no discovery topic, so no meter can be discovered")
         }
         guard !program.commandNames.isEmpty else {
@@ -90,7 +91,7 @@ public final class ConfigSenderService {
         discoveryFrom = built.settings.configSender.discoveryFrom
         core = ConfigSenderCore(
             planner: planner, store: store,
-            settings: .init(statusTopic: statusTopic, discoverySubscription: subscription,
+            settings: .init(statusTopic: statusTopic, discoverySubscriptions: subscriptions,
                             statusMinIntervalSeconds: configuration.statusMinIntervalSeconds,
                             partition: built.settings.configSender.partition,
                             // Each shard's internal broker carries only its own meters.
@@ -130,7 +131,7 @@ public final class ConfigSenderService {
         internalClient.onMessage = { [unowned self] message in
             // A persistent session keeps its subscriptions: after a switch back to
             // `central`, discovery may still arrive here, and is not a reply.
-            if MQTTTopic.matches(filter: core.settings.discoverySubscription, topic: message.topic) {
+            if core.isDiscovery(message.topic) {
                 guard discoveryFrom == .internal else { return }
                 core.discoveryReceived(topic: message.topic, payload: Array(message.payload), at: .now())
             } else {
@@ -160,7 +161,7 @@ extension ConfigSenderService: HostedService {
         let program = core.planner.program
         do {
             for topic in program.replyTopics { try internalClient.subscribe(topic, qos: 1) }
-            try discoveryClient.subscribe(core.settings.discoverySubscription, qos: 1)
+            for filter in core.settings.discoverySubscriptions { try discoveryClient.subscribe(filter, qos: 1) }
             // Commands on demand (a relay from Home Assistant) come from the central broker.
             // Retain as published: a retained request is told apart even live (never carried out).
             for filter in program.requestSubscriptions { try centralClient.subscribe(filter, qos: 1, retainAsPublished: true) }
@@ -171,7 +172,7 @@ extension ConfigSenderService: HostedService {
 
     var startedFields: [(String, String)] {
         [("state_file", core.store.path), ("status_topic", core.settings.statusTopic),
-         ("discovery", core.settings.discoverySubscription), ("discovery_from", discoveryFrom.rawValue),
+         ("discovery", core.settings.discoverySubscriptions.joined(separator: " ")), ("discovery_from", discoveryFrom.rawValue),
          ("day_offset", String(configuration.dayOffset))]
     }
 
@@ -197,8 +198,8 @@ extension ConfigSenderService: HostedService {
         if new.programs.configSenderStatusTopic != core.settings.statusTopic {
             changes.append(RestartNeeded(setting: "status topic", value: new.programs.configSenderStatusTopic))
         }
-        if new.programs.discoverySubscription != core.settings.discoverySubscription {
-            changes.append(RestartNeeded(setting: "discovery topic", value: new.programs.discoverySubscription ?? "none"))
+        if new.programs.discoverySubscriptions != core.settings.discoverySubscriptions {
+            changes.append(RestartNeeded(setting: "discovery topics", value: new.programs.discoverySubscriptions.joined(separator: ",")))
         }
         return changes
     }

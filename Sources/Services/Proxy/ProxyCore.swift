@@ -180,7 +180,7 @@ final class ProxyCore {
         self.origin = origin
         self.log = log
         self.recovery = journal.recovery
-        self.ledger = DiscoveryLedger(rootTopic: programs.rootTopic,
+        self.ledger = DiscoveryLedger(discoveryFilters: programs.discoverySubscriptions,
                                       discoveryPrefix: programs.siteConfig.homeAssistant.discoveryPrefix,
                                       originName: origin.name, instance: programs.instance, maxMeters: settings.maxMeters)
     }

@@ -44,13 +44,13 @@ extension ProxyService: HostedService {
         core.endOfIteration(at: .now())
     }
 
-    /// The root topic, the discovery prefix, the status topic, the shared
+    /// The discovery topics, the discovery prefix, the status topic, the shared
     /// subscription group and the journal's fsync policy are fixed until a restart.
     func restartNeeded(_ new: Site) -> [RestartNeeded] {
         let program = new.programs
         var changes: [RestartNeeded] = []
-        if program.rootTopic != core.ledger.rootTopic {
-            changes.append(RestartNeeded(setting: "topics.root", value: program.rootTopic))
+        if program.discoverySubscriptions != core.ledger.discoveryFilters {
+            changes.append(RestartNeeded(setting: "discovery topics", value: program.discoverySubscriptions.joined(separator: ",")))
         }
         if program.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
             changes.append(RestartNeeded(setting: "home_assistant.discovery_prefix", value: program.siteConfig.homeAssistant.discoveryPrefix))
