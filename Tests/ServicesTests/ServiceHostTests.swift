@@ -90,7 +90,10 @@ import TestSupport
         #expect(s.process()?.exitStatus == 0)
         let stopping = try #require(lines(s, "stopping").first, "\(s.log())")
         #expect(stopping.contains("signal=SIGTERM drain_s="), "\(stopping)")
-        #expect(status.waitFor { $0.topic == s.statusTopic && $0.retain && $0.payloadText.contains(#""state":"offline""#) } != nil)
+        #expect(status.waitFor { $0.topic == s.statusTopic && $0.payloadText.contains(#""state":"offline""#) } != nil)
+        // Retained: a client that comes later sees it (a clean DISCONNECT: no will).
+        let later = try TestSubscriber(broker: s.central, filters: [s.statusTopic])
+        #expect(later.waitFor { $0.retain && $0.payloadText.contains(#""state":"offline""#) } != nil)
         let stopped = try #require(lines(s, "stopped").first, "\(s.log())")
         #expect(stopped.contains("signal=SIGTERM"))
         let log = s.log()
