@@ -29,6 +29,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
     private(set) var healthConfigs: [Published] = []
     /// Each meter's problem state (`kpm33b/<id>/problem`).
     private(set) var problems: [Published] = []
+    /// Each meter's configuration state (`kpm33b/<id>/configuration`).
+    private(set) var configurations: [Published] = []
     private(set) var subscriptions: [String] = []
     private var nextMid: Int32 = 0
 
@@ -50,6 +52,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
             healthConfigs.append(message)
         } else if topic.hasSuffix("/problem") {
             problems.append(message)
+        } else if topic.hasSuffix("/configuration") {
+            configurations.append(message)
         } else {
             statuses.append(message)
         }
@@ -129,6 +133,11 @@ final class SenderCoreFixture {
     func lines(_ msg: String) -> [Substring] { logLines.filter { $0.contains("msg=\(msg) ") || $0.hasSuffix("msg=\(msg)") } }
 
     var lastStatus: JSONValue? { transport.statuses.last?.json }
+
+    /// Meter `id`'s configuration state as last published.
+    func configuration(_ id: String) -> MeterConfigurationState? {
+        transport.configurations.last { $0.topic == "kpm33b/\(id)/configuration" }.flatMap { MeterConfigurationState(payload: $0.payload) }
+    }
 }
 
 @Suite struct ConfigSenderCoreTests {
@@ -150,7 +159,7 @@ final class SenderCoreFixture {
         let first = try #require(f.transport.statuses.first)
         #expect(first.topic == SenderCoreFixture.statusTopic && first.retain)
         #expect(f.lastStatus?["pending_commands"]?.intValue == 3)
-        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "pending")
+        #expect(f.configuration(senderMeterA)?.lastResult == "pending")
 
         // PUBACKs, then the replies: recorded, saved once at the end of the iteration.
         for c in f.transport.commands { f.core.commandAcknowledged(c.mid) }
@@ -164,7 +173,8 @@ final class SenderCoreFixture {
         #expect(record.commands.values.allSatisfy { $0.outcome == .success })
         #expect(f.transport.statuses.count == 2)
         #expect(f.lastStatus?["pending_commands"]?.intValue == 0)
-        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success")
+        #expect(f.configuration(senderMeterA)?.lastResult == "success")
+        #expect(f.configuration(senderMeterA)?.acknowledgedDate == "2026-01-12")
         #expect(f.lastStatus?["connections"]?["internal"]?.stringValue == "connected")
         #expect(f.lastStatus?["meters_configured"]?.intValue == 1)
         #expect(f.lastStatus?["meters_failed"]?.intValue == 0)

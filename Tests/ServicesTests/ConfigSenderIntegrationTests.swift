@@ -239,6 +239,11 @@ final class SenderHarness: @unchecked Sendable {
     func acknowledgedDate(_ id: String) -> String? { state?["meters"]?[id]?["acknowledged_date"]?.stringValue }
 }
 
+/// Meter `id`'s configuration state as `subscriber` last received it (`kpm33b/<id>/configuration`).
+func senderConfiguration(_ id: String, in subscriber: TestSubscriber) -> MeterConfigurationState? {
+    subscriber.messages.last { $0.topic == "kpm33b/\(id)/configuration" }.flatMap { MeterConfigurationState(payload: Array($0.payload)) }
+}
+
 func senderLocalDate(dayOffset: Int = 0) -> String {
     let now = Date().addingTimeInterval(Double(dayOffset) * 86400)
     var seconds = time_t(now.timeIntervalSince1970)
@@ -251,7 +256,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
     @Test func discoveryConfiguresMetersRestartSameDaySendsNothingNextDaySendsAgain() throws {
         let h = try SenderHarness(name: "daily")
         let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .answer, senderMeterB: .answer])
-        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status"])
+        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status", "kpm33b/+/configuration"])
         try h.discover(senderMeterA)
         try h.discover(senderMeterB)
         try h.start()
@@ -287,14 +292,17 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(Set(meters.received.values.map(\.oprid)).count == 6)
         // The retained status shows both meters and nothing pending.
         #expect(senderEventually {
-            guard let last = status.messages.last, let doc = try? JSONValue.parse(last.payload) else { return false }
+            guard let last = status.messages.last(where: { $0.topic == "kpm33b/config-sender/status" }),
+                  let doc = try? JSONValue.parse(last.payload) else { return false }
             return doc["meters_known"]?.intValue == 2 && doc["pending_commands"]?.intValue == 0
                 && doc["connections"]?["internal"]?.stringValue == "connected"
-                && doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success"
+                && senderConfiguration(senderMeterA, in: status)?.lastResult == "success"
         })
 
         #expect(h.stop() == 0)
-        #expect(senderEventually { status.messages.last.flatMap { try? JSONValue.parse($0.payload) }?["state"]?.stringValue == "offline" })
+        #expect(senderEventually {
+            status.messages.last { $0.topic == "kpm33b/config-sender/status" }.flatMap { try? JSONValue.parse($0.payload) }?["state"]?.stringValue == "offline"
+        })
         #expect(!h.lines("stopped").isEmpty)
 
         // Restart, same day: the retained discoveries arrive, nothing is sent.
@@ -352,7 +360,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
     @Test func silentMeterIsRetriedWithBackoffThenAlertedWhileOthersAreConfigured() throws {
         let h = try SenderHarness(name: "silent")
         let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .silent, senderMeterB: .answer])
-        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status"])
+        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status", "kpm33b/+/configuration"])
         try h.discover(senderMeterA)
         try h.discover(senderMeterB)
         try h.start()
@@ -383,9 +391,11 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(senderEventually { h.state?["meters"]?[senderMeterA]?["commands"]?["set_clock"]?["result"]?.stringValue == "timeout" })
         #expect(h.state?["meters"]?[senderMeterA]?["last_error"]?.stringValue?.hasPrefix("no reply") == true)
         #expect(senderEventually {
-            guard let last = status.messages.last, let doc = try? JSONValue.parse(last.payload) else { return false }
-            return doc["alerts"]?.arrayValue?.count == 3 && doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "timeout"
-                && doc["meters"]?[senderMeterB]?["last_result"]?.stringValue == "success"
+            guard let last = status.messages.last(where: { $0.topic == "kpm33b/config-sender/status" }),
+                  let doc = try? JSONValue.parse(last.payload) else { return false }
+            return doc["alerts"]?.arrayValue?.count == 3 && doc["alerts_total"]?.intValue == 3
+                && senderConfiguration(senderMeterA, in: status)?.lastResult == "timeout"
+                && senderConfiguration(senderMeterB, in: status)?.lastResult == "success"
         })
         #expect(h.stop() == 0)
     }

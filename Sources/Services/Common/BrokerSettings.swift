@@ -50,27 +50,3 @@ public struct BrokerSettings: Sendable {
             will: will)
     }
 }
-
-extension BrokerSettings {
-    /// What differs in `new`, by site-config key (`brokers.internal.host`); a
-    /// connection keeps its settings until a restart. Passwords are named, never shown.
-    func restartNeeded(_ new: BrokerSettings, broker: String, client: String) -> [RestartNeeded] {
-        var changes: [RestartNeeded] = []
-        func compare<T: Equatable>(_ name: String, _ old: T, _ value: T, shown: String) {
-            let key = ["client_id", "username", "password"].contains(name) ? "brokers.\(broker).clients.\(client)" : "brokers.\(broker)"
-            if old != value { changes.append(RestartNeeded(setting: "\(key).\(name)", value: shown)) }
-        }
-        compare("host", endpoint.host, new.endpoint.host, shown: new.endpoint.host)
-        compare("port", endpoint.port, new.endpoint.port, shown: String(new.endpoint.port))
-        compare("tls", endpoint.tls, new.endpoint.tls, shown: String(new.endpoint.tls))
-        compare("tls", options.tls, new.options.tls, shown: new.options.tls?.caFile ?? "none")
-        compare("protocol", options.protocolVersion, new.options.protocolVersion, shown: "\(new.options.protocolVersion)")
-        compare("keepalive_s", options.keepAliveSeconds, new.options.keepAliveSeconds, shown: String(new.options.keepAliveSeconds))
-        compare("client_id", options.clientID, new.options.clientID, shown: new.options.clientID)
-        compare("username", options.username, new.options.username, shown: new.options.username ?? "none")
-        compare("password", options.password, new.options.password, shown: "(changed)")
-        return changes.reduce(into: []) { kept, change in
-            if !kept.contains(where: { $0.setting == change.setting }) { kept.append(change) }
-        }
-    }
-}

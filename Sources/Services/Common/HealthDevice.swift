@@ -26,7 +26,7 @@ struct HealthDevice {
 
     static let proxy = HealthDevice(service: "proxy", model: "kpm33b-proxy", entities: [
         Entity(component: "sensor", object: "meters_seen", name: "Meters seen",
-               template: "{{ value_json.meters | count }}",
+               template: "{{ value_json.meters_seen }}",
                extra: ["state_class": "measurement", "icon": "mdi:counter"]),
         Entity(component: "sensor", object: "meters_online", name: "Meters online",
                template: "{{ value_json.meters_online }}",
@@ -81,7 +81,7 @@ struct HealthDevice {
         Entity(component: "sensor", object: "pending_commands", name: "Commands pending",
                template: "{{ value_json.pending_commands }}", extra: ["state_class": "measurement", "icon": "mdi:timer-sand"]),
         Entity(component: "sensor", object: "alerts", name: "Alerts",
-               template: "{{ value_json.alerts | count }}",
+               template: "{{ value_json.alerts_total }}",
                extra: ["state_class": "measurement", "icon": "mdi:alert-octagon",
                        "json_attributes_template": "{{ {'alerts': value_json.alerts} | tojson }}"]),
         Entity(component: "binary_sensor", object: "internal_broker", name: "Meters' broker",

@@ -19,9 +19,9 @@ protocol HostedService: AnyObject {
     func connectionChanged(_ broker: ServiceHost.Broker, connected: Bool, reason: String)
     /// After every loop iteration, before the loop writes to the sockets.
     func endOfIteration()
-    /// The service's settings of `new` that differ from the running ones and
-    /// need a restart (the host adds the brokers' own).
-    func restartNeeded(_ new: Site) -> [RestartNeeded]
+    /// What the packs of `new` change that needs a restart of this service
+    /// (the site config's settings are `ReloadPolicy`'s, which the host asks).
+    func restartNeeded(_ new: Site) -> [SettingChange]
     /// A site that compiled cleanly replaces the running one.
     func apply(_ site: Site)
     /// At most this long the drain waits for work in flight.
@@ -54,8 +54,9 @@ protocol HostedService: AnyObject {
 ///   signal queue (`ServiceControl`), never on the loop; a failure logs each
 ///   diagnostic (`reload_failed diagnostic="pack.yaml:12:7: error[R004]: …"`)
 ///   and keeps the running site; a clean site is swapped in on the loop,
-///   with one `restart_needed setting=… value=…` warning per changed setting
-///   that takes effect only after a restart, then `reloaded`.
+///   with one `restart_needed setting=… old=… new=…` warning per changed
+///   setting that takes effect only after a restart (`ReloadPolicy`, and the
+///   service's own), then `reloaded`.
 /// - Connections: `connected broker=internal url=…`, `disconnected broker=…
 ///   url=… reason=…` (a warning unless stopping), `cannot_connect broker=…
 ///   url=… reason=…` while a broker was never reached (rate-limited).
@@ -82,10 +83,8 @@ final class ServiceHost {
     static let offlineAckSeconds = 2.0
 
     private weak var service: (any HostedService)?
-    private let clientName: String
-    private let defaultClientID: String
-    private let connections: [Broker: Connection]
-    private var brokerSettings: [Broker: BrokerSettings]
+    /// Whose settings a reload compares (`ReloadPolicy`).
+    private let siteService: SiteService
     private var wasConnected: [Broker: Bool] = [:]
     private var systemd: SystemdSupervision?
     private var phaseTimer: LoopTimer?
@@ -101,20 +100,18 @@ final class ServiceHost {
 
     /// Creates the loop and both clients (nothing connects before `run`).
     /// - Parameters:
-    ///   - client: the site config's client entry, `proxy` or `config_sender`.
+    ///   - service: whose client entries (`clients.proxy`) and settings the site config has.
     ///   - clientID: the client id when the site config names none.
-    init(name: String, client: String, clientID: String, site: Site, options: ServiceOptions, log: Log,
+    init(name: String, service: SiteService, clientID: String, site: Site, options: ServiceOptions, log: Log,
          internal internalConnection: Connection, central centralConnection: Connection) throws(ServiceError) {
         self.name = name
-        self.clientName = client
-        self.defaultClientID = clientID
-        self.connections = [.internal: internalConnection, .central: centralConnection]
+        self.siteService = service
+        let client = service.rawValue
         self.site = site
         self.options = options
         self.log = log
         let internalSettings = try Self.settings(.internal, site: site, options: options, client: client, clientID: clientID, internalConnection)
         let centralSettings = try Self.settings(.central, site: site, options: options, client: client, clientID: clientID, centralConnection)
-        brokerSettings = [.internal: internalSettings, .central: centralSettings]
         do {
             loop = try EventLoop()
             internalClient = try MQTTClient(loop: loop, endpoint: internalSettings.endpoint, options: internalSettings.options)
@@ -271,28 +268,20 @@ final class ServiceHost {
         }
     }
 
-    /// The on-loop half: names what needs a restart, then swaps.
+    /// The on-loop half: names each changed setting that needs a restart, then swaps.
     private func apply(_ new: Site, _ service: any HostedService) {
         guard phases.isRunning else { return }
-        var restart: [RestartNeeded] = []
-        for broker in Broker.allCases {
-            guard let old = brokerSettings[broker], let connection = connections[broker] else { continue }
-            do {
-                let settings = try Self.settings(broker, site: new, options: options, client: clientName, clientID: defaultClientID, connection)
-                restart += old.restartNeeded(settings, broker: broker.rawValue, client: clientName)
-            } catch {
-                restart.append(RestartNeeded(setting: "brokers.\(broker.rawValue)", value: error.message))
-            }
-        }
-        restart += service.restartNeeded(new)
+        let changes = ReloadPolicy.changes(from: site, to: new, for: siteService)
+        let restart = changes.filter { $0.effect == .restart } + service.restartNeeded(new)
         for change in restart {
-            log.warning("restart_needed", ["setting": change.setting, "value": change.value,
+            log.warning("restart_needed", ["setting": change.path, "old": change.old, "new": change.new,
                                            "detail": "the running value stays until a restart"])
         }
         log.level = options.logLevel(for: new.settings)
         site = new
         service.apply(new)
-        log.info("reloaded", ["packs": new.programs.packNames.joined(separator: ","), "restart_needed": String(restart.count)])
+        log.info("reloaded", ["packs": new.programs.packNames.joined(separator: ","), "restart_needed": String(restart.count),
+                              "applied": String(changes.count { $0.effect == .live })])
     }
 }
 

@@ -22,7 +22,7 @@ import SiteSettings
 /// commit, the rest at the next iteration, so a write holds the loop for a
 /// bounded time) and the status once if it changed (at most every
 /// `statusMinIntervalSeconds`, growing by a second per 2,000 meters since
-/// the status is the whole document).
+/// each pass compares every meter's retained topics).
 ///
 /// ## Shutdown
 /// The host's phases (`ServicePhases`) drive it: `beginDrain` stops new
@@ -66,6 +66,8 @@ final class ConfigSenderCore {
     private var publishedStatusVersion: Int?
     /// The `problem` of each meter as published (retained) for Home Assistant.
     private var publishedProblems: [String: String?] = [:]
+    /// The digest of each meter's configuration state as published (retained).
+    private var publishedConfigurations: [String: Int] = [:]
     private var lastStatusAt: MonotonicInstant?
     /// The drain began: no new commands, requests or retries.
     private(set) var isStopping = false
@@ -93,6 +95,7 @@ final class ConfigSenderCore {
         if connected {
             publishedStatusVersion = nil
             publishedProblems.removeAll()  // the broker may have lost them: send all again
+            publishedConfigurations.removeAll()
             publishHealthConfigs()
         }
     }
@@ -225,7 +228,7 @@ final class ConfigSenderCore {
         let left = planner.awaitingReplyCount
         if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
         save(all: true)
-        return publishStatus(ConfigPlanner.offlineStatus(now: now.wall).serialized())
+        return publishStatus(ConfigSenderStatus.offline(now: now.wall).payload)
     }
 
     /// After every loop iteration, before the loop writes to the sockets.
@@ -333,22 +336,35 @@ final class ConfigSenderCore {
         if publishStatus(statusDocument(state: "online", at: now.wall)) != nil {
             publishedStatusVersion = version
             lastStatusAt = now.monotonic
-            publishProblems()
+            publishMeters()
         }
     }
 
-    /// Each meter's `problem` (`<root>/<id>/problem`, retained) when it changed,
-    /// and, the first time, the Home Assistant binary sensor that shows it on
-    /// the meter's device. With the status: at most as often, only on change.
-    private func publishProblems() {
+    /// Each meter's retained topics when they changed: its configuration
+    /// (`<root>/<id>/configuration`, `MeterConfigurationState`) and, with
+    /// Home Assistant, its `problem` (`<root>/<id>/problem`) and, the first
+    /// time, the binary sensor that shows it on the meter's device. With the
+    /// status: at most as often, only on change. A meter forgotten (its
+    /// discovery message removed: retired or excluded) has them cleared.
+    private func publishMeters() {
         let program = planner.program
-        guard program.siteConfig.homeAssistant.enabled, let transport else { return }
-        let problems = planner.problems  // computed: once per pass
-        for (id, problem) in problems.sorted(by: { $0.key < $1.key }) {
-            let known = publishedProblems[id]
-            if let known, known == problem { continue }
-            let stateTopic = "\(program.rootTopic)/\(id)/problem"
-            do {
+        guard let transport else { return }
+        let withProblems = program.siteConfig.homeAssistant.enabled
+        let problems = withProblems ? planner.problems : [:]  // computed: once per pass
+        do {
+            for id in planner.meters.keys.sorted() {
+                if let state = planner.configurationState(id) {
+                    let digest = DiscoveryLedger.digest(state.payload)
+                    if publishedConfigurations[id] != digest {
+                        _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id),
+                                                        payload: state.payload)
+                        publishedConfigurations[id] = digest
+                    }
+                }
+                guard withProblems, let problem = problems[id] else { continue }
+                let known = publishedProblems[id]
+                if let known, known == problem { continue }
+                let stateTopic = "\(program.rootTopic)/\(id)/problem"
                 if known == nil {
                     _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id),
                                                     payload: Self.problemConfig(program, id, stateTopic: stateTopic,
@@ -358,22 +374,18 @@ final class ConfigSenderCore {
                 if let problem { state["reason"] = .string(problem) }
                 _ = try transport.publishStatus(topic: stateTopic, payload: JSONValue.object(state).serialized())
                 publishedProblems[id] = .some(problem)
-            } catch {
-                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
-                return
             }
-        }
-        // A meter forgotten (its discovery message removed: retired or excluded) loses its
-        // problem sensor and state, so nothing of it is left in Home Assistant.
-        for id in publishedProblems.keys.sorted() where problems[id] == nil {
-            do {
+            for id in publishedConfigurations.keys.sorted() where planner.meters[id] == nil {
+                _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id), payload: [])
+                publishedConfigurations[id] = nil
+            }
+            for id in publishedProblems.keys.sorted() where problems[id] == nil {
                 _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id), payload: [])
                 _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
                 publishedProblems[id] = nil
-            } catch {
-                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
-                return
             }
+        } catch {
+            log.limited(.warning, key: "problem", "meter_state_publish_failed", ["error": error.description])
         }
     }
 
@@ -413,22 +425,17 @@ final class ConfigSenderCore {
     }
 
     private func statusDocument(state: String, at now: Instant) -> [UInt8] {
-        var doc = planner.statusDocument(state: state, connections: [
+        var status = planner.statusDocument(state: state, connections: [
             ("internal", planner.internalConnected ? "connected" : "disconnected"),
             ("central", centralConnected ? "connected" : "disconnected"),
         ], startedAt: startedAt, now: now)
-        if let problem = store.problem, case .object(var object) = doc {
-            object["problems"] = .array([.string(problem)])
-            doc = .object(object)
+        if let problem = store.problem { status.problems = [problem] }
+        if !planner.program.requestSubscriptions.isEmpty {
+            status.requests = RelayRequests.counterNames.map { .init(name: $0, value: requests.counters[$0] ?? 0) }
+                + [.init(name: "in_flight", value: requests.inFlight.count)]
         }
-        if !planner.program.requestSubscriptions.isEmpty, case .object(var object) = doc {
-            var counts = JSONObject()
-            for name in RelayRequests.counterNames { counts[name] = .integer(Int64(requests.counters[name] ?? 0)) }
-            counts["in_flight"] = .integer(Int64(requests.inFlight.count))
-            object["requests"] = .object(counts)
-            doc = .object(object)
-        }
-        return doc.withLogLinesDropped(log).serialized()
+        status.logLinesDropped = log.droppedLines
+        return status.payload
     }
 
     private func publishStatus(_ document: [UInt8]) -> Int32? {

@@ -82,10 +82,10 @@ public final class ConfigSenderService {
         }
         let planner = ConfigPlanner(programs: program, options: ConfigPlanner.Options(site: built, dayOffset: configuration.dayOffset),
                                     records: loaded.records)
-        let will = MQTTWill(topic: statusTopic, payload: ConfigPlanner.offlineStatus().serialized(), qos: 1, retain: true)
+        let will = MQTTWill(topic: statusTopic, payload: ConfigSenderStatus.offline().payload, qos: 1, retain: true)
         // A persistent session on the meters' broker: replies that arrive while we
         // reconnect are queued for us instead of lost.
-        host = try ServiceHost(name: "config-sender", client: "config_sender", clientID: "kpm33b-config-sender", site: built,
+        host = try ServiceHost(name: "config-sender", service: .configSender, clientID: "kpm33b-config-sender", site: built,
                                options: configuration.service, log: log,
                                internal: .init(cleanSession: false), central: .init(cleanSession: true, will: will))
         discoveryFrom = built.settings.configSender.discoveryFrom
@@ -190,18 +190,12 @@ extension ConfigSenderService: HostedService {
         armWake(now: now.monotonic)
     }
 
-    func restartNeeded(_ new: Site) -> [RestartNeeded] {
-        var changes: [RestartNeeded] = []
-        if new.settings.configSender.discoveryFrom != discoveryFrom {
-            changes.append(RestartNeeded(setting: "config_sender.discovery_from", value: new.settings.configSender.discoveryFrom.rawValue))
-        }
-        if new.programs.configSenderStatusTopic != core.settings.statusTopic {
-            changes.append(RestartNeeded(setting: "status topic", value: new.programs.configSenderStatusTopic))
-        }
-        if new.programs.discoverySubscriptions != core.settings.discoverySubscriptions {
-            changes.append(RestartNeeded(setting: "discovery topics", value: new.programs.discoverySubscriptions.joined(separator: ",")))
-        }
-        return changes
+    /// The packs' discovery topics are subscribed once.
+    func restartNeeded(_ new: Site) -> [SettingChange] {
+        let topics = new.programs.discoverySubscriptions
+        guard topics != core.settings.discoverySubscriptions else { return [] }
+        return [SettingChange(path: "packs' discovery topics", old: core.settings.discoverySubscriptions.joined(separator: ","),
+                              new: topics.joined(separator: ","), effect: .restart)]
     }
 
     func apply(_ site: Site) {

@@ -44,28 +44,12 @@ extension ProxyService: HostedService {
         core.endOfIteration(at: .now())
     }
 
-    /// The discovery topics, the discovery prefix, the status topic, the shared
-    /// subscription group and the journal's fsync policy are fixed until a restart.
-    func restartNeeded(_ new: Site) -> [RestartNeeded] {
-        let program = new.programs
-        var changes: [RestartNeeded] = []
-        if program.discoverySubscriptions != core.ledger.discoveryFilters {
-            changes.append(RestartNeeded(setting: "discovery topics", value: program.discoverySubscriptions.joined(separator: ",")))
-        }
-        if program.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
-            changes.append(RestartNeeded(setting: "home_assistant.discovery_prefix", value: program.siteConfig.homeAssistant.discoveryPrefix))
-        }
-        if program.statusTopic != statusTopic {
-            changes.append(RestartNeeded(setting: "status topic", value: program.statusTopic))
-        }
-        if new.settings.proxy.sharedSubscriptionGroup != sharedSubscriptionGroup {
-            changes.append(RestartNeeded(setting: "proxy.shared_subscription_group", value: new.settings.proxy.sharedSubscriptionGroup ?? "none"))
-        }
-        let fsync = JournalSettings(new.settings.proxy)
-        if fsync.fsync != journalFsync {
-            changes.append(RestartNeeded(setting: "proxy.journal_fsync", value: fsync.fsyncName))
-        }
-        return changes
+    /// The packs' discovery topics are subscribed once (the ledger reads them back).
+    func restartNeeded(_ new: Site) -> [SettingChange] {
+        let topics = new.programs.discoverySubscriptions
+        guard topics != core.ledger.discoveryFilters else { return [] }
+        return [SettingChange(path: "packs' discovery topics", old: core.ledger.discoveryFilters.joined(separator: ","),
+                              new: topics.joined(separator: ","), effect: .restart)]
     }
 
     func apply(_ site: Site) {

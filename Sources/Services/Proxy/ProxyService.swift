@@ -68,8 +68,6 @@ public final class ProxyService {
     private var readBackCount = 0
     /// The forwarding rate of systemd's status line.
     let forwardedPerMinute = PerMinute()
-    /// `proxy.journal_fsync` as the journal was opened with (fixed until a restart).
-    let journalFsync: JournalFsync
 
     public init(site loaded: Site, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
@@ -88,7 +86,6 @@ public final class ProxyService {
         let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
         let journalSettings = JournalSettings(settings.proxy)
-        journalFsync = journalSettings.fsync
         let journal: Journal
         let directory = configuration.stateDirectory.hasSuffix("/")
             ? configuration.stateDirectory + "journal" : configuration.stateDirectory + "/journal"
@@ -103,7 +100,7 @@ public final class ProxyService {
         }
         // The window of unacknowledged messages is the core's; libmosquitto
         // needs no limit of its own.
-        host = try ServiceHost(name: "kpm33b-proxy", client: "proxy", clientID: "kpm33b-proxy", site: loaded, options: options, log: log,
+        host = try ServiceHost(name: "kpm33b-proxy", service: .proxy, clientID: "kpm33b-proxy", site: loaded, options: options, log: log,
                                internal: .init(cleanSession: false),
                                central: .init(cleanSession: false, will: will, unlimitedInflight: true))
         loop = host.loop
