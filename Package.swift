@@ -43,10 +43,16 @@ let package = Package(
         // for the engine and the MQTT adapter alike.
         .target(name: "Topics"),
 
-        // Adapters.
+        // The monotonic clock and a min-heap (timers, deadlines): Glibc only, so
+        // that pure code measuring time (config-sender's planner) needs no adapter.
+        .target(name: "Clock"),
+
+        // Adapters. MQTT: one client (`MQTTClient`) on an epoll event loop
+        // (`EventLoop`), for the services, the tools and the tests alike; its
+        // loop-bound objects check in debug builds that they run on their loop.
         .target(name: "YAML", dependencies: ["CYAML"]),
         .target(name: "JSON", dependencies: ["CJansson"]),
-        .target(name: "MQTT", dependencies: ["CMosquitto", "Topics"], swiftSettings: uncheckedExclusivity),
+        .target(name: "MQTT", dependencies: ["CMosquitto", "Topics", "Clock"], swiftSettings: uncheckedExclusivity),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
 
         // The engine: pure, no sockets, clocks, threads or randomness.
@@ -64,7 +70,7 @@ let package = Package(
 
         // Service wiring: the event loop's cores, signals, state.
         .target(name: "Services", dependencies: [
-            "RuleEngine", "SiteSettings", "MQTT", "JSON", "Journal", "SQLite",
+            "RuleEngine", "SiteSettings", "MQTT", "Clock", "JSON", "Journal", "SQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: uncheckedExclusivity),
 
         // Command-line entry points.
@@ -97,7 +103,9 @@ let package = Package(
         .executableTarget(name: "fuzz-rules", dependencies: ["RuleEngine"], path: "Fuzz/fuzz-rules"),
         .executableTarget(name: "fuzz-config-sender", dependencies: ["Services", "RuleEngine"], path: "Fuzz/fuzz-config-sender"),
 
-        // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
+        // Tests. TestSupport starts real Mosquitto brokers on free loopback ports
+        // and gives the tests MQTT clients that wait (`TestClient`: an
+        // `MQTTClient` on a `TestLoop` of its own).
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "JanssonBaseline"]),
@@ -105,11 +113,11 @@ let package = Package(
         .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
         // rulecheck as a user runs it: its binary in a scratch copy of rules/ and config/.
         .testTarget(name: "RulecheckTests", dependencies: ["rulecheck", "TestSupport"]),
-        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "Topics"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "Clock", "TestSupport", "Topics"]),
         .testTarget(name: "MeterSimTests", dependencies: ["meter-sim", "MQTT", "TestSupport", "JSON"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "ServicesTests", dependencies: [
-            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Journal", "SQLite"]),
+            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Clock", "Journal", "SQLite"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 import RuleTesting
@@ -332,8 +333,10 @@ final class CoreFixture {
         #expect(f.core.problems.contains { $0.contains("not read back") })
         // Another instance's status naming more meters than the limit.
         let meters = (0..<6).map { #""33B\#(3_000_000_000 + $0)":"2026-01-12T16:00:00Z""# }.joined(separator: ",")
-        f.core.peerStatus(instance: "other", payload: Array(#"{"state":"online","meters":{\#(meters)}}"#.utf8), now: Instant(epochMillis: 0))
-        #expect(f.core.peerMeterCount(instance: "other") == 3)
+        let status = PeerStatus(document: Array(#"{"state":"online","meters":{\#(meters)}}"#.utf8), maxMeters: f.core.settings.maxMeters)
+        #expect(status?.lastSeen.count == 3)
+        f.core.peerStatus(instance: "other", status, now: Instant(epochMillis: 0))
+        #expect(f.core.ownership.meterCount(instance: "other") == 3)
     }
 
     /// A full journal stops reading the internal broker instead of dropping;

@@ -60,7 +60,7 @@ struct ScaleOutTests {
         }
         // One meter on each shard.
         try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0, id: "33B1225950027"))
-        let meterB = try MQTTConnection(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
+        let meterB = try TestClient(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
         try meterB.start()
         #expect(meterB.waitUntilConnected(timeout: 5))
         _ = try meterB.publish(topic: "MQTT_RT_DATA", payload: Array(try ProxyHarness.rtData(second: 0, id: "33B1225950028").utf8),
@@ -144,7 +144,7 @@ struct ScaleOutTests {
             Array(#"{"state":"online","started":"2026-01-12T16:00:00Z","time":"\#(time)","meters":{"\#(meter)":"2026-01-12T16:39:00Z"}}"#.utf8)
         }
         let now = Instant(epochMillis: 1_768_235_940_000)
-        f.core.peerStatus(instance: "a", payload: status(time: "2026-01-12T16:40:00Z"), now: now)
+        f.core.peerStatus(instance: "a", PeerStatus(document: status(time: "2026-01-12T16:40:00Z"), maxMeters: 1000), now: now)
         try f.receive(second: 0)
         try f.receive(second: 0, id: orphan)
         f.endIteration()
@@ -155,7 +155,7 @@ struct ScaleOutTests {
         #expect(f.core.statistics.ownedElsewhere == 1)
 
         // Ten minutes later a still has not heard the meter (allowed: 60 s × 3): taken over.
-        f.core.peerStatus(instance: "a", payload: status(time: "2026-01-12T16:50:00Z"), now: now)
+        f.core.peerStatus(instance: "a", PeerStatus(document: status(time: "2026-01-12T16:50:00Z"), maxMeters: 1000), now: now)
         f.endIteration()
         let discovery = f.transport.published.first { $0.topic == "kpm33b/discovery/\(meter)" }
         #expect(discovery?.payload.contains(#""instance":"b""#) == true)

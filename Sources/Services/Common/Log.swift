@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Clock
 import MQTT
 import Synchronization
 
@@ -131,6 +132,12 @@ public final class Log: Sendable {
     /// a thousand times a second.
     public func limited(_ level: LogLevel, key: String, _ message: String, _ fields: KeyValuePairs<String, String> = [:],
                         burst: Int = 5, window: Double = 60) {
+        limited(level, key: key, message, fields: fields.map { ($0.key, $0.value) }, burst: burst, window: window)
+    }
+
+    /// As `limited`, with fields known only at run time.
+    public func limited(_ level: LogLevel, key: String, _ message: String, fields: [(String, String)],
+                        burst: Int = 5, window: Double = 60) {
         guard level >= self.level else { return }
         let now = Double(MonotonicInstant.now().nanoseconds) / 1e9
         let suppressed: Int? = windows.withLock { windows in
@@ -151,8 +158,8 @@ public final class Log: Sendable {
             return count
         }
         guard let suppressed else { return }
-        var all = Array(fields)
-        if suppressed > 0 { all.append(("suppressed", String(suppressed))) }
+        var all = fields.map { (key: $0.0, value: $0.1) }
+        if suppressed > 0 { all.append((key: "suppressed", value: String(suppressed))) }
         write(Log.format(level, message, all))
     }
 

@@ -2,6 +2,7 @@ import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings

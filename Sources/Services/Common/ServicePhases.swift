@@ -1,3 +1,4 @@
+import Clock
 import MQTT
 
 /// A service's way from a stop request to its exit, the same for every

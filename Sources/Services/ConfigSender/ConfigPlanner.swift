@@ -1,4 +1,4 @@
-import MQTT
+import Clock
 import RuleEngine
 import SiteSettings
 

@@ -10,14 +10,14 @@ extension ProxyService: HostedService {
         wireCentral()
         wireInternal()
         do {
-            for filter in core.program.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
+            for filter in core.programs.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
             // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
             for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
             for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
-            try centralClient.subscribe(readBackTopic, qos: 1)
+            try centralClient.subscribe(core.readBackRound.topic, qos: 1)
         } catch {
             throw ServiceError("\(error)")
         }
@@ -26,7 +26,7 @@ extension ProxyService: HostedService {
     }
 
     var startedFields: [(String, String)] {
-        [("subscriptions", core.program.subscriptions.joined(separator: ",")), ("status_topic", statusTopic),
+        [("subscriptions", core.programs.subscriptions.joined(separator: ",")), ("status_topic", statusTopic),
          ("state_dir", configuration.stateDirectory)]
     }
 
@@ -77,9 +77,7 @@ extension ProxyService: HostedService {
     }
 
     func stopped() -> [(String, String)] {
-        saveCounters(all: true)
-        core.saveAnnounced()
-        core.persistAcknowledgements()
+        core.saveState()
         core.journal.close()
         return [("received", String(core.statistics.received)), ("forwarded", String(core.statistics.forwarded)),
                 ("journal_messages", String(core.journal.unacknowledgedCount))]

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import JSON
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings
@@ -38,9 +39,6 @@ public final class ProxyService {
     let started = Instant.now()
     let statusTopic: String
     let homeAssistantStatusTopic: String?
-    /// Our own echo on it ends the read-back of the central broker's retained
-    /// announcements (see `DiscoveryLedger`).
-    let readBackTopic: String
     /// Fixed until a restart, like the broker settings.
     let sharedSubscriptionGroup: String?
     /// `<root>/status`: the statuses of every instance are it and its subtopics.
@@ -58,30 +56,21 @@ public final class ProxyService {
     private var utcOffsetSeconds = 0
     /// `forwarded` and when, at the previous status: the per-minute rate.
     private var previousStatus: (forwarded: Int, at: MonotonicInstant)?
-    private let counterStore: CounterStore
-    private let resetRequests: CounterResetRequests
-    /// `engine.countersVersion` when the counters were last saved; nil: save.
-    private var countersSaved: Int?
-    /// The read-back of this connection: its token, and the deadline after
-    /// which the proxy goes on with what arrived.
-    private var readBack: (token: String, timer: LoopTimer?)?
-    private var readBackCount = 0
     /// The forwarding rate of systemd's status line.
     let forwardedPerMinute = PerMinute()
 
     public init(site loaded: Site, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
         self.log = log
-        let program = loaded.programs
-        let site = program.siteConfig
+        let programs = loaded.programs
+        let site = programs.siteConfig
         let settings = loaded.settings
-        statusTopic = program.statusTopic
+        statusTopic = programs.statusTopic
         statusIntervalSeconds = settings.proxy.statusIntervalSeconds
-        subscriptions = Set(program.subscriptions)
+        subscriptions = Set(programs.subscriptions)
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
-        readBackTopic = "\(program.rootTopic)/proxy/read-back"
         sharedSubscriptionGroup = settings.proxy.sharedSubscriptionGroup
-        peerStatusRoot = "\(program.rootTopic)/status"
+        peerStatusRoot = "\(programs.rootTopic)/status"
 
         let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
@@ -106,35 +95,17 @@ public final class ProxyService {
         loop = host.loop
         internalClient = host.internalClient
         centralClient = host.centralClient
-        core = ProxyCore(programs: program, journal: journal,
+        core = ProxyCore(programs: programs, journal: journal,
                          settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
                                          discoveryOnInternal: settings.proxy.discoveryOnInternal,
                                          maxMeters: settings.proxy.maxMeters),
-                         origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
-        counterStore = CounterStore(directory: configuration.stateDirectory)
-        resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
+                         origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log,
+                         clientID: centralClient.options.clientID)
         core.transport = self
         core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
         core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
         core.refreshDeadLetters()
-        let loaded: CounterStore.Loaded
-        do { loaded = try counterStore.load(now: Instant.now()) } catch { throw ServiceError(error.message) }
-        if let aside = loaded.movedAside {
-            core.stateProblem = "state_corrupt: the counters database was damaged (\(aside.reason)); moved to \(aside.path), counters start afresh"
-            log.warning("state_corrupt", ["file": counterStore.path, "reason": aside.reason, "moved_to": aside.path,
-                                          "action": "starting without saved counters"])
-        }
-        if let imported = loaded.imported {
-            log.info("counters_imported", ["file": counterStore.legacyPath, "counters": String(imported.count),
-                                           "into": counterStore.path, "renamed_to": imported.renamedTo ?? "(not renamed)"])
-        }
-        if let problem = loaded.problem {
-            core.stateProblem = core.stateProblem ?? "state_corrupt: \(problem)"
-            log.warning("counters_not_loaded", ["detail": problem])
-        }
-        core.engine.restore(loaded.counters)
-        countersSaved = core.engine.countersVersion
-        takeResetRequests()
+        try core.loadCounters(ProxyCounters(stateDirectory: configuration.stateDirectory), now: Instant.now())
         let recovery = journal.recovery
         for note in recovery.notes { log.warning("journal_repaired", ["detail": note]) }
         log.info("journal_opened", [
@@ -152,15 +123,10 @@ public final class ProxyService {
         host.run(self)
     }
 
-    /// The once-a-second chores: the UTC offset, the core's tick, `accept-reset`
-    /// requests, the counters, the dead letters and the announced meters.
+    /// Once a second: the UTC offset, then the core's chores.
     func everySecond() {
         refreshUTCOffset()
         core.tick(now: now())
-        takeResetRequests()
-        saveCounters()
-        core.refreshDeadLetters()
-        core.saveAnnounced()
     }
 
     /// The wall clock for the engine, with the local UTC offset refreshed once
@@ -203,34 +169,15 @@ public final class ProxyService {
     /// the health configs again.
     func centralConnected() {
         core.readBackStarted()
-        readBackCount += 1
-        readBack = ("\(centralClient.options.clientID) \(readBackCount)", nil)
         publishStatus(state: "online")
         publishHealthConfigs()
     }
 
     func wireCentral() {
-        centralClient.onSubscriptionsSettled = { [unowned self] in
-            // The broker queued the retained messages of our subscriptions
-            // before it handles this publish: its echo comes after them.
-            guard let pending = readBack, pending.timer == nil else { return }
-            do {
-                _ = try centralClient.publish(topic: readBackTopic, payload: Array(pending.token.utf8), qos: 1, retain: false)
-            } catch {
-                log.warning("read_back_failed", ["error": "\(error)"])
-            }
-            readBack?.timer = loop.schedule(after: 15) { [unowned self] in
-                guard readBack?.token == pending.token else { return }
-                log.warning("read_back_incomplete", [
-                    "detail": "no echo on \(readBackTopic) within 15 s; going on with the retained messages that arrived",
-                    "hint": "the central broker's ACL must let the proxy publish and subscribe to \(readBackTopic)",
-                ])
-                finishReadBack()
-            }
-        }
+        centralClient.onSubscriptionsSettled = { [unowned self] in core.subscriptionsSettled(at: .now()) }
         centralClient.onMessage = { [unowned self] message in
-            if message.topic == readBackTopic {
-                if let pending = readBack, message.payload.elementsEqual(pending.token.utf8) { finishReadBack() }
+            if message.topic == core.readBackRound.topic {
+                core.readBackEcho(message.payload, now: now())
             } else if message.topic == homeAssistantStatusTopic {
                 guard host.phases.isRunning, message.payload.elementsEqual("online".utf8) else { return }
                 log.info("home_assistant_online", ["detail": "announcing the meters again"])
@@ -239,7 +186,8 @@ public final class ProxyService {
             } else if message.topic == peerStatusRoot || message.topic.hasPrefix(peerStatusRoot + "/") {
                 guard message.topic != statusTopic else { return }
                 let instance = message.topic == peerStatusRoot ? "" : String(message.topic.dropFirst(peerStatusRoot.count + 1))
-                if !instance.contains("/") { core.peerStatus(instance: instance, payload: Array(message.payload), now: now()) }
+                guard !instance.contains("/") else { return }
+                core.peerStatus(instance: instance, PeerStatus(document: Array(message.payload), maxMeters: core.settings.maxMeters), now: now())
             } else {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
@@ -252,12 +200,6 @@ public final class ProxyService {
     /// (`proxy.shared_subscription_group`): the broker hands each message to one.
     func shared(_ filter: String) -> String {
         sharedSubscriptionGroup.map { "$share/\($0)/\(filter)" } ?? filter
-    }
-
-    private func finishReadBack() {
-        readBack?.timer?.cancel()
-        readBack = nil
-        core.readBackFinished(now: now())
     }
 
     // MARK: Status
@@ -282,9 +224,9 @@ public final class ProxyService {
             perMinute = Int((Double(statistics.forwarded - previous.forwarded) * 60 / monotonic.seconds(since: previous.at)).rounded())
         }
         previousStatus = (statistics.forwarded, monotonic)
-        let program = core.program
+        let programs = core.programs
         let online = statistics.lastSeen.count { id, seen in
-            let allowed = Int64(program.silenceAllowed(for: id) ?? 3600)
+            let allowed = Int64(programs.silenceAllowed(for: id) ?? 3600)
             return (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed
         }
         let document = statistics.document(
@@ -305,8 +247,8 @@ public final class ProxyService {
     /// The proxy's own device in Home Assistant (`HealthDevice.proxy`), retained;
     /// at every central connection and every Home Assistant `online`.
     private func publishHealthConfigs() {
-        guard core.program.siteConfig.homeAssistant.enabled, centralClient.isConnected else { return }
-        for config in HealthDevice.proxy.configs(program: core.program.first, statusTopic: statusTopic, origin: core.origin) {
+        guard core.programs.siteConfig.homeAssistant.enabled, centralClient.isConnected else { return }
+        for config in HealthDevice.proxy.configs(program: core.programs.first, statusTopic: statusTopic, origin: core.origin) {
             do {
                 core.statusPublished(try centralClient.publish(topic: config.topic, payload: config.payload, qos: 1, retain: true))
             } catch {
@@ -319,7 +261,7 @@ public final class ProxyService {
 
     /// A reloaded site (compiled off the loop by the host): what applies live.
     func applyLive(_ loaded: Site) {
-        let program = loaded.programs
+        let programs = loaded.programs
         let proxy = loaded.settings.proxy
         core.settings.maxPayloadBytes = proxy.maxPayloadBytes
         core.settings.discoveryOnInternal = proxy.discoveryOnInternal
@@ -329,7 +271,7 @@ public final class ProxyService {
             statusIntervalSeconds = proxy.statusIntervalSeconds
             scheduleStatus()
         }
-        for filter in program.subscriptions where !subscriptions.contains(filter) {
+        for filter in programs.subscriptions where !subscriptions.contains(filter) {
             subscriptions.insert(filter)
             do {
                 try internalClient.subscribe(shared(filter), qos: 1)
@@ -337,38 +279,7 @@ public final class ProxyService {
                 log.error("cannot_subscribe", ["filter": filter, "error": "\(error)"])
             }
         }
-        core.reload(program, now: now())
-        countersSaved = nil  // a new engine counts its versions afresh
-    }
-
-    /// `kpm33b-proxy accept-reset`: forget the counters asked for, so that the
-    /// meter's next reading starts them afresh.
-    private func takeResetRequests() {
-        for request in resetRequests.take() {
-            let forgotten = core.engine.forgetCounters(device: request.id, field: request.field)
-            log.info("counter_reset_accepted", [
-                "meter": request.id, "field": request.field ?? "(all)",
-                "detail": forgotten.isEmpty ? "nothing was remembered for it" : "the next reading starts \(forgotten.joined(separator: ",")) afresh",
-            ])
-        }
-    }
-
-    /// Writes the guarded counters that changed (once a second at most, one
-    /// bounded batch; `all`: every batch, at shutdown). A kill loses at most
-    /// the last second of them: the next reading is then checked against a
-    /// slightly older value.
-    func saveCounters(all: Bool = false) {
-        let version = core.engine.countersVersion
-        guard version != countersSaved else { return }
-        do {
-            let counters = core.engine.counters
-            while try !counterStore.save(counters) {
-                guard all else { return }  // the rest next second
-            }
-            countersSaved = version
-        } catch {
-            log.limited(.error, key: "counters.save", "counters_not_saved", ["error": error.message])
-        }
+        core.reload(programs, now: now())
     }
 }
 
