@@ -1,3 +1,4 @@
+import Clock
 @testable import MQTT
 import SiteSettings
 import Synchronization
