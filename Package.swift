@@ -63,7 +63,7 @@ let package = Package(
 
         // The services' settings in the site config (brokers, TLS, passwords,
         // journal, timers), read from the engine's parse of the same file.
-        .target(name: "SiteSettings", dependencies: ["RuleEngine", "Topics", "YAML"]),
+        .target(name: "SiteSettings", dependencies: ["RuleEngine", "Topics", "YAML", "Journal"]),
 
         // Golden cases and capture replay: rulecheck's and the tests', not the services'.
         .target(name: "RuleTesting", dependencies: ["RuleEngine"]),
@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "JanssonBaseline"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Topics"]),
-        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
+        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "Journal", "TestSupport", "rulecheck"]),
         // rulecheck as a user runs it: its binary in a scratch copy of rules/ and config/.
         .testTarget(name: "RulecheckTests", dependencies: ["rulecheck", "TestSupport"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "Clock", "TestSupport", "Topics"]),

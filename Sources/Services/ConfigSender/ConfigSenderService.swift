@@ -72,7 +72,7 @@ public final class ConfigSenderService {
         guard !program.commandNames.isEmpty else {
             throw ServiceError("the rule pack '\(program.packName)' has no commands to send")
         }
-        let statusTopic = program.configSenderStatusTopic
+        let statusTopic = built.configSenderStatusTopic
         let startedAt = Instant.now()
         let store = ConfigStateStore(directory: configuration.stateDirectory)
         let loaded: (records: [String: MeterRecord], events: [ConfigEvent])
