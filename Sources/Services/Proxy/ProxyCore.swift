@@ -726,6 +726,33 @@ final class ProxyCore {
         takeOver(from: instance, now: now)
     }
 
+    /// A message on `MeterSilence.filter` about meter `id`: its owner says it
+    /// stopped hearing it (nil: cleared, it hears it again). The meter is
+    /// taken over at once when the rule lets it.
+    func meterSilence(id: String, _ silence: MeterSilence?, now: Instant) {
+        ownership.maxMeters = settings.maxMeters
+        if let owner = ownership.meterSilence(id: id, silence, instance: programs.instance) { takeOver(from: owner, now: now) }
+    }
+
+    /// What this proxy publishes (retained, on `MeterSilence.topic`) so that
+    /// the broker says which of the meters it announces it has not heard for
+    /// longer than their allowed silence (since `started` for those it never
+    /// heard): the declarations that changed, with every status.
+    func silenceChanges(now: Instant, started: Instant) -> [(topic: String, payload: [UInt8])] {
+        guard ledgerReady else { return [] }
+        var silent: Set<String> = []
+        for (id, meter) in ledger.meters where meter.discovery != nil && meter.owner == programs.instance {
+            guard let allowed = programs.silenceAllowed(for: id), allowed > 0 else { continue }
+            let seen = statistics.lastSeen[id] ?? started
+            if (now.epochMillis - seen.epochMillis) / 1000 > Int64(allowed) { silent.insert(id) }
+        }
+        let changes = ownership.declare(silent: silent)
+        return changes.declare.map { id in
+            (MeterSilence.topic(root: programs.rootTopic, id: id),
+             MeterSilence(instance: programs.instance, lastSeen: statistics.lastSeen[id]?.iso8601).payload)
+        } + changes.clear.map { (MeterSilence.topic(root: programs.rootTopic, id: $0), []) }
+    }
+
     private func takeOver(from instance: String, now: Instant) {
         guard ledgerReady else { return }
         for id in engine.seenDevices where ledger.meters[id]?.isOwned(byOtherThan: programs.instance) == true
@@ -742,7 +769,7 @@ final class ProxyCore {
     private func mayAnnounce(_ id: String, quiet: Bool, heard: Bool) -> Bool {
         let meter = ledger.meters[id]
         let owner = meter?.isOwned(byOtherThan: programs.instance) == true ? meter?.owner ?? "" : nil
-        switch ownership.verdict(owner: owner, meter: id, silenceAllowed: programs.silenceAllowed(for: id), heard: heard) {
+        switch ownership.verdict(owner: owner, meter: id, heard: heard) {
         case .mine:
             return true
         case .untouched:

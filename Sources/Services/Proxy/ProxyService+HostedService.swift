@@ -17,6 +17,8 @@ extension ProxyService: HostedService {
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
             for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
+            // The owners' word on the meters they stopped hearing (`MeterSilence`).
+            try centralClient.subscribe(MeterSilence.filter(root: core.programs.rootTopic), qos: 1)
             try centralClient.subscribe(core.readBackRound.topic, qos: 1)
         } catch {
             throw ServiceError("\(error)")

@@ -73,7 +73,7 @@ public final class ProxyService {
         peerStatusRoot = "\(programs.rootTopic)/status"
 
         let options = configuration.service
-        let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
+        let will = MQTTWill(topic: statusTopic, payload: ProxyStatus(state: "offline").payload, qos: 1, retain: true)
         let journalSettings = JournalSettings(settings.proxy)
         let journal: Journal
         let directory = configuration.stateDirectory.hasSuffix("/")
@@ -187,7 +187,9 @@ public final class ProxyService {
                 guard message.topic != statusTopic else { return }
                 let instance = message.topic == peerStatusRoot ? "" : String(message.topic.dropFirst(peerStatusRoot.count + 1))
                 guard !instance.contains("/") else { return }
-                core.peerStatus(instance: instance, PeerStatus(document: Array(message.payload), maxMeters: core.settings.maxMeters), now: now())
+                core.peerStatus(instance: instance, PeerStatus(document: Array(message.payload)), now: now())
+            } else if let id = MeterSilence.id(inTopic: message.topic, root: core.programs.rootTopic) {
+                core.meterSilence(id: id, MeterSilence(payload: Array(message.payload)), now: now())
             } else {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
@@ -229,14 +231,20 @@ public final class ProxyService {
             let allowed = Int64(programs.silenceAllowed(for: id) ?? 3600)
             return (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed
         }
-        let document = statistics.document(
+        var status = statistics.status(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
             metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
-            readBack: core.readBack).withLogLinesDropped(log)
+            readBack: core.readBack)
+        status.logLinesDropped = log.droppedLines
         do {
-            let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
+            let mid = try centralClient.publish(topic: statusTopic, payload: status.payload, qos: 1, retain: true)
             core.statusPublished(mid)
+            if state == "online" {
+                for change in core.silenceChanges(now: wallClock, started: started) {
+                    core.statusPublished(try centralClient.publish(topic: change.topic, payload: change.payload, qos: 1, retain: true))
+                }
+            }
             return mid
         } catch {
             log.limited(.error, key: "publish.status", "status_publish_failed", ["error": "\(error)"])
