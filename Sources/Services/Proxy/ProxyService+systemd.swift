@@ -7,7 +7,7 @@ extension ProxyService {
             let statistics = core.statistics
             return "\(statistics.lastSeen.count) meters, \(forwarded.rate(statistics.forwarded)) forwarded/min, "
                 + "journal \(core.journal.unacknowledgedCount) messages"
-                + (core.isBackPressureActive ? " (full: not reading the meters' broker)" : "")
+                + (core.delivery.isBackPressureActive ? " (full: not reading the meters' broker)" : "")
         }
     }
 }

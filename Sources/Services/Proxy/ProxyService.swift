@@ -120,9 +120,9 @@ public final class ProxyService: @unchecked Sendable {
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log,
                          clientID: centralSettings.options.clientID)
         core.transport = self
-        core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
-        core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
-        core.refreshDeadLetters()
+        core.delivery.deadLetters = DeadLetters(directory: configuration.stateDirectory)
+        core.announcements.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
+        core.delivery.refreshDeadLetters()
         try core.loadCounters(ProxyCounters(stateDirectory: configuration.stateDirectory), now: Instant.now())
         let recovery = journal.recovery
         for note in recovery.notes { log.warning("journal_repaired", ["detail": note]) }
@@ -151,10 +151,10 @@ public final class ProxyService: @unchecked Sendable {
             // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
             for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
-            for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
+            for filter in core.announcements.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
             for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
-            try centralClient.subscribe(core.readBackRound.topic, qos: 1)
+            try centralClient.subscribe(core.announcements.readBackRound.topic, qos: 1)
         } catch {
             log.error("cannot_start", ["error": "\(error)"])
             return 1
@@ -228,8 +228,8 @@ public final class ProxyService: @unchecked Sendable {
         guard var state = shutdown else { return }
         let now = MonotonicInstant.now()
         if state.offlineDeadline == nil {
-            guard core.isDrained || now >= state.drainDeadline || !centralClient.isConnected else { return }
-            if !core.isDrained {
+            guard core.delivery.isDrained || now >= state.drainDeadline || !centralClient.isConnected else { return }
+            if !core.delivery.isDrained {
                 log.info("journal_kept", ["messages": String(core.journal.unacknowledgedCount),
                                           "detail": "delivered at the next start"])
             }
@@ -307,7 +307,7 @@ public final class ProxyService: @unchecked Sendable {
         }
         centralClient.onSubscriptionsSettled = { [unowned self] in core.subscriptionsSettled(at: .now()) }
         centralClient.onMessage = { [unowned self] message in
-            if message.topic == core.readBackRound.topic {
+            if message.topic == core.announcements.readBackRound.topic {
                 core.readBackEcho(message.payload, now: now())
             } else if message.topic == homeAssistantStatusTopic {
                 guard shutdown == nil, message.payload.elementsEqual("online".utf8) else { return }
@@ -365,9 +365,9 @@ public final class ProxyService: @unchecked Sendable {
         }
         let document = statistics.document(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
-            journal: core.journalStatus(at: monotonic, wallClock: wallClock),
+            journal: core.delivery.journalStatus(at: monotonic, wallClock: wallClock),
             metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
-            readBack: core.readBack).withLogLinesDropped(log)
+            readBack: core.announcements.readBack).withLogLinesDropped(log)
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
             core.statusPublished(mid)
@@ -416,8 +416,8 @@ public final class ProxyService: @unchecked Sendable {
     private func apply(_ loaded: Site) {
         let programs = loaded.programs
         let proxy = loaded.settings.proxy
-        if programs.discoverySubscriptions != core.ledger.discoveryFilters
-            || programs.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
+        if programs.discoverySubscriptions != core.announcements.ledger.discoveryFilters
+            || programs.siteConfig.homeAssistant.discoveryPrefix != core.announcements.ledger.discoveryPrefix {
             log.warning("restart_needed", ["detail": "new discovery topics or a new discovery prefix take effect after a restart"])
         }
         if programs.statusTopic != statusTopic {
