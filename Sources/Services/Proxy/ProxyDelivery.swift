@@ -7,11 +7,9 @@ import RuleEngine
 /// is sent again after a back-off or dead-lettered; a full journal (or one
 /// that cannot be written) stops the reading of the internal broker.
 ///
-/// A state machine on the loop thread: events in (the end of a loop
-/// iteration, a PUBACK, a refusal, a connection change), actions out
-/// (`ProxyAction`: back-pressure, held writes, log lines). The records
-/// themselves go straight from the journal's memory to the `CentralPublisher`
-/// in `endOfIteration`: no action, no copy, no allocation per record.
+/// A state machine on the loop thread: events in, actions out (`ProxyAction`:
+/// back-pressure, held writes, log lines). The records themselves go from the
+/// journal's memory to the `CentralPublisher`: no action, no copy per record.
 ///
 /// ## Nothing accepted is lost
 /// What a message brought is only *appended* to the journal's memory buffer.
@@ -48,14 +46,10 @@ final class ProxyDelivery {
         var maxPayloadBytes = 65_536
     }
 
-    /// What the delivery counted (the status document's figures).
+    /// What the delivery counted (the status document's figures); `publishFailed`:
+    /// records the transport could never send (`ProxyStatistics.publishFailed`).
     struct Counts: Equatable {
-        var forwarded = 0
-        var announced = 0
-        var deadLettered = 0
-        var refusedRetried = 0
-        /// Records the transport could never send (`ProxyStatistics.publishFailed`).
-        var publishFailed = 0
+        var forwarded = 0, announced = 0, deadLettered = 0, refusedRetried = 0, publishFailed = 0
     }
 
     let journal: Journal
