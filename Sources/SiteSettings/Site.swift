@@ -15,6 +15,11 @@ public struct Site: Sendable {
     /// The first pack's program: with one pack, the program.
     public var program: Program { programs.first }
     public var settings: ServiceSettings
+    /// The config sender's status topic: `config_sender.status_topic`, or
+    /// `<root>/config-sender/status[/<instance>]`.
+    public var configSenderStatusTopic: String {
+        settings.configSender.statusTopic ?? "\(programs.rootTopic)/config-sender/status" + (programs.instance.map { "/\($0)" } ?? "")
+    }
     /// Problems that stop nothing (a deprecated key): log or print them.
     public var warnings: DiagnosticReport
 

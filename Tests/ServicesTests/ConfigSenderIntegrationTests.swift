@@ -53,14 +53,14 @@ final class FakeMeters: @unchecked Sendable {
         }
     }
 
-    let connection: MQTTConnection
+    let connection: TestClient
     let received = Recorder<Received>()
     private let lock = NSLock()
     private var behaviours: [String: Behaviour]
 
     init(broker: TestBroker, meters: [String: Behaviour], username: String? = nil, password: String? = nil) throws {
         behaviours = meters
-        connection = try MQTTConnection(endpoint: broker.endpoint, options: MQTTOptions(
+        connection = try TestClient(endpoint: broker.endpoint, options: MQTTOptions(
             clientID: "fake-meters-\(UUID().uuidString.prefix(6))", username: username, password: password,
             reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         var byShort: [String: String] = [:]
@@ -122,7 +122,7 @@ final class SenderHarness: @unchecked Sendable {
     var stateDatabase: URL { stateDirectory.appendingPathComponent("config-sender.db") }
     var logFile: URL { directory.appendingPathComponent("config-sender.log") }
     private(set) var process: ChildProcess?
-    private let publisher: MQTTConnection
+    private let publisher: TestClient
     /// How config-sender logs in to the internal broker (YAML flow mapping).
     let internalClient: String
     /// How config-sender logs in to the central broker.
@@ -149,7 +149,7 @@ final class SenderHarness: @unchecked Sendable {
         }
         self.environment = environment
         directory = try senderTemporaryDirectory("sender-\(name)")
-        publisher = try MQTTConnection(endpoint: centralBroker.endpoint, options: MQTTOptions(
+        publisher = try TestClient(endpoint: centralBroker.endpoint, options: MQTTOptions(
             clientID: "discovery-\(UUID().uuidString.prefix(6))",
             username: productionCentral ? "kpm33b-proxy" : nil,
             password: productionCentral ? centralBroker.password("kpm33b-proxy") : nil,
@@ -400,7 +400,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         let meters = try FakeMeters(broker: h.internalBroker, meters: [
             senderMeterA: .fail(commands: ["set_upload_interval_minutes"], msg: "value not allowed"),
         ])
-        let noise = try MQTTConnection(endpoint: h.internalBroker.endpoint, options: MQTTOptions(clientID: "noise"))
+        let noise = try TestClient(endpoint: h.internalBroker.endpoint, options: MQTTOptions(clientID: "noise"))
         try noise.start()
         defer { noise.stop() }
         try #require(noise.waitUntilConnected(timeout: 10))

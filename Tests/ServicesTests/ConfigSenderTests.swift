@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import Clock
 @testable import MQTT
 import RuleEngine
 import SiteSettings

@@ -1,4 +1,4 @@
-import MQTT
+import Clock
 import Testing
 @testable import Services
 

@@ -111,7 +111,7 @@ struct ProxyTests {
         let again = try TestSubscriber(broker: h.centralBroker, filters: ["homeassistant/device/+/config"])
         _ = again.waitFor(count: ids.count, timeout: 2)  // the retained copies
         again.clear()
-        let homeAssistant = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "ha"))
+        let homeAssistant = try TestClient(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "ha"))
         try homeAssistant.start()
         #expect(homeAssistant.waitUntilConnected(timeout: 5))
         try homeAssistant.publish(topic: "homeassistant/status", payload: Array("online".utf8), qos: 1, retain: false)
@@ -130,7 +130,7 @@ struct ProxyTests {
     @Test func startUpConvergesWhatTheBrokerRetains() throws {
         let h = try ProxyHarness(groups: ["current"])
         let kept = "33B1225950027", excluded = "33B1225950030"  // the harness excludes …030
-        let seed = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "seed"))
+        let seed = try TestClient(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "seed"))
         try seed.start()
         #expect(seed.waitUntilConnected(timeout: 5))
         func device(_ id: String, origin: String, components: String) -> [UInt8] {
@@ -468,7 +468,7 @@ struct ProxyTests {
         let ids = (0..<total).map { "33B" + String(1_000_000_000 + $0) }
         try FileManager.default.createDirectory(atPath: h.stateDirectory, withIntermediateDirectories: true)
         try (ids.joined(separator: "\n") + "\n").write(toFile: h.stateDirectory + "/announced", atomically: true, encoding: .utf8)
-        let retainer = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "retainer"))
+        let retainer = try TestClient(endpoint: h.centralBroker.endpoint, options: MQTTOptions(clientID: "retainer"))
         try retainer.start()
         #expect(retainer.waitUntilConnected(timeout: 5))
         for id in ids {

@@ -60,7 +60,7 @@ struct ScaleOutTests {
         }
         // One meter on each shard.
         try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0, id: "33B1225950027"))
-        let meterB = try MQTTConnection(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
+        let meterB = try TestClient(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
         try meterB.start()
         #expect(meterB.waitUntilConnected(timeout: 5))
         _ = try meterB.publish(topic: "MQTT_RT_DATA", payload: Array(try ProxyHarness.rtData(second: 0, id: "33B1225950028").utf8),

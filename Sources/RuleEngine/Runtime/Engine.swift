@@ -357,7 +357,7 @@ public final class Engine {
     private func updateClock(_ state: DeviceState, meterTime: Int64?, now: Instant) -> Bool {
         guard let meterTime else { return false }
         let offset = meterTime - now.localSeconds
-        let threshold = Int64(program.site.config.proxy.clockSkewThresholdSeconds)
+        let threshold = Int64(program.site.config.clockSkewThresholdSeconds)
         let reported = state.clockOffset
         let wanted: Int64? = abs(offset) > threshold ? offset : nil
         let changed: Bool = switch (reported, wanted) {

@@ -1,4 +1,4 @@
-import MQTT
+import Clock
 import RuleEngine
 import SiteSettings
 
@@ -78,7 +78,7 @@ public struct ConfigPlanner: Sendable {
             let sender = site.settings.configSender
             self.init(replyTimeoutSeconds: sender.replyTimeoutSeconds, retries: sender.retries,
                       periodicPassSeconds: Double(sender.periodicPassSeconds),
-                      clockSkewThresholdSeconds: site.program.siteConfig.proxy.clockSkewThresholdSeconds, dayOffset: dayOffset,
+                      clockSkewThresholdSeconds: site.programs.siteConfig.clockSkewThresholdSeconds, dayOffset: dayOffset,
                       maxInFlight: sender.maxInFlight, minSpacingSeconds: Double(sender.minSpacingMilliseconds) / 1000)
         }
     }

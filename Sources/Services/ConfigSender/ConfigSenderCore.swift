@@ -1,4 +1,5 @@
 import JSON
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings

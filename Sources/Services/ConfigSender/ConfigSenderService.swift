@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings
@@ -80,7 +81,7 @@ public final class ConfigSenderService {
             throw ServiceError("the rule pack '\(program.packName)' has no commands to send")
         }
         let site = program.siteConfig
-        let statusTopic = program.configSenderStatusTopic
+        let statusTopic = built.configSenderStatusTopic
         let startedAt = Instant.now()
         let store = ConfigStateStore(directory: configuration.stateDirectory)
         let loaded: (records: [String: MeterRecord], events: [ConfigEvent])

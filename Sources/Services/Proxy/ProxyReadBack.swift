@@ -1,4 +1,4 @@
-import MQTT
+import Clock
 
 /// The read-back of what the central broker retains of this proxy's
 /// announcements (`DiscoveryLedger`), once per central connection.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import JSON
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings
@@ -475,11 +476,7 @@ struct JournalSettings: Sendable {
 
     init(_ proxy: ProxySettings) {
         maxBytes = proxy.journalMaxBytes
-        fsync = switch proxy.journalFsync {
-        case .never: .never
-        case .always: .always
-        case .interval: .interval(milliseconds: proxy.journalFsyncIntervalMilliseconds)
-        }
+        fsync = proxy.journalFsync
     }
 
     /// Segments of 1/16 of the bound, between 64 KiB and 16 MiB: whole

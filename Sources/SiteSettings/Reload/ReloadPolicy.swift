@@ -110,21 +110,25 @@ public enum ReloadPolicy {
 
         // The proxy.
         let p = settings.proxy
-        add("proxy.status_topic", config.proxy.statusTopic, .restart, if: proxy)
-        add("proxy.clock_skew_threshold_s", String(config.proxy.clockSkewThresholdSeconds), .live)
+        add("proxy.status_topic", config.statusTopic, .restart, if: proxy)
+        add("proxy.clock_skew_threshold_s", String(config.clockSkewThresholdSeconds), .live)
         add("proxy.status_interval_s", String(p.statusIntervalSeconds), .live, if: proxy)
         add("proxy.max_payload_bytes", String(p.maxPayloadBytes), .live, if: proxy)
         add("proxy.max_meters", String(p.maxMeters), .live, if: proxy)
         add("proxy.journal_max_bytes", String(p.journalMaxBytes), .live, if: proxy)
-        add("proxy.journal_fsync", p.journalFsync.rawValue, .restart, if: proxy)
-        add("proxy.journal_fsync_interval_ms", p.journalFsync == .interval ? String(p.journalFsyncIntervalMilliseconds) : nil,
-            .restart, if: proxy)
+        let (fsync, fsyncInterval): (String, Int?) = switch p.journalFsync {
+        case .never: ("never", nil)
+        case .always: ("always", nil)
+        case .interval(let milliseconds): ("interval", milliseconds)
+        }
+        add("proxy.journal_fsync", fsync, .restart, if: proxy)
+        add("proxy.journal_fsync_interval_ms", fsyncInterval.map(String.init), .restart, if: proxy)
         add("proxy.discovery_on_internal", String(p.discoveryOnInternal), .live, if: proxy)
         add("proxy.shared_subscription_group", p.sharedSubscriptionGroup, .restart, if: proxy)
 
         // The config sender.
         let c = settings.configSender
-        add("config_sender.status_topic", config.configSender.statusTopic, .restart, if: sender)
+        add("config_sender.status_topic", c.statusTopic, .restart, if: sender)
         add("config_sender.reply_timeout_s", String(c.replyTimeoutSeconds), .live, if: sender)
         add("config_sender.retries", String(c.retries), .live, if: sender)
         add("config_sender.periodic_pass_s", String(c.periodicPassSeconds), .live, if: sender)
