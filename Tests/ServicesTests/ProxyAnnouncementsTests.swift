@@ -1,5 +1,5 @@
 import Foundation
-import MQTT
+import Clock
 import RuleEngine
 import Testing
 @testable import Services

@@ -1,5 +1,6 @@
 import Foundation
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 import Testing

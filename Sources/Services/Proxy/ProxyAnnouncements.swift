@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import MQTT
+import Clock
 import RuleEngine
 
 /// The meters' announcements on the central broker (discovery messages,

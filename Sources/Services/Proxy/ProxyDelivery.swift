@@ -1,4 +1,5 @@
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 
