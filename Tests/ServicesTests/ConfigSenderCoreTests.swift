@@ -74,14 +74,14 @@ final class SenderCoreFixture {
     static let statusTopic = "kpm33b/config-sender/status"
 
     /// `prepareState` runs on the (existing, empty) state directory before the store opens it.
-    init(config: String = senderConfigText(), statusMinIntervalSeconds: Double = 1,
+    init(config: String = senderConfigText(), statusMinIntervalSeconds: Double = 1, writeDelaySeconds: Double = 0,
          prepareState: (URL) throws -> Void = { _ in }) throws {
         directory = try senderTemporaryDirectory("sender-core")
         let site = try buildSenderSite(config)
         let stateDirectory = directory.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         try prepareState(stateDirectory)
-        store = ConfigStateStore(directory: stateDirectory.path)
+        store = ConfigStateStore(directory: stateDirectory.path, writeDelaySeconds: writeDelaySeconds)
         _ = try store.load(now: senderT0)
         let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 7)))
@@ -123,8 +123,11 @@ final class SenderCoreFixture {
         core.replyReceived(topic: topic, payload: JSONValue.object(reply).serialized(), at: now)
     }
 
-    /// The state database as the next start would read it.
-    var savedRecords: [String: MeterRecord] { (try? ConfigStateStore.readRecords(path: store.path)) ?? [:] }
+    /// The state database as the next start would read it, once the writer thread wrote what it was given.
+    var savedRecords: [String: MeterRecord] {
+        _ = store.flush(seconds: 60)
+        return (try? ConfigStateStore.readRecords(path: store.path)) ?? [:]
+    }
 
     var logLines: [Substring] {
         ((try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? "").split(separator: "\n")
@@ -357,6 +360,37 @@ final class SenderCoreFixture {
         #expect(f.core.isFinished)
         #expect(f.core.stopReason == "SIGTERM")
         #expect(f.lines("stopping_without_replies").isEmpty)
+    }
+
+    /// A slow disk costs the loop nothing: the records changed go to the
+    /// state database's writer thread by value; only the shutdown's final
+    /// flush waits for them.
+    @Test func aSlowDiskDoesNotHoldTheLoop() throws {
+        let f = try SenderCoreFixture(statusMinIntervalSeconds: 0, writeDelaySeconds: 1.5)
+        f.connect()
+        var slowest = Duration.zero
+        for id in [senderMeterA, senderMeterB] {
+            f.discover(id)
+            let sent = f.transport.commands.filter { $0.topic.hasSuffix(String(id.suffix(8))) }
+            f.advance(0.2)
+            for c in sent { f.answer(c) }
+            let start = ContinuousClock.now
+            f.core.endOfIteration(at: f.now)
+            slowest = max(slowest, ContinuousClock.now - start)
+            f.advance(0.2)
+        }
+        #expect(f.lines("meter_configured").count == 2)
+        #expect(f.store.backlog > 0, "each transaction takes 1.5 s: the writer is still at it")
+        #expect(slowest < .milliseconds(500), "the loop waited for the disk: \(slowest)")
+        #expect(try ConfigStateStore.readRecords(path: f.store.path)[senderMeterB] == nil)
+
+        let start = ContinuousClock.now
+        f.core.beginShutdown(reason: "SIGTERM", timeout: 5, at: f.now)
+        #expect(ContinuousClock.now - start >= .seconds(1), "the final flush waits for the writer")
+        let saved = try ConfigStateStore.readRecords(path: f.store.path)
+        #expect(saved[senderMeterA]?.acknowledgedDate == "2026-01-12")
+        #expect(saved[senderMeterB]?.acknowledgedDate == "2026-01-12")
+        #expect(f.lines("state_save_failed").isEmpty)
     }
 
     @Test func shutdownGivesUpOnSilentMetersAndAnUnacknowledgedOfflineStatus() throws {

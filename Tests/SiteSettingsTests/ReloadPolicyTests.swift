@@ -1,5 +1,5 @@
 import Foundation
-import SiteSettings
+@testable import SiteSettings
 import Testing
 
 /// `ReloadPolicy.changes`: every changed setting a service uses, by its YAML
@@ -123,5 +123,29 @@ import Testing
             "meters.33B1225950028.context: cellar → (none) (applied)",
         ])
         #expect(ReloadPolicy.restartNeeded(from: try Fixtures.site(old), to: try Fixtures.site(new), for: .proxy).isEmpty)
+    }
+}
+
+/// Every key the services' loader reads has a reload policy: a key added to
+/// the loader without one fails here.
+@Suite struct ReloadPolicyCoverageTests {
+    @Test func everyServiceKeyIsCompared() throws {
+        let site = try Fixtures.site("")
+        let paths = Set(SiteService.allCases.flatMap { ReloadPolicy.settings(of: site, for: $0).map(\.path) })
+        let deprecated: Set = ["proxy.outbox_limit"]
+        var missing: [String] = []
+        for (section, keys) in ServiceSettingsLoader.keys {
+            for key in keys where key != "brokers" {
+                let path = section.isEmpty ? key : "\(section).\(key)"
+                if !paths.contains(path) && !deprecated.contains(path) { missing.append(path) }
+            }
+        }
+        #expect(missing.sorted() == [])
+        // The engine's keys the services compare too.
+        for path in ["root_topic", "instance", "exclude", "default_pack", "proxy.status_topic", "proxy.clock_skew_threshold_s",
+                     "homeassistant.enabled", "homeassistant.discovery_prefix", "homeassistant.discovery",
+                     "homeassistant.expire_after_factor", "brokers.internal.port", "brokers.central.clients.proxy.username"] {
+            #expect(paths.contains(path), "\(path)")
+        }
     }
 }

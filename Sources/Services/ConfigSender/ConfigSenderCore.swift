@@ -17,11 +17,10 @@ import SiteSettings
 ///
 /// ## Writes are batched per iteration
 /// Events only change the planner. `endOfIteration` — after everything one
-/// loop iteration read — writes the records that changed to the state
-/// database once if they moved (at most every `saveMinIntervalSeconds`: each
-/// commit fsyncs; at most `ConfigStateStore.maxMetersPerBatch` meters per
-/// commit, the rest at the next iteration, so a write holds the loop for a
-/// bounded time) and the status once if it changed (at most every
+/// loop iteration read — hands the records that changed to the state
+/// database's writer thread (at most every `saveMinIntervalSeconds`: each
+/// commit fsyncs; the loop never waits for the disk, only the shutdown's
+/// final flush does) and publishes the status once if it changed (at most every
 /// `statusMinIntervalSeconds`, growing by a second per 2,000 meters since
 /// each pass compares every meter's retained topics).
 ///
@@ -39,8 +38,8 @@ final class ConfigSenderCore {
         var statusMinIntervalSeconds = 1.0
         /// The state database is written at most this often.
         var saveMinIntervalSeconds = 0.1
-        /// After a failed write, the next attempt waits this long.
-        var saveRetrySeconds = 1.0
+        /// How long the shutdown waits for the state database's last writes.
+        var flushSeconds = 10.0
         /// How long the offline status may take to be acknowledged at shutdown.
         var offlineAckSeconds = 2.0
         /// `config_sender.partition`: only these meters are configured here.
@@ -63,7 +62,6 @@ final class ConfigSenderCore {
     /// Message id → oprid of commands the internal broker has not acknowledged:
     /// a refusal (MQTT 5) names the message id, the planner the oprid.
     private(set) var commandsInFlight: [Int32: String] = [:]
-    private var savedVersion: Int
     private var nextSaveAt: MonotonicInstant?
     /// The planner's `statusVersion` last published; nil: publish at the next chance.
     private var publishedStatusVersion: Int?
@@ -90,7 +88,6 @@ final class ConfigSenderCore {
         self.settings = settings
         self.startedAt = startedAt
         self.log = log
-        savedVersion = planner.recordsVersion
     }
 
     var isFinished: Bool { if case .finished = phase { true } else { false } }
@@ -271,7 +268,7 @@ final class ConfigSenderCore {
         }
         switch phase {
         case .running:
-            if planner.recordsVersion != savedVersion { consider(nextSaveAt) }
+            if planner.hasUnsaved { consider(nextSaveAt) }
             if centralConnected, publishedStatusVersion != planner.statusVersion, let last = lastStatusAt {
                 consider(last.adding(seconds: statusInterval))
             }
@@ -332,26 +329,24 @@ final class ConfigSenderCore {
     /// The status's minimum interval: a second per 2,000 meters, at least the setting.
     private var statusInterval: Double { max(settings.statusMinIntervalSeconds, Double(planner.meters.count) / 2_000) }
 
+    /// Hands the records that changed to the writer thread, and logs the
+    /// writes that failed since (the writer tries them again).
     private func saveIfDue(at now: MonotonicInstant) {
-        guard planner.recordsVersion != savedVersion else { return }
+        for failure in store.takeFailures() {
+            log.limited(.error, key: "state_save", "state_save_failed", ["file": store.path, "error": failure])
+        }
+        guard planner.hasUnsaved else { return }
         if let at = nextSaveAt, now < at { return }
-        nextSaveAt = save(all: false) ? now.adding(seconds: settings.saveMinIntervalSeconds) : now.adding(seconds: settings.saveRetrySeconds)
+        store.submit(planner.takeUnsaved())
+        nextSaveAt = now.adding(seconds: settings.saveMinIntervalSeconds)
     }
 
-    /// Writes the records that changed, one batch (`all`: every batch, at
-    /// shutdown); true if the write succeeded.
-    @discardableResult
-    private func save(all: Bool) -> Bool {
-        let version = planner.recordsVersion
-        do {
-            while try !store.save(planner.records) {
-                guard all else { return true }  // the rest at the next save
-            }
-            savedVersion = version
-            return true
-        } catch {
-            log.limited(.error, key: "state_save", "state_save_failed", ["file": store.path, "error": error.message])
-            return false
+    /// Shutdown: everything left goes to the database, waited for (at most `flushSeconds`).
+    private func saveAll() {
+        store.submit(planner.takeUnsaved())
+        if !store.flush(seconds: settings.flushSeconds) {
+            log.error("state_save_failed", ["file": store.path, "unsaved_meters": String(store.backlog),
+                                            "error": store.takeFailures().last ?? "not written within \(format(settings.flushSeconds)) s"])
         }
     }
 
@@ -483,7 +478,7 @@ final class ConfigSenderCore {
             let left = planner.awaitingReplyCount
             guard left == 0 || now >= deadline else { return }
             if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
-            save(all: true)
+            saveAll()
             let mid = publishStatus(ConfigSenderStatus.offline(now: time.wall).payload)
             phase = mid == nil ? .finished(reason: reason)
                 : .offline(reason: reason, mid: mid, deadline: now.adding(seconds: settings.offlineAckSeconds))

@@ -168,10 +168,10 @@ enum ServiceSettingsLoader {
         return nil
     }
 
-    static func readBroker(_ entry: YAMLEntry, _ ctx: LoadContext) -> BrokerConfig? {
+    static func readBroker(_ entry: YAMLEntry, _ ctx: LoadContext) -> SiteBrokerSettings? {
         let what = "broker '\(entry.key.value)'"
         guard let m = ctx.mapping(entry.value, what, known: ["host", "port", "protocol", "keepalive_s", "tls", "clients"]) else { return nil }
-        var broker = BrokerConfig()
+        var broker = SiteBrokerSettings()
         if let v = m.string("host") { broker.host = v.value }
         if let v = m.int("port") {
             if (1...65535).contains(v.value) { broker.port = v.value }
@@ -183,7 +183,7 @@ enum ServiceSettingsLoader {
         }
         if let v = m.int("keepalive_s") { broker.keepAliveSeconds = v.value }
         if let node = m.node("tls"), let t = ctx.mapping(node, "'tls' of \(what)", known: ["ca_file", "cert_file", "key_file"]) {
-            broker.tls = TLSConfig(caFile: t.string("ca_file")?.value, certFile: t.string("cert_file")?.value, keyFile: t.string("key_file")?.value)
+            broker.tls = SiteTLSSettings(caFile: t.string("ca_file")?.value, certFile: t.string("cert_file")?.value, keyFile: t.string("key_file")?.value)
         }
         if let node = m.node("clients"), let entries = ctx.namedEntries(node, "'clients' of \(what)") {
             for c in entries {
@@ -199,7 +199,7 @@ enum ServiceSettingsLoader {
                 guard let cm = ctx.mapping(c.value, "client '\(c.key.value)'", known: [
                     "client_id", "username", "password", "password_credential", "password_file", "password_env",
                 ]) else { continue }
-                var client = ClientConfig()
+                var client = SiteClientSettings()
                 client.clientID = cm.string("client_id")?.value
                 client.username = cm.string("username")?.value
                 client.passwordCredential = cm.string("password_credential")?.value

@@ -90,7 +90,7 @@ public enum ReloadPolicy {
 
         // Brokers: connections are made once.
         for name in ServiceSettingsLoader.brokerNames {
-            let broker = settings.brokers[name] ?? BrokerConfig()
+            let broker = settings.brokers[name] ?? SiteBrokerSettings()
             let prefix = "brokers.\(name)"
             add("\(prefix).host", broker.host, .restart)
             add("\(prefix).port", String(broker.port), .restart)
@@ -99,7 +99,7 @@ public enum ReloadPolicy {
             add("\(prefix).tls.ca_file", broker.tls?.caFile, .restart)
             add("\(prefix).tls.cert_file", broker.tls?.certFile, .restart)
             add("\(prefix).tls.key_file", broker.tls?.keyFile, .restart)
-            let client = broker.clients[service.rawValue] ?? ClientConfig()
+            let client = broker.clients[service.rawValue] ?? SiteClientSettings()
             let clientPrefix = "\(prefix).clients.\(service.rawValue)"
             add("\(clientPrefix).client_id", client.clientID, .restart)
             add("\(clientPrefix).username", client.username, .restart)
