@@ -53,24 +53,30 @@ import Testing
         #expect(announcements.engineAnnounced(id: meter, discovery: discovery, homeAssistant: configs).count == 1)
     }
 
-    @Test func aMeterOwnedByAnotherInstanceIsLeftToItUntilItsOwnerGoesOffline() throws {
+    @Test func aMeterOwnedByAnotherInstanceIsLeftToItUntilItsOwnerGoesOfflineOrDeclaresItSilent() throws {
         let f = try CoreFixture()
         let announcements = f.core.announcements
         announcements.centralConnected()
         announcements.observed(topic: "kpm33b/discovery/\(meter)", payload: Array(#"{"id":"\#(meter)","pack":"kpm33b","instance":"a"}"#.utf8))
         _ = announcements.readBackFinished()
         while announcements.nextPending() != nil {}
-        let online = PeerStatus(online: true, time: 1_768_236_000, started: 1_768_233_600, lastSeen: [meter: 1_768_235_990])
-        #expect(announcements.peerStatus(instance: "a", online).isEmpty)
+        #expect(announcements.peerStatus(instance: "a", PeerStatus(online: true)).isEmpty)
         let (discovery, configs) = try engineAnnouncements(f, id: meter)
         let owned = announcements.engineAnnounced(id: meter, discovery: discovery, homeAssistant: configs)
         #expect(names(owned) == ["internal kpm33b/discovery/\(meter)", "log meter_owned_elsewhere"])
         #expect(announcements.ownedElsewhere == 1)
-        let offline = PeerStatus(online: false, time: 1_768_236_010, started: 1_768_233_600, lastSeen: [:])
-        let takenOver = announcements.peerStatus(instance: "a", offline)
+        let takenOver = announcements.peerStatus(instance: "a", PeerStatus(online: false))
         #expect(names(takenOver) == ["log meter_taken_over", "append kpm33b/discovery/\(meter)"])
         guard case .log(let event, _) = takenOver[0] else { return }
         #expect(event["reason"] == "its owner is offline")
+        // Another meter of an online owner, declared silent by it.
+        let other = "33B1225950028"
+        #expect(announcements.peerStatus(instance: "a", PeerStatus(online: true)).isEmpty)
+        announcements.observed(topic: "kpm33b/discovery/\(other)", payload: Array(#"{"id":"\#(other)","pack":"kpm33b","instance":"a"}"#.utf8))
+        let (otherDiscovery, otherConfigs) = try engineAnnouncements(f, id: other)
+        #expect(names(announcements.engineAnnounced(id: other, discovery: otherDiscovery, homeAssistant: otherConfigs)).contains("log meter_owned_elsewhere"))
+        let silent = announcements.meterSilence(id: other, MeterSilence(instance: "a", lastSeen: nil))
+        #expect(names(silent) == ["log meter_taken_over", "append kpm33b/discovery/\(other)"])
     }
 
     @Test func withoutAnEchoTheReadBackGoesOnAfterItsTimeout() throws {

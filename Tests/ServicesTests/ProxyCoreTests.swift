@@ -116,7 +116,6 @@ final class CoreFixture {
         transport.isCentralConnected = up
         core.centralConnectionChanged(up, at: clock)
         guard up else { return }
-        core.readBackStarted()
         for message in retained { core.observed(topic: message.topic, payload: Array(message.payload.utf8)) }
         core.readBackFinished(now: Instant(epochMillis: 1_768_235_940_000))
     }
@@ -256,9 +255,9 @@ final class CoreFixture {
         #expect(f.transport.data.map(\.payload) == [0, 1, 2, 3, 5, 6, 7, 8, 9].map { ProxyHarness.cleanRTData(second: $0) })
         let status = f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
         #expect(status.corruptAtStart == 1)
-        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+        let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: status, metersOnline: 0, forwardedPerMinute: 0,
-                                                  problems: f.core.problems)
+                                                  problems: f.core.problems).json
         #expect(document["journal"]?["corrupt_at_start"] == 1)
     }
 
@@ -316,10 +315,11 @@ final class CoreFixture {
         #expect(Set(f.core.statistics.lastSeen.keys) == Set(ids[0..<3]))
         #expect(f.transport.data.count == 4, "the known meters' readings go on")
         #expect(f.core.problems.count == 1 && f.core.problems[0].hasPrefix("meter_limit"))
-        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+        let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
-                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems)
+                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems).json
         #expect(document["problems"]?.arrayValue?.count == 1)
+        #expect(document["meters_seen"] == 3)
         #expect(document["counters"]?["dropped"]?["meter_limit"] == 2)
         // The read-back of the central broker: announcements of more meters than the limit.
         f.connectCentral(false)
@@ -331,12 +331,11 @@ final class CoreFixture {
         #expect(f.core.announcements.ledger.overflowed == 3)
         #expect(f.core.announcements.ledger.meters.count == 6)
         #expect(f.core.problems.contains { $0.contains("not read back") })
-        // Another instance's status naming more meters than the limit.
-        let meters = (0..<6).map { #""33B\#(3_000_000_000 + $0)":"2026-01-12T16:00:00Z""# }.joined(separator: ",")
-        let status = PeerStatus(document: Array(#"{"state":"online","meters":{\#(meters)}}"#.utf8), maxMeters: f.core.settings.maxMeters)
-        #expect(status?.lastSeen.count == 3)
-        f.core.peerStatus(instance: "other", status, now: Instant(epochMillis: 0))
-        #expect(f.core.announcements.ownership.meterCount(instance: "other") == 3)
+        // Another instance declaring more meters silent than the limit.
+        for i in 0..<6 {
+            f.core.meterSilence(id: "33B\(3_000_000_000 + i)", MeterSilence(instance: "other", lastSeen: nil), now: Instant(epochMillis: 0))
+        }
+        #expect(f.core.announcements.ownership.silentElsewhereCount == 3)
     }
 
     /// A full journal stops reading the internal broker instead of dropping;
@@ -391,7 +390,7 @@ final class CoreFixture {
         try f.receive(second: 0)
         f.endIteration()
         var sent = try #require(f.transport.data.last)
-        f.core.rejected(sent.mid, code: 0x97, reason: "Quota exceeded", at: f.clock)
+        f.core.delivery.rejected(sent.mid, code: 0x97, reason: "Quota exceeded", at: f.clock)
         f.acknowledgeAll()
         #expect(!f.core.delivery.isDrained, "the record stays in the journal")
         f.endIteration(after: 0.5)
@@ -399,7 +398,7 @@ final class CoreFixture {
         f.endIteration(after: 0.6)
         #expect(f.transport.data.count == 2, "sent again after 1 s")
         sent = try #require(f.transport.data.last)
-        f.core.rejected(sent.mid, code: 0x89, reason: "Server busy", at: f.clock)
+        f.core.delivery.rejected(sent.mid, code: 0x89, reason: "Server busy", at: f.clock)
         f.acknowledgeAll()
         f.endIteration(after: 1.1)
         #expect(f.transport.data.count == 2, "the second back-off is 2 s")
@@ -415,7 +414,7 @@ final class CoreFixture {
         try f.receive(second: 1)
         f.endIteration()
         sent = try #require(f.transport.data.last)
-        f.core.rejected(sent.mid, code: 0x87, reason: "Not authorized", at: f.clock)
+        f.core.delivery.rejected(sent.mid, code: 0x87, reason: "Not authorized", at: f.clock)
         f.acknowledgeAll()
         f.endIteration(after: 120)
         #expect(f.transport.data.count == 4, "a permanent refusal is not sent again")
@@ -448,9 +447,9 @@ final class CoreFixture {
         #expect(f.core.announcements.readBack?.complete == false)
         #expect(f.core.announcements.readBack?.seen == 1 && f.core.announcements.readBack?.announced == 3)
         #expect(f.core.problems.contains { $0.hasPrefix("read_back_incomplete: 1 of 3") }, "\(f.core.problems)")
-        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+        let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
-                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.announcements.readBack)
+                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.announcements.readBack).json
         #expect(document["read_back"]?["complete"] == false)
         // All three: complete again.
         f.connectCentral(false)
@@ -465,7 +464,7 @@ final class CoreFixture {
         try f.receive(second: 0)
         f.endIteration()
         let data = try #require(f.transport.data.first)
-        f.core.rejected(data.mid, code: 0x87, reason: "Not authorized", at: f.clock)
+        f.core.delivery.rejected(data.mid, code: 0x87, reason: "Not authorized", at: f.clock)
         f.acknowledgeAll()
         #expect(f.core.statistics.deadLettered == 1)
         #expect(f.core.statistics.forwarded == 0)

@@ -75,7 +75,8 @@ struct ProxyTests {
         #expect(data == expected)
         let status = central.waitForStatus { ($0["counters"]?["forwarded"]?.intValue ?? 0) >= Int64(expected.count) }
         #expect(status?["counters"]?["received"] == .integer(2072))
-        #expect(status?["meters"]?.objectValue?.keys.sorted() == ["33B1225950027", "33B1225950028", "33B1225950029"])
+        #expect(status?["meters_seen"] == 3)
+        #expect(status?["meters"] == nil, "the status holds totals, not a list of the meters")
         try stop(h)
     }
 

@@ -387,9 +387,9 @@ final class ConfigSenderCore {
                 if let known, known == problem { continue }
                 let stateTopic = "\(program.rootTopic)/\(id)/problem"
                 if known == nil {
-                    _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id),
-                                                    payload: Self.problemConfig(program, id, stateTopic: stateTopic,
-                                                                                statusTopic: settings.statusTopic))
+                    let config = problemConfig(id)
+                    _ = try transport.publishStatus(topic: config.topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
+                                                    payload: config.payload)
                 }
                 var state: JSONObject = ["problem": .bool(problem != nil)]
                 if let problem { state["reason"] = .string(problem) }
@@ -401,7 +401,8 @@ final class ConfigSenderCore {
                 publishedConfigurations[id] = nil
             }
             for id in publishedProblems.keys.sorted() where problems[id] == nil {
-                _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id), payload: [])
+                _ = try transport.publishStatus(topic: problemConfig(id).topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
+                                                payload: [])
                 _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
                 publishedProblems[id] = nil
             }
@@ -410,39 +411,10 @@ final class ConfigSenderCore {
         }
     }
 
-    static func problemConfigTopic(_ program: Program, _ id: String) -> String {
-        problemConfigTopic(ProgramSet(single: program), id)
-    }
-
-    static func problemConfig(_ program: Program, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
-        problemConfig(ProgramSet(single: program), id, stateTopic: stateTopic, statusTopic: statusTopic)
-    }
-
-    static func problemConfigTopic(_ program: ProgramSet, _ id: String) -> String {
-        "\(program.siteConfig.homeAssistant.discoveryPrefix)/binary_sensor/\(program.homeAssistantNode(for: id))/problem/config"
-    }
-
-    /// A binary sensor on the meter's own device (the proxy's identifiers).
-    static func problemConfig(_ program: ProgramSet, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
-        let node = program.homeAssistantNode(for: id)
-        let availability: JSONObject = [
-            "topic": .string(statusTopic), "value_template": "{{ value_json.state }}",
-            "payload_available": "online", "payload_not_available": "offline",
-        ]
-        let config: JSONObject = [
-            "name": "Problem",
-            "unique_id": .string("\(node)_problem"),
-            "default_entity_id": .string("binary_sensor.\(node)_problem".lowercased()),
-            "device_class": "problem",
-            "state_topic": .string(stateTopic),
-            "value_template": "{{ 'ON' if value_json.problem else 'OFF' }}",
-            "json_attributes_topic": .string(stateTopic),
-            "json_attributes_template": "{{ {'reason': value_json.reason | default('')} | tojson }}",
-            "availability": .array([.object(availability)]),
-            "device": ["identifiers": [.string(node)]],
-            "origin": ["name": "config-sender", "sw_version": .string(ServiceVersion.current)],
-        ]
-        return JSONValue.object(config).serialized()
+    /// Meter `id`'s Problem sensor (`HomeAssistantEntityConfig.problem`).
+    private func problemConfig(_ id: String) -> HomeAssistantEntityConfig {
+        let program = planner.program
+        return .problem(program, id, stateTopic: "\(program.rootTopic)/\(id)/problem", statusTopic: settings.statusTopic)
     }
 
     private func statusDocument(state: String, at now: Instant) -> [UInt8] {

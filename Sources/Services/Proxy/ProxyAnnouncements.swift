@@ -25,7 +25,10 @@ final class ProxyAnnouncements {
 
     let origin: Origin
     var settings: Settings {
-        didSet { ledger.maxMeters = settings.maxMeters }
+        didSet {
+            ledger.maxMeters = settings.maxMeters
+            ownership.maxMeters = settings.maxMeters
+        }
     }
     /// The core's engine (replaced on reload): the meters heard and their announcements.
     var engine: PackRouter
@@ -46,7 +49,7 @@ final class ProxyAnnouncements {
     /// What the last read-back saw of `announced` (nil before the first).
     private(set) var readBack: (complete: Bool, announced: Int, seen: Int)?
     /// Which instance announces which meter.
-    private(set) var ownership = ProxyOwnership()
+    private(set) var ownership: ProxyOwnership
     /// Announcements not sent: the meter is another instance's.
     private(set) var ownedElsewhere = 0
 
@@ -69,6 +72,7 @@ final class ProxyAnnouncements {
                                  discoveryPrefix: programs.siteConfig.homeAssistant.discoveryPrefix,
                                  originName: origin.name, instance: programs.instance, maxMeters: settings.maxMeters)
         readBackRound = ProxyReadBack(rootTopic: programs.rootTopic, clientID: clientID)
+        ownership = ProxyOwnership(maxMeters: settings.maxMeters)
     }
 
     // MARK: Events
@@ -180,6 +184,38 @@ final class ProxyAnnouncements {
     /// and that instance owned are taken over at once when the rule lets it.
     func peerStatus(instance: String, _ status: PeerStatus?) -> [ProxyAction] {
         ownership.peerStatus(instance: instance, status)
+        return takeOver(from: instance)
+    }
+
+    /// A message on `MeterSilence.filter` about meter `id`: its owner says it
+    /// stopped hearing it (nil: cleared, it hears it again). The meter is
+    /// taken over at once when the rule lets it.
+    func meterSilence(id: String, _ silence: MeterSilence?) -> [ProxyAction] {
+        guard let owner = ownership.meterSilence(id: id, silence, instance: programs.instance) else { return [] }
+        return takeOver(from: owner)
+    }
+
+    /// What this proxy publishes (retained, on `MeterSilence.topic`) so that
+    /// the broker says which of the meters it announces it has not heard for
+    /// longer than their allowed silence (`lastSeen`; since `started` for
+    /// those it never heard): the declarations that changed.
+    func silenceChanges(now: Instant, started: Instant, lastSeen: [String: Instant]) -> [(topic: String, payload: [UInt8])] {
+        guard ledgerReady else { return [] }
+        var silent: Set<String> = []
+        for (id, meter) in ledger.meters where meter.discovery != nil && meter.owner == programs.instance {
+            guard let allowed = programs.silenceAllowed(for: id), allowed > 0 else { continue }
+            let seen = lastSeen[id] ?? started
+            if (now.epochMillis - seen.epochMillis) / 1000 > Int64(allowed) { silent.insert(id) }
+        }
+        let changes = ownership.declare(silent: silent)
+        return changes.declare.map { id in
+            (MeterSilence.topic(root: programs.rootTopic, id: id),
+             MeterSilence(instance: programs.instance, lastSeen: lastSeen[id]?.iso8601).payload)
+        } + changes.clear.map { (MeterSilence.topic(root: programs.rootTopic, id: $0), []) }
+    }
+
+    /// The meters this proxy hears that `instance` owned, when the rule lets it take them over.
+    private func takeOver(from instance: String) -> [ProxyAction] {
         guard ledgerReady else { return [] }
         var actions: [ProxyAction] = []
         for id in engine.seenDevices where ledger.meters[id]?.isOwned(byOtherThan: programs.instance) == true
@@ -268,7 +304,7 @@ final class ProxyAnnouncements {
     private func mayAnnounce(_ id: String, quiet: Bool, heard: Bool, into actions: inout [ProxyAction]) -> Bool {
         let meter = ledger.meters[id]
         let owner = meter?.isOwned(byOtherThan: programs.instance) == true ? meter?.owner ?? "" : nil
-        switch ownership.verdict(owner: owner, meter: id, silenceAllowed: programs.silenceAllowed(for: id), heard: heard) {
+        switch ownership.verdict(owner: owner, meter: id, heard: heard) {
         case .mine:
             return true
         case .untouched:

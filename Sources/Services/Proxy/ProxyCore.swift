@@ -31,8 +31,7 @@ final class ProxyCore {
         var acknowledgementWriteSeconds = 0.05
         /// Copy discovery messages to the internal broker (`proxy.discovery_on_internal`).
         var discoveryOnInternal = true
-        /// The most meters with state (`proxy.max_meters`): the engines', the
-        /// ledger's and the other instances' tables each hold at most this many.
+        /// The most meters with state (`proxy.max_meters`), in every table.
         var maxMeters = 250_000
 
         var delivery: ProxyDelivery.Settings {
@@ -139,21 +138,16 @@ final class ProxyCore {
         if !actions.isEmpty { perform(actions) }
     }
 
-    func internalConnectionChanged(_ connected: Bool) {
-        counted.internalConnected = connected
-    }
+    func internalConnectionChanged(_ connected: Bool) { counted.internalConnected = connected }
 
     // MARK: Events from the central broker
 
+    /// The central connection came or went; when it came, its subscriptions
+    /// are on the way and the ledger is read afresh (`ProxyAnnouncements`).
     func centralConnectionChanged(_ connected: Bool, at now: MonotonicInstant) {
         counted.centralConnected = connected
         delivery.centralConnectionChanged(connected, at: now)
-    }
-
-    /// The central connection is (re)established and its subscriptions are
-    /// on the way: the ledger is read afresh.
-    func readBackStarted() {
-        announcements.centralConnected()
+        if connected { announcements.centralConnected() }
     }
 
     /// The central broker settled the subscriptions: the read-back's token goes out.
@@ -196,20 +190,25 @@ final class ProxyCore {
         perform(announcements.peerStatus(instance: instance, status))
     }
 
+    /// Another instance declared meter `id` silent (nil: cleared), parsed.
+    func meterSilence(id: String, _ silence: MeterSilence?, now: Instant) {
+        lastWallClock = now
+        perform(announcements.meterSilence(id: id, silence))
+    }
+
+    /// This proxy's silence declarations that changed (`ProxyAnnouncements.silenceChanges`).
+    func silenceChanges(now: Instant, started: Instant) -> [(topic: String, payload: [UInt8])] {
+        announcements.silenceChanges(now: now, started: started, lastSeen: counted.lastSeen)
+    }
+
     /// The central broker acknowledged `mid`.
     func acknowledged(_ mid: Int32) {
         let actions = delivery.acknowledged(mid, wallClock: lastWallClock)
         if !actions.isEmpty { perform(actions) }
     }
 
-    /// MQTT 5: the central broker refused `mid` (see `ProxyDelivery`).
-    func rejected(_ mid: Int32, code: Int32, reason: String, at now: MonotonicInstant) {
-        delivery.rejected(mid, code: code, reason: reason, at: now)
-    }
-
-    /// A status message the service published: its PUBACK is not a record's.
+    /// A message outside the journal the service published (a status): its PUBACK is no record's.
     func statusPublished(_ mid: Int32) { delivery.statusPublished(mid) }
-    func isStatusAcknowledged(_ mid: Int32) -> Bool { delivery.isStatusAcknowledged(mid) }
 
     // MARK: The loop
 

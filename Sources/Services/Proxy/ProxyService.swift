@@ -85,7 +85,7 @@ public final class ProxyService: @unchecked Sendable {
         peerStatusRoot = "\(programs.rootTopic)/status"
 
         let options = configuration.service
-        let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
+        let will = MQTTWill(topic: statusTopic, payload: ProxyStatus(state: "offline").payload, qos: 1, retain: true)
         let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
                                                   defaultClientID: "kpm33b-proxy", instance: programs.instance, cleanSession: false)
         let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,
@@ -155,6 +155,8 @@ public final class ProxyService: @unchecked Sendable {
             for filter in core.announcements.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
             for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
+            // The owners' word on the meters they stopped hearing (`MeterSilence`).
+            try centralClient.subscribe(MeterSilence.filter(root: core.programs.rootTopic), qos: 1)
             try centralClient.subscribe(core.announcements.readBackRound.topic, qos: 1)
         } catch {
             log.error("cannot_start", ["error": "\(error)"])
@@ -238,7 +240,7 @@ public final class ProxyService: @unchecked Sendable {
             if centralClient.isConnected { state.offlineMid = publishStatus(state: "offline") }
             shutdown = state
         }
-        let acknowledged = state.offlineMid.map { core.isStatusAcknowledged($0) } ?? true
+        let acknowledged = state.offlineMid.map { core.delivery.isStatusAcknowledged($0) } ?? true
         if acknowledged || now >= state.offlineDeadline! {
             if !acknowledged { log.warning("offline_status_not_acknowledged") }
             loop.stop()
@@ -287,14 +289,13 @@ public final class ProxyService: @unchecked Sendable {
 
     private func wireCentral() {
         centralClient.onConnectionChange = { [unowned self] connected, reason in
+            // Connected: the core reads back what the broker retains of our
+            // announcements (it may have lost them in a restart without
+            // persistence), then converges: see `DiscoveryLedger`.
             core.centralConnectionChanged(connected, at: .now())
             systemd?.brokerChanged("central", connected: connected, reason: reason)
             if connected {
                 log.info("connected", ["broker": "central", "url": centralClient.endpoint.description])
-                // Read back what the broker retains of our announcements (it
-                // may have lost them in a restart without persistence), then
-                // converge: see `DiscoveryLedger`.
-                core.readBackStarted()
                 publishStatus(state: "online")
                 publishHealthConfigs()
             } else if centralWasConnected {
@@ -319,13 +320,15 @@ public final class ProxyService: @unchecked Sendable {
                 guard message.topic != statusTopic else { return }
                 let instance = message.topic == peerStatusRoot ? "" : String(message.topic.dropFirst(peerStatusRoot.count + 1))
                 guard !instance.contains("/") else { return }
-                core.peerStatus(instance: instance, PeerStatus(document: Array(message.payload), maxMeters: core.settings.maxMeters), now: now())
+                core.peerStatus(instance: instance, PeerStatus(document: Array(message.payload)), now: now())
+            } else if let id = MeterSilence.id(inTopic: message.topic, root: core.programs.rootTopic) {
+                core.meterSilence(id: id, MeterSilence(payload: Array(message.payload)), now: now())
             } else {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
         }
         centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
-        centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.rejected(mid, code: code, reason: reason, at: .now()) }
+        centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.delivery.rejected(mid, code: code, reason: reason, at: .now()) }
         centralClient.onSubscriptionRejected = { [unowned self] filter in
             log.error("subscription_refused", ["broker": "central", "filter": filter])
         }
@@ -364,14 +367,20 @@ public final class ProxyService: @unchecked Sendable {
             let allowed = Int64(programs.silenceAllowed(for: id) ?? 3600)
             return (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed
         }
-        let document = statistics.document(
+        var status = statistics.status(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.delivery.journalStatus(at: monotonic, wallClock: wallClock),
             metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
-            readBack: core.announcements.readBack).withLogLinesDropped(log)
+            readBack: core.announcements.readBack)
+        status.logLinesDropped = log.droppedLines
         do {
-            let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
+            let mid = try centralClient.publish(topic: statusTopic, payload: status.payload, qos: 1, retain: true)
             core.statusPublished(mid)
+            if state == "online" {
+                for change in core.silenceChanges(now: wallClock, started: started) {
+                    core.statusPublished(try centralClient.publish(topic: change.topic, payload: change.payload, qos: 1, retain: true))
+                }
+            }
             return mid
         } catch {
             log.limited(.error, key: "publish.status", "status_publish_failed", ["error": "\(error)"])
