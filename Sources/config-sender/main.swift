@@ -14,9 +14,9 @@ struct ConfigSenderCommand: ParsableCommand {
         discussion: """
             Meters are learnt from the discovery messages on the central broker; commands and \
             replies go through the meters' broker. Passwords are never given on the command line: \
-            see password_credential, password_file and password_env in the site config. A change \
-            of the config file is picked up within seconds; SIGHUP forces a reload; SIGTERM waits \
-            for replies still expected, saves the state and stops. `config-sender show [ID] \
+            see password_credential, password_file and password_env in the site config. SIGHUP \
+            reloads the rules and the config (an edit takes effect then, not before); SIGTERM \
+            waits for replies still expected, saves the state and stops. `config-sender show [ID] \
             --state-dir DIR [--json]` prints what the state database says.
             """,
         version: ServiceVersion.current)
@@ -32,11 +32,7 @@ struct ConfigSenderCommand: ParsableCommand {
     @Option(help: .hidden)
     var todayOffsetDays: Int?
 
-    @Option(help: .hidden)
-    var configPollSeconds: Double = 2
-
     func validate() throws {
-        guard configPollSeconds > 0 else { throw ValidationError("--config-poll-seconds must be greater than 0") }
         if todayOffsetDays == nil, let text = getenv(Self.dayOffsetVariable).map({ String(cString: $0) }), Int(text) == nil {
             throw ValidationError("\(Self.dayOffsetVariable) must be a whole number of days")
         }
@@ -49,8 +45,7 @@ struct ConfigSenderCommand: ParsableCommand {
         do throws(ServiceError) {
             sender = try ConfigSenderService(
                 site: site,
-                configuration: .init(service: options, stateDirectory: site.program.stateDirectory(stateDir), dayOffset: dayOffset,
-                                     configPollSeconds: configPollSeconds),
+                configuration: .init(service: options, stateDirectory: site.program.stateDirectory(stateDir), dayOffset: dayOffset),
                 log: log)
         } catch {
             log.error("cannot_start", ["error": error.message])
