@@ -143,7 +143,6 @@ final class ProxyDelivery {
 
     /// A message outside the journal (a status) was published: its PUBACK is no record's.
     func statusPublished(_ mid: Int32) { statusInFlight.insert(mid) }
-    func isStatusAcknowledged(_ mid: Int32) -> Bool { !statusInFlight.contains(mid) }
 
     /// The end of a loop iteration, before any socket is written: the journal
     /// buffer goes to disk, back-pressure is decided, records go out through
