@@ -43,10 +43,16 @@ let package = Package(
         // for the engine and the MQTT adapter alike.
         .target(name: "Topics"),
 
-        // Adapters.
+        // The monotonic clock and a min-heap (timers, deadlines): Glibc only, so
+        // that pure code measuring time (config-sender's planner) needs no adapter.
+        .target(name: "Clock"),
+
+        // Adapters. MQTT: one client (`MQTTClient`) on an epoll event loop
+        // (`EventLoop`), for the services, the tools and the tests alike; its
+        // loop-bound objects check in debug builds that they run on their loop.
         .target(name: "YAML", dependencies: ["CYAML"]),
         .target(name: "JSON", dependencies: ["CJansson"]),
-        .target(name: "MQTT", dependencies: ["CMosquitto", "Topics"], swiftSettings: uncheckedExclusivity),
+        .target(name: "MQTT", dependencies: ["CMosquitto", "Topics", "Clock"], swiftSettings: uncheckedExclusivity),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
 
         // The engine: pure, no sockets, clocks, threads or randomness.
@@ -57,14 +63,14 @@ let package = Package(
 
         // The services' settings in the site config (brokers, TLS, passwords,
         // journal, timers), read from the engine's parse of the same file.
-        .target(name: "SiteSettings", dependencies: ["RuleEngine", "Topics", "YAML"]),
+        .target(name: "SiteSettings", dependencies: ["RuleEngine", "Topics", "YAML", "Journal"]),
 
         // Golden cases and capture replay: rulecheck's and the tests', not the services'.
         .target(name: "RuleTesting", dependencies: ["RuleEngine"]),
 
         // Service wiring: the event loop's cores, signals, state.
         .target(name: "Services", dependencies: [
-            "RuleEngine", "SiteSettings", "MQTT", "JSON", "Journal", "SQLite",
+            "RuleEngine", "SiteSettings", "MQTT", "Clock", "JSON", "Journal", "SQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: uncheckedExclusivity),
 
         // Command-line entry points.
@@ -97,19 +103,21 @@ let package = Package(
         .executableTarget(name: "fuzz-rules", dependencies: ["RuleEngine"], path: "Fuzz/fuzz-rules"),
         .executableTarget(name: "fuzz-config-sender", dependencies: ["Services", "RuleEngine"], path: "Fuzz/fuzz-config-sender"),
 
-        // Tests. TestSupport starts real Mosquitto brokers on free loopback ports.
+        // Tests. TestSupport starts real Mosquitto brokers on free loopback ports
+        // and gives the tests MQTT clients that wait (`TestClient`: an
+        // `MQTTClient` on a `TestLoop` of its own).
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport"),
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "JanssonBaseline"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Topics"]),
-        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "TestSupport", "rulecheck"]),
+        .testTarget(name: "SiteSettingsTests", dependencies: ["SiteSettings", "RuleEngine", "Journal", "TestSupport", "rulecheck"]),
         // rulecheck as a user runs it: its binary in a scratch copy of rules/ and config/.
         .testTarget(name: "RulecheckTests", dependencies: ["rulecheck", "TestSupport"]),
-        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport", "Topics"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "Clock", "TestSupport", "Topics"]),
         .testTarget(name: "MeterSimTests", dependencies: ["meter-sim", "MQTT", "TestSupport", "JSON"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
         .testTarget(name: "ServicesTests", dependencies: [
-            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Journal", "SQLite"]),
+            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Clock", "Journal", "SQLite"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -2,6 +2,7 @@ internal import CMosquitto
 #if canImport(Glibc)
 import Glibc
 #endif
+import Clock
 import Synchronization
 
 /// One thread that drives many libmosquitto clients (and timers) with epoll.
@@ -22,9 +23,16 @@ import Synchronization
 /// read in step 2 therefore cannot reach the broker before the hooks of the
 /// same iteration have returned.
 ///
-/// Everything except `execute`, `stop` and `isOnLoopThread` must be called on
-/// the loop's thread. No per-message locks: the only lock guards the posted
-/// work, which the hot path never touches.
+/// Everything except `execute`, `stop`, `isOnLoopThread`, `isRunning` and
+/// `permitsCallsFromHere` must be called on the loop's thread while it runs
+/// (before and after, from the one thread that sets it up or tears it down),
+/// and so must its clients and timers: debug builds check it (as swift-nio's
+/// `preconditionInEventLoop` does) and trap; release builds do not pay for it.
+/// No per-message locks: the only lock guards the posted work, which the hot
+/// path never touches.
+///
+/// `@unchecked Sendable`: what other threads may call is behind the `Mutex`
+/// and the atomics; everything else is loop-bound, checked as above.
 public final class EventLoop: @unchecked Sendable {
     /// Packets read from one socket before the loop moves on (fairness, and a
     /// bound on what the hooks of one iteration see).
@@ -106,6 +114,26 @@ public final class EventLoop: @unchecked Sendable {
         threadID.load(ordering: .acquiring) == UInt(pthread_self())
     }
 
+    /// Whether `run()` is under way on some thread.
+    public var isRunning: Bool { running.load(ordering: .acquiring) }
+
+    /// Whether the caller may use this loop and its clients and timers: on
+    /// the loop's thread while it runs; on any thread while none runs it
+    /// (setting up before `run`, tearing down after). What the debug builds'
+    /// affinity checks test.
+    public var permitsCallsFromHere: Bool {
+        let owner = threadID.load(ordering: .acquiring)
+        return owner == 0 || owner == UInt(pthread_self())
+    }
+
+    /// Debug builds: traps unless `permitsCallsFromHere`. Release builds: nothing,
+    /// the condition is not even evaluated (`assert`), so the per-message paths
+    /// that check it (`markDirty`, `MQTTClient.publish`) cost nothing there.
+    @inline(__always)
+    func assertOnLoop(_ what: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
+        assert(permitsCallsFromHere, "\(what()) called off its event loop's thread while the loop runs", file: file, line: line)
+    }
+
     /// Starts a thread named `name` (Linux keeps 15 characters; `top -H` and
     /// `perf` show it) that runs the loop; `join` waits for it.
     public func startThread(name: String) -> LoopThread {
@@ -141,19 +169,22 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `hook` once per iteration after reads, timers and posted work and
     /// before any client writes (see the type's documentation).
     public func addIterationHook(_ hook: @escaping () -> Void) {
+        assertOnLoop("EventLoop.addIterationHook")
         hooks.append(hook)
     }
 
     /// Calls `body` once, `seconds` from now on the monotonic clock.
     @discardableResult
     public func schedule(after seconds: Double, _ body: @escaping () -> Void) -> LoopTimer {
-        timers.add(deadline: MonotonicInstant.now().adding(seconds: seconds), body)
+        assertOnLoop("EventLoop.schedule")
+        return timers.add(deadline: MonotonicInstant.now().adding(seconds: seconds), timer: LoopTimer(loop: self), body)
     }
 
     /// Calls `body` every `seconds` until cancelled.
     @discardableResult
     public func repeating(every seconds: Double, _ body: @escaping () -> Void) -> LoopTimer {
-        let timer = LoopTimer()
+        assertOnLoop("EventLoop.repeating")
+        let timer = LoopTimer(loop: self)
         func arm() {
             timers.add(deadline: MonotonicInstant.now().adding(seconds: seconds), timer: timer) {
                 body()
@@ -168,6 +199,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Watches `fd` for `events` (EPOLLIN/EPOLLOUT); returns false if epoll refused it.
     func register(_ fd: Int32, events: UInt32, handler: @escaping (UInt32) -> Void) -> Bool {
+        assertOnLoop("EventLoop.register")
         let generation = nextGeneration
         nextGeneration &+= 1
         var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, generation)))
@@ -177,6 +209,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     func modify(_ fd: Int32, events: UInt32) {
+        assertOnLoop("EventLoop.modify")
         guard var source = sources[fd], source.events != events else { return }
         source.events = events
         sources[fd] = source
@@ -186,17 +219,24 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Stops watching `fd`, which is still open.
     func unregister(_ fd: Int32) {
+        assertOnLoop("EventLoop.unregister")
         guard sources.removeValue(forKey: fd) != nil else { return }
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     /// Forgets `fd` after it was closed (closing removed it from epoll).
     func forget(_ fd: Int32) {
+        assertOnLoop("EventLoop.forget")
         sources.removeValue(forKey: fd)
     }
 
-    func attach(_ client: MQTTClient) { clients[ObjectIdentifier(client)] = client }
+    func attach(_ client: MQTTClient) {
+        assertOnLoop("EventLoop.attach")
+        clients[ObjectIdentifier(client)] = client
+    }
+
     func detach(_ client: MQTTClient) {
+        assertOnLoop("EventLoop.detach")
         clients.removeValue(forKey: ObjectIdentifier(client))
         if client.isMarkedDirty {
             dirty.removeAll { $0 === client }
@@ -206,6 +246,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// `client` queued packets: write them in step 5 of this iteration.
     func markDirty(_ client: MQTTClient) {
+        assertOnLoop("EventLoop.markDirty")
         guard !client.isMarkedDirty else { return }
         client.isMarkedDirty = true
         dirty.append(client)
@@ -272,17 +313,37 @@ public final class EventLoop: @unchecked Sendable {
     }
 }
 
-/// A timer of an `EventLoop`; `cancel()` on the loop thread.
+/// A timer of an `EventLoop`; `cancel()` on the loop thread (checked in debug builds).
+///
+/// `@unchecked Sendable`: services keep timers in state that crosses threads
+/// before the loop runs; the flag itself is only touched on the loop's thread.
 public final class LoopTimer: @unchecked Sendable {
     fileprivate(set) var cancelled = false
-    public func cancel() { cancelled = true }
+    #if DEBUG
+    /// For the affinity check only; release builds store nothing.
+    private weak var loop: EventLoop?
+    #endif
+
+    init(loop: EventLoop) {
+        #if DEBUG
+        self.loop = loop
+        #endif
+    }
+
+    public func cancel() {
+        #if DEBUG
+        loop?.assertOnLoop("LoopTimer.cancel")
+        #endif
+        cancelled = true
+    }
 }
 
 /// A thread of our own, named, joinable; no Foundation.
-public final class LoopThread: @unchecked Sendable {
-    private var thread = pthread_t()
+public final class LoopThread: Sendable {
+    private let thread: pthread_t
 
     init(name: String, body: @escaping @Sendable () -> Void) {
+        var thread = pthread_t()
         final class Box { let name: String; let body: @Sendable () -> Void
             init(_ name: String, _ body: @escaping @Sendable () -> Void) { self.name = name; self.body = body } }
         // +1 released by the thread itself once it has read the box.
@@ -294,6 +355,7 @@ public final class LoopThread: @unchecked Sendable {
             return nil
         }, context)
         precondition(rc == 0, "pthread_create failed: \(rc)")
+        self.thread = thread
     }
 
     /// Starts a thread named `name` that runs `body` (not a loop); join or detach it.
@@ -312,34 +374,6 @@ public final class LoopThread: @unchecked Sendable {
     }
 }
 
-/// A point on the monotonic clock (CLOCK_MONOTONIC): it never jumps with the
-/// wall clock, so timers and timeouts measured on it do not either.
-public struct MonotonicInstant: Comparable, Sendable {
-    public var nanoseconds: UInt64
-
-    public init(nanoseconds: UInt64) {
-        self.nanoseconds = nanoseconds
-    }
-
-    public static func now() -> MonotonicInstant {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return MonotonicInstant(nanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
-    }
-
-    public func adding(seconds: Double) -> MonotonicInstant {
-        let delta = seconds <= 0 ? 0 : UInt64(min(seconds, 1e9) * 1e9)
-        return MonotonicInstant(nanoseconds: nanoseconds &+ delta)
-    }
-
-    /// Seconds from `earlier` to `self` (negative if `earlier` is later).
-    public func seconds(since earlier: MonotonicInstant) -> Double {
-        Double(Int64(bitPattern: nanoseconds &- earlier.nanoseconds)) / 1e9
-    }
-
-    public static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool { a.nanoseconds < b.nanoseconds }
-}
-
 /// Timers ordered by deadline (ties: in the order they were added).
 struct TimerQueue {
     private struct Entry {
@@ -354,7 +388,7 @@ struct TimerQueue {
     private var counter: UInt64 = 0
 
     @discardableResult
-    mutating func add(deadline: MonotonicInstant, timer: LoopTimer = LoopTimer(), _ body: @escaping () -> Void) -> LoopTimer {
+    mutating func add(deadline: MonotonicInstant, timer: LoopTimer, _ body: @escaping () -> Void) -> LoopTimer {
         counter += 1
         heap.push(Entry(deadline: deadline, order: counter, timer: timer, body: body))
         return timer

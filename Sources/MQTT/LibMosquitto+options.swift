@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 extension LibMosquitto {
-    /// A new client with `options` applied (`MQTTClient`, `MQTTConnection`);
+    /// A new client for `MQTTClient` with `options` applied;
     /// `prepare` sees it between `mosquitto_new` and the options. Destroyed
     /// again when an option is refused.
     static func makeClient(endpoint: MQTTEndpoint, options: MQTTOptions,
@@ -26,15 +26,13 @@ extension LibMosquitto {
         return mosq
     }
 
-    /// Applies `options` to a fresh client (`MQTTClient` and `MQTTConnection`).
+    /// Applies `options` to a fresh client.
     /// Throws for the first option libmosquitto refuses; the caller destroys
     /// the client then.
     static func configure(_ mosq: OpaquePointer, endpoint: MQTTEndpoint, options: MQTTOptions) throws(MQTTError) {
         // Threaded mode: making a packet only queues it (packet__queue, 2.0.11);
         // it leaves in mosquitto_loop_write. MQTTClient relies on that to write
-        // a PUBACK only after its loop's hooks (the proxy's journal) ran;
-        // MQTTConnection because other threads publish while its network
-        // thread runs the loop.
+        // a PUBACK only after its loop's hooks (the proxy's journal) ran.
         try MQTTError.check(mosquitto_threaded_set(mosq, true), "threaded mode")
         let version = options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
         try MQTTError.check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, version), "protocol version")

@@ -8,13 +8,6 @@ enum LibMosquitto {
     static let initialised: Void = {
         _ = mosquitto_lib_init()
     }()
-
-    /// "2.0.11" for the library the process actually loaded.
-    static var version: String {
-        var major: Int32 = 0, minor: Int32 = 0, revision: Int32 = 0
-        _ = mosquitto_lib_version(&major, &minor, &revision)
-        return "\(major).\(minor).\(revision)"
-    }
 }
 
 #if canImport(Glibc)

@@ -7,8 +7,8 @@ import Glibc
 /// One MQTT connection driven by an `EventLoop`, reconnecting by itself.
 ///
 /// Not thread-safe: every method and every handler runs on the loop's thread
-/// (post with `loop.execute` from elsewhere). Many clients share one loop; no
-/// client has a thread of its own.
+/// (post with `loop.execute` from elsewhere; debug builds trap otherwise, see
+/// `EventLoop`). Many clients share one loop; no client has a thread of its own.
 ///
 /// ## When packets leave
 /// The client runs libmosquitto in threaded mode (`mosquitto_threaded_set`),
@@ -30,6 +30,9 @@ import Glibc
 /// but keeps the message, 2.0.11) and sent after the next CONNACK; the id is
 /// returned and `onPublished` follows the broker's PUBACK. QoS 0 throws
 /// `.noConnection`.
+///
+/// `@unchecked Sendable`: a client is made and set up on one thread and then
+/// used on its loop's thread only, which the debug builds check.
 public final class MQTTClient: @unchecked Sendable {
     public let endpoint: MQTTEndpoint
     public let options: MQTTOptions
@@ -70,6 +73,8 @@ public final class MQTTClient: @unchecked Sendable {
     private var retryTimer: LoopTimer?
     private var refusal: String?
     private var lastLoggedError: String?
+    /// Inside a handler called from libmosquitto (see `stop`).
+    private var inCallback = false
     /// In the loop's list of clients to write this iteration (`EventLoop.markDirty`).
     var isMarkedDirty = false
     /// `publish(topicBytes:…)`'s NUL-terminated copy of the topic, reused.
@@ -107,25 +112,33 @@ public final class MQTTClient: @unchecked Sendable {
 
     // MARK: State
 
-    public var isConnected: Bool { phase == .connected }
+    public var isConnected: Bool {
+        loop.assertOnLoop("MQTTClient.isConnected")
+        return phase == .connected
+    }
 
     /// Whether libmosquitto's wake-up socket pair (2 descriptors) is still
     /// open; false after `dropSocketPair` succeeded. Any thread.
     public let holdsSocketPair: Bool
 
     /// Connected, and every subscription sent on this connection has its SUBACK.
-    public var isSubscribed: Bool { phase == .connected && pendingSubscribes.isEmpty }
+    public var isSubscribed: Bool {
+        loop.assertOnLoop("MQTTClient.isSubscribed")
+        return phase == .connected && pendingSubscribes.isEmpty
+    }
 
     /// QoS 1/2 messages handed to `publish` and not yet acknowledged.
-    public var unacknowledgedCount: Int { unacknowledged }
-
-    public var isReadingPaused: Bool { readingPaused }
+    public var unacknowledgedCount: Int {
+        loop.assertOnLoop("MQTTClient.unacknowledgedCount")
+        return unacknowledged
+    }
 
     // MARK: Operations
 
     /// Connects in the background; problems are reported through
     /// `onConnectionChange` and retried, never thrown. Once only.
     public func start() {
+        loop.assertOnLoop("MQTTClient.start")
         guard phase == .idle else { return }
         loop.attach(self)
         phase = .connecting
@@ -134,13 +147,28 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Sends DISCONNECT (so the broker drops the will), closes the socket and
     /// stops reconnecting. Messages libmosquitto still holds are dropped.
+    ///
+    /// Called from one of this client's handlers, it finishes once the
+    /// handler has returned, in the same loop iteration: libmosquitto calls
+    /// the handlers holding locks that writing the DISCONNECT takes again.
+    /// No other message of the same read is delivered.
     public func stop() {
+        loop.assertOnLoop("MQTTClient.stop")
         guard phase != .stopped else { return }
         let wasStarted = phase != .idle
         let wasConnected = phase == .connected
         phase = .stopped
         retryTimer?.cancel()
         retryTimer = nil
+        if inCallback {
+            readingPaused = true  // ends the read after this message (`handleMessage`)
+            loop.execute { [self] in finishStop(wasStarted: wasStarted, wasConnected: wasConnected) }
+        } else {
+            finishStop(wasStarted: wasStarted, wasConnected: wasConnected)
+        }
+    }
+
+    private func finishStop(wasStarted: Bool, wasConnected: Bool) {
         if socket >= 0 && !writesHeld {
             _ = mosquitto_disconnect(handle)
             // Writes the DISCONNECT; libmosquitto then closes the socket and
@@ -161,6 +189,7 @@ public final class MQTTClient: @unchecked Sendable {
     /// broker's store on subscribing — so a receiver can tell every retained
     /// message, live or not.
     public func subscribe(_ filter: String, qos: Int, retainAsPublished: Bool = false) throws(MQTTError) {
+        loop.assertOnLoop("MQTTClient.subscribe")
         guard Topic.isValidFilter(filter) else {
             throw MQTTError(.invalidArgument, "invalid topic filter", context: "subscribe to '\(filter)'")
         }
@@ -203,6 +232,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     private func publish(cTopic: UnsafePointer<CChar>, payload: UnsafeRawBufferPointer, qos: Int, retain: Bool) throws(MQTTError) -> Int32 {
+        loop.assertOnLoop("MQTTClient.publish")
         guard phase != .stopped else {
             throw MQTTError(.noConnection, "the connection was stopped", context: "publish to '\(String(cString: cTopic))'")
         }
@@ -237,12 +267,14 @@ public final class MQTTClient: @unchecked Sendable {
     /// message of the same read follows (see `handleMessage`), so what one
     /// read brings is bounded by one message once the handler pauses.
     public func pauseReading() {
+        loop.assertOnLoop("MQTTClient.pauseReading")
         guard !readingPaused else { return }
         readingPaused = true
         updateInterest()
     }
 
     public func resumeReading() {
+        loop.assertOnLoop("MQTTClient.resumeReading")
         guard readingPaused else { return }
         readingPaused = false
         if phase == .paused {
@@ -258,10 +290,12 @@ public final class MQTTClient: @unchecked Sendable {
     /// journal cannot be written). Keepalive stops too, so a long hold ends
     /// the connection; the broker then sends the unacknowledged messages again.
     public func holdWrites() {
+        loop.assertOnLoop("MQTTClient.holdWrites")
         writesHeld = true
     }
 
     public func releaseWrites() {
+        loop.assertOnLoop("MQTTClient.releaseWrites")
         guard writesHeld else { return }
         writesHeld = false
         if socket >= 0 { loop.markDirty(self) }
@@ -427,7 +461,9 @@ public final class MQTTClient: @unchecked Sendable {
         Self.setErrorLogging(handle, false)
         updateInterest()
         if !subscriptions.isEmpty { send(subscriptions: subscriptions) }
+        inCallback = true
         onConnectionChange?(true, "connected")
+        inCallback = false
     }
 
     func handleDisconnect(_ rc: Int32) {
@@ -456,7 +492,9 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handleMessage(_ message: MQTTBorrowedMessage) {
+        inCallback = true
         onMessage?(message)
+        inCallback = false
         // The handler paused reading: end this `mosquitto_loop_read` after
         // this packet. In 2.0.11 it reads as many packets as its queues are
         // long (it replaces `max_packets` with `msgs_out.queue_len +
@@ -471,16 +509,20 @@ public final class MQTTClient: @unchecked Sendable {
 
     func handlePublished(mid: Int32, reasonCode: Int32) {
         if unacknowledged > 0 { unacknowledged -= 1 }
+        inCallback = true
         if reasonCode >= 0x80 {
             onPublishRejected?(mid, reasonCode, String(cString: mosquitto_reason_string(reasonCode)))
         }
         onPublished?(mid)
+        inCallback = false
     }
 
     func handleSubscribed(mid: Int32, grantedQoS: UnsafeBufferPointer<Int32>) {
         guard let filter = pendingSubscribes.removeValue(forKey: mid) else { return }
+        inCallback = true
         if grantedQoS.contains(where: { $0 >= 0x80 }) { onSubscriptionRejected?(filter) }
         if pendingSubscribes.isEmpty { onSubscriptionsSettled?() }
+        inCallback = false
     }
 
     func handleLoggedError(_ text: String) {

@@ -10,7 +10,7 @@ import Darwin
 public struct MQTTError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What went wrong, independent of libmosquitto's numbering.
     public enum Code: Sendable, Equatable {
-        /// Not connected: nothing was sent (see `MQTTConnection.publish` for QoS 1 and 2).
+        /// Not connected: nothing was sent (see `MQTTClient` for QoS 1 and 2).
         case noConnection
         /// A bad argument: topic, QoS, option, URL.
         case invalidArgument

@@ -15,6 +15,11 @@ public struct Site: Sendable {
     /// The first pack's program: with one pack, the program.
     public var program: Program { programs.first }
     public var settings: ServiceSettings
+    /// The config sender's status topic: `config_sender.status_topic`, or
+    /// `<root>/config-sender/status[/<instance>]`.
+    public var configSenderStatusTopic: String {
+        settings.configSender.statusTopic ?? "\(programs.rootTopic)/config-sender/status" + (programs.instance.map { "/\($0)" } ?? "")
+    }
     /// Problems that stop nothing (a deprecated key): log or print them.
     public var warnings: DiagnosticReport
 
@@ -37,7 +42,7 @@ public struct Site: Sendable {
     /// Loads one site config alone, every key checked, and adds its diagnostics
     /// to `report`; `rulecheck lint` then checks `config` against each pack with
     /// `Compiler.compile(pack:site:into:)`. Nil when the file is unusable.
-    public static func loadConfig(at file: String, into report: inout DiagnosticReport) -> (config: SiteConfig, settings: ServiceSettings)? {
+    public static func loadSettings(at file: String, into report: inout DiagnosticReport) -> (config: SiteConfig, settings: ServiceSettings)? {
         var settings = ServiceSettings()
         let config = Compiler.loadSiteConfig(at: file, shared: ServiceSettingsLoader.keys, into: &report) { root, ctx in
             settings = ServiceSettingsLoader.load(root, ctx)

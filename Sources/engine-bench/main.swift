@@ -144,13 +144,16 @@ let cases = [
     Case(name: "rt_all_packs", topic: "MQTT_RT_DATA", sample: rtSample, config: plain, fields: base + [("active_power", "zyggl")], path: .packs),
 ]
 
+/// Who runs the engines here (Home Assistant's `origin` in what they announce).
+let benchOrigin = Origin(name: "engine-bench", version: "bench")
+
 @MainActor func router(_ path: Path, config: String) -> PackRouter {
     do {
         let programs = path == .packs
             ? try Compiler.build(packs: [packs], config: config, shared: [:], readShared: { _, _ in }).programs
             : ProgramSet(single: program(config: config))
         // One pack: the router passes every message to its engine, which `.engine` calls directly.
-        return PackRouter(programs: programs)
+        return PackRouter(programs: programs, origin: benchOrigin)
     } catch {
         print(error.description)
         exit(1)

@@ -97,7 +97,7 @@ struct AcceptReset: ParsableCommand {
             log.error("accept_reset_refused", ["meter": id, "detail": "not a meter id of pack '\(program.packName)'"])
             throw ExitCode(64)
         }
-        let guarded = PackRouter(programs: program).engine(for: id)?.guardedFieldNames ?? []
+        let guarded = PackRouter(programs: program, origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current)).engine(for: id)?.guardedFieldNames ?? []
         if let field, !guarded.contains(field) {
             log.error("accept_reset_refused", ["field": field, "detail": "not a guarded field; the pack guards \(guarded.joined(separator: ", "))"])
             throw ExitCode(64)

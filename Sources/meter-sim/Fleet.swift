@@ -5,11 +5,13 @@ import MQTT
 /// once, or `connectRate` per second), counts readings sent and acknowledged,
 /// and stops the run — after letting the broker acknowledge what is in flight.
 ///
-/// Loop thread only (signals arrive through `loop.execute`).
+/// Loop thread only (signals arrive through `loop.execute`). `@unchecked
+/// Sendable` so that the closures posted to the loop may capture it; its
+/// clients and timers check in debug builds that they run there.
 final class Fleet: @unchecked Sendable {
     let meters: [SimulatedMeter]
     let loop: EventLoop
-    private let journal: Journal
+    private let journal: EventLog
     private let count: Int?
     private let connectRate: Double
     private let startedAt: Double
@@ -20,7 +22,7 @@ final class Fleet: @unchecked Sendable {
     private(set) var stopReason: String?
     private var started = 0
 
-    init(meters: [SimulatedMeter], loop: EventLoop, journal: Journal, count: Int?, connectRate: Double, start: Double) {
+    init(meters: [SimulatedMeter], loop: EventLoop, journal: EventLog, count: Int?, connectRate: Double, start: Double) {
         self.meters = meters
         self.loop = loop
         self.journal = journal

@@ -189,7 +189,7 @@ struct MeterSim: ParsableCommand {
         // streams, epoll and spares. Raised for the worst case first, checked
         // for what the clients really hold before anything connects.
         _ = DescriptorLimit.raise(to: ids.count * DescriptorLimit.perClient + 64)
-        let journal = try Journal(path: self.journal, quiet: quiet)
+        let journal = try EventLog(path: self.journal, quiet: quiet)
         let settings = SimulationSettings(timeScale: timeScale, qos: qos, zeroRate: zeroRate, duplicateRate: duplicateRate)
         let baseSeed = seed ?? UInt64.random(in: 0...UInt64.max)
         let wrong = Set(wrongClock.flatMap { Self.list($0) }), split = Set(Self.list(splitIds))

@@ -49,7 +49,7 @@ final class SimulatedMeter {
     let quirks: Quirks
     let connection: MQTTClient
     private let settings: SimulationSettings
-    private let journal: Journal
+    private let journal: EventLog
     var hooks = Hooks()
 
     /// The meter clock read `clockBase` at real (uptime) second `realBase`.
@@ -83,7 +83,7 @@ final class SimulatedMeter {
     private var readingSerial = 0
 
     init(id: String, quirks: Quirks, secondsInterval: Int, minutesInterval: Int, loop: EventLoop, endpoint: MQTTEndpoint,
-         options: MQTTOptions, settings: SimulationSettings, journal: Journal, seed: UInt64, now: Double) throws {
+         options: MQTTOptions, settings: SimulationSettings, journal: EventLog, seed: UInt64, now: Double) throws {
         self.id = id
         self.shortID = String(id.suffix(8))
         self.quirks = quirks

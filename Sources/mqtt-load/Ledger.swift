@@ -10,8 +10,9 @@ import Foundation
 /// minus the send time recorded here, on one monotonic clock.
 ///
 /// Publisher threads write a slot before they publish it; the counter's
-/// network thread reads it after the message came back. Both go through
-/// `lock`, so the table needs no other ordering argument.
+/// loop thread reads it after the message came back. Both go through
+/// `lock`, so the table needs no other ordering argument (which is why the
+/// class, whose tables are raw buffers, may be `@unchecked Sendable`).
 final class Ledger: @unchecked Sendable {
     struct Tally: Sendable {
         var received = 0
@@ -62,7 +63,7 @@ final class Ledger: @unchecked Sendable {
         }
     }
 
-    /// On the counter's network thread.
+    /// On the counter's loop thread.
     func recordReceive(_ payload: UnsafeRawBufferPointer, at now: UInt64) {
         guard let g = messageNumber(payload) else {
             lock.withLock { unknown += 1 }

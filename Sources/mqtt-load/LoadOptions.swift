@@ -1,5 +1,4 @@
 import Foundation
-import MQTT
 
 /// The command line of `mqtt-load` (parsed by hand: the tool depends on MQTT only).
 struct LoadOptions {
@@ -30,7 +29,7 @@ struct LoadOptions {
     /// The rate phase waits until this file exists (after "warm-up done" on stderr).
     var rateGate: String?
     var tcpNoDelay = false
-    /// One MQTT connection per meter on an event loop, instead of `connections` threaded ones.
+    /// One MQTT connection per meter, all on one event loop, instead of `connections` shared ones.
     var connectionPerMeter = false
 
     static let usage = """

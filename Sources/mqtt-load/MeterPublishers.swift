@@ -24,6 +24,8 @@ extension Publishers: LoadPublishers {}
 /// to the loop (`execute`); `--window` bounds the messages in flight over all
 /// connections together (a semaphore released by `onPublished`). Each client
 /// drops libmosquitto's idle socket pair, so a meter costs one descriptor.
+/// `@unchecked Sendable`: `next` and `thread` are only touched by the main
+/// thread; the rest is immutable, `Sendable`, or loop-bound (the clients).
 final class MeterPublishers: LoadPublishers, @unchecked Sendable {
     private let loop: EventLoop
     private var thread: LoopThread?

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// CPU time and memory of another process (Linux `/proc`), for the CPU per
 /// message of the proxy or the bridge and their peak RSS.
@@ -49,18 +50,17 @@ struct ProcessWatch: Sendable {
 /// Samples the anonymous resident memory (`RssAnon`: heap, stacks — not the
 /// shared libraries' code, which `VmHWM` includes) of the watched processes
 /// every 20 ms and keeps the largest value since the last `reset`.
-final class MemorySampler: @unchecked Sendable {
+final class MemorySampler: Sendable {
     private let watches: [ProcessWatch]
-    private let lock = NSLock()
-    private var peaks: [Int]   // guarded by `lock`
+    private let peaks: Mutex<[Int]>
 
     init(_ watches: [ProcessWatch]) {
         self.watches = watches
-        peaks = Array(repeating: 0, count: watches.count)
+        peaks = Mutex(Array(repeating: 0, count: watches.count))
         let thread = Thread { [self] in
             while true {
                 let now = watches.map { $0.statusKiB("RssAnon") ?? 0 }
-                lock.withLock { for i in peaks.indices { peaks[i] = max(peaks[i], now[i]) } }
+                self.peaks.withLock { peaks in for i in peaks.indices { peaks[i] = max(peaks[i], now[i]) } }
                 usleep(20_000)
             }
         }
@@ -68,8 +68,8 @@ final class MemorySampler: @unchecked Sendable {
         thread.start()
     }
 
-    func reset() { lock.withLock { peaks = peaks.map { _ in 0 } } }
+    func reset() { peaks.withLock { peaks in peaks = peaks.map { _ in 0 } } }
 
     /// Per watched process, the peak `RssAnon` in KiB since `reset`.
-    func peaksKiB() -> [Int] { lock.withLock { peaks } }
+    func peaksKiB() -> [Int] { peaks.withLock { $0 } }
 }

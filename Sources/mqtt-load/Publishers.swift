@@ -1,15 +1,22 @@
 import Dispatch
 import Foundation
 import MQTT
+import Synchronization
 
-/// The simulated meters: a few connections (QoS 1 by default), each with a
+/// The simulated meters: a few connections (QoS 1 by default), each an
+/// `MQTTClient` on an event loop of its own (a thread per connection) with a
 /// bounded window of unacknowledged messages, sending the meters' readings in turn.
 ///
-/// libmosquitto 2.0.11 walks its whole outgoing queue on every PUBACK, so the
-/// window is kept here (a semaphore per connection, released by `onPublished`)
-/// and libmosquitto's own queue never grows beyond it. At QoS 0 libmosquitto
-/// calls `onPublished` once the message is written to the socket, so the
-/// window then bounds what waits in libmosquitto for the broker to read.
+/// A sending thread per connection paces and numbers its messages and posts
+/// each publish to its connection's loop (`execute`). libmosquitto 2.0.11
+/// walks its whole outgoing queue on every PUBACK, so the window is kept here
+/// (a semaphore per connection, released by `onPublished`) and libmosquitto's
+/// own queue never grows beyond it. At QoS 0 libmosquitto calls `onPublished`
+/// once the message is written to the socket, so the window then bounds what
+/// waits in libmosquitto for the broker to read.
+///
+/// `@unchecked Sendable`: `next` and `threads` are only touched by the main
+/// thread; the rest is immutable, `Sendable`, or loop-bound (the clients).
 final class Publishers: @unchecked Sendable {
     struct Sent {
         var count = 0
@@ -18,50 +25,89 @@ final class Publishers: @unchecked Sendable {
         var lastNs: UInt64 = 0
     }
 
-    let connections: [MQTTConnection]
-    private let windows: [DispatchSemaphore]
+    /// One connection: its loop, its client (used on that loop's thread only) and its window.
+    private struct Connection {
+        let loop: EventLoop
+        let client: MQTTClient
+        let window: DispatchSemaphore
+    }
+
+    private let connections: [Connection]
+    private var threads: [LoopThread] = []
+    let endpoint: MQTTEndpoint
     private let ledger: Ledger
     private let messages: LoadMessages
     private let qos: Int
     /// `onPublished` calls so far, all connections: messages the broker
     /// acknowledged (QoS 1) or that were written to it (QoS 0).
     private let acknowledgements = Mutable(0)
+    private let connected = Mutable(0)
+    /// Publishes libmosquitto refused, all connections.
+    private let failures = Mutable(0)
+    private let lastFailure = Mutable<String?>(nil)
     /// The next global message number; only the main thread moves it, between phases.
     private(set) var next = 0
 
     init(endpoint: MQTTEndpoint, count: Int, window: Int, qos: Int, ledger: Ledger, enyEvery: Int,
          readingsPerMeter: Int) throws {
+        self.endpoint = endpoint
         self.ledger = ledger
         self.qos = qos
         messages = LoadMessages(ledger: ledger, enyEvery: enyEvery, readingsPerMeter: readingsPerMeter)
-        var connections: [MQTTConnection] = []
-        var windows: [DispatchSemaphore] = []
+        var connections: [Connection] = []
         let pid = getpid()
         for c in 0..<count {
             let options = MQTTOptions(clientID: "mqtt-load-\(pid)-pub\(c)", cleanSession: true, keepAliveSeconds: 60,
                                       maxInflight: window)
-            let connection = try MQTTConnection(endpoint: endpoint, options: options)
-            let semaphore = DispatchSemaphore(value: window)
-            let acknowledgements = acknowledgements
-            connection.onPublished = { _ in
-                acknowledgements.update { $0 += 1 }
-                semaphore.signal()
-            }
-            connections.append(connection)
-            windows.append(semaphore)
+            let loop = try EventLoop()
+            connections.append(Connection(loop: loop, client: try MQTTClient(loop: loop, endpoint: endpoint, options: options),
+                                          window: DispatchSemaphore(value: window)))
         }
         self.connections = connections
-        self.windows = windows
     }
 
     func start(timeout: Double) throws {
-        for c in connections { try c.start() }
-        for c in connections where !c.waitUntilConnected(timeout: timeout) {
-            throw UsageError("cannot connect to \(c.endpoint)")
+        let acknowledgements = acknowledgements, connected = connected, lastFailure = lastFailure
+        for (c, connection) in connections.enumerated() {
+            // Before the loop's thread runs: nothing else touches the client yet.
+            let window = connection.window
+            var wasConnected = false
+            connection.client.onPublished = { _ in
+                acknowledgements.update { $0 += 1 }
+                window.signal()
+            }
+            connection.client.onConnectionChange = { isUp, reason in
+                if isUp && !wasConnected { connected.update { $0 += 1 } }
+                if !isUp { lastFailure.update { $0 = reason } }
+                wasConnected = wasConnected || isUp
+            }
+            threads.append(connection.loop.startThread(name: "load-pub\(c)"))
+            let client = connection.client
+            connection.loop.execute { client.start() }
+        }
+        let deadline = monotonicNs() + UInt64(timeout * 1e9)
+        while connected.value < connections.count {
+            guard monotonicNs() < deadline else {
+                throw UsageError("cannot connect to \(endpoint)" + (lastFailure.value.map { ": \($0)" } ?? ""))
+            }
+            usleep(10_000)
         }
     }
 
-    func stop() { for c in connections { c.stop() } }
+    func stop() {
+        for connection in connections {
+            let client = connection.client
+            let done = DispatchSemaphore(value: 0)
+            connection.loop.execute {
+                client.stop()
+                done.signal()
+            }
+            done.wait()
+            connection.loop.stop()
+        }
+        for thread in threads { thread.join() }
+        threads = []
+    }
 
     /// Messages acknowledged (or, at QoS 0, written) so far.
     var acknowledged: Int { acknowledgements.value }
@@ -76,6 +122,7 @@ final class Publishers: @unchecked Sendable {
         let n = connections.count
         let group = DispatchGroup()
         let results = Mutable<[Sent]>(Array(repeating: Sent(), count: n))
+        let failedBefore = failures.value
         let t0 = monotonicNs()
         for c in 0..<n {
             group.enter()
@@ -92,53 +139,61 @@ final class Publishers: @unchecked Sendable {
                             nanosleep(&pause, nil)
                         }
                     }
-                    if publish(g, on: c, phase: phase, into: &sent) == false { sent.failed += 1 }
+                    publish(g, on: c, phase: phase, into: &sent)
                     k += 1
                     g += n
                 }
+                // The posted publishes ran once a task posted after them has.
+                let flushed = DispatchSemaphore(value: 0)
+                connections[c].loop.execute { flushed.signal() }
+                flushed.wait()
                 results.update { $0[c] = sent }
                 group.leave()
             }
-            thread.name = "load-pub\(c)"
+            thread.name = "load-send\(c)"
             thread.start()
         }
         group.wait()
         var total = Sent()
         for s in results.value {
             total.count += s.count
-            total.failed += s.failed
             if s.count > 0 {
                 total.firstNs = total.firstNs == 0 ? s.firstNs : min(total.firstNs, s.firstNs)
                 total.lastNs = max(total.lastNs, s.lastNs)
             }
         }
+        total.failed = failures.value - failedBefore
+        total.count -= total.failed
         return total
     }
 
-    /// Message `g` on connection `c`; false if libmosquitto refused it.
-    private func publish(_ g: Int, on c: Int, phase: Int, into sent: inout Sent) -> Bool {
+    /// Message `g` on connection `c`, posted to its loop; a publish
+    /// libmosquitto refuses there counts in `failures`.
+    private func publish(_ g: Int, on c: Int, phase: Int, into sent: inout Sent) {
         let (_, topic, payload) = messages.message(g)
-        windows[c].wait()
+        let connection = connections[c]
+        connection.window.wait()
         let now = monotonicNs()
         ledger.recordSend(g, phase: phase, at: now)
-        do {
-            try connections[c].publish(topic: topic, payload: payload, qos: qos, retain: false)
-        } catch {
-            windows[c].signal()
-            return false
+        let client = connection.client, window = connection.window, qos = qos, failures = failures
+        connection.loop.execute {
+            do {
+                try client.publish(topic: topic, payload: payload, qos: qos, retain: false)
+            } catch {
+                window.signal()
+                failures.update { $0 += 1 }
+            }
         }
         if sent.count == 0 { sent.firstNs = now }
         sent.lastNs = now
         sent.count += 1
-        return true
     }
 }
 
 /// A value behind a lock, shared by threads.
-final class Mutable<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T
-    init(_ value: T) { stored = value }
-    var value: T { lock.withLock { stored } }
-    func update(_ body: (inout T) -> Void) { lock.withLock { body(&stored) } }
+final class Mutable<T: Sendable>: Sendable {
+    private let stored: Mutex<T>
+    init(_ value: T) { stored = Mutex(value) }
+    var value: T { stored.withLock { $0 } }
+    func update(_ body: (inout T) -> Void) { stored.withLock { body(&$0) } }
 }

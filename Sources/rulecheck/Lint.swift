@@ -53,7 +53,7 @@ struct Lint: ParsableCommand {
             report.merge(DiagnosticReport(diagnostics: checked.diagnostics.filter { $0.code == .packClaim }))
         }
         for file in configs {
-            guard let site = Site.loadConfig(at: file, into: &report)?.config else { continue }
+            guard let site = Site.loadSettings(at: file, into: &report)?.config else { continue }
             // A golden case's config goes with its pack; any other with every pack, as a service loads them.
             let owner = loadedPacks.first { file.hasPrefix(standardized($0.dir) + "/tests/") || file.hasPrefix($0.dir + "/tests/") }
             let packs = owner.map { [$0.pack] } ?? loadedPacks.map(\.pack)

@@ -1,36 +1,13 @@
 import Foundation
 import Glibc
+import Clock
 import MQTT
 import Testing
 import TestSupport
 
-/// An event loop on a thread of its own for one test; `onLoop` runs code there and waits.
-final class LoopFixture: @unchecked Sendable {
-    let loop: EventLoop
-    private let thread: LoopThread
-
-    init() throws {
-        loop = try EventLoop()
-        thread = loop.startThread(name: "test-loop")
-    }
-
-    /// Runs `body` on the loop thread and returns its result.
-    func onLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-        let result = Recorder<Result<T, any Error>>()
-        loop.execute { result.append(Result { try body() }) }
-        guard let value = result.waitFor(count: 1, timeout: 10).first else { throw TestBroker.Failure.setup("the loop did not answer") }
-        return try value.get()
-    }
-
-    func stop() {
-        loop.stop()
-        thread.join()
-    }
-}
-
 @Suite(.serialized) struct EventLoopTests {
     @Test func timersFireInDeadlineOrderOnTheMonotonicClock() throws {
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         let fired = Recorder<String>()
         let start = MonotonicInstant.now()
@@ -56,7 +33,7 @@ final class LoopFixture: @unchecked Sendable {
     }
 
     @Test func postedWorkRunsInOrderOnTheLoopThread() throws {
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         let seen = Recorder<Int>()
         let onLoop = Recorder<Bool>()
@@ -76,7 +53,7 @@ final class LoopFixture: @unchecked Sendable {
     @Test(arguments: [MQTTProtocolVersion.v311, .v5])
     func clientRoundTripAndReconnect(version: MQTTProtocolVersion) throws {
         let broker = try TestBroker(persistence: true)
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         let received = Recorder<MQTTMessage>()
         let events = Recorder<String>()
@@ -118,7 +95,7 @@ final class LoopFixture: @unchecked Sendable {
         let certificates = try TestCertificates()
         let broker = try TestBroker(TestBroker.Configuration(extraLines: certificates.listenerLines(requireClientCertificate: false)))
         let endpoint = MQTTEndpoint(host: "127.0.0.1", port: broker.port, tls: true)
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         var options = testOptions("tls-loop")
         options.tls = MQTTTLS(caFile: certificates.caFile)
@@ -147,7 +124,7 @@ final class LoopFixture: @unchecked Sendable {
 
     @Test func aRefusedLoginIsReportedAndRetried() throws {
         let broker = try TestBroker(TestBroker.Configuration(users: ["meter": "s3cret"]))
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         let events = Recorder<String>()
         let client = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint,
@@ -171,7 +148,7 @@ final class LoopFixture: @unchecked Sendable {
     @Test func pubackWaitsForTheIterationHooks() throws {
         let broker = try TestBroker(TestBroker.Configuration(extraLines: ["log_type all"]))
         defer { broker.stop() }  // the loop's hook holds the broker, so its deinit may never run
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         let client = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint, options: testOptions("held"))
         let brokerLogInHook = Recorder<String>()
@@ -205,7 +182,7 @@ final class LoopFixture: @unchecked Sendable {
     /// messages and delivers them once reading resumes.
     @Test func pausedReadingLeavesMessagesWithTheBroker() throws {
         let broker = try TestBroker()
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         let received = Recorder<String>()
         let client = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint, options: testOptions("paused", clean: false))
@@ -240,7 +217,7 @@ final class LoopFixture: @unchecked Sendable {
         }
         let count = 1100
         let broker = try TestBroker(TestBroker.Configuration(extraLines: ["max_connections -1"]))
-        let fixture = try LoopFixture()
+        let fixture = try TestLoop()
         defer { fixture.stop() }
         let connectedCount = Recorder<Int>()
         let received = Recorder<Int>()

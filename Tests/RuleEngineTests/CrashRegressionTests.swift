@@ -11,7 +11,7 @@ import Testing
     /// buffer (sized as if each slot were written once) and trapped.
     @Test func aLongValueBehindTwoFieldsIsWrittenTwice() throws {
         let program = try Fixtures.variant(Fixtures.tagMappedTwice)
-        let engine = Engine(program: program)
+        let engine = Engine(program: program, origin: Origin(name: "test", version: "0"))
         // A 2,000-digit number (an integer that long is refused as out of range; a fraction is not).
         let digits = "6." + String(repeating: "7", count: 1998)
         let payload = #"{"id":"33B1225950027","time":"20260112170000","isend":"1","zyggl":\#(digits)}"#
@@ -30,7 +30,7 @@ import Testing
             return text.replacingOccurrences(of: line, with: line
                 + "        - p2: { from: zyggl, entity: false }\n        - p3: { from: zyggl, entity: false }\n        - i2: { from: id }\n")
         }
-        let engine = Engine(program: program)
+        let engine = Engine(program: program, origin: Origin(name: "test", version: "0"))
         let now = Replay.instant(Replay.defaultClock)!
         let missing = engine.process(topic: "MQTT_RT_DATA", payload: Array(#"{"id":"33B1225950027","time":"20260112163901","isend":"1","ua":1}"#.utf8), now: now)
         #expect(missing.messages.last.map { String(decoding: $0.payload, as: UTF8.self) }
@@ -45,7 +45,7 @@ import Testing
     /// 16.3E49 made a rate too large for `Int` in the drop's detail, and
     /// trapped. It is a counter_glitch like any other implausible rise.
     @Test func aHugeRiseOfAGuardedCounterIsAGlitchNotATrap() throws {
-        let engine = Engine(program: try Compiler.build(rules: Fixtures.pack, config: nil))
+        let engine = Engine(program: try Compiler.build(rules: Fixtures.pack, config: nil), origin: Origin(name: "test", version: "0"))
         let now = Replay.instant(Replay.defaultClock)!
         func energy(_ value: String, _ time: String) -> ProcessOutput {
             engine.process(topic: "MQTT_ENY_NOW", payload: Array(#"{"id":"33B1225950027","zygsz":\#(value),"time":"\#(time)","isend":"1"}"#.utf8), now: now)

@@ -46,8 +46,8 @@ import Testing
     /// With one pack the router is the engine: same output, same drops.
     @Test func onePackIsAPassThrough() throws {
         let program = try Fixtures.program()
-        let router = PackRouter(programs: ProgramSet(single: program))
-        let engine = Engine(program: program)
+        let router = PackRouter(programs: ProgramSet(single: program), origin: Origin(name: "test", version: "0"))
+        let engine = Engine(program: program, origin: Origin(name: "test", version: "0"))
         let now = Instant(epochMillis: 1_768_237_200_000)
         for payload in Fixtures.goldenPayloads().prefix(200) {
             let a = router.process(topic: "MQTT_RT_DATA", payload: payload, now: now)

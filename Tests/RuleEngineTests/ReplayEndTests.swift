@@ -13,7 +13,7 @@ import Testing
         let programs = several
             ? try PackFamilyTests.buildAll("\(Fixtures.repository)/rules", "\(Fixtures.repository)/rules/tests/site.yaml")
             : ProgramSet(single: try Compiler.build(rules: rules, config: nil))
-        var replay = Replay(router: PackRouter(programs: programs), now: Replay.instant(Replay.defaultClock)!)
+        var replay = Replay(router: PackRouter(programs: programs, origin: Origin(name: "test", version: "0")), now: Replay.instant(Replay.defaultClock)!)
         var lines: [String] = []
         try replay.run(Array(input.utf8)) { lines.append($0) }
         replay.end { lines.append($0) }

@@ -118,7 +118,7 @@ import Testing
                   proxy: { client_id: proxy-a, username: proxy, password_env: PW }
             """.write(to: file, atomically: true, encoding: .utf8)
         var report = DiagnosticReport()
-        let loaded = Site.loadConfig(at: file.path, into: &report)
+        let loaded = Site.loadSettings(at: file.path, into: &report)
         #expect(!report.hasErrors, "\(report)")
         return try #require(loaded).settings
     }

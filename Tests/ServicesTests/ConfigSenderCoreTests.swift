@@ -29,6 +29,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
     private(set) var healthConfigs: [Published] = []
     /// Each meter's problem state (`kpm33b/<id>/problem`).
     private(set) var problems: [Published] = []
+    /// Each meter's configuration state (`kpm33b/<id>/configuration`).
+    private(set) var configurations: [Published] = []
     private(set) var subscriptions: [String] = []
     private var nextMid: Int32 = 0
 
@@ -50,6 +52,8 @@ final class RecordingSenderTransport: ConfigSenderTransport {
             healthConfigs.append(message)
         } else if topic.hasSuffix("/problem") {
             problems.append(message)
+        } else if topic.hasSuffix("/configuration") {
+            configurations.append(message)
         } else {
             statuses.append(message)
         }
@@ -70,20 +74,20 @@ final class SenderCoreFixture {
     static let statusTopic = "kpm33b/config-sender/status"
 
     /// `prepareState` runs on the (existing, empty) state directory before the store opens it.
-    init(config: String = senderConfigText(), statusMinIntervalSeconds: Double = 1,
+    init(config: String = senderConfigText(), statusMinIntervalSeconds: Double = 1, writeDelaySeconds: Double = 0,
          prepareState: (URL) throws -> Void = { _ in }) throws {
         directory = try senderTemporaryDirectory("sender-core")
         let site = try buildSenderSite(config)
         let stateDirectory = directory.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         try prepareState(stateDirectory)
-        store = ConfigStateStore(directory: stateDirectory.path)
+        store = ConfigStateStore(directory: stateDirectory.path, writeDelaySeconds: writeDelaySeconds)
         _ = try store.load(now: senderT0)
         let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 7)))
         logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         core = ConfigSenderCore(planner: planner, store: store,
-                                settings: .init(statusTopic: Self.statusTopic, discoverySubscription: "kpm33b/discovery/+",
+                                settings: .init(statusTopic: Self.statusTopic, discoverySubscriptions: ["kpm33b/discovery/+"],
                                                 statusMinIntervalSeconds: statusMinIntervalSeconds),
                                 startedAt: senderT0, log: Log(level: .debug, fd: logFD))
         core.transport = transport
@@ -119,8 +123,11 @@ final class SenderCoreFixture {
         core.replyReceived(topic: topic, payload: JSONValue.object(reply).serialized(), at: now)
     }
 
-    /// The state database as the next start would read it.
-    var savedRecords: [String: MeterRecord] { (try? ConfigStateStore.readRecords(path: store.path)) ?? [:] }
+    /// The state database as the next start would read it, once the writer thread wrote what it was given.
+    var savedRecords: [String: MeterRecord] {
+        _ = store.flush(seconds: 60)
+        return (try? ConfigStateStore.readRecords(path: store.path)) ?? [:]
+    }
 
     var logLines: [Substring] {
         ((try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? "").split(separator: "\n")
@@ -129,6 +136,11 @@ final class SenderCoreFixture {
     func lines(_ msg: String) -> [Substring] { logLines.filter { $0.contains("msg=\(msg) ") || $0.hasSuffix("msg=\(msg)") } }
 
     var lastStatus: JSONValue? { transport.statuses.last?.json }
+
+    /// Meter `id`'s configuration state as last published.
+    func configuration(_ id: String) -> MeterConfigurationState? {
+        transport.configurations.last { $0.topic == "kpm33b/\(id)/configuration" }.flatMap { MeterConfigurationState(payload: $0.payload) }
+    }
 }
 
 @Suite struct ConfigSenderCoreTests {
@@ -150,7 +162,7 @@ final class SenderCoreFixture {
         let first = try #require(f.transport.statuses.first)
         #expect(first.topic == SenderCoreFixture.statusTopic && first.retain)
         #expect(f.lastStatus?["pending_commands"]?.intValue == 3)
-        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "pending")
+        #expect(f.configuration(senderMeterA)?.lastResult == "pending")
 
         // PUBACKs, then the replies: recorded, saved once at the end of the iteration.
         for c in f.transport.commands { f.core.commandAcknowledged(c.mid) }
@@ -164,7 +176,8 @@ final class SenderCoreFixture {
         #expect(record.commands.values.allSatisfy { $0.outcome == .success })
         #expect(f.transport.statuses.count == 2)
         #expect(f.lastStatus?["pending_commands"]?.intValue == 0)
-        #expect(f.lastStatus?["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success")
+        #expect(f.configuration(senderMeterA)?.lastResult == "success")
+        #expect(f.configuration(senderMeterA)?.acknowledgedDate == "2026-01-12")
         #expect(f.lastStatus?["connections"]?["internal"]?.stringValue == "connected")
         #expect(f.lastStatus?["meters_configured"]?.intValue == 1)
         #expect(f.lastStatus?["meters_failed"]?.intValue == 0)
@@ -347,6 +360,37 @@ final class SenderCoreFixture {
         #expect(f.core.isFinished)
         #expect(f.core.stopReason == "SIGTERM")
         #expect(f.lines("stopping_without_replies").isEmpty)
+    }
+
+    /// A slow disk costs the loop nothing: the records changed go to the
+    /// state database's writer thread by value; only the shutdown's final
+    /// flush waits for them.
+    @Test func aSlowDiskDoesNotHoldTheLoop() throws {
+        let f = try SenderCoreFixture(statusMinIntervalSeconds: 0, writeDelaySeconds: 1.5)
+        f.connect()
+        var slowest = Duration.zero
+        for id in [senderMeterA, senderMeterB] {
+            f.discover(id)
+            let sent = f.transport.commands.filter { $0.topic.hasSuffix(String(id.suffix(8))) }
+            f.advance(0.2)
+            for c in sent { f.answer(c) }
+            let start = ContinuousClock.now
+            f.core.endOfIteration(at: f.now)
+            slowest = max(slowest, ContinuousClock.now - start)
+            f.advance(0.2)
+        }
+        #expect(f.lines("meter_configured").count == 2)
+        #expect(f.store.backlog > 0, "each transaction takes 1.5 s: the writer is still at it")
+        #expect(slowest < .milliseconds(500), "the loop waited for the disk: \(slowest)")
+        #expect(try ConfigStateStore.readRecords(path: f.store.path)[senderMeterB] == nil)
+
+        let start = ContinuousClock.now
+        f.core.beginShutdown(reason: "SIGTERM", timeout: 5, at: f.now)
+        #expect(ContinuousClock.now - start >= .seconds(1), "the final flush waits for the writer")
+        let saved = try ConfigStateStore.readRecords(path: f.store.path)
+        #expect(saved[senderMeterA]?.acknowledgedDate == "2026-01-12")
+        #expect(saved[senderMeterB]?.acknowledgedDate == "2026-01-12")
+        #expect(f.lines("state_save_failed").isEmpty)
     }
 
     @Test func shutdownGivesUpOnSilentMetersAndAnUnacknowledgedOfflineStatus() throws {

@@ -53,14 +53,14 @@ final class FakeMeters: @unchecked Sendable {
         }
     }
 
-    let connection: MQTTConnection
+    let connection: TestClient
     let received = Recorder<Received>()
     private let lock = NSLock()
     private var behaviours: [String: Behaviour]
 
     init(broker: TestBroker, meters: [String: Behaviour], username: String? = nil, password: String? = nil) throws {
         behaviours = meters
-        connection = try MQTTConnection(endpoint: broker.endpoint, options: MQTTOptions(
+        connection = try TestClient(endpoint: broker.endpoint, options: MQTTOptions(
             clientID: "fake-meters-\(UUID().uuidString.prefix(6))", username: username, password: password,
             reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         var byShort: [String: String] = [:]
@@ -122,7 +122,7 @@ final class SenderHarness: @unchecked Sendable {
     var stateDatabase: URL { stateDirectory.appendingPathComponent("config-sender.db") }
     var logFile: URL { directory.appendingPathComponent("config-sender.log") }
     private(set) var process: ChildProcess?
-    private let publisher: MQTTConnection
+    private let publisher: TestClient
     /// How config-sender logs in to the internal broker (YAML flow mapping).
     let internalClient: String
     /// How config-sender logs in to the central broker.
@@ -149,7 +149,7 @@ final class SenderHarness: @unchecked Sendable {
         }
         self.environment = environment
         directory = try senderTemporaryDirectory("sender-\(name)")
-        publisher = try MQTTConnection(endpoint: centralBroker.endpoint, options: MQTTOptions(
+        publisher = try TestClient(endpoint: centralBroker.endpoint, options: MQTTOptions(
             clientID: "discovery-\(UUID().uuidString.prefix(6))",
             username: productionCentral ? "kpm33b-proxy" : nil,
             password: productionCentral ? centralBroker.password("kpm33b-proxy") : nil,
@@ -179,6 +179,11 @@ final class SenderHarness: @unchecked Sendable {
         var doc: JSONObject = ["id": .string(id), "manufacturer": "Compere", "model": "KPM33B", "pack": "kpm33b"]
         if let clockOffset { doc["clock_offset_s"] = .integer(Int64(clockOffset)) }
         try publisher.publish(topic: "kpm33b/discovery/\(id)", payload: JSONValue.object(doc).serialized(), qos: 1, retain: true)
+    }
+
+    /// Publishes a retained message on the central broker, as the proxy would.
+    func publishRetained(topic: String, payload: [UInt8]) throws {
+        try publisher.publish(topic: topic, payload: payload, qos: 1, retain: true)
     }
 
     func start(dayOffset: Int = 0) throws {
@@ -234,6 +239,11 @@ final class SenderHarness: @unchecked Sendable {
     func acknowledgedDate(_ id: String) -> String? { state?["meters"]?[id]?["acknowledged_date"]?.stringValue }
 }
 
+/// Meter `id`'s configuration state as `subscriber` last received it (`kpm33b/<id>/configuration`).
+func senderConfiguration(_ id: String, in subscriber: TestSubscriber) -> MeterConfigurationState? {
+    subscriber.messages.last { $0.topic == "kpm33b/\(id)/configuration" }.flatMap { MeterConfigurationState(payload: Array($0.payload)) }
+}
+
 func senderLocalDate(dayOffset: Int = 0) -> String {
     let now = Date().addingTimeInterval(Double(dayOffset) * 86400)
     var seconds = time_t(now.timeIntervalSince1970)
@@ -246,7 +256,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
     @Test func discoveryConfiguresMetersRestartSameDaySendsNothingNextDaySendsAgain() throws {
         let h = try SenderHarness(name: "daily")
         let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .answer, senderMeterB: .answer])
-        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status"])
+        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status", "kpm33b/+/configuration"])
         try h.discover(senderMeterA)
         try h.discover(senderMeterB)
         try h.start()
@@ -282,14 +292,17 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(Set(meters.received.values.map(\.oprid)).count == 6)
         // The retained status shows both meters and nothing pending.
         #expect(senderEventually {
-            guard let last = status.messages.last, let doc = try? JSONValue.parse(last.payload) else { return false }
+            guard let last = status.messages.last(where: { $0.topic == "kpm33b/config-sender/status" }),
+                  let doc = try? JSONValue.parse(last.payload) else { return false }
             return doc["meters_known"]?.intValue == 2 && doc["pending_commands"]?.intValue == 0
                 && doc["connections"]?["internal"]?.stringValue == "connected"
-                && doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "success"
+                && senderConfiguration(senderMeterA, in: status)?.lastResult == "success"
         })
 
         #expect(h.stop() == 0)
-        #expect(senderEventually { status.messages.last.flatMap { try? JSONValue.parse($0.payload) }?["state"]?.stringValue == "offline" })
+        #expect(senderEventually {
+            status.messages.last { $0.topic == "kpm33b/config-sender/status" }.flatMap { try? JSONValue.parse($0.payload) }?["state"]?.stringValue == "offline"
+        })
         #expect(!h.lines("stopped").isEmpty)
 
         // Restart, same day: the retained discoveries arrive, nothing is sent.
@@ -342,7 +355,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
     @Test func silentMeterIsRetriedWithBackoffThenAlertedWhileOthersAreConfigured() throws {
         let h = try SenderHarness(name: "silent")
         let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .silent, senderMeterB: .answer])
-        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status"])
+        let status = try TestSubscriber(broker: h.centralBroker, filters: ["kpm33b/config-sender/status", "kpm33b/+/configuration"])
         try h.discover(senderMeterA)
         try h.discover(senderMeterB)
         try h.start()
@@ -373,9 +386,11 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(senderEventually { h.state?["meters"]?[senderMeterA]?["commands"]?["set_clock"]?["result"]?.stringValue == "timeout" })
         #expect(h.state?["meters"]?[senderMeterA]?["last_error"]?.stringValue?.hasPrefix("no reply") == true)
         #expect(senderEventually {
-            guard let last = status.messages.last, let doc = try? JSONValue.parse(last.payload) else { return false }
-            return doc["alerts"]?.arrayValue?.count == 3 && doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "timeout"
-                && doc["meters"]?[senderMeterB]?["last_result"]?.stringValue == "success"
+            guard let last = status.messages.last(where: { $0.topic == "kpm33b/config-sender/status" }),
+                  let doc = try? JSONValue.parse(last.payload) else { return false }
+            return doc["alerts"]?.arrayValue?.count == 3 && doc["alerts_total"]?.intValue == 3
+                && senderConfiguration(senderMeterA, in: status)?.lastResult == "timeout"
+                && senderConfiguration(senderMeterB, in: status)?.lastResult == "success"
         })
         #expect(h.stop() == 0)
     }
@@ -385,7 +400,7 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         let meters = try FakeMeters(broker: h.internalBroker, meters: [
             senderMeterA: .fail(commands: ["set_upload_interval_minutes"], msg: "value not allowed"),
         ])
-        let noise = try MQTTConnection(endpoint: h.internalBroker.endpoint, options: MQTTOptions(clientID: "noise"))
+        let noise = try TestClient(endpoint: h.internalBroker.endpoint, options: MQTTOptions(clientID: "noise"))
         try noise.start()
         defer { noise.stop() }
         try #require(noise.waitUntilConnected(timeout: 10))

@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import Clock
 @testable import MQTT
 import RuleEngine
 import SiteSettings
@@ -472,18 +473,66 @@ extension ConfigPlanner {
         #expect(planner.knownMeters.isEmpty)
     }
 
-    @Test func statusDocumentShowsMetersPendingAndAlerts() throws {
+    @Test func statusDocumentShowsTotalsPendingAndAlerts() throws {
         var planner = try makePlanner()
         _ = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0)
-        let doc = planner.statusDocument(state: "online", connections: [("internal", "connected"), ("central", "connected")],
-                                         startedAt: senderT0, now: senderT0)
+        let status = planner.statusDocument(state: "online", connections: [("internal", "connected"), ("central", "connected")],
+                                            startedAt: senderT0, now: senderT0)
+        let doc = status.json
         #expect(doc["state"]?.stringValue == "online")
         #expect(doc["meters_known"]?.intValue == 1)
         #expect(doc["pending_commands"]?.intValue == 3)
+        #expect(doc["pending"]?.arrayValue?.count == 3)
         #expect(doc["connections"]?["internal"]?.stringValue == "connected")
-        #expect(doc["meters"]?[senderMeterA]?["last_result"]?.stringValue == "pending")
+        #expect(doc["meters"] == nil, "a meter's detail is on its own topic")
+        #expect(planner.configurationState(senderMeterA)?.lastResult == "pending")
+        #expect(planner.configurationState(senderMeterB) == nil)
         #expect(doc["alerts"]?.arrayValue?.isEmpty == true)
-        #expect(ConfigPlanner.offlineStatus()["state"]?.stringValue == "offline")
+        #expect(doc["alerts_total"]?.intValue == 0)
+        // The writer and the parser agree.
+        #expect(ConfigSenderStatus(payload: status.payload) == status)
+        let offline = ConfigSenderStatus.offline(now: senderT0)
+        #expect(ConfigSenderStatus(payload: offline.payload) == offline)
+        #expect(String(decoding: ConfigSenderStatus.offline().payload, as: UTF8.self) == #"{"state":"offline","service":"config-sender"}"#)
+    }
+
+    /// 10,000 meters, each with an alert and its commands pending: the status
+    /// stays within 4 KiB, its totals complete, its lists cut.
+    @Test func statusDocumentStaysWithin4KiBWith10000AlertedMeters() throws {
+        var planner = try makePlanner()
+        let ids = (0..<10_000).map { String(format: "33B12%08d", $0) }
+        for id in ids { _ = planner.discovered(id, clockOffsetSeconds: nil, now: senderT0) }
+        let long = String(repeating: "the meter's reply was not understood ", count: 20)
+        for id in ids {
+            planner.raiseAlert(meter: id, command: "set_clock", message: long, now: ConfigTime(testing: senderT0))
+            planner.raiseAlert(meter: id, command: "switch_relay", message: "no answer", now: ConfigTime(testing: senderT0))
+        }
+        var status = planner.statusDocument(state: "online", connections: [("internal", "connected"), ("central", "connected")],
+                                            startedAt: senderT0, now: senderT0)
+        status.problems = [long, long]
+        status.requests = RelayRequests.counterNames.map { .init(name: $0, value: 1_000_000) }
+        status.logLinesDropped = 12
+        let payload = status.payload
+        #expect(payload.count <= ConfigSenderStatus.maxBytes, "\(payload.count) bytes")
+        let parsed = try #require(ConfigSenderStatus(payload: payload))
+        #expect(parsed.metersKnown == 10_000)
+        #expect(parsed.alertsTotal == 20_000)
+        #expect(parsed.pendingCommands == 30_000)
+        #expect(!parsed.alerts.isEmpty && parsed.alerts.count <= ConfigSenderStatus.alertListLimit)
+        #expect(!parsed.pending.isEmpty && parsed.pending.count <= ConfigSenderStatus.pendingListLimit)
+        #expect(parsed.alerts.allSatisfy { $0.message.utf8.count <= ConfigSenderStatus.maxTextBytes })
+        #expect(parsed.alerts.first?.meter == ids[0])
+    }
+
+    /// A meter's configuration state: what the writer puts on its topic, the parser reads back.
+    @Test func meterConfigurationStateRoundTrips() {
+        let state = MeterConfigurationState(lastResult: "failure", acknowledgedDate: "2026-01-12", digest: "abc",
+                                            lastError: "set_clock failed: \"02\"",
+                                            commands: [("set_clock", "failure"), ("set_upload_interval_seconds", "success")])
+        #expect(MeterConfigurationState(payload: state.payload) == state)
+        #expect(MeterConfigurationState(payload: MeterConfigurationState(lastResult: "none").payload) == MeterConfigurationState(lastResult: "none"))
+        #expect(MeterConfigurationState(payload: []) == nil)
+        #expect(MeterConfigurationState.topic(root: "kpm33b", id: senderMeterA) == "kpm33b/\(senderMeterA)/configuration")
     }
 
     @Test func operationIDsHaveTheExactLengthAndDoNotRepeat() {
@@ -516,9 +565,10 @@ extension ConfigPlanner {
         let topic = "kpm33b/discovery/33B1225950027"
         #expect(DiscoveryMessage.parse(topic: topic, payload: Array(
             #"{"id":"33B1225950027","manufacturer":"Compere","model":"KPM33B","pack":"kpm33b","topics":{},"clock_offset_s":-123456}"#.utf8))
-            == .meter(id: "33B1225950027", clockOffsetSeconds: -123_456))
-        #expect(DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950027"}"#.utf8))
-            == .meter(id: "33B1225950027", clockOffsetSeconds: nil))
+            == .meter(DiscoveryMessage(id: "33B1225950027", manufacturer: "Compere", model: "KPM33B", pack: "kpm33b",
+                                       clockOffsetSeconds: -123_456)))
+        #expect(DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950027","clock_offset_s":"12"}"#.utf8))
+            == .meter(DiscoveryMessage(id: "33B1225950027", clockOffsetSeconds: 12)))
         #expect(DiscoveryMessage.parse(topic: topic, payload: []) == .removed(id: "33B1225950027"))
         if case .invalid = DiscoveryMessage.parse(topic: topic, payload: Array(#"{"id":"33B1225950099"}"#.utf8)) {} else {
             Issue.record("a payload id that contradicts the topic must be refused")

@@ -29,7 +29,7 @@ import Testing
     }
 
     static func ledger() -> DiscoveryLedger {
-        DiscoveryLedger(rootTopic: "kpm33b", discoveryPrefix: "homeassistant", originName: origin.name)
+        DiscoveryLedger(discoveryFilters: ["kpm33b/discovery/+"], discoveryPrefix: "homeassistant", originName: origin.name)
     }
 
     static func text(_ message: Outgoing) -> String { String(decoding: message.payload, as: UTF8.self) }
@@ -52,9 +52,10 @@ import Testing
                     checked += 1
                 }
             }
-            let problem = ConfigSenderCore.problemConfig(program, Self.meter, stateTopic: "kpm33b/\(Self.meter)/problem",
-                                                        statusTopic: "kpm33b/config-sender/status")
-            #expect(HomeAssistantSchema.problems(topic: ConfigSenderCore.problemConfigTopic(program, Self.meter), payload: problem) == [])
+            let problem = HomeAssistantEntityConfig.problem(ProgramSet(single: program), Self.meter, stateTopic: "kpm33b/\(Self.meter)/problem",
+                                                            statusTopic: "kpm33b/config-sender/status")
+            #expect(problem.topic(prefix: "homeassistant") == "homeassistant/binary_sensor/kpm33b_\(Self.meter)/problem/config")
+            #expect(HomeAssistantSchema.problems(topic: problem.topic(prefix: "homeassistant"), payload: problem.payload) == [])
         }
         #expect(checked > 30)
         // The checker can fail: a key no sensor has, a unit the class refuses.

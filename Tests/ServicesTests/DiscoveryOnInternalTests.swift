@@ -109,7 +109,7 @@ import Services
         // A meter's account: the retained message is not delivered to it, and its publish is refused.
         let asMeter = try Self.subscriber(internalBroker, as: Self.short, ["kpm33b/#"])
         let refused = Recorder<String>()
-        let meterConnection = try MQTTConnection(endpoint: internalBroker.endpoint, options: MQTTOptions(
+        let meterConnection = try TestClient(endpoint: internalBroker.endpoint, options: MQTTOptions(
             clientID: "forger-\(UUID().uuidString.prefix(6))", protocolVersion: .v5,
             username: Self.short, password: Self.meterPassword))
         meterConnection.onPublishRejected = { _, reason in refused.append(reason) }

@@ -46,8 +46,8 @@ import TestSupport
 
         // A meter away with a persistent session: the broker queues 5 of the 20
         // commands sent to it and drops the rest.
-        func connect(_ user: String, clientID: String, clean: Bool = true) throws -> MQTTConnection {
-            let c = try MQTTConnection(endpoint: internalBroker.endpoint, options: MQTTOptions(
+        func connect(_ user: String, clientID: String, clean: Bool = true) throws -> TestClient {
+            let c = try TestClient(endpoint: internalBroker.endpoint, options: MQTTOptions(
                 clientID: clientID, cleanSession: clean, protocolVersion: .v5, username: user, password: password(user)))
             try c.start()
             try #require(c.waitUntilConnected(timeout: 5))

@@ -162,7 +162,7 @@ import TestSupport
 
         // The relay path: Home Assistant asks, config-sender commands the meter, the confirmed state comes back.
         try #require(senderEventually(timeout: 20) { log("config-sender.log").contains("msg=meter_discovered meter=\(Self.kpm37)") })
-        let haClient = try MQTTConnection(endpoint: centralBroker.endpoint, options: options("homeassistant", centralBroker))
+        let haClient = try TestClient(endpoint: centralBroker.endpoint, options: options("homeassistant", centralBroker))
         try haClient.start()
         defer { haClient.stop() }
         try #require(haClient.waitUntilConnected(timeout: 10))
@@ -179,7 +179,7 @@ import TestSupport
         // A service account cannot write what it does not own: the broker says no (MQTT 5).
         func refused(_ user: String, on broker: TestBroker, _ topic: String) throws -> Bool {
             let rejections = Recorder<String>()
-            let connection = try MQTTConnection(endpoint: broker.endpoint, options: options(user, broker))
+            let connection = try TestClient(endpoint: broker.endpoint, options: options(user, broker))
             connection.onPublishRejected = { _, reason in rejections.append(reason) }
             try connection.start()
             defer { connection.stop() }

@@ -1,5 +1,6 @@
 import Foundation
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 import RuleTesting
@@ -255,9 +256,9 @@ final class CoreFixture {
         #expect(f.transport.data.map(\.payload) == [0, 1, 2, 3, 5, 6, 7, 8, 9].map { ProxyHarness.cleanRTData(second: $0) })
         let status = f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
         #expect(status.corruptAtStart == 1)
-        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+        let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: status, metersOnline: 0, forwardedPerMinute: 0,
-                                                  problems: f.core.problems)
+                                                  problems: f.core.problems).json
         #expect(document["journal"]?["corrupt_at_start"] == 1)
     }
 
@@ -315,10 +316,11 @@ final class CoreFixture {
         #expect(Set(f.core.statistics.lastSeen.keys) == Set(ids[0..<3]))
         #expect(f.transport.data.count == 4, "the known meters' readings go on")
         #expect(f.core.problems.count == 1 && f.core.problems[0].hasPrefix("meter_limit"))
-        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+        let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
-                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems)
+                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems).json
         #expect(document["problems"]?.arrayValue?.count == 1)
+        #expect(document["meters_seen"] == 3)
         #expect(document["counters"]?["dropped"]?["meter_limit"] == 2)
         // The read-back of the central broker: announcements of more meters than the limit.
         f.connectCentral(false)
@@ -330,10 +332,11 @@ final class CoreFixture {
         #expect(f.core.ledger.overflowed == 3)
         #expect(f.core.ledger.meters.count == 6)
         #expect(f.core.problems.contains { $0.contains("not read back") })
-        // Another instance's status naming more meters than the limit.
-        let meters = (0..<6).map { #""33B\#(3_000_000_000 + $0)":"2026-01-12T16:00:00Z""# }.joined(separator: ",")
-        f.core.peerStatus(instance: "other", payload: Array(#"{"state":"online","meters":{\#(meters)}}"#.utf8), now: Instant(epochMillis: 0))
-        #expect(f.core.peerMeterCount(instance: "other") == 3)
+        // Another instance declaring more meters silent than the limit.
+        for i in 0..<6 {
+            f.core.meterSilence(id: "33B\(3_000_000_000 + i)", MeterSilence(instance: "other", lastSeen: nil), now: Instant(epochMillis: 0))
+        }
+        #expect(f.core.ownership.silentElsewhereCount == 3)
     }
 
     /// A full journal stops reading the internal broker instead of dropping;
@@ -445,9 +448,9 @@ final class CoreFixture {
         #expect(f.core.readBack?.complete == false)
         #expect(f.core.readBack?.seen == 1 && f.core.readBack?.announced == 3)
         #expect(f.core.problems.contains { $0.hasPrefix("read_back_incomplete: 1 of 3") }, "\(f.core.problems)")
-        let document = f.core.statistics.document(state: "online", version: "0", started: Instant(epochMillis: 0),
+        let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
-                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.readBack)
+                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.readBack).json
         #expect(document["read_back"]?["complete"] == false)
         // All three: complete again.
         f.connectCentral(false)

@@ -89,7 +89,7 @@ final class MeterStream: @unchecked Sendable {
     func start() {
         let thread = Thread { [self] in
             do {
-                let connection = try MQTTConnection(endpoint: h.internalBroker.endpoint,
+                let connection = try TestClient(endpoint: h.internalBroker.endpoint,
                                                     options: MQTTOptions(clientID: "stream-\(UUID().uuidString.prefix(6))"))
                 try connection.start()
                 guard connection.waitUntilConnected(timeout: 5) else { throw MQTTError.noConnection }

@@ -35,7 +35,7 @@ final class ProxyHarness: @unchecked Sendable {
     /// The proxy's --state-dir (its journal); it outlives a killed proxy.
     var stateDirectory: String { directory.appendingPathComponent("state").path }
     private(set) var proxy: ChildProcess?
-    private var meter: MQTTConnection?
+    private var meter: TestClient?
 
     init(central: TestBroker.Configuration = .init(), groups: [String] = [], maxPayloadBytes: Int = 4096,
          journalMaxBytes: Int? = nil, copyRules: Bool = false) throws {
@@ -149,7 +149,7 @@ final class ProxyHarness: @unchecked Sendable {
     /// Publishes to the internal broker as a meter would (QoS 1) and waits until the broker has them all.
     func publish(_ messages: [(topic: String, payload: [UInt8])]) throws {
         if meter == nil {
-            let connection = try MQTTConnection(endpoint: internalBroker.endpoint,
+            let connection = try TestClient(endpoint: internalBroker.endpoint,
                                                 options: MQTTOptions(clientID: "meter-\(UUID().uuidString.prefix(6))"))
             try connection.start()
             guard connection.waitUntilConnected(timeout: 5) else { throw MQTTError.noConnection }

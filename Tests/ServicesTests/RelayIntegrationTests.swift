@@ -9,7 +9,7 @@ import TestSupport
 /// `MQTT_TELECTRL_REP` with `01`, `02`, or not at all.
 final class FakeRelay: @unchecked Sendable {
     enum Behaviour: Sendable { case answer, fail, silent }
-    let connection: MQTTConnection
+    let connection: TestClient
     let received = Recorder<JSONValue>()
     private let lock = NSLock()
     private var behaviour = Behaviour.answer
@@ -17,7 +17,7 @@ final class FakeRelay: @unchecked Sendable {
 
     init(broker: TestBroker, id: String) throws {
         self.id = id
-        connection = try MQTTConnection(endpoint: broker.endpoint, options: MQTTOptions(
+        connection = try TestClient(endpoint: broker.endpoint, options: MQTTOptions(
             clientID: "fake-relay-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         try connection.subscribe("MQTT_TELECTRL_\(id.suffix(8))", qos: 1)
         connection.onMessage = { [weak self] message in
@@ -60,14 +60,14 @@ final class FakeRelay: @unchecked Sendable {
     /// relay, a subscriber to the relay state and the status, and Home Assistant's
     /// connection to the central broker (the caller stops it).
     static func relaySite(name: String) throws
-        -> (SenderHarness, FakeMeters, FakeRelay, TestSubscriber, MQTTConnection) {
+        -> (SenderHarness, FakeMeters, FakeRelay, TestSubscriber, TestClient) {
         let h = try SenderHarness(name: name)
         h.rules = senderPackageRoot.appendingPathComponent("rules").path
         try h.writeConfig(extra: "default_pack: kpm37\n")
         let config = try FakeMeters(broker: h.internalBroker, meters: [meter: .answer])
         let relay = try FakeRelay(broker: h.internalBroker, id: meter)
         let central = try TestSubscriber(broker: h.centralBroker, filters: [stateTopic, "kpm33b/config-sender/status"])
-        let homeAssistant = try MQTTConnection(endpoint: h.centralBroker.endpoint, options: MQTTOptions(
+        let homeAssistant = try TestClient(endpoint: h.centralBroker.endpoint, options: MQTTOptions(
             clientID: "ha-\(UUID().uuidString.prefix(6))", reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5))
         try homeAssistant.start()
         guard homeAssistant.waitUntilConnected(timeout: 10) else {

@@ -60,7 +60,7 @@ struct ScaleOutTests {
         }
         // One meter on each shard.
         try h.publish("MQTT_RT_DATA", try ProxyHarness.rtData(second: 0, id: "33B1225950027"))
-        let meterB = try MQTTConnection(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
+        let meterB = try TestClient(endpoint: internalB.endpoint, options: MQTTOptions(clientID: "meter-b"))
         try meterB.start()
         #expect(meterB.waitUntilConnected(timeout: 5))
         _ = try meterB.publish(topic: "MQTT_RT_DATA", payload: Array(try ProxyHarness.rtData(second: 0, id: "33B1225950028").utf8),
@@ -119,8 +119,10 @@ struct ScaleOutTests {
 
     /// The hand-over rule: a meter whose retained discovery names another
     /// instance stays that instance's while it hears the meter; readings are
-    /// forwarded all along; it is taken over once the owner's status shows
-    /// the meter silent for longer than allowed, or the owner has no status.
+    /// forwarded all along; it is taken over once the owner declares the
+    /// meter silent (`<root>/<id>/silent`) or the owner has no status. The
+    /// new owner declares it silent in turn when it stops hearing it, and
+    /// clears that when it hears it again.
     @Test func aMeterOfAnotherInstanceIsTakenOverOnlyWhenItsOwnerStopsHearingIt() throws {
         let f = try CoreFixture(homeAssistant: true)
         let program = try loadProgram("""
@@ -140,11 +142,12 @@ struct ScaleOutTests {
             ("kpm33b/discovery/\(meter)", #"{"id":"\#(meter)","pack":"kpm33b","instance":"a"}"#),
             ("kpm33b/discovery/\(orphan)", #"{"id":"\#(orphan)","pack":"kpm33b","instance":"c"}"#),
         ])
-        func status(time: String) -> [UInt8] {
-            Array(#"{"state":"online","started":"2026-01-12T16:00:00Z","time":"\#(time)","meters":{"\#(meter)":"2026-01-12T16:39:00Z"}}"#.utf8)
-        }
+        var online = ProxyStatus(state: "online")
+        online.started = "2026-01-12T16:00:00Z"
+        online.time = "2026-01-12T16:40:00Z"
+        #expect(ProxyStatus(payload: online.payload) == online)
         let now = Instant(epochMillis: 1_768_235_940_000)
-        f.core.peerStatus(instance: "a", payload: status(time: "2026-01-12T16:40:00Z"), now: now)
+        f.core.peerStatus(instance: "a", PeerStatus(document: online.payload), now: now)
         try f.receive(second: 0)
         try f.receive(second: 0, id: orphan)
         f.endIteration()
@@ -153,13 +156,36 @@ struct ScaleOutTests {
         #expect(f.transport.published.contains { $0.topic == "kpm33b/discovery/\(orphan)" && $0.payload.contains(#""instance":"b""#) },
                 "c has no status: its meter is taken over")
         #expect(f.core.statistics.ownedElsewhere == 1)
+        // Another instance's word on a meter it does not own changes nothing.
+        f.core.meterSilence(id: meter, MeterSilence(instance: "c", lastSeen: nil), now: now)
+        f.endIteration()
+        #expect(!f.transport.published.contains { $0.topic == "kpm33b/discovery/\(meter)" })
 
-        // Ten minutes later a still has not heard the meter (allowed: 60 s × 3): taken over.
-        f.core.peerStatus(instance: "a", payload: status(time: "2026-01-12T16:50:00Z"), now: now)
+        // a says it has not heard the meter for longer than allowed (60 s × 3): taken over.
+        let silence = MeterSilence(instance: "a", lastSeen: "2026-01-12T16:39:00Z")
+        #expect(MeterSilence(payload: silence.payload) == silence)
+        #expect(MeterSilence.id(inTopic: MeterSilence.topic(root: "kpm33b", id: meter), root: "kpm33b") == meter)
+        f.core.meterSilence(id: meter, silence, now: now)
         f.endIteration()
         let discovery = f.transport.published.first { $0.topic == "kpm33b/discovery/\(meter)" }
         #expect(discovery?.payload.contains(#""instance":"b""#) == true)
         let device = f.transport.published.first { $0.topic == "homeassistant/device/kpm33b_\(meter)/config" }
         #expect(device?.payload.contains(#""topic":"kpm33b/status/b""#) == true, "its availability follows b now")
+
+        // b owns both now; heard at 16:39, allowed 180 s: nothing to say at 16:40, both silent at 16:45.
+        f.connectCentral(false)
+        f.connectCentral(retained: f.transport.published.filter { $0.retain && $0.topic.hasPrefix("kpm33b/discovery/") }
+            .map { ($0.topic, $0.payload) })
+        #expect(f.core.silenceChanges(now: now.adding(seconds: 60), started: now).isEmpty)
+        let silent = f.core.silenceChanges(now: now.adding(seconds: 360), started: now)
+        #expect(silent.map(\.topic) == ["kpm33b/\(meter)/silent", "kpm33b/\(orphan)/silent"])
+        #expect(silent.first.flatMap { MeterSilence(payload: $0.payload) } == MeterSilence(instance: "b", lastSeen: "2026-01-12T16:39:00Z"))
+        #expect(f.core.silenceChanges(now: now.adding(seconds: 420), started: now).isEmpty, "said once")
+        // The meter is heard again: its declaration is cleared.
+        let again = Array(try ProxyHarness.rtData(second: 1, id: meter).utf8)
+        again.withUnsafeBytes { f.core.received(topic: "MQTT_RT_DATA", payload: $0, now: now.adding(seconds: 480)) }
+        f.endIteration()
+        let heard = f.core.silenceChanges(now: now.adding(seconds: 490), started: now)
+        #expect(heard.map(\.topic) == ["kpm33b/\(meter)/silent"] && heard.first?.payload.isEmpty == true)
     }
 }

@@ -28,4 +28,12 @@ enum Fixtures {
             return (error.description.replacingOccurrences(of: dir + "/", with: ""), nil)
         }
     }
+
+    /// Loads `yaml` as `site.yaml` with the shipped pack, as a service loads it.
+    static func site(_ yaml: String) throws -> Site {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        write(yaml, to: "\(dir)/site.yaml")
+        return try Site.load(rules: pack, config: "\(dir)/site.yaml")
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RuleEngine
+import Journal
 import SiteSettings
 import Testing
 
@@ -11,8 +12,7 @@ import Testing
         #expect(site.warnings.diagnostics.isEmpty, "\(site.warnings)")
         #expect(site.settings.brokers["internal"]?.port == 11883)
         #expect(site.settings.proxy.journalMaxBytes == 1_073_741_824)
-        #expect(site.settings.proxy.journalFsync == .interval)
-        #expect(site.settings.proxy.journalFsyncIntervalMilliseconds == 1000)
+        #expect(site.settings.proxy.journalFsync == .interval(milliseconds: 1000))
     }
 
     @Test func brokerPortAndPasswordWithTheRulesProblems() {
@@ -137,7 +137,10 @@ import Testing
         let proxy = try #require(settings?.proxy)
         #expect(proxy.journalMaxBytes == 1_048_576)
         #expect(proxy.journalFsync == .always)
-        #expect(proxy.journalFsyncIntervalMilliseconds == 250)
+        let (_, interval) = Fixtures.load("proxy: { journal_fsync_interval_ms: 250 }\n")
+        #expect(interval?.proxy.journalFsync == .interval(milliseconds: 250))
+        let (_, never) = Fixtures.load("proxy: { journal_fsync: never }\n")
+        #expect(never?.proxy.journalFsync == .never)
     }
 
     /// `max_meters`: the default is one instance of the capacity model; lint refuses a bound below 1.

@@ -12,9 +12,9 @@ public func testOptions(_ name: String, version: MQTTProtocolVersion = .v311, cl
                 reconnectMinSeconds: 0.1, reconnectMaxSeconds: 0.5)
 }
 
-/// A started connection that is connected (or the test fails).
-public func connected(_ endpoint: MQTTEndpoint, _ options: MQTTOptions) throws -> MQTTConnection {
-    let connection = try MQTTConnection(endpoint: endpoint, options: options)
+/// A started client that is connected (or the test fails).
+public func connected(_ endpoint: MQTTEndpoint, _ options: MQTTOptions) throws -> TestClient {
+    let connection = try TestClient(endpoint: endpoint, options: options)
     try connection.start()
     try #require(connection.waitUntilConnected(timeout: 5), "client \(options.clientID) did not connect")
     return connection

@@ -3,8 +3,8 @@ import MQTT
 
 /// An MQTT client that subscribes to filters and collects what arrives, for
 /// assertions. `init` returns once every subscription is acknowledged.
-public final class TestSubscriber: @unchecked Sendable {
-    public let connection: MQTTConnection
+public final class TestSubscriber: Sendable {
+    public let connection: TestClient
     private let received = Recorder<MQTTMessage>()
 
     public init(endpoint: MQTTEndpoint, filters: [String], qos: Int = 1,
@@ -12,7 +12,7 @@ public final class TestSubscriber: @unchecked Sendable {
         var options = options ?? MQTTOptions(clientID: "test-sub-\(UUID().uuidString.prefix(8))")
         options.reconnectMinSeconds = min(options.reconnectMinSeconds, 0.2)
         options.reconnectMaxSeconds = min(options.reconnectMaxSeconds, 1)
-        connection = try MQTTConnection(endpoint: endpoint, options: options)
+        connection = try TestClient(endpoint: endpoint, options: options)
         connection.onMessage = { [received] message in received.append(message) }
         for filter in filters { try connection.subscribe(filter, qos: qos) }
         try connection.start()

@@ -611,7 +611,7 @@ struct Checker {
         for e in site.exclude { checkID(e.value, e.mark) }
         let root = site.rootTopic
         var compiled = CompiledSite(
-            config: site, root: root, statusTopic: site.proxy.statusTopic ?? "\(root)/status" + (site.instance.map { "/\($0)" } ?? ""),
+            config: site, root: root, statusTopic: site.statusTopic ?? "\(root)/status" + (site.instance.map { "/\($0)" } ?? ""),
             exclude: Set(site.exclude.map(\.value)), defaultGroups: defaultGroups, meterGroups: meterGroups, contexts: contexts)
         compiled.loops = checkLoops(device: device)
         return compiled

@@ -31,13 +31,8 @@ public struct Program: Sendable {
     public var statusTopic: String { site.statusTopic }
     /// The deployment's instance name (`instance:`), if several run side by side.
     public var instance: String? { site.config.instance }
-    /// The config sender's status topic: `config_sender.status_topic`, or
-    /// `<root>/config-sender/status[/<instance>]`.
-    public var configSenderStatusTopic: String {
-        site.config.configSender.statusTopic ?? "\(site.root)/config-sender/status" + (instance.map { "/\($0)" } ?? "")
-    }
-    /// The rules' part of the site config (Home Assistant, status topics, clock
-    /// skew threshold); the services' own settings come with it from `Site.load`.
+    /// The engine's part of the site config (Home Assistant, the proxy's status
+    /// topic, the clock skew threshold); the services' settings come with it from `Site.load`.
     public var siteConfig: SiteConfig { site.config }
     /// The discovery topic filter for a config sender (`kpm33b/discovery/+`), if the pack has discovery.
     public var discoverySubscription: String? {

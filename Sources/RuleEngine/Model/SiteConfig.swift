@@ -1,12 +1,14 @@
 import Topics
 import YAML
 
-/// The rules' part of the site configuration (`config/config.yaml`): topics,
-/// meters, exclusions, Home Assistant.
+/// The engine's part of the site config (`config/config.yaml`): topics,
+/// meters, exclusions, Home Assistant, and the two proxy keys the program
+/// writes into what it announces.
 ///
 /// Loaded through the same YAML layer and diagnostics as a rule pack; the
 /// values a pack defines (groups, settings) are checked against the pack by
-/// `Compiler`. The services' settings in the same file are read by another
+/// `Compiler`. The services' settings in the same file (brokers, the journal,
+/// timers, config-sender's whole section) are read by the `SiteSettings`
 /// target from the same parse; this loader only accepts the keys it is given
 /// for them (`Compiler.build(rules:config:shared:readShared:)`).
 public struct SiteConfig: Sendable {
@@ -23,8 +25,12 @@ public struct SiteConfig: Sendable {
     /// `default_pack`: the pack of an id no loaded pack claims (several packs only).
     public var defaultPack: Located<String>?
     public var homeAssistant = HomeAssistantConfig()
-    public var proxy = ProxyConfig()
-    public var configSender = ConfigSenderConfig()
+    /// `proxy.status_topic`: the proxy's status, the availability of every
+    /// announced entity; nil: `<root>/status[/<instance>]`.
+    public var statusTopic: String?
+    /// `proxy.clock_skew_threshold_s`: a meter clock off by more than this is
+    /// reported in its discovery message (config-sender then sets it).
+    public var clockSkewThresholdSeconds = 300
 
     public init(file: String) { self.file = file }
 
@@ -61,17 +67,6 @@ public struct HomeAssistantConfig: Sendable {
     public var discoveryPrefix = "homeassistant"
     public var expireAfterFactor = 3.0
     public var discovery = Discovery.device
-}
-
-/// The proxy settings the rules use; the proxy's own are the services' settings.
-public struct ProxyConfig: Sendable {
-    public var statusTopic: String?
-    public var clockSkewThresholdSeconds = 300
-}
-
-/// The config sender settings the topics need; its timers are the services' settings.
-public struct ConfigSenderConfig: Sendable {
-    public var statusTopic: String?
 }
 
 enum SiteConfigLoader {
@@ -141,13 +136,12 @@ enum SiteConfigLoader {
         if let node = top.node("proxy"), let p = ctx.mapping(node, "'proxy'", known: [
             "status_topic", "clock_skew_threshold_s",
         ] + (shared["proxy"] ?? [])) {
-            config.proxy.statusTopic = p.string("status_topic")?.value
-            ctx.positive(p.int("clock_skew_threshold_s")).map { config.proxy.clockSkewThresholdSeconds = $0 }
+            config.statusTopic = p.string("status_topic")?.value
+            ctx.positive(p.int("clock_skew_threshold_s")).map { config.clockSkewThresholdSeconds = $0 }
         }
-        if let node = top.node("config_sender"), let c = ctx.mapping(node, "'config_sender'", known: [
-            "status_topic",
-        ] + (shared["config_sender"] ?? [])) {
-            config.configSender.statusTopic = c.string("status_topic")?.value
+        // config-sender's section is the services' alone: its shape and keys are checked here, once.
+        if let node = top.node("config_sender") {
+            _ = ctx.mapping(node, "'config_sender'", known: shared["config_sender"] ?? [])
         }
         return config
     }

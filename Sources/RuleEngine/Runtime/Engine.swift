@@ -29,7 +29,7 @@ public final class Engine {
     /// `"<id field>":"`, to name the meter of a payload that was not scanned.
     private let idNeedle: [UInt8]
 
-    public init(program: Program, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev")) {
+    public init(program: Program, origin: Origin) {
         self.program = program
         self.origin = origin
         self.routes = program.routes
@@ -367,21 +367,12 @@ public final class Engine {
 
     private func discoveryMessage(_ state: DeviceState) -> Outgoing? {
         guard let template = program.discoveryTopic else { return nil }
-        var w = JSONWriter()
-        w.beginObject()
-        w.field("id", state.id)
-        if !program.device.manufacturer.isEmpty { w.field("manufacturer", program.device.manufacturer) }
-        if !program.device.model.isEmpty { w.field("model", program.device.model) }
-        w.field("pack", program.packName)
-        if let instance = program.instance { w.field("instance", instance) }
-        if let context = program.site.contexts[state.id] { w.field("context", context) }
-        w.key("topics")
-        w.beginObject()
-        for (route, topic) in zip(program.routes, state.topics) { w.field(route.name, topic) }
-        w.endObject()
-        if let offset = state.clockOffset { w.field("clock_offset_s", Int(offset)) }
-        w.endObject()
-        return Outgoing(topic: program.render(template, id: state.id), payload: w.bytes, retain: true, kind: .discovery, device: state.id)
+        let message = DiscoveryMessage(
+            id: state.id, manufacturer: program.device.manufacturer, model: program.device.model, pack: program.packName,
+            instance: program.instance, context: program.site.contexts[state.id],
+            topics: zip(program.routes, state.topics).map { DiscoveryMessage.Route(name: $0.name, topic: $1) },
+            clockOffsetSeconds: state.clockOffset.map { Int($0) })
+        return Outgoing(topic: program.render(template, id: state.id), payload: message.payload, retain: true, kind: .discovery, device: state.id)
     }
 
     /// A meter clock off by more than the site's threshold is reported in its
@@ -391,7 +382,7 @@ public final class Engine {
     private func updateClock(_ state: DeviceState, meterTime: Int64?, now: Instant) -> Bool {
         guard let meterTime else { return false }
         let offset = meterTime - now.localSeconds
-        let threshold = Int64(program.site.config.proxy.clockSkewThresholdSeconds)
+        let threshold = Int64(program.site.config.clockSkewThresholdSeconds)
         let reported = state.clockOffset
         let wanted: Int64? = abs(offset) > threshold ? offset : nil
         let changed: Bool = switch (reported, wanted) {

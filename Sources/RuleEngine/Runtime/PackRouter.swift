@@ -27,7 +27,7 @@ public final class PackRouter {
     /// The bound on the meters all engines remember together; nil: none.
     public let meterLimit: MeterLimit?
 
-    public init(programs: ProgramSet, origin: Origin = Origin(name: "kpm33b-proxy", version: "dev"), maxMeters: Int? = nil) {
+    public init(programs: ProgramSet, origin: Origin, maxMeters: Int? = nil) {
         self.programs = programs
         let limit = maxMeters.map { MeterLimit(maximum: $0) }
         meterLimit = limit

@@ -35,10 +35,8 @@ extension ProgramSet {
         return nil
     }
 
-    /// The discovery topic filter (the packs share the site's root; the first pack with discovery).
-    public var discoverySubscription: String? { programs.lazy.compactMap(\.discoverySubscription).first }
-
-    /// Every pack's discovery topic filter, each once.
+    /// Every pack's discovery topic filter, each once: what a config sender
+    /// subscribes to and the proxy's ledger reads back.
     public var discoverySubscriptions: [String] {
         var seen: Set<String> = []
         return programs.compactMap(\.discoverySubscription).filter { seen.insert($0).inserted }

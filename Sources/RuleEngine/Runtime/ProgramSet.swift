@@ -65,7 +65,6 @@ public struct ProgramSet: Sendable {
 
     public var rootTopic: String { first.rootTopic }
     public var instance: String? { first.instance }
-    public var configSenderStatusTopic: String { first.configSenderStatusTopic }
     public var statusTopic: String { first.statusTopic }
     /// Every pack's subscriptions, each filter once, in pack order.
     public var subscriptions: [String] { unique(programs.flatMap(\.subscriptions)) }

@@ -18,8 +18,8 @@ public struct BrokerSettings: Sendable {
     public init(settings: ServiceSettings, broker: String, client: String, override: String?,
                 defaultClientID: String, instance: String? = nil, cleanSession: Bool, will: MQTTWill? = nil,
                 environment: [String: String]? = nil) throws(ServiceError) {
-        let config = settings.brokers[broker] ?? BrokerConfig()
-        let clientConfig = config.clients[client] ?? ClientConfig()
+        let config = settings.brokers[broker] ?? SiteBrokerSettings()
+        let clientConfig = config.clients[client] ?? SiteClientSettings()
         var tls: MQTTTLS? = config.tls.map { MQTTTLS(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile) }
         if let override {
             do {

@@ -26,7 +26,7 @@ struct HealthDevice {
 
     static let proxy = HealthDevice(service: "proxy", model: "kpm33b-proxy", entities: [
         Entity(component: "sensor", object: "meters_seen", name: "Meters seen",
-               template: "{{ value_json.meters | count }}",
+               template: "{{ value_json.meters_seen }}",
                extra: ["state_class": "measurement", "icon": "mdi:counter"]),
         Entity(component: "sensor", object: "meters_online", name: "Meters online",
                template: "{{ value_json.meters_online }}",
@@ -81,7 +81,7 @@ struct HealthDevice {
         Entity(component: "sensor", object: "pending_commands", name: "Commands pending",
                template: "{{ value_json.pending_commands }}", extra: ["state_class": "measurement", "icon": "mdi:timer-sand"]),
         Entity(component: "sensor", object: "alerts", name: "Alerts",
-               template: "{{ value_json.alerts | count }}",
+               template: "{{ value_json.alerts_total }}",
                extra: ["state_class": "measurement", "icon": "mdi:alert-octagon",
                        "json_attributes_template": "{{ {'alerts': value_json.alerts} | tojson }}"]),
         Entity(component: "binary_sensor", object: "internal_broker", name: "Meters' broker",
@@ -94,30 +94,17 @@ struct HealthDevice {
     func configs(program: Program, statusTopic status: String, origin: Origin) -> [(topic: String, payload: [UInt8])] {
         let ha = program.siteConfig.homeAssistant
         let node = Program.haSafe("\(program.rootTopic)_\(service)" + (program.instance.map { "_\($0)" } ?? ""))
+        let device: JSONObject = [
+            "identifiers": [.string(node)],
+            "name": .string(origin.name + (program.instance.map { " \($0)" } ?? "")),
+            "model": .string(model),
+            "sw_version": .string(origin.version),
+        ]
         return entities.map { entity in
-            var config: JSONObject = [
-                "name": .string(entity.name),
-                "unique_id": .string("\(node)_\(entity.object)"),
-                "default_entity_id": .string("\(entity.component).\(node)_\(entity.object)".lowercased()),
-                "state_topic": .string(status),
-                "value_template": .string(entity.template),
-            ]
-            for (key, value) in entity.extra { config[key] = value }
-            if config["json_attributes_template"] != nil { config["json_attributes_topic"] = .string(status) }
-            let availability: JSONObject = [
-                "topic": .string(status), "value_template": "{{ value_json.state }}",
-                "payload_available": "online", "payload_not_available": "offline",
-            ]
-            config["availability"] = .array([.object(availability)])
-            config["device"] = [
-                "identifiers": [.string(node)],
-                "name": .string(origin.name + (program.instance.map { " \($0)" } ?? "")),
-                "model": .string(model),
-                "sw_version": .string(origin.version),
-            ]
-            config["origin"] = ["name": .string(origin.name), "sw_version": .string(origin.version)]
-            let topic = "\(ha.discoveryPrefix)/\(entity.component)/\(node)/\(entity.object)/config"
-            return (topic, JSONValue.object(config).serialized())
+            let config = HomeAssistantEntityConfig(
+                component: entity.component, node: node, object: entity.object, name: entity.name, stateTopic: status,
+                template: entity.template, extra: entity.extra, statusTopic: status, device: device, origin: origin)
+            return (config.topic(prefix: ha.discoveryPrefix), config.payload)
         }
     }
 }

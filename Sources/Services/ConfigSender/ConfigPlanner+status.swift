@@ -2,61 +2,49 @@ import JSON
 import RuleEngine
 
 extension ConfigPlanner {
-    /// At most this many pending commands are listed in the status (the counts are complete).
-    public static let statusPendingListLimit = 100
-
-    /// The status document the service publishes (retained) on the central broker.
+    /// The status document the service publishes (retained) on the central
+    /// broker: totals, the first pending commands and alerts
+    /// (`ConfigSenderStatus`'s limits); each meter's detail is
+    /// `configurationState(_:)`, on its own topic.
     ///
     /// `connections` maps a broker name to `connected` or `disconnected`.
-    /// `pending` lists the first `statusPendingListLimit` pending commands
-    /// (by meter): a site reconnecting has tens of thousands, and the
-    /// document is published every second or so.
-    public func statusDocument(state: String, connections: [(String, String)], startedAt: Instant, now: Instant) -> JSONValue {
+    public func statusDocument(state: String, connections: [(String, String)], startedAt: Instant, now: Instant) -> ConfigSenderStatus {
         let pending = self.pending
-        var doc = JSONObject()
-        doc["state"] = .string(state)
-        doc["service"] = "config-sender"
-        doc["since"] = .string(startedAt.iso8601)
-        doc["updated"] = .string(now.iso8601)
-        doc["today"] = .string(today(now))
-        doc["connections"] = .object(JSONObject(connections.map { ($0.0, JSONValue.string($0.1)) }))
-        doc["meters_known"] = .integer(Int64(meters.count))
+        var status = ConfigSenderStatus(state: state)
+        status.since = startedAt.iso8601
+        status.updated = now.iso8601
+        status.today = today(now)
+        status.connections = connections.map { .init(broker: $0.0, state: $0.1) }
+        status.metersKnown = meters.count
         // For Home Assistant (HealthDevice.configSender): counted here, not by a
         // template over every meter.
         let results = meters.keys.map { lastResult($0) }
-        doc["meters_configured"] = .integer(Int64(results.count { $0 == CommandResult.Outcome.success.rawValue }))
-        doc["meters_failed"] = .integer(Int64(results.count {
+        status.metersConfigured = results.count { $0 == CommandResult.Outcome.success.rawValue }
+        status.metersFailed = results.count {
             $0 == CommandResult.Outcome.failure.rawValue || $0 == CommandResult.Outcome.timeout.rawValue
-        }))
-        doc["pending_commands"] = .integer(Int64(pending.count))
-        doc["commands_in_flight"] = .integer(Int64(awaitingReplyCount))
-        doc["commands_queued"] = .integer(Int64(pending.filter(\.queued).count))
-        doc["pending"] = .array(pending.prefix(Self.statusPendingListLimit).map { p in
-            .object([
-                "meter": .string(p.meter), "command": .string(p.command), "attempt": .integer(Int64(p.attempt)),
-                "state": .string(p.queued ? "queued" : p.awaitingReply ? "awaiting_reply" : "backoff"), "oprid": .string(p.message.operationID),
-            ])
-        })
-        var metersDoc: [(String, JSONValue)] = []
-        for id in Set(meters.keys).union(records.keys).sorted() {
-            let record = records[id] ?? MeterRecord()
-            var m = JSONObject()
-            m["known"] = .bool(meters[id] != nil)
-            m["last_result"] = .string(lastResult(id))
-            if let v = record.acknowledgedDate { m["acknowledged_date"] = .string(v) }
-            if let v = record.digest { m["digest"] = .string(v) }
-            if let v = record.lastError { m["last_error"] = .string(v) }
-            var commands = JSONObject()
-            for name in record.commands.keys.sorted() { commands[name] = .string(record.commands[name]!.outcome.rawValue) }
-            m["commands"] = .object(commands)
-            metersDoc.append((id, .object(m)))
         }
-        doc["meters"] = .object(JSONObject(distinctKeys: metersDoc))
-        doc["alerts"] = .array(alerts.map { a in
-            .object(["meter": .string(a.meter), "command": .string(a.command),
-                     "since": .string(Instant(epochMillis: a.since).iso8601), "message": .string(a.message)])
-        })
-        return .object(doc)
+        status.pendingCommands = pending.count
+        status.commandsInFlight = awaitingReplyCount
+        status.commandsQueued = pending.count { $0.queued }
+        status.pending = pending.prefix(ConfigSenderStatus.pendingListLimit).map { p in
+            .init(meter: p.meter, command: p.command, attempt: p.attempt,
+                  state: p.queued ? "queued" : p.awaitingReply ? "awaiting_reply" : "backoff", operationID: p.message.operationID)
+        }
+        let alerts = self.alerts
+        status.alertsTotal = alerts.count
+        status.alerts = alerts.prefix(ConfigSenderStatus.alertListLimit).map { a in
+            .init(meter: a.meter, command: a.command, since: Instant(epochMillis: a.since).iso8601, message: a.message)
+        }
+        return status
+    }
+
+    /// Meter `id`'s configuration, for its own retained topic; nil when the meter is not known.
+    public func configurationState(_ id: String) -> MeterConfigurationState? {
+        guard meters[id] != nil else { return nil }
+        let record = records[id] ?? MeterRecord()
+        return MeterConfigurationState(
+            lastResult: lastResult(id), acknowledgedDate: record.acknowledgedDate, digest: record.digest, lastError: record.lastError,
+            commands: record.commands.keys.sorted().map { ($0, record.commands[$0]!.outcome.rawValue) })
     }
 
     /// One word per meter: `pending` while a command is in flight; otherwise
@@ -89,12 +77,5 @@ extension ConfigPlanner {
             }
         }
         return result
-    }
-
-    /// `{"state":"offline"}`: the last will, and what a clean stop leaves behind.
-    public static func offlineStatus(now: Instant? = nil) -> JSONValue {
-        var doc: JSONObject = ["state": "offline", "service": "config-sender"]
-        if let now { doc["updated"] = .string(now.iso8601) }
-        return .object(doc)
     }
 }

@@ -1,4 +1,4 @@
-import MQTT
+import Clock
 import RuleEngine
 import SiteSettings
 
@@ -78,7 +78,7 @@ public struct ConfigPlanner: Sendable {
             let sender = site.settings.configSender
             self.init(replyTimeoutSeconds: sender.replyTimeoutSeconds, retries: sender.retries,
                       periodicPassSeconds: Double(sender.periodicPassSeconds),
-                      clockSkewThresholdSeconds: site.program.siteConfig.proxy.clockSkewThresholdSeconds, dayOffset: dayOffset,
+                      clockSkewThresholdSeconds: site.programs.siteConfig.clockSkewThresholdSeconds, dayOffset: dayOffset,
                       maxInFlight: sender.maxInFlight, minSpacingSeconds: Double(sender.minSpacingMilliseconds) / 1000)
         }
     }
@@ -141,8 +141,8 @@ public struct ConfigPlanner: Sendable {
     public private(set) var options: Options
     /// What the state file holds, by meter id.
     public private(set) var records: [String: MeterRecord]
-    /// Bumped on every change of `records`: the service saves when it moved.
-    public private(set) var recordsVersion = 0
+    /// The records changed since they were last handed to the state database (`takeUnsaved`).
+    private(set) var unsaved: [String: MeterRecordChange] = [:]
     /// Bumped on every change the status shows.
     public internal(set) var statusVersion = 0
     /// Whether commands may go out (the internal broker is connected).
@@ -657,10 +657,21 @@ public struct ConfigPlanner: Sendable {
     }
 
     mutating func setRecord(_ record: MeterRecord, for id: String) {
-        guard records[id] != record else { return }
+        let old = records[id]
+        guard old != record else { return }
         records[id] = record
-        recordsVersion += 1
+        let change = MeterRecordChange(from: old, to: record)
+        if unsaved[id] != nil { unsaved[id]!.merge(change) } else { unsaved[id] = change }
         statusVersion += 1
+    }
+
+    /// Whether some record changed since the last `takeUnsaved`.
+    public var hasUnsaved: Bool { !unsaved.isEmpty }
+
+    /// The records changed since the last call, for the state database.
+    public mutating func takeUnsaved() -> [(key: String, change: MeterRecordChange)] {
+        defer { unsaved.removeAll() }
+        return unsaved.map { ($0.key, $0.value) }
     }
 
     func sentEvent(_ p: Pending) -> ConfigEvent {

@@ -1,4 +1,5 @@
 import JSON
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings
@@ -16,13 +17,12 @@ import SiteSettings
 ///
 /// ## Writes are batched per iteration
 /// Events only change the planner. `endOfIteration` — after everything one
-/// loop iteration read — writes the records that changed to the state
-/// database once if they moved (at most every `saveMinIntervalSeconds`: each
-/// commit fsyncs; at most `ConfigStateStore.maxMetersPerBatch` meters per
-/// commit, the rest at the next iteration, so a write holds the loop for a
-/// bounded time) and the status once if it changed (at most every
+/// loop iteration read — hands the records that changed to the state
+/// database's writer thread (at most every `saveMinIntervalSeconds`: each
+/// commit fsyncs; the loop never waits for the disk, only the shutdown's
+/// final flush does) and publishes the status once if it changed (at most every
 /// `statusMinIntervalSeconds`, growing by a second per 2,000 meters since
-/// the status is the whole document).
+/// each pass compares every meter's retained topics).
 ///
 /// ## Shutdown
 /// `beginShutdown` stops new commands and retries; replies still count, and
@@ -32,13 +32,14 @@ import SiteSettings
 final class ConfigSenderCore {
     struct Settings {
         var statusTopic: String
-        var discoverySubscription: String
+        /// Every pack's discovery topic filter (`ProgramSet.discoverySubscriptions`).
+        var discoverySubscriptions: [String]
         /// The status is published at most this often.
         var statusMinIntervalSeconds = 1.0
         /// The state database is written at most this often.
         var saveMinIntervalSeconds = 0.1
-        /// After a failed write, the next attempt waits this long.
-        var saveRetrySeconds = 1.0
+        /// How long the shutdown waits for the state database's last writes.
+        var flushSeconds = 10.0
         /// How long the offline status may take to be acknowledged at shutdown.
         var offlineAckSeconds = 2.0
         /// `config_sender.partition`: only these meters are configured here.
@@ -61,12 +62,13 @@ final class ConfigSenderCore {
     /// Message id → oprid of commands the internal broker has not acknowledged:
     /// a refusal (MQTT 5) names the message id, the planner the oprid.
     private(set) var commandsInFlight: [Int32: String] = [:]
-    private var savedVersion: Int
     private var nextSaveAt: MonotonicInstant?
     /// The planner's `statusVersion` last published; nil: publish at the next chance.
     private var publishedStatusVersion: Int?
     /// The `problem` of each meter as published (retained) for Home Assistant.
     private var publishedProblems: [String: String?] = [:]
+    /// The digest of each meter's configuration state as published (retained).
+    private var publishedConfigurations: [String: Int] = [:]
     private var lastStatusAt: MonotonicInstant?
     private(set) var phase = Phase.running
 
@@ -86,7 +88,6 @@ final class ConfigSenderCore {
         self.settings = settings
         self.startedAt = startedAt
         self.log = log
-        savedVersion = planner.recordsVersion
     }
 
     var isFinished: Bool { if case .finished = phase { true } else { false } }
@@ -114,6 +115,7 @@ final class ConfigSenderCore {
         if connected {
             publishedStatusVersion = nil
             publishedProblems.removeAll()  // the broker may have lost them: send all again
+            publishedConfigurations.removeAll()
             publishHealthConfigs()
         }
     }
@@ -133,19 +135,24 @@ final class ConfigSenderCore {
         }
     }
 
-    /// A message on the discovery subscription (the central broker, or the
+    /// Whether `topic` is on one of the packs' discovery topics.
+    func isDiscovery(_ topic: String) -> Bool {
+        settings.discoverySubscriptions.contains { MQTTTopic.matches(filter: $0, topic: topic) }
+    }
+
+    /// A message on a discovery subscription (the central broker, or the
     /// internal one with `config_sender.discovery_from: internal`).
     func discoveryReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
-        guard MQTTTopic.matches(filter: settings.discoverySubscription, topic: topic) else { return }
+        guard isDiscovery(topic) else { return }
         switch DiscoveryMessage.parse(topic: topic, payload: payload) {
-        case .meter(let id, _) where settings.partition?.contains(id) == false:
-            log.debug("discovery_ignored", ["meter": id, "reason": "partition", "partition": settings.partition?.description ?? ""])
-            perform(planner.forget(id, now: now))
-        case .meter(let id, _) where settings.instance != nil && DiscoveryMessage.instance(in: payload) != settings.instance:
-            log.debug("discovery_ignored", ["meter": id, "reason": "another instance", "instance": DiscoveryMessage.instance(in: payload) ?? ""])
-            perform(planner.forget(id, now: now))
-        case .meter(let id, let offset):
-            perform(planner.discovered(id, clockOffsetSeconds: offset, now: now))
+        case .meter(let meter) where settings.partition?.contains(meter.id) == false:
+            log.debug("discovery_ignored", ["meter": meter.id, "reason": "partition", "partition": settings.partition?.description ?? ""])
+            perform(planner.forget(meter.id, now: now))
+        case .meter(let meter) where settings.instance != nil && meter.instance != settings.instance:
+            log.debug("discovery_ignored", ["meter": meter.id, "reason": "another instance", "instance": meter.instance ?? ""])
+            perform(planner.forget(meter.id, now: now))
+        case .meter(let meter):
+            perform(planner.discovered(meter.id, clockOffsetSeconds: meter.clockOffsetSeconds, now: now))
         case .removed(let id):
             perform(planner.forget(id, now: now))
         case .invalid(let reason):
@@ -215,6 +222,10 @@ final class ConfigSenderCore {
     }
 
     func apply(programs program: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
+        if program.discoverySubscriptions != settings.discoverySubscriptions {
+            log.warning("restart_needed", ["discovery": program.discoverySubscriptions.joined(separator: " "),
+                                           "detail": "new discovery topics are followed after a restart"])
+        }
         let known = Set(planner.program.replyTopics)
         for topic in program.replyTopics where !known.contains(topic) {
             do {
@@ -257,7 +268,7 @@ final class ConfigSenderCore {
         }
         switch phase {
         case .running:
-            if planner.recordsVersion != savedVersion { consider(nextSaveAt) }
+            if planner.hasUnsaved { consider(nextSaveAt) }
             if centralConnected, publishedStatusVersion != planner.statusVersion, let last = lastStatusAt {
                 consider(last.adding(seconds: statusInterval))
             }
@@ -318,26 +329,24 @@ final class ConfigSenderCore {
     /// The status's minimum interval: a second per 2,000 meters, at least the setting.
     private var statusInterval: Double { max(settings.statusMinIntervalSeconds, Double(planner.meters.count) / 2_000) }
 
+    /// Hands the records that changed to the writer thread, and logs the
+    /// writes that failed since (the writer tries them again).
     private func saveIfDue(at now: MonotonicInstant) {
-        guard planner.recordsVersion != savedVersion else { return }
+        for failure in store.takeFailures() {
+            log.limited(.error, key: "state_save", "state_save_failed", ["file": store.path, "error": failure])
+        }
+        guard planner.hasUnsaved else { return }
         if let at = nextSaveAt, now < at { return }
-        nextSaveAt = save(all: false) ? now.adding(seconds: settings.saveMinIntervalSeconds) : now.adding(seconds: settings.saveRetrySeconds)
+        store.submit(planner.takeUnsaved())
+        nextSaveAt = now.adding(seconds: settings.saveMinIntervalSeconds)
     }
 
-    /// Writes the records that changed, one batch (`all`: every batch, at
-    /// shutdown); true if the write succeeded.
-    @discardableResult
-    private func save(all: Bool) -> Bool {
-        let version = planner.recordsVersion
-        do {
-            while try !store.save(planner.records) {
-                guard all else { return true }  // the rest at the next save
-            }
-            savedVersion = version
-            return true
-        } catch {
-            log.limited(.error, key: "state_save", "state_save_failed", ["file": store.path, "error": error.message])
-            return false
+    /// Shutdown: everything left goes to the database, waited for (at most `flushSeconds`).
+    private func saveAll() {
+        store.submit(planner.takeUnsaved())
+        if !store.flush(seconds: settings.flushSeconds) {
+            log.error("state_save_failed", ["file": store.path, "unsaved_meters": String(store.backlog),
+                                            "error": store.takeFailures().last ?? "not written within \(format(settings.flushSeconds)) s"])
         }
     }
 
@@ -348,102 +357,78 @@ final class ConfigSenderCore {
         if publishStatus(statusDocument(state: "online", at: now.wall)) != nil {
             publishedStatusVersion = version
             lastStatusAt = now.monotonic
-            publishProblems()
+            publishMeters()
         }
     }
 
-    /// Each meter's `problem` (`<root>/<id>/problem`, retained) when it changed,
-    /// and, the first time, the Home Assistant binary sensor that shows it on
-    /// the meter's device. With the status: at most as often, only on change.
-    private func publishProblems() {
+    /// Each meter's retained topics when they changed: its configuration
+    /// (`<root>/<id>/configuration`, `MeterConfigurationState`) and, with
+    /// Home Assistant, its `problem` (`<root>/<id>/problem`) and, the first
+    /// time, the binary sensor that shows it on the meter's device. With the
+    /// status: at most as often, only on change. A meter forgotten (its
+    /// discovery message removed: retired or excluded) has them cleared.
+    private func publishMeters() {
         let program = planner.program
-        guard program.siteConfig.homeAssistant.enabled, let transport else { return }
-        let problems = planner.problems  // computed: once per pass
-        for (id, problem) in problems.sorted(by: { $0.key < $1.key }) {
-            let known = publishedProblems[id]
-            if let known, known == problem { continue }
-            let stateTopic = "\(program.rootTopic)/\(id)/problem"
-            do {
+        guard let transport else { return }
+        let withProblems = program.siteConfig.homeAssistant.enabled
+        let problems = withProblems ? planner.problems : [:]  // computed: once per pass
+        do {
+            for id in planner.meters.keys.sorted() {
+                if let state = planner.configurationState(id) {
+                    let digest = DiscoveryLedger.digest(state.payload)
+                    if publishedConfigurations[id] != digest {
+                        _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id),
+                                                        payload: state.payload)
+                        publishedConfigurations[id] = digest
+                    }
+                }
+                guard withProblems, let problem = problems[id] else { continue }
+                let known = publishedProblems[id]
+                if let known, known == problem { continue }
+                let stateTopic = "\(program.rootTopic)/\(id)/problem"
                 if known == nil {
-                    _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id),
-                                                    payload: Self.problemConfig(program, id, stateTopic: stateTopic,
-                                                                                statusTopic: settings.statusTopic))
+                    let config = problemConfig(id)
+                    _ = try transport.publishStatus(topic: config.topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
+                                                    payload: config.payload)
                 }
                 var state: JSONObject = ["problem": .bool(problem != nil)]
                 if let problem { state["reason"] = .string(problem) }
                 _ = try transport.publishStatus(topic: stateTopic, payload: JSONValue.object(state).serialized())
                 publishedProblems[id] = .some(problem)
-            } catch {
-                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
-                return
             }
-        }
-        // A meter forgotten (its discovery message removed: retired or excluded) loses its
-        // problem sensor and state, so nothing of it is left in Home Assistant.
-        for id in publishedProblems.keys.sorted() where problems[id] == nil {
-            do {
-                _ = try transport.publishStatus(topic: Self.problemConfigTopic(program, id), payload: [])
+            for id in publishedConfigurations.keys.sorted() where planner.meters[id] == nil {
+                _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id), payload: [])
+                publishedConfigurations[id] = nil
+            }
+            for id in publishedProblems.keys.sorted() where problems[id] == nil {
+                _ = try transport.publishStatus(topic: problemConfig(id).topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
+                                                payload: [])
                 _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
                 publishedProblems[id] = nil
-            } catch {
-                log.limited(.warning, key: "problem", "problem_publish_failed", ["meter": id, "error": error.description])
-                return
             }
+        } catch {
+            log.limited(.warning, key: "problem", "meter_state_publish_failed", ["error": error.description])
         }
     }
 
-    static func problemConfigTopic(_ program: Program, _ id: String) -> String {
-        problemConfigTopic(ProgramSet(single: program), id)
-    }
-
-    static func problemConfig(_ program: Program, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
-        problemConfig(ProgramSet(single: program), id, stateTopic: stateTopic, statusTopic: statusTopic)
-    }
-
-    static func problemConfigTopic(_ program: ProgramSet, _ id: String) -> String {
-        "\(program.siteConfig.homeAssistant.discoveryPrefix)/binary_sensor/\(program.homeAssistantNode(for: id))/problem/config"
-    }
-
-    /// A binary sensor on the meter's own device (the proxy's identifiers).
-    static func problemConfig(_ program: ProgramSet, _ id: String, stateTopic: String, statusTopic: String) -> [UInt8] {
-        let node = program.homeAssistantNode(for: id)
-        let availability: JSONObject = [
-            "topic": .string(statusTopic), "value_template": "{{ value_json.state }}",
-            "payload_available": "online", "payload_not_available": "offline",
-        ]
-        let config: JSONObject = [
-            "name": "Problem",
-            "unique_id": .string("\(node)_problem"),
-            "default_entity_id": .string("binary_sensor.\(node)_problem".lowercased()),
-            "device_class": "problem",
-            "state_topic": .string(stateTopic),
-            "value_template": "{{ 'ON' if value_json.problem else 'OFF' }}",
-            "json_attributes_topic": .string(stateTopic),
-            "json_attributes_template": "{{ {'reason': value_json.reason | default('')} | tojson }}",
-            "availability": .array([.object(availability)]),
-            "device": ["identifiers": [.string(node)]],
-            "origin": ["name": "config-sender", "sw_version": .string(ServiceVersion.current)],
-        ]
-        return JSONValue.object(config).serialized()
+    /// Meter `id`'s Problem sensor (`HomeAssistantEntityConfig.problem`).
+    private func problemConfig(_ id: String) -> HomeAssistantEntityConfig {
+        let program = planner.program
+        return .problem(program, id, stateTopic: "\(program.rootTopic)/\(id)/problem", statusTopic: settings.statusTopic)
     }
 
     private func statusDocument(state: String, at now: Instant) -> [UInt8] {
-        var doc = planner.statusDocument(state: state, connections: [
+        var status = planner.statusDocument(state: state, connections: [
             ("internal", planner.internalConnected ? "connected" : "disconnected"),
             ("central", centralConnected ? "connected" : "disconnected"),
         ], startedAt: startedAt, now: now)
-        if let problem = store.problem, case .object(var object) = doc {
-            object["problems"] = .array([.string(problem)])
-            doc = .object(object)
+        if let problem = store.problem { status.problems = [problem] }
+        if !planner.program.requestSubscriptions.isEmpty {
+            status.requests = RelayRequests.counterNames.map { .init(name: $0, value: requests.counters[$0] ?? 0) }
+                + [.init(name: "in_flight", value: requests.inFlight.count)]
         }
-        if !planner.program.requestSubscriptions.isEmpty, case .object(var object) = doc {
-            var counts = JSONObject()
-            for name in RelayRequests.counterNames { counts[name] = .integer(Int64(requests.counters[name] ?? 0)) }
-            counts["in_flight"] = .integer(Int64(requests.inFlight.count))
-            object["requests"] = .object(counts)
-            doc = .object(object)
-        }
-        return doc.withLogLinesDropped(log).serialized()
+        status.logLinesDropped = log.droppedLines
+        return status.payload
     }
 
     private func publishStatus(_ document: [UInt8]) -> Int32? {
@@ -465,8 +450,8 @@ final class ConfigSenderCore {
             let left = planner.awaitingReplyCount
             guard left == 0 || now >= deadline else { return }
             if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
-            save(all: true)
-            let mid = publishStatus(ConfigPlanner.offlineStatus(now: time.wall).serialized())
+            saveAll()
+            let mid = publishStatus(ConfigSenderStatus.offline(now: time.wall).payload)
             phase = mid == nil ? .finished(reason: reason)
                 : .offline(reason: reason, mid: mid, deadline: now.adding(seconds: settings.offlineAckSeconds))
         case .offline(let reason, _, let deadline):

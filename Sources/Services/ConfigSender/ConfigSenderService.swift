@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings
@@ -72,14 +73,15 @@ public final class ConfigSenderService {
         let program = built.programs
         self.configuration = configuration
         self.log = log
-        guard let subscription = program.discoverySubscription else {
+        let subscriptions = program.discoverySubscriptions
+        guard !subscriptions.isEmpty else {
             throw ServiceError("the rule pack '\(program.packName)' has no discovery topic, so no meter can be discovered")
         }
         guard !program.commandNames.isEmpty else {
             throw ServiceError("the rule pack '\(program.packName)' has no commands to send")
         }
         let site = program.siteConfig
-        let statusTopic = program.configSenderStatusTopic
+        let statusTopic = built.configSenderStatusTopic
         let startedAt = Instant.now()
         let store = ConfigStateStore(directory: configuration.stateDirectory)
         let loaded: (records: [String: MeterRecord], events: [ConfigEvent])
@@ -90,7 +92,7 @@ public final class ConfigSenderService {
         }
         let planner = ConfigPlanner(programs: program, options: ConfigPlanner.Options(site: built, dayOffset: configuration.dayOffset),
                                     records: loaded.records)
-        let will = MQTTWill(topic: statusTopic, payload: ConfigPlanner.offlineStatus().serialized(), qos: 1, retain: true)
+        let will = MQTTWill(topic: statusTopic, payload: ConfigSenderStatus.offline().payload, qos: 1, retain: true)
         let centralSettings = try BrokerSettings(settings: built.settings, broker: "central", client: "config_sender",
                                                  override: configuration.service.centralURL,
                                                  defaultClientID: "kpm33b-config-sender", instance: program.instance,
@@ -113,7 +115,7 @@ public final class ConfigSenderService {
         sources = ConfigSources(configuration.service)
         core = ConfigSenderCore(
             planner: planner, store: store,
-            settings: .init(statusTopic: statusTopic, discoverySubscription: subscription,
+            settings: .init(statusTopic: statusTopic, discoverySubscriptions: subscriptions,
                             statusMinIntervalSeconds: configuration.statusMinIntervalSeconds,
                             partition: built.settings.configSender.partition,
                             // Each shard's internal broker carries only its own meters.
@@ -145,7 +147,7 @@ public final class ConfigSenderService {
             "version": ServiceVersion.current,
             "pack": program.packName, "internal": internalClient.endpoint.description,
             "central": centralClient.endpoint.description, "state_file": core.store.path,
-            "status_topic": core.settings.statusTopic, "discovery": core.settings.discoverySubscription,
+            "status_topic": core.settings.statusTopic, "discovery": core.settings.discoverySubscriptions.joined(separator: " "),
             "discovery_from": discoveryFrom.rawValue,
             "day_offset": String(configuration.dayOffset),
         ])
@@ -154,7 +156,7 @@ public final class ConfigSenderService {
         wireCentral()
         do {
             for topic in program.replyTopics { try internalClient.subscribe(topic, qos: 1) }
-            try discoveryClient.subscribe(core.settings.discoverySubscription, qos: 1)
+            for filter in core.settings.discoverySubscriptions { try discoveryClient.subscribe(filter, qos: 1) }
             // Commands on demand (a relay from Home Assistant) come from the central broker.
             // Retain as published: a retained request is told apart even live (never carried out).
             for filter in program.requestSubscriptions { try centralClient.subscribe(filter, qos: 1, retainAsPublished: true) }
@@ -240,7 +242,7 @@ public final class ConfigSenderService {
         internalClient.onMessage = { [unowned self] message in
             // A persistent session keeps its subscriptions: after a switch back to
             // `central`, discovery may still arrive here, and is not a reply.
-            if MQTTTopic.matches(filter: core.settings.discoverySubscription, topic: message.topic) {
+            if core.isDiscovery(message.topic) {
                 guard discoveryFrom == .internal else { return }
                 core.discoveryReceived(topic: message.topic, payload: Array(message.payload), at: .now())
             } else {

@@ -4,16 +4,18 @@ import Glibc
 import JSON
 import RuleEngine
 import SQLite
+import Synchronization
 
 /// The config sender's state database, `STATE_DIR/config-sender.db` (SQLite,
 /// schema in docs/state-databases.md): one row per meter in `meters`, one per
 /// meter and command in `commands`.
 ///
-/// `save` writes only what changed since the last save — the meters whose
-/// record differs from what the database holds, and of those only the rows
-/// that differ — in one transaction of at most `maxMetersPerBatch` meters;
-/// the rest waits for the next call, so one call never holds the event loop
-/// for longer than a batch costs. WAL with `synchronous = FULL`: a committed
+/// Writes cost what changed: the planner hands over the meters whose record
+/// changed, each with the rows that differ (`MeterRecordChange`), and only
+/// those rows are written. They are written on a thread of their own
+/// (`StateWriter`), in transactions of at most `batchSize` meters: `submit`
+/// never waits for the disk, so a slow disk cannot delay the event loop;
+/// only shutdown waits (`flush`). WAL with `synchronous = FULL`: a committed
 /// batch survives a power cut (the WAL is fsynced at each commit), so an
 /// acknowledged configuration is never sent again because of one.
 ///
@@ -60,25 +62,29 @@ public final class ConfigStateStore {
     public let legacyPath: String
     /// Where an interrupted write of the JSON file left its temporary copy.
     let legacyTemporaryPath: String
-    /// The most meters one `save` writes (one transaction).
-    public var maxMetersPerBatch = 1_000
     /// The database was found damaged at start-up and moved aside: a sentence for the status.
     public private(set) var problem: String?
 
-    private var database: SQLiteDatabase?
-    private var statements: Statements?
-    /// What the database holds, as of the last committed save.
-    private var written: [String: MeterRecord] = [:]
+    private let connection = Connection()
+    private let writer: StateWriter<String, MeterRecordChange>
 
-    public init(directory: String) {
+    /// `batchSize`: the most meters one transaction writes. `writeDelaySeconds`
+    /// makes every transaction that much slower (tests: a slow disk).
+    public init(directory: String, batchSize: Int = 1_000, writeDelaySeconds: Double = 0) {
         self.directory = directory
         path = directory + "/" + ConfigStateStore.fileName
         legacyPath = directory + "/" + ConfigStateStore.legacyFileName
         legacyTemporaryPath = directory + "/." + ConfigStateStore.legacyFileName + ".tmp"
+        writer = StateWriter(name: "config-state", batch: batchSize, merge: { $0.merge($1) }) { [connection, path] changes throws(StateStoreError) in
+            if writeDelaySeconds > 0 { usleep(UInt32(writeDelaySeconds * 1_000_000)) }
+            try connection.write(changes, path: path)
+        }
     }
 
+    deinit { writer.stop() }
+
     /// Rows inserted, updated or deleted since the store was opened (tests, benchmarks).
-    public var rowsWritten: Int64 { database?.totalChanges ?? 0 }
+    public var rowsWritten: Int64 { connection.open.withLock { $0?.database.totalChanges ?? 0 } }
 
     /// Opens the database (creating, migrating, importing or moving it aside as
     /// needed) and reads every record. The events say what was repaired.
@@ -87,73 +93,77 @@ public final class ConfigStateStore {
         guard FileSystem.makeDirectories(directory) else {
             throw StateStoreError("cannot create the state directory \(directory): \(String(cString: strerror(errno)))")
         }
+        writer.stop()
         var events: [ConfigEvent] = []
-        database = nil
-        statements = nil
         problem = nil
-        let opened = try StateDatabase.open(path: path, synchronous: "FULL", migrations: Self.migrations, now: now)
-        if let aside = opened.movedAside {
-            problem = "the state database was damaged (\(aside.reason)); moved to \(aside.path), every meter is configured again"
-            events.append(ConfigEvent(.warning, "state_corrupt", [
-                ("file", path), ("reason", aside.reason), ("moved_to", aside.path),
-                ("action", "starting fresh; every meter is configured again"),
-            ]))
+        let path = path, legacyPath = legacyPath, legacyTemporaryPath = legacyTemporaryPath
+        // Opened where the writer thread finds it: in the connection's lock.
+        let (records, skipped, found, problem) = try connection.open.withLock {
+            (open: inout Connection.Open?) throws(StateStoreError) -> ([String: MeterRecord], [(String, String)], [ConfigEvent], String?) in
+            open = nil
+            var events: [ConfigEvent] = []
+            var problem: String?
+            let opened = try StateDatabase.open(path: path, synchronous: "FULL", migrations: Self.migrations, now: now)
+            if let aside = opened.movedAside {
+                problem = "the state database was damaged (\(aside.reason)); moved to \(aside.path), every meter is configured again"
+                events.append(ConfigEvent(.warning, "state_corrupt", [
+                    ("file", path), ("reason", aside.reason), ("moved_to", aside.path),
+                    ("action", "starting fresh; every meter is configured again"),
+                ]))
+            }
+            if opened.foundVersion == 0 {
+                events.append(ConfigEvent(.info, "state_new", [("file", path), ("schema_version", String(Self.migrations.count))]))
+            } else if opened.foundVersion < Self.migrations.count {
+                events.append(ConfigEvent(.info, "state_migrated", [
+                    ("file", path), ("from", String(opened.foundVersion)), ("to", String(Self.migrations.count)),
+                ]))
+            }
+            let database = opened.database
+            let statements: Statements
+            do throws(SQLiteError) { statements = try Statements(database) } catch { throw StateStoreError("\(path): \(error.message)") }
+            let imported = Self.importLegacyFile(database, statements, path: path, legacyPath: legacyPath,
+                                                 legacyTemporaryPath: legacyTemporaryPath, now: now)
+            events += imported.events
+            let records: [String: MeterRecord], skipped: [(String, String)]
+            do throws(SQLiteError) {
+                (records, skipped) = try Self.readAll(database)
+            } catch {
+                throw StateStoreError("cannot read \(path): \(error.message)")
+            }
+            open = Connection.Open(database: database, statements: statements)
+            return (records, skipped, events, problem ?? imported.problem)
         }
-        if opened.foundVersion == 0 {
-            events.append(ConfigEvent(.info, "state_new", [("file", path), ("schema_version", String(Self.migrations.count))]))
-        } else if opened.foundVersion < Self.migrations.count {
-            events.append(ConfigEvent(.info, "state_migrated", [
-                ("file", path), ("from", String(opened.foundVersion)), ("to", String(Self.migrations.count)),
-            ]))
-        }
-        let database = opened.database
-        let statements: Statements
-        do { statements = try Statements(database) } catch { throw StateStoreError("\(path): \(error.message)") }
-        self.database = database
-        self.statements = statements
-        written = [:]
-        events += importLegacyFile(now: now)
-        let skipped: [(String, String)]
-        do {
-            (written, skipped) = try Self.readAll(database)
-        } catch {
-            throw StateStoreError("cannot read \(path): \(error.message)")
-        }
+        self.problem = problem
+        events += found
         for (id, why) in skipped {
             events.append(ConfigEvent(.warning, "state_meter_skipped", [("meter", id), ("reason", why)]))
         }
-        events.append(ConfigEvent(.info, "state_loaded", [("file", path), ("meters", String(written.count))]))
-        return (written, events)
+        events.append(ConfigEvent(.info, "state_loaded", [("file", path), ("meters", String(records.count))]))
+        return (records, events)
     }
 
-    /// Writes what changed since the last save: at most `maxMetersPerBatch`
-    /// meters, in one transaction. Returns true when the database now holds
-    /// `records`, false when more is left for the next call.
-    @discardableResult
-    public func save(_ records: [String: MeterRecord]) throws(StateStoreError) -> Bool {
-        guard let database, let statements else { throw StateStoreError("\(path) is not open") }
-        var batch: [String] = []
-        var complete = true
-        for (id, record) in records where written[id] != record {
-            guard batch.count < maxMetersPerBatch else { complete = false; break }
-            batch.append(id)
-        }
-        if complete {
-            for id in written.keys where records[id] == nil {
-                guard batch.count < maxMetersPerBatch else { complete = false; break }
-                batch.append(id)
-            }
-        }
-        guard !batch.isEmpty else { return complete }
-        do {
-            try database.transaction { () throws(SQLiteError) in
-                for id in batch { try write(id, records[id], over: written[id], statements) }
-            }
-        } catch {
-            throw StateStoreError("cannot write \(path): \(error.message)")
-        }
-        for id in batch { written[id] = records[id] }
-        return complete
+    /// Hands changed records over to the writer thread: never waits for the disk.
+    public func submit(_ changes: [(key: String, change: MeterRecordChange)]) {
+        writer.submit(changes)
+    }
+
+    /// Waits until every change handed over is in the database, at most
+    /// `seconds` (shutdown); false when some could not be written in time.
+    public func flush(seconds: Double) -> Bool { writer.flush(seconds: seconds) }
+
+    /// Transactions the writer thread committed (tests).
+    var batchesWritten: Int { writer.written.batches }
+
+    /// Meters handed over and not yet written.
+    public var backlog: Int { writer.backlog }
+
+    /// Writes that failed since the last call, each as a sentence (they are tried again).
+    public func takeFailures() -> [String] { writer.takeFailures() }
+
+    /// Writes `changes` at once, on the caller's thread, in one transaction
+    /// (the writer thread's batches; tests).
+    public func write(_ changes: [(key: String, change: MeterRecordChange)]) throws(StateStoreError) {
+        try connection.write(changes, path: path)
     }
 
     /// Reads a state database's records without writing any: `sqlite3`'s
@@ -171,6 +181,30 @@ public final class ConfigStateStore {
     }
 
     // MARK: Rows
+
+    /// The open database: the loop's at start-up, then the writer thread's.
+    private final class Connection: Sendable {
+        struct Open {
+            let database: SQLiteDatabase
+            let statements: Statements
+        }
+
+        let open = Mutex<Open?>(nil)
+
+        /// The rows of `changes`, in one transaction.
+        func write(_ changes: [(key: String, change: MeterRecordChange)], path: String) throws(StateStoreError) {
+            do throws(SQLiteError) {
+                try open.withLock { (open: inout Open?) throws(SQLiteError) in
+                    guard let open else { throw SQLiteError(kind: .other, code: 1, message: "not open") }
+                    try open.database.transaction { () throws(SQLiteError) in
+                        for (id, change) in changes { try ConfigStateStore.write(id, change, open.statements) }
+                    }
+                }
+            } catch {
+                throw StateStoreError("cannot write \(path): \(error.message)")
+            }
+        }
+    }
 
     /// The prepared writes, reused by every batch.
     private final class Statements {
@@ -194,35 +228,33 @@ public final class ConfigStateStore {
         }
     }
 
-    /// The rows of one meter that differ between `old` (what the database
-    /// holds) and `new` (nil: the meter is gone).
-    private func write(_ id: String, _ new: MeterRecord?, over old: MeterRecord?, _ s: Statements) throws(SQLiteError) {
-        guard let new else {
+    /// The rows of meter `id` that `change` names.
+    private static func write(_ id: String, _ change: MeterRecordChange, _ s: Statements) throws(SQLiteError) {
+        guard let new = change.record else {
             try s.deleteCommands.run([.text(id)])
             try s.deleteMeter.run([.text(id)])
             return
         }
-        if old == nil || old!.digest != new.digest || old!.settings != new.settings || old!.acknowledgedDate != new.acknowledgedDate
-            || old!.acknowledgedAt != new.acknowledgedAt || old!.lastClockSentAt != new.lastClockSentAt || old!.lastError != new.lastError {
+        if change.meterRow {
             try s.upsertMeter.run([
-                .text(id), text(new.digest), new.settings.isEmpty ? .null : .text(Self.settingsText(new.settings)),
+                .text(id), text(new.digest), new.settings.isEmpty ? .null : .text(settingsText(new.settings)),
                 text(new.acknowledgedDate), integer(new.acknowledgedAt), integer(new.lastClockSentAt), text(new.lastError),
             ])
         }
-        let oldCommands = old?.commands ?? [:]
-        for (name, c) in new.commands where oldCommands[name] != c {
-            try s.upsertCommand.run([
-                .text(id), .text(name), .text(c.outcome.rawValue), text(c.value), .text(c.date), .integer(c.at),
-                text(c.operationID), text(c.message),
-            ])
-        }
-        for name in oldCommands.keys where new.commands[name] == nil {
-            try s.deleteCommand.run([.text(id), .text(name)])
+        for name in change.commands.sorted() {
+            if let c = new.commands[name] {
+                try s.upsertCommand.run([
+                    .text(id), .text(name), .text(c.outcome.rawValue), text(c.value), .text(c.date), .integer(c.at),
+                    text(c.operationID), text(c.message),
+                ])
+            } else {
+                try s.deleteCommand.run([.text(id), .text(name)])
+            }
         }
     }
 
-    private func text(_ value: String?) -> SQLiteValue { value.map { .text($0) } ?? .null }
-    private func integer(_ value: Int64?) -> SQLiteValue { value.map { .integer($0) } ?? .null }
+    private static func text(_ value: String?) -> SQLiteValue { value.map { .text($0) } ?? .null }
+    private static func integer(_ value: Int64?) -> SQLiteValue { value.map { .integer($0) } ?? .null }
 
     /// `{"name":value,…}`, sorted by name: readable with `sqlite3` and its JSON functions.
     static func settingsText(_ settings: [String: Int]) -> String {
@@ -281,7 +313,9 @@ public final class ConfigStateStore {
     /// Imports `config-sender-state.json` when it is there: its records
     /// replace the database's in one transaction, then it is renamed
     /// `….imported`. A crash before the rename imports the same file again.
-    private func importLegacyFile(now: Instant) -> [ConfigEvent] {
+    private static func importLegacyFile(_ database: SQLiteDatabase, _ statements: Statements, path: String, legacyPath: String,
+                                         legacyTemporaryPath: String, now: Instant) -> (events: [ConfigEvent], problem: String?) {
+        var problem: String?
         var events: [ConfigEvent] = []
         if FileSystem.exists(legacyTemporaryPath) {
             _ = unlink(legacyTemporaryPath)
@@ -289,7 +323,7 @@ public final class ConfigStateStore {
                 ("file", legacyTemporaryPath), ("reason", "left by an interrupted write of the JSON state file; the last complete one is used"),
             ]))
         }
-        guard FileSystem.exists(legacyPath), let database, let statements else { return events }
+        guard FileSystem.exists(legacyPath) else { return (events, nil) }
         do throws(StateStoreError) {
             var failure: Int32 = 0
             guard let data = FileSystem.read(legacyPath, failure: &failure) else {
@@ -302,11 +336,11 @@ public final class ConfigStateStore {
             do {
                 try database.transaction { () throws(SQLiteError) in
                     try database.execute("DELETE FROM meters; DELETE FROM commands")
-                    for (id, record) in records { try write(id, record, over: nil, statements) }
+                    for (id, record) in records { try Self.write(id, MeterRecordChange(from: nil, to: record), statements) }
                 }
             } catch {
                 events.append(ConfigEvent(.error, "state_import_failed", [("file", legacyPath), ("error", error.message)]))
-                return events
+                return (events, nil)
             }
             let imported = legacyPath + ".imported"
             let renamed = rename(legacyPath, imported) == 0
@@ -325,7 +359,7 @@ public final class ConfigStateStore {
             ]))
             if !moved { _ = unlink(legacyPath) }
         }
-        return events
+        return (events, problem)
     }
 
     /// Reads the JSON state file of earlier releases

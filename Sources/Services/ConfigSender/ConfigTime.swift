@@ -1,4 +1,4 @@
-import MQTT
+import Clock
 import RuleEngine
 
 /// "Now" for the config sender, on the two clocks it needs.

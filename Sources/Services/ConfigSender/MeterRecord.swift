@@ -21,6 +21,40 @@ public struct MeterRecord: Sendable, Equatable {
     public init() {}
 }
 
+/// What changed in one meter's record since it was last handed to the state
+/// database: the rows to write, and the record to take them from.
+public struct MeterRecordChange: Sendable, Equatable {
+    /// The record now; nil: the meter is gone (its rows are deleted).
+    public var record: MeterRecord?
+    /// Its `meters` row differs.
+    public var meterRow: Bool
+    /// The commands whose rows differ (a name the record no longer has: its row is deleted).
+    public var commands: Set<String>
+
+    /// From `old` (what was there; nil: nothing) to `new`.
+    public init(from old: MeterRecord?, to new: MeterRecord?) {
+        record = new
+        switch (old, new) {
+        case (let old?, let new?):
+            meterRow = old.digest != new.digest || old.settings != new.settings || old.acknowledgedDate != new.acknowledgedDate
+                || old.acknowledgedAt != new.acknowledgedAt || old.lastClockSentAt != new.lastClockSentAt || old.lastError != new.lastError
+            commands = Set(new.commands.keys.filter { old.commands[$0] != new.commands[$0] })
+                .union(old.commands.keys.filter { new.commands[$0] == nil })
+        default:
+            meterRow = true
+            commands = Set((old ?? new)?.commands.keys.map { $0 } ?? [])
+        }
+    }
+
+    /// Folds a newer change of the same meter into this one, not yet written.
+    public mutating func merge(_ newer: MeterRecordChange) {
+        if record != nil, newer.record == nil { commands.formUnion(record!.commands.keys) }
+        record = newer.record
+        meterRow = meterRow || newer.meterRow
+        commands.formUnion(newer.commands)
+    }
+}
+
 /// The outcome of the last attempt to deliver one command to one meter.
 public struct CommandResult: Sendable, Equatable {
     public enum Outcome: String, Sendable {

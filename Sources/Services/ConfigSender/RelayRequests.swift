@@ -1,4 +1,4 @@
-import MQTT
+import Clock
 import RuleEngine
 
 /// Commands on demand from the central broker (a relay switched from Home

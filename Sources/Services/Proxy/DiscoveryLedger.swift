@@ -1,11 +1,13 @@
 import JSON
+import MQTT
 import RuleEngine
 
 /// What the central broker retains of the proxy's announcements, meter by
 /// meter, and the messages that bring it to what the rules and the site
 /// config want now.
 ///
-/// The proxy stays subscribed to its discovery topics (`<root>/discovery/+`)
+/// The proxy stays subscribed to its packs' discovery topics (each pack's
+/// `discovery.topic` as a filter: `kpm33b/discovery/+`)
 /// and to Home Assistant's (`<prefix>/device/+/config`, `<prefix>/+/+/+/config`)
 /// on the central broker: the retained messages arrive at start-up and after
 /// every reconnect, and later changes (its own publishes, a
@@ -14,8 +16,8 @@ import RuleEngine
 /// something there.
 ///
 /// ## Which retained messages are the proxy's
-/// - A discovery message: a JSON object on `<root>/discovery/<id>` whose `id`
-///   is `<id>` and which names its `pack`.
+/// - A discovery message (`DiscoveryMessage`) on a pack's discovery topic
+///   whose `id` is the topic's last level and which names its `pack`.
 /// - A Home Assistant config: its origin's `name` is the proxy's
 ///   (`kpm33b-proxy`), its device's `serial_number` is a meter id, and the
 ///   device's first identifier, the node, ends with `_<id>` (the node is
@@ -52,7 +54,8 @@ struct DiscoveryLedger {
         func isOwned(byOtherThan instance: String?) -> Bool { discovery != nil && owner != instance }
     }
 
-    let rootTopic: String
+    /// Every pack's discovery topic filter (`ProgramSet.discoverySubscriptions`).
+    let discoveryFilters: [String]
     let discoveryPrefix: String
     let originName: String
     /// This proxy's `instance`, which its discovery messages name.
@@ -69,9 +72,9 @@ struct DiscoveryLedger {
     /// meter (a discovery topic names its meter itself).
     private var owners: [String: String] = [:]
 
-    init(rootTopic: String, discoveryPrefix: String, originName: String, instance: String? = nil, maxMeters: Int = .max) {
+    init(discoveryFilters: [String], discoveryPrefix: String, originName: String, instance: String? = nil, maxMeters: Int = .max) {
         self.maxMeters = maxMeters
-        self.rootTopic = rootTopic
+        self.discoveryFilters = discoveryFilters
         self.discoveryPrefix = discoveryPrefix
         self.originName = originName
         self.instance = instance
@@ -79,7 +82,7 @@ struct DiscoveryLedger {
 
     /// The topic filters whose retained messages the ledger mirrors.
     var filters: [String] {
-        ["\(rootTopic)/discovery/+", "\(discoveryPrefix)/device/+/config", "\(discoveryPrefix)/+/+/+/config"]
+        discoveryFilters + ["\(discoveryPrefix)/device/+/config", "\(discoveryPrefix)/+/+/+/config"]
     }
 
     /// Forgets everything (a new connection reads the broker again).
@@ -94,17 +97,17 @@ struct DiscoveryLedger {
     /// A message on one of `filters`: retained at subscription, or live.
     mutating func observe(topic: String, payload: [UInt8]) {
         if let previous = owner(of: topic) { forget(topic: topic, of: previous) }
-        guard !payload.isEmpty, let json = try? JSONValue.parse(payload), let object = json.objectValue else { return }
+        guard !payload.isEmpty else { return }
         let digest = Self.digest(payload)
-        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         if isDiscoveryTopic(topic) {
-            let id = String(levels[levels.count - 1])
-            guard object["id"]?.stringValue == id, object["pack"]?.stringValue != nil else { return }
-            guard hasRoom(for: id) else { return }
-            meters[id, default: Meter()].discovery = (topic, digest)
-            meters[id, default: Meter()].owner = object["instance"]?.stringValue
+            guard case .meter(let message) = DiscoveryMessage.parse(topic: topic, payload: payload),
+                  message.pack != nil, hasRoom(for: message.id) else { return }
+            meters[message.id, default: Meter()].discovery = (topic, digest)
+            meters[message.id, default: Meter()].owner = message.instance
             return
         }
+        guard let json = try? JSONValue.parse(payload), let object = json.objectValue else { return }
+        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         guard topic.hasPrefix("\(discoveryPrefix)/"), let id = Self.meter(of: object, origin: originName), hasRoom(for: id) else { return }
         if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
             meters[id, default: Meter()].device = (topic, digest, Components(Self.components(of: object)))
@@ -121,13 +124,15 @@ struct DiscoveryLedger {
         return false
     }
 
-    private func isDiscoveryTopic(_ topic: String) -> Bool { topic.hasPrefix("\(rootTopic)/discovery/") }
+    private func isDiscoveryTopic(_ topic: String) -> Bool {
+        discoveryFilters.contains { MQTTTopic.matches(filter: $0, topic: topic) }
+    }
 
     /// The meter whose retained message `topic` holds: a discovery topic
     /// names it (its last level), a Home Assistant topic is looked up.
     private func owner(of topic: String) -> String? {
         guard isDiscoveryTopic(topic) else { return owners[topic] }
-        let id = String(topic[topic.index(after: topic.lastIndex(of: "/")!)...])
+        guard let id = DiscoveryMessage.id(inTopic: topic) else { return nil }
         return meters[id]?.discovery?.topic == topic ? id : nil
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import JSON
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 
@@ -126,6 +127,10 @@ final class ProxyCore {
     }
     /// What the last read-back saw of `announced` (nil before the first).
     private(set) var readBack: (complete: Bool, announced: Int, seen: Int)?
+    /// The read-back of this central connection (its token and deadline).
+    private(set) var readBackRound: ProxyReadBack
+    /// The guarded counters on disk; nil: not kept (tests without them).
+    var counters: ProxyCounters?
     /// Letters in the dead-letter file, and its size when they were counted.
     private(set) var deadLetterCount = 0
     private var deadLetterBytes = -1
@@ -159,33 +164,23 @@ final class ProxyCore {
     /// The clocks of the latest event, for what the core does on its own.
     private var lastWallClock = Instant(epochMillis: 0)
     private var lastIteration = MonotonicInstant(nanoseconds: 0)
-    /// The other instances' statuses, by instance name (`""`: a proxy without
-    /// one): whether each is online and when it last heard from each meter.
-    private var peers: [String: Peer] = [:]
+    /// Which instance announces which meter.
+    private(set) var ownership = ProxyOwnership()
 
-    struct Peer {
-        var online: Bool
-        /// The peer's clock when it wrote the status, when it started, and
-        /// when it last heard each meter (seconds since 1970): compared with
-        /// each other only, so the machines' clocks may differ.
-        var time: Int64
-        var started: Int64
-        var lastSeen: [String: Int64]
-    }
-
-    init(programs: ProgramSet, journal: Journal, settings: Settings, origin: Origin, log: Log) {
+    init(programs: ProgramSet, journal: Journal, settings: Settings, origin: Origin, log: Log, clientID: String = "kpm33b-proxy") {
         self.engine = PackRouter(programs: programs, origin: origin, maxMeters: settings.maxMeters)
         self.journal = journal
         self.settings = settings
         self.origin = origin
         self.log = log
         self.recovery = journal.recovery
-        self.ledger = DiscoveryLedger(rootTopic: programs.rootTopic,
+        self.ledger = DiscoveryLedger(discoveryFilters: programs.discoverySubscriptions,
                                       discoveryPrefix: programs.siteConfig.homeAssistant.discoveryPrefix,
                                       originName: origin.name, instance: programs.instance, maxMeters: settings.maxMeters)
+        self.readBackRound = ProxyReadBack(rootTopic: programs.rootTopic, clientID: clientID)
     }
 
-    var program: ProgramSet { engine.programs }
+    var programs: ProgramSet { engine.programs }
 
     // MARK: Events
 
@@ -256,7 +251,7 @@ final class ProxyCore {
     /// Home Assistant came online: every meter's entity configs again, one
     /// message per meter in the device form (through the journal).
     func announceHomeAssistant(now: Instant) {
-        guard ledgerReady, program.siteConfig.homeAssistant.enabled else { return }
+        guard ledgerReady, programs.siteConfig.homeAssistant.enabled else { return }
         lastWallClock = now
         pendingAnnouncements += knownMeters().map { ($0, true) }
         announcePending()
@@ -267,11 +262,22 @@ final class ProxyCore {
     /// The central connection is (re)established and its subscriptions are
     /// on the way: the ledger is read afresh.
     func readBackStarted() {
+        readBackRound.connected()
         ledger.reset()
         ledgerReady = false
         // The pass in progress planned against the old ledger; the next read-back starts a new one.
         pendingAnnouncements.removeAll()
         pendingHead = 0
+    }
+
+    /// The central broker settled the subscriptions: the read-back's token goes out.
+    func subscriptionsSettled(at now: MonotonicInstant) {
+        perform(readBackRound.subscriptionsSettled(at: now))
+    }
+
+    /// A message on the read-back topic: its echo ends the read-back.
+    func readBackEcho(_ payload: UnsafeRawBufferPointer, now: Instant) {
+        if readBackRound.echo(payload) { readBackFinished(now: now) }
     }
 
     /// A retained (or live) message on one of `ledger.filters`.
@@ -292,7 +298,7 @@ final class ProxyCore {
         var seen = 0
         for id in announced {
             guard let meter = ledger.meters[id], meter.discovery != nil else { continue }
-            if meter.isOwned(byOtherThan: program.instance) {
+            if meter.isOwned(byOtherThan: programs.instance) {
                 announced.remove(id)
                 announcedChanged = true
             } else {
@@ -320,7 +326,7 @@ final class ProxyCore {
         guard let path = announcedFile, let bytes = FileSystem.read(path) else { return }
         for line in bytes.split(separator: 0x0A) where announced.count < settings.maxMeters {
             let id = String(decoding: line, as: UTF8.self)
-            if program.isValidDeviceID(id) { announced.insert(id) }
+            if programs.isValidDeviceID(id) { announced.insert(id) }
         }
     }
 
@@ -365,28 +371,28 @@ final class ProxyCore {
     }
 
     private func converge(_ id: String, now: Instant) {
-        let homeAssistant = program.siteConfig.homeAssistant.enabled
+        let homeAssistant = programs.siteConfig.homeAssistant.enabled
         let waiting = parked.removeValue(forKey: id)
         guard mayAnnounce(id, quiet: waiting == nil, heard: waiting != nil || engine.hasSeen(id)) else { return }
-        if program.isExcluded(id) || !program.isValidDeviceID(id) {
-            append(ledger.clearAll(id: id, program: program.running(id), origin: origin), now: now)
+        if programs.isExcluded(id) || !programs.isValidDeviceID(id) {
+            append(ledger.clearAll(id: id, program: programs.running(id), origin: origin), now: now)
             return
         }
         // A meter heard since the start: the engine has its announcements; one only retained: the rules.
         let current = engine.announcements(for: id)
         let discovery = waiting?.discovery ?? current.first { $0.kind == .discovery }
         let configs = !homeAssistant ? []
-            : engine.hasSeen(id) ? current.filter { $0.kind == .homeAssistant } : program.homeAssistantConfigs(for: id, origin: origin)
+            : engine.hasSeen(id) ? current.filter { $0.kind == .homeAssistant } : programs.homeAssistantConfigs(for: id, origin: origin)
         append(ledger.plan(id: id, discovery: discovery, homeAssistant: configs, forced: false,
-                           program: program.running(id), origin: origin), now: now)
+                           program: programs.running(id), origin: origin), now: now)
     }
 
     /// Home Assistant came online: the meter's entity configs again.
     private func announceAgain(_ id: String, now: Instant) {
-        guard program.siteConfig.homeAssistant.enabled, !program.isExcluded(id), program.isValidDeviceID(id),
+        guard programs.siteConfig.homeAssistant.enabled, !programs.isExcluded(id), programs.isValidDeviceID(id),
               mayAnnounce(id, quiet: true, heard: engine.hasSeen(id)) else { return }
-        append(ledger.plan(id: id, discovery: nil, homeAssistant: program.homeAssistantConfigs(for: id, origin: origin),
-                           forced: true, program: program.running(id), origin: origin), now: now)
+        append(ledger.plan(id: id, discovery: nil, homeAssistant: programs.homeAssistantConfigs(for: id, origin: origin),
+                           forced: true, program: programs.running(id), origin: origin), now: now)
     }
 
     /// The meters the broker holds announcements of, those seen since the
@@ -398,22 +404,76 @@ final class ProxyCore {
         return ids.sorted()
     }
 
-    /// Split sets that never completed expire.
+    /// Once a second: split sets that never completed expire, an overdue
+    /// read-back goes on with what arrived, the state on disk is brought up
+    /// to date (counters, announced meters, the dead letters' count).
     func tick(now: Instant) {
         lastWallClock = now
         output.removeAll()
         engine.expire(now: now, into: &output)
         take(output, now: now)
+        if readBackRound.timedOut(at: lastIteration) {
+            log.warning("read_back_incomplete", [
+                "detail": "no echo on \(readBackRound.topic) within \(Int(ProxyReadBack.timeoutSeconds)) s; going on with the retained messages that arrived",
+                "hint": "the central broker's ACL must let the proxy publish and subscribe to \(readBackRound.topic)",
+            ])
+            readBackFinished(now: now)
+        }
+        if let counters {
+            perform(counters.takeResetRequests(engine))
+            perform(counters.save(engine))
+        }
+        refreshDeadLetters()
+        saveAnnounced()
+    }
+
+    /// At shutdown: every counter, the announced meters and the acknowledged position on disk.
+    func saveState() {
+        if let counters { perform(counters.save(engine, all: true)) }
+        saveAnnounced()
+        persistAcknowledgements()
+    }
+
+    /// Carries out what a part decided.
+    private func perform(_ actions: [ProxyAction]) {
+        for action in actions {
+            switch action {
+            case .internalReading(let enabled): transport?.setInternalReading(enabled)
+            case .internalWrites(let enabled): transport?.setInternalWrites(enabled)
+            case .append(let message): append(message, now: lastWallClock)
+            case .publishInternal(let message): publishInternal(message)
+            case .publishCentral(let topic, let payload): publishCentral(topic: topic, payload: payload)
+            case .log(let event, let limit): log.emit(event, limit: limit)
+            }
+        }
+    }
+
+    /// A message outside the journal (the read-back's token): its PUBACK is no record's.
+    private func publishCentral(topic: String, payload: [UInt8]) {
+        guard let transport else { return }
+        var topic = topic
+        let result: Result<Int32, MQTTError> = topic.withUTF8 { topicBytes in
+            payload.withUnsafeBytes { bytes in
+                Result { () throws(MQTTError) in
+                    try transport.publishCentral(topic: UnsafeRawBufferPointer(topicBytes), payload: bytes, retain: false)
+                }
+            }
+        }
+        switch result {
+        case .success(let mid): statusPublished(mid)
+        case .failure(let error): log.warning("read_back_failed", ["error": "\(error)"])
+        }
     }
 
     /// SIGHUP compiled new programs (every pack): they run from the next message on.
-    func reload(_ program: ProgramSet, now: Instant) {
+    func reload(_ programs: ProgramSet, now: Instant) {
         let counters = engine.counters
-        engine = PackRouter(programs: program, origin: origin, maxMeters: settings.maxMeters)
+        engine = PackRouter(programs: programs, origin: origin, maxMeters: settings.maxMeters)
+        self.counters?.engineReplaced()
         ledger.maxMeters = settings.maxMeters
         // The guarded counters carry over: a reload must not let a glitch through.
         engine.restore(counters)
-        log.info("rules_reloaded", ["pack": program.packName, "routes": program.routeNames.joined(separator: ",")])
+        log.info("rules_reloaded", ["pack": programs.packName, "routes": programs.routeNames.joined(separator: ",")])
         // Entities of renamed or removed fields and of disabled groups go,
         // new ones come, an excluded meter is cleared: at once, for every meter.
         if ledgerReady { converge(now: now) }
@@ -546,8 +606,16 @@ final class ProxyCore {
     func statusPublished(_ mid: Int32) { statusInFlight.insert(mid) }
     func isStatusAcknowledged(_ mid: Int32) -> Bool { !statusInFlight.contains(mid) }
 
-    /// The state database was found damaged at start-up (set by the service).
-    var stateProblem: String?
+    /// The state database was found damaged at start-up (`loadCounters`).
+    private(set) var stateProblem: String?
+
+    /// Start-up: the guarded counters saved by the last run, kept from now on.
+    func loadCounters(_ counters: ProxyCounters, now: Instant) throws(ServiceError) {
+        self.counters = counters
+        let loaded = try counters.load(into: engine, now: now)
+        stateProblem = loaded.problem
+        perform(loaded.actions)
+    }
 
     /// What needs an operator now, one line each (the status's `problems`,
     /// the health device's problem sensor); empty when all is well.
@@ -643,7 +711,7 @@ final class ProxyCore {
         parked[id] = nil
         guard mayAnnounce(id, quiet: false, heard: true) else { return }
         append(ledger.plan(id: id, discovery: discovery, homeAssistant: homeAssistant, forced: false,
-                           program: program.running(id), origin: origin), now: now)
+                           program: programs.running(id), origin: origin), now: now)
     }
 
     // MARK: Instances (`instance:`)
@@ -653,74 +721,72 @@ final class ProxyCore {
     ///
     /// The meters this proxy hears and that instance owned are taken over
     /// at once when the rule (`mayAnnounce`) lets it.
-    func peerStatus(instance: String, payload: [UInt8], now: Instant) {
-        defer { takeOver(from: instance, now: now) }
-        guard let status = (try? JSONValue.parse(payload))?.objectValue else {
-            peers[instance] = nil
-            return
-        }
-        func seconds(_ value: JSONValue?) -> Int64? {
-            guard let text = value?.stringValue, text.count == 20, text.hasSuffix("Z") else { return nil }
-            let bytes = text.utf8.dropLast().map { $0 == UInt8(ascii: "T") ? UInt8(ascii: " ") : $0 }
-            return bytes.withUnsafeBytes { Self.isoFormat.parse($0) }
-        }
-        var lastSeen: [String: Int64] = [:]
-        for (id, value) in status["meters"]?.objectValue ?? [:] where lastSeen.count < settings.maxMeters { lastSeen[id] = seconds(value) }
-        let time = seconds(status["time"]) ?? 0
-        peers[instance] = Peer(online: status["state"]?.stringValue == "online", time: time,
-                               started: seconds(status["started"]) ?? time, lastSeen: lastSeen)
+    func peerStatus(instance: String, _ status: PeerStatus?, now: Instant) {
+        ownership.peerStatus(instance: instance, status)
+        takeOver(from: instance, now: now)
     }
 
-    private static let isoFormat = ClockFormat("yyyy-MM-dd HH:mm:ss")!
+    /// A message on `MeterSilence.filter` about meter `id`: its owner says it
+    /// stopped hearing it (nil: cleared, it hears it again). The meter is
+    /// taken over at once when the rule lets it.
+    func meterSilence(id: String, _ silence: MeterSilence?, now: Instant) {
+        ownership.maxMeters = settings.maxMeters
+        if let owner = ownership.meterSilence(id: id, silence, instance: programs.instance) { takeOver(from: owner, now: now) }
+    }
 
-    /// The meters another instance's status named that are kept (tests).
-    func peerMeterCount(instance: String) -> Int { peers[instance]?.lastSeen.count ?? 0 }
+    /// What this proxy publishes (retained, on `MeterSilence.topic`) so that
+    /// the broker says which of the meters it announces it has not heard for
+    /// longer than their allowed silence (since `started` for those it never
+    /// heard): the declarations that changed, with every status.
+    func silenceChanges(now: Instant, started: Instant) -> [(topic: String, payload: [UInt8])] {
+        guard ledgerReady else { return [] }
+        var silent: Set<String> = []
+        for (id, meter) in ledger.meters where meter.discovery != nil && meter.owner == programs.instance {
+            guard let allowed = programs.silenceAllowed(for: id), allowed > 0 else { continue }
+            let seen = statistics.lastSeen[id] ?? started
+            if (now.epochMillis - seen.epochMillis) / 1000 > Int64(allowed) { silent.insert(id) }
+        }
+        let changes = ownership.declare(silent: silent)
+        return changes.declare.map { id in
+            (MeterSilence.topic(root: programs.rootTopic, id: id),
+             MeterSilence(instance: programs.instance, lastSeen: statistics.lastSeen[id]?.iso8601).payload)
+        } + changes.clear.map { (MeterSilence.topic(root: programs.rootTopic, id: $0), []) }
+    }
 
     private func takeOver(from instance: String, now: Instant) {
         guard ledgerReady else { return }
-        for id in engine.seenDevices where ledger.meters[id]?.isOwned(byOtherThan: program.instance) == true
-            && (ledger.meters[id]?.owner ?? "") == instance && !program.isExcluded(id) && mayAnnounce(id, quiet: true, heard: true) {
+        for id in engine.seenDevices where ledger.meters[id]?.isOwned(byOtherThan: programs.instance) == true
+            && (ledger.meters[id]?.owner ?? "") == instance && !programs.isExcluded(id) && mayAnnounce(id, quiet: true, heard: true) {
             let current = engine.announcements(for: id)
             append(ledger.plan(id: id, discovery: current.first { $0.kind == .discovery },
                                homeAssistant: current.filter { $0.kind == .homeAssistant }, forced: false,
-                               program: program.running(id), origin: origin), now: now)
+                               program: programs.running(id), origin: origin), now: now)
         }
     }
 
-    /// The one rule of hand-over between instances. A meter whose retained
-    /// discovery names another instance is that instance's: its
-    /// announcements are not sent (counted and logged; its readings still
-    /// are). It is taken over when its owner's status is offline or gone, or
-    /// when the owner's status says it has not heard the meter for longer
-    /// than the meter's allowed silence (its shortest upload interval times
-    /// `homeassistant.expire_after_factor`: when the owner's entities show it
-    /// unavailable anyway). A meter that moved to another shard moves so.
-    /// A meter this proxy has not heard stays untouched.
+    /// Whether this proxy announces `id` now (`ProxyOwnership`); a meter
+    /// taken over is logged, one owned elsewhere counted and logged unless `quiet`.
     private func mayAnnounce(_ id: String, quiet: Bool, heard: Bool) -> Bool {
-        guard let meter = ledger.meters[id], meter.isOwned(byOtherThan: program.instance) else { return true }
-        guard heard else { return false }
-        let owner = meter.owner ?? ""
-        let reason: String?
-        if let peer = peers[owner] {
-            let silence = Int64(program.silenceAllowed(for: id) ?? 0)
-            let heard = peer.lastSeen[id] ?? peer.started
-            reason = !peer.online ? "its owner is offline"
-                : silence > 0 && peer.time - heard > silence ? "its owner has not heard from it for \(peer.time - heard) s" : nil
-        } else {
-            reason = "its owner has no status"
-        }
-        if let reason {
+        let meter = ledger.meters[id]
+        let owner = meter?.isOwned(byOtherThan: programs.instance) == true ? meter?.owner ?? "" : nil
+        switch ownership.verdict(owner: owner, meter: id, heard: heard) {
+        case .mine:
+            return true
+        case .untouched:
+            return false
+        case .takenOver(let owner, let reason):
             log.info("meter_taken_over", ["meter": id, "from": owner.isEmpty ? "(no instance)" : owner, "reason": reason])
             return true
+        case .ownedElsewhere(let owner):
+            if !quiet {
+                statistics.ownedElsewhere += 1
+                log.limited(.info, key: "owned_elsewhere", "meter_owned_elsewhere", [
+                    "meter": id, "owner": owner.isEmpty ? "(no instance)" : owner,
+                    "detail": "its readings are forwarded; it is announced by its owner until that one stops hearing it",
+                ])
+            }
+            return false
         }
-        if !quiet {
-            statistics.ownedElsewhere += 1
-            log.limited(.info, key: "owned_elsewhere", "meter_owned_elsewhere", [
-                "meter": id, "owner": owner.isEmpty ? "(no instance)" : owner,
-                "detail": "its readings are forwarded; it is announced by its owner until that one stops hearing it",
-            ])
-        }
-        return false
     }
 
     private func append(_ messages: [Outgoing], now: Instant) {

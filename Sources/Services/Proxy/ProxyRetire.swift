@@ -24,7 +24,7 @@ public enum ProxyRetire {
             ])
         }
         let origin = Origin(name: "kpm33b-proxy", version: ServiceVersion.current)
-        var ledger = DiscoveryLedger(rootTopic: program.rootTopic, discoveryPrefix: program.siteConfig.homeAssistant.discoveryPrefix,
+        var ledger = DiscoveryLedger(discoveryFilters: program.discoverySubscriptions, discoveryPrefix: program.siteConfig.homeAssistant.discoveryPrefix,
                                      originName: origin.name)
         let readBackTopic = "\(program.rootTopic)/proxy/read-back"
         let loop: EventLoop

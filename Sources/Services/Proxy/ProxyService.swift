@@ -3,6 +3,7 @@ import Glibc
 #endif
 import JSON
 import Journal
+import Clock
 import MQTT
 import RuleEngine
 import SiteSettings
@@ -39,9 +40,6 @@ public final class ProxyService: @unchecked Sendable {
     let started = Instant.now()
     let statusTopic: String
     let homeAssistantStatusTopic: String?
-    /// Our own echo on it ends the read-back of the central broker's retained
-    /// announcements (see `DiscoveryLedger`).
-    let readBackTopic: String
     /// Fixed until a restart, like the broker settings.
     let sharedSubscriptionGroup: String?
     /// `<root>/status`: the statuses of every instance are it and its subtopics.
@@ -61,14 +59,6 @@ public final class ProxyService: @unchecked Sendable {
     private var shutdown: Shutdown?
     /// `forwarded` and when, at the previous status: the per-minute rate.
     private var previousStatus: (forwarded: Int, at: MonotonicInstant)?
-    private let counterStore: CounterStore
-    private let resetRequests: CounterResetRequests
-    /// `engine.countersVersion` when the counters were last saved; nil: save.
-    private var countersSaved: Int?
-    /// The read-back of this connection: its token, and the deadline after
-    /// which the proxy goes on with what arrived.
-    private var readBack: (token: String, timer: LoopTimer?)?
-    private var readBackCount = 0
     /// `READY=1`, the watchdog and `STATUS=` under systemd (`ProxyService+systemd`).
     private var systemd: SystemdSupervision?
 
@@ -84,23 +74,22 @@ public final class ProxyService: @unchecked Sendable {
     public init(site loaded: Site, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
         self.log = log
-        let program = loaded.programs
-        let site = program.siteConfig
+        let programs = loaded.programs
+        let site = programs.siteConfig
         let settings = loaded.settings
-        statusTopic = program.statusTopic
+        statusTopic = programs.statusTopic
         statusIntervalSeconds = settings.proxy.statusIntervalSeconds
-        subscriptions = Set(program.subscriptions)
+        subscriptions = Set(programs.subscriptions)
         homeAssistantStatusTopic = site.homeAssistant.enabled ? "\(site.homeAssistant.discoveryPrefix)/status" : nil
-        readBackTopic = "\(program.rootTopic)/proxy/read-back"
         sharedSubscriptionGroup = settings.proxy.sharedSubscriptionGroup
-        peerStatusRoot = "\(program.rootTopic)/status"
+        peerStatusRoot = "\(programs.rootTopic)/status"
 
         let options = configuration.service
-        let will = MQTTWill(topic: statusTopic, payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
+        let will = MQTTWill(topic: statusTopic, payload: ProxyStatus(state: "offline").payload, qos: 1, retain: true)
         let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
-                                                  defaultClientID: "kpm33b-proxy", instance: program.instance, cleanSession: false)
+                                                  defaultClientID: "kpm33b-proxy", instance: programs.instance, cleanSession: false)
         let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,
-                                                 defaultClientID: "kpm33b-proxy", instance: program.instance, cleanSession: false, will: will)
+                                                 defaultClientID: "kpm33b-proxy", instance: programs.instance, cleanSession: false, will: will)
         let journalSettings = JournalSettings(settings.proxy)
         let journal: Journal
         let directory = configuration.stateDirectory.hasSuffix("/")
@@ -125,35 +114,17 @@ public final class ProxyService: @unchecked Sendable {
         } catch {
             throw ServiceError(error.description)
         }
-        core = ProxyCore(programs: program, journal: journal,
+        core = ProxyCore(programs: programs, journal: journal,
                          settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
                                          discoveryOnInternal: settings.proxy.discoveryOnInternal,
                                          maxMeters: settings.proxy.maxMeters),
-                         origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log)
-        counterStore = CounterStore(directory: configuration.stateDirectory)
-        resetRequests = CounterResetRequests(stateDirectory: configuration.stateDirectory)
+                         origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log,
+                         clientID: centralSettings.options.clientID)
         core.transport = self
         core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
         core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
         core.refreshDeadLetters()
-        let loaded: CounterStore.Loaded
-        do { loaded = try counterStore.load(now: Instant.now()) } catch { throw ServiceError(error.message) }
-        if let aside = loaded.movedAside {
-            core.stateProblem = "state_corrupt: the counters database was damaged (\(aside.reason)); moved to \(aside.path), counters start afresh"
-            log.warning("state_corrupt", ["file": counterStore.path, "reason": aside.reason, "moved_to": aside.path,
-                                          "action": "starting without saved counters"])
-        }
-        if let imported = loaded.imported {
-            log.info("counters_imported", ["file": counterStore.legacyPath, "counters": String(imported.count),
-                                           "into": counterStore.path, "renamed_to": imported.renamedTo ?? "(not renamed)"])
-        }
-        if let problem = loaded.problem {
-            core.stateProblem = core.stateProblem ?? "state_corrupt: \(problem)"
-            log.warning("counters_not_loaded", ["detail": problem])
-        }
-        core.engine.restore(loaded.counters)
-        countersSaved = core.engine.countersVersion
-        takeResetRequests()
+        try core.loadCounters(ProxyCounters(stateDirectory: configuration.stateDirectory), now: Instant.now())
         let recovery = journal.recovery
         for note in recovery.notes { log.warning("journal_repaired", ["detail": note]) }
         log.info("journal_opened", [
@@ -177,14 +148,16 @@ public final class ProxyService: @unchecked Sendable {
         wireCentral()
         wireInternal()
         do {
-            for filter in core.program.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
+            for filter in core.programs.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
             // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
             for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
             for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
             for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
-            try centralClient.subscribe(readBackTopic, qos: 1)
+            // The owners' word on the meters they stopped hearing (`MeterSilence`).
+            try centralClient.subscribe(MeterSilence.filter(root: core.programs.rootTopic), qos: 1)
+            try centralClient.subscribe(core.readBackRound.topic, qos: 1)
         } catch {
             log.error("cannot_start", ["error": "\(error)"])
             return 1
@@ -198,17 +171,13 @@ public final class ProxyService: @unchecked Sendable {
         loop.repeating(every: 1) { [unowned self] in
             refreshUTCOffset()
             core.tick(now: now())
-            takeResetRequests()
-            saveCounters()
-            core.refreshDeadLetters()
-            core.saveAnnounced()
         }
         scheduleStatus()
         log.info("started", [
             "version": ServiceVersion.current,
             "internal": internalClient.endpoint.description,
             "central": centralClient.endpoint.description,
-            "subscriptions": core.program.subscriptions.joined(separator: ","),
+            "subscriptions": core.programs.subscriptions.joined(separator: ","),
             "status_topic": statusTopic,
             "state_dir": configuration.stateDirectory,
         ])
@@ -216,9 +185,7 @@ public final class ProxyService: @unchecked Sendable {
         loop.run()
 
         centralClient.stop()
-        saveCounters(all: true)
-        core.saveAnnounced()
-        core.persistAcknowledgements()
+        core.saveState()
         core.journal.close()
         log.info("stopped", [
             "received": String(core.statistics.received), "forwarded": String(core.statistics.forwarded),
@@ -330,8 +297,6 @@ public final class ProxyService: @unchecked Sendable {
                 // may have lost them in a restart without persistence), then
                 // converge: see `DiscoveryLedger`.
                 core.readBackStarted()
-                readBackCount += 1
-                readBack = ("\(centralClient.options.clientID) \(readBackCount)", nil)
                 publishStatus(state: "online")
                 publishHealthConfigs()
             } else if centralWasConnected {
@@ -343,27 +308,10 @@ public final class ProxyService: @unchecked Sendable {
             }
             centralWasConnected = connected
         }
-        centralClient.onSubscriptionsSettled = { [unowned self] in
-            // The broker queued the retained messages of our subscriptions
-            // before it handles this publish: its echo comes after them.
-            guard let pending = readBack, pending.timer == nil else { return }
-            do {
-                _ = try centralClient.publish(topic: readBackTopic, payload: Array(pending.token.utf8), qos: 1, retain: false)
-            } catch {
-                log.warning("read_back_failed", ["error": "\(error)"])
-            }
-            readBack?.timer = loop.schedule(after: 15) { [unowned self] in
-                guard readBack?.token == pending.token else { return }
-                log.warning("read_back_incomplete", [
-                    "detail": "no echo on \(readBackTopic) within 15 s; going on with the retained messages that arrived",
-                    "hint": "the central broker's ACL must let the proxy publish and subscribe to \(readBackTopic)",
-                ])
-                finishReadBack()
-            }
-        }
+        centralClient.onSubscriptionsSettled = { [unowned self] in core.subscriptionsSettled(at: .now()) }
         centralClient.onMessage = { [unowned self] message in
-            if message.topic == readBackTopic {
-                if let pending = readBack, message.payload.elementsEqual(pending.token.utf8) { finishReadBack() }
+            if message.topic == core.readBackRound.topic {
+                core.readBackEcho(message.payload, now: now())
             } else if message.topic == homeAssistantStatusTopic {
                 guard shutdown == nil, message.payload.elementsEqual("online".utf8) else { return }
                 log.info("home_assistant_online", ["detail": "announcing the meters again"])
@@ -372,7 +320,10 @@ public final class ProxyService: @unchecked Sendable {
             } else if message.topic == peerStatusRoot || message.topic.hasPrefix(peerStatusRoot + "/") {
                 guard message.topic != statusTopic else { return }
                 let instance = message.topic == peerStatusRoot ? "" : String(message.topic.dropFirst(peerStatusRoot.count + 1))
-                if !instance.contains("/") { core.peerStatus(instance: instance, payload: Array(message.payload), now: now()) }
+                guard !instance.contains("/") else { return }
+                core.peerStatus(instance: instance, PeerStatus(document: Array(message.payload)), now: now())
+            } else if let id = MeterSilence.id(inTopic: message.topic, root: core.programs.rootTopic) {
+                core.meterSilence(id: id, MeterSilence(payload: Array(message.payload)), now: now())
             } else {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
@@ -388,12 +339,6 @@ public final class ProxyService: @unchecked Sendable {
     /// (`proxy.shared_subscription_group`): the broker hands each message to one.
     private func shared(_ filter: String) -> String {
         sharedSubscriptionGroup.map { "$share/\($0)/\(filter)" } ?? filter
-    }
-
-    private func finishReadBack() {
-        readBack?.timer?.cancel()
-        readBack = nil
-        core.readBackFinished(now: now())
     }
 
     // MARK: Status
@@ -418,19 +363,25 @@ public final class ProxyService: @unchecked Sendable {
             perMinute = Int((Double(statistics.forwarded - previous.forwarded) * 60 / monotonic.seconds(since: previous.at)).rounded())
         }
         previousStatus = (statistics.forwarded, monotonic)
-        let program = core.program
+        let programs = core.programs
         let online = statistics.lastSeen.count { id, seen in
-            let allowed = Int64(program.silenceAllowed(for: id) ?? 3600)
+            let allowed = Int64(programs.silenceAllowed(for: id) ?? 3600)
             return (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed
         }
-        let document = statistics.document(
+        var status = statistics.status(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.journalStatus(at: monotonic, wallClock: wallClock),
             metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
-            readBack: core.readBack).withLogLinesDropped(log)
+            readBack: core.readBack)
+        status.logLinesDropped = log.droppedLines
         do {
-            let mid = try centralClient.publish(topic: statusTopic, payload: document.serialized(), qos: 1, retain: true)
+            let mid = try centralClient.publish(topic: statusTopic, payload: status.payload, qos: 1, retain: true)
             core.statusPublished(mid)
+            if state == "online" {
+                for change in core.silenceChanges(now: wallClock, started: started) {
+                    core.statusPublished(try centralClient.publish(topic: change.topic, payload: change.payload, qos: 1, retain: true))
+                }
+            }
             return mid
         } catch {
             log.limited(.error, key: "publish.status", "status_publish_failed", ["error": "\(error)"])
@@ -441,8 +392,8 @@ public final class ProxyService: @unchecked Sendable {
     /// The proxy's own device in Home Assistant (`HealthDevice.proxy`), retained;
     /// at every central connection and every Home Assistant `online`.
     private func publishHealthConfigs() {
-        guard core.program.siteConfig.homeAssistant.enabled, centralClient.isConnected else { return }
-        for config in HealthDevice.proxy.configs(program: core.program.first, statusTopic: statusTopic, origin: core.origin) {
+        guard core.programs.siteConfig.homeAssistant.enabled, centralClient.isConnected else { return }
+        for config in HealthDevice.proxy.configs(program: core.programs.first, statusTopic: statusTopic, origin: core.origin) {
             do {
                 core.statusPublished(try centralClient.publish(topic: config.topic, payload: config.payload, qos: 1, retain: true))
             } catch {
@@ -474,14 +425,14 @@ public final class ProxyService: @unchecked Sendable {
     }
 
     private func apply(_ loaded: Site) {
-        let program = loaded.programs
+        let programs = loaded.programs
         let proxy = loaded.settings.proxy
-        if program.rootTopic != core.ledger.rootTopic
-            || program.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
-            log.warning("restart_needed", ["detail": "a new root topic or discovery prefix takes effect after a restart"])
+        if programs.discoverySubscriptions != core.ledger.discoveryFilters
+            || programs.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
+            log.warning("restart_needed", ["detail": "new discovery topics or a new discovery prefix take effect after a restart"])
         }
-        if program.statusTopic != statusTopic {
-            log.warning("restart_needed", ["status_topic": program.statusTopic, "detail": "the status topic changes after a restart"])
+        if programs.statusTopic != statusTopic {
+            log.warning("restart_needed", ["status_topic": programs.statusTopic, "detail": "the status topic changes after a restart"])
         }
         core.settings.maxPayloadBytes = proxy.maxPayloadBytes
         core.settings.discoveryOnInternal = proxy.discoveryOnInternal
@@ -491,7 +442,7 @@ public final class ProxyService: @unchecked Sendable {
             statusIntervalSeconds = proxy.statusIntervalSeconds
             scheduleStatus()
         }
-        for filter in program.subscriptions where !subscriptions.contains(filter) {
+        for filter in programs.subscriptions where !subscriptions.contains(filter) {
             subscriptions.insert(filter)
             do {
                 try internalClient.subscribe(shared(filter), qos: 1)
@@ -499,38 +450,7 @@ public final class ProxyService: @unchecked Sendable {
                 log.error("cannot_subscribe", ["filter": filter, "error": "\(error)"])
             }
         }
-        core.reload(program, now: now())
-        countersSaved = nil  // a new engine counts its versions afresh
-    }
-
-    /// `kpm33b-proxy accept-reset`: forget the counters asked for, so that the
-    /// meter's next reading starts them afresh.
-    private func takeResetRequests() {
-        for request in resetRequests.take() {
-            let forgotten = core.engine.forgetCounters(device: request.id, field: request.field)
-            log.info("counter_reset_accepted", [
-                "meter": request.id, "field": request.field ?? "(all)",
-                "detail": forgotten.isEmpty ? "nothing was remembered for it" : "the next reading starts \(forgotten.joined(separator: ",")) afresh",
-            ])
-        }
-    }
-
-    /// Writes the guarded counters that changed (once a second at most, one
-    /// bounded batch; `all`: every batch, at shutdown). A kill loses at most
-    /// the last second of them: the next reading is then checked against a
-    /// slightly older value.
-    private func saveCounters(all: Bool = false) {
-        let version = core.engine.countersVersion
-        guard version != countersSaved else { return }
-        do {
-            let counters = core.engine.counters
-            while try !counterStore.save(counters) {
-                guard all else { return }  // the rest next second
-            }
-            countersSaved = version
-        } catch {
-            log.limited(.error, key: "counters.save", "counters_not_saved", ["error": error.message])
-        }
+        core.reload(programs, now: now())
     }
 }
 
@@ -566,11 +486,7 @@ struct JournalSettings: Sendable {
 
     init(_ proxy: ProxySettings) {
         maxBytes = proxy.journalMaxBytes
-        fsync = switch proxy.journalFsync {
-        case .never: .never
-        case .always: .always
-        case .interval: .interval(milliseconds: proxy.journalFsyncIntervalMilliseconds)
-        }
+        fsync = proxy.journalFsync
     }
 
     /// Segments of 1/16 of the bound, between 64 KiB and 16 MiB: whole

@@ -51,22 +51,26 @@ struct JournalStatus {
 }
 
 extension ProxyStatistics {
-    /// The status document: `{"state", "version", "started", "time",
-    /// "connections", "counters": {"received", "received_qos0", "forwarded", "announced", "owned_elsewhere",
-    /// "dropped": {reason: n}}, "journal": {…}, "internal_broker": {…}, "meters": {id: last seen},
-    /// "problems": [text]}`.
-    /// Every drop reason is listed, zero or not, so a dashboard sees the full set.
+    /// The status document (`ProxyStatus`): the counters, the journal, the
+    /// meters' broker's figures, and of the meters only totals.
     ///
     /// `meters_online`: meters heard from within their allowed silence (their
     /// Home Assistant `expire_after`); `forwarded_per_minute`: since the
     /// previous status.
-    func document(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus,
-                  metersOnline: Int, forwardedPerMinute: Int, problems: [String] = [],
-                  readBack: (complete: Bool, announced: Int, seen: Int)? = nil) -> JSONValue {
-        var drops = JSONObject()
-        for reason in Self.dropReasons { drops[reason] = .integer(Int64(dropped[reason] ?? 0)) }
-        var meters = JSONObject()
-        for id in lastSeen.keys.sorted() { meters[id] = .string(lastSeen[id]!.iso8601) }
+    func status(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus,
+                metersOnline: Int, forwardedPerMinute: Int, problems: [String] = [],
+                readBack: (complete: Bool, announced: Int, seen: Int)? = nil) -> ProxyStatus {
+        var status = ProxyStatus(state: state)
+        status.version = version
+        status.started = started.iso8601
+        status.time = now.iso8601
+        status.internalConnected = internalConnected
+        status.centralConnected = centralConnected
+        status.counters = [
+            ("received", received), ("received_qos0", receivedQoS0), ("forwarded", forwarded), ("announced", announced),
+            ("owned_elsewhere", ownedElsewhere), ("dead_lettered", deadLettered), ("refused_retried", refusedRetried),
+        ].map { ProxyStatus.Counter(name: $0.0, value: $0.1) }
+        status.dropped = Self.dropReasons.map { ProxyStatus.Counter(name: $0, value: dropped[$0] ?? 0) }
         var journalObject: JSONObject = [
             "bytes": .integer(Int64(journal.bytes)),
             "messages": .integer(Int64(journal.messages)),
@@ -78,33 +82,13 @@ extension ProxyStatistics {
         ]
         journalObject["oldest_unacknowledged_age_s"] = journal.oldestUnacknowledgedSeconds
             .map { .integer(Int64($0.rounded(.down))) } ?? .null
-        return [
-            "state": .string(state),
-            "version": .string(version),
-            "started": .string(started.iso8601),
-            "time": .string(now.iso8601),
-            "connections": [
-                "internal": .string(internalConnected ? "connected" : "disconnected"),
-                "central": .string(centralConnected ? "connected" : "disconnected"),
-            ],
-            "counters": [
-                "received": .integer(Int64(received)),
-                "received_qos0": .integer(Int64(receivedQoS0)),
-                "forwarded": .integer(Int64(forwarded)),
-                "announced": .integer(Int64(announced)),
-                "owned_elsewhere": .integer(Int64(ownedElsewhere)),
-                "dead_lettered": .integer(Int64(deadLettered)),
-                "refused_retried": .integer(Int64(refusedRetried)),
-                "dropped": .object(drops),
-            ],
-            "journal": .object(journalObject),
-            "internal_broker": internalBroker.document,
-            "meters_online": .integer(Int64(metersOnline)),
-            "forwarded_per_minute": .integer(Int64(forwardedPerMinute)),
-            "meters": .object(meters),
-            "problems": .array(problems.map { .string($0) }),
-            "read_back": readBack.map { ["complete": .bool($0.complete), "announced": .integer(Int64($0.announced)),
-                                         "seen": .integer(Int64($0.seen))] } ?? .null,
-        ]
+        status.journal = journalObject
+        status.internalBroker = internalBroker.document
+        status.metersSeen = lastSeen.count
+        status.metersOnline = metersOnline
+        status.forwardedPerMinute = forwardedPerMinute
+        status.problems = problems
+        status.readBack = readBack
+        return status
     }
 }

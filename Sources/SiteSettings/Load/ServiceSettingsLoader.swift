@@ -8,7 +8,8 @@ import YAML
 /// The engine's loader owns the top level and the `proxy` and
 /// `config_sender` sections (it checks their shape and reports unknown keys,
 /// accepting those listed in `keys`); this one owns `brokers` entirely and
-/// reads its keys of the shared sections without reporting anything twice.
+/// reads its keys of the shared sections — every key of `config_sender`,
+/// all but the engine's two of `proxy` — without reporting anything twice.
 enum ServiceSettingsLoader {
     /// The keys read here, by section (`""`: the top level).
     static let keys = baseKeys.merging(discoveryKeys) { $0 + $1 }
@@ -19,7 +20,7 @@ enum ServiceSettingsLoader {
             "journal_max_bytes", "journal_fsync", "journal_fsync_interval_ms", "outbox_limit",
             "shared_subscription_group",
         ],
-        "config_sender": ["reply_timeout_s", "retries", "periodic_pass_s", "partition"] + pacingKeys,
+        "config_sender": ["status_topic", "reply_timeout_s", "retries", "periodic_pass_s", "partition"] + pacingKeys,
     ]
     /// Discovery on the internal broker: the proxy's copy and where the config sender reads.
     static let discoveryKeys = ["proxy": ["discovery_on_internal"], "config_sender": ["discovery_from"]]
@@ -55,6 +56,7 @@ enum ServiceSettingsLoader {
             settings.proxy = readProxy(p, ctx)
         }
         if let node = top.node("config_sender"), let c = ctx.checkedMapping(node, "'config_sender'", keys: keys["config_sender"]!) {
+            settings.configSender.statusTopic = c.string("status_topic")?.value
             discoveryFrom = readDiscoveryFrom(c, ctx)
             discoveryFrom.map { settings.configSender.discoveryFrom = $0.value }
             if let v = c.double("reply_timeout_s") {
@@ -124,15 +126,19 @@ enum ServiceSettingsLoader {
                           at: v.mark)
             }
         }
+        let interval = ctx.positive(p.int("journal_fsync_interval_ms")) ?? 1000
+        proxy.journalFsync = .interval(milliseconds: interval)
         if let v = p.string("journal_fsync") {
-            let modes = ProxySettings.Fsync.allCases.map(\.rawValue)
-            if let mode = ProxySettings.Fsync(rawValue: v.value) { proxy.journalFsync = mode }
-            else {
+            let modes = ProxySettings.fsyncModes
+            switch v.value {
+            case "never": proxy.journalFsync = .never
+            case "always": proxy.journalFsync = .always
+            case "interval": break
+            default:
                 ctx.error(.invalidValue, "unknown journal_fsync '\(v.value)'",
                           hint: Suggestion.hint(for: v.value, in: modes) ?? "use \(modes.joined(separator: ", "))", at: v.mark)
             }
         }
-        ctx.positive(p.int("journal_fsync_interval_ms")).map { proxy.journalFsyncIntervalMilliseconds = $0 }
         // Accepted so that an old config still loads; the outbox it bounded is gone.
         if let mark = p.keyMark("outbox_limit") {
             ctx.warning(.deprecatedKey, "'outbox_limit' is deprecated and ignored",
@@ -162,10 +168,10 @@ enum ServiceSettingsLoader {
         return nil
     }
 
-    static func readBroker(_ entry: YAMLEntry, _ ctx: LoadContext) -> BrokerConfig? {
+    static func readBroker(_ entry: YAMLEntry, _ ctx: LoadContext) -> SiteBrokerSettings? {
         let what = "broker '\(entry.key.value)'"
         guard let m = ctx.mapping(entry.value, what, known: ["host", "port", "protocol", "keepalive_s", "tls", "clients"]) else { return nil }
-        var broker = BrokerConfig()
+        var broker = SiteBrokerSettings()
         if let v = m.string("host") { broker.host = v.value }
         if let v = m.int("port") {
             if (1...65535).contains(v.value) { broker.port = v.value }
@@ -177,7 +183,7 @@ enum ServiceSettingsLoader {
         }
         if let v = m.int("keepalive_s") { broker.keepAliveSeconds = v.value }
         if let node = m.node("tls"), let t = ctx.mapping(node, "'tls' of \(what)", known: ["ca_file", "cert_file", "key_file"]) {
-            broker.tls = TLSConfig(caFile: t.string("ca_file")?.value, certFile: t.string("cert_file")?.value, keyFile: t.string("key_file")?.value)
+            broker.tls = SiteTLSSettings(caFile: t.string("ca_file")?.value, certFile: t.string("cert_file")?.value, keyFile: t.string("key_file")?.value)
         }
         if let node = m.node("clients"), let entries = ctx.namedEntries(node, "'clients' of \(what)") {
             for c in entries {
@@ -193,7 +199,7 @@ enum ServiceSettingsLoader {
                 guard let cm = ctx.mapping(c.value, "client '\(c.key.value)'", known: [
                     "client_id", "username", "password", "password_credential", "password_file", "password_env",
                 ]) else { continue }
-                var client = ClientConfig()
+                var client = SiteClientSettings()
                 client.clientID = cm.string("client_id")?.value
                 client.username = cm.string("username")?.value
                 client.passwordCredential = cm.string("password_credential")?.value

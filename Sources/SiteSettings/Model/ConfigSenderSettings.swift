@@ -1,6 +1,8 @@
-/// The config sender's timers (`config_sender.*` of the site config, except
-/// the status topic, which the rules' part of the config keeps with the others).
+/// The config sender's settings (`config_sender.*` of the site config).
 public struct ConfigSenderSettings: Sendable {
+    /// `config_sender.status_topic`; nil: `<root>/config-sender/status[/<instance>]`
+    /// (`Site.configSenderStatusTopic`).
+    public var statusTopic: String?
     /// No reply in this time: retry with backoff.
     public var replyTimeoutSeconds = 15.0
     /// Retries after the first attempt; then an alert.

@@ -1,15 +1,13 @@
+import Journal
+
 /// The proxy's own settings (`proxy.*` of the site config, except the status
-/// topic and the clock skew threshold, which the rules use).
+/// topic and the clock skew threshold, which the engine reads into its
+/// `SiteConfig`: it writes them into what it announces).
 public struct ProxySettings: Sendable {
-    /// When the journal makes an appended record durable.
-    public enum Fsync: String, Sendable, CaseIterable {
-        /// Never: the operating system writes when it likes (a power cut can lose recent records).
-        case never
-        /// At most `journalFsyncIntervalMilliseconds` after a record was appended.
-        case interval
-        /// Before a message counts as taken from the internal broker.
-        case always
-    }
+    /// The names `journal_fsync` takes: never (the operating system writes
+    /// when it likes), interval (at most `journal_fsync_interval_ms` after a
+    /// record was appended), always (before a message counts as taken).
+    public static let fsyncModes = ["never", "interval", "always"]
 
     /// The smallest journal allowed: 1 MiB.
     public static let minimumJournalBytes = 1 << 20
@@ -27,8 +25,9 @@ public struct ProxySettings: Sendable {
     /// The disk journal between the brokers holds at most this many bytes;
     /// when it is full the proxy stops reading (back-pressure), it drops nothing.
     public var journalMaxBytes = 1 << 30
-    public var journalFsync = Fsync.interval
-    public var journalFsyncIntervalMilliseconds = 1000
+    /// `journal_fsync` with `journal_fsync_interval_ms`: when the journal
+    /// makes an appended record durable, as the journal takes it.
+    public var journalFsync = JournalFsync.interval(milliseconds: 1000)
 
     // MARK: Discovery on the internal broker
     /// Also publish each meter's discovery message (retained, QoS 1) on the

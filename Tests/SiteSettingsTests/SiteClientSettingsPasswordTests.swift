@@ -2,7 +2,7 @@ import Foundation
 import SiteSettings
 import Testing
 
-@Suite struct ClientConfigPasswordTests {
+@Suite struct SiteClientSettingsPasswordTests {
     let directory: URL
 
     init() throws {
@@ -12,8 +12,8 @@ import Testing
         try "from-file\r\nsecond line\n".write(to: directory.appendingPathComponent("file"), atomically: true, encoding: .utf8)
     }
 
-    func client(credential: String? = nil, file: String? = nil, env: String? = nil) -> ClientConfig {
-        var c = ClientConfig()
+    func client(credential: String? = nil, file: String? = nil, env: String? = nil) -> SiteClientSettings {
+        var c = SiteClientSettings()
         c.passwordCredential = credential
         c.passwordFile = file
         c.passwordEnv = env
@@ -36,7 +36,7 @@ import Testing
     @Test func aConfiguredSourceThatYieldsNothingIsAnError() throws {
         let empty = directory.appendingPathComponent("empty")
         try "\n".write(to: empty, atomically: true, encoding: .utf8)
-        func message(_ c: ClientConfig, _ environment: [String: String]) -> String? {
+        func message(_ c: SiteClientSettings, _ environment: [String: String]) -> String? {
             do {
                 _ = try c.resolvePassword(environment: environment)
                 return nil

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One line per event: to standard output with a timestamp, and — with
 /// `--journal FILE` — to a file without one, for tests to read.
@@ -13,43 +14,47 @@ import Foundation
 ///     all-connected N meters in S s   every meter had its first CONNACK
 ///     started N meters ... | stopped REASON N readings acknowledged by the broker (M sent); ...
 ///     failed K of N meters never connected (ID: cause; ...)   then exit status 1
-final class Journal: @unchecked Sendable {
-    private let lock = NSLock()
-    private let file: FileHandle?
+///
+/// (The proxy's crash-safe outbox is the `Journal` target; this is only the
+/// simulator's log of what it did, named after its `--journal` option.)
+final class EventLog: Sendable {
+    private struct Outputs {
+        var file: FileHandle?
+        let timestamp: ISO8601DateFormatter
+    }
+    /// The file and the formatter, used by every meter's callbacks and the main thread.
+    private let outputs: Mutex<Outputs>
     private let quiet: Bool
-    private let timestamp: ISO8601DateFormatter = {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }()
 
     init(path: String?, quiet: Bool) throws {
         self.quiet = quiet
+        var file: FileHandle?
         if let path {
             guard FileManager.default.createFile(atPath: path, contents: Data()),
                   let handle = FileHandle(forWritingAtPath: path) else {
                 throw ValidationErrorText("cannot write the journal file \(path)")
             }
             file = handle
-        } else {
-            file = nil
         }
+        let timestamp = ISO8601DateFormatter()
+        timestamp.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        outputs = Mutex(Outputs(file: file, timestamp: timestamp))
     }
 
     /// `isData`: a data message, left off standard output with `--quiet`.
     func record(_ event: String, _ subject: String, _ detail: String = "", isData: Bool = false) {
         var line = detail.isEmpty ? "\(event) \(subject)" : "\(event) \(subject) \(detail)"
         line = line.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
-        lock.withLock {
+        outputs.withLock { outputs in
             if !(quiet && isData) {
-                FileHandle.standardOutput.write(Data("\(timestamp.string(from: Date())) \(line)\n".utf8))
+                FileHandle.standardOutput.write(Data("\(outputs.timestamp.string(from: Date())) \(line)\n".utf8))
             }
-            file?.write(Data((line + "\n").utf8))
+            outputs.file?.write(Data((line + "\n").utf8))
         }
     }
 
     func close() {
-        lock.withLock { try? file?.close() }
+        outputs.withLock { outputs in try? outputs.file?.close() }
     }
 }
 

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import RuleEngine
 
-extension ClientConfig {
+extension SiteClientSettings {
     /// Whether the config names any password source.
     var hasPasswordSource: Bool { passwordCredential != nil || passwordFile != nil || passwordEnv != nil }
 

@@ -1,0 +1,77 @@
+import RuleEngine
+
+/// The engine's guarded counters kept across restarts: loaded at start-up,
+/// saved when they changed (once a second at most), forgotten for a meter on
+/// an operator's request (`CounterResetRequests`).
+final class ProxyCounters {
+    let store: CounterStore
+    let resetRequests: CounterResetRequests
+    /// `engine.countersVersion` when the counters were last saved; nil: save.
+    private var savedVersion: Int?
+
+    init(stateDirectory: String) {
+        store = CounterStore(directory: stateDirectory)
+        resetRequests = CounterResetRequests(stateDirectory: stateDirectory)
+    }
+
+    /// Start-up: the saved counters into `engine`; a damaged database is
+    /// moved aside and named in `problem` (the status's problems).
+    func load(into engine: PackRouter, now: Instant) throws(ServiceError) -> (actions: [ProxyAction], problem: String?) {
+        let loaded: CounterStore.Loaded
+        do { loaded = try store.load(now: now) } catch { throw ServiceError(error.message) }
+        var actions: [ProxyAction] = []
+        var problem: String?
+        if let aside = loaded.movedAside {
+            problem = "state_corrupt: the counters database was damaged (\(aside.reason)); moved to \(aside.path), counters start afresh"
+            actions.append(.log(ConfigEvent(.warning, "state_corrupt", [
+                ("file", store.path), ("reason", aside.reason), ("moved_to", aside.path), ("action", "starting without saved counters"),
+            ])))
+        }
+        if let imported = loaded.imported {
+            actions.append(.log(ConfigEvent(.info, "counters_imported", [
+                ("file", store.legacyPath), ("counters", String(imported.count)),
+                ("into", store.path), ("renamed_to", imported.renamedTo ?? "(not renamed)"),
+            ])))
+        }
+        if let detail = loaded.problem {
+            problem = problem ?? "state_corrupt: \(detail)"
+            actions.append(.log(ConfigEvent(.warning, "counters_not_loaded", [("detail", detail)])))
+        }
+        engine.restore(loaded.counters)
+        savedVersion = engine.countersVersion
+        return (actions + takeResetRequests(engine), problem)
+    }
+
+    /// `kpm33b-proxy accept-reset`: forgets the counters asked for, so that
+    /// the meter's next reading starts them afresh.
+    func takeResetRequests(_ engine: PackRouter) -> [ProxyAction] {
+        resetRequests.take().map { request in
+            let forgotten = engine.forgetCounters(device: request.id, field: request.field)
+            return .log(ConfigEvent(.info, "counter_reset_accepted", [
+                ("meter", request.id), ("field", request.field ?? "(all)"),
+                ("detail", forgotten.isEmpty ? "nothing was remembered for it" : "the next reading starts \(forgotten.joined(separator: ",")) afresh"),
+            ]))
+        }
+    }
+
+    /// Writes the guarded counters that changed (one bounded batch; `all`:
+    /// every batch, at shutdown). A kill loses at most the last second of
+    /// them: the next reading is then checked against a slightly older value.
+    func save(_ engine: PackRouter, all: Bool = false) -> [ProxyAction] {
+        let version = engine.countersVersion
+        guard version != savedVersion else { return [] }
+        do {
+            let counters = engine.counters
+            while try !store.save(counters) {
+                guard all else { return [] }  // the rest next second
+            }
+            savedVersion = version
+        } catch {
+            return [.log(ConfigEvent(.error, "counters_not_saved", [("error", error.message)]), limit: "counters.save")]
+        }
+        return []
+    }
+
+    /// A reloaded engine counts its versions afresh: the next save writes.
+    func engineReplaced() { savedVersion = nil }
+}
