@@ -14,9 +14,10 @@ struct ConfigSenderCommand: ParsableCommand {
         discussion: """
             Meters are learnt from the discovery messages on the central broker; commands and \
             replies go through the meters' broker. Passwords are never given on the command line: \
-            see password_credential, password_file and password_env in the site config. A change \
-            of the config file is picked up within seconds; SIGHUP forces a reload; SIGTERM waits \
-            for replies still expected, saves the state and stops.
+            see password_credential, password_file and password_env in the site config. SIGHUP \
+            reloads the rules and the config (an edit takes effect then, not before); SIGTERM \
+            waits for replies still expected, saves the state and stops. `config-sender show [ID] \
+            --state-dir DIR [--json]` prints what the state database says.
             """,
         version: ServiceVersion.current)
 
@@ -31,11 +32,7 @@ struct ConfigSenderCommand: ParsableCommand {
     @Option(help: .hidden)
     var todayOffsetDays: Int?
 
-    @Option(help: .hidden)
-    var configPollSeconds: Double = 2
-
     func validate() throws {
-        guard configPollSeconds > 0 else { throw ValidationError("--config-poll-seconds must be greater than 0") }
         if todayOffsetDays == nil, let text = getenv(Self.dayOffsetVariable).map({ String(cString: $0) }), Int(text) == nil {
             throw ValidationError("\(Self.dayOffsetVariable) must be a whole number of days")
         }
@@ -48,8 +45,7 @@ struct ConfigSenderCommand: ParsableCommand {
         do throws(ServiceError) {
             sender = try ConfigSenderService(
                 site: site,
-                configuration: .init(service: options, stateDirectory: site.program.stateDirectory(stateDir), dayOffset: dayOffset,
-                                     configPollSeconds: configPollSeconds),
+                configuration: .init(service: options, stateDirectory: site.program.stateDirectory(stateDir), dayOffset: dayOffset),
                 log: log)
         } catch {
             log.error("cannot_start", ["error": error.message])
@@ -61,4 +57,35 @@ struct ConfigSenderCommand: ParsableCommand {
     }
 }
 
-ConfigSenderCommand.main()
+/// `config-sender show [ID]`: what the state database says.
+struct ConfigSenderShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config-sender show",
+        abstract: "Print what config-sender's state database says: every meter, or one meter's commands.",
+        discussion: "Reads beside a running config-sender and writes nothing. Exit status 1: no such meter; 2: no readable database.")
+
+    @Option(help: ArgumentHelp("The state directory (the one holding config-sender.db).", valueName: "DIR"))
+    var stateDir: String
+
+    @Flag(help: "One JSON object per meter and line instead of a table.")
+    var json = false
+
+    @Argument(help: "A meter id (default: every meter, one line each).")
+    var id: String?
+
+    func run() throws {
+        do throws(StateShow.Failure) {
+            print(try StateShow.configSender(stateDirectory: stateDir, id: id, json: json), terminator: "")
+        } catch {
+            let line = Array("config-sender show: \(error.message)\n".utf8)
+            _ = write(2, line, line.count)
+            throw ExitCode(error.status)
+        }
+    }
+}
+
+if CommandLine.arguments.dropFirst().first == "show" {
+    ConfigSenderShowCommand.main(Array(CommandLine.arguments.dropFirst(2)))
+} else {
+    ConfigSenderCommand.main()
+}

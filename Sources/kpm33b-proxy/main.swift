@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import RuleEngine
 import Services
 
@@ -11,7 +14,7 @@ struct ProxyCommand: ParsableCommand {
         commandName: "kpm33b-proxy",
         abstract: "Forward clean KPM33B meter readings from the meters' broker to the central broker.",
         version: ServiceVersion.current,
-        subcommands: [Run.self, Retire.self, AcceptReset.self, DeadLettersCommand.self],
+        subcommands: [Run.self, Retire.self, AcceptReset.self, DeadLettersCommand.self, Show.self],
         defaultSubcommand: Run.self)
 }
 
@@ -114,6 +117,30 @@ struct AcceptReset: ParsableCommand {
 }
 
 ProxyCommand.main()
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what the proxy's counters database says: each guarded counter's last forwarded value.",
+        discussion: "Reads beside a running proxy and writes nothing. Exit status 1: no such meter; 2: no readable database.")
+
+    @OptionGroup var state: StateDirectory
+
+    @Flag(help: "One JSON object per meter and line instead of a table.")
+    var json = false
+
+    @Argument(help: "A meter id (default: every meter).")
+    var id: String?
+
+    func run() throws {
+        do throws(StateShow.Failure) {
+            print(try StateShow.proxy(stateDirectory: state.stateDir, id: id, json: json), terminator: "")
+        } catch {
+            let line = Array("kpm33b-proxy show: \(error.message)\n".utf8)
+            _ = write(2, line, line.count)
+            throw ExitCode(error.status)
+        }
+    }
+}
 
 struct DeadLettersCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -326,7 +326,7 @@ final class SenderCoreFixture {
         #expect(f.core.nextWake() == nil)
     }
 
-    @Test func shutdownWaitsForRepliesThenSavesAndPublishesOffline() throws {
+    @Test func theDrainWaitsForRepliesThenSavesAndPublishesOffline() throws {
         let f = try SenderCoreFixture(statusMinIntervalSeconds: 0)
         f.connect()
         f.discover(senderMeterA)
@@ -334,31 +334,32 @@ final class SenderCoreFixture {
         let sent = f.transport.commands
         let statuses = f.transport.statuses.count
         #expect(statuses == 1)
-        f.core.beginShutdown(reason: "SIGTERM", timeout: 5, at: f.now)
-        #expect(f.lines("stopping").first?.contains("awaiting_replies=3") == true)
+        let fields = f.core.beginDrain()
+        #expect(fields.contains { $0 == ("awaiting_replies", "3") })
+        #expect(!f.core.isDrained)
         // Draining: a new meter gets nothing, and no status says "online" any more.
         f.discover(senderMeterB)
         f.advance(0.3)
         f.answer(sent[0])
         f.core.endOfIteration(at: f.now)
         #expect(f.transport.commands.count == 3)
-        #expect(!f.core.isFinished)
+        #expect(!f.core.isDrained)
         #expect(f.transport.statuses.count == statuses)
-        // Woken for the replies' timeout (1 s after sending), before the drain deadline (5 s).
+        // Woken for the replies' timeout (1 s after sending).
         let wake = try #require(f.core.nextWake())
         #expect(abs(wake.seconds(since: f.now.monotonic) - 0.7) < 0.001)
 
         f.answer(sent[1])
         f.answer(sent[2])
         f.core.endOfIteration(at: f.now)
+        #expect(f.core.isDrained)
+        #expect(f.transport.statuses.count == statuses, "the offline status is the host's to ask for")
+        let mid = try #require(f.core.publishOffline(at: f.now))
         #expect(f.savedRecords[senderMeterA]?.acknowledgedDate == "2026-01-12")
         #expect(f.transport.statuses.count == statuses + 1)
         let offline = try #require(f.transport.statuses.last)
+        #expect(offline.mid == mid)
         #expect(offline.retain && offline.json?["state"]?.stringValue == "offline")
-        #expect(!f.core.isFinished, "finished only once the broker has the offline status")
-        f.core.statusAcknowledged(offline.mid)
-        #expect(f.core.isFinished)
-        #expect(f.core.stopReason == "SIGTERM")
         #expect(f.lines("stopping_without_replies").isEmpty)
     }
 
@@ -385,7 +386,9 @@ final class SenderCoreFixture {
         #expect(try ConfigStateStore.readRecords(path: f.store.path)[senderMeterB] == nil)
 
         let start = ContinuousClock.now
-        f.core.beginShutdown(reason: "SIGTERM", timeout: 5, at: f.now)
+        _ = f.core.beginDrain()
+        #expect(f.core.isDrained)
+        _ = f.core.publishOffline(at: f.now)
         #expect(ContinuousClock.now - start >= .seconds(1), "the final flush waits for the writer")
         let saved = try ConfigStateStore.readRecords(path: f.store.path)
         #expect(saved[senderMeterA]?.acknowledgedDate == "2026-01-12")
@@ -393,35 +396,29 @@ final class SenderCoreFixture {
         #expect(f.lines("state_save_failed").isEmpty)
     }
 
-    @Test func shutdownGivesUpOnSilentMetersAndAnUnacknowledgedOfflineStatus() throws {
+    @Test func aDrainCutShortNamesTheRepliesLeft() throws {
         let f = try SenderCoreFixture()
         f.connect()
         f.discover(senderMeterA)
-        f.core.beginShutdown(reason: "SIGINT", timeout: 0.5, at: f.now)
+        _ = f.core.beginDrain()
         f.advance(0.4)
         f.core.tick(at: f.now)
         f.core.endOfIteration(at: f.now)
         #expect(f.transport.statuses.isEmpty)
-        f.advance(0.1)
-        f.core.tick(at: f.now)
+        #expect(!f.core.isDrained)
+        _ = f.core.publishOffline(at: f.now)
         #expect(f.lines("stopping_without_replies").first?.contains("awaiting_replies=3") == true)
         let offline = try #require(f.transport.statuses.last)
         #expect(offline.json?["state"]?.stringValue == "offline")
-        f.advance(1.9)
-        f.core.endOfIteration(at: f.now)
-        #expect(!f.core.isFinished)
-        f.advance(0.1)
-        f.core.endOfIteration(at: f.now)
-        #expect(f.core.isFinished)
-        #expect(f.lines("offline_status_not_acknowledged").count == 1)
     }
 
-    @Test func shutdownWithTheCentralBrokerAwayFinishesAtOnce() throws {
+    @Test func withTheCentralBrokerAwayNoOfflineStatusGoesOut() throws {
         let f = try SenderCoreFixture()
         f.core.internalConnectionChanged(true, at: f.now)
         f.transport.isCentralConnected = false
-        f.core.beginShutdown(reason: "SIGTERM", timeout: 5, at: f.now)
-        #expect(f.core.isFinished)
+        _ = f.core.beginDrain()
+        #expect(f.core.isDrained)
+        #expect(f.core.publishOffline(at: f.now) == nil)
         #expect(f.transport.statuses.isEmpty)
     }
 
@@ -493,51 +490,5 @@ final class SenderCoreFixture {
         }
         #expect(planner.records[senderMeterA]?.acknowledgedDate == "2026-01-13")
         #expect(sent.first { $0.command == "set_clock" }?.value?.hasPrefix("20260113") == true)
-    }
-}
-
-@Suite struct ConfigSenderSourcesTests {
-    @Test func onlyAChangeOfBytesCounts() throws {
-        let dir = try senderTemporaryDirectory("sources")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let config = dir.appendingPathComponent("config.yaml")
-        let pack = dir.appendingPathComponent("pack.yaml")
-        try "a: 1\n".write(to: config, atomically: false, encoding: .utf8)
-        try "pack: x\n".write(to: pack, atomically: false, encoding: .utf8)
-        var sources = ConfigSources(ServiceOptions(rules: dir.path, config: config.path))
-        #expect(sources.paths == [pack.path, config.path])
-        func changed() -> Bool { sources.changed() }
-        #expect(!changed())
-        // Touched: the metadata moves, the bytes do not.
-        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)], ofItemAtPath: config.path)
-        #expect(!changed())
-        // Rewritten in place, same size, other bytes.
-        try "a: 2\n".write(to: config, atomically: false, encoding: .utf8)
-        #expect(changed())
-        #expect(!changed())
-        // The pack is watched too; a file that vanishes is a change.
-        try FileManager.default.removeItem(at: pack)
-        #expect(changed())
-        try "pack: x\n".write(to: pack, atomically: true, encoding: .utf8)
-        #expect(changed())
-        // After a forced reload the files as they are are the reference.
-        try "a: 3\n".write(to: config, atomically: false, encoding: .utf8)
-        sources.refresh()
-        #expect(!changed())
-    }
-}
-
-@Suite struct ConfigSenderControlTests {
-    @Test func aStopIsTakenOnceAndASecondOneIsReported() throws {
-        let control = ConfigSenderControl(loop: try EventLoop())
-        let none = control.take()
-        #expect(none.stop == nil && !none.reload)
-        control.requestReload()
-        #expect(control.requestStop(reason: "SIGTERM"))
-        #expect(!control.requestStop(reason: "SIGINT"))
-        let first = control.take()
-        #expect(first.stop == "SIGTERM" && first.reload)
-        let second = control.take()
-        #expect(second.stop == nil && !second.reload)
     }
 }

@@ -175,7 +175,8 @@ final class CountingSenderTransport: ConfigSenderTransport {
         let databaseBytes = site.databaseBytes
 
         // A restart: the records come back from the database, and nothing is sent again today.
-        site.core.beginShutdown(reason: "test", timeout: 1, at: site.now)
+        _ = site.core.beginDrain()
+        _ = site.core.publishOffline(at: site.now)
         site.store = ConfigStateStore(directory: site.directory.path)
         let loadStart = ContinuousClock.now
         site.core = try Harness.makeCore(site.site, site.store, site.logFD, site.transport)

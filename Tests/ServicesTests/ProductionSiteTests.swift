@@ -220,8 +220,9 @@ import TestSupport
             $0.topic.hasSuffix("_\(Self.retired)/problem/config") && $0.payload.isEmpty
         } != nil, "\(log("config-sender.log"))")
         #expect(homeAssistant.waitFor(timeout: 10) { $0.topic == "kpm33b/\(Self.retired)/problem" && $0.payload.isEmpty } != nil)
+        #expect(homeAssistant.waitFor(timeout: 10) { $0.topic == "kpm33b/\(Self.retired)/configuration" && $0.payload.isEmpty } != nil)
         let afterwards = try TestSubscriber(endpoint: centralBroker.endpoint,
-                                            filters: ["homeassistant/#", "kpm33b/discovery/+", "kpm33b/+/problem"],
+                                            filters: ["homeassistant/#", "kpm33b/discovery/+", "kpm33b/+/problem", "kpm33b/+/configuration", "kpm33b/+/silent"],
                                             options: options("homeassistant", centralBroker))
         // The retained messages of the other meters arrive; none of the retired one's.
         #expect(afterwards.waitFor(timeout: 10) { $0.topic.hasSuffix("_\(Self.meters[0])/config") } != nil)

@@ -3,6 +3,7 @@ import JSON
 import RuleEngine
 import SQLite
 import Testing
+import TestSupport
 @testable import Services
 
 /// Both services' state databases: config-sender's meter records
@@ -379,4 +380,85 @@ func legacyStateDocument(_ records: [String: MeterRecord]) -> JSONValue {
         meters.append((id, .object(m)))
     }
     return .object(["version": .integer(1), "meters": .object(JSONObject(distinctKeys: meters))])
+}
+
+/// `config-sender show [ID]` and `kpm33b-proxy show [ID]`, run as an operator runs them.
+@Suite struct StateShowTests {
+    /// The binary's exit status, standard output and standard error.
+    func run(_ product: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        let binary = try #require(builtProduct(named: product), "\(product) is not built")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile(), error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+    }
+
+    @Test func configSenderShowsEveryMeterOneMeterAndJSON() throws {
+        let dir = try senderTemporaryDirectory("sender-show")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ConfigStateStore(directory: dir.path)
+        _ = try store.load(now: senderT0)
+        let records = ConfigSenderStateStoreTests().sampleRecords()
+        try store.save(records)
+
+        let all = try run("config-sender", ["show", "--state-dir", dir.path])
+        #expect(all.status == 0)
+        let lines = all.out.split(separator: "\n")
+        #expect(lines.count == 4)
+        #expect(lines[0].hasPrefix("METER          ACKNOWLEDGED  SETTINGS"))
+        #expect(lines[1].hasPrefix("\(senderMeterA)  2026-01-12    upload_interval_minutes=5,upload_interval_seconds=60  set_clock=success"))
+        #expect(lines[2].hasPrefix("\(senderMeterB)  -") && lines[2].hasSuffix("set_clock=timeout  no reply to set_clock after 4 attempts"))
+        #expect(lines[3].hasPrefix("2 meters, 1 with an error"))
+
+        let one = try run("config-sender", ["show", senderMeterA, "--state-dir", dir.path])
+        #expect(one.status == 0)
+        #expect(one.out.contains("acknowledged     2026-01-12 (2026-01-12 10:00:00 UTC)"))
+        #expect(one.out.contains("set_clock  success  20260112110000  2026-01-12  2026-01-12 10:00:00 UTC  \(String(repeating: "a", count: 32))"))
+
+        let json = try run("config-sender", ["show", "--json", "--state-dir", dir.path])
+        #expect(json.status == 0)
+        let objects = try json.out.split(separator: "\n").map { try JSONValue.parse(Array($0.utf8)) }
+        #expect(objects.map { $0["id"]?.stringValue } == [senderMeterA, senderMeterB])
+        #expect(objects[1]["commands"]?["set_clock"]?["msg"]?.stringValue == "no \"reply\"\n")
+        #expect(objects[0]["settings"]?["upload_interval_seconds"]?.intValue == 60)
+
+        let unknown = try run("config-sender", ["show", "33B0000000000", "--state-dir", dir.path])
+        #expect(unknown.status == 1 && unknown.out.isEmpty)
+        #expect(unknown.err.contains("no record of meter 33B0000000000"))
+        let missing = try run("config-sender", ["show", "--state-dir", dir.appendingPathComponent("nowhere").path])
+        #expect(missing.status == 2 && missing.err.contains("cannot read the state database"))
+    }
+
+    @Test func proxyShowsItsCounters() throws {
+        let dir = try senderTemporaryDirectory("proxy-show")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = CounterStore(directory: dir.path)
+        _ = try store.load(now: Instant(epochMillis: 0))
+        try store.save(ProxyCounterStoreTests().counters(2))
+
+        let all = try run("kpm33b-proxy", ["show", "--state-dir", dir.path])
+        #expect(all.status == 0)
+        #expect(all.out == """
+            METER           FIELD           LAST FORWARDED  METER'S CLOCK
+            33B12100000000  active_energy   0.5             2026-01-09 23:06:40
+            33B12100000000  reverse_energy  0.5             2026-01-09 23:06:40
+            33B12100000001  active_energy   1.5             2026-01-09 23:06:40
+            33B12100000001  reverse_energy  1.5             2026-01-09 23:06:40
+            2 meters, 4 guarded counters (\(dir.path)/counters.db)
+
+            """)
+        let json = try run("kpm33b-proxy", ["show", "33B12100000001", "--json", "--state-dir", dir.path])
+        #expect(json.status == 0)
+        let object = try JSONValue.parse(Array(json.out.utf8))
+        #expect(object["counters"]?["reverse_energy"]?["value"]?.doubleValue == 1.5)
+        #expect(object["counters"]?["active_energy"]?["time"]?.intValue == 1_768_000_000)
+        let unknown = try run("kpm33b-proxy", ["show", "33B0000000000", "--state-dir", dir.path])
+        #expect(unknown.status == 1 && unknown.err.contains("no counter of meter 33B0000000000"))
+    }
 }

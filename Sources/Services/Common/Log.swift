@@ -58,7 +58,7 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConve
 /// waits for the reader and exists only while something is left. A line that
 /// does not fit is dropped and counted (`droppedLines`); once the reader
 /// takes lines again, a `log_lines_dropped` line says how many went.
-public final class Log: @unchecked Sendable {
+public final class Log: Sendable {
     /// Lines waiting for a stalled reader, at most; beyond it they are dropped.
     public static let bufferLimit = 64 << 10
     /// The largest piece one write hands the descriptor (`PIPE_BUF` on Linux).
@@ -118,11 +118,25 @@ public final class Log: @unchecked Sendable {
         write(Log.format(level, message, Array(fields)))
     }
 
+    /// As `log`, with fields known only at run time.
+    public func log(_ level: LogLevel, _ message: String, fields: [(String, String)]) {
+        guard level >= self.level else { return }
+        write(Log.format(level, message, fields.map { (key: $0.0, value: $0.1) }))
+    }
+
+    public func info(_ message: String, fields: [(String, String)]) { log(.info, message, fields: fields) }
+
     /// Logs at most `burst` events of one `key` per `window` seconds; the
     /// rest are counted and the count rides along (`suppressed=N`) on the next
     /// event that is let through. For input that a misbehaving meter can send
     /// a thousand times a second.
     public func limited(_ level: LogLevel, key: String, _ message: String, _ fields: KeyValuePairs<String, String> = [:],
+                        burst: Int = 5, window: Double = 60) {
+        limited(level, key: key, message, fields: fields.map { ($0.key, $0.value) }, burst: burst, window: window)
+    }
+
+    /// As `limited`, with fields known only at run time.
+    public func limited(_ level: LogLevel, key: String, _ message: String, fields: [(String, String)],
                         burst: Int = 5, window: Double = 60) {
         guard level >= self.level else { return }
         let now = Double(MonotonicInstant.now().nanoseconds) / 1e9
@@ -144,8 +158,8 @@ public final class Log: @unchecked Sendable {
             return count
         }
         guard let suppressed else { return }
-        var all = Array(fields)
-        if suppressed > 0 { all.append(("suppressed", String(suppressed))) }
+        var all = fields.map { (key: $0.0, value: $0.1) }
+        if suppressed > 0 { all.append((key: "suppressed", value: String(suppressed))) }
         write(Log.format(level, message, all))
     }
 

@@ -9,10 +9,9 @@ import Glibc
 /// The signals are ignored at the process level first (`SIG_IGN`), so their
 /// default action (terminate) never runs; dispatch still sees them. SIGPIPE is
 /// ignored too: a broker that vanishes mid-write must not kill the service.
-/// Keep the watcher alive as long as the signals should be handled.
-/// `@unchecked`: the sources are only set in `init` and cancelled in `deinit`;
-/// dispatch sources are thread-safe.
-public final class SignalWatcher: @unchecked Sendable {
+/// Keep the watcher alive as long as the signals should be handled (the
+/// thread that made it keeps it; it never crosses threads).
+public final class SignalWatcher {
     private let sources: [any DispatchSourceSignal]
 
     public init(_ signals: [Int32] = [SIGTERM, SIGINT, SIGHUP], queue: DispatchQueue = DispatchQueue(label: "signals"),

@@ -11,8 +11,8 @@ import Glibc
 /// `init` returns nil, so the services run the same with or without systemd.
 /// A datagram that cannot be sent (systemd restarting) is dropped: sending
 /// never blocks (`MSG_DONTWAIT`).
-/// `@unchecked`: only constants, and `sendto` is thread-safe.
-public final class SystemdNotifier: @unchecked Sendable {
+/// Only constants; `sendto` is thread-safe.
+public final class SystemdNotifier: Sendable {
     /// Owned; closed in `deinit`.
     private let fd: Int32
     private let address: sockaddr_un

@@ -7,7 +7,7 @@ import SiteSettings
 /// The config sender's logic around `ConfigPlanner`: it turns broker traffic
 /// into planner events, runs the planner's actions through
 /// `ConfigSenderTransport`, saves the state file, publishes the status and
-/// sequences the shutdown.
+/// drains at shutdown.
 ///
 /// Pure of threads and sockets: `ConfigSenderService` calls it on its loop
 /// thread with events (a discovery message, a reply, a PUBACK, a connection
@@ -25,10 +25,10 @@ import SiteSettings
 /// each pass compares every meter's retained topics).
 ///
 /// ## Shutdown
-/// `beginShutdown` stops new commands and retries; replies still count, and
-/// so do timeouts. Once no reply is awaited (or `timeout` passed) the state is
-/// saved, the offline status published, and `isFinished` turns true when the
-/// central broker acknowledged it (or `offlineAckSeconds` passed).
+/// The host's phases (`ServicePhases`) drive it: `beginDrain` stops new
+/// commands and retries; replies still count, and so do timeouts. Once no
+/// reply is awaited (`isDrained`, or the host's deadline passed)
+/// `publishOffline` saves the state and publishes the offline status.
 final class ConfigSenderCore {
     struct Settings {
         var statusTopic: String
@@ -40,8 +40,6 @@ final class ConfigSenderCore {
         var saveMinIntervalSeconds = 0.1
         /// How long the shutdown waits for the state database's last writes.
         var flushSeconds = 10.0
-        /// How long the offline status may take to be acknowledged at shutdown.
-        var offlineAckSeconds = 2.0
         /// `config_sender.partition`: only these meters are configured here.
         var partition: Partition?
         /// With an `instance` and discovery from the central broker, which
@@ -70,17 +68,8 @@ final class ConfigSenderCore {
     /// The digest of each meter's configuration state as published (retained).
     private var publishedConfigurations: [String: Int] = [:]
     private var lastStatusAt: MonotonicInstant?
-    private(set) var phase = Phase.running
-
-    enum Phase: Equatable {
-        case running
-        /// Waiting for replies in flight until `deadline`.
-        case draining(reason: String, deadline: MonotonicInstant)
-        /// The offline status went out as `mid` (nil: the central broker was
-        /// away); waiting for its acknowledgement until `deadline`.
-        case offline(reason: String, mid: Int32?, deadline: MonotonicInstant)
-        case finished(reason: String)
-    }
+    /// The drain began: no new commands, requests or retries.
+    private(set) var isStopping = false
 
     init(planner: ConfigPlanner, store: ConfigStateStore, settings: Settings, startedAt: Instant, log: Log) {
         self.planner = planner
@@ -88,17 +77,6 @@ final class ConfigSenderCore {
         self.settings = settings
         self.startedAt = startedAt
         self.log = log
-    }
-
-    var isFinished: Bool { if case .finished = phase { true } else { false } }
-    var isStopping: Bool { phase != .running }
-
-    /// Why the service stopped, once it did.
-    var stopReason: String? {
-        switch phase {
-        case .running: nil
-        case .draining(let reason, _), .offline(let reason, _, _), .finished(let reason): reason
-        }
     }
 
     // MARK: Events
@@ -181,7 +159,7 @@ final class ConfigSenderCore {
             performRequests(requests.retained(topic: topic), at: now)
             return
         }
-        guard phase == .running else {
+        guard !isStopping else {
             log.warning("request_rejected", ["reason": "stopping", "topic": topic])
             return
         }
@@ -204,16 +182,10 @@ final class ConfigSenderCore {
         perform(planner.publishRefused(operationID: oprid, reason: reason, now: now))
     }
 
-    /// The central broker acknowledged status `mid`.
-    func statusAcknowledged(_ mid: Int32) {
-        if case .offline(let reason, let offline?, _) = phase, offline == mid { phase = .finished(reason: reason) }
-    }
-
     /// Timeouts, retries and the periodic pass; call it at `nextWake`.
     func tick(at now: ConfigTime) {
         perform(planner.tick(now: now))
         performRequests(requests.tick(now: now), at: now)
-        advanceShutdown(at: now)
     }
 
     /// A new program (config or rules reloaded), compiled cleanly.
@@ -237,28 +209,36 @@ final class ConfigSenderCore {
         perform(planner.replace(programs: program, options: options, now: now))
     }
 
-    /// SIGTERM: nothing new goes out; replies in flight are awaited up to `timeout` seconds.
-    func beginShutdown(reason: String, timeout: Double, at now: ConfigTime) {
-        guard phase == .running else { return }
+    /// SIGTERM: nothing new goes out; replies in flight are still awaited.
+    /// Returns the fields of the `stopping` line.
+    func beginDrain() -> [(String, String)] {
+        isStopping = true
         planner.drain()
-        log.info("stopping", ["reason": reason, "awaiting_replies": String(planner.awaitingReplyCount),
-                              "wait_s": format(timeout)])
-        phase = .draining(reason: reason, deadline: now.monotonic.adding(seconds: timeout))
-        advanceShutdown(at: now)
+        return [("awaiting_replies", String(planner.awaitingReplyCount))]
+    }
+
+    /// No reply is awaited any more.
+    var isDrained: Bool { planner.awaitingReplyCount == 0 }
+
+    /// The drain is over: saves every record and publishes the offline status;
+    /// its message id, nil when it did not go out.
+    func publishOffline(at now: ConfigTime) -> Int32? {
+        let left = planner.awaitingReplyCount
+        if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
+        saveAll()
+        return publishStatus(ConfigSenderStatus.offline(now: now.wall).payload)
     }
 
     /// After every loop iteration, before the loop writes to the sockets.
     func endOfIteration(at now: ConfigTime) {
-        advanceShutdown(at: now)
-        if phase == .running {
-            saveIfDue(at: now.monotonic)
-            publishStatusIfDue(at: now)
-        }
+        guard !isStopping else { return }
+        saveIfDue(at: now.monotonic)
+        publishStatusIfDue(at: now)
     }
 
     /// When `tick` (or `endOfIteration`) has work next: the planner's next
-    /// deadline, a save or status held back by its interval, a shutdown
-    /// deadline. nil: nothing until the next event.
+    /// deadline, a save or status held back by its interval (the shutdown's
+    /// deadlines are the host's). nil: nothing until the next event.
     func nextWake() -> MonotonicInstant? {
         var next = planner.nextDeadline
         if let t = requests.nextDeadline { next = next.map { min($0, t) } ?? t }
@@ -266,16 +246,11 @@ final class ConfigSenderCore {
             guard let t else { return }
             next = next.map { min($0, t) } ?? t
         }
-        switch phase {
-        case .running:
+        if !isStopping {
             if planner.hasUnsaved { consider(nextSaveAt) }
             if centralConnected, publishedStatusVersion != planner.statusVersion, let last = lastStatusAt {
                 consider(last.adding(seconds: statusInterval))
             }
-        case .draining(_, let deadline), .offline(_, _, let deadline):
-            consider(deadline)
-        case .finished:
-            return nil
         }
         return next
     }
@@ -438,26 +413,6 @@ final class ConfigSenderCore {
         } catch {
             log.limited(.warning, key: "status", "status_publish_failed", ["error": error.description])
             return nil
-        }
-    }
-
-    private func advanceShutdown(at time: ConfigTime) {
-        let now = time.monotonic
-        switch phase {
-        case .running, .finished:
-            return
-        case .draining(let reason, let deadline):
-            let left = planner.awaitingReplyCount
-            guard left == 0 || now >= deadline else { return }
-            if left > 0 { log.warning("stopping_without_replies", ["awaiting_replies": String(left)]) }
-            saveAll()
-            let mid = publishStatus(ConfigSenderStatus.offline(now: time.wall).payload)
-            phase = mid == nil ? .finished(reason: reason)
-                : .offline(reason: reason, mid: mid, deadline: now.adding(seconds: settings.offlineAckSeconds))
-        case .offline(let reason, _, let deadline):
-            guard now >= deadline else { return }
-            log.warning("offline_status_not_acknowledged", ["wait_s": format(settings.offlineAckSeconds)])
-            phase = .finished(reason: reason)
         }
     }
 }

@@ -16,6 +16,6 @@ protocol ConfigSenderTransport: AnyObject {
     /// subscription is sent again after every reconnect.
     func subscribeReplies(_ filter: String) throws(MQTTError)
     /// Publishes the status document on the central broker, retained, at QoS 1;
-    /// returns its message id, which comes back in `statusAcknowledged`.
+    /// returns its message id.
     func publishStatus(topic: String, payload: [UInt8]) throws(MQTTError) -> Int32
 }

@@ -142,6 +142,17 @@ final class CounterStore {
         return complete
     }
 
+    /// A counters database's rows by meter and field, read beside a running proxy (`show`).
+    static func readCounters(path: String) throws(StateStoreError) -> [CounterSnapshot] {
+        do {
+            let database = try SQLiteDatabase(path: path, create: false)
+            database.setBusyTimeout(milliseconds: 1_000)
+            return try readAll(database).values.sorted { ($0.device, $0.field) < ($1.device, $1.field) }
+        } catch {
+            throw StateStoreError("\(path): \(error.message)")
+        }
+    }
+
     private static func readAll(_ database: SQLiteDatabase) throws(SQLiteError) -> [Key: CounterSnapshot] {
         let select = try database.prepare("SELECT device, field, value, time FROM counters")
         var rows: [Key: CounterSnapshot] = [:]

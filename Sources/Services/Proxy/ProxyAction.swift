@@ -30,6 +30,6 @@ extension Log {
         case .warning: .warning
         case .error, .alert: .error
         }
-        limited(level, key: limit, event.name, keyValuePairs(event.fields.map { ($0.key, $0.value) }))
+        limited(level, key: limit, event.name, fields: event.fields.map { ($0.key, $0.value) })
     }
 }

@@ -58,11 +58,11 @@ public enum ProxyRetire {
         var cleared = 0
         var readBack = false
         var tokenMid: Int32 = -1
-        func publish(_ client: MQTTClient, _ topic: String, _ payload: [UInt8]) {
+        func publish(_ client: MQTTClient, _ topic: String, _ payload: [UInt8], counted: Bool = true) {
             do {
                 _ = try client.publish(topic: topic, payload: payload, qos: 1, retain: true)
                 waiting += 1
-                cleared += 1
+                if counted { cleared += 1 }
             } catch {
                 log.error("retire_failed", ["topic": topic, "error": "\(error)"])
                 failed = true
@@ -76,6 +76,9 @@ public enum ProxyRetire {
                     publish(central, message.topic, message.payload)
                 }
                 if let topic = program.discoveryTopic(for: id) { discoveryTopics.append(topic) }
+                // An owner's word that it stopped hearing the meter (`MeterSilence`): not read
+                // back, and clearing a topic nobody holds costs nothing.
+                publish(central, MeterSilence.topic(root: program.rootTopic, id: id), [], counted: false)
             }
             if let internalClient, !discoveryTopics.isEmpty {
                 // The internal copy is not read back: clearing a topic nobody holds costs nothing there.

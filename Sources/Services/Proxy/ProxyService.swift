@@ -7,22 +7,21 @@ import Clock
 import MQTT
 import RuleEngine
 import SiteSettings
-import Synchronization
 
 /// `kpm33b-proxy`: meters' broker → rule engine → journal → central broker.
 ///
-/// One `EventLoop` on the main thread drives both broker connections, the
-/// timers and the `ProxyCore`, which does the work: a message is read,
-/// transformed and appended to the journal in one callback; the journal is
-/// written at the end of the loop iteration, before the loop writes the
-/// message's PUBACK (see `ProxyCore` for why that loses nothing). Signals
-/// arrive on a dispatch queue (`SignalWatcher`) and are posted to the loop.
-public final class ProxyService: @unchecked Sendable {
+/// Runs on a `ServiceHost`: its `EventLoop` on the main thread drives both
+/// broker connections, the timers and the `ProxyCore`, which does the work:
+/// a message is read, transformed and appended to the journal in one
+/// callback; the journal is written at the end of the loop iteration, before
+/// the loop writes the message's PUBACK (see `ProxyCore` for why that loses
+/// nothing). The host owns the signals, the reload's compile and the
+/// shutdown phases; this type keeps the proxy's subscriptions, its status and
+/// its state files. Loop thread only.
+public final class ProxyService {
     /// How long SIGTERM tries to deliver the journal before stopping; what is
     /// left stays in the journal for the next start.
     static let drainSeconds = 3.0
-    /// How long the offline status may take to be acknowledged at shutdown.
-    static let offlineAckSeconds = 1.0
 
     public struct Configuration: Sendable {
         public var service: ServiceOptions
@@ -44,6 +43,7 @@ public final class ProxyService: @unchecked Sendable {
     let sharedSubscriptionGroup: String?
     /// `<root>/status`: the statuses of every instance are it and its subtopics.
     let peerStatusRoot: String
+    let host: ServiceHost
     let loop: EventLoop
     let internalClient: MQTTClient
     let centralClient: MQTTClient
@@ -53,23 +53,11 @@ public final class ProxyService: @unchecked Sendable {
     private var statusTimer: LoopTimer?
     private var statusIntervalSeconds: Int
     private var subscriptions: Set<String>
-    private var centralWasConnected = false
-    private var internalWasConnected = false
     private var utcOffsetSeconds = 0
-    private var shutdown: Shutdown?
     /// `forwarded` and when, at the previous status: the per-minute rate.
     private var previousStatus: (forwarded: Int, at: MonotonicInstant)?
-    /// `READY=1`, the watchdog and `STATUS=` under systemd (`ProxyService+systemd`).
-    private var systemd: SystemdSupervision?
-
-    private struct Shutdown {
-        var drainDeadline: MonotonicInstant
-        var offlineMid: Int32?
-        var offlineDeadline: MonotonicInstant?
-    }
-
-    /// The one cross-thread fact: a stop signal arrived (signal queue).
-    private let stopping = Atomic<Bool>(false)
+    /// The forwarding rate of systemd's status line.
+    let forwardedPerMinute = PerMinute()
 
     public init(site loaded: Site, configuration: Configuration, log: Log) throws(ServiceError) {
         self.configuration = configuration
@@ -86,10 +74,6 @@ public final class ProxyService: @unchecked Sendable {
 
         let options = configuration.service
         let will = MQTTWill(topic: statusTopic, payload: ProxyStatus(state: "offline").payload, qos: 1, retain: true)
-        let internalSettings = try BrokerSettings(settings: settings, broker: "internal", client: "proxy", override: options.internalURL,
-                                                  defaultClientID: "kpm33b-proxy", instance: programs.instance, cleanSession: false)
-        let centralSettings = try BrokerSettings(settings: settings, broker: "central", client: "proxy", override: options.centralURL,
-                                                 defaultClientID: "kpm33b-proxy", instance: programs.instance, cleanSession: false, will: will)
         let journalSettings = JournalSettings(settings.proxy)
         let journal: Journal
         let directory = configuration.stateDirectory.hasSuffix("/")
@@ -103,23 +87,20 @@ public final class ProxyService: @unchecked Sendable {
         } catch {
             throw ServiceError("cannot open the journal in \(directory): \(error)")
         }
-        do {
-            loop = try EventLoop()
-            // The window of unacknowledged messages is the core's; libmosquitto
-            // needs no limit of its own.
-            var centralOptions = centralSettings.options
-            centralOptions.maxInflight = 0
-            internalClient = try MQTTClient(loop: loop, endpoint: internalSettings.endpoint, options: internalSettings.options)
-            centralClient = try MQTTClient(loop: loop, endpoint: centralSettings.endpoint, options: centralOptions)
-        } catch {
-            throw ServiceError(error.description)
-        }
+        // The window of unacknowledged messages is the core's; libmosquitto
+        // needs no limit of its own.
+        host = try ServiceHost(name: "kpm33b-proxy", service: .proxy, clientID: "kpm33b-proxy", site: loaded, options: options, log: log,
+                               internal: .init(cleanSession: false),
+                               central: .init(cleanSession: false, will: will, unlimitedInflight: true))
+        loop = host.loop
+        internalClient = host.internalClient
+        centralClient = host.centralClient
         core = ProxyCore(programs: programs, journal: journal,
                          settings: .init(maxPayloadBytes: settings.proxy.maxPayloadBytes,
                                          discoveryOnInternal: settings.proxy.discoveryOnInternal,
                                          maxMeters: settings.proxy.maxMeters),
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log,
-                         clientID: centralSettings.options.clientID)
+                         clientID: centralClient.options.clientID)
         core.transport = self
         core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
         core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
@@ -136,62 +117,16 @@ public final class ProxyService: @unchecked Sendable {
 
     // MARK: Running
 
-    /// Runs until SIGTERM or SIGINT, then shuts down cleanly. Returns the exit status.
+    /// Runs until SIGTERM or SIGINT went through drain → offline → finished
+    /// (SIGHUP reloads). Returns the exit status.
     public func run() -> Int32 {
-        let watcher = SignalWatcher { [self] signal in
-            if signal == SIGHUP { reload() } else { requestStop(signal) }
-        }
-        defer { withExtendedLifetime(watcher) {} }
+        host.run(self)
+    }
 
+    /// Once a second: the UTC offset, then the core's chores.
+    func everySecond() {
         refreshUTCOffset()
-        systemd = makeSupervision()
-        wireCentral()
-        wireInternal()
-        do {
-            for filter in core.programs.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
-            // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
-            for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
-            if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
-            for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
-            // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
-            for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
-            // The owners' word on the meters they stopped hearing (`MeterSilence`).
-            try centralClient.subscribe(MeterSilence.filter(root: core.programs.rootTopic), qos: 1)
-            try centralClient.subscribe(core.readBackRound.topic, qos: 1)
-        } catch {
-            log.error("cannot_start", ["error": "\(error)"])
-            return 1
-        }
-        centralClient.start()
-        internalClient.start()
-        loop.addIterationHook { [unowned self] in
-            core.endOfIteration(at: .now())
-            if shutdown != nil { continueShutdown() }
-        }
-        loop.repeating(every: 1) { [unowned self] in
-            refreshUTCOffset()
-            core.tick(now: now())
-        }
-        scheduleStatus()
-        log.info("started", [
-            "version": ServiceVersion.current,
-            "internal": internalClient.endpoint.description,
-            "central": centralClient.endpoint.description,
-            "subscriptions": core.programs.subscriptions.joined(separator: ","),
-            "status_topic": statusTopic,
-            "state_dir": configuration.stateDirectory,
-        ])
-        systemd?.ready()
-        loop.run()
-
-        centralClient.stop()
-        core.saveState()
-        core.journal.close()
-        log.info("stopped", [
-            "received": String(core.statistics.received), "forwarded": String(core.statistics.forwarded),
-            "journal_messages": String(core.journal.unacknowledgedCount),
-        ])
-        return 0
+        core.tick(now: now())
     }
 
     /// The wall clock for the engine, with the local UTC offset refreshed once
@@ -202,57 +137,13 @@ public final class ProxyService: @unchecked Sendable {
         return Instant(epochMillis: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000, utcOffsetSeconds: utcOffsetSeconds)
     }
 
-    private func refreshUTCOffset() {
+    func refreshUTCOffset() {
         utcOffsetSeconds = Instant.now().utcOffsetSeconds
-    }
-
-    private func requestStop(_ signal: Int32) {
-        if stopping.exchange(true, ordering: .acquiringAndReleasing) {
-            // The journal keeps whatever was not delivered.
-            log.warning("second_stop_signal", ["signal": SignalWatcher.name(signal), "detail": "exiting without draining"])
-            exit(1)
-        }
-        log.info("stopping", ["signal": SignalWatcher.name(signal)])
-        loop.execute { [self] in beginShutdown() }
-    }
-
-    /// Stop taking messages; deliver what the journal holds for a few seconds
-    /// (the rest waits there for the next start); publish the offline status.
-    private func beginShutdown() {
-        guard shutdown == nil else { return }
-        systemd?.stopping("delivering the journal for up to \(Int(Self.drainSeconds)) s")
-        core.writeJournal()
-        internalClient.stop()
-        shutdown = Shutdown(drainDeadline: MonotonicInstant.now().adding(seconds: Self.drainSeconds))
-    }
-
-    /// From the iteration hook while shutting down.
-    private func continueShutdown() {
-        guard var state = shutdown else { return }
-        let now = MonotonicInstant.now()
-        if state.offlineDeadline == nil {
-            guard core.isDrained || now >= state.drainDeadline || !centralClient.isConnected else { return }
-            if !core.isDrained {
-                log.info("journal_kept", ["messages": String(core.journal.unacknowledgedCount),
-                                          "detail": "delivered at the next start"])
-            }
-            state.offlineDeadline = now.adding(seconds: Self.offlineAckSeconds)
-            if centralClient.isConnected { state.offlineMid = publishStatus(state: "offline") }
-            shutdown = state
-        }
-        let acknowledged = state.offlineMid.map { core.isStatusAcknowledged($0) } ?? true
-        if acknowledged || now >= state.offlineDeadline! {
-            if !acknowledged { log.warning("offline_status_not_acknowledged") }
-            loop.stop()
-        } else {
-            // Wake up again soon to check the deadline even if nothing arrives.
-            loop.schedule(after: 0.05) {}
-        }
     }
 
     // MARK: Connections
 
-    private func wireInternal() {
+    func wireInternal() {
         internalClient.onMessage = { [unowned self] message in
             // Only the broker's own topics start with '$' (clients cannot publish them).
             if message.topic.utf8.first == UInt8(ascii: "$") {
@@ -261,21 +152,6 @@ public final class ProxyService: @unchecked Sendable {
             }
             if message.qos == 0 { core.receivedAtQoS0(topic: message.topic) }
             core.received(topic: message.topic, payload: message.payload, now: now())
-        }
-        internalClient.onConnectionChange = { [unowned self] connected, reason in
-            core.internalConnectionChanged(connected)
-            systemd?.brokerChanged("internal", connected: connected, reason: reason)
-            if connected {
-                log.info("connected", ["broker": "internal", "url": internalClient.endpoint.description])
-            } else if internalWasConnected {
-                log.log(shutdown != nil ? .info : .warning, "disconnected", ["broker": "internal", "reason": reason])
-            } else {
-                log.limited(.warning, key: "connect.internal", "cannot_connect", ["broker": "internal", "reason": reason])
-            }
-            internalWasConnected = connected
-        }
-        internalClient.onSubscriptionRejected = { [unowned self] filter in
-            log.error("subscription_refused", ["broker": "internal", "filter": filter])
         }
         // Only discovery copies are published here (MQTT 5 reports a refusal;
         // with 3.1.1 the broker drops a refused message without a word).
@@ -287,33 +163,23 @@ public final class ProxyService: @unchecked Sendable {
         }
     }
 
-    private func wireCentral() {
-        centralClient.onConnectionChange = { [unowned self] connected, reason in
-            core.centralConnectionChanged(connected, at: .now())
-            systemd?.brokerChanged("central", connected: connected, reason: reason)
-            if connected {
-                log.info("connected", ["broker": "central", "url": centralClient.endpoint.description])
-                // Read back what the broker retains of our announcements (it
-                // may have lost them in a restart without persistence), then
-                // converge: see `DiscoveryLedger`.
-                core.readBackStarted()
-                publishStatus(state: "online")
-                publishHealthConfigs()
-            } else if centralWasConnected {
-                log.log(shutdown != nil ? .info : .warning, "disconnected", [
-                    "broker": "central", "reason": reason, "journal_messages": String(core.journal.unacknowledgedCount),
-                ])
-            } else {
-                log.limited(.warning, key: "connect.central", "cannot_connect", ["broker": "central", "reason": reason])
-            }
-            centralWasConnected = connected
-        }
+    /// After a central connection: read back what the broker retains of our
+    /// announcements (it may have lost them in a restart without
+    /// persistence), then converge (see `DiscoveryLedger`); the status and
+    /// the health configs again.
+    func centralConnected() {
+        core.readBackStarted()
+        publishStatus(state: "online")
+        publishHealthConfigs()
+    }
+
+    func wireCentral() {
         centralClient.onSubscriptionsSettled = { [unowned self] in core.subscriptionsSettled(at: .now()) }
         centralClient.onMessage = { [unowned self] message in
             if message.topic == core.readBackRound.topic {
                 core.readBackEcho(message.payload, now: now())
             } else if message.topic == homeAssistantStatusTopic {
-                guard shutdown == nil, message.payload.elementsEqual("online".utf8) else { return }
+                guard host.phases.isRunning, message.payload.elementsEqual("online".utf8) else { return }
                 log.info("home_assistant_online", ["detail": "announcing the meters again"])
                 core.announceHomeAssistant(now: now())
                 publishHealthConfigs()
@@ -330,30 +196,27 @@ public final class ProxyService: @unchecked Sendable {
         }
         centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
         centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.rejected(mid, code: code, reason: reason, at: .now()) }
-        centralClient.onSubscriptionRejected = { [unowned self] filter in
-            log.error("subscription_refused", ["broker": "central", "filter": filter])
-        }
     }
 
     /// The meters' topics, shared with the other proxies of the group
     /// (`proxy.shared_subscription_group`): the broker hands each message to one.
-    private func shared(_ filter: String) -> String {
+    func shared(_ filter: String) -> String {
         sharedSubscriptionGroup.map { "$share/\($0)/\(filter)" } ?? filter
     }
 
     // MARK: Status
 
-    private func scheduleStatus() {
+    func scheduleStatus() {
         statusTimer?.cancel()
         statusTimer = loop.repeating(every: Double(statusIntervalSeconds)) { [unowned self] in
-            if shutdown == nil { publishStatus(state: "online") }
+            if host.phases.isRunning { publishStatus(state: "online") }
         }
     }
 
     /// Publishes the status document (retained, QoS 1, outside the journal:
     /// a status is only worth its latest value); returns its message id.
     @discardableResult
-    private func publishStatus(state: String) -> Int32? {
+    func publishStatus(state: String) -> Int32? {
         guard centralClient.isConnected else { return nil }
         let wallClock = now()
         let monotonic = MonotonicInstant.now()
@@ -404,36 +267,10 @@ public final class ProxyService: @unchecked Sendable {
 
     // MARK: Reload
 
-    /// SIGHUP: the same load → check → compile path as start-up, off the loop;
-    /// the running program stays unless the new one compiled cleanly. Broker
-    /// settings, the status topic and the journal's fsync policy need a restart.
-    private func reload() {
-        let options = configuration.service
-        log.info("reloading", ["rules": options.rules, "config": options.config ?? "(defaults)"])
-        let loaded: Site
-        do throws(DiagnosticReport) {
-            loaded = try Site.load(rules: options.rulePaths, config: options.config)
-        } catch {
-            for d in error.diagnostics where d.severity == .error {
-                log.error("reload_failed", ["diagnostic": d.headline, "hint": d.hint ?? "", "detail": "keeping the running rules"])
-            }
-            return
-        }
-        for d in loaded.warnings.diagnostics { log.warning("config_warning", ["diagnostic": d.headline, "hint": d.hint ?? ""]) }
-        log.level = options.logLevel(for: loaded.settings)
-        loop.execute { [self] in apply(loaded) }
-    }
-
-    private func apply(_ loaded: Site) {
+    /// A reloaded site (compiled off the loop by the host): what applies live.
+    func applyLive(_ loaded: Site) {
         let programs = loaded.programs
         let proxy = loaded.settings.proxy
-        if programs.discoverySubscriptions != core.ledger.discoveryFilters
-            || programs.siteConfig.homeAssistant.discoveryPrefix != core.ledger.discoveryPrefix {
-            log.warning("restart_needed", ["detail": "new discovery topics or a new discovery prefix take effect after a restart"])
-        }
-        if programs.statusTopic != statusTopic {
-            log.warning("restart_needed", ["status_topic": programs.statusTopic, "detail": "the status topic changes after a restart"])
-        }
         core.settings.maxPayloadBytes = proxy.maxPayloadBytes
         core.settings.discoveryOnInternal = proxy.discoveryOnInternal
         core.settings.maxMeters = proxy.maxMeters
@@ -471,33 +308,5 @@ extension ProxyService: ProxyTransport {
 
     func publishInternal(topic: String, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) {
         try internalClient.publish(topic: topic, payload: payload, qos: 1, retain: retain)
-    }
-}
-
-/// The journal's site settings (`proxy.journal_*`).
-struct JournalSettings: Sendable {
-    var maxBytes: Int
-    var fsync: JournalFsync
-
-    init(maxBytes: Int, fsync: JournalFsync) {
-        self.maxBytes = maxBytes
-        self.fsync = fsync
-    }
-
-    init(_ proxy: ProxySettings) {
-        maxBytes = proxy.journalMaxBytes
-        fsync = proxy.journalFsync
-    }
-
-    /// Segments of 1/16 of the bound, between 64 KiB and 16 MiB: whole
-    /// segments are deleted, so back-pressure ends within a segment of 90 %.
-    var segmentBytes: Int { min(16 << 20, max(64 << 10, maxBytes / 16)) }
-
-    var fsyncName: String {
-        switch fsync {
-        case .never: "never"
-        case .always: "always"
-        case .interval(let ms): "interval(\(ms) ms)"
-        }
     }
 }

@@ -1,0 +1,95 @@
+import MQTT
+import SiteSettings
+
+/// The proxy's part of the host's lifecycle: its subscriptions and timers,
+/// what a connection means to it, the reload's live settings, the drain of
+/// the journal and its state files at the end.
+extension ProxyService: HostedService {
+    func start() throws(ServiceError) {
+        refreshUTCOffset()
+        wireCentral()
+        wireInternal()
+        do {
+            for filter in core.programs.subscriptions { try internalClient.subscribe(shared(filter), qos: 1) }
+            // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
+            for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
+            if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
+            for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
+            // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
+            for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
+            // The owners' word on the meters they stopped hearing (`MeterSilence`).
+            try centralClient.subscribe(MeterSilence.filter(root: core.programs.rootTopic), qos: 1)
+            try centralClient.subscribe(core.readBackRound.topic, qos: 1)
+        } catch {
+            throw ServiceError("\(error)")
+        }
+        loop.repeating(every: 1) { [unowned self] in everySecond() }
+        scheduleStatus()
+    }
+
+    var startedFields: [(String, String)] {
+        [("subscriptions", core.programs.subscriptions.joined(separator: ",")), ("status_topic", statusTopic),
+         ("state_dir", configuration.stateDirectory)]
+    }
+
+    func connectionChanged(_ broker: ServiceHost.Broker, connected: Bool, reason: String) {
+        switch broker {
+        case .internal:
+            core.internalConnectionChanged(connected)
+        case .central:
+            core.centralConnectionChanged(connected, at: .now())
+            if connected { centralConnected() }
+        }
+    }
+
+    func endOfIteration() {
+        core.endOfIteration(at: .now())
+    }
+
+    /// The packs' discovery topics are subscribed once (the ledger reads them back).
+    func restartNeeded(_ new: Site) -> [SettingChange] {
+        let topics = new.programs.discoverySubscriptions
+        guard topics != core.ledger.discoveryFilters else { return [] }
+        return [SettingChange(path: "packs' discovery topics", old: core.ledger.discoveryFilters.joined(separator: ","),
+                              new: topics.joined(separator: ","), effect: .restart)]
+    }
+
+    func apply(_ site: Site) {
+        applyLive(site)
+    }
+
+    var drainSeconds: Double { Self.drainSeconds }
+
+    /// Stop taking messages: the journal is written and the meters' broker
+    /// left; what the journal holds is delivered until the drain's deadline.
+    func beginDrain() -> [(String, String)] {
+        core.writeJournal()
+        internalClient.stop()
+        return [("journal_messages", String(core.journal.unacknowledgedCount))]
+    }
+
+    /// Everything delivered, or nothing can be any more.
+    var isDrained: Bool { core.isDrained || !centralClient.isConnected }
+
+    func publishOffline(drainComplete: Bool) -> Int32? {
+        if !core.isDrained {
+            log.info("journal_kept", ["messages": String(core.journal.unacknowledgedCount), "detail": "delivered at the next start"])
+        }
+        return publishStatus(state: "offline")
+    }
+
+    func stopped() -> [(String, String)] {
+        core.saveState()
+        core.journal.close()
+        return [("received", String(core.statistics.received)), ("forwarded", String(core.statistics.forwarded)),
+                ("journal_messages", String(core.journal.unacknowledgedCount))]
+    }
+
+    /// The meters heard since the start, the forwarding rate and the journal's depth.
+    var supervisionSummary: String {
+        let statistics = core.statistics
+        return "\(statistics.lastSeen.count) meters, \(forwardedPerMinute.rate(statistics.forwarded)) forwarded/min, "
+            + "journal \(core.journal.unacknowledgedCount) messages"
+            + (core.isBackPressureActive ? " (full: not reading the meters' broker)" : "")
+    }
+}
