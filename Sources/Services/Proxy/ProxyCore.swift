@@ -604,7 +604,6 @@ final class ProxyCore {
 
     /// A status message the service published: its PUBACK is not a record's.
     func statusPublished(_ mid: Int32) { statusInFlight.insert(mid) }
-    func isStatusAcknowledged(_ mid: Int32) -> Bool { !statusInFlight.contains(mid) }
 
     /// The state database was found damaged at start-up (`loadCounters`).
     private(set) var stateProblem: String?
