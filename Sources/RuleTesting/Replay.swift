@@ -66,10 +66,6 @@ public struct Replay {
     /// keep local time. `@tz` replaces it with a fixed offset.
     public var zone: @Sendable (Int64) -> Int
 
-    public init(engine: Engine, now: Instant, zone: @escaping @Sendable (Int64) -> Int = { _ in 0 }) {
-        self.init(router: PackRouter(engine: engine), now: now, zone: zone)
-    }
-
     public init(router: PackRouter, now: Instant, zone: @escaping @Sendable (Int64) -> Int = { _ in 0 }) {
         self.router = router
         self.now = now

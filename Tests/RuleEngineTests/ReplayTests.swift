@@ -44,7 +44,7 @@ import Testing
     @Test func theReplayClockFollowsTheCapture() throws {
         let program = try Fixtures.program(siteYAML: "root_topic: kpm33b\nhomeassistant: { enabled: false }\n")
         func discoveries(_ input: String) throws -> [String] {
-            var replay = Replay(engine: Engine(program: program, origin: Origin(name: "test", version: "0")), now: Replay.instant(Replay.defaultClock)!)
+            var replay = Replay(router: PackRouter(programs: ProgramSet(single: program), origin: Origin(name: "test", version: "0")), now: Replay.instant(Replay.defaultClock)!)
             var lines: [String] = []
             try replay.run(Array(input.utf8)) { lines.append($0) }
             return lines.filter { $0.hasPrefix("+ kpm33b/discovery/") }
@@ -69,7 +69,7 @@ import Testing
 
     @Test func badDirectives() throws {
         let program = try Fixtures.program()
-        var replay = Replay(engine: Engine(program: program, origin: Origin(name: "test", version: "0")), now: Replay.instant(Replay.defaultClock)!)
+        var replay = Replay(router: PackRouter(programs: ProgramSet(single: program), origin: Origin(name: "test", version: "0")), now: Replay.instant(Replay.defaultClock)!)
         #expect(throws: Replay.LineError.self) { try replay.run(Array("@tz CET\n".utf8)) { _ in } }
     }
 }

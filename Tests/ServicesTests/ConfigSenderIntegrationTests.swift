@@ -167,9 +167,9 @@ final class SenderHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func writeConfig(perMeter: [String: Int] = [:], extra: String = "") throws {
+    func writeConfig(perMeter: [String: Int] = [:], extra: String = "", timeout: Double = 1) throws {
         let text = senderConfigText(perMeter: perMeter, internalPort: internalBroker.port, centralPort: centralBroker.port,
-                                    internalClient: internalClient, centralClient: centralClient) + extra
+                                    timeout: timeout, internalClient: internalClient, centralClient: centralClient) + extra
         // Written in place (not renamed) as an editor would; SIGHUP reloads it.
         try text.write(to: configFile, atomically: false, encoding: .utf8)
     }
@@ -549,6 +549,9 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
 
     @Test func sigtermWaitsForRepliesInFlightThenSavesAndExits() throws {
         let h = try SenderHarness(name: "sigterm")
+        // A reply timeout (and so a drain) of 3 s: a reply 0.6 s late is never taken for a
+        // timeout, even when a busy machine delays this process's fake meters.
+        try h.writeConfig(timeout: 3)
         let meters = try FakeMeters(broker: h.internalBroker, meters: [senderMeterA: .delayed(0.6)])
         try h.discover(senderMeterA)
         try h.start()

@@ -86,8 +86,8 @@ final class CoreFixture {
                                   segmentBytes: settings.segmentBytes, fsync: .never)
         let core = ProxyCore(programs: ProgramSet(single: program), journal: journal, settings: .init(maxPayloadBytes: 4096),
                              origin: Origin(name: "test", version: "0"), log: Log(level: .error, fd: -1))
-        core.deadLetters = DeadLetters(directory: directory)
-        core.announcedFile = directory + "/announced"
+        core.delivery.deadLetters = DeadLetters(directory: directory)
+        core.announcements.announcedFile = directory + "/announced"
         return core
     }
 
@@ -116,7 +116,6 @@ final class CoreFixture {
         transport.isCentralConnected = up
         core.centralConnectionChanged(up, at: clock)
         guard up else { return }
-        core.readBackStarted()
         for message in retained { core.observed(topic: message.topic, payload: Array(message.payload.utf8)) }
         core.readBackFinished(now: Instant(epochMillis: 1_768_235_940_000))
     }
@@ -149,7 +148,7 @@ final class CoreFixture {
         #expect(f.core.journal.unacknowledgedCount == 0)
         #expect(f.core.statistics.forwarded == 1)
         #expect(f.core.statistics.announced == 1)
-        #expect(f.core.isDrained)
+        #expect(f.core.delivery.isDrained)
     }
 
     @Test func nothingIsSentWhileTheCentralBrokerIsAwayAndEverythingAfterInOrder() throws {
@@ -182,7 +181,7 @@ final class CoreFixture {
         f.endIteration()
         f.acknowledgeAll()
         #expect(f.transport.published.count == 41)
-        #expect(f.core.isDrained)
+        #expect(f.core.delivery.isDrained)
     }
 
     /// After a reconnect libmosquitto sends the unacknowledged messages again
@@ -254,7 +253,7 @@ final class CoreFixture {
         f.connectCentral()
         f.endIteration()
         #expect(f.transport.data.map(\.payload) == [0, 1, 2, 3, 5, 6, 7, 8, 9].map { ProxyHarness.cleanRTData(second: $0) })
-        let status = f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
+        let status = f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
         #expect(status.corruptAtStart == 1)
         let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: status, metersOnline: 0, forwardedPerMinute: 0,
@@ -317,7 +316,7 @@ final class CoreFixture {
         #expect(f.transport.data.count == 4, "the known meters' readings go on")
         #expect(f.core.problems.count == 1 && f.core.problems[0].hasPrefix("meter_limit"))
         let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
-                                                  now: Instant(epochMillis: 0), journal: f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
+                                                  now: Instant(epochMillis: 0), journal: f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
                                                   metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems).json
         #expect(document["problems"]?.arrayValue?.count == 1)
         #expect(document["meters_seen"] == 3)
@@ -329,14 +328,14 @@ final class CoreFixture {
             return ("kpm33b/discovery/\(id)", #"{"id":"\#(id)","pack":"kpm33b"}"#)
         })
         // Three of the retained meters are held, and the proxy's own three (at most twice the limit).
-        #expect(f.core.ledger.overflowed == 3)
-        #expect(f.core.ledger.meters.count == 6)
+        #expect(f.core.announcements.ledger.overflowed == 3)
+        #expect(f.core.announcements.ledger.meters.count == 6)
         #expect(f.core.problems.contains { $0.contains("not read back") })
         // Another instance declaring more meters silent than the limit.
         for i in 0..<6 {
             f.core.meterSilence(id: "33B\(3_000_000_000 + i)", MeterSilence(instance: "other", lastSeen: nil), now: Instant(epochMillis: 0))
         }
-        #expect(f.core.ownership.silentElsewhereCount == 3)
+        #expect(f.core.announcements.ownership.silentElsewhereCount == 3)
     }
 
     /// A full journal stops reading the internal broker instead of dropping;
@@ -350,9 +349,9 @@ final class CoreFixture {
             second += 1
         }
         #expect(!f.transport.reading, "reading never stopped")
-        #expect(f.core.journal.bytes >= f.core.readLimit && f.core.journal.bytes <= f.core.journal.maxBytes)
+        #expect(f.core.journal.bytes >= f.core.delivery.readLimit && f.core.journal.bytes <= f.core.journal.maxBytes)
         #expect(f.core.statistics.dropped.isEmpty, "dropped: \(f.core.statistics.dropped)")
-        let status = f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
+        let status = f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
         #expect(status.backPressureActive)
 
         f.connectCentral()
@@ -362,7 +361,7 @@ final class CoreFixture {
         }
         f.endIteration()
         #expect(f.transport.reading, "reading did not resume")
-        #expect(f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)).backPressureSeconds > 0)
+        #expect(f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)).backPressureSeconds > 0)
         while f.core.journal.unacknowledgedCount > 0 {
             f.endIteration()
             f.acknowledgeAll()
@@ -391,15 +390,15 @@ final class CoreFixture {
         try f.receive(second: 0)
         f.endIteration()
         var sent = try #require(f.transport.data.last)
-        f.core.rejected(sent.mid, code: 0x97, reason: "Quota exceeded", at: f.clock)
+        f.core.delivery.rejected(sent.mid, code: 0x97, reason: "Quota exceeded", at: f.clock)
         f.acknowledgeAll()
-        #expect(!f.core.isDrained, "the record stays in the journal")
+        #expect(!f.core.delivery.isDrained, "the record stays in the journal")
         f.endIteration(after: 0.5)
         #expect(f.transport.data.count == 1, "not before its back-off")
         f.endIteration(after: 0.6)
         #expect(f.transport.data.count == 2, "sent again after 1 s")
         sent = try #require(f.transport.data.last)
-        f.core.rejected(sent.mid, code: 0x89, reason: "Server busy", at: f.clock)
+        f.core.delivery.rejected(sent.mid, code: 0x89, reason: "Server busy", at: f.clock)
         f.acknowledgeAll()
         f.endIteration(after: 1.1)
         #expect(f.transport.data.count == 2, "the second back-off is 2 s")
@@ -407,7 +406,7 @@ final class CoreFixture {
         #expect(f.transport.data.count == 3)
         #expect(f.core.problems.contains { $0.hasPrefix("publish_refused") } == false || f.core.statistics.refusedRetried == 2)
         f.acknowledgeAll()
-        #expect(f.core.isDrained)
+        #expect(f.core.delivery.isDrained)
         #expect(f.core.statistics.forwarded == 1)
         #expect(f.core.statistics.refusedRetried == 2)
         #expect(f.core.problems.isEmpty)
@@ -415,11 +414,11 @@ final class CoreFixture {
         try f.receive(second: 1)
         f.endIteration()
         sent = try #require(f.transport.data.last)
-        f.core.rejected(sent.mid, code: 0x87, reason: "Not authorized", at: f.clock)
+        f.core.delivery.rejected(sent.mid, code: 0x87, reason: "Not authorized", at: f.clock)
         f.acknowledgeAll()
         f.endIteration(after: 120)
         #expect(f.transport.data.count == 4, "a permanent refusal is not sent again")
-        #expect(f.core.isDrained)
+        #expect(f.core.delivery.isDrained)
         let letters = try DeadLetters(directory: f.directory).load().letters
         #expect(letters.map(\.topic) == ["kpm33b/33B1225950027/seconds"])
         #expect(letters.first.map { String(decoding: $0.payload, as: UTF8.self) } == ProxyHarness.cleanRTData(second: 1))
@@ -437,25 +436,25 @@ final class CoreFixture {
         let ids = (0..<3).map { "33B" + String(1_000_000_000 + $0) }
         for (second, id) in ids.enumerated() { try f.receive(second: second, id: id) }
         f.endIteration()
-        #expect(f.core.announced == Set(ids))
-        #expect(f.core.readBack?.complete == true)
-        f.core.saveAnnounced()
+        #expect(f.core.announcements.announced == Set(ids))
+        #expect(f.core.announcements.readBack?.complete == true)
+        _ = f.core.announcements.saveAnnounced()
         try f.restart()
-        #expect(f.core.announced == Set(ids), "kept across a restart")
+        #expect(f.core.announcements.announced == Set(ids), "kept across a restart")
         func discovery(_ id: String) -> (String, String) { ("kpm33b/discovery/\(id)", #"{"id":"\#(id)","pack":"kpm33b"}"#) }
         // The broker hands back one of the three (it dropped the rest on the way).
         f.connectCentral(retained: [discovery(ids[1])])
-        #expect(f.core.readBack?.complete == false)
-        #expect(f.core.readBack?.seen == 1 && f.core.readBack?.announced == 3)
+        #expect(f.core.announcements.readBack?.complete == false)
+        #expect(f.core.announcements.readBack?.seen == 1 && f.core.announcements.readBack?.announced == 3)
         #expect(f.core.problems.contains { $0.hasPrefix("read_back_incomplete: 1 of 3") }, "\(f.core.problems)")
         let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
-                                                  now: Instant(epochMillis: 0), journal: f.core.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
-                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.readBack).json
+                                                  now: Instant(epochMillis: 0), journal: f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
+                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.announcements.readBack).json
         #expect(document["read_back"]?["complete"] == false)
         // All three: complete again.
         f.connectCentral(false)
         f.connectCentral(retained: ids.map(discovery))
-        #expect(f.core.readBack?.complete == true)
+        #expect(f.core.announcements.readBack?.complete == true)
         #expect(f.core.problems.isEmpty)
     }
 
@@ -465,11 +464,11 @@ final class CoreFixture {
         try f.receive(second: 0)
         f.endIteration()
         let data = try #require(f.transport.data.first)
-        f.core.rejected(data.mid, code: 0x87, reason: "Not authorized", at: f.clock)
+        f.core.delivery.rejected(data.mid, code: 0x87, reason: "Not authorized", at: f.clock)
         f.acknowledgeAll()
         #expect(f.core.statistics.deadLettered == 1)
         #expect(f.core.statistics.forwarded == 0)
-        #expect(f.core.isDrained)
+        #expect(f.core.delivery.isDrained)
 
         let big = [UInt8](repeating: 0x20, count: 5000)
         big.withUnsafeBytes { f.core.received(topic: "MQTT_RT_DATA", payload: $0, now: Instant(epochMillis: 0)) }

@@ -52,7 +52,7 @@ struct ProxyTests {
         let input = try [UInt8](Data(contentsOf: file))
         var expected: [String] = []
         let program = try Site.load(rules: h.rules, config: h.configFile).program
-        var replay = Replay(engine: Engine(program: program, origin: Origin(name: "test", version: "0")), now: Replay.instant(Replay.defaultClock)!)
+        var replay = Replay(router: PackRouter(programs: ProgramSet(single: program), origin: Origin(name: "test", version: "0")), now: Replay.instant(Replay.defaultClock)!)
         replay.showDrops = false
         try replay.run(input) { line in if !line.hasPrefix("+ ") { expected.append(line) } }
         #expect(expected.count > 100)

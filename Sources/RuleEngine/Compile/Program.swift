@@ -52,9 +52,6 @@ public struct Program: Sendable {
         claimsByPattern && device.isValid(id)
     }
 
-    /// The id pattern, if the pack has one.
-    public var idPattern: IDPattern? { device.pattern }
-
     /// The payload field that holds the meter id.
     public var idField: String { device.idField }
 }

@@ -59,3 +59,30 @@ struct DuplicateFilter {
         table[hole] = 0
     }
 }
+
+/// The key of one reading for its route's `DuplicateFilter`: the route, the
+/// topic's hash and the key fields' raw bytes, mixed eight bytes at a time
+/// (`KeyHash.chunk`). Each field is led by its kind and length, so that two
+/// different sequences of fields never run together.
+struct DuplicateKey {
+    private(set) var value: UInt64
+
+    init(route: Int) {
+        value = KeyHash.chunk(KeyHash.k, UInt64(truncatingIfNeeded: route))
+    }
+
+    mutating func add(_ word: UInt64) {
+        value = KeyHash.chunk(value, word)
+    }
+
+    mutating func add(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice) {
+        let missing = slice.kind == .missing
+        let start = Int(slice.start), end = missing ? start : Int(slice.end)
+        value = KeyHash.chunk(value, UInt64(slice.kind.rawValue) | UInt64(truncatingIfNeeded: end &- start) &<< 8)
+        var k = start
+        while k < end {
+            value = KeyHash.chunk(value, loadWord(buffer, k, end))
+            k &+= 8
+        }
+    }
+}

@@ -14,7 +14,8 @@ public final class Engine {
     private var slotBuffer: UnsafeMutableBufferPointer<FieldSlice>
     private var duplicates: [DuplicateFilter]
     private var pending: [Reassembler]
-    private var devices: [String: DeviceState] = [:]
+    /// The meters seen, by their id's bytes, in order of first appearance.
+    private var devices = DeviceIndex<DeviceState>()
     private var plansByGroups: [[String]: [OutputPlan]] = [:]
     private var guardedByGroups: [[String]: [[CompiledField]]] = [:]
     /// Counter values from `restore` for meters not seen yet.
@@ -22,7 +23,6 @@ public final class Engine {
     /// Bumped whenever a guarded counter's accepted value changes: the
     /// service saves `counters` when it moved.
     public private(set) var countersVersion = 0
-    private var deviceOrder: [String] = []
     /// The bound on the meters remembered, shared by the engines of a
     /// `PackRouter`; nil: none (the golden cases, rulecheck).
     public var meterLimit: MeterLimit?
@@ -44,8 +44,16 @@ public final class Engine {
     deinit { slotBuffer.deallocate() }
 
     /// The meters seen so far, in order of first appearance.
-    public var seenDevices: [String] { deviceOrder }
-    public func hasSeen(_ id: String) -> Bool { devices[id] != nil }
+    public var seenDevices: [String] { devices.values.map(\.id) }
+    public func hasSeen(_ id: String) -> Bool { device(id) != nil }
+
+    private func device(_ id: String) -> DeviceState? {
+        var id = id
+        return id.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            return devices.find(raw, hash: DeviceIndex<DeviceState>.hash(raw))
+        }
+    }
 
     /// Processes one message. Convenience form that allocates its output.
     public func process(topic: String, payload: [UInt8], now: Instant) -> ProcessOutput {
@@ -104,6 +112,9 @@ public final class Engine {
         }
         let idBytes = UnsafeRawBufferPointer(rebasing: payload[Int(idSlice.start) + 1..<Int(idSlice.end) - 1])
         let id: String
+        // The meter, found by the id's bytes: a known id passed every check
+        // below when it was first seen, so it needs none of them again.
+        let known: DeviceState?
         if idBytes.contains(UInt8(ascii: "\\")) {
             let decoded = PayloadScanner.unescape(payload, Int(idSlice.start) + 1, Int(idSlice.end) - 1)
             guard program.device.isValid(decoded) else {
@@ -111,6 +122,10 @@ public final class Engine {
                 return
             }
             id = String(decoding: decoded, as: UTF8.self)
+            known = device(id)
+        } else if let state = devices.find(idBytes, hash: DeviceIndex<DeviceState>.hash(idBytes)) {
+            id = state.id
+            known = state
         } else {
             guard program.device.isValid(idBytes) else {
                 let shown = Self.readableID(payload, idSlice).map { "'\($0)' does not" } ?? "id does not"
@@ -118,23 +133,28 @@ public final class Engine {
                 return
             }
             id = String(decoding: idBytes, as: UTF8.self)
+            known = nil
         }
-        if program.site.exclude.contains(id) {
-            out.drops.append(Drop(reason: .excluded, topic: topic, detail: id))
-            return
-        }
-        // Before any table keyed by the id; a lookup only once the limit is reached.
-        if let limit = meterLimit, limit.count >= limit.maximum, devices[id] == nil {
-            out.drops.append(Drop(reason: .meterLimit, topic: topic, detail: "\(id): \(limit.maximum) meters are known, the limit"))
-            return
+        if known == nil {
+            if !program.site.exclude.isEmpty && program.site.exclude.contains(id) {
+                out.drops.append(Drop(reason: .excluded, topic: topic, detail: id))
+                return
+            }
+            // Before any table keyed by the id.
+            if let limit = meterLimit, limit.count >= limit.maximum {
+                out.drops.append(Drop(reason: .meterLimit, topic: topic, detail: "\(id): \(limit.maximum) meters are known, the limit"))
+                return
+            }
         }
         // The meter's clock, checked before it keys the duplicate filter and
         // the reassembly, feeds the clock-offset check or leaves in a message.
+        var meterTime: Int64?
         if let clockSlot = route.clockSlot, let format = program.device.clockFormat {
             let slice = slots[clockSlot]
-            let valid = slice.kind == .string
-                && format.parse(UnsafeRawBufferPointer(rebasing: payload[Int(slice.start) + 1..<Int(slice.end) - 1])) != nil
-            guard valid else {
+            if slice.kind == .string {
+                meterTime = format.parse(UnsafeRawBufferPointer(rebasing: payload[Int(slice.start) + 1..<Int(slice.end) - 1]))
+            }
+            guard meterTime != nil else {
                 let field = route.slotNames[clockSlot]
                 let why = switch slice.kind {
                 case .missing: "no '\(field)' field"
@@ -148,7 +168,8 @@ public final class Engine {
         if let reassembly = route.reassembly {
             let complete = sliceEquals(payload, slots[reassembly.completeSlot], reassembly.completeRaw)
             if complete && pending[routeIndex].isEmpty {
-                finish(route: route, topic: topic, id: id, buffer: payload, slots: UnsafeBufferPointer(slots), allZero: scan.allZero, now: now, into: &out)
+                finish(route: route, topic: topic, id: id, known: known, buffer: payload, slots: UnsafeBufferPointer(slots),
+                       allZero: scan.allZero, meterTime: meterTime, now: now, into: &out)
                 return
             }
             let key = reassemblyKey(payload, slots, reassembly)
@@ -161,12 +182,16 @@ public final class Engine {
                 return
             case .complete(let merged):
                 merged.withBuffers { buffer, mergedSlots in
-                    finish(route: route, topic: topic, id: id, buffer: buffer, slots: mergedSlots, allZero: merged.allZero, now: now, into: &out)
+                    // The merged set's clock is its parts' (which part's, the merge decides).
+                    let mergedTime = route.clockSlot.flatMap { meterSeconds(buffer, mergedSlots[$0]) }
+                    finish(route: route, topic: topic, id: id, known: known, buffer: buffer, slots: mergedSlots,
+                           allZero: merged.allZero, meterTime: mergedTime, now: now, into: &out)
                 }
             }
             return
         }
-        finish(route: route, topic: topic, id: id, buffer: payload, slots: UnsafeBufferPointer(slots), allZero: scan.allZero, now: now, into: &out)
+        finish(route: route, topic: topic, id: id, known: known, buffer: payload, slots: UnsafeBufferPointer(slots),
+               allZero: scan.allZero, meterTime: meterTime, now: now, into: &out)
     }
 
     /// An unchecked id for a drop's detail: a plain string of at most 40
@@ -217,15 +242,16 @@ public final class Engine {
     }
 
     /// Junk filters, then the device's first-sight announcements, then the clean message.
-    private func finish(route: CompiledRoute, topic: String, id: String, buffer: UnsafeRawBufferPointer,
-                        slots: UnsafeBufferPointer<FieldSlice>, allZero: Bool, now: Instant, into out: inout ProcessOutput) {
+    /// `known` is meter `id`'s state if it was seen before; `meterTime` its clock in this reading.
+    private func finish(route: CompiledRoute, topic: String, id: String, known: DeviceState?, buffer: UnsafeRawBufferPointer,
+                        slots: UnsafeBufferPointer<FieldSlice>, allZero: Bool, meterTime: Int64?, now: Instant,
+                        into out: inout ProcessOutput) {
         if route.allZero && allZero {
             out.drops.append(Drop(reason: .allZero, topic: topic, detail: id))
             return
         }
         if let key = route.duplicateKey {
-            var h = FNV1a64()
-            h.add(UInt64(route.index))
+            var h = DuplicateKey(route: route.index)
             for part in key {
                 switch part {
                 case .topic: h.add(lastTopicHash)
@@ -237,12 +263,8 @@ public final class Engine {
                 return
             }
         }
-        // One dictionary lookup per message: hashing the id is not free.
-        let known = devices[id]
         let isNew = known == nil
         let state = known ?? newDevice(id)
-        // The meter's clock, parsed once for the counter guard and the clock check.
-        let meterTime = route.clockSlot.flatMap { meterSeconds(buffer, slots[$0]) }
         if !state.guarded[route.index].isEmpty,
            let glitch = checkCounters(state, route: route, buffer: buffer, slots: slots, meterTime: meterTime, now: now) {
             out.drops.append(Drop(reason: .counterGlitch, topic: topic, detail: "\(id): \(glitch)"))
@@ -319,15 +341,18 @@ public final class Engine {
         }
         let state = DeviceState(id: id, topics: topics, plans: plans, guarded: guarded)
         if let counters = restoredCounters.removeValue(forKey: id) { state.counters = counters }
-        devices[id] = state
-        deviceOrder.append(id)
+        var idBytes = id
+        idBytes.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            devices.insert(raw, hash: DeviceIndex<DeviceState>.hash(raw), state)
+        }
         meterLimit?.count += 1
         return state
     }
 
     /// The discovery message and Home Assistant configs of a meter seen before.
     public func announcements(for id: String) -> [Outgoing] {
-        guard let state = devices[id] else { return [] }
+        guard let state = device(id) else { return [] }
         return announcements(for: state)
     }
 
@@ -382,8 +407,8 @@ extension Engine {
     /// Every guarded counter's last forwarded value.
     public var counters: [CounterSnapshot] {
         var all: [CounterSnapshot] = []
-        for id in seenDevices {
-            guard let state = devices[id] else { continue }
+        for state in devices.values {
+            let id = state.id
             for (field, c) in state.counters.sorted(by: { $0.key < $1.key }) {
                 all.append(CounterSnapshot(device: id, field: field, value: c.value, time: c.time))
             }
@@ -401,7 +426,7 @@ extension Engine {
     public func restore(_ snapshots: [CounterSnapshot]) {
         for s in snapshots {
             let state = CounterState(value: s.value, time: s.time)
-            if let device = devices[s.device] {
+            if let device = device(s.device) {
                 device.counters[s.field] = state
             } else {
                 restoredCounters[s.device, default: [:]][s.field] = state
@@ -416,7 +441,7 @@ extension Engine {
     @discardableResult
     public func forgetCounters(device: String, field: String? = nil) -> [String] {
         var forgotten: [String] = []
-        if let state = devices[device] {
+        if let state = self.device(device) {
             for name in state.counters.keys.sorted() where field == nil || name == field {
                 state.counters[name] = nil
                 forgotten.append(name)

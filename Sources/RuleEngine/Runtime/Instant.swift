@@ -105,11 +105,16 @@ public struct ClockFormat: Sendable, CustomStringConvertible {
             }
         }
         // A day the month does not have (20260231) is not a time either.
-        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard d <= monthDays[mo - 1] else { return nil }
+        guard d <= 28 || d <= daysIn(month: mo, year: y) else { return nil }
         return days(fromCivil: y, mo, d) * 86400 + Int64(h * 3600 + mi * 60 + s)
     }
+}
+
+/// The days of month `m` (1...12) of year `y`; arithmetic, not a table, so a parse allocates nothing.
+@inline(__always)
+private func daysIn(month m: Int, year y: Int) -> Int {
+    if m == 2 { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 29 : 28 }
+    return m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31
 }
 
 private func pad4(_ v: Int) -> String {

@@ -43,22 +43,6 @@ public final class PackRouter {
         claimDevices = claimIndices.map { programs.programs[$0].device }
     }
 
-    /// One engine alone (the golden cases of one pack, older callers).
-    public convenience init(engine: Engine) {
-        self.init(engines: [engine])
-    }
-
-    private init(engines: [Engine]) {
-        programs = ProgramSet(single: engines[0].program)
-        meterLimit = nil
-        self.engines = engines
-        single = engines[0]
-        idNeedles = []
-        idTables = []
-        claimDevices = []
-        claimIndices = []
-    }
-
     /// Processes one message. Convenience form that allocates its output.
     public func process(topic: String, payload: [UInt8], now: Instant) -> ProcessOutput {
         var out = ProcessOutput()

@@ -31,7 +31,6 @@ public struct ProgramSet: Sendable {
 
     /// The first program: with one pack, the program.
     public var first: Program { programs[0] }
-    public var isSingle: Bool { programs.count == 1 }
     public var packNames: [String] { programs.map(\.packName) }
 
     /// Who owns an id, or why nobody does.

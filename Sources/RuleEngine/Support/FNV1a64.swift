@@ -32,23 +32,11 @@ public struct FNV1a64: Sendable {
     }
 }
 
-/// The engine's keys: parts of several kinds, each closed so that two
-/// different sequences of parts never run together.
+/// The engine's topic keys: a string closed so that two different sequences
+/// of strings never run together.
 extension FNV1a64 {
-    mutating func add(_ v: UInt64) {
-        for k in 0..<8 { add(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) }
-    }
-
     mutating func add(_ s: String) {
         for b in s.utf8 { add(b) }
-        add(UInt8(0xFF))
-    }
-
-    mutating func add(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice) {
-        add(slice.kind.rawValue)
-        if slice.kind != .missing {
-            for i in Int(slice.start)..<Int(slice.end) { add(buffer[i]) }
-        }
         add(UInt8(0xFF))
     }
 }

@@ -14,12 +14,12 @@ extension ProxyService: HostedService {
             // The broker's own figures: QoS 0, nothing queued for them while the proxy is away.
             for figure in InternalBrokerFigures.topics { try internalClient.subscribe(figure.topic, qos: 0) }
             if let topic = homeAssistantStatusTopic { try centralClient.subscribe(topic, qos: 1) }
-            for filter in core.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
+            for filter in core.announcements.ledger.filters { try centralClient.subscribe(filter, qos: 1) }
             // The other instances' statuses: who announces which meter (`ProxyCore.mayAnnounce`).
             for filter in [peerStatusRoot, peerStatusRoot + "/+"] { try centralClient.subscribe(filter, qos: 1) }
             // The owners' word on the meters they stopped hearing (`MeterSilence`).
             try centralClient.subscribe(MeterSilence.filter(root: core.programs.rootTopic), qos: 1)
-            try centralClient.subscribe(core.readBackRound.topic, qos: 1)
+            try centralClient.subscribe(core.announcements.readBackRound.topic, qos: 1)
         } catch {
             throw ServiceError("\(error)")
         }
@@ -49,8 +49,8 @@ extension ProxyService: HostedService {
     /// The packs' discovery topics are subscribed once (the ledger reads them back).
     func restartNeeded(_ new: Site) -> [SettingChange] {
         let topics = new.programs.discoverySubscriptions
-        guard topics != core.ledger.discoveryFilters else { return [] }
-        return [SettingChange(path: "packs' discovery topics", old: core.ledger.discoveryFilters.joined(separator: ","),
+        guard topics != core.announcements.ledger.discoveryFilters else { return [] }
+        return [SettingChange(path: "packs' discovery topics", old: core.announcements.ledger.discoveryFilters.joined(separator: ","),
                               new: topics.joined(separator: ","), effect: .restart)]
     }
 
@@ -69,10 +69,10 @@ extension ProxyService: HostedService {
     }
 
     /// Everything delivered, or nothing can be any more.
-    var isDrained: Bool { core.isDrained || !centralClient.isConnected }
+    var isDrained: Bool { core.delivery.isDrained || !centralClient.isConnected }
 
     func publishOffline(drainComplete: Bool) -> Int32? {
-        if !core.isDrained {
+        if !core.delivery.isDrained {
             log.info("journal_kept", ["messages": String(core.journal.unacknowledgedCount), "detail": "delivered at the next start"])
         }
         return publishStatus(state: "offline")
@@ -90,6 +90,6 @@ extension ProxyService: HostedService {
         let statistics = core.statistics
         return "\(statistics.lastSeen.count) meters, \(forwardedPerMinute.rate(statistics.forwarded)) forwarded/min, "
             + "journal \(core.journal.unacknowledgedCount) messages"
-            + (core.isBackPressureActive ? " (full: not reading the meters' broker)" : "")
+            + (core.delivery.isBackPressureActive ? " (full: not reading the meters' broker)" : "")
     }
 }

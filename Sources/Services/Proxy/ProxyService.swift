@@ -102,9 +102,9 @@ public final class ProxyService {
                          origin: Origin(name: "kpm33b-proxy", version: ServiceVersion.current), log: log,
                          clientID: centralClient.options.clientID)
         core.transport = self
-        core.deadLetters = DeadLetters(directory: configuration.stateDirectory)
-        core.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
-        core.refreshDeadLetters()
+        core.delivery.deadLetters = DeadLetters(directory: configuration.stateDirectory)
+        core.announcements.announcedFile = (configuration.stateDirectory.hasSuffix("/") ? configuration.stateDirectory : configuration.stateDirectory + "/") + "announced"
+        core.delivery.refreshDeadLetters()
         try core.loadCounters(ProxyCounters(stateDirectory: configuration.stateDirectory), now: Instant.now())
         let recovery = journal.recovery
         for note in recovery.notes { log.warning("journal_repaired", ["detail": note]) }
@@ -163,12 +163,11 @@ public final class ProxyService {
         }
     }
 
-    /// After a central connection: read back what the broker retains of our
-    /// announcements (it may have lost them in a restart without
-    /// persistence), then converge (see `DiscoveryLedger`); the status and
-    /// the health configs again.
+    /// After a central connection (the core reads back what the broker
+    /// retains of our announcements, which it may have lost in a restart
+    /// without persistence, then converges: see `DiscoveryLedger`): the
+    /// status and the health configs again.
     func centralConnected() {
-        core.readBackStarted()
         publishStatus(state: "online")
         publishHealthConfigs()
     }
@@ -176,7 +175,7 @@ public final class ProxyService {
     func wireCentral() {
         centralClient.onSubscriptionsSettled = { [unowned self] in core.subscriptionsSettled(at: .now()) }
         centralClient.onMessage = { [unowned self] message in
-            if message.topic == core.readBackRound.topic {
+            if message.topic == core.announcements.readBackRound.topic {
                 core.readBackEcho(message.payload, now: now())
             } else if message.topic == homeAssistantStatusTopic {
                 guard host.phases.isRunning, message.payload.elementsEqual("online".utf8) else { return }
@@ -195,7 +194,7 @@ public final class ProxyService {
             }
         }
         centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
-        centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.rejected(mid, code: code, reason: reason, at: .now()) }
+        centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.delivery.rejected(mid, code: code, reason: reason, at: .now()) }
     }
 
     /// The meters' topics, shared with the other proxies of the group
@@ -233,9 +232,9 @@ public final class ProxyService {
         }
         var status = statistics.status(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
-            journal: core.journalStatus(at: monotonic, wallClock: wallClock),
+            journal: core.delivery.journalStatus(at: monotonic, wallClock: wallClock),
             metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
-            readBack: core.readBack)
+            readBack: core.announcements.readBack)
         status.logLinesDropped = log.droppedLines
         do {
             let mid = try centralClient.publish(topic: statusTopic, payload: status.payload, qos: 1, retain: true)

@@ -31,9 +31,53 @@ struct ProxyStatistics {
 
     mutating func countDrop(_ reason: String, _ n: Int = 1) { dropped[reason, default: 0] += n }
 
-    /// A journal record the central broker acknowledged.
-    mutating func countAcknowledged(kind: UInt8) {
-        if kind == JournalKind.data { forwarded += 1 } else { announced += 1 }
+    /// A reading arrived at QoS 0: counted, and a warning, since nothing
+    /// guarantees the meter's other readings reached the proxy. Warned at
+    /// the 1st, 2nd, 4th, 8th… only: a QoS 0 fleet costs no more than a
+    /// count per reading.
+    mutating func receivedAtQoS0(topic: String) -> ProxyAction? {
+        receivedQoS0 += 1
+        guard receivedQoS0 & (receivedQoS0 - 1) == 0 else { return nil }
+        return .log(ConfigEvent(.warning, "reading_at_qos0", [
+            ("topic", topic), ("count", String(receivedQoS0)),
+            ("detail", "a meter publishes at QoS 0: the meters' broker may drop its readings without a trace"),
+            ("hint", "set the meter's MQTT QoS to 1"),
+        ]))
+    }
+
+    /// A `$SYS` figure of the internal broker; a rise of its dropped count is a warning.
+    mutating func internalBrokerFigure(topic: String, payload: UnsafeRawBufferPointer) -> ProxyAction? {
+        guard let figure = internalBroker.take(topic: topic, payload: payload), figure.key == "dropped" else { return nil }
+        let rise = figure.previous.map { figure.value >= $0 ? figure.value - $0 : figure.value } ?? figure.value
+        guard rise > 0 else { return nil }
+        return .log(ConfigEvent(.warning, "internal_broker_dropped", [
+            ("dropped", String(rise)), ("total", String(figure.value)),
+            ("detail", figure.previous == nil ? "the meters' broker dropped messages since it started" : "the meters' broker dropped messages"),
+            ("hint", "a full client queue (max_queued_messages) on the meters' broker: readings or commands were lost there"),
+        ]), limit: "internal.dropped")
+    }
+
+    /// A message over `proxy.max_payload_bytes`, dropped before the engine.
+    mutating func tooLarge(topic: String, bytes: Int, limit: Int) -> ProxyAction {
+        countDrop(Self.tooLarge)
+        return .log(ConfigEvent(.warning, "input_dropped", [
+            ("reason", Self.tooLarge), ("topic", topic), ("detail", "\(bytes) bytes, the limit is \(limit)"),
+        ]), limit: "drop.\(Self.tooLarge)")
+    }
+
+    /// A message the engine dropped. Junk the rules expect (half of a real
+    /// capture: all zero, duplicates, excluded meters) is not news: logged
+    /// at debug, and only when debug lines are `logged` (no line made per message).
+    mutating func dropped(_ drop: Drop, logged debug: Bool) -> ProxyAction? {
+        countDrop(drop.reason.rawValue)
+        let level: ConfigEvent.Level = switch drop.reason {
+        case .allZero, .duplicate, .excluded: .debug
+        default: .warning
+        }
+        if level == .debug && !debug { return nil }
+        return .log(ConfigEvent(level, "input_dropped", [
+            ("reason", drop.reason.rawValue), ("topic", drop.topic), ("detail", drop.detail),
+        ]), limit: "drop.\(drop.reason.rawValue)")
     }
 }
 
