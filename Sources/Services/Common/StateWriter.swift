@@ -27,7 +27,6 @@ final class StateWriter<Key: Hashable & Sendable, Change: Sendable>: Sendable {
         var stopping = false
         var failures: [String] = []
         var batchesWritten = 0
-        var changesWritten = 0
     }
 
     private let state = Mutex(State())
@@ -71,8 +70,8 @@ final class StateWriter<Key: Hashable & Sendable, Change: Sendable>: Sendable {
     /// Changes handed over and not yet committed.
     var backlog: Int { state.withLock { $0.pending.count + $0.writing } }
 
-    /// Committed transactions and changes so far (tests, benchmarks).
-    var written: (batches: Int, changes: Int) { state.withLock { ($0.batchesWritten, $0.changesWritten) } }
+    /// Transactions committed so far (tests).
+    var batchesWritten: Int { state.withLock { $0.batchesWritten } }
 
     /// Failed writes since the last call, each as a sentence (the writer tries them again).
     func takeFailures() -> [String] {
@@ -140,7 +139,6 @@ final class StateWriter<Key: Hashable & Sendable, Change: Sendable>: Sendable {
                 state.withLock { s in
                     s.writing = 0
                     s.batchesWritten += 1
-                    s.changesWritten += taken.count
                 }
             } catch {
                 state.withLock { s in

@@ -152,7 +152,7 @@ public final class ConfigStateStore {
     public func flush(seconds: Double) -> Bool { writer.flush(seconds: seconds) }
 
     /// Transactions the writer thread committed (tests).
-    var batchesWritten: Int { writer.written.batches }
+    var batchesWritten: Int { writer.batchesWritten }
 
     /// Meters handed over and not yet written.
     public var backlog: Int { writer.backlog }
