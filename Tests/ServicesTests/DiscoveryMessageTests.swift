@@ -75,7 +75,7 @@ import TestSupport
         try h.start()
         #expect(senderEventually(timeout: 30) { !meters.commands(for: kpm37Meter).isEmpty && !meters.commands(for: senderMeterA).isEmpty },
                 "\(h.log)")
-        #expect(h.lines("starting").first?.contains("kpm33b/announce/+") == true)
+        #expect(h.lines("started").first?.contains("kpm33b/announce/+") == true)
         #expect(h.stop() == 0)
     }
 }
