@@ -154,7 +154,8 @@ final class ProxyDelivery {
         if let publisher { pump(at: now, publisher: publisher, into: &actions) }
         if !busy || now.seconds(since: acknowledgementsWritten) >= settings.acknowledgementWriteSeconds {
             acknowledgementsWritten = now
-            actions += persistAcknowledgements()
+            let failed = persistAcknowledgements()
+            if !failed.isEmpty { actions += failed }
         }
         busy = false
         return actions

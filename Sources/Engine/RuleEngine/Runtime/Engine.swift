@@ -276,10 +276,15 @@ public final class Engine {
         } else if clockChanged, let message = discoveryMessage(state) {
             out.messages.append(message)
         }
-        out.messages.append(Outgoing(
-            topic: state.topics[route.index],
-            payload: route.derived ? state.plans[route.index].renderDerived(buffer, slots) : state.plans[route.index].render(buffer, slots),
-            retain: false, kind: .data, device: state.id))
+        let payload: [UInt8]
+        if route.derived {
+            payload = state.plans[route.index].renderDerived(buffer, slots)
+        } else {
+            var reused = out.takeSpare()
+            state.plans[route.index].render(buffer, slots, into: &reused)
+            payload = reused
+        }
+        out.messages.append(Outgoing(topic: state.topics[route.index], payload: payload, retain: false, kind: .data, device: state.id))
     }
 
     private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {

@@ -38,8 +38,10 @@ final class OutputPlan {
         slots.deallocate()
     }
 
-    /// The payload: fragments and the values' raw bytes (`null` for a missing value).
-    func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>) -> [UInt8] {
+    /// The payload: fragments and the values' raw bytes (`null` for a missing
+    /// value), written over `out`, whose storage is reused when it has room
+    /// and no other owner (`ProcessOutput`'s spare payload): no allocation.
+    func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>, into out: inout [UInt8]) {
         let count = ends.count - 1
         // The exact upper bound: the fragments, 4 bytes per field for "null"
         // (`capacity`), plus each written value's bytes. Not `buffer.count`:
@@ -50,8 +52,11 @@ final class OutputPlan {
             let s = slices[slots[i]]
             if s.kind != .missing { size += Int(s.end - s.start) }
         }
-        return [UInt8](unsafeUninitializedCapacity: size) { out, written in
-            let base = UnsafeMutableRawPointer(out.baseAddress!)
+        // Sized to the bound (only the bytes past the current count are
+        // filled, the rest is written over), then cut to what was written.
+        if out.count < size { out.append(contentsOf: repeatElement(0, count: size - out.count)) }
+        let written = out.withUnsafeMutableBytes { bytes in
+            let base = bytes.baseAddress!
             let textBase = UnsafeRawPointer(text.baseAddress!)
             let source = buffer.baseAddress!
             var n = 0
@@ -73,7 +78,8 @@ final class OutputPlan {
             }
             let last = ends[count] - fragmentStart
             (base + n).copyMemory(from: textBase + fragmentStart, byteCount: last)
-            written = n + last
+            return n + last
         }
+        out.removeLast(out.count - written)
     }
 }

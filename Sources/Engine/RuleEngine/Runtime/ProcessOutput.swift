@@ -35,13 +35,28 @@ public struct Drop: Sendable, Equatable {
     public var detail: String
 }
 
-/// What one call produced. Reuse one value across calls: `removeAll` keeps the capacity.
+/// What one call produced. Reuse one value across calls: `removeAll` keeps the
+/// capacity, and the storage of the last data message's payload, which the
+/// next clean payload is written into (no allocation per reading once the
+/// caller is done with the bytes; one it still holds keeps its own copy).
 public struct ProcessOutput: Sendable {
     public var messages: [Outgoing] = []
     public var drops: [Drop] = []
+    /// A payload's storage for the next data message (`takeSpare`).
+    private var spare: [UInt8] = []
     public init() {}
     public mutating func removeAll() {
+        if spare.capacity == 0, let i = messages.lastIndex(where: { $0.kind == .data }) {
+            swap(&spare, &messages[i].payload)
+        }
         messages.removeAll(keepingCapacity: true)
         drops.removeAll(keepingCapacity: true)
+    }
+
+    /// The spare payload storage (empty when there is none), handed to the engine's renderer.
+    mutating func takeSpare() -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &spare)
+        return taken
     }
 }
