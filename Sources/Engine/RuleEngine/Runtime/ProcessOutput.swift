@@ -43,7 +43,7 @@ public struct ProcessOutput: Sendable {
     public var messages: [Outgoing] = []
     public var drops: [Drop] = []
     /// A payload's storage for the next data message (`takeSpare`).
-    private var spare: [UInt8] = []
+    private(set) var spare: [UInt8] = []
     public init() {}
     public mutating func removeAll() {
         if spare.capacity == 0, let i = messages.lastIndex(where: { $0.kind == .data }) {
