@@ -90,8 +90,7 @@ final class ConfigSenderCore {
         centralConnected = connected
         if connected {
             publishedStatusVersion = nil
-            publishedProblems.removeAll()  // the broker may have lost them: send all again
-            publishedConfigurations.removeAll()
+            meterTopics.forgetPublished()  // the broker may have lost them: send all again
             publishHealthConfigs()
         }
     }
@@ -187,10 +186,6 @@ final class ConfigSenderCore {
     }
 
     /// A new program (config or rules reloaded), compiled cleanly.
-    func apply(program: Program, options: ConfigPlanner.Options, at now: ConfigTime) {
-        apply(programs: ProgramSet(single: program), options: options, at: now)
-    }
-
     func apply(programs program: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
         if program.discoverySubscriptions != settings.discoverySubscriptions {
             log.warning("restart_needed", ["discovery": program.discoverySubscriptions.joined(separator: " "),

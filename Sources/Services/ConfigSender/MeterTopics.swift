@@ -19,6 +19,12 @@ struct MeterTopics {
         self.statusTopic = statusTopic
     }
 
+    /// The central broker may have lost them (a new connection): publish all again.
+    mutating func forgetPublished() {
+        publishedProblems.removeAll()
+        publishedConfigurations.removeAll()
+    }
+
     /// Publishes each meter's retained topics that changed: its configuration
     /// (`<root>/<id>/configuration`, `MeterConfigurationState`) and, with
     /// Home Assistant, its `problem` (`<root>/<id>/problem`) and, the first
