@@ -83,7 +83,7 @@ final class SenderCoreFixture {
         try prepareState(stateDirectory)
         store = ConfigStateStore(directory: stateDirectory.path, writeDelaySeconds: writeDelaySeconds)
         _ = try store.load(now: senderT0)
-        let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
+        let planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 7)))
         logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         core = ConfigSenderCore(planner: planner, store: store,
@@ -428,7 +428,7 @@ final class SenderCoreFixture {
         f.discover(senderMeterA)
         for c in f.transport.commands { f.answer(c) }
         let site = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 300]))
-        f.core.apply(program: site.program, options: ConfigPlanner.Options(site: site), at: f.now)
+        f.core.apply(programs: site.programs, options: ConfigPlanner.Options(site: site), at: f.now)
         // The same pack: no new reply topic.
         #expect(f.transport.subscriptions.isEmpty)
         #expect(f.transport.commands.count == 4)
