@@ -296,7 +296,7 @@ import TestSupport
         f.discover(senderMeterA)
         for c in f.transport.commands { f.answer(c) }
         let site = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 300]))
-        f.core.apply(program: site.program, options: ConfigPlanner.Options(site: site), at: f.now)
+        f.core.apply(programs: site.programs, options: ConfigPlanner.Options(site: site), at: f.now)
         // The same pack: no new reply topic.
         #expect(f.transport.subscriptions.isEmpty)
         #expect(f.transport.commands.count == 4)

@@ -44,7 +44,7 @@ import TestSupport
         var running = try makePlanner()
         #expect(running.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.count == 3)
         let site = try buildSenderSite(senderConfigText() + "exclude: [\"\(senderMeterA)\"]\n")
-        let actions = running.replace(program: site.program, options: ConfigPlanner.Options(site: site), now: senderT0)
+        let actions = running.replace(programs: site.programs, options: ConfigPlanner.Options(site: site), now: senderT0)
         #expect(actions.events.contains { $0.name == "meter_excluded" && $0["meter"] == senderMeterA })
         #expect(running.pending.isEmpty)
         #expect(running.tick(now: senderT0.adding(seconds: 3600)).sent.isEmpty, "retried after the exclusion")
@@ -93,7 +93,7 @@ import TestSupport
 
     @Test func dayOffsetShiftsTodayButNotTheClockSent() throws {
         let site = try buildSenderSite(senderConfigText())
-        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site, dayOffset: 1),
+        var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site, dayOffset: 1),
                                     ids: OperationIDGenerator(SplitMix(seed: 1)))
         _ = planner.setInternalConnected(true, now: senderT0)
         #expect(planner.today(senderT0) == "2026-01-13")
@@ -109,7 +109,7 @@ import TestSupport
         let oldDigestB = planner.records[senderMeterB]?.digest
         let changed = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 300]))
         let t1 = senderT0.adding(seconds: 30)
-        let actions = planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: t1)
+        let actions = planner.replace(programs: changed.programs, options: ConfigPlanner.Options(site: changed), now: t1)
         #expect(actions.sent.map(\.deviceID) == [senderMeterA])
         #expect(actions.sent.map(\.command) == ["set_upload_interval_seconds"])
         #expect(actions.sent.first?.value == "300")
@@ -120,14 +120,14 @@ import TestSupport
         #expect(planner.records[senderMeterB]?.digest == oldDigestB)
 
         // The same program again: nothing changes, nothing is sent.
-        #expect(planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: t1).sent.isEmpty)
+        #expect(planner.replace(programs: changed.programs, options: ConfigPlanner.Options(site: changed), now: t1).sent.isEmpty)
     }
 
     @Test func changeWhileInFlightIsSentWhenTheOldCommandResolves() throws {
         var planner = try makePlanner()
         let first = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
         let changed = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 30]))
-        #expect(planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: senderT0).sent.isEmpty)
+        #expect(planner.replace(programs: changed.programs, options: ConfigPlanner.Options(site: changed), now: senderT0).sent.isEmpty)
         let resent = planner.answer(first[0], now: senderT0.adding(seconds: 0.1)).sent
         #expect(resent.map(\.command) == ["set_upload_interval_seconds"])
         #expect(resent.first?.value == "30")
@@ -282,7 +282,7 @@ import TestSupport
 
     @Test func nothingIsSentWhileTheInternalBrokerIsAway() throws {
         let site = try buildSenderSite(senderConfigText())
-        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
+        var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 3)))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.isEmpty)
         #expect(planner.tick(now: senderT0.adding(seconds: 5)).sent.isEmpty)
@@ -298,7 +298,7 @@ import TestSupport
 
     @Test func clockOffsetReportedWhileDisconnectedIsCorrectedOnConnect() throws {
         let site = try buildSenderSite(senderConfigText())
-        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
+        var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 4)))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: 4000, now: senderT0).sent.isEmpty)
         let sent = planner.setInternalConnected(true, now: senderT0.adding(seconds: 1)).sent
@@ -483,5 +483,33 @@ enum XoshiroPredictor {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// `KnownMeters`' own contract: a reported clock offset, a correction owed
+/// once, alerts kept or renewed, and everything of a forgotten meter gone.
+@Suite struct KnownMetersTests {
+    @Test func discoveryClockOffsetsAndAlerts() {
+        var meters = KnownMeters()
+        let t = Instant(epochMillis: 1_000)
+        let new = meters.discovered("M1", clockOffsetSeconds: 10, threshold: 300, at: t)
+        let again = meters.discovered("M1", clockOffsetSeconds: 10, threshold: 300, at: t)
+        #expect(new.isNew && new.changed && !again.isNew && !again.changed)
+        let within = meters.takeClockOffset("M1")
+        #expect(within == nil)
+        let off = meters.discovered("M1", clockOffsetSeconds: -900, threshold: 300, at: t)
+        #expect(!off.isNew && off.changed && meters["M1"]?.reportedClockOffset == -900)
+        let owed = meters.takeClockOffset("M1"), owedAgain = meters.takeClockOffset("M1")
+        #expect(owed == -900 && owedAgain == nil)
+        let first = MeterAlert(meter: "M1", command: "c", since: 1, message: "first")
+        let raised = meters.raise(first, renew: false)
+        let kept = !meters.raise(MeterAlert(meter: "M1", command: "c", since: 2, message: "second"), renew: false)
+        let unknown = meters.raise(MeterAlert(meter: "M9", command: "c", since: 2, message: "unknown meter"), renew: true)
+        #expect(raised && kept && !unknown && meters.alerts == [first])
+        let cleared = meters.clearAlert(meter: "M1", command: "c"), clearedAgain = meters.clearAlert(meter: "M1", command: "c")
+        #expect(cleared && !clearedAgain)
+        meters.raise(first, renew: true)
+        let forgotten = meters.forget("M1"), forgottenAgain = meters.forget("M1")
+        #expect(forgotten && !forgottenAgain && meters.alerts.isEmpty && meters.count == 0)
     }
 }

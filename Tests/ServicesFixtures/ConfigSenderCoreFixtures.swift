@@ -82,7 +82,7 @@ final class SenderCoreFixture {
         try prepareState(stateDirectory)
         store = ConfigStateStore(directory: stateDirectory.path, writeDelaySeconds: writeDelaySeconds)
         _ = try store.load(now: senderT0)
-        let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
+        let planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 7)))
         logFD = open(directory.appendingPathComponent("log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         core = ConfigSenderCore(planner: planner, store: store,

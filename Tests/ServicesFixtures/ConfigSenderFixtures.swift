@@ -121,15 +121,15 @@ extension ConfigPlanner {
     mutating func publishRefused(operationID: String, reason: String, now: Instant) -> [Action] {
         publishRefused(operationID: operationID, reason: reason, now: ConfigTime(testing: now))
     }
-    mutating func replace(program: Program, options: Options, now: Instant) -> [Action] {
-        replace(program: program, options: options, now: ConfigTime(testing: now))
+    mutating func replace(programs: ProgramSet, options: Options, now: Instant) -> [Action] {
+        replace(programs: programs, options: options, now: ConfigTime(testing: now))
     }
 }
 
 /// A planner over the test config, connected, with deterministic oprids.
 func makePlanner(_ config: String = senderConfigText(), records: [String: MeterRecord] = [:]) throws -> ConfigPlanner {
     let site = try buildSenderSite(config)
-    var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site), records: records,
+    var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site), records: records,
                                 ids: OperationIDGenerator(SplitMix(seed: 42)))
     _ = planner.setInternalConnected(true, now: senderT0)
     return planner
