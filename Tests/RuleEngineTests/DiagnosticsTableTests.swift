@@ -32,7 +32,7 @@ import Testing
         let sources = "\(Fixtures.repository)/Sources/Engine"
         var text = ""
         for target in ["RuleEngine", "SiteSettings"] {
-            let dir = "\(sources)/Engine/\(target)"
+            let dir = "\(sources)/\(target)"
             for file in FileManager.default.enumerator(atPath: dir)?.compactMap({ $0 as? String }) ?? [] where file.hasSuffix(".swift")
                 && !file.hasSuffix("Diagnostic+meaning.swift") {
                 text += (try? String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)) ?? ""
