@@ -173,6 +173,124 @@ import TestSupport
     /// 10,000 meters: the writer thread writes them in bounded transactions;
     /// afterwards a change writes the rows it names, and only those.
     @Test func writeVolumeFollowsWhatChangedAndBatchesAreBounded() throws {
+        let dir = try senderTemporaryDirectory("sender-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ConfigStateStore(directory: dir.path, batchSize: 1_000)
+        _ = try store.load(now: senderT0)
+        var records = manyRecords(10_000)
+        let start = ContinuousClock.now
+        store.submit(records.map { ($0.key, MeterRecordChange(from: nil, to: $0.value)) })
+        let handedOver = ContinuousClock.now - start
+        #expect(store.flush(seconds: 120))
+        print("config-sender state: 10,000 meters handed over in \(handedOver), written in \(ContinuousClock.now - start), rows \(store.rowsWritten)")
+        #expect(store.batchesWritten == 10)
+        #expect(store.rowsWritten == 40_000)  // a meter row and three command rows each
+
+        func rows(_ change: () -> Void) throws -> Int64 {
+            let before = store.rowsWritten, old = records
+            change()
+            try store.write(records.keys.filter { old[$0] != records[$0] }.map { ($0, MeterRecordChange(from: old[$0], to: records[$0])) }
+                + old.keys.filter { records[$0] == nil }.map { ($0, MeterRecordChange(from: old[$0], to: nil)) })
+            return store.rowsWritten - before
+        }
+        let id = records.keys.sorted()[4_321]
+        #expect(try rows {} == 0)
+        #expect(try rows { records[id]?.acknowledgedDate = "2026-01-13" } == 1)
+        #expect(try rows { records[id]?.commands["set_clock"]?.at += 1 } == 1)
+        #expect(try rows { records[id]?.commands["set_clock"] = nil } == 1)
+        #expect(try rows { records[id] = nil } == 3)  // the meter and its two remaining commands
+        #expect(try ConfigStateStore.readRecords(path: store.path) == records)
+    }
+
+    /// Changes of one meter handed over before the writer took them are merged:
+    /// what waits is bounded by the number of meters, and the rows of both are written.
+    @Test func changesWaitingForTheWriterAreMerged() throws {
+        let dir = try senderTemporaryDirectory("sender-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ConfigStateStore(directory: dir.path, writeDelaySeconds: 0.3)
+        _ = try store.load(now: senderT0)
+        let a = sampleRecords()[senderMeterA]!
+        var b = a
+        b.commands["set_upload_interval_seconds"] = CommandResult(outcome: .success, value: "30", date: "2026-01-12", at: 9,
+                                                                  operationID: nil, message: nil)
+        var c = b
+        c.lastError = "a sentence"
+        store.submit([("33B0000000001", MeterRecordChange(from: nil, to: a))])  // taken at once, written slowly
+        for (old, new) in [(nil, a), (a, b), (b, c)] {
+            for i in 2...500 { store.submit([("33B0000000\(String(1000 + i).suffix(3))", MeterRecordChange(from: old, to: new))]) }
+        }
+        // 1,498 changes of 500 meters: at most 500 being written and 500 waiting.
+        #expect(store.backlog <= 1_000)
+        #expect(store.flush(seconds: 60))
+        let saved = try ConfigStateStore.readRecords(path: store.path)
+        #expect(saved.count == 500)
+        #expect(saved["33B0000000002"] == c)
+        #expect(saved["33B0000000001"] == a)
+    }
+}
+
+extension ConfigStateStore {
+    /// Writes `records` whole, at once.
+    func save(_ records: [String: MeterRecord]) throws(StateStoreError) {
+        try write(records.map { ($0.key, MeterRecordChange(from: nil, to: $0.value)) })
+    }
+}
+
+@Suite struct ProxyCounterStoreTests {
+    let t0 = Instant(epochMillis: 1_768_212_000_000)
+
+    func counters(_ meters: Int) -> [CounterSnapshot] {
+        (0..<meters).flatMap { i in
+            ["active_energy", "reverse_energy"].map { CounterSnapshot(device: "33B12\(1_000_000_00 + i)", field: $0, value: Double(i) + 0.5, time: 1_768_000_000) }
+        }
+    }
+
+    @Test func upgradeImportsCountersJSONOnceAndRenamesIt() throws {
+        let dir = try senderTemporaryDirectory("proxy-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let saved = counters(3)
+        // counters.json exactly as the previous release wrote it.
+        let document: JSONValue = [
+            "version": 1,
+            "counters": .array(saved.map { c in
+                ["device": .string(c.device), "field": .string(c.field), "value": .real(c.value), "time": .integer(c.time)]
+            }),
+        ]
+        let store = CounterStore(directory: dir.path)
+        try Data(document.serialized() + [0x0A]).write(to: URL(fileURLWithPath: store.legacyPath))
+        let loaded = try store.load(now: t0)
+        #expect(loaded.counters == saved)
+        #expect(loaded.imported?.count == 6)
+        #expect(loaded.imported?.renamedTo == store.legacyPath + ".imported")
+        #expect(!FileManager.default.fileExists(atPath: store.legacyPath))
+        #expect(loaded.problem == nil && loaded.movedAside == nil)
+
+        var changed = saved
+        changed[0].value = 99
+        try store.save(changed)
+        let again = try CounterStore(directory: dir.path).load(now: t0)
+        #expect(again.imported == nil)
+        #expect(again.counters == changed)
+        #expect(try sqlite3(store.path, "SELECT device, field, value FROM counters ORDER BY device, field LIMIT 1")
+            == "33B12100000000|active_energy|99.0\n")
+    }
+
+    @Test func aDamagedDatabaseIsMovedAsideAndReported() throws {
+        let dir = try senderTemporaryDirectory("proxy-state")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = CounterStore(directory: dir.path)
+        let garbage = try damagedDatabase(in: dir)
+        try garbage.write(to: URL(fileURLWithPath: store.path))
+        let loaded = try store.load(now: t0)
+        #expect(loaded.counters.isEmpty)
+        let aside = try #require(loaded.movedAside)
+        #expect(aside.path == store.path + ".corrupt-\(t0.epochMillis)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: aside.path)) == garbage)
+        try store.save(counters(2))
+        #expect(try CounterStore(directory: dir.path).load(now: t0).counters == counters(2))
+    }
+
+    @Test func writeVolumeFollowsWhatChangedAndBatchesAreBounded() throws {
         let dir = try senderTemporaryDirectory("proxy-state")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = CounterStore(directory: dir.path)

@@ -61,7 +61,14 @@ public struct ServiceArguments: ParsableArguments {
     /// down at no measurable cost; `MALLOC_ARENA_MAX` in the environment wins.
     private func limitMallocArenas() {
         #if canImport(Glibc)
-        if getenv("MALLOC_ARENA_MAX") == nil { _ = mallopt(M_ARENA_MAX, 2) }
+        let arenaMax: Int32 = -8  // M_ARENA_MAX in <malloc.h>
+        if getenv("MALLOC_ARENA_MAX") == nil { _ = glibcMallopt(arenaMax, 2) }
         #endif
     }
 }
+
+#if canImport(Glibc)
+/// glibc's `int mallopt(int, int)`, which the Glibc module does not export.
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
