@@ -30,43 +30,43 @@ let package = Package(
     ],
     targets: [
         // C libraries (Debian: libmosquitto-dev, libyaml-dev, libjansson-dev, libsqlite3-dev).
-        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto",
+        .systemLibrary(name: "CMosquitto", path: "Sources/Adapters/CMosquitto", pkgConfig: "libmosquitto",
                        providers: [.apt(["libmosquitto-dev"]), .brew(["mosquitto"])]),
-        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
+        .systemLibrary(name: "CYAML", path: "Sources/Adapters/CYAML", pkgConfig: "yaml-0.1",
                        providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
-        .systemLibrary(name: "CJansson", pkgConfig: "jansson",
+        .systemLibrary(name: "CJansson", path: "Sources/Adapters/CJansson", pkgConfig: "jansson",
                        providers: [.apt(["libjansson-dev"]), .brew(["jansson"])]),
-        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+        .systemLibrary(name: "CSQLite", path: "Sources/Adapters/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
 
         // What may stand in an MQTT topic: one copy of each rule, pure Swift,
         // for the engine and the MQTT adapter alike.
-        .target(name: "Topics"),
+        .target(name: "Topics", path: "Sources/Libraries/Topics"),
 
         // The monotonic clock and a min-heap (timers, deadlines): Glibc only, so
         // that pure code measuring time (config-sender's planner) needs no adapter.
-        .target(name: "Clock"),
+        .target(name: "Clock", path: "Sources/Libraries/Clock"),
 
         // Adapters. MQTT: one client (`MQTTClient`) on an epoll event loop
         // (`EventLoop`), for the services, the tools and the tests alike; its
         // loop-bound objects check in debug builds that they run on their loop.
-        .target(name: "YAML", dependencies: ["CYAML"]),
-        .target(name: "JSON", dependencies: ["CJansson"]),
-        .target(name: "MQTT", dependencies: ["CMosquitto", "Topics", "Clock"], swiftSettings: uncheckedExclusivity),
-        .target(name: "SQLite", dependencies: ["CSQLite"]),
+        .target(name: "YAML", dependencies: ["CYAML"], path: "Sources/Adapters/YAML"),
+        .target(name: "JSON", dependencies: ["CJansson"], path: "Sources/Adapters/JSON"),
+        .target(name: "MQTT", dependencies: ["CMosquitto", "Topics", "Clock"], path: "Sources/Adapters/MQTT", swiftSettings: uncheckedExclusivity),
+        .target(name: "SQLite", dependencies: ["CSQLite"], path: "Sources/Adapters/SQLite"),
 
         // The engine: pure, no sockets, clocks, threads or randomness.
-        .target(name: "RuleEngine", dependencies: ["YAML", "Topics"], swiftSettings: uncheckedExclusivity),
+        .target(name: "RuleEngine", dependencies: ["YAML", "Topics"], path: "Sources/Engine/RuleEngine", swiftSettings: uncheckedExclusivity),
 
         // The crash-safe outgoing-message journal: Glibc only, no Foundation.
-        .target(name: "Journal", swiftSettings: uncheckedExclusivity),
+        .target(name: "Journal", path: "Sources/Libraries/Journal", swiftSettings: uncheckedExclusivity),
 
         // The services' settings in the site config (brokers, TLS, passwords,
         // journal, timers), read from the engine's parse of the same file.
-        .target(name: "SiteSettings", dependencies: ["RuleEngine", "Topics", "YAML", "Journal"]),
+        .target(name: "SiteSettings", dependencies: ["RuleEngine", "Topics", "YAML", "Journal"], path: "Sources/Engine/SiteSettings"),
 
         // Golden cases and capture replay: rulecheck's and the tests', not the services'.
-        .target(name: "RuleTesting", dependencies: ["RuleEngine"]),
+        .target(name: "RuleTesting", dependencies: ["RuleEngine"], path: "Sources/Engine/RuleTesting"),
 
         // Service wiring: the event loop's cores, signals, state.
         .target(name: "Services", dependencies: [
@@ -75,27 +75,27 @@ let package = Package(
 
         // Command-line entry points.
         .executableTarget(name: "rulecheck", dependencies: [
-            "RuleEngine", "RuleTesting", "SiteSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "RuleEngine", "RuleTesting", "SiteSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Products/rulecheck"),
         .executableTarget(name: "kpm33b-proxy", dependencies: [
-            "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Products/kpm33b-proxy"),
         .executableTarget(name: "config-sender", dependencies: [
-            "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Products/config-sender"),
         .executableTarget(name: "meter-sim", dependencies: [
-            "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Development/meter-sim"),
         // engine-bench's baseline: jansson used the way a C program uses it,
         // through the JSON adapter (which alone imports CJansson).
-        .target(name: "JanssonBaseline", dependencies: ["JSON"]),
+        .target(name: "JanssonBaseline", dependencies: ["JSON"], path: "Sources/Development/JanssonBaseline"),
         // Its strongest baseline: simdjson's on-demand API (Debian libsimdjson-dev,
         // C++ only) in a small C++ target with a C interface, wrapped by one Swift target.
-        .target(name: "CSimdjsonBaseline",
+        .target(name: "CSimdjsonBaseline", path: "Sources/Development/CSimdjsonBaseline",
                 cxxSettings: [.define("SIMDJSON_THREADS_ENABLED", to: "1"), .define("NDEBUG")],
                 linkerSettings: [.linkedLibrary("simdjson")]),
-        .target(name: "SimdjsonBaseline", dependencies: ["CSimdjsonBaseline"]),
-        .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JanssonBaseline", "SimdjsonBaseline"]),
+        .target(name: "SimdjsonBaseline", dependencies: ["CSimdjsonBaseline"], path: "Sources/Development/SimdjsonBaseline"),
+        .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JanssonBaseline", "SimdjsonBaseline"], path: "Sources/Development/engine-bench"),
         // End-to-end load generator and counting subscriber for tools/bench.
-        .executableTarget(name: "mqtt-load", dependencies: ["MQTT", "RuleEngine"]),
+        .executableTarget(name: "mqtt-load", dependencies: ["MQTT", "RuleEngine"], path: "Sources/Development/mqtt-load"),
         // The journal's per-message cost against an in-memory queue.
-        .executableTarget(name: "journal-bench", dependencies: ["Journal"]),
+        .executableTarget(name: "journal-bench", dependencies: ["Journal"], path: "Sources/Development/journal-bench"),
 
         // libFuzzer targets (tools/fuzz builds them with -sanitize=fuzzer and
         // -DFUZZING; a plain build makes each a runner of saved inputs).

@@ -9,7 +9,7 @@ import YAML
 /// accepted silently); `REGENERATE_HA_TABLES=1` rewrites the file.
 @Suite struct HomeAssistantTablesTests {
     static let dataPath = "\(Fixtures.repository)/data/homeassistant.yaml"
-    static let swiftPath = "\(Fixtures.repository)/Sources/RuleEngine/HomeAssistant/HomeAssistantTables.swift"
+    static let swiftPath = "\(Fixtures.repository)/Sources/Engine/RuleEngine/HomeAssistant/HomeAssistantTables.swift"
 
     struct Tables {
         var version = ""

@@ -34,6 +34,34 @@ import Testing
 
     static func text(_ message: Outgoing) -> String { String(decoding: message.payload, as: UTF8.self) }
 
+    // MARK: Reading configs back
+
+    /// The ledger's one parser of a meter's config reads what the engine
+    /// writes, in both forms; a config of another origin is not the proxy's.
+    @Test func theLedgerReadsTheConfigsTheEngineWrites() throws {
+        for discovery in ["device", "entity"] {
+            let program = try Self.program(groups: ["current", "power"], discovery: discovery)
+            let configs = program.homeAssistantConfigs(for: Self.meter, origin: Self.origin)
+            #expect(!configs.isEmpty)
+            for config in configs {
+                let parsed = try #require(HomeAssistantMeterConfig(payload: config.payload))
+                #expect(parsed.meter(publishedBy: Self.origin.name) == Self.meter)
+                #expect(parsed.meter(publishedBy: "another-proxy") == nil)
+                let written = try JSONValue.parse(config.payload)["cmps"]?.objectValue
+                #expect(parsed.components.count == written?.count ?? 0, "\(Self.text(config))")
+                #expect(discovery == "entity" || parsed.components.values.contains("sensor"))
+            }
+        }
+        // A removal: its components are gone, the meter is still named.
+        let program = try Self.program(groups: ["current"])
+        let removal = try #require(HomeAssistantMeterConfig(payload: program.homeAssistantRemoval(
+            for: Self.meter, components: [("current_l1", "sensor")], origin: Self.origin).payload))
+        #expect(removal.components.isEmpty)
+        #expect(removal.meter(publishedBy: Self.origin.name) == Self.meter)
+        #expect(HomeAssistantMeterConfig(payload: Array("[1]".utf8)) == nil)
+        #expect(HomeAssistantMeterConfig(payload: Array("{".utf8)) == nil)
+    }
+
     // MARK: Schemas
 
     @Test func everyConfigTheServicesPublishIsValidHomeAssistantDiscovery() throws {

@@ -1,6 +1,9 @@
 import Foundation
 import JSON
 import MQTT
+import RuleEngine
+import Services
+import SiteSettings
 import Testing
 import TestSupport
 
@@ -80,11 +83,17 @@ final class FakeRelay: @unchecked Sendable {
     @Test func relayRequestsAckFailTimeoutAndBadCommands() throws {
         let (h, config, relay, central, homeAssistant) = try Self.relaySite(name: "relay")
         defer { homeAssistant.stop() }
-        func request(_ payload: String, topic: String = Self.setTopic) throws {
+        let programs = try h.programs()
+        func request(_ value: String) throws {
+            let request = RelayRequest(meter: Self.meter, command: "switch_relay", value: value)
+            _ = try homeAssistant.publish(topic: try #require(request.topic(in: programs)), payload: request.payload, qos: 1, retain: false)
+        }
+        /// A malformed request, as is.
+        func request(_ payload: String, topic: String) throws {
             _ = try homeAssistant.publish(topic: topic, payload: Array(payload.utf8), qos: 1, retain: false)
         }
         func states() -> [String] {
-            central.messages.filter { $0.topic == Self.stateTopic }.map { String(decoding: $0.payload, as: UTF8.self) }
+            central.messages.compactMap { RelayState(topic: $0.topic, payload: Array($0.payload), programs: programs)?.value }
         }
         /// An alert logs as `msg=ALERT event=NAME`.
         func alerts(_ name: String) -> [Substring] { h.currentRunLog.filter { $0.contains("msg=ALERT event=\(name) ") } }
@@ -128,8 +137,8 @@ final class FakeRelay: @unchecked Sendable {
 
         // 4. Bad requests: counted, logged, never sent to the meter.
         relay.set(.answer)
-        try request("MAYBE")
-        try request(#"{"state":"ON"}"#)
+        try request("MAYBE", topic: Self.setTopic)
+        try request(#"{"state":"ON"}"#, topic: Self.setTopic)
         try request("ON", topic: "kpm33b/37A9999999999/relay/set")
         try request("ON", topic: "kpm33b/33B1225950027/relay/set")
         try #require(senderEventually { h.lines("request_rejected").count == 4 }, "\(h.log)")
@@ -193,4 +202,9 @@ final class FakeRelay: @unchecked Sendable {
         #expect(h.lines("request_sent").isEmpty)
         #expect(h.stop() == 0)
     }
+}
+
+extension SenderHarness {
+    /// The packs and site config config-sender runs with (`rules`, `configFile`).
+    func programs() throws -> ProgramSet { try Site.load(rules: rules, config: configFile.path).programs }
 }

@@ -1,4 +1,3 @@
-import JSON
 import RuleEngine
 
 /// A service as a device in Home Assistant, the way Zigbee2MQTT shows its
@@ -16,7 +15,7 @@ struct HealthDevice {
         var object: String
         var name: String
         var template: String
-        var extra: JSONObject = [:]
+        var extra: [String: String] = [:]
     }
 
     /// `proxy` or `config_sender`: the node is `<root>_<service>`.
@@ -94,12 +93,8 @@ struct HealthDevice {
     func configs(program: Program, statusTopic status: String, origin: Origin) -> [(topic: String, payload: [UInt8])] {
         let ha = program.siteConfig.homeAssistant
         let node = Program.haSafe("\(program.rootTopic)_\(service)" + (program.instance.map { "_\($0)" } ?? ""))
-        let device: JSONObject = [
-            "identifiers": [.string(node)],
-            "name": .string(origin.name + (program.instance.map { " \($0)" } ?? "")),
-            "model": .string(model),
-            "sw_version": .string(origin.version),
-        ]
+        let device = HomeAssistantEntityConfig.Device(identifiers: [node], name: origin.name + (program.instance.map { " \($0)" } ?? ""),
+                                                      model: model, version: origin.version)
         return entities.map { entity in
             let config = HomeAssistantEntityConfig(
                 component: entity.component, node: node, object: entity.object, name: entity.name, stateTopic: status,

@@ -6,9 +6,10 @@ import RuleEngine
 /// beside `ConfigPlanner`: a request in, a command out, the meter's reply (or
 /// its absence) decides what the site sees.
 ///
-/// - A request is validated like everything else: its meter must be known
-///   (discovered, not excluded, run by a pack with that command), its
-///   payload one of the request's values; otherwise it is counted by reason
+/// - A request is validated like everything else: parsed (`RelayRequest`:
+///   run by a pack with that command, its payload one of the request's
+///   values), its meter known (discovered, not excluded), none of its
+///   command awaiting a reply; otherwise it is counted by reason
 ///   (`unknown_meter`, `bad_value`, `wrong_type`, `busy`) and logged.
 /// - A request the broker hands over with the retain flag is never carried
 ///   out: kept on the broker, it would switch the relay again at every start
@@ -16,16 +17,18 @@ import RuleEngine
 ///   logged. (The subscription keeps the publisher's retain flag, MQTT 5.)
 /// - It is sent once, with a fresh operation id. No retry: switching a relay
 ///   again later is not what was asked.
-/// - Success (`01`): the confirmed state is published retained on the
-///   request's state topic, so Home Assistant shows what the meter did.
+/// - Success (`01`): the confirmed state (`RelayState`) is published
+///   retained on the request's state topic, so Home Assistant shows what the meter did.
 ///   Failure (`02`) or no reply within the timeout: the state stays as it was
 ///   and an alert is raised (`ConfigPlanner`'s alerts: status, problem, log).
 struct RelayRequests: Sendable {
     struct InFlight: Sendable, Equatable {
-        var meter: String
-        var command: String
+        /// The state the meter's success reply confirms.
+        var state: RelayState
+        var meter: String { state.meter }
+        var command: String { state.command }
         /// The request payload that was asked for (`ON`).
-        var key: String
+        var key: String { state.value }
         var operationID: String
         var stateTopic: String
         var deadline: MonotonicInstant
@@ -65,35 +68,31 @@ struct RelayRequests: Sendable {
             count(reason)
             return [.log(ConfigEvent(.warning, "request_rejected", [("reason", reason), ("topic", topic), ("meter", meter), ("detail", detail)]))]
         }
-        guard let parsed = program.parseRequestTopic(topic) else { return reject("unknown_meter", "not a request topic of any pack") }
-        let id = parsed.deviceID
-        guard let owner = program.program(for: id), owner.isValidDeviceID(id), owner.requestCommandNames.contains(parsed.command) else {
-            return reject("unknown_meter", "no pack runs this meter with command '\(parsed.command)'", meter: id)
+        let request: RelayRequest
+        do {
+            request = try RelayRequest(topic: topic, payload: payload, programs: program)
+        } catch {
+            return reject(error.reason.rawValue, error.detail, meter: error.meter)
         }
+        let id = request.meter
         guard !program.isExcluded(id), isKnown(id) else {
             return reject("unknown_meter", program.isExcluded(id) ? "the meter is excluded" : "the meter was never discovered", meter: id)
         }
-        let values = owner.requestValues(parsed.command)
-        guard let text = String(validating: payload, as: UTF8.self), !text.isEmpty,
-              !["{", "[", "\""].contains(where: { text.hasPrefix($0) }) else {
-            return reject("wrong_type", "the request must be plain text, one of \(values.joined(separator: ", "))", meter: id)
-        }
-        guard values.contains(text) else {
-            return reject("bad_value", "'\(text.prefix(40))' is not one of \(values.joined(separator: ", "))", meter: id)
-        }
-        if let busy = inFlight.values.first(where: { $0.meter == id && $0.command == parsed.command }) {
+        if let busy = inFlight.values.first(where: { $0.meter == id && $0.command == request.command }) {
             return reject("busy", "a request (\(busy.key)) awaits the meter's reply", meter: id)
         }
         let oprid = operationID()
-        guard let message = owner.renderRequest(parsed.command, for: id, key: text, operationID: oprid),
-              let stateTopic = owner.requestStateTopic(parsed.command, for: id) else {
-            return reject("unknown_meter", "command '\(parsed.command)' cannot be rendered for this meter", meter: id)
+        let state = RelayState(meter: id, command: request.command, value: request.value)
+        guard let message = program.program(for: id)?.renderRequest(request.command, for: id, key: request.value, operationID: oprid),
+              let stateTopic = state.topic(in: program) else {
+            return reject("unknown_meter", "command '\(request.command)' cannot be rendered for this meter", meter: id)
         }
-        inFlight[oprid] = InFlight(meter: id, command: parsed.command, key: text, operationID: oprid, stateTopic: stateTopic,
+        inFlight[oprid] = InFlight(state: state, operationID: oprid, stateTopic: stateTopic,
                                    deadline: now.monotonic.adding(seconds: timeoutSeconds))
         count("accepted")
         return [
-            .log(ConfigEvent(.info, "request_sent", [("meter", id), ("command", parsed.command), ("value", text), ("oprid", oprid)])),
+            .log(ConfigEvent(.info, "request_sent", [("meter", id), ("command", request.command), ("value", request.value),
+                                                     ("oprid", oprid)])),
             .send(message),
         ]
     }
@@ -125,7 +124,7 @@ struct RelayRequests: Sendable {
         if reply.success {
             count("confirmed")
             return [
-                .publishState(topic: p.stateTopic, payload: Array(p.key.utf8)),
+                .publishState(topic: p.stateTopic, payload: p.state.payload),
                 .clearAlert(meter: p.meter, command: p.command),
                 .log(ConfigEvent(.info, "request_confirmed", [("meter", p.meter), ("command", p.command), ("value", p.key),
                                                              ("oprid", p.operationID), ("state_topic", p.stateTopic)])),

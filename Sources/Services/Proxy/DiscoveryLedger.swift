@@ -1,4 +1,3 @@
-import JSON
 import MQTT
 import RuleEngine
 
@@ -106,11 +105,11 @@ struct DiscoveryLedger {
             meters[message.id, default: Meter()].owner = message.instance
             return
         }
-        guard let json = try? JSONValue.parse(payload), let object = json.objectValue else { return }
+        guard let config = HomeAssistantMeterConfig(payload: payload) else { return }
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
-        guard topic.hasPrefix("\(discoveryPrefix)/"), let id = Self.meter(of: object, origin: originName), hasRoom(for: id) else { return }
+        guard topic.hasPrefix("\(discoveryPrefix)/"), let id = config.meter(publishedBy: originName), hasRoom(for: id) else { return }
         if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
-            meters[id, default: Meter()].device = (topic, digest, Components(Self.components(of: object)))
+            meters[id, default: Meter()].device = (topic, digest, Components(config.components))
         } else {
             meters[id, default: Meter()].entities[topic] = digest
         }
@@ -146,30 +145,6 @@ struct DiscoveryLedger {
         if meter.device?.topic == topic { meter.device = nil }
         meter.entities[topic] = nil
         meters[id] = meter.isEmpty ? nil : meter
-    }
-
-    /// The meter a Home Assistant config is about, if the proxy published it.
-    static func meter(of config: JSONObject, origin: String) -> String? {
-        let originInfo = (config["o"] ?? config["origin"])?.objectValue
-        guard originInfo?["name"]?.stringValue == origin,
-              let device = (config["dev"] ?? config["device"])?.objectValue,
-              let id = (device["serial_number"] ?? device["sn"])?.stringValue, !id.isEmpty,
-              let node = (device["identifiers"] ?? device["ids"])?.arrayValue?.first?.stringValue,
-              node.hasSuffix("_" + Program.haSafe(id))
-        else { return nil }
-        return id
-    }
-
-    /// The live components of a device config (object → platform); one with
-    /// nothing but its platform is a removal, not a component.
-    static func components(of config: JSONObject) -> [String: String] {
-        var out: [String: String] = [:]
-        for (object, value) in (config["cmps"] ?? config["components"])?.objectValue ?? [:] {
-            guard let component = value.objectValue, let platform = (component["p"] ?? component["platform"])?.stringValue,
-                  component.count > 1 else { continue }
-            out[object] = platform
-        }
-        return out
     }
 
     static func digest(_ payload: [UInt8]) -> Int {
@@ -222,7 +197,7 @@ struct DiscoveryLedger {
             let digest = Self.digest(device.payload)
             // The broker has this very config (the usual case): its components are known.
             let unchanged = meter.device.flatMap { $0.topic == deviceTopic && $0.digest == digest ? $0.components : nil }
-            let packed = unchanged ?? Components(Self.components(of: (try? JSONValue.parse(device.payload))?.objectValue ?? [:]))
+            let packed = unchanged ?? Components(HomeAssistantMeterConfig(payload: device.payload)?.components ?? [:])
             let components = packed.dictionary
             if let recorded = meter.device, recorded.topic == deviceTopic {
                 let lost = recorded.components.dictionary.filter { components[$0.key] == nil }

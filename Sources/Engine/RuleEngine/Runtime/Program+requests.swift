@@ -19,11 +19,17 @@ extension Program {
 
     /// The command and meter a request topic names; nil when no request topic matches.
     /// The id is the topic's level where the template has `{id}` (not checked here).
-    public func parseRequestTopic(_ topic: String) -> Request? {
+    public func parseRequestTopic(_ topic: String) -> Request? { match(topic) { $0.topic } }
+
+    /// The command and meter a request's state topic names (`kpm33b/<id>/relay`); nil when none matches.
+    public func parseRequestStateTopic(_ topic: String) -> Request? { match(topic) { $0.state } }
+
+    /// The first request command whose topic (`template`) names `topic`, with the level where it has `{id}`.
+    private func match(_ topic: String, _ template: (CompiledRequest) -> Template) -> Request? {
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         for c in commands {
             guard let r = c.request else { continue }
-            let pattern = r.topic.render { $0 == "root" ? site.root : "\u{1}" }.split(separator: "/", omittingEmptySubsequences: false)
+            let pattern = template(r).render { $0 == "root" ? site.root : "\u{1}" }.split(separator: "/", omittingEmptySubsequences: false)
             guard pattern.count == levels.count else { continue }
             var id: Substring?
             var matches = true
@@ -51,6 +57,11 @@ extension Program {
         w.endObject()
         return CommandMessage(command: name, deviceID: id, operationID: operationID, value: key,
                               topic: render(command.topic, id: id), payload: w.bytes)
+    }
+
+    /// Where a request for command `name` of meter `id` is published (Home Assistant's `command_topic`).
+    public func requestTopic(_ name: String, for id: String) -> String? {
+        commands.first { $0.name == name }?.request.map { render($0.topic, id: id) }
     }
 
     /// Where the confirmed state of command `name` for meter `id` goes (retained).
@@ -93,5 +104,10 @@ extension ProgramSet {
     /// The first pack whose request topics name `topic`.
     public func parseRequestTopic(_ topic: String) -> Program.Request? {
         programs.lazy.compactMap { $0.parseRequestTopic(topic) }.first
+    }
+
+    /// The first pack whose request state topics name `topic`.
+    public func parseRequestStateTopic(_ topic: String) -> Program.Request? {
+        programs.lazy.compactMap { $0.parseRequestStateTopic(topic) }.first
     }
 }

@@ -99,9 +99,9 @@ extension Program {
                 var w = JSONWriter(capacity: component.body.count + 512)
                 w.beginObject()
                 w.raw(component.body)
-                writeAvailability(&w)
+                w.homeAssistantAvailability(statusTopic: site.statusTopic)
                 writeDevice(&w, id: id, node: node, key: "device")
-                writeOrigin(&w, origin, key: "origin")
+                w.homeAssistantOrigin(origin, key: "origin")
                 w.endObject()
                 return Outgoing(topic: homeAssistantEntityTopic(for: id, platform: component.platform, object: component.object),
                                 payload: w.bytes, retain: true, kind: .homeAssistant, device: id)
@@ -124,8 +124,8 @@ extension Program {
         var w = JSONWriter(capacity: 256 + components.reduce(0) { $0 + $1.body.count + 48 })
         w.beginObject()
         writeDevice(&w, id: id, node: homeAssistantNode(for: id), key: "dev")
-        writeOrigin(&w, origin, key: "o")
-        if components.contains(where: { !$0.body.isEmpty }) { writeAvailability(&w) }
+        w.homeAssistantOrigin(origin, key: "o")
+        if components.contains(where: { !$0.body.isEmpty }) { w.homeAssistantAvailability(statusTopic: site.statusTopic) }
         w.key("cmps")
         w.beginObject()
         for component in components {
@@ -153,28 +153,6 @@ extension Program {
         w.field("serial_number", id)
         if let loop = site.loops[id], loop.index != 0 { w.field("via_device", homeAssistantNode(for: loop.base)) }
         w.endObject()
-    }
-
-    private func writeOrigin(_ w: inout JSONWriter, _ origin: Origin, key: String) {
-        w.key(key)
-        w.beginObject()
-        w.field("name", origin.name)
-        w.field("sw_version", origin.version)
-        if let url = origin.url { w.field("support_url", url) }
-        w.endObject()
-    }
-
-    /// The proxy's status: its entities are unavailable when it is offline.
-    private func writeAvailability(_ w: inout JSONWriter) {
-        w.key("availability")
-        w.beginArray()
-        w.beginObject()
-        w.field("topic", site.statusTopic)
-        w.field("value_template", "{{ value_json.state }}")
-        w.field("payload_available", "online")
-        w.field("payload_not_available", "offline")
-        w.endObject()
-        w.endArray()
     }
 
     /// Home Assistant node and object ids allow `[a-zA-Z0-9_-]`.
