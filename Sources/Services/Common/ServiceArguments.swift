@@ -34,7 +34,6 @@ public struct ServiceArguments: ParsableArguments {
     /// Builds the program and reads the settings, or prints every diagnostic to
     /// standard error and exits 1. Warnings (a deprecated key) are logged.
     public func start() throws -> (site: Site, options: ServiceOptions, log: Log) {
-        limitMallocArenas()
         let override = logLevel.flatMap(LogLevel.init(name:))
         let log = Log(level: override ?? .info)
         let site: Site
@@ -52,23 +51,4 @@ public struct ServiceArguments: ParsableArguments {
         }
         return (site, options, log)
     }
-
-    /// glibc's malloc gives each thread that allocates at the same time as
-    /// another an arena of its own (up to 8 per core), and each arena keeps
-    /// the pages it once used: the services' short-lived threads (the log's
-    /// flusher, the state writer) would each leave a few MiB resident. Two
-    /// arenas (the event loop's and one for the others) keep the peak RSS
-    /// down at no measurable cost; `MALLOC_ARENA_MAX` in the environment wins.
-    private func limitMallocArenas() {
-        #if canImport(Glibc)
-        let arenaMax: Int32 = -8  // M_ARENA_MAX in <malloc.h>
-        if getenv("MALLOC_ARENA_MAX") == nil { _ = glibcMallopt(arenaMax, 2) }
-        #endif
-    }
 }
-
-#if canImport(Glibc)
-/// glibc's `int mallopt(int, int)`, which the Glibc module does not export.
-@_silgen_name("mallopt")
-private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif
