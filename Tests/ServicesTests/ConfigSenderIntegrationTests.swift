@@ -4,6 +4,7 @@ import MQTT
 import Testing
 import TestSupport
 import Services
+@testable import ServicesFixtures
 
 // The config-sender executable on two real Mosquitto brokers (internal and
 // central, free loopback ports), with meters that answer commands as

@@ -5,6 +5,7 @@ import SQLite
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 /// Both services' state databases: config-sender's meter records
 /// (`config-sender.db`) and the proxy's guarded counters (`counters.db`).
@@ -91,6 +92,18 @@ import TestSupport
         let again = try ConfigStateStore(directory: dir.path).load(now: senderT0)
         #expect(again.records == changed)
         #expect(again.events.map(\.name) == ["state_loaded"])
+    }
+
+    @Test func theJSONStateFileSkipsABadMeterAndRefusesAnUnknownVersion() throws {
+        let text = #"{"version":1,"meters":{"A1":{"digest":"d","acknowledged_date":"2026-01-12","settings":{"x":5},"#
+            + #""commands":{"set_clock":{"result":"success","date":"2026-01-12","at_ms":7}}},"B2":{"digest":5}}}"#
+        let (records, skipped) = try LegacyStateFile.decode(Array(text.utf8))
+        #expect(records.keys.sorted() == ["A1"])
+        #expect(records["A1"]?.settings == ["x": 5])
+        #expect(records["A1"]?.commands["set_clock"]?.outcome == .success)
+        #expect(skipped.map(\.0) == ["B2"] && skipped.first?.1 == "'digest' is not a string")
+        #expect(throws: StateStoreError.self) { try LegacyStateFile.decode(Array(#"{"version":2,"meters":{}}"#.utf8)) }
+        #expect(throws: StateStoreError.self) { try LegacyStateFile.decode(Array("not json".utf8)) }
     }
 
     @Test func aDamagedDatabaseIsMovedAsideReportedAndReplaced() throws {

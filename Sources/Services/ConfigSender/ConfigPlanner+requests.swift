@@ -11,15 +11,13 @@ extension ConfigPlanner {
 
     /// Raises (or renews) an alert for command `command` of meter `id`.
     mutating func raiseAlert(meter id: String, command: String, message: String, now: ConfigTime) {
-        guard meters[id] != nil else { return }
-        meters[id]!.alerts[command] = Alert(meter: id, command: command, since: now.wall.epochMillis, message: message)
-        statusVersion += 1
+        if meters.raise(Alert(meter: id, command: command, since: now.wall.epochMillis, message: message), renew: true) { statusVersion += 1 }
     }
 
     /// Clears the alert of command `command` of meter `id`; true if there was one.
     @discardableResult
     mutating func clearAlert(meter id: String, command: String) -> Bool {
-        guard meters[id]?.alerts.removeValue(forKey: command) != nil else { return false }
+        guard meters.clearAlert(meter: id, command: command) else { return false }
         statusVersion += 1
         return true
     }

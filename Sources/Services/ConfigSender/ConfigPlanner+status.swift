@@ -51,7 +51,7 @@ extension ConfigPlanner {
     /// `timeout` or `failure` while any command's last result is one, `success`
     /// when every command's last result is, `none` before the first result.
     public func lastResult(_ id: String) -> String {
-        if let meter = meters[id], !meter.pending.isEmpty { return "pending" }
+        if !window.commands(of: id).isEmpty { return "pending" }
         let results = records[id]?.commands.values.map(\.outcome) ?? []
         if results.contains(.timeout) { return CommandResult.Outcome.timeout.rawValue }
         if results.contains(.failure) { return CommandResult.Outcome.failure.rawValue }
@@ -64,7 +64,7 @@ extension ConfigPlanner {
     /// threshold. Home Assistant shows it as the meter's `problem` sensor.
     public var problems: [String: String?] {
         var result: [String: String?] = [:]
-        for (id, meter) in meters {
+        for (id, meter) in meters.byID {
             if let alert = meter.alerts.values.sorted(by: { $0.command < $1.command }).first {
                 result[id] = "no answer to \(alert.command)"
             } else if case let outcome = lastResult(id),

@@ -1,4 +1,3 @@
-import JSON
 import Clock
 import MQTT
 import RuleEngine
@@ -63,10 +62,8 @@ final class ConfigSenderCore {
     private var nextSaveAt: MonotonicInstant?
     /// The planner's `statusVersion` last published; nil: publish at the next chance.
     private var publishedStatusVersion: Int?
-    /// The `problem` of each meter as published (retained) for Home Assistant.
-    private var publishedProblems: [String: String?] = [:]
-    /// The digest of each meter's configuration state as published (retained).
-    private var publishedConfigurations: [String: Int] = [:]
+    /// Each meter's retained topics as published.
+    private var meterTopics: MeterTopics
     private var lastStatusAt: MonotonicInstant?
     /// The drain began: no new commands, requests or retries.
     private(set) var isStopping = false
@@ -75,6 +72,7 @@ final class ConfigSenderCore {
         self.planner = planner
         self.store = store
         self.settings = settings
+        self.meterTopics = MeterTopics(statusTopic: settings.statusTopic)
         self.startedAt = startedAt
         self.log = log
     }
@@ -92,8 +90,7 @@ final class ConfigSenderCore {
         centralConnected = connected
         if connected {
             publishedStatusVersion = nil
-            publishedProblems.removeAll()  // the broker may have lost them: send all again
-            publishedConfigurations.removeAll()
+            meterTopics.forgetPublished()  // the broker may have lost them: send all again
             publishHealthConfigs()
         }
     }
@@ -189,10 +186,6 @@ final class ConfigSenderCore {
     }
 
     /// A new program (config or rules reloaded), compiled cleanly.
-    func apply(program: Program, options: ConfigPlanner.Options, at now: ConfigTime) {
-        apply(programs: ProgramSet(single: program), options: options, at: now)
-    }
-
     func apply(programs program: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
         if program.discoverySubscriptions != settings.discoverySubscriptions {
             log.warning("restart_needed", ["discovery": program.discoverySubscriptions.joined(separator: " "),
@@ -336,60 +329,14 @@ final class ConfigSenderCore {
         }
     }
 
-    /// Each meter's retained topics when they changed: its configuration
-    /// (`<root>/<id>/configuration`, `MeterConfigurationState`) and, with
-    /// Home Assistant, its `problem` (`<root>/<id>/problem`) and, the first
-    /// time, the binary sensor that shows it on the meter's device. With the
-    /// status: at most as often, only on change. A meter forgotten (its
-    /// discovery message removed: retired or excluded) has them cleared.
+    /// Each meter's retained topics that changed (`MeterTopics`).
     private func publishMeters() {
-        let program = planner.program
         guard let transport else { return }
-        let withProblems = program.siteConfig.homeAssistant.enabled
-        let problems = withProblems ? planner.problems : [:]  // computed: once per pass
-        do {
-            for id in planner.meters.keys.sorted() {
-                if let state = planner.configurationState(id) {
-                    let digest = DiscoveryLedger.digest(state.payload)
-                    if publishedConfigurations[id] != digest {
-                        _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id),
-                                                        payload: state.payload)
-                        publishedConfigurations[id] = digest
-                    }
-                }
-                guard withProblems, let problem = problems[id] else { continue }
-                let known = publishedProblems[id]
-                if let known, known == problem { continue }
-                let stateTopic = "\(program.rootTopic)/\(id)/problem"
-                if known == nil {
-                    let config = problemConfig(id)
-                    _ = try transport.publishStatus(topic: config.topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
-                                                    payload: config.payload)
-                }
-                var state: JSONObject = ["problem": .bool(problem != nil)]
-                if let problem { state["reason"] = .string(problem) }
-                _ = try transport.publishStatus(topic: stateTopic, payload: JSONValue.object(state).serialized())
-                publishedProblems[id] = .some(problem)
-            }
-            for id in publishedConfigurations.keys.sorted() where planner.meters[id] == nil {
-                _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id), payload: [])
-                publishedConfigurations[id] = nil
-            }
-            for id in publishedProblems.keys.sorted() where problems[id] == nil {
-                _ = try transport.publishStatus(topic: problemConfig(id).topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
-                                                payload: [])
-                _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
-                publishedProblems[id] = nil
-            }
+        do throws(MQTTError) {
+            try meterTopics.publish(planner, to: transport)
         } catch {
             log.limited(.warning, key: "problem", "meter_state_publish_failed", ["error": error.description])
         }
-    }
-
-    /// Meter `id`'s Problem sensor (`HomeAssistantEntityConfig.problem`).
-    private func problemConfig(_ id: String) -> HomeAssistantEntityConfig {
-        let program = planner.program
-        return .problem(program, id, stateTopic: "\(program.rootTopic)/\(id)/problem", statusTopic: settings.statusTopic)
     }
 
     private func statusDocument(state: String, at now: Instant) -> [UInt8] {

@@ -1,8 +1,10 @@
+import Clock
 import Foundation
 @testable import MQTT
 import RuleEngine
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The planner's pacing: at most `max_in_flight` commands awaiting
 /// a reply, `min_spacing_ms` between two commands to one meter, a meter once
@@ -102,5 +104,57 @@ import Testing
         #expect(retry.map(\.deviceID) == [senderMeterA])
         #expect(retry[0].operationID != a[0].operationID)
         #expect(p.pending.first { $0.meter == senderMeterA }?.attempt == 2)
+    }
+}
+
+/// `CommandPacer`'s own contract: the order of its three lines, the spacing,
+/// names resolved while queued, a forgotten meter.
+@Suite struct CommandPacerTests {
+    let t0 = MonotonicInstant(nanoseconds: 1_000_000_000)
+
+    /// Everything `next` hands out at `now`, as `meter:command`.
+    func drain(_ pacer: inout CommandPacer, at now: MonotonicInstant, skipping: Set<String> = []) -> [String] {
+        var out: [String] = []
+        while let (meter, command) = pacer.next(now: now, isQueued: { !skipping.contains("\($0):\($1)") }) { out.append("\(meter):\(command)") }
+        return out
+    }
+
+    @Test func aBegunMeterIsFinishedFirstAndRetriesGoBeforeNewMeters() {
+        var pacer = CommandPacer(minSpacingSeconds: 0)
+        pacer.enqueue("a", for: "M1", first: false, now: t0)
+        pacer.enqueue("b", for: "M1", first: false, now: t0)
+        pacer.enqueue("a", for: "M2", first: false, now: t0)
+        pacer.enqueue("a", for: "M3", first: true, now: t0)  // a retry
+        #expect(drain(&pacer, at: t0) == ["M3:a", "M1:a", "M1:b", "M2:a"])
+        #expect(pacer.next(now: t0, isQueued: { _, _ in true }) == nil)
+    }
+
+    @Test func spacingHoldsAMetersNextCommandAndOthersGoMeanwhile() {
+        var pacer = CommandPacer(minSpacingSeconds: 0.5)
+        pacer.enqueue("a", for: "M1", first: false, now: t0)
+        pacer.enqueue("b", for: "M1", first: false, now: t0)
+        pacer.enqueue("a", for: "M2", first: false, now: t0)
+        #expect(drain(&pacer, at: t0) == ["M1:a", "M2:a"])
+        #expect(pacer.nextSpacingEnd == t0.adding(seconds: 0.5))
+        #expect(drain(&pacer, at: t0.adding(seconds: 0.4)).isEmpty)
+        #expect(drain(&pacer, at: t0.adding(seconds: 0.5)) == ["M1:b"])
+        #expect(pacer.nextSpacingEnd == nil)
+        // A command queued within the spacing of the last one sent waits for it.
+        pacer.sent("M2", at: t0.adding(seconds: 1))
+        pacer.enqueue("b", for: "M2", first: false, now: t0.adding(seconds: 1.1))
+        #expect(drain(&pacer, at: t0.adding(seconds: 1.1)).isEmpty)
+        #expect(drain(&pacer, at: t0.adding(seconds: 1.5)) == ["M2:b"])
+    }
+
+    @Test func resolvedNamesAreSkippedAndAForgottenMeterLeavesTheLines() {
+        var pacer = CommandPacer(minSpacingSeconds: 0)
+        pacer.enqueue("a", for: "M1", first: false, now: t0)
+        pacer.enqueue("b", for: "M1", first: false, now: t0)
+        pacer.enqueue("a", for: "M2", first: false, now: t0)
+        pacer.forget("M2")
+        #expect(drain(&pacer, at: t0, skipping: ["M1:a"]) == ["M1:b"])
+        // Queued again after being forgotten: a new place in line, the old one is stale.
+        pacer.enqueue("c", for: "M2", first: false, now: t0)
+        #expect(drain(&pacer, at: t0) == ["M2:c"])
     }
 }

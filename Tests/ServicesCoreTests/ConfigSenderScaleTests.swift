@@ -6,6 +6,7 @@ import SiteSettings
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 // config-sender's core with many meters and no socket: discovery, commands,
 // acknowledgements, a day change, a restart from the state database. The
@@ -87,7 +88,7 @@ final class CountingSenderTransport: ConfigSenderTransport {
         static func makeCore(_ site: Site, _ store: ConfigStateStore, _ logFD: Int32,
                              _ transport: CountingSenderTransport) throws -> ConfigSenderCore {
             let records = try store.load(now: senderT0).records
-            let planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site), records: records,
+            let planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site), records: records,
                                         ids: OperationIDGenerator(SplitMix(seed: 7)))
             let core = ConfigSenderCore(planner: planner, store: store,
                                         settings: .init(statusTopic: "kpm33b/config-sender/status", discoverySubscriptions: ["kpm33b/discovery/+"]),

@@ -7,156 +7,11 @@ import SiteSettings
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 // Unit tests of the config sender's pure parts: the planner (decisions), the
 // state store (files), the discovery parser. No brokers here; see
 // ConfigSenderIntegrationTests for the service on real brokers.
-
-/// The package root, found from this file's location (nothing machine-specific is stored).
-let senderPackageRoot = URL(fileURLWithPath: Repository.root)
-let senderPackPath = senderPackageRoot.appendingPathComponent("rules/kpm33b").path
-
-/// A fresh temporary directory, removed by the caller.
-func senderTemporaryDirectory(_ name: String) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir
-}
-
-/// A site config for tests: short timeouts, and per-meter settings when given.
-/// Pacing: no spacing between a meter's commands unless asked (the tests of
-/// the unpaced decisions see all of a meter's commands at once); nil leaves a
-/// key out, so the site default applies.
-func senderConfigText(seconds: Int = 60, minutes: Int = 5, perMeter: [String: Int] = [:], internalPort: Int = 1,
-                      centralPort: Int = 2, timeout: Double = 1, retries: Int = 3, periodic: Int = 600,
-                      internalClient: String = "{ client_id: test-config-sender }",
-                      centralClient: String = "{ client_id: test-config-sender }",
-                      maxInFlight: Int? = nil, minSpacingMs: Int? = 0) -> String {
-    var text = """
-        root_topic: kpm33b
-        brokers:
-          internal:
-            host: 127.0.0.1
-            port: \(internalPort)
-            protocol: 5
-            clients:
-              config_sender: \(internalClient)
-          central:
-            host: 127.0.0.1
-            port: \(centralPort)
-            protocol: 5
-            clients:
-              config_sender: \(centralClient)
-        meters:
-          defaults:
-            settings:
-              upload_interval_seconds: \(seconds)
-              upload_interval_minutes: \(minutes)
-
-        """
-    for (id, value) in perMeter.sorted(by: { $0.key < $1.key }) {
-        text += "  \"\(id)\":\n    settings: { upload_interval_seconds: \(value) }\n"
-    }
-    text += """
-        proxy:
-          clock_skew_threshold_s: 300
-        config_sender:
-          status_topic: kpm33b/config-sender/status
-          reply_timeout_s: \(timeout)
-          retries: \(retries)
-          periodic_pass_s: \(periodic)
-        \(maxInFlight.map { "  max_in_flight: \($0)\n" } ?? "")\(minSpacingMs.map { "  min_spacing_ms: \($0)\n" } ?? "")
-
-        """
-    return text
-}
-
-func buildSenderSite(_ configText: String) throws -> Site {
-    let dir = try senderTemporaryDirectory("sender-config")
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let file = dir.appendingPathComponent("config.yaml")
-    try configText.write(to: file, atomically: true, encoding: .utf8)
-    do {
-        return try Site.load(rules: senderPackPath, config: file.path)
-    } catch {
-        Issue.record("config did not compile: \(error.description)")
-        throw error
-    }
-}
-
-let senderMeterA = "33B1225950027"
-let senderMeterB = "33B1225950028"
-
-/// 2026-01-12 10:00:00 UTC, one hour east of UTC.
-let senderT0 = Instant(epochMillis: 1_768_212_000_000, utcOffsetSeconds: 3600)
-
-extension ConfigPlanner.Action {
-    var sent: CommandMessage? { if case .send(let m) = self { m } else { nil } }
-    var event: ConfigEvent? { if case .log(let e) = self { e } else { nil } }
-}
-
-extension Array where Element == ConfigPlanner.Action {
-    var sent: [CommandMessage] { compactMap(\.sent) }
-    var events: [ConfigEvent] { compactMap(\.event) }
-}
-
-extension ConfigTime {
-    /// A test's "now": the monotonic clock reads what the wall clock does, so
-    /// that neither jumps unless a test says so.
-    init(testing wall: Instant) {
-        self.init(wall: wall, monotonic: MonotonicInstant(nanoseconds: UInt64(wall.epochMillis) * 1_000_000))
-    }
-}
-
-/// The planner's events at one wall-clock instant (see `ConfigTime(testing:)`).
-extension ConfigPlanner {
-    mutating func setInternalConnected(_ connected: Bool, now: Instant) -> [Action] {
-        setInternalConnected(connected, now: ConfigTime(testing: now))
-    }
-    mutating func discovered(_ id: String, clockOffsetSeconds: Int?, now: Instant) -> [Action] {
-        discovered(id, clockOffsetSeconds: clockOffsetSeconds, now: ConfigTime(testing: now))
-    }
-    mutating func forget(_ id: String, now: Instant) -> [Action] { forget(id, now: ConfigTime(testing: now)) }
-    mutating func tick(now: Instant) -> [Action] { tick(now: ConfigTime(testing: now)) }
-    mutating func reply(_ reply: CommandReply, now: Instant) -> [Action] { self.reply(reply, now: ConfigTime(testing: now)) }
-    mutating func publishRefused(operationID: String, reason: String, now: Instant) -> [Action] {
-        publishRefused(operationID: operationID, reason: reason, now: ConfigTime(testing: now))
-    }
-    mutating func replace(program: Program, options: Options, now: Instant) -> [Action] {
-        replace(program: program, options: options, now: ConfigTime(testing: now))
-    }
-}
-
-/// A planner over the test config, connected, with deterministic oprids.
-func makePlanner(_ config: String = senderConfigText(), records: [String: MeterRecord] = [:]) throws -> ConfigPlanner {
-    let site = try buildSenderSite(config)
-    var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site), records: records,
-                                ids: OperationIDGenerator(SplitMix(seed: 42)))
-    _ = planner.setInternalConnected(true, now: senderT0)
-    return planner
-}
-
-/// The reply a meter would send to `message`.
-func senderReplyPayload(_ message: CommandMessage, code: String = "01", msg: String? = nil, id: String? = nil) -> [UInt8] {
-    var object: JSONObject = ["id": .string(id ?? message.deviceID), "oprid": .string(message.operationID), "code": .string(code)]
-    if let msg { object["msg"] = .string(msg) }
-    return JSONValue.object(object).serialized()
-}
-
-func senderReplyTopic(_ message: CommandMessage) -> String {
-    message.command == "set_clock" ? "MQTT_METER_TIME_REP" : "MQTT_COMMOD_SET_REP"
-}
-
-extension ConfigPlanner {
-    /// Answers `message` as the meter would; the reply must parse.
-    mutating func answer(_ message: CommandMessage, code: String = "01", msg: String? = nil, now: Instant) -> [Action] {
-        guard let reply = program.parseReply(topic: senderReplyTopic(message), payload: senderReplyPayload(message, code: code, msg: msg)) else {
-            Issue.record("reply to \(message.command) did not parse")
-            return []
-        }
-        return self.reply(reply, now: now)
-    }
-}
 
 @Suite struct ConfigSenderPlannerTests {
     @Test func discoverySendsEveryCommandWithCorrectPayloads() throws {
@@ -189,7 +44,7 @@ extension ConfigPlanner {
         var running = try makePlanner()
         #expect(running.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.count == 3)
         let site = try buildSenderSite(senderConfigText() + "exclude: [\"\(senderMeterA)\"]\n")
-        let actions = running.replace(program: site.program, options: ConfigPlanner.Options(site: site), now: senderT0)
+        let actions = running.replace(programs: site.programs, options: ConfigPlanner.Options(site: site), now: senderT0)
         #expect(actions.events.contains { $0.name == "meter_excluded" && $0["meter"] == senderMeterA })
         #expect(running.pending.isEmpty)
         #expect(running.tick(now: senderT0.adding(seconds: 3600)).sent.isEmpty, "retried after the exclusion")
@@ -238,7 +93,7 @@ extension ConfigPlanner {
 
     @Test func dayOffsetShiftsTodayButNotTheClockSent() throws {
         let site = try buildSenderSite(senderConfigText())
-        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site, dayOffset: 1),
+        var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site, dayOffset: 1),
                                     ids: OperationIDGenerator(SplitMix(seed: 1)))
         _ = planner.setInternalConnected(true, now: senderT0)
         #expect(planner.today(senderT0) == "2026-01-13")
@@ -254,7 +109,7 @@ extension ConfigPlanner {
         let oldDigestB = planner.records[senderMeterB]?.digest
         let changed = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 300]))
         let t1 = senderT0.adding(seconds: 30)
-        let actions = planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: t1)
+        let actions = planner.replace(programs: changed.programs, options: ConfigPlanner.Options(site: changed), now: t1)
         #expect(actions.sent.map(\.deviceID) == [senderMeterA])
         #expect(actions.sent.map(\.command) == ["set_upload_interval_seconds"])
         #expect(actions.sent.first?.value == "300")
@@ -265,14 +120,14 @@ extension ConfigPlanner {
         #expect(planner.records[senderMeterB]?.digest == oldDigestB)
 
         // The same program again: nothing changes, nothing is sent.
-        #expect(planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: t1).sent.isEmpty)
+        #expect(planner.replace(programs: changed.programs, options: ConfigPlanner.Options(site: changed), now: t1).sent.isEmpty)
     }
 
     @Test func changeWhileInFlightIsSentWhenTheOldCommandResolves() throws {
         var planner = try makePlanner()
         let first = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
         let changed = try buildSenderSite(senderConfigText(perMeter: [senderMeterA: 30]))
-        #expect(planner.replace(program: changed.program, options: ConfigPlanner.Options(site: changed), now: senderT0).sent.isEmpty)
+        #expect(planner.replace(programs: changed.programs, options: ConfigPlanner.Options(site: changed), now: senderT0).sent.isEmpty)
         let resent = planner.answer(first[0], now: senderT0.adding(seconds: 0.1)).sent
         #expect(resent.map(\.command) == ["set_upload_interval_seconds"])
         #expect(resent.first?.value == "30")
@@ -427,7 +282,7 @@ extension ConfigPlanner {
 
     @Test func nothingIsSentWhileTheInternalBrokerIsAway() throws {
         let site = try buildSenderSite(senderConfigText())
-        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
+        var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 3)))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.isEmpty)
         #expect(planner.tick(now: senderT0.adding(seconds: 5)).sent.isEmpty)
@@ -443,7 +298,7 @@ extension ConfigPlanner {
 
     @Test func clockOffsetReportedWhileDisconnectedIsCorrectedOnConnect() throws {
         let site = try buildSenderSite(senderConfigText())
-        var planner = ConfigPlanner(program: site.program, options: ConfigPlanner.Options(site: site),
+        var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site),
                                     ids: OperationIDGenerator(SplitMix(seed: 4)))
         #expect(planner.discovered(senderMeterA, clockOffsetSeconds: 4000, now: senderT0).sent.isEmpty)
         let sent = planner.setInternalConnected(true, now: senderT0.adding(seconds: 1)).sent
@@ -628,5 +483,33 @@ enum XoshiroPredictor {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// `KnownMeters`' own contract: a reported clock offset, a correction owed
+/// once, alerts kept or renewed, and everything of a forgotten meter gone.
+@Suite struct KnownMetersTests {
+    @Test func discoveryClockOffsetsAndAlerts() {
+        var meters = KnownMeters()
+        let t = Instant(epochMillis: 1_000)
+        let new = meters.discovered("M1", clockOffsetSeconds: 10, threshold: 300, at: t)
+        let again = meters.discovered("M1", clockOffsetSeconds: 10, threshold: 300, at: t)
+        #expect(new.isNew && new.changed && !again.isNew && !again.changed)
+        let within = meters.takeClockOffset("M1")
+        #expect(within == nil)
+        let off = meters.discovered("M1", clockOffsetSeconds: -900, threshold: 300, at: t)
+        #expect(!off.isNew && off.changed && meters["M1"]?.reportedClockOffset == -900)
+        let owed = meters.takeClockOffset("M1"), owedAgain = meters.takeClockOffset("M1")
+        #expect(owed == -900 && owedAgain == nil)
+        let first = MeterAlert(meter: "M1", command: "c", since: 1, message: "first")
+        let raised = meters.raise(first, renew: false)
+        let kept = !meters.raise(MeterAlert(meter: "M1", command: "c", since: 2, message: "second"), renew: false)
+        let unknown = meters.raise(MeterAlert(meter: "M9", command: "c", since: 2, message: "unknown meter"), renew: true)
+        #expect(raised && kept && !unknown && meters.alerts == [first])
+        let cleared = meters.clearAlert(meter: "M1", command: "c"), clearedAgain = meters.clearAlert(meter: "M1", command: "c")
+        #expect(cleared && !clearedAgain)
+        meters.raise(first, renew: true)
+        let forgotten = meters.forget("M1"), forgottenAgain = meters.forget("M1")
+        #expect(forgotten && !forgottenAgain && meters.alerts.isEmpty && meters.count == 0)
     }
 }
