@@ -372,7 +372,8 @@ import Testing
 
         let store = CounterStore(directory: f.directory)
         _ = try store.load(now: Instant(epochMillis: 0))
-        try store.save(f.core.engine.counters)
+        store.submit(f.core.engine.counters)
+        #expect(store.flush(seconds: 30))
         try f.restart()
         #expect(f.core.engine.counters.isEmpty)
         let loaded = try CounterStore(directory: f.directory).load(now: Instant(epochMillis: 0))
