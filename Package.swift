@@ -116,8 +116,17 @@ let package = Package(
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "Clock", "TestSupport", "Topics"]),
         .testTarget(name: "MeterSimTests", dependencies: ["meter-sim", "MQTT", "TestSupport", "JSON"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal"]),
+        // What the services' tests share: site configs, sample readings, the
+        // proxy run as a process, Home Assistant's schema.
+        .target(name: "ServicesFixtures", dependencies: [
+            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Clock", "Journal"], path: "Tests/ServicesFixtures"),
+        // The services' cores without a process or a socket: fast, and run in
+        // parallel by tools/test.
+        .testTarget(name: "ServicesCoreTests", dependencies: [
+            "ServicesFixtures", "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Clock", "Journal", "SQLite"]),
+        // The services as processes on real brokers: run one at a time.
         .testTarget(name: "ServicesTests", dependencies: [
-            "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Clock", "Journal", "SQLite"]),
+            "ServicesFixtures", "Services", "SiteSettings", "RuleEngine", "RuleTesting", "TestSupport", "JSON", "MQTT", "Clock", "Journal", "SQLite"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -29,7 +29,7 @@ import Testing
 
     /// Every code is one the loaders and the compiler raise: none listed for nothing.
     @Test func everyCodeIsRaisedSomewhere() throws {
-        let sources = "\(Fixtures.repository)/Sources"
+        let sources = "\(Fixtures.repository)/Sources/Engine"
         var text = ""
         for target in ["RuleEngine", "SiteSettings"] {
             let dir = "\(sources)/\(target)"
@@ -38,6 +38,7 @@ import Testing
                 text += (try? String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)) ?? ""
             }
         }
+        try #require(text.contains("enum Code"), "the engine's sources are not under \(sources)")
         for code in Diagnostic.Code.allCases {
             let name = String(describing: code)
             // Raised (`error(.code, …)`, `Diagnostic(.code, …)`) or mapped to (`inSiteConfig`: `case .unknownKey: .unknownConfigKey`).

@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 import Services
 import SQLite
+@testable import ServicesFixtures
 
 // The config-sender executable on two real Mosquitto brokers (internal and
 // central, free loopback ports), with meters that answer commands as

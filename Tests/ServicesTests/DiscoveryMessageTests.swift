@@ -4,6 +4,7 @@ import RuleEngine
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 /// The discovery message: one type, written by the engine and read by the
 /// services, and the discovery topics of every pack followed.

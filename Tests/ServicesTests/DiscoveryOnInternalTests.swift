@@ -5,6 +5,7 @@ import MQTT
 import Testing
 import TestSupport
 import Services
+@testable import ServicesFixtures
 
 /// Discovery on the meters' broker, end to end: both brokers run their shipped
 /// production configs and ACLs with accounts from `tools/broker-accounts`,

@@ -5,6 +5,7 @@ import MQTT
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 /// What "nothing lost" cannot see by itself, shown in the proxy's status: the
 /// meters' broker's own drops and store (`$SYS`, read through the shipped ACL,

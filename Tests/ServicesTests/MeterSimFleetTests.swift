@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import Testing
 import TestSupport
+@testable import ServicesFixtures
 
 /// A fleet larger than `select()` allows (FD_SETSIZE 1024; each meter used to
 /// take 3 descriptors): meter-sim connects 1,500 meters from one process, and

@@ -5,6 +5,7 @@ import MQTT
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 /// The whole system on the production configurations: both brokers run the
 /// shipped configs and ACLs (`broker/internal`, `broker/central/mosquitto-production.conf`)

@@ -3,6 +3,7 @@ import Glibc
 import MQTT
 import Testing
 import TestSupport
+@testable import ServicesFixtures
 
 /// The proxy SIGKILLed at random instants while meters keep publishing, once
 /// while the central broker is down: every reading arrives, counted by (id, time).

@@ -8,6 +8,7 @@ import SiteSettings
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 /// `kpm33b-proxy` end to end: real Mosquitto brokers on loopback, the built
 /// binary as a child process, a meter publishing on the internal broker and a

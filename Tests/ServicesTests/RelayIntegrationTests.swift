@@ -6,6 +6,7 @@ import Services
 import SiteSettings
 import Testing
 import TestSupport
+@testable import ServicesFixtures
 
 /// A KPM37's relay output on the internal broker, as docs/protocol.md says: it
 /// takes `{"do1":"1"|"0","oprid":…}` on `MQTT_TELECTRL_<last8>` and answers on

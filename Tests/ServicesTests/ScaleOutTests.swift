@@ -7,6 +7,7 @@ import Testing
 import RuleEngine
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 /// Several deployments side by side: `instance:` names each.
 @Suite(.serialized)

@@ -2,6 +2,7 @@ import Foundation
 import MQTT
 import Testing
 import TestSupport
+@testable import ServicesFixtures
 
 /// Both services run on one `ServiceHost`: a SIGHUP reloads each the same way
 /// (a bad pack refused with its `file:line:column` and the running one kept;

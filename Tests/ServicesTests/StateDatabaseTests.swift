@@ -5,6 +5,7 @@ import SQLite
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 /// Both services' state databases: config-sender's meter records
 /// (`config-sender.db`) and the proxy's guarded counters (`counters.db`).

@@ -4,6 +4,7 @@ import MQTT
 @testable import Services
 import Testing
 import TestSupport
+@testable import ServicesFixtures
 
 /// The services under systemd and journald: the notify protocol, syslog
 /// priorities on log lines, `log_level`, connection errors that say why, and

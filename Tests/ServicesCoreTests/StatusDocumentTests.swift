@@ -2,6 +2,7 @@ import JSON
 import RuleEngine
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The proxy's status document: one writer, one parser, at most 4 KiB
 /// whatever the number of meters or problems.

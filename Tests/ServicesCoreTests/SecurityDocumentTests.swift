@@ -1,6 +1,7 @@
 import Foundation
 import MQTT
 import Testing
+@testable import ServicesFixtures
 
 /// SECURITY.md against the shipped ACLs: every account is described, and
 /// what it says of relay requests is what the central ACL grants.

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 @testable import Services
 import Testing
+@testable import ServicesFixtures
 
 /// `kpm33b-proxy accept-reset` runs as root and writes into the service's
 /// state directory, which the service's account may change at will: nothing

@@ -1,5 +1,6 @@
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The proxy's table of records in flight to the central broker (message id →
 /// journal sequence and kind), which replaced a dictionary on the hot path.

@@ -4,6 +4,7 @@ import RuleEngine
 import SiteSettings
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The ledger of retained announcements and the convergence it plans, with
 /// the real pack and no broker; and every Home Assistant config the services

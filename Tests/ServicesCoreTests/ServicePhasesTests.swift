@@ -4,6 +4,7 @@ import SiteSettings
 import Synchronization
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The shutdown phases both services go through, without a broker.
 @Suite struct ServicePhasesTests {

@@ -4,6 +4,7 @@ import Foundation
 import RuleEngine
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The planner's pacing: at most `max_in_flight` commands awaiting
 /// a reply, `min_spacing_ms` between two commands to one meter, a meter once

@@ -6,6 +6,7 @@ import SiteSettings
 import Testing
 import TestSupport
 @testable import Services
+@testable import ServicesFixtures
 
 // config-sender's core with many meters and no socket: discovery, commands,
 // acknowledgements, a day change, a restart from the state database. The

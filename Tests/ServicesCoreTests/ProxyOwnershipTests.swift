@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 // Ownership between instances: the rule, from parsed statuses, with no broker.
 

@@ -5,6 +5,7 @@ import MQTT
 import RuleEngine
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 // The delivery's state machine on its own: a real journal, a recording
 // publisher, the returned actions checked; no broker.

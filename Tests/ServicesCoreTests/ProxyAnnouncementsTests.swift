@@ -3,6 +3,7 @@ import Clock
 import RuleEngine
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 // The announcements' state machine on its own: events in, the returned
 // actions checked, no broker (the engine and ledger are real).

@@ -3,6 +3,7 @@ import RuleEngine
 import SiteSettings
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The proxy core's copy of discovery messages on the internal broker
 /// (`proxy.discovery_on_internal`), with the recording transport.

@@ -3,6 +3,7 @@ import RuleEngine
 import SiteSettings
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 /// The relay request and the relay state as messages: each written and
 /// parsed by one type, on the topics of the pack that runs the meter (every

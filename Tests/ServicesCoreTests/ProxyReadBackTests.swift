@@ -1,6 +1,7 @@
 import Clock
 import Testing
 @testable import Services
+@testable import ServicesFixtures
 
 // The read-back protocol of the central broker's retained announcements, with no broker.
 

@@ -5,6 +5,7 @@ import RuleEngine
 @testable import Services
 import SiteSettings
 import Testing
+@testable import ServicesFixtures
 
 @Suite struct LogTests {
     @Test func logfmtQuotesOnlyWhatNeedsIt() {
