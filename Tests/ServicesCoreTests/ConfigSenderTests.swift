@@ -91,16 +91,6 @@ import TestSupport
         #expect(planner.records[senderMeterA]?.acknowledgedDate == "2026-01-13")
     }
 
-    @Test func dayOffsetShiftsTodayButNotTheClockSent() throws {
-        let site = try buildSenderSite(senderConfigText())
-        var planner = ConfigPlanner(programs: site.programs, options: ConfigPlanner.Options(site: site, dayOffset: 1),
-                                    ids: OperationIDGenerator(SplitMix(seed: 1)))
-        _ = planner.setInternalConnected(true, now: senderT0)
-        #expect(planner.today(senderT0) == "2026-01-13")
-        let clock = try #require(planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent.last)
-        #expect(clock.value == "20260112110000")
-    }
-
     @Test func changedSettingResendsOnlyThatCommandToThatMeter() throws {
         var planner = try makePlanner()
         for id in [senderMeterA, senderMeterB] {

@@ -372,7 +372,8 @@ import Testing
 
         let store = CounterStore(directory: f.directory)
         _ = try store.load(now: Instant(epochMillis: 0))
-        try store.save(f.core.engine.counters)
+        store.submit(f.core.engine.counters)
+        #expect(store.flush(seconds: 30))
         try f.restart()
         #expect(f.core.engine.counters.isEmpty)
         let loaded = try CounterStore(directory: f.directory).load(now: Instant(epochMillis: 0))
@@ -391,5 +392,33 @@ import Testing
 
         try "not json".write(toFile: store.legacyPath, atomically: true, encoding: .utf8)
         #expect(try store.load(now: Instant(epochMillis: 0)).problem != nil)
+    }
+
+    /// A slow disk costs the loop nothing: the guarded counters that changed
+    /// go to the counters database's writer thread by value; only the
+    /// shutdown's final flush waits for them.
+    @Test func aSlowDiskDoesNotHoldTheLoop() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        try f.core.loadCounters(ProxyCounters(stateDirectory: f.directory, writeDelaySeconds: 1.5), now: Instant(epochMillis: 0))
+        let meters = ["33B1225950027", "33B1225950028"]
+        var slowest = Duration.zero
+        for (minute, id) in meters.enumerated() {
+            let payload = Array(#"{"id":"\#(id)","zygsz":163.486,"fwgsz":11.085,"time":"202601121\#(600 + minute)00","isend":"1"}"#.utf8)
+            payload.withUnsafeBytes { f.core.received(topic: "MQTT_ENY_NOW", payload: $0, now: Instant(epochMillis: 1_768_235_940_000)) }
+            let start = ContinuousClock.now
+            f.core.tick(now: Instant(epochMillis: 1_768_235_940_000 + Int64(minute) * 1_000))
+            slowest = max(slowest, ContinuousClock.now - start)
+        }
+        let store = try #require(f.core.counters?.store)
+        #expect(store.backlog > 0, "each transaction takes 1.5 s: the writer is still at it")
+        #expect(slowest < .milliseconds(500), "the loop waited for the disk: \(slowest)")
+        #expect(try CounterStore.readCounters(path: store.path).map(\.device) != meters)
+
+        let start = ContinuousClock.now
+        f.core.saveState()
+        #expect(ContinuousClock.now - start >= .seconds(1), "the final flush waits for the writer")
+        #expect(store.backlog == 0)
+        #expect(try CounterStore.readCounters(path: store.path).map(\.device) == meters)
     }
 }

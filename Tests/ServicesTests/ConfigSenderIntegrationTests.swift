@@ -4,6 +4,7 @@ import MQTT
 import Testing
 import TestSupport
 import Services
+import SQLite
 @testable import ServicesFixtures
 
 // The config-sender executable on two real Mosquitto brokers (internal and
@@ -187,8 +188,8 @@ final class SenderHarness: @unchecked Sendable {
         try publisher.publish(topic: topic, payload: payload, qos: 1, retain: true)
     }
 
-    func start(dayOffset: Int = 0) throws {
-        let mark = "==== start day_offset=\(dayOffset)\n"
+    func start() throws {
+        let mark = "==== start\n"
         if let handle = FileHandle(forWritingAtPath: logFile.path) {
             handle.seekToEndOfFile()
             handle.write(Data(mark.utf8))
@@ -199,7 +200,7 @@ final class SenderHarness: @unchecked Sendable {
         process = try ChildProcess(executable: try senderExecutable(), arguments: [
             "--rules", rules, "--config", configFile.path, "--state-dir", stateDirectory.path,
             "--log-level", "debug",
-        ], environment: environment.merging(["KPM33B_CONFIG_SENDER_DAY_OFFSET": String(dayOffset)]) { $1 },
+        ], environment: environment,
            outputFile: logFile.path)
     }
 
@@ -245,8 +246,8 @@ func senderConfiguration(_ id: String, in subscriber: TestSubscriber) -> MeterCo
     subscriber.messages.last { $0.topic == "kpm33b/\(id)/configuration" }.flatMap { MeterConfigurationState(payload: Array($0.payload)) }
 }
 
-func senderLocalDate(dayOffset: Int = 0) -> String {
-    let now = Date().addingTimeInterval(Double(dayOffset) * 86400)
+func senderLocalDate(daysFromToday: Int = 0) -> String {
+    let now = Date().addingTimeInterval(Double(daysFromToday) * 86400)
     var seconds = time_t(now.timeIntervalSince1970)
     var local = tm()
     localtime_r(&seconds, &local)
@@ -315,9 +316,16 @@ func senderLocalDate(dayOffset: Int = 0) -> String {
         #expect(h.lines("command_sent").isEmpty)
         #expect(h.stop() == 0)
 
-        // The next day: everything again.
-        try h.start(dayOffset: 1)
-        try #require(senderEventually { h.acknowledgedDate(senderMeterA) == senderLocalDate(dayOffset: 1) && h.acknowledgedDate(senderMeterB) == senderLocalDate(dayOffset: 1) })
+        // The next day: everything again. The state database says it all
+        // happened yesterday (what a restart tomorrow would find).
+        let yesterday = senderLocalDate(daysFromToday: -1)
+        do {
+            let database = try SQLiteDatabase(path: h.stateDatabase.path, create: false)
+            try database.execute("UPDATE meters SET acknowledged_date = '\(yesterday)'; UPDATE commands SET date = '\(yesterday)'")
+        }
+        try #require(h.acknowledgedDate(senderMeterA) == yesterday)
+        try h.start()
+        try #require(senderEventually { h.acknowledgedDate(senderMeterA) == senderLocalDate() && h.acknowledgedDate(senderMeterB) == senderLocalDate() })
         #expect(meters.received.values.count == before + 6)
         #expect(h.stop() == 0)
     }

@@ -21,31 +21,18 @@ struct ConfigSenderCommand: ParsableCommand {
             """,
         version: ServiceVersion.current)
 
-    /// Testing only: shifts the service's notion of "today" (not the clock it sends).
-    static let dayOffsetVariable = "KPM33B_CONFIG_SENDER_DAY_OFFSET"
-
     @OptionGroup var service: ServiceArguments
 
     @Option(help: ArgumentHelp("Where the state file is kept (created if missing).", valueName: "DIR"))
     var stateDir: String
 
-    @Option(help: .hidden)
-    var todayOffsetDays: Int?
-
-    func validate() throws {
-        if todayOffsetDays == nil, let text = getenv(Self.dayOffsetVariable).map({ String(cString: $0) }), Int(text) == nil {
-            throw ValidationError("\(Self.dayOffsetVariable) must be a whole number of days")
-        }
-    }
-
     func run() throws {
         let (site, options, log) = try service.start()
-        let dayOffset = todayOffsetDays ?? getenv(Self.dayOffsetVariable).flatMap { Int(String(cString: $0)) } ?? 0
         let sender: ConfigSenderService
         do throws(ServiceError) {
             sender = try ConfigSenderService(
                 site: site,
-                configuration: .init(service: options, stateDirectory: site.program.stateDirectory(stateDir), dayOffset: dayOffset),
+                configuration: .init(service: options, stateDirectory: site.program.stateDirectory(stateDir)),
                 log: log)
         } catch {
             log.error("cannot_start", ["error": error.message])

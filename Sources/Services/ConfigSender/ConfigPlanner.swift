@@ -72,7 +72,7 @@ public struct ConfigPlanner: Sendable {
     var nextPassAt: MonotonicInstant?
 
     public init(programs program: ProgramSet, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
-        self.rule = DailyRule(program: program, dayOffset: options.dayOffset)
+        self.rule = DailyRule(program: program)
         self.options = options
         self.book = MeterRecords(records)
         self.pacer = CommandPacer(minSpacingSeconds: options.minSpacingSeconds)
@@ -234,7 +234,7 @@ public struct ConfigPlanner: Sendable {
     /// settings changed are looked at again.
     public mutating func replace(programs newProgram: ProgramSet, options newOptions: Options, now: ConfigTime) -> [Action] {
         let old = rule
-        rule = DailyRule(program: newProgram, dayOffset: newOptions.dayOffset)
+        rule = DailyRule(program: newProgram)
         if newOptions.periodicPassSeconds != options.periodicPassSeconds, nextPassAt != nil {
             nextPassAt = now.monotonic.adding(seconds: newOptions.periodicPassSeconds)
         }

@@ -18,8 +18,6 @@ public struct ConfigPlannerOptions: Sendable, Equatable {
     public var clockSkewThresholdSeconds: Int
     /// At most one such clock correction per meter in this time.
     public var clockCorrectionIntervalSeconds: Double
-    /// Shifts the planner's notion of today by whole days (testing only; the clock sent stays true).
-    public var dayOffset: Int
     /// Commands awaiting a reply at once, all meters together; more wait their turn. 0: no limit.
     public var maxInFlight: Int
     /// At least this long between two commands to one meter. 0: none.
@@ -27,7 +25,7 @@ public struct ConfigPlannerOptions: Sendable, Equatable {
 
     public init(replyTimeoutSeconds: Double = 15, retries: Int = 3, backoffBaseSeconds: Double? = nil,
                 backoffMaxSeconds: Double = 300, periodicPassSeconds: Double = 600,
-                clockSkewThresholdSeconds: Int = 300, clockCorrectionIntervalSeconds: Double = 3600, dayOffset: Int = 0,
+                clockSkewThresholdSeconds: Int = 300, clockCorrectionIntervalSeconds: Double = 3600,
                 maxInFlight: Int = 0, minSpacingSeconds: Double = 0) {
         self.replyTimeoutSeconds = replyTimeoutSeconds
         self.retries = retries
@@ -36,17 +34,16 @@ public struct ConfigPlannerOptions: Sendable, Equatable {
         self.periodicPassSeconds = periodicPassSeconds
         self.clockSkewThresholdSeconds = clockSkewThresholdSeconds
         self.clockCorrectionIntervalSeconds = clockCorrectionIntervalSeconds
-        self.dayOffset = dayOffset
         self.maxInFlight = maxInFlight
         self.minSpacingSeconds = minSpacingSeconds
     }
 
     /// The site's `config_sender` and `proxy.clock_skew_threshold_s` settings.
-    public init(site: Site, dayOffset: Int = 0) {
+    public init(site: Site) {
         let sender = site.settings.configSender
         self.init(replyTimeoutSeconds: sender.replyTimeoutSeconds, retries: sender.retries,
                   periodicPassSeconds: Double(sender.periodicPassSeconds),
-                  clockSkewThresholdSeconds: site.programs.siteConfig.clockSkewThresholdSeconds, dayOffset: dayOffset,
+                  clockSkewThresholdSeconds: site.programs.siteConfig.clockSkewThresholdSeconds,
                   maxInFlight: sender.maxInFlight, minSpacingSeconds: Double(sender.minSpacingMilliseconds) / 1000)
     }
 }

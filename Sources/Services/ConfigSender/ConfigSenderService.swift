@@ -25,18 +25,15 @@ public final class ConfigSenderService {
     public struct Configuration: Sendable {
         public var service: ServiceOptions
         public var stateDirectory: String
-        /// Shifts the service's notion of today by whole days (testing only).
-        public var dayOffset: Int
         /// How long SIGTERM waits for replies still expected; nil: the reply timeout, at most 30 s.
         public var shutdownTimeoutSeconds: Double?
         /// Status updates are published at most this often.
         public var statusMinIntervalSeconds: Double
 
-        public init(service: ServiceOptions, stateDirectory: String, dayOffset: Int = 0,
+        public init(service: ServiceOptions, stateDirectory: String,
                     shutdownTimeoutSeconds: Double? = nil, statusMinIntervalSeconds: Double = 1) {
             self.service = service
             self.stateDirectory = stateDirectory
-            self.dayOffset = dayOffset
             self.shutdownTimeoutSeconds = shutdownTimeoutSeconds
             self.statusMinIntervalSeconds = statusMinIntervalSeconds
         }
@@ -81,7 +78,7 @@ public final class ConfigSenderService {
         } catch {
             throw ServiceError(error.message)
         }
-        let planner = ConfigPlanner(programs: program, options: ConfigPlanner.Options(site: built, dayOffset: configuration.dayOffset),
+        let planner = ConfigPlanner(programs: program, options: ConfigPlanner.Options(site: built),
                                     records: loaded.records)
         let will = MQTTWill(topic: statusTopic, payload: ConfigSenderStatus.offline().payload, qos: 1, retain: true)
         // A persistent session on the meters' broker: replies that arrive while we
@@ -173,8 +170,7 @@ extension ConfigSenderService: HostedService {
 
     var startedFields: [(String, String)] {
         [("state_file", core.store.path), ("status_topic", core.settings.statusTopic),
-         ("discovery", core.settings.discoverySubscriptions.joined(separator: " ")), ("discovery_from", discoveryFrom.rawValue),
-         ("day_offset", String(configuration.dayOffset))]
+         ("discovery", core.settings.discoverySubscriptions.joined(separator: " ")), ("discovery_from", discoveryFrom.rawValue)]
     }
 
     func connectionChanged(_ broker: ServiceHost.Broker, connected: Bool, reason: String) {
@@ -200,7 +196,7 @@ extension ConfigSenderService: HostedService {
     }
 
     func apply(_ site: Site) {
-        core.apply(programs: site.programs, options: ConfigPlanner.Options(site: site, dayOffset: configuration.dayOffset), at: .now())
+        core.apply(programs: site.programs, options: ConfigPlanner.Options(site: site), at: .now())
     }
 
     /// The reply timeout, at most 30 s, unless the configuration says otherwise.

@@ -9,14 +9,12 @@ import RuleEngine
 struct DailyRule: Sendable {
     /// Every pack's program; each meter's commands come from its own pack.
     var program: ProgramSet
-    /// Shifts the notion of today by whole days (testing only; the clock sent stays true).
-    var dayOffset = 0
 
     static let dateFormat = ClockFormat("yyyy-MM-dd")!
 
     /// The local date for `now`, `yyyy-MM-dd`.
     func today(_ now: Instant) -> String {
-        DailyRule.dateFormat.render(now.adding(seconds: Double(dayOffset) * 86400))
+        DailyRule.dateFormat.render(now)
     }
 
     /// Digest of the settings the pack's commands send to meter `id`.

@@ -4,18 +4,21 @@ import Glibc
 import JSON
 import RuleEngine
 import SQLite
+import Synchronization
 
 /// The guarded counters' last forwarded values (`Engine.counters`) in the
 /// proxy's state directory, so that a restart checks the next reading against
 /// what was forwarded before it: `counters.db` (SQLite, schema in
 /// docs/state-databases.md), one row per meter and field.
 ///
-/// `save` writes only the rows that changed since the last save, at most
-/// `maxRowsPerBatch` in one transaction; the rest waits for the next call.
-/// WAL with `synchronous = NORMAL`: a commit does not wait for the disk, so
-/// a power cut may lose the last seconds of commits (never the database's
-/// consistency), which brings back an older value: that only lets one more
-/// genuine reading through the check, never a glitch that went up.
+/// `submit` hands over only the rows that changed since the last call, by
+/// value, to a writer thread (`StateWriter`) that writes them in
+/// transactions of at most `batchSize` rows: the event loop never waits for
+/// the disk, only shutdown does (`flush`). WAL with `synchronous = NORMAL`:
+/// a commit does not wait for the disk, so a power cut may lose the last
+/// seconds of commits (never the database's consistency), which brings back
+/// an older value: that only lets one more genuine reading through the
+/// check, never a glitch that went up.
 ///
 /// The first start after an upgrade imports `counters.json` of earlier
 /// releases once and renames it (`counters.json.imported`). A damaged
@@ -38,30 +41,41 @@ final class CounterStore {
         """,
     ]
 
-    struct Key: Hashable {
+    struct Key: Hashable, Sendable {
         var device: String
         var field: String
     }
 
+    /// A row's value and time (nil in a change: the row goes).
+    struct Stamp: Equatable, Sendable {
+        var value: Double
+        var time: Int64
+    }
+
     let path: String
     let legacyPath: String
-    /// The most rows one `save` writes (one transaction).
-    var maxRowsPerBatch = 5_000
 
-    private var database: SQLiteDatabase?
-    private var upsert: SQLiteStatement?
-    private var delete: SQLiteStatement?
-    /// What the database holds, as of the last committed save.
-    private var written: [Key: CounterSnapshot] = [:]
+    private let connection = Connection()
+    private let writer: StateWriter<Key, Stamp?>
+    /// What the database holds once the writer has written everything handed over.
+    private var handedOver: [Key: Stamp] = [:]
 
-    init(directory: String) {
+    /// `batchSize`: the most rows one transaction writes. `writeDelaySeconds`
+    /// makes every transaction that much slower (tests: a slow disk).
+    init(directory: String, batchSize: Int = 5_000, writeDelaySeconds: Double = 0) {
         let prefix = directory.hasSuffix("/") ? directory : directory + "/"
         path = prefix + CounterStore.fileName
         legacyPath = prefix + CounterStore.legacyFileName
+        writer = StateWriter(name: "counter-state", batch: batchSize, merge: { $0 = $1 }) { [connection, path] changes throws(StateStoreError) in
+            if writeDelaySeconds > 0 { usleep(UInt32(writeDelaySeconds * 1_000_000)) }
+            try connection.write(changes, path: path)
+        }
     }
 
+    deinit { writer.stop() }
+
     /// Rows inserted, updated or deleted since the store was opened (tests, benchmarks).
-    var rowsWritten: Int64 { database?.totalChanges ?? 0 }
+    var rowsWritten: Int64 { connection.open.withLock { $0?.database.totalChanges ?? 0 } }
 
     /// What `load` found, for the log and the status.
     struct Loaded {
@@ -78,68 +92,108 @@ final class CounterStore {
     /// as needed) and reads the saved counters. Throws when the database
     /// cannot be opened at all.
     func load(now: Instant) throws(StateStoreError) -> Loaded {
-        var loaded = Loaded()
-        database = nil
-        upsert = nil
-        delete = nil
-        let opened = try StateDatabase.open(path: path, synchronous: "NORMAL", migrations: Self.migrations, now: now)
-        loaded.movedAside = opened.movedAside
-        let database = opened.database
-        do {
-            upsert = try database.prepare("INSERT OR REPLACE INTO counters (device, field, value, time) VALUES (?, ?, ?, ?)")
-            delete = try database.prepare("DELETE FROM counters WHERE device = ? AND field = ?")
-        } catch {
-            throw StateStoreError("\(path): \(error.message)")
+        writer.stop()
+        let path = path, legacyPath = legacyPath
+        // Opened where the writer thread finds it: in the connection's lock.
+        let (loaded, rows) = try connection.open.withLock {
+            (open: inout Connection.Open?) throws(StateStoreError) -> (Loaded, [Key: Stamp]) in
+            open = nil
+            var loaded = Loaded()
+            let opened = try StateDatabase.open(path: path, synchronous: "NORMAL", migrations: Self.migrations, now: now)
+            loaded.movedAside = opened.movedAside
+            let database = opened.database
+            let statements: Connection.Open
+            do throws(SQLiteError) {
+                statements = Connection.Open(
+                    database: database,
+                    upsert: try database.prepare("INSERT OR REPLACE INTO counters (device, field, value, time) VALUES (?, ?, ?, ?)"),
+                    delete: try database.prepare("DELETE FROM counters WHERE device = ? AND field = ?"))
+            } catch {
+                throw StateStoreError("\(path): \(error.message)")
+            }
+            if FileSystem.exists(legacyPath) { Self.importLegacyFile(legacyPath, into: statements, &loaded) }
+            let rows: [Key: Stamp]
+            do throws(SQLiteError) {
+                rows = try Self.readAll(database)
+            } catch {
+                throw StateStoreError("cannot read \(path): \(error.message)")
+            }
+            open = statements
+            return (loaded, rows)
         }
-        self.database = database
-        written = [:]
-        if FileSystem.exists(legacyPath) { importLegacyFile(into: &loaded) }
-        do {
-            written = try Self.readAll(database)
-        } catch {
-            throw StateStoreError("cannot read \(path): \(error.message)")
-        }
-        loaded.counters = written.values.sorted { ($0.device, $0.field) < ($1.device, $1.field) }
-        return loaded
+        handedOver = rows
+        var result = loaded
+        result.counters = rows.map { CounterSnapshot(device: $0.key.device, field: $0.key.field, value: $0.value.value, time: $0.value.time) }
+            .sorted { ($0.device, $0.field) < ($1.device, $1.field) }
+        return result
     }
 
-    /// Writes the rows that differ from what the database holds: at most
-    /// `maxRowsPerBatch`, in one transaction. Returns true when the database
-    /// now holds `counters`, false when more is left for the next call.
+    /// Hands the rows that differ from what was handed over before to the
+    /// writer thread (meters gone: their rows are deleted). Never waits for
+    /// the disk. Returns how many rows changed.
     @discardableResult
-    func save(_ counters: [CounterSnapshot]) throws(StateStoreError) -> Bool {
-        guard let database, let upsert, let delete else { throw StateStoreError("\(path) is not open") }
-        var current: [Key: CounterSnapshot] = [:]
-        current.reserveCapacity(counters.count)
-        for c in counters { current[Key(device: c.device, field: c.field)] = c }
-        var batch: [Key] = []
-        var complete = true
-        for (key, c) in current where written[key] != c {
-            guard batch.count < maxRowsPerBatch else { complete = false; break }
-            batch.append(key)
-        }
-        if complete {
-            for key in written.keys where current[key] == nil {
-                guard batch.count < maxRowsPerBatch else { complete = false; break }
-                batch.append(key)
+    func submit(_ counters: [CounterSnapshot]) -> Int {
+        var changes: [(key: Key, change: Stamp?)] = []
+        for c in counters {
+            let key = Key(device: c.device, field: c.field)
+            let stamp = Stamp(value: c.value, time: c.time)
+            if handedOver[key] != stamp {
+                changes.append((key, stamp))
+                handedOver[key] = stamp
             }
         }
-        guard !batch.isEmpty else { return complete }
-        do {
-            try database.transaction { () throws(SQLiteError) in
-                for key in batch {
-                    if let c = current[key] {
-                        try upsert.run([.text(c.device), .text(c.field), .real(c.value), .integer(c.time)])
-                    } else {
-                        try delete.run([.text(key.device), .text(key.field)])
+        // Every key of `counters` is in `handedOver` now (one row each): more means some are gone.
+        if handedOver.count > counters.count {
+            let kept = Set(counters.lazy.map { Key(device: $0.device, field: $0.field) })
+            for key in handedOver.keys where !kept.contains(key) { changes.append((key, nil)) }
+            handedOver = handedOver.filter { kept.contains($0.key) }
+        }
+        writer.submit(changes)
+        return changes.count
+    }
+
+    /// Waits until every row handed over is in the database, at most
+    /// `seconds` (shutdown); false when some could not be written in time.
+    func flush(seconds: Double) -> Bool { writer.flush(seconds: seconds) }
+
+    /// Rows handed over and not yet written.
+    var backlog: Int { writer.backlog }
+
+    /// Transactions the writer thread committed (tests).
+    var batchesWritten: Int { writer.batchesWritten }
+
+    /// Writes that failed since the last call, each as a sentence (they are tried again).
+    func takeFailures() -> [String] { writer.takeFailures() }
+
+    /// The open database: the loop's at start-up, then the writer thread's.
+    private final class Connection: Sendable {
+        struct Open {
+            let database: SQLiteDatabase
+            let upsert: SQLiteStatement
+            let delete: SQLiteStatement
+        }
+
+        let open = Mutex<Open?>(nil)
+
+        /// The rows of `changes`, in one transaction.
+        func write(_ changes: [(key: Key, change: Stamp?)], path: String) throws(StateStoreError) {
+            do throws(SQLiteError) {
+                try open.withLock { (open: inout Open?) throws(SQLiteError) in
+                    guard let open else { throw SQLiteError(kind: .other, code: 1, message: "not open") }
+                    try open.database.transaction { () throws(SQLiteError) in
+                        for (key, stamp) in changes {
+                            if let stamp {
+                                try open.upsert.run([.text(key.device), .text(key.field), .real(stamp.value), .integer(stamp.time)])
+                            } else {
+                                try open.delete.run([.text(key.device), .text(key.field)])
+                            }
+                        }
                     }
                 }
+            } catch {
+                throw StateStoreError("cannot write \(path): \(error.message)")
             }
-        } catch {
-            throw StateStoreError("cannot write \(path): \(error.message)")
         }
-        for key in batch { written[key] = current[key] }
-        return complete
     }
 
     /// A counters database's rows by meter and field, read beside a running proxy (`show`).
@@ -147,19 +201,20 @@ final class CounterStore {
         do {
             let database = try SQLiteDatabase(path: path, create: false)
             database.setBusyTimeout(milliseconds: 1_000)
-            return try readAll(database).values.sorted { ($0.device, $0.field) < ($1.device, $1.field) }
+            return try readAll(database).map { CounterSnapshot(device: $0.key.device, field: $0.key.field, value: $0.value.value, time: $0.value.time) }
+                .sorted { ($0.device, $0.field) < ($1.device, $1.field) }
         } catch {
             throw StateStoreError("\(path): \(error.message)")
         }
     }
 
-    private static func readAll(_ database: SQLiteDatabase) throws(SQLiteError) -> [Key: CounterSnapshot] {
+    private static func readAll(_ database: SQLiteDatabase) throws(SQLiteError) -> [Key: Stamp] {
         let select = try database.prepare("SELECT device, field, value, time FROM counters")
-        var rows: [Key: CounterSnapshot] = [:]
+        var rows: [Key: Stamp] = [:]
         while try select.step() {
             guard let device = select.text(0), let field = select.text(1), let value = select.real(2),
                   let time = select.integer(3) else { continue }
-            rows[Key(device: device, field: field)] = CounterSnapshot(device: device, field: field, value: value, time: time)
+            rows[Key(device: device, field: field)] = Stamp(value: value, time: time)
         }
         return rows
     }
@@ -168,8 +223,7 @@ final class CounterStore {
     /// its counters replace the database's in one transaction, then it is
     /// renamed `….imported`. A file that does not parse is renamed
     /// `….corrupt-<millis>` and reported; nothing is imported from it.
-    private func importLegacyFile(into loaded: inout Loaded) {
-        guard let database, let upsert else { return }
+    private static func importLegacyFile(_ legacyPath: String, into open: Connection.Open, _ loaded: inout Loaded) {
         guard let bytes = FileSystem.read(legacyPath), let document = try? JSONValue.parse(bytes),
               case .array(let items)? = document["counters"] else {
             let aside = legacyPath + ".corrupt-\(Instant.now().epochMillis)"
@@ -184,9 +238,9 @@ final class CounterStore {
             counters.append(CounterSnapshot(device: device, field: field, value: value, time: time))
         }
         do {
-            try database.transaction { () throws(SQLiteError) in
-                try database.execute("DELETE FROM counters")
-                for c in counters { try upsert.run([.text(c.device), .text(c.field), .real(c.value), .integer(c.time)]) }
+            try open.database.transaction { () throws(SQLiteError) in
+                try open.database.execute("DELETE FROM counters")
+                for c in counters { try open.upsert.run([.text(c.device), .text(c.field), .real(c.value), .integer(c.time)]) }
             }
         } catch {
             loaded.problem = "cannot import \(legacyPath): \(error.message)"

@@ -33,6 +33,8 @@ final class ProxyCore {
         var discoveryOnInternal = true
         /// The most meters with state (`proxy.max_meters`), in every table.
         var maxMeters = 250_000
+        /// At shutdown, how long the guarded counters' last writes are waited for.
+        var counterFlushSeconds = 10.0
 
         var delivery: ProxyDelivery.Settings {
             .init(window: window, resendGraceSeconds: resendGraceSeconds,
@@ -105,7 +107,7 @@ final class ProxyCore {
 
     /// At shutdown: every counter, the announced meters and the acknowledged position on disk.
     func saveState() {
-        if let counters { perform(counters.save(engine, all: true)) }
+        if let counters { perform(counters.flush(engine, seconds: settings.counterFlushSeconds)) }
         perform(announcements.saveAnnounced())
         perform(delivery.persistAcknowledgements())
     }

@@ -1,7 +1,7 @@
 import RuleEngine
 
 /// The engine's guarded counters kept across restarts: loaded at start-up,
-/// saved when they changed (once a second at most), forgotten for a meter on
+/// saved when they changed (handed to a writer thread once a second at most), forgotten for a meter on
 /// an operator's request (`CounterResetRequests`).
 final class ProxyCounters {
     let store: CounterStore
@@ -9,8 +9,9 @@ final class ProxyCounters {
     /// `engine.countersVersion` when the counters were last saved; nil: save.
     private var savedVersion: Int?
 
-    init(stateDirectory: String) {
-        store = CounterStore(directory: stateDirectory)
+    /// `writeDelaySeconds`: every transaction that much slower (tests: a slow disk).
+    init(stateDirectory: String, writeDelaySeconds: Double = 0) {
+        store = CounterStore(directory: stateDirectory, writeDelaySeconds: writeDelaySeconds)
         resetRequests = CounterResetRequests(stateDirectory: stateDirectory)
     }
 
@@ -54,22 +55,31 @@ final class ProxyCounters {
         }
     }
 
-    /// Writes the guarded counters that changed (one bounded batch; `all`:
-    /// every batch, at shutdown). A kill loses at most the last second of
+    /// Hands the guarded counters that changed to the store's writer thread
+    /// (never waits for the disk) and logs the writes that failed since (the
+    /// writer tries them again). A kill loses at most the last seconds of
     /// them: the next reading is then checked against a slightly older value.
-    func save(_ engine: PackRouter, all: Bool = false) -> [ProxyAction] {
-        let version = engine.countersVersion
-        guard version != savedVersion else { return [] }
-        do {
-            let counters = engine.counters
-            while try !store.save(counters) {
-                guard all else { return [] }  // the rest next second
-            }
-            savedVersion = version
-        } catch {
-            return [.log(ConfigEvent(.error, "counters_not_saved", [("error", error.message)]), limit: "counters.save")]
+    func save(_ engine: PackRouter) -> [ProxyAction] {
+        let actions: [ProxyAction] = store.takeFailures().map {
+            .log(ConfigEvent(.error, "counters_not_saved", [("error", $0)]), limit: "counters.save")
         }
-        return []
+        let version = engine.countersVersion
+        guard version != savedVersion else { return actions }
+        store.submit(engine.counters)
+        savedVersion = version
+        return actions
+    }
+
+    /// Shutdown: the last changes handed over, and waited for (at most `seconds`).
+    func flush(_ engine: PackRouter, seconds: Double) -> [ProxyAction] {
+        var actions = save(engine)
+        if !store.flush(seconds: seconds) {
+            actions.append(.log(ConfigEvent(.error, "counters_not_saved", [
+                ("file", store.path), ("unsaved_rows", String(store.backlog)),
+                ("error", store.takeFailures().last ?? "not written within \(seconds) s"),
+            ])))
+        }
+        return actions
     }
 
     /// A reloaded engine counts its versions afresh: the next save writes.
