@@ -29,7 +29,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // C libraries (Debian: libmosquitto-dev, libyaml-dev, libjansson-dev, libsqlite3-dev).
+        // Sources/ groups the targets by layer; dependencies point down only:
+        // Products → Services → Engine → Libraries and Adapters. Development
+        // holds what is not shipped.
+
+        // Adapters: the C libraries (Debian: libmosquitto-dev, libyaml-dev,
+        // libjansson-dev, libsqlite3-dev), each through one system library target.
         .systemLibrary(name: "CMosquitto", path: "Sources/Adapters/CMosquitto", pkgConfig: "libmosquitto",
                        providers: [.apt(["libmosquitto-dev"]), .brew(["mosquitto"])]),
         .systemLibrary(name: "CYAML", path: "Sources/Adapters/CYAML", pkgConfig: "yaml-0.1",
@@ -39,47 +44,60 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/Adapters/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
 
-        // What may stand in an MQTT topic: one copy of each rule, pure Swift,
-        // for the engine and the MQTT adapter alike.
+        // Libraries (pure Swift). What may stand in an MQTT topic: one copy of
+        // each rule, for the engine and the MQTT adapter alike.
         .target(name: "Topics", path: "Sources/Libraries/Topics"),
 
         // The monotonic clock and a min-heap (timers, deadlines): Glibc only, so
         // that pure code measuring time (config-sender's planner) needs no adapter.
         .target(name: "Clock", path: "Sources/Libraries/Clock"),
 
-        // Adapters. MQTT: one client (`MQTTClient`) on an epoll event loop
-        // (`EventLoop`), for the services, the tools and the tests alike; its
-        // loop-bound objects check in debug builds that they run on their loop.
+        // Adapters, one Swift target per C library. YAML: libyaml's events as a
+        // tree with each node's file position (rule packs, the site config).
         .target(name: "YAML", dependencies: ["CYAML"], path: "Sources/Adapters/YAML"),
+        // JSON: jansson behind a value type (parsing what the services read).
         .target(name: "JSON", dependencies: ["CJansson"], path: "Sources/Adapters/JSON"),
+        // MQTT: one client (`MQTTClient`) on an epoll event loop (`EventLoop`),
+        // for the services, the tools and the tests alike; its loop-bound
+        // objects check in debug builds that they run on their loop.
         .target(name: "MQTT", dependencies: ["CMosquitto", "Topics", "Clock"], path: "Sources/Adapters/MQTT", swiftSettings: uncheckedExclusivity),
+        // SQLite: connections, statements and transactions for the state databases.
         .target(name: "SQLite", dependencies: ["CSQLite"], path: "Sources/Adapters/SQLite"),
 
-        // The engine: pure, no sockets, clocks, threads or randomness.
+        // Engine. The rule engine: packs and the site config loaded, checked and
+        // compiled into a matcher; pure, no sockets, clocks, threads or randomness.
         .target(name: "RuleEngine", dependencies: ["YAML", "Topics"], path: "Sources/Engine/RuleEngine", swiftSettings: uncheckedExclusivity),
 
-        // The crash-safe outgoing-message journal: Glibc only, no Foundation.
+        // Libraries. The proxy's crash-safe outgoing-message journal: Glibc only, no Foundation.
         .target(name: "Journal", path: "Sources/Libraries/Journal", swiftSettings: uncheckedExclusivity),
 
-        // The services' settings in the site config (brokers, TLS, passwords,
-        // journal, timers), read from the engine's parse of the same file.
+        // Engine. The services' settings in the site config (brokers, TLS,
+        // passwords, journal, timers), read from the engine's parse of the same
+        // file; which changed settings a reload applies (`ReloadPolicy`).
         .target(name: "SiteSettings", dependencies: ["RuleEngine", "Topics", "YAML", "Journal"], path: "Sources/Engine/SiteSettings"),
 
-        // Golden cases and capture replay: rulecheck's and the tests', not the services'.
+        // Engine. Golden cases and capture replay: rulecheck's and the tests', not the services'.
         .target(name: "RuleTesting", dependencies: ["RuleEngine"], path: "Sources/Engine/RuleTesting"),
 
-        // Service wiring: the event loop's cores, signals, state.
+        // Services: the host both services run on (loop, clients, signals,
+        // reload, shutdown phases, systemd), the proxy's and config-sender's
+        // cores (events in, actions out), their state databases, and one type per
+        // message the services and Home Assistant exchange.
         .target(name: "Services", dependencies: [
             "RuleEngine", "SiteSettings", "MQTT", "Clock", "JSON", "Journal", "SQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: uncheckedExclusivity),
 
-        // Command-line entry points.
+        // Products: the command lines a site runs. rulecheck: lint, golden tests
+        // and new packs for pack authors and CI.
         .executableTarget(name: "rulecheck", dependencies: [
             "RuleEngine", "RuleTesting", "SiteSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Products/rulecheck"),
+        // The data and discovery flow (and `retire`, `show`, dead letters).
         .executableTarget(name: "kpm33b-proxy", dependencies: [
             "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Products/kpm33b-proxy"),
+        // The configuration flow (and `show`).
         .executableTarget(name: "config-sender", dependencies: [
             "Services", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Products/config-sender"),
+        // Development (not shipped). Simulated meters that follow the protocol.
         .executableTarget(name: "meter-sim", dependencies: [
             "MQTT", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/Development/meter-sim"),
         // engine-bench's baseline: jansson used the way a C program uses it,
@@ -90,7 +108,9 @@ let package = Package(
         .target(name: "CSimdjsonBaseline", path: "Sources/Development/CSimdjsonBaseline",
                 cxxSettings: [.define("SIMDJSON_THREADS_ENABLED", to: "1"), .define("NDEBUG")],
                 linkerSettings: [.linkedLibrary("simdjson")]),
+        // Its Swift face: the same per-message work as the engine, on the same bytes.
         .target(name: "SimdjsonBaseline", dependencies: ["CSimdjsonBaseline"], path: "Sources/Development/SimdjsonBaseline"),
+        // The engine against both baselines, as ratios measured in one run.
         .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JanssonBaseline", "SimdjsonBaseline"], path: "Sources/Development/engine-bench"),
         // End-to-end load generator and counting subscriber for tools/bench.
         .executableTarget(name: "mqtt-load", dependencies: ["MQTT", "RuleEngine"], path: "Sources/Development/mqtt-load"),

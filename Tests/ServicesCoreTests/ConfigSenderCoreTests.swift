@@ -353,7 +353,7 @@ import TestSupport
         now.wall = senderT0.adding(seconds: 86_400)  // tomorrow on the wall, no time passed on the monotonic clock
         let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: now).sent
         for m in sent {
-            let reply = try #require(planner.program.parseReply(topic: senderReplyTopic(m), payload: senderReplyPayload(m)))
+            let reply = try #require(planner.programs.parseReply(topic: senderReplyTopic(m), payload: senderReplyPayload(m)))
             _ = planner.reply(reply, now: now)
         }
         #expect(planner.records[senderMeterA]?.acknowledgedDate == "2026-01-13")

@@ -213,22 +213,22 @@ import TestSupport
         let sent = planner.discovered(senderMeterA, clockOffsetSeconds: nil, now: senderT0).sent
         let before = planner.records
 
-        let unknown = try #require(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP",
+        let unknown = try #require(planner.programs.parseReply(topic: "MQTT_COMMOD_SET_REP",
             payload: Array(#"{"id":"33B1225950027","oprid":"0123456789abcdef0123456789abcdef","code":"01"}"#.utf8)))
         #expect(planner.reply(unknown, now: senderT0).events.map(\.name) == ["reply_ignored"])
 
         // The right oprid from another meter id.
-        let wrongMeter = try #require(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP",
+        let wrongMeter = try #require(planner.programs.parseReply(topic: "MQTT_COMMOD_SET_REP",
                                                                    payload: senderReplyPayload(sent[0], id: senderMeterB)))
         #expect(planner.reply(wrongMeter, now: senderT0).events.first?.level == .warning)
 
         // A clock oprid on the interval reply topic.
-        let wrongTopic = try #require(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: senderReplyPayload(sent[2])))
+        let wrongTopic = try #require(planner.programs.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: senderReplyPayload(sent[2])))
         #expect(planner.reply(wrongTopic, now: senderT0).events.first?["reason"] == "reply topic does not answer this command")
 
         // Malformed replies never reach the planner.
-        #expect(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: Array("{not json".utf8)) == nil)
-        #expect(planner.program.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: Array(#"{"id":"x","code":"01"}"#.utf8)) == nil)
+        #expect(planner.programs.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: Array("{not json".utf8)) == nil)
+        #expect(planner.programs.parseReply(topic: "MQTT_COMMOD_SET_REP", payload: Array(#"{"id":"x","code":"01"}"#.utf8)) == nil)
 
         #expect(planner.records == before)
         #expect(planner.pending.count == 3)

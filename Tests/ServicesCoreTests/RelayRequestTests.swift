@@ -82,7 +82,7 @@ import Testing
         let now = ConfigTime(testing: senderT0)
         var ids = 0
         for m in Self.malformed {
-            let actions = requests.request(topic: m.topic, payload: m.payload, program: programs, isKnown: { _ in true },
+            let actions = requests.request(topic: m.topic, payload: m.payload, programs: programs, isKnown: { _ in true },
                                            operationID: { ids += 1; return "op\(ids)" }, timeoutSeconds: 5, now: now)
             #expect(actions.count == 1)
             guard case .log(let event) = actions.first else { Issue.record("not a log: \(actions)"); continue }
@@ -97,7 +97,7 @@ import Testing
 
         // A good one goes out: the pack's command, awaiting its reply.
         let good = RelayRequest(meter: Self.meter, command: "switch_relay", value: "ON")
-        let actions = requests.request(topic: try #require(good.topic(in: programs)), payload: good.payload, program: programs,
+        let actions = requests.request(topic: try #require(good.topic(in: programs)), payload: good.payload, programs: programs,
                                        isKnown: { _ in true }, operationID: { "0123456789abcdef0123456789abcdef" },
                                        timeoutSeconds: 5, now: now)
         #expect(actions.contains { if case .send(let message) = $0 { message.topic == "MQTT_TELECTRL_25950001" } else { false } })

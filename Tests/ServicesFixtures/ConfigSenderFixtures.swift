@@ -149,7 +149,7 @@ func senderReplyTopic(_ message: CommandMessage) -> String {
 extension ConfigPlanner {
     /// Answers `message` as the meter would; the reply must parse.
     mutating func answer(_ message: CommandMessage, code: String = "01", msg: String? = nil, now: Instant) -> [Action] {
-        guard let reply = program.parseReply(topic: senderReplyTopic(message), payload: senderReplyPayload(message, code: code, msg: msg)) else {
+        guard let reply = programs.parseReply(topic: senderReplyTopic(message), payload: senderReplyPayload(message, code: code, msg: msg)) else {
             Issue.record("reply to \(message.command) did not parse")
             return []
         }

@@ -63,8 +63,8 @@ struct HomeAssistantEntityConfig {
     }
     /// Meter `id`'s Problem sensor, on the meter's own device (the proxy's
     /// identifiers), from config-sender's `<root>/<id>/problem`.
-    static func problem(_ program: ProgramSet, _ id: String, stateTopic: String, statusTopic: String) -> HomeAssistantEntityConfig {
-        let node = program.homeAssistantNode(for: id)
+    static func problem(_ programs: ProgramSet, _ id: String, stateTopic: String, statusTopic: String) -> HomeAssistantEntityConfig {
+        let node = programs.homeAssistantNode(for: id)
         return HomeAssistantEntityConfig(
             component: "binary_sensor", node: node, object: "problem", name: "Problem", stateTopic: stateTopic,
             template: "{{ 'ON' if value_json.problem else 'OFF' }}",

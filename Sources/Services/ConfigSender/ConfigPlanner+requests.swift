@@ -7,7 +7,7 @@ extension ConfigPlanner {
     func isKnown(_ id: String) -> Bool { meters[id] != nil }
 
     /// A fresh operation id of the packs' length.
-    mutating func makeOperationID() -> String { ids.make(length: program.operationIDLength ?? 32) }
+    mutating func makeOperationID() -> String { ids.make(length: programs.operationIDLength ?? 32) }
 
     /// Raises (or renews) an alert for command `command` of meter `id`.
     mutating func raiseAlert(meter id: String, command: String, message: String, now: ConfigTime) {

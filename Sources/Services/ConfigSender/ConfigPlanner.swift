@@ -5,7 +5,7 @@ import SiteSettings
 /// The config sender's decisions, as a pure state machine.
 ///
 /// Events go in (a meter discovered, a reply, a tick of the clock, a new
-/// program, the internal broker coming or going); actions come out (commands
+/// programs, the internal broker coming or going); actions come out (commands
 /// to publish, events to log). No sockets, clocks, threads or randomness
 /// inside: time is an argument (`ConfigTime`: the wall clock for dates and
 /// records, the monotonic clock for every deadline) and operation ids come
@@ -47,8 +47,8 @@ public struct ConfigPlanner: Sendable {
     /// An unresolved timeout: a meter that did not answer any attempt of a command.
     public typealias Alert = MeterAlert
 
-    /// Every pack's program; each meter's commands come from its own pack.
-    public var program: ProgramSet { rule.program }
+    /// Every pack's programs; each meter's commands come from its own pack.
+    public var programs: ProgramSet { rule.programs }
     /// What each meter needs today.
     private(set) var rule: DailyRule
     public private(set) var options: Options
@@ -71,8 +71,8 @@ public struct ConfigPlanner: Sendable {
     /// On the monotonic clock, like every deadline here.
     var nextPassAt: MonotonicInstant?
 
-    public init(programs program: ProgramSet, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
-        self.rule = DailyRule(program: program)
+    public init(programs: ProgramSet, options: Options, records: [String: MeterRecord] = [:], ids: OperationIDGenerator = OperationIDGenerator()) {
+        self.rule = DailyRule(programs: programs)
         self.options = options
         self.book = MeterRecords(records)
         self.pacer = CommandPacer(minSpacingSeconds: options.minSpacingSeconds)
@@ -88,7 +88,7 @@ public struct ConfigPlanner: Sendable {
     public var pending: [Pending] {
         window.byMeter.keys.sorted().flatMap { id in
             let commands = window.commands(of: id)
-            return program.commandNames.compactMap { commands[$0] } + commands.values.filter { !program.commandNames.contains($0.command) }
+            return programs.commandNames.compactMap { commands[$0] } + commands.values.filter { !programs.commandNames.contains($0.command) }
         }
     }
 
@@ -146,12 +146,12 @@ public struct ConfigPlanner: Sendable {
     /// A discovery message for meter `id` (retained ones included). `clockOffsetSeconds`
     /// is the meter's clock minus the true time, when the message reports one.
     public mutating func discovered(_ id: String, clockOffsetSeconds: Int?, now: ConfigTime) -> [Action] {
-        guard program.isValidDeviceID(id) else {
+        guard programs.isValidDeviceID(id) else {
             return [.log(ConfigEvent(.warning, "discovery_ignored", [("meter", id), ("reason", "invalid meter id")]))]
         }
         // An excluded meter is never configured (its retained discovery may
         // outlive the exclusion on the central broker).
-        if program.isExcluded(id) {
+        if programs.isExcluded(id) {
             return forget(id, now: now) + [.log(ConfigEvent(.debug, "discovery_ignored", [("meter", id), ("reason", "excluded")]))]
         }
         var actions: [Action] = []
@@ -230,11 +230,11 @@ public struct ConfigPlanner: Sendable {
         return [.log(outcome.event)] + dispatch(now: now)
     }
 
-    /// A new program (config or rules reloaded). Only meters whose effective
+    /// A new programs (config or rules reloaded). Only meters whose effective
     /// settings changed are looked at again.
     public mutating func replace(programs newProgram: ProgramSet, options newOptions: Options, now: ConfigTime) -> [Action] {
         let old = rule
-        rule = DailyRule(program: newProgram)
+        rule = DailyRule(programs: newProgram)
         if newOptions.periodicPassSeconds != options.periodicPassSeconds, nextPassAt != nil {
             nextPassAt = now.monotonic.adding(seconds: newOptions.periodicPassSeconds)
         }
@@ -282,7 +282,7 @@ public struct ConfigPlanner: Sendable {
     /// discovery message tells whether it is still off).
     mutating func correctClock(_ id: String, now: ConfigTime) -> [Action] {
         guard internalConnected, !draining, meters[id]?.clockOffsetToCorrect != nil,
-              let clock = program.commandNames.first(where: program.isClockCommand), let offset = meters.takeClockOffset(id) else { return [] }
+              let clock = programs.commandNames.first(where: programs.isClockCommand), let offset = meters.takeClockOffset(id) else { return [] }
         guard window[id, clock] == nil else { return [] }
         if let last = records[id]?.lastClockSentAt,
            Double(now.wall.epochMillis - last) < options.clockCorrectionIntervalSeconds * 1000 {
@@ -297,7 +297,7 @@ public struct ConfigPlanner: Sendable {
     /// Queues command `name` for meter `id`, and sends what pacing allows now.
     mutating func send(_ name: String, to id: String, reason: String, now: ConfigTime) -> [Action] {
         // A preview: the real message (its oprid, the clock's time) is made when it leaves.
-        guard let preview = program.renderCommand(name, for: id, operationID: "", now: now.wall) else {
+        guard let preview = programs.renderCommand(name, for: id, operationID: "", now: now.wall) else {
             return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
         }
         let p = Pending(meter: id, command: name, message: preview, operationIDs: [], attempt: 0, awaitingReply: false,
@@ -333,15 +333,15 @@ public struct ConfigPlanner: Sendable {
     /// Sends queued command `name` to meter `id` with a fresh oprid.
     mutating func transmit(_ name: String, to id: String, now: ConfigTime) -> [Action] {
         guard let p = window[id, name], p.queued else { return [] }
-        let oprid = ids.make(length: program.operationIDLength ?? 32)
+        let oprid = ids.make(length: programs.operationIDLength ?? 32)
         // A clock command carries the time it leaves, also on a retry.
-        guard let message = program.renderCommand(name, for: id, operationID: oprid, now: now.wall) else {
+        guard let message = programs.renderCommand(name, for: id, operationID: oprid, now: now.wall) else {
             window.remove(id, name)
             return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
         }
         window.sent(id, name, message: message, until: now.monotonic.adding(seconds: options.replyTimeoutSeconds))
         pacer.sent(id, at: now.monotonic)
-        if program.isClockCommand(name) { setRecord(id) { $0.lastClockSentAt = now.wall.epochMillis } }
+        if programs.isClockCommand(name) { setRecord(id) { $0.lastClockSentAt = now.wall.epochMillis } }
         statusVersion += 1
         return [.send(message), .log(window[id, name]!.sentEvent)]
     }
@@ -369,7 +369,7 @@ public struct ConfigPlanner: Sendable {
         setRecord(id) { $0 = record }
         return [.log(ConfigEvent(.info, "meter_configured", [
             ("meter", id), ("date", record.acknowledgedDate), ("digest", record.digest),
-            ("settings", program.effectiveSettings(for: id).map { "\($0.name)=\($0.value)" }.joined(separator: ",")),
+            ("settings", programs.effectiveSettings(for: id).map { "\($0.name)=\($0.value)" }.joined(separator: ",")),
         ]))]
     }
 

@@ -98,10 +98,10 @@ final class ConfigSenderCore {
     /// config-sender's own device in Home Assistant (`HealthDevice.configSender`),
     /// retained; at every central connection.
     private func publishHealthConfigs() {
-        let program = planner.program
-        guard program.siteConfig.homeAssistant.enabled, let transport, transport.isCentralConnected else { return }
+        let programs = planner.programs
+        guard programs.siteConfig.homeAssistant.enabled, let transport, transport.isCentralConnected else { return }
         let origin = Origin(name: "config-sender", version: ServiceVersion.current)
-        for config in HealthDevice.configSender.configs(program: program.first, statusTopic: settings.statusTopic, origin: origin) {
+        for config in HealthDevice.configSender.configs(program: programs.first, statusTopic: settings.statusTopic, origin: origin) {
             do {
                 _ = try transport.publishStatus(topic: config.topic, payload: config.payload)
             } catch {
@@ -137,7 +137,7 @@ final class ConfigSenderCore {
 
     /// A message on the internal broker (a reply topic).
     func replyReceived(topic: String, payload: [UInt8], at now: ConfigTime) {
-        guard let reply = planner.program.parseReply(topic: topic, payload: payload) else {
+        guard let reply = planner.programs.parseReply(topic: topic, payload: payload) else {
             log.limited(.warning, key: "reply_malformed", "reply_ignored",
                         ["topic": topic, "reason": "malformed or without oprid", "bytes": String(payload.count)])
             return
@@ -161,7 +161,7 @@ final class ConfigSenderCore {
             return
         }
         var planner = self.planner
-        let actions = requests.request(topic: topic, payload: payload, program: planner.program, isKnown: planner.isKnown,
+        let actions = requests.request(topic: topic, payload: payload, programs: planner.programs, isKnown: planner.isKnown,
                                        operationID: { planner.makeOperationID() },
                                        timeoutSeconds: planner.options.replyTimeoutSeconds, now: now)
         self.planner = planner
@@ -185,21 +185,21 @@ final class ConfigSenderCore {
         performRequests(requests.tick(now: now), at: now)
     }
 
-    /// A new program (config or rules reloaded), compiled cleanly.
-    func apply(programs program: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
-        if program.discoverySubscriptions != settings.discoverySubscriptions {
-            log.warning("restart_needed", ["discovery": program.discoverySubscriptions.joined(separator: " "),
+    /// A new programs (config or rules reloaded), compiled cleanly.
+    func apply(programs: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
+        if programs.discoverySubscriptions != settings.discoverySubscriptions {
+            log.warning("restart_needed", ["discovery": programs.discoverySubscriptions.joined(separator: " "),
                                            "detail": "new discovery topics are followed after a restart"])
         }
-        let known = Set(planner.program.replyTopics)
-        for topic in program.replyTopics where !known.contains(topic) {
+        let known = Set(planner.programs.replyTopics)
+        for topic in programs.replyTopics where !known.contains(topic) {
             do {
                 try transport?.subscribeReplies(topic)
             } catch {
                 log.error("cannot_subscribe", ["filter": topic, "error": error.description])
             }
         }
-        perform(planner.replace(programs: program, options: options, now: now))
+        perform(planner.replace(programs: programs, options: options, now: now))
     }
 
     /// SIGTERM: nothing new goes out; replies in flight are still awaited.
@@ -345,7 +345,7 @@ final class ConfigSenderCore {
             ("central", centralConnected ? "connected" : "disconnected"),
         ], startedAt: startedAt, now: now)
         if let problem = store.problem { status.problems = [problem] }
-        if !planner.program.requestSubscriptions.isEmpty {
+        if !planner.programs.requestSubscriptions.isEmpty {
             status.requests = RelayRequests.counterNames.map { .init(name: $0, value: requests.counters[$0] ?? 0) }
                 + [.init(name: "in_flight", value: requests.inFlight.count)]
         }

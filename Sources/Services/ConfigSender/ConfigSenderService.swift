@@ -55,19 +55,19 @@ public final class ConfigSenderService {
     private var internalClient: MQTTClient { host.internalClient }
     private var centralClient: MQTTClient { host.centralClient }
 
-    /// Takes the program and settings loaded from `configuration.service` (their
+    /// Takes the programs and settings loaded from `configuration.service` (their
     /// diagnostics are the caller's to print), loads the state, creates both
     /// clients. Nothing is connected yet.
     public init(site built: Site, configuration: Configuration, log: Log) throws(ServiceError) {
-        let program = built.programs
+        let programs = built.programs
         self.configuration = configuration
         self.log = log
-        let subscriptions = program.discoverySubscriptions
+        let subscriptions = programs.discoverySubscriptions
         guard !subscriptions.isEmpty else {
-            throw ServiceError("the rule pack '\(program.packName)' has no discovery topic, so no meter can be discovered")
+            throw ServiceError("the rule pack '\(programs.packName)' has no discovery topic, so no meter can be discovered")
         }
-        guard !program.commandNames.isEmpty else {
-            throw ServiceError("the rule pack '\(program.packName)' has no commands to send")
+        guard !programs.commandNames.isEmpty else {
+            throw ServiceError("the rule pack '\(programs.packName)' has no commands to send")
         }
         let statusTopic = built.configSenderStatusTopic
         let startedAt = Instant.now()
@@ -78,7 +78,7 @@ public final class ConfigSenderService {
         } catch {
             throw ServiceError(error.message)
         }
-        let planner = ConfigPlanner(programs: program, options: ConfigPlanner.Options(site: built),
+        let planner = ConfigPlanner(programs: programs, options: ConfigPlanner.Options(site: built),
                                     records: loaded.records)
         let will = MQTTWill(topic: statusTopic, payload: ConfigSenderStatus.offline().payload, qos: 1, retain: true)
         // A persistent session on the meters' broker: replies that arrive while we
@@ -93,7 +93,7 @@ public final class ConfigSenderService {
                             statusMinIntervalSeconds: configuration.statusMinIntervalSeconds,
                             partition: built.settings.configSender.partition,
                             // Each shard's internal broker carries only its own meters.
-                            instance: built.settings.configSender.discoveryFrom == .central ? program.instance : nil),
+                            instance: built.settings.configSender.discoveryFrom == .central ? programs.instance : nil),
             startedAt: startedAt, log: log)
         core.transport = self
         for event in loaded.events { log.emit(event) }
@@ -142,7 +142,7 @@ public final class ConfigSenderService {
 
     private func wireCentral() {
         centralClient.onMessage = { [unowned self] message in
-            if core.planner.program.requestSubscriptions.contains(where: { MQTTTopic.matches(filter: $0, topic: message.topic) }) {
+            if core.planner.programs.requestSubscriptions.contains(where: { MQTTTopic.matches(filter: $0, topic: message.topic) }) {
                 core.requestReceived(topic: message.topic, payload: Array(message.payload), retained: message.retain, at: .now())
                 return
             }
@@ -156,13 +156,13 @@ extension ConfigSenderService: HostedService {
     func start() throws(ServiceError) {
         wireInternal()
         wireCentral()
-        let program = core.planner.program
+        let programs = core.planner.programs
         do {
-            for topic in program.replyTopics { try internalClient.subscribe(topic, qos: 1) }
+            for topic in programs.replyTopics { try internalClient.subscribe(topic, qos: 1) }
             for filter in core.settings.discoverySubscriptions { try discoveryClient.subscribe(filter, qos: 1) }
             // Commands on demand (a relay from Home Assistant) come from the central broker.
             // Retain as published: a retained request is told apart even live (never carried out).
-            for filter in program.requestSubscriptions { try centralClient.subscribe(filter, qos: 1, retainAsPublished: true) }
+            for filter in programs.requestSubscriptions { try centralClient.subscribe(filter, qos: 1, retainAsPublished: true) }
         } catch {
             throw ServiceError(error.description)
         }

@@ -7,8 +7,8 @@ import RuleEngine
 /// clock command: any value, it was set today); a meter is acknowledged once
 /// all of its commands are. Pure: no state of its own besides the packs.
 struct DailyRule: Sendable {
-    /// Every pack's program; each meter's commands come from its own pack.
-    var program: ProgramSet
+    /// Every pack's programs; each meter's commands come from its own pack.
+    var programs: ProgramSet
 
     static let dateFormat = ClockFormat("yyyy-MM-dd")!
 
@@ -18,29 +18,29 @@ struct DailyRule: Sendable {
     }
 
     /// Digest of the settings the pack's commands send to meter `id`.
-    func digest(for id: String) -> String { DailyRule.digest(program.effectiveSettings(for: id)) }
+    func digest(for id: String) -> String { DailyRule.digest(programs.effectiveSettings(for: id)) }
 
     /// The value command `name` would carry for meter `id`; nil when it cannot be sent
     /// (a setting without a value). For the clock: the time now.
     func expectedValue(_ name: String, for id: String, now: Instant) -> String? {
-        program.renderCommand(name, for: id, operationID: "", now: now)?.value
+        programs.renderCommand(name, for: id, operationID: "", now: now)?.value
     }
 
     /// Whether command `name` already succeeded today with the value it should have, by `record`.
     func isSatisfied(_ name: String, for id: String, record: MeterRecord?, now: Instant) -> Bool {
         guard let result = record?.commands[name], result.outcome == .success, result.date == today(now) else { return false }
-        if program.isClockCommand(name) { return true }
+        if programs.isClockCommand(name) { return true }
         return result.value == expectedValue(name, for: id, now: now)
     }
 
     /// Whether `pending` carries a value the packs no longer ask for (the clock: never).
     func isOutdated(_ pending: PendingCommand, now: Instant) -> Bool {
-        !program.isClockCommand(pending.command) && pending.message.value != expectedValue(pending.command, for: pending.meter, now: now)
+        !programs.isClockCommand(pending.command) && pending.message.value != expectedValue(pending.command, for: pending.meter, now: now)
     }
 
     /// The commands meter `id` still needs today, in pack order, leaving out those in `busy`.
     func needed(by id: String, record: MeterRecord?, busy: [String: PendingCommand], now: Instant) -> [String] {
-        program.commandNames.filter { name in
+        programs.commandNames.filter { name in
             busy[name] == nil && expectedValue(name, for: id, now: now) != nil && !isSatisfied(name, for: id, record: record, now: now)
         }
     }
@@ -48,13 +48,13 @@ struct DailyRule: Sendable {
     /// `record` acknowledged today when every command of meter `id` is
     /// satisfied; nil when one is not, or when it already says so.
     func acknowledged(_ id: String, record: MeterRecord?, now: Instant) -> MeterRecord? {
-        let commands = program.commandNames.filter { expectedValue($0, for: id, now: now) != nil }
+        let commands = programs.commandNames.filter { expectedValue($0, for: id, now: now) != nil }
         guard commands.allSatisfy({ isSatisfied($0, for: id, record: record, now: now) }) else { return nil }
         let date = today(now), digest = digest(for: id)
         var acknowledged = record ?? MeterRecord()
         guard acknowledged.digest != digest || acknowledged.acknowledgedDate != date || acknowledged.lastError != nil else { return nil }
         acknowledged.digest = digest
-        acknowledged.settings = Dictionary(uniqueKeysWithValues: program.effectiveSettings(for: id).map { ($0.name, $0.value) })
+        acknowledged.settings = Dictionary(uniqueKeysWithValues: programs.effectiveSettings(for: id).map { ($0.name, $0.value) })
         acknowledged.acknowledgedDate = date
         acknowledged.acknowledgedAt = now.epochMillis
         acknowledged.lastError = nil

@@ -32,14 +32,14 @@ struct MeterTopics {
     /// status: at most as often, only on change. A meter forgotten (its
     /// discovery message removed: retired or excluded) has them cleared.
     mutating func publish(_ planner: ConfigPlanner, to transport: any ConfigSenderTransport) throws(MQTTError) {
-        let program = planner.program
-        let withProblems = program.siteConfig.homeAssistant.enabled
+        let programs = planner.programs
+        let withProblems = programs.siteConfig.homeAssistant.enabled
         let problems = withProblems ? planner.problems : [:]  // computed: once per pass
         for id in planner.meters.keys.sorted() {
             if let state = planner.configurationState(id) {
                 let digest = DiscoveryLedger.digest(state.payload)
                 if publishedConfigurations[id] != digest {
-                    _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id),
+                    _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: programs.rootTopic, id: id),
                                                     payload: state.payload)
                     publishedConfigurations[id] = digest
                 }
@@ -47,10 +47,10 @@ struct MeterTopics {
             guard withProblems, let problem = problems[id] else { continue }
             let known = publishedProblems[id]
             if let known, known == problem { continue }
-            let stateTopic = "\(program.rootTopic)/\(id)/problem"
+            let stateTopic = "\(programs.rootTopic)/\(id)/problem"
             if known == nil {
-                let config = problemConfig(id, program)
-                _ = try transport.publishStatus(topic: config.topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
+                let config = problemConfig(id, programs)
+                _ = try transport.publishStatus(topic: config.topic(prefix: programs.siteConfig.homeAssistant.discoveryPrefix),
                                                 payload: config.payload)
             }
             var state: JSONObject = ["problem": .bool(problem != nil)]
@@ -59,19 +59,19 @@ struct MeterTopics {
             publishedProblems[id] = .some(problem)
         }
         for id in publishedConfigurations.keys.sorted() where planner.meters[id] == nil {
-            _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: program.rootTopic, id: id), payload: [])
+            _ = try transport.publishStatus(topic: MeterConfigurationState.topic(root: programs.rootTopic, id: id), payload: [])
             publishedConfigurations[id] = nil
         }
         for id in publishedProblems.keys.sorted() where problems[id] == nil {
-            _ = try transport.publishStatus(topic: problemConfig(id, program).topic(prefix: program.siteConfig.homeAssistant.discoveryPrefix),
+            _ = try transport.publishStatus(topic: problemConfig(id, programs).topic(prefix: programs.siteConfig.homeAssistant.discoveryPrefix),
                                             payload: [])
-            _ = try transport.publishStatus(topic: "\(program.rootTopic)/\(id)/problem", payload: [])
+            _ = try transport.publishStatus(topic: "\(programs.rootTopic)/\(id)/problem", payload: [])
             publishedProblems[id] = nil
         }
     }
 
     /// Meter `id`'s Problem sensor (`HomeAssistantEntityConfig.problem`).
-    private func problemConfig(_ id: String, _ program: ProgramSet) -> HomeAssistantEntityConfig {
-        .problem(program, id, stateTopic: "\(program.rootTopic)/\(id)/problem", statusTopic: statusTopic)
+    private func problemConfig(_ id: String, _ programs: ProgramSet) -> HomeAssistantEntityConfig {
+        .problem(programs, id, stateTopic: "\(programs.rootTopic)/\(id)/problem", statusTopic: statusTopic)
     }
 }

@@ -62,7 +62,7 @@ struct RelayRequests: Sendable {
 
     /// A message on a request topic of the central broker.
     /// `isKnown`: whether the planner knows the meter (discovered, not excluded).
-    mutating func request(topic: String, payload: [UInt8], program: ProgramSet, isKnown: (String) -> Bool,
+    mutating func request(topic: String, payload: [UInt8], programs: ProgramSet, isKnown: (String) -> Bool,
                           operationID: () -> String, timeoutSeconds: Double, now: ConfigTime) -> [Action] {
         func reject(_ reason: String, _ detail: String, meter: String? = nil) -> [Action] {
             count(reason)
@@ -70,21 +70,21 @@ struct RelayRequests: Sendable {
         }
         let request: RelayRequest
         do {
-            request = try RelayRequest(topic: topic, payload: payload, programs: program)
+            request = try RelayRequest(topic: topic, payload: payload, programs: programs)
         } catch {
             return reject(error.reason.rawValue, error.detail, meter: error.meter)
         }
         let id = request.meter
-        guard !program.isExcluded(id), isKnown(id) else {
-            return reject("unknown_meter", program.isExcluded(id) ? "the meter is excluded" : "the meter was never discovered", meter: id)
+        guard !programs.isExcluded(id), isKnown(id) else {
+            return reject("unknown_meter", programs.isExcluded(id) ? "the meter is excluded" : "the meter was never discovered", meter: id)
         }
         if let busy = inFlight.values.first(where: { $0.meter == id && $0.command == request.command }) {
             return reject("busy", "a request (\(busy.key)) awaits the meter's reply", meter: id)
         }
         let oprid = operationID()
         let state = RelayState(meter: id, command: request.command, value: request.value)
-        guard let message = program.program(for: id)?.renderRequest(request.command, for: id, key: request.value, operationID: oprid),
-              let stateTopic = state.topic(in: program) else {
+        guard let message = programs.program(for: id)?.renderRequest(request.command, for: id, key: request.value, operationID: oprid),
+              let stateTopic = state.topic(in: programs) else {
             return reject("unknown_meter", "command '\(request.command)' cannot be rendered for this meter", meter: id)
         }
         inFlight[oprid] = InFlight(state: state, operationID: oprid, stateTopic: stateTopic,
