@@ -83,17 +83,7 @@ final class ProxyCore {
     var journal: Journal { delivery.journal }
 
     /// The figures of the status document.
-    var statistics: ProxyStatistics {
-        var all = counted
-        let counts = delivery.counts
-        all.forwarded = counts.forwarded
-        all.announced = counts.announced
-        all.deadLettered = counts.deadLettered
-        all.refusedRetried = counts.refusedRetried
-        if counts.publishFailed > 0 { all.countDrop(ProxyStatistics.publishFailed, counts.publishFailed) }
-        all.ownedElsewhere = announcements.ownedElsewhere
-        return all
-    }
+    var statistics: ProxyStatistics { counted.adding(delivery.counts, ownedElsewhere: announcements.ownedElsewhere) }
 
     // MARK: Start and stop
 

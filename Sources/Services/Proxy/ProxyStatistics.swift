@@ -135,4 +135,17 @@ extension ProxyStatistics {
         status.readBack = readBack
         return status
     }
+
+    /// These figures with the delivery's and the announcements' own (the
+    /// status document's whole set).
+    func adding(_ counts: ProxyDelivery.Counts, ownedElsewhere: Int) -> ProxyStatistics {
+        var all = self
+        all.forwarded = counts.forwarded
+        all.announced = counts.announced
+        all.deadLettered = counts.deadLettered
+        all.refusedRetried = counts.refusedRetried
+        if counts.publishFailed > 0 { all.countDrop(ProxyStatistics.publishFailed, counts.publishFailed) }
+        all.ownedElsewhere = ownedElsewhere
+        return all
+    }
 }
