@@ -115,21 +115,8 @@ final class MeterPublishers: LoadPublishers, @unchecked Sendable {
                 }
             }
             let (meter, topic, payload) = messages.message(g)
-            window.wait()
-            let now = monotonicNs()
-            ledger.recordSend(g, phase: phase, at: now)
-            let client = clients[meter], qos = qos, window = window, failures = failures
-            loop.execute {
-                do {
-                    try client.publish(topic: topic, payload: payload, qos: qos, retain: false)
-                } catch {
-                    window.signal()
-                    failures.update { $0 += 1 }
-                }
-            }
-            if sent.count == 0 { sent.firstNs = now }
-            sent.lastNs = now
-            sent.count += 1
+            Publishers.post(g, topic: topic, payload: payload, qos: qos, phase: phase, client: clients[meter], loop: loop,
+                            window: window, failures: failures, ledger: ledger, into: &sent)
         }
         // The posted publishes ran once a task posted after them has.
         let flushed = DispatchSemaphore(value: 0)

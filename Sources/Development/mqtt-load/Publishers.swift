@@ -172,11 +172,19 @@ final class Publishers: @unchecked Sendable {
     private func publish(_ g: Int, on c: Int, phase: Int, into sent: inout Sent) {
         let (_, topic, payload) = messages.message(g)
         let connection = connections[c]
-        connection.window.wait()
+        Publishers.post(g, topic: topic, payload: payload, qos: qos, phase: phase, client: connection.client, loop: connection.loop,
+                        window: connection.window, failures: failures, ledger: ledger, into: &sent)
+    }
+
+    /// Message `g`'s publish posted to `loop` (its client's) once `window` has
+    /// room, and counted in `sent`; a publish libmosquitto refuses there gives
+    /// its slot back and counts in `failures`.
+    static func post(_ g: Int, topic: String, payload: [UInt8], qos: Int, phase: Int, client: MQTTClient, loop: EventLoop,
+                     window: DispatchSemaphore, failures: Mutable<Int>, ledger: Ledger, into sent: inout Sent) {
+        window.wait()
         let now = monotonicNs()
         ledger.recordSend(g, phase: phase, at: now)
-        let client = connection.client, window = connection.window, qos = qos, failures = failures
-        connection.loop.execute {
+        loop.execute {
             do {
                 try client.publish(topic: topic, payload: payload, qos: qos, retain: false)
             } catch {
