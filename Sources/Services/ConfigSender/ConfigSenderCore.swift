@@ -185,12 +185,10 @@ final class ConfigSenderCore {
         performRequests(requests.tick(now: now), at: now)
     }
 
-    /// A new programs (config or rules reloaded), compiled cleanly.
+    /// A new programs (config or rules reloaded), compiled cleanly. New
+    /// discovery topics are followed after a restart; the host names them
+    /// (`ConfigSenderService.restartNeeded`).
     func apply(programs: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
-        if programs.discoverySubscriptions != settings.discoverySubscriptions {
-            log.warning("restart_needed", ["discovery": programs.discoverySubscriptions.joined(separator: " "),
-                                           "detail": "new discovery topics are followed after a restart"])
-        }
         let known = Set(planner.programs.replyTopics)
         for topic in programs.replyTopics where !known.contains(topic) {
             do {
