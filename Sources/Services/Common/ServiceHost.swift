@@ -20,9 +20,10 @@ protocol HostedService: AnyObject {
     func connectionChanged(_ broker: ServiceHost.Broker, connected: Bool, reason: String)
     /// After every loop iteration, before the loop writes to the sockets.
     func endOfIteration()
-    /// What the packs of `new` change that needs a restart of this service
-    /// (the site config's settings are `ReloadPolicy`'s, which the host asks).
-    func restartNeeded(_ new: Site) -> [SettingChange]
+    /// The packs' discovery topics the service follows: subscribed once, so
+    /// the host names a reload that changes them (the site config's settings
+    /// are `ReloadPolicy`'s).
+    var discoveryTopics: [String] { get }
     /// A site that compiled cleanly replaces the running one.
     func apply(_ site: Site)
     /// At most this long the drain waits for work in flight.
@@ -273,7 +274,12 @@ final class ServiceHost {
     private func apply(_ new: Site, _ service: any HostedService) {
         guard phases.isRunning else { return }
         let changes = ReloadPolicy.changes(from: site, to: new, for: siteService)
-        let restart = changes.filter { $0.effect == .restart } + service.restartNeeded(new)
+        var restart = changes.filter { $0.effect == .restart }
+        let topics = new.programs.discoverySubscriptions
+        if topics != service.discoveryTopics {
+            restart.append(SettingChange(path: "packs' discovery topics", old: service.discoveryTopics.joined(separator: ","),
+                                         new: topics.joined(separator: ","), effect: .restart))
+        }
         for change in restart {
             log.warning("restart_needed", ["setting": change.path, "old": change.old, "new": change.new,
                                            "detail": "the running value stays until a restart"])

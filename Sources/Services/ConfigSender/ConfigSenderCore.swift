@@ -187,7 +187,7 @@ final class ConfigSenderCore {
 
     /// A new programs (config or rules reloaded), compiled cleanly. New
     /// discovery topics are followed after a restart; the host names them
-    /// (`ConfigSenderService.restartNeeded`).
+    /// (`HostedService.discoveryTopics`).
     func apply(programs: ProgramSet, options: ConfigPlanner.Options, at now: ConfigTime) {
         let known = Set(planner.programs.replyTopics)
         for topic in programs.replyTopics where !known.contains(topic) {

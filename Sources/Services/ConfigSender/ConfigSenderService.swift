@@ -187,13 +187,7 @@ extension ConfigSenderService: HostedService {
         armWake(now: now.monotonic)
     }
 
-    /// The packs' discovery topics are subscribed once.
-    func restartNeeded(_ new: Site) -> [SettingChange] {
-        let topics = new.programs.discoverySubscriptions
-        guard topics != core.settings.discoverySubscriptions else { return [] }
-        return [SettingChange(path: "packs' discovery topics", old: core.settings.discoverySubscriptions.joined(separator: ","),
-                              new: topics.joined(separator: ","), effect: .restart)]
-    }
+    var discoveryTopics: [String] { core.settings.discoverySubscriptions }
 
     func apply(_ site: Site) {
         core.apply(programs: site.programs, options: ConfigPlanner.Options(site: site), at: .now())

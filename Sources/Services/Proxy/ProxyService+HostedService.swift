@@ -46,13 +46,8 @@ extension ProxyService: HostedService {
         core.endOfIteration(at: .now())
     }
 
-    /// The packs' discovery topics are subscribed once (the ledger reads them back).
-    func restartNeeded(_ new: Site) -> [SettingChange] {
-        let topics = new.programs.discoverySubscriptions
-        guard topics != core.announcements.ledger.discoveryFilters else { return [] }
-        return [SettingChange(path: "packs' discovery topics", old: core.announcements.ledger.discoveryFilters.joined(separator: ","),
-                              new: topics.joined(separator: ","), effect: .restart)]
-    }
+    /// The ledger's: it reads them back from the central broker.
+    var discoveryTopics: [String] { core.announcements.ledger.discoveryFilters }
 
     func apply(_ site: Site) {
         applyLive(site)
