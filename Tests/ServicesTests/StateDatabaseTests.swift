@@ -46,9 +46,13 @@ import TestSupport
         let dir = try senderTemporaryDirectory("sender-state")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = ConfigStateStore(directory: dir.appendingPathComponent("nested").path)
+        #expect(store.pageCacheSetting == nil)
         let first = try store.load(now: senderT0)
         #expect(first.records.isEmpty)
         #expect(first.events.map(\.name) == ["state_new", "state_loaded"])
+        // The writer thread's page cache is bounded below SQLite's default of 2 MB.
+        #expect(store.pageCacheSetting == -Int64(ConfigStateStore.pageCacheKiB))
+        #expect(ConfigStateStore.pageCacheKiB < 2_000)
         try store.save(sampleRecords())
         let (records, events) = try ConfigStateStore(directory: store.directory).load(now: senderT0)
         #expect(records == sampleRecords())
