@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "engine-bench", targets: ["engine-bench"]),
         .executable(name: "mqtt-load", targets: ["mqtt-load"]),
         .executable(name: "journal-bench", targets: ["journal-bench"]),
+        .executable(name: "mqtt-forward", targets: ["mqtt-forward"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -114,6 +115,10 @@ let package = Package(
         .executableTarget(name: "engine-bench", dependencies: ["RuleEngine", "JanssonBaseline", "SimdjsonBaseline"], path: "Sources/Development/engine-bench"),
         // End-to-end load generator and counting subscriber for tools/bench.
         .executableTarget(name: "mqtt-load", dependencies: ["MQTT", "RuleEngine"], path: "Sources/Development/mqtt-load"),
+        // The floor under the proxy for tools/bench's cost scenario: a forwarder
+        // over raw libmosquitto calls (the one development tool that imports a C
+        // module, as its point is to leave the adapter out) and over MQTTClient.
+        .executableTarget(name: "mqtt-forward", dependencies: ["MQTT", "CMosquitto"], path: "Sources/Development/mqtt-forward"),
         // The journal's per-message cost against an in-memory queue.
         .executableTarget(name: "journal-bench", dependencies: ["Journal"], path: "Sources/Development/journal-bench"),
 
