@@ -18,6 +18,18 @@ struct GuardedCounters {
                 entries.insert((name, newValue), at: entries.firstIndex { $0.name > name } ?? entries.count)
             }
         }
+        // A reading's check updates its counter in place: one search.
+        _modify {
+            if let i = entries.firstIndex(where: { $0.name == name }) {
+                var value: CounterState? = entries[i].state
+                defer { if let value { entries[i].state = value } else { entries.remove(at: i) } }
+                yield &value
+            } else {
+                var value: CounterState?
+                defer { if let value { entries.insert((name, value), at: entries.firstIndex { $0.name > name } ?? entries.count) } }
+                yield &value
+            }
+        }
     }
 
     /// The fields with a counter, in name order.
