@@ -43,12 +43,19 @@ public final class EventLoop: @unchecked Sendable {
     /// Work posted from other threads, and whether the eventfd was written
     /// since the loop last emptied it (so a burst of posts wakes it once).
     private let posted = Mutex<(tasks: [@Sendable () -> Void], woken: Bool)>(([], false))
+    /// Set after a task was posted (before the wake-up), cleared by `runPosted`
+    /// before it takes the lock: an iteration with nothing posted reads this
+    /// flag only.
+    private let hasPosted = Atomic<Bool>(false)
     private let running = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let threadID = Atomic<UInt>(0)
 
     // Loop thread only, below.
-    private var sources: [Int32: Source] = [:]
+    /// The registered descriptors, indexed by descriptor (they are small and
+    /// dense; the table is as long as the highest one registered, which the
+    /// process's descriptor limit bounds): no hashing per event.
+    private var sources: [Source?] = []
     private var nextGeneration: UInt32 = 1
     private var timers = TimerQueue()
     private var hooks: [() -> Void] = []
@@ -100,6 +107,7 @@ public final class EventLoop: @unchecked Sendable {
             defer { state.woken = true }
             return !state.woken
         }
+        hasPosted.store(true, ordering: .releasing)
         if wake { signalWake() }
     }
 
@@ -202,32 +210,45 @@ public final class EventLoop: @unchecked Sendable {
         assertOnLoop("EventLoop.register")
         let generation = nextGeneration
         nextGeneration &+= 1
+        guard fd >= 0 else { return false }
         var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, generation)))
         guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { return false }
-        sources[fd] = Source(generation: generation, events: events, handler: handler)
+        let index = Int(fd)
+        if index >= sources.count { sources.append(contentsOf: repeatElement(nil, count: index + 1 - sources.count)) }
+        sources[index] = Source(generation: generation, events: events, handler: handler)
         return true
     }
 
     func modify(_ fd: Int32, events: UInt32) {
         assertOnLoop("EventLoop.modify")
-        guard var source = sources[fd], source.events != events else { return }
-        source.events = events
-        sources[fd] = source
-        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, source.generation)))
+        let index = Int(fd)
+        guard index >= 0, index < sources.count, let generation = sources[index]?.generation,
+              sources[index]!.events != events else { return }
+        sources[index]!.events = events
+        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, generation)))
         _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
     }
 
     /// Stops watching `fd`, which is still open.
     func unregister(_ fd: Int32) {
         assertOnLoop("EventLoop.unregister")
-        guard sources.removeValue(forKey: fd) != nil else { return }
+        guard removeSource(fd) else { return }
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     /// Forgets `fd` after it was closed (closing removed it from epoll).
     func forget(_ fd: Int32) {
         assertOnLoop("EventLoop.forget")
-        sources.removeValue(forKey: fd)
+        removeSource(fd)
+    }
+
+    /// Whether `fd` was registered; it is not any more.
+    @discardableResult
+    private func removeSource(_ fd: Int32) -> Bool {
+        let index = Int(fd)
+        guard index >= 0, index < sources.count, sources[index] != nil else { return false }
+        sources[index] = nil
+        return true
     }
 
     func attach(_ client: MQTTClient) {
@@ -269,7 +290,9 @@ public final class EventLoop: @unchecked Sendable {
             _ = read(wakeFD, &value, 8)
             return
         }
-        guard let source = sources[fd], source.generation == UInt32(truncatingIfNeeded: token >> 32) else { return }
+        let index = Int(fd)
+        guard index >= 0, index < sources.count, let source = sources[index],
+              source.generation == UInt32(truncatingIfNeeded: token >> 32) else { return }
         source.handler(event.events)
     }
 
@@ -279,6 +302,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runPosted() {
+        guard hasPosted.exchange(false, ordering: .acquiringAndReleasing) else { return }
         let tasks = posted.withLock { state -> [@Sendable () -> Void] in
             state.woken = false
             defer { state.tasks.removeAll(keepingCapacity: true) }
@@ -294,7 +318,9 @@ public final class EventLoop: @unchecked Sendable {
             client.isMarkedDirty = false
             client.writePending()
         }
-        flushing.removeAll(keepingCapacity: true)
+        // One or two clients: popping them is cheaper than removeAll's generic
+        // replaceSubrange, and keeps the capacity as well.
+        while flushing.popLast() != nil {}
     }
 
     /// Once a second: libmosquitto's keepalive (PINGREQ, and giving up on a

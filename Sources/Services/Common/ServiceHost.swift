@@ -84,7 +84,11 @@ final class ServiceHost {
     /// How long the offline status may take to be acknowledged.
     static let offlineAckSeconds = 2.0
 
-    private weak var service: (any HostedService)?
+    /// The service `run` runs, which owns this host. Unowned, not weak: a weak
+    /// reference gives the service a side table, and then every retain and
+    /// release of it — several per reading through the clients' handlers —
+    /// takes the runtime's slow path.
+    private unowned var service: (any HostedService)?
     /// Whose settings a reload compares (`ReloadPolicy`).
     private let siteService: SiteService
     private var wasConnected: [Broker: Bool] = [:]
@@ -173,7 +177,8 @@ final class ServiceHost {
         }
         internalClient.start()
         centralClient.start()
-        loop.addIterationHook { [unowned self] in endOfIteration() }
+        // Every iteration: unowned(unsafe), as the loop is this host's and runs only inside this call.
+        loop.addIterationHook { [unowned(unsafe) self] in endOfIteration() }
         log.info("started", fields: [
             ("service", name), ("version", ServiceVersion.current), ("packs", site.programs.packNames.joined(separator: ",")),
             ("internal", internalClient.endpoint.description), ("central", centralClient.endpoint.description),
@@ -190,9 +195,11 @@ final class ServiceHost {
     /// iteration, and the shutdown phases.
     private func endOfIteration() {
         guard let service else { return }
-        let requests = control.take()
-        if let reason = requests.stop { beginStop(reason: reason, service) }
-        if let site = requests.site { apply(site, service) }
+        if control.hasRequests {
+            let requests = control.take()
+            if let reason = requests.stop { beginStop(reason: reason, service) }
+            if let site = requests.site { apply(site, service) }
+        }
         service.endOfIteration()
         advancePhases(service)
     }

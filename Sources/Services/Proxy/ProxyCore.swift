@@ -47,7 +47,10 @@ final class ProxyCore {
 
     let log: Log
     let origin: Origin
-    weak var transport: (any ProxyTransport)?
+    /// The service that owns this core (or a test's recorder). Unowned, not
+    /// weak: a weak reference would give the service a side table, and every
+    /// retain and release of it the runtime's slow path (see `ServiceHost.service`).
+    unowned var transport: (any ProxyTransport)?
     var settings: Settings {
         didSet {
             delivery.settings = settings.delivery
