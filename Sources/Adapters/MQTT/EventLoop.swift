@@ -53,9 +53,11 @@ public final class EventLoop: @unchecked Sendable {
 
     // Loop thread only, below.
     /// The registered descriptors, indexed by descriptor (they are small and
-    /// dense; the table is as long as the highest one registered, which the
-    /// process's descriptor limit bounds): no hashing per event.
-    private var sources: [Source?] = []
+    /// dense; the tables are as long as the highest one registered, which the
+    /// process's descriptor limit bounds): no hashing per event. What epoll
+    /// watches apart from the handlers, so that changing it copies no closure.
+    private var registrations: [Registration?] = []
+    private var handlers: [((UInt32) -> Void)?] = []
     private var nextGeneration: UInt32 = 1
     private var timers = TimerQueue()
     private var hooks: [() -> Void] = []
@@ -67,11 +69,10 @@ public final class EventLoop: @unchecked Sendable {
     private var clients: [ObjectIdentifier: MQTTClient] = [:]
     private var housekeepingStarted = false
 
-    /// A registered file descriptor: what to call when it is ready.
-    private struct Source {
+    /// A registered file descriptor: its registration's generation and the events watched.
+    private struct Registration {
         var generation: UInt32
         var events: UInt32
-        var handler: (UInt32) -> Void
     }
 
     public init() throws(MQTTError) {
@@ -214,40 +215,46 @@ public final class EventLoop: @unchecked Sendable {
         var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, generation)))
         guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { return false }
         let index = Int(fd)
-        if index >= sources.count { sources.append(contentsOf: repeatElement(nil, count: index + 1 - sources.count)) }
-        sources[index] = Source(generation: generation, events: events, handler: handler)
+        if index >= registrations.count {
+            registrations.append(contentsOf: repeatElement(nil, count: index + 1 - registrations.count))
+            handlers.append(contentsOf: repeatElement(nil, count: index + 1 - handlers.count))
+        }
+        registrations[index] = Registration(generation: generation, events: events)
+        handlers[index] = handler
         return true
     }
 
     func modify(_ fd: Int32, events: UInt32) {
         assertOnLoop("EventLoop.modify")
         let index = Int(fd)
-        guard index >= 0, index < sources.count, let generation = sources[index]?.generation,
-              sources[index]!.events != events else { return }
-        sources[index]!.events = events
-        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, generation)))
+        guard index >= 0, index < registrations.count, var registration = registrations[index],
+              registration.events != events else { return }
+        registration.events = events
+        registrations[index] = registration
+        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, registration.generation)))
         _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
     }
 
     /// Stops watching `fd`, which is still open.
     func unregister(_ fd: Int32) {
         assertOnLoop("EventLoop.unregister")
-        guard removeSource(fd) else { return }
+        guard removeRegistration(fd) else { return }
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     /// Forgets `fd` after it was closed (closing removed it from epoll).
     func forget(_ fd: Int32) {
         assertOnLoop("EventLoop.forget")
-        removeSource(fd)
+        removeRegistration(fd)
     }
 
     /// Whether `fd` was registered; it is not any more.
     @discardableResult
-    private func removeSource(_ fd: Int32) -> Bool {
+    private func removeRegistration(_ fd: Int32) -> Bool {
         let index = Int(fd)
-        guard index >= 0, index < sources.count, sources[index] != nil else { return false }
-        sources[index] = nil
+        guard index >= 0, index < registrations.count, registrations[index] != nil else { return false }
+        registrations[index] = nil
+        handlers[index] = nil
         return true
     }
 
@@ -291,9 +298,9 @@ public final class EventLoop: @unchecked Sendable {
             return
         }
         let index = Int(fd)
-        guard index >= 0, index < sources.count, let source = sources[index],
-              source.generation == UInt32(truncatingIfNeeded: token >> 32) else { return }
-        source.handler(event.events)
+        guard index >= 0, index < registrations.count, let registration = registrations[index],
+              registration.generation == UInt32(truncatingIfNeeded: token >> 32), let handler = handlers[index] else { return }
+        handler(event.events)
     }
 
     private func runDueTimers() {

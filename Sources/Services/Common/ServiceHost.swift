@@ -120,8 +120,13 @@ final class ServiceHost {
         let centralSettings = try Self.settings(.central, site: site, options: options, client: client, clientID: clientID, centralConnection)
         do {
             loop = try EventLoop()
-            internalClient = try MQTTClient(loop: loop, endpoint: internalSettings.endpoint, options: internalSettings.options)
-            centralClient = try MQTTClient(loop: loop, endpoint: centralSettings.endpoint, options: centralSettings.options)
+            // Without libmosquitto's wake-up socket pair: it writes a byte to
+            // it for every packet it queues (a write(2) per reading, for a
+            // select() this loop never runs; `MQTTClient.init`).
+            internalClient = try MQTTClient(loop: loop, endpoint: internalSettings.endpoint, options: internalSettings.options,
+                                            dropSocketPair: true)
+            centralClient = try MQTTClient(loop: loop, endpoint: centralSettings.endpoint, options: centralSettings.options,
+                                           dropSocketPair: true)
         } catch {
             throw ServiceError(error.description)
         }

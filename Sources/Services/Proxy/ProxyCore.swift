@@ -315,14 +315,16 @@ final class ProxyCore {
         // A meter's announcements (its discovery message, its Home Assistant
         // configs) come together, before its reading: they go through the
         // ledger as one, in their place.
+        // The messages are read in place (no copy of an `Outgoing`, with its
+        // three references, per reading).
         var i = 0
         let messages = out.messages
         while i < messages.count {
-            let message = messages[i]
-            guard message.kind == .discovery || message.kind == .homeAssistant, let id = message.device else {
-                append(message, now: now)
-                if message.kind == .data, let id = message.device, counted.lastSeen.updateValue(now, forKey: id) == nil {
-                    log.info("meter_heard", ["meter": id, "topic": message.topic, "detail": "its first reading since the start"])
+            let kind = messages[i].kind
+            guard kind == .discovery || kind == .homeAssistant, let id = messages[i].device else {
+                append(messages[i], now: now)
+                if kind == .data, let id = messages[i].device, counted.lastSeen.updateValue(now, forKey: id) == nil {
+                    log.info("meter_heard", ["meter": id, "topic": messages[i].topic, "detail": "its first reading since the start"])
                 }
                 i += 1
                 continue
@@ -347,11 +349,15 @@ final class ProxyCore {
 
     private func append(_ message: Outgoing, now: Instant) {
         message.payload.withUnsafeBytes { payload in
-            var topic = message.topic
-            topic.withUTF8 { topicBytes in
-                _ = journal.append(topic: UnsafeRawBufferPointer(topicBytes), payload: payload, retain: message.retain,
+            func put(_ topic: UnsafeBufferPointer<UInt8>) {
+                _ = journal.append(topic: UnsafeRawBufferPointer(topic), payload: payload, retain: message.retain,
                                    kind: JournalKind.of(message.kind), now: now.epochMillis)
             }
+            // The engine's topics are native strings: their bytes are at hand
+            // without the mutable copy `withUTF8` needs (the fallback).
+            guard message.topic.utf8.withContiguousStorageIfAvailable(put) == nil else { return }
+            var topic = message.topic
+            topic.withUTF8(put)
         }
     }
 
