@@ -105,35 +105,60 @@ import Testing
         #expect(retry[0].operationID != a[0].operationID)
         #expect(p.pending.first { $0.meter == senderMeterA }?.attempt == 2)
     }
+
+    /// What waits costs bytes per meter, not a message per command: with
+    /// 10,000 meters discovered and two commands in flight, the only messages
+    /// held are the two sent; the 29,998 waiting are a meter id and two bytes
+    /// each, in no allocation of their own.
+    @Test func theQueueHoldsNoMessagePerWaitingCommand() throws {
+        var p = try planner(maxInFlight: 2, minSpacingMs: 0)
+        let meters = (0..<10_000).map { "33B12\(10_000_000 + $0)" }
+        for id in meters { _ = p.discovered(id, clockOffsetSeconds: nil, now: senderT0) }
+        #expect(p.queuedCount == 29_998)
+        #expect(p.pendingCount == 30_000)
+        #expect(p.window.count == 2, "a message is held for each command sent, and only for those")
+        #expect(p.pacer.spilledMeters == 0)
+        #expect(MemoryLayout<MeterCommandQueue>.size <= 16)
+        // The status lists the first pending commands by meter without building the others.
+        let listed = p.pending(first: ConfigSenderStatus.pendingListLimit)
+        #expect(listed.map(\.meter) == Array(meters.prefix(4).flatMap { Array(repeating: $0, count: 3) }.prefix(10)))
+        #expect(listed.prefix(2).allSatisfy { $0.awaitingReply && $0.message != nil })
+        #expect(listed.dropFirst(2).allSatisfy { $0.queued && $0.message == nil && $0.reason == .discovery })
+    }
 }
 
 /// `CommandPacer`'s own contract: the order of its three lines, the spacing,
-/// names resolved while queued, a forgotten meter.
+/// commands resolved while queued, a forgotten meter, new packs.
 @Suite struct CommandPacerTests {
     let t0 = MonotonicInstant(nanoseconds: 1_000_000_000)
 
+    func pacer(spacing: Double) -> CommandPacer { CommandPacer(commandNames: ["a", "b", "c"], minSpacingSeconds: spacing) }
+
     /// Everything `next` hands out at `now`, as `meter:command`.
-    func drain(_ pacer: inout CommandPacer, at now: MonotonicInstant, skipping: Set<String> = []) -> [String] {
+    func drain(_ pacer: inout CommandPacer, at now: MonotonicInstant) -> [String] {
         var out: [String] = []
-        while let (meter, command) = pacer.next(now: now, isQueued: { !skipping.contains("\($0):\($1)") }) { out.append("\(meter):\(command)") }
+        while let (meter, command, _) = pacer.next(now: now) { out.append("\(meter):\(command)") }
         return out
     }
 
     @Test func aBegunMeterIsFinishedFirstAndRetriesGoBeforeNewMeters() {
-        var pacer = CommandPacer(minSpacingSeconds: 0)
-        pacer.enqueue("a", for: "M1", first: false, now: t0)
-        pacer.enqueue("b", for: "M1", first: false, now: t0)
-        pacer.enqueue("a", for: "M2", first: false, now: t0)
-        pacer.enqueue("a", for: "M3", first: true, now: t0)  // a retry
+        var pacer = pacer(spacing: 0)
+        pacer.enqueue("a", for: "M1", reason: .discovery, first: false, now: t0)
+        pacer.enqueue("b", for: "M1", reason: .discovery, first: false, now: t0)
+        pacer.enqueue("a", for: "M2", reason: .discovery, first: false, now: t0)
+        pacer.enqueue("a", for: "M3", reason: .discovery, first: true, now: t0)  // a retry
+        #expect(pacer.count == 4)
         #expect(drain(&pacer, at: t0) == ["M3:a", "M1:a", "M1:b", "M2:a"])
-        #expect(pacer.next(now: t0, isQueued: { _, _ in true }) == nil)
+        let none = pacer.next(now: t0)
+        #expect(none == nil)
+        #expect(pacer.count == 0)
     }
 
     @Test func spacingHoldsAMetersNextCommandAndOthersGoMeanwhile() {
-        var pacer = CommandPacer(minSpacingSeconds: 0.5)
-        pacer.enqueue("a", for: "M1", first: false, now: t0)
-        pacer.enqueue("b", for: "M1", first: false, now: t0)
-        pacer.enqueue("a", for: "M2", first: false, now: t0)
+        var pacer = pacer(spacing: 0.5)
+        pacer.enqueue("a", for: "M1", reason: .discovery, first: false, now: t0)
+        pacer.enqueue("b", for: "M1", reason: .discovery, first: false, now: t0)
+        pacer.enqueue("a", for: "M2", reason: .discovery, first: false, now: t0)
         #expect(drain(&pacer, at: t0) == ["M1:a", "M2:a"])
         #expect(pacer.nextSpacingEnd == t0.adding(seconds: 0.5))
         #expect(drain(&pacer, at: t0.adding(seconds: 0.4)).isEmpty)
@@ -141,20 +166,80 @@ import Testing
         #expect(pacer.nextSpacingEnd == nil)
         // A command queued within the spacing of the last one sent waits for it.
         pacer.sent("M2", at: t0.adding(seconds: 1))
-        pacer.enqueue("b", for: "M2", first: false, now: t0.adding(seconds: 1.1))
+        pacer.enqueue("b", for: "M2", reason: .discovery, first: false, now: t0.adding(seconds: 1.1))
         #expect(drain(&pacer, at: t0.adding(seconds: 1.1)).isEmpty)
         #expect(drain(&pacer, at: t0.adding(seconds: 1.5)) == ["M2:b"])
     }
 
-    @Test func resolvedNamesAreSkippedAndAForgottenMeterLeavesTheLines() {
-        var pacer = CommandPacer(minSpacingSeconds: 0)
-        pacer.enqueue("a", for: "M1", first: false, now: t0)
-        pacer.enqueue("b", for: "M1", first: false, now: t0)
-        pacer.enqueue("a", for: "M2", first: false, now: t0)
-        pacer.forget("M2")
-        #expect(drain(&pacer, at: t0, skipping: ["M1:a"]) == ["M1:b"])
+    @Test func resolvedCommandsLeaveTheQueueAndAForgottenMeterLeavesTheLines() {
+        var pacer = pacer(spacing: 0)
+        pacer.enqueue("a", for: "M1", reason: .discovery, first: false, now: t0)
+        pacer.enqueue("b", for: "M1", reason: .clockOffset, first: false, now: t0)
+        pacer.enqueue("a", for: "M2", reason: .discovery, first: false, now: t0)
+        let forgotten = pacer.forget("M2")
+        #expect(forgotten == ["a"])
+        let removed = pacer.remove("a", of: "M1"), removedAgain = pacer.remove("a", of: "M1")
+        #expect(removed && !removedAgain)
+        #expect(pacer.isQueued("b", of: "M1") && !pacer.isQueued("a", of: "M1"))
+        #expect(pacer.queued(of: "M1").map(\.reason) == [.clockOffset])
+        #expect(drain(&pacer, at: t0) == ["M1:b"])
         // Queued again after being forgotten: a new place in line, the old one is stale.
-        pacer.enqueue("c", for: "M2", first: false, now: t0)
+        pacer.enqueue("c", for: "M2", reason: .discovery, first: false, now: t0)
         #expect(drain(&pacer, at: t0) == ["M2:c"])
+        #expect(pacer.count == 0)
+    }
+
+    @Test func aCommandWaitsOnceAndAnUnknownOneIsRefused() {
+        var pacer = pacer(spacing: 0)
+        let queued = pacer.enqueue("a", for: "M1", reason: .discovery, first: false, now: t0)
+        let again = pacer.enqueue("a", for: "M1", reason: .periodic, first: false, now: t0)
+        let unknown = pacer.enqueue("z", for: "M1", reason: .discovery, first: false, now: t0)
+        #expect(queued && again && !unknown)
+        #expect(pacer.count == 1)
+        #expect(pacer.queued(of: "M1").map(\.reason) == [.discovery])
+    }
+
+    @Test func newPacksKeepTheQueuesAndDropWhatTheyNoLongerHave() {
+        var pacer = pacer(spacing: 0)
+        pacer.enqueue("c", for: "M1", reason: .clockOffset, first: false, now: t0)
+        pacer.enqueue("a", for: "M1", reason: .discovery, first: false, now: t0)
+        pacer.enqueue("b", for: "M2", reason: .discovery, first: false, now: t0)
+        let dropped = pacer.replaceCommandNames(["c", "x", "a"])
+        #expect(dropped.map { "\($0.meter):\($0.command)" } == ["M2:b"])
+        #expect(pacer.count == 2)
+        #expect(pacer.queued(of: "M1").map { "\($0.command)/\($0.reason.name)" } == ["c/clock_offset", "a/discovery"])
+        #expect(drain(&pacer, at: t0) == ["M1:c", "M1:a"])
+    }
+}
+
+/// `MeterCommandQueue`: first in first out, each command once, four in a
+/// word and the rest in an array, in order.
+@Suite struct MeterCommandQueueTests {
+    @Test func keepsItsOrderInTheWordAndBeyondIt() {
+        var queue = MeterCommandQueue()
+        let entries = (0..<7).map { MeterCommandQueue.Entry(command: $0 * 3, reason: CommandReason.allCases[$0 % 5]) }
+        for entry in entries.prefix(4) { queue.append(entry) }
+        #expect(!queue.spilled && queue.count == 4)
+        for entry in entries.dropFirst(4) { queue.append(entry) }
+        #expect(queue.spilled && queue.count == 7)
+        #expect(queue.entries == entries)
+        #expect(queue.contains(command: 18) && !queue.contains(command: 1))
+        let removed = queue.remove(command: 3)
+        #expect(removed == entries[1])
+        #expect(queue.entries == [entries[0]] + entries[2...])
+        var popped: [MeterCommandQueue.Entry] = []
+        while let entry = queue.popFirst() { popped.append(entry) }
+        #expect(popped == [entries[0]] + entries[2...])
+        #expect(queue.isEmpty && !queue.spilled)
+    }
+
+    @Test func anIndexBeyondAByteStillKeepsItsPlace() {
+        var queue = MeterCommandQueue()
+        let entries = [0, 300, 2].map { MeterCommandQueue.Entry(command: $0, reason: .periodic) }
+        for entry in entries { queue.append(entry) }
+        #expect(queue.entries == entries)
+        var popped: [MeterCommandQueue.Entry] = []
+        while let entry = queue.popFirst() { popped.append(entry) }
+        #expect(popped == entries)
     }
 }

@@ -152,9 +152,14 @@ final class CountingSenderTransport: ConfigSenderTransport {
         let site = try Harness(meters: n)
         site.core.internalConnectionChanged(true, at: site.now)
 
-        // Day one: every meter discovered and configured.
+        // Day one: every meter discovered and configured. With 200 in flight
+        // and no answer yet, nearly every command waits for its turn.
         let start = ContinuousClock.now
+        let rssBefore = Self.memory()
         site.discoverAll(n)
+        let queuedPeak = site.core.planner.queuedCount
+        let rssQueued = Self.memory() - rssBefore
+        #expect(queuedPeak == 3 * n - 200)
         site.answerAll()
         site.core.endOfIteration(at: site.now)
         let dayOne = ContinuousClock.now - start
@@ -191,7 +196,7 @@ final class CountingSenderTransport: ConfigSenderTransport {
         #expect(site.transport.largestStatus <= 4096)
 
         let perEvent = site.eventTime / site.events
-        print("scale: \(n) meters; RSS grew \(rssDayOne / n) B per meter by the end of day one, \(rssDayTwo / n) B by day two's (peak RSS \(Self.memory("VmHWM") >> 20) MiB, the test harness included); "
+        print("scale: \(n) meters; \(queuedPeak) commands queued at once: RSS grew \(rssQueued / n) B per meter discovered; RSS grew \(rssDayOne / n) B per meter by the end of day one, \(rssDayTwo / n) B by day two's (peak RSS \(Self.memory("VmHWM") >> 20) MiB, the test harness included); "
             + "day one \(eventsDayOne) events in \(dayOne) (\(timeDayOne / eventsDayOne) per event); all \(site.events) events: \(perEvent) per event; "
             + "database \(databaseBytes / 1024) KiB (\(databaseBytes / n) B per meter); restart: loaded in \(loadTime); "
             + "status: largest \(site.transport.largestStatus) B; \(site.transport.retainedBytes / 1024) KiB of retained messages in all")

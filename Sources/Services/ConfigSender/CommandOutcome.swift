@@ -13,17 +13,17 @@ struct CommandOutcome: Sendable {
     /// The meter replied to `pending` (the reply's oprid may be an earlier attempt's).
     static func reply(_ reply: CommandReply, to pending: PendingCommand, date: String, at now: Instant) -> CommandOutcome {
         let p = pending
-        let result = CommandResult(outcome: reply.success ? .success : .failure, value: p.message.value, date: date,
+        let result = CommandResult(outcome: reply.success ? .success : .failure, value: p.message?.value, date: date,
                                    at: now.epochMillis, operationID: reply.operationID, message: reply.message)
         if reply.success {
             return CommandOutcome(result: result, lastError: nil, event: ConfigEvent(.info, "command_acknowledged", [
-                ("meter", p.meter), ("command", p.command), ("value", p.message.value), ("oprid", reply.operationID),
+                ("meter", p.meter), ("command", p.command), ("value", p.message?.value), ("oprid", reply.operationID),
                 ("attempt", String(p.attempt)),
             ]))
         }
         return CommandOutcome(result: result, lastError: "\(p.command) failed: \(reply.message ?? "no reason given")",
                               event: ConfigEvent(.warning, "command_failed", [
-                                  ("meter", p.meter), ("command", p.command), ("value", p.message.value), ("oprid", reply.operationID),
+                                  ("meter", p.meter), ("command", p.command), ("value", p.message?.value), ("oprid", reply.operationID),
                                   ("msg", reply.message), ("next", "next opportunity"),
                               ]))
     }
@@ -33,11 +33,11 @@ struct CommandOutcome: Sendable {
         let p = pending
         let message = "the broker refused \(p.command): \(reason)"
         return CommandOutcome(
-            result: CommandResult(outcome: .failure, value: p.message.value, date: date, at: now.epochMillis,
-                                  operationID: p.message.operationID, message: message),
+            result: CommandResult(outcome: .failure, value: p.message?.value, date: date, at: now.epochMillis,
+                                  operationID: p.message?.operationID, message: message),
             lastError: message,
             event: ConfigEvent(.error, "command_refused", [
-                ("meter", p.meter), ("command", p.command), ("topic", p.message.topic), ("reason", reason),
+                ("meter", p.meter), ("command", p.command), ("topic", p.message?.topic), ("reason", reason),
                 ("hint", "check the internal broker's ACL for this service's account"), ("next", "next opportunity"),
             ]))
     }
@@ -50,8 +50,8 @@ struct CommandOutcome: Sendable {
         let fields: [(String, String?)] = [("meter", p.meter), ("command", p.command), ("attempts", String(p.attempt)),
                                            ("message", message), ("next", "next opportunity")]
         return CommandOutcome(
-            result: CommandResult(outcome: .timeout, value: p.message.value, date: date, at: now.epochMillis,
-                                  operationID: p.message.operationID, message: message),
+            result: CommandResult(outcome: .timeout, value: p.message?.value, date: date, at: now.epochMillis,
+                                  operationID: p.message?.operationID, message: message),
             lastError: message,
             event: firstTime ? ConfigEvent(.alert, "meter_not_answering", fields) : ConfigEvent(.warning, "meter_still_not_answering", fields))
     }

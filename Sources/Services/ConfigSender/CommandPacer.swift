@@ -1,23 +1,25 @@
 import Clock
 
-/// The config sender's pacing: which queued command goes out next.
+/// The config sender's pacing: which commands wait for their turn, and
+/// which goes out next.
 ///
-/// Each meter has a queue of command names, in the order they were queued.
-/// A meter with something queued waits in one of three lines: `fresh` (new to
-/// the queue), `resumed` (it already began, or retries: served before new
-/// meters) and `spacing` (its previous command left less than `minSpacing`
-/// seconds ago; ready in the order it becomes ready). A meter is finished
-/// before new meters begin. Line entries carry the meter's ticket: an entry
-/// with another ticket is stale (the meter was forgotten, or lined up again
-/// since) and is dropped when met.
+/// Each meter with something queued has its commands in the order they were
+/// queued (`MeterCommandQueue`: an index into `commandNames` and a reason,
+/// two bytes each, no message), and waits in one of three lines: `fresh`
+/// (new to the queue), `resumed` (it already began, or retries: served
+/// before new meters) and `spacing` (its previous command left less than
+/// `minSpacing` seconds ago; ready in the order it becomes ready). A meter
+/// is finished before new meters begin. Line entries carry the meter's
+/// ticket: an entry with another ticket is stale (the meter was forgotten,
+/// or lined up again since) and is dropped when met.
 ///
-/// It only orders names: whether a name still waits is the caller's
-/// (`next`'s `isQueued`), and so is the in-flight limit (it calls `next`
-/// only while a slot is free). One entry per meter seen, removed by `forget`.
+/// It holds what waits and nothing else: a command resolved while it waits
+/// is taken out (`remove`), and the in-flight limit is the caller's (it
+/// calls `next` only while a slot is free). One entry per meter seen,
+/// removed by `forget`.
 struct CommandPacer: Sendable {
     private struct Lane: Sendable {
-        /// Queued command names in sending order (a resolved one is skipped).
-        var queue: [String] = []
+        var queue = MeterCommandQueue()
         /// Non-zero while the meter waits in a line.
         var ticket = 0
         var lastSentAt: MonotonicInstant?
@@ -25,24 +27,57 @@ struct CommandPacer: Sendable {
 
     /// At least this long between two commands to one meter. 0: none.
     var minSpacingSeconds: Double
+    /// What the queues' indexes name: the packs' command names.
+    private(set) var commandNames: [String]
+    private var indexes: [String: Int]
     private var lanes: [String: Lane] = [:]
     private var fresh = FIFO<(meter: String, ticket: Int)>()
     private var resumed = FIFO<(meter: String, ticket: Int)>()
     private var spacing = FIFO<(at: MonotonicInstant, meter: String, ticket: Int)>()
     private var nextTicket = 1
+    /// Commands waiting, all meters together.
+    private(set) var count = 0
 
-    init(minSpacingSeconds: Double) {
+    init(commandNames: [String], minSpacingSeconds: Double) {
+        self.commandNames = commandNames
+        self.indexes = Self.indexes(commandNames)
         self.minSpacingSeconds = minSpacingSeconds
     }
 
     /// When the first meter waiting out its spacing is ready; nil: none waits.
     var nextSpacingEnd: MonotonicInstant? { spacing.first?.at }
 
-    /// Queues command `name` of meter `id`, and lines the meter up unless it
-    /// is in a line. `first`: with the meters served before new ones.
-    mutating func enqueue(_ name: String, for id: String, first: Bool, now: MonotonicInstant) {
-        lanes[id, default: Lane()].queue.append(name)
-        guard lanes[id]!.ticket == 0 else { return }
+    /// Whether command `name` of meter `id` waits for its turn.
+    func isQueued(_ name: String, of id: String) -> Bool {
+        guard let index = indexes[name] else { return false }
+        return lanes[id]?.queue.contains(command: index) == true
+    }
+
+    /// Whether any command of meter `id` waits.
+    func hasQueued(_ id: String) -> Bool { lanes[id]?.queue.isEmpty == false }
+
+    /// Meter `id`'s waiting commands in sending order, with the reason each was decided.
+    func queued(of id: String) -> [(command: String, reason: CommandReason)] {
+        lanes[id]?.queue.entries.map { (commandNames[$0.command], $0.reason) } ?? []
+    }
+
+    /// The meters with a command waiting, in no order.
+    var queuedMeters: some Sequence<String> { lanes.lazy.filter { !$0.value.queue.isEmpty }.map(\.key) }
+
+    /// Meters whose waiting commands outgrew their queue's word (an allocation each).
+    var spilledMeters: Int { lanes.values.count { $0.queue.spilled } }
+
+    /// Queues command `name` of meter `id` (once: a command already waiting
+    /// keeps its place), and lines the meter up unless it is in a line.
+    /// `first`: with the meters served before new ones. false when `name` is
+    /// not one of `commandNames`.
+    @discardableResult
+    mutating func enqueue(_ name: String, for id: String, reason: CommandReason, first: Bool, now: MonotonicInstant) -> Bool {
+        guard let index = indexes[name] else { return false }
+        guard lanes[id]?.queue.contains(command: index) != true else { return true }
+        lanes[id, default: Lane()].queue.append(.init(command: index, reason: reason))
+        count += 1
+        guard lanes[id]!.ticket == 0 else { return true }
         let ticket = nextTicket
         nextTicket += 1
         lanes[id]!.ticket = ticket
@@ -53,24 +88,21 @@ struct CommandPacer: Sendable {
         } else {
             fresh.append((id, ticket))
         }
+        return true
     }
 
-    /// The next command to send now: meters whose spacing has passed first,
-    /// then meters in the order they were queued. Names for which `isQueued`
-    /// is false (resolved while queued) are skipped. The meter is lined up
-    /// again when more of its commands wait. nil: nothing can go now.
-    mutating func next(now: MonotonicInstant, isQueued: (_ meter: String, _ command: String) -> Bool) -> (meter: String, command: String)? {
+    /// The next command to send now, taken from its meter's queue: meters
+    /// whose spacing has passed first, then meters in the order they were
+    /// queued. The meter is lined up again when more of its commands wait.
+    /// nil: nothing can go now.
+    mutating func next(now: MonotonicInstant) -> (meter: String, command: String, reason: CommandReason)? {
         while let waiting = spacing.first, now >= waiting.at {
             _ = spacing.popFirst()
             resumed.append((waiting.meter, waiting.ticket))
         }
         while let (id, ticket) = resumed.popFirst() ?? fresh.popFirst() {
             guard lanes[id]?.ticket == ticket else { continue }  // forgotten, or lined up again since
-            var found: String?
-            while found == nil, let name = lanes[id]!.queue.first {
-                lanes[id]!.queue.removeFirst()
-                if isQueued(id, name) { found = name }
-            }
+            let entry = lanes[id]!.queue.popFirst()
             if lanes[id]!.queue.isEmpty {
                 lanes[id]!.ticket = 0
             } else if minSpacingSeconds > 0 {
@@ -78,7 +110,10 @@ struct CommandPacer: Sendable {
             } else {
                 resumed.append((id, ticket))
             }
-            if let found { return (id, found) }
+            if let entry {
+                count -= 1
+                return (id, commandNames[entry.command], entry.reason)
+            }
         }
         return nil
     }
@@ -88,9 +123,45 @@ struct CommandPacer: Sendable {
         lanes[id, default: Lane()].lastSentAt = now
     }
 
-    /// Meter `id` is gone: its queue and its places in the lines.
-    mutating func forget(_ id: String) {
+    /// Command `name` of meter `id` was resolved while it waited: out of the
+    /// queue (the meter's place in line stays, and is skipped when empty).
+    /// false when it did not wait.
+    @discardableResult
+    mutating func remove(_ name: String, of id: String) -> Bool {
+        guard let index = indexes[name], lanes[id]?.queue.remove(command: index) != nil else { return false }
+        count -= 1
+        return true
+    }
+
+    /// Meter `id` is gone: its queue and its places in the lines. Returns the names that waited.
+    @discardableResult
+    mutating func forget(_ id: String) -> [String] {
+        let names = queued(of: id).map(\.command)
+        count -= names.count
         lanes[id] = nil
+        return names
+    }
+
+    /// New packs: the queues' indexes follow `names`; a waiting command no
+    /// longer in them is dropped. Returns the dropped ones.
+    mutating func replaceCommandNames(_ names: [String]) -> [(meter: String, command: String)] {
+        guard names != commandNames else { return [] }
+        let newIndexes = Self.indexes(names)
+        let map = commandNames.map { newIndexes[$0] }
+        var dropped: [(meter: String, command: String)] = []
+        for id in lanes.keys where !lanes[id]!.queue.isEmpty {
+            let (queue, gone) = lanes[id]!.queue.remapped { map[$0] }
+            lanes[id]!.queue = queue
+            dropped += gone.map { (id, commandNames[$0.command]) }
+        }
+        count -= dropped.count
+        commandNames = names
+        indexes = newIndexes
+        return dropped.sorted { $0.meter == $1.meter ? $0.command < $1.command : $0.meter < $1.meter }
+    }
+
+    private static func indexes(_ names: [String]) -> [String: Int] {
+        Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     }
 }
 

@@ -9,7 +9,6 @@ extension ConfigPlanner {
     ///
     /// `connections` maps a broker name to `connected` or `disconnected`.
     public func statusDocument(state: String, connections: [(String, String)], startedAt: Instant, now: Instant) -> ConfigSenderStatus {
-        let pending = self.pending
         var status = ConfigSenderStatus(state: state)
         status.since = startedAt.iso8601
         status.updated = now.iso8601
@@ -23,12 +22,12 @@ extension ConfigPlanner {
         status.metersFailed = results.count {
             $0 == CommandResult.Outcome.failure.rawValue || $0 == CommandResult.Outcome.timeout.rawValue
         }
-        status.pendingCommands = pending.count
+        status.pendingCommands = pendingCount
         status.commandsInFlight = awaitingReplyCount
-        status.commandsQueued = pending.count { $0.queued }
-        status.pending = pending.prefix(ConfigSenderStatus.pendingListLimit).map { p in
+        status.commandsQueued = queuedCount
+        status.pending = pending(first: ConfigSenderStatus.pendingListLimit).map { p in
             .init(meter: p.meter, command: p.command, attempt: p.attempt,
-                  state: p.queued ? "queued" : p.awaitingReply ? "awaiting_reply" : "backoff", operationID: p.message.operationID)
+                  state: p.queued ? "queued" : p.awaitingReply ? "awaiting_reply" : "backoff", operationID: p.message?.operationID ?? "")
         }
         let alerts = self.alerts
         status.alertsTotal = alerts.count
@@ -51,7 +50,7 @@ extension ConfigPlanner {
     /// `timeout` or `failure` while any command's last result is one, `success`
     /// when every command's last result is, `none` before the first result.
     public func lastResult(_ id: String) -> String {
-        if !window.commands(of: id).isEmpty { return "pending" }
+        if hasPending(id) { return "pending" }
         let results = records[id]?.commands.values.map(\.outcome) ?? []
         if results.contains(.timeout) { return CommandResult.Outcome.timeout.rawValue }
         if results.contains(.failure) { return CommandResult.Outcome.failure.rawValue }

@@ -27,7 +27,10 @@ import SiteSettings
 /// A command does not go out the moment it is decided: it is queued
 /// (`CommandPacer`), and sent when fewer than `maxInFlight` commands await a
 /// reply. The reply timeout starts when a command is sent, so a burst of
-/// 10,000 discoveries waits in the queue, not in the timeouts.
+/// 10,000 discoveries waits in the queue, not in the timeouts. What waits is
+/// a meter id and two bytes per command (which command, why); the message
+/// (topic, payload, oprid) is built when it leaves, so the queue's memory
+/// does not follow how far the replies lag behind.
 ///
 /// A value with no locks: `ConfigSenderCore` owns it on the service's loop
 /// thread and runs the returned actions. `nextDeadline` tells it when `tick`
@@ -63,9 +66,9 @@ public struct ConfigPlanner: Sendable {
     public private(set) var draining = false
 
     var meters = KnownMeters()
-    /// Every command decided and not resolved: oprids, deadlines, the in-flight count.
+    /// Every command sent and not resolved: oprids, deadlines, the in-flight count.
     var window = PendingCommands()
-    /// Which queued command goes out next.
+    /// The commands waiting for their turn, and which goes out next.
     var pacer: CommandPacer
     var ids: OperationIDGenerator
     /// On the monotonic clock, like every deadline here.
@@ -75,7 +78,7 @@ public struct ConfigPlanner: Sendable {
         self.rule = DailyRule(programs: programs)
         self.options = options
         self.book = MeterRecords(records)
-        self.pacer = CommandPacer(minSpacingSeconds: options.minSpacingSeconds)
+        self.pacer = CommandPacer(commandNames: programs.commandNames, minSpacingSeconds: options.minSpacingSeconds)
         self.ids = ids
     }
 
@@ -85,18 +88,59 @@ public struct ConfigPlanner: Sendable {
     public var knownMeters: [String] { meters.keys.sorted() }
 
     /// Every pending command, by meter then pack order.
-    public var pending: [Pending] {
-        window.byMeter.keys.sorted().flatMap { id in
-            let commands = window.commands(of: id)
-            return programs.commandNames.compactMap { commands[$0] } + commands.values.filter { !programs.commandNames.contains($0.command) }
+    public var pending: [Pending] { pending(first: .max) }
+
+    /// The first `limit` pending commands, by meter then pack order: only the
+    /// first meters' are looked at (the status lists ten).
+    public func pending(first limit: Int) -> [Pending] {
+        var result: [Pending] = []
+        for id in Self.smallest(limit, of: window.byMeter.keys, pacer.queuedMeters) where result.count < limit {
+            result += pending(of: id)
         }
+        return Array(result.prefix(limit))
     }
+
+    /// Meter `id`'s pending commands in pack order: those sent as the window
+    /// holds them, those that never left as their queue does (no message yet).
+    func pending(of id: String) -> [Pending] {
+        var commands = window.commands(of: id)
+        for (name, reason) in pacer.queued(of: id) where commands[name] == nil {
+            commands[name] = Pending(meter: id, command: name, message: nil, operationIDs: [], attempt: 0, awaitingReply: false,
+                                     until: MonotonicInstant(nanoseconds: 0), reason: reason, queued: true)
+        }
+        return programs.commandNames.compactMap { commands[$0] } + commands.values.filter { !programs.commandNames.contains($0.command) }
+    }
+
+    /// The `limit` smallest distinct ids of `a` and `b`, sorted, without sorting them all.
+    static func smallest(_ limit: Int, of a: some Sequence<String>, _ b: some Sequence<String>) -> [String] {
+        guard limit < .max else { return Set(a).union(b).sorted() }
+        var first: [String] = []
+        func consider(_ id: String) {
+            if first.count >= limit, let last = first.last, id >= last { return }
+            let at = first.firstIndex { $0 >= id } ?? first.count
+            guard at == first.count || first[at] != id else { return }
+            first.insert(id, at: at)
+            if first.count > limit { first.removeLast() }
+        }
+        a.forEach(consider)
+        b.forEach(consider)
+        return first
+    }
+
+    /// Commands decided and not resolved: sent, or waiting for their turn.
+    public var pendingCount: Int { window.count + pacer.count - window.queuedCount }
 
     /// Commands waiting for a reply right now (not those backing off or queued).
     public var awaitingReplyCount: Int { window.awaiting }
 
-    /// Commands waiting for their turn (pacing).
-    public var queuedCount: Int { window.queuedCount }
+    /// Commands waiting for their turn (pacing), retries included.
+    public var queuedCount: Int { pacer.count }
+
+    /// Whether command `name` of meter `id` is pending: sent and not resolved, or waiting for its turn.
+    func isPending(_ id: String, _ name: String) -> Bool { window[id, name] != nil || pacer.isQueued(name, of: id) }
+
+    /// Whether any command of meter `id` is pending.
+    func hasPending(_ id: String) -> Bool { window.byMeter[id] != nil || pacer.hasQueued(id) }
 
     /// The earliest moment `tick` has something to do: a reply timeout, the end
     /// of a backoff, the periodic pass. nil while nothing is scheduled (the
@@ -138,7 +182,7 @@ public struct ConfigPlanner: Sendable {
         var actions: [Action] = []
         for id in meters.keys.sorted() {
             actions += correctClock(id, now: now)
-            actions += evaluate(id, reason: "connected", now: now)
+            actions += evaluate(id, reason: .connected, now: now)
         }
         return actions + dispatch(now: now)
     }
@@ -161,7 +205,7 @@ public struct ConfigPlanner: Sendable {
             actions.append(.log(ConfigEvent(.info, "meter_discovered", [("meter", id), ("clock_offset_s", clockOffsetSeconds.map(String.init))])))
         }
         if let offset = clockOffsetSeconds, abs(offset) > options.clockSkewThresholdSeconds { actions += correctClock(id, now: now) }
-        actions += evaluate(id, reason: "discovery", now: now)
+        actions += evaluate(id, reason: .discovery, now: now)
         return actions
     }
 
@@ -169,8 +213,7 @@ public struct ConfigPlanner: Sendable {
     /// it is no longer configured. Its record stays.
     public mutating func forget(_ id: String, now: ConfigTime) -> [Action] {
         guard meters.forget(id) else { return [] }
-        let dropped = window.forget(id)
-        pacer.forget(id)
+        let dropped = Set(window.forget(id)).union(pacer.forget(id)).count
         statusVersion += 1
         return [.log(ConfigEvent(.info, "meter_forgotten", [("meter", id), ("pending_dropped", String(dropped))]))]
     }
@@ -193,7 +236,7 @@ public struct ConfigPlanner: Sendable {
         if !draining, let due = nextPassAt, now.monotonic >= due {
             nextPassAt = now.monotonic.adding(seconds: options.periodicPassSeconds)
             actions.append(.log(ConfigEvent(.debug, "periodic_pass", [("meters", String(meters.count))])))
-            for id in meters.keys.sorted() { actions += evaluate(id, reason: "periodic", now: now) }
+            for id in meters.keys.sorted() { actions += evaluate(id, reason: .periodic, now: now) }
         }
         return actions + dispatch(now: now)
     }
@@ -205,7 +248,7 @@ public struct ConfigPlanner: Sendable {
         case .ignored(let event): return [.log(event)]
         case .answers(let pending): p = pending
         }
-        window.remove(p.meter, p.command)
+        resolve(p)
         var actions: [Action] = []
         if reply.success, meters.clearAlert(meter: p.meter, command: p.command) {
             actions.append(.log(ConfigEvent(.info, "alert_cleared", [("meter", p.meter), ("command", p.command)])))
@@ -213,7 +256,7 @@ public struct ConfigPlanner: Sendable {
         let outcome = CommandOutcome.reply(reply, to: p, date: today(now.wall), at: now.wall)
         actions.append(.log(outcome.event))
         record(outcome, of: p)
-        if p.stale { actions += evaluate(p.meter, reason: "config_changed", now: now) }
+        if p.stale { actions += evaluate(p.meter, reason: .configChanged, now: now) }
         actions += acknowledgeIfComplete(p.meter, now: now.wall)
         return actions + dispatch(now: now)
     }
@@ -223,8 +266,8 @@ public struct ConfigPlanner: Sendable {
     /// opportunity.
     public mutating func publishRefused(operationID: String, reason: String, now: ConfigTime) -> [Action] {
         guard let ref = window.owner(of: operationID), let p = window[ref.meter, ref.command],
-              p.message.operationID == operationID else { return [] }
-        window.remove(ref.meter, ref.command)
+              p.message?.operationID == operationID else { return [] }
+        resolve(p)
         let outcome = CommandOutcome.refused(p, reason: reason, date: today(now.wall), at: now.wall)
         record(outcome, of: p)
         return [.log(outcome.event)] + dispatch(now: now)
@@ -235,6 +278,12 @@ public struct ConfigPlanner: Sendable {
     public mutating func replace(programs newProgram: ProgramSet, options newOptions: Options, now: ConfigTime) -> [Action] {
         let old = rule
         rule = DailyRule(programs: newProgram)
+        // A queued command the new packs no longer have could not be built when its turn came.
+        var dropped: [Action] = []
+        for (id, name) in pacer.replaceCommandNames(newProgram.commandNames) {
+            window.remove(id, name)
+            dropped.append(.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)])))
+        }
         if newOptions.periodicPassSeconds != options.periodicPassSeconds, nextPassAt != nil {
             nextPassAt = now.monotonic.adding(seconds: newOptions.periodicPassSeconds)
         }
@@ -250,10 +299,10 @@ public struct ConfigPlanner: Sendable {
         for id in changed {
             for (name, p) in window.commands(of: id) where rule.isOutdated(p, now: now.wall) { window.markStale(id, name) }
         }
-        var actions: [Action] = excluded + [.log(ConfigEvent(.info, "config_reloaded", [
+        var actions: [Action] = dropped + excluded + [.log(ConfigEvent(.info, "config_reloaded", [
             ("changed_meters", String(changed.count)), ("meters", changed.isEmpty ? nil : changed.joined(separator: ",")),
         ]))]
-        for id in changed { actions += evaluate(id, reason: "config_changed", now: now) }
+        for id in changed { actions += evaluate(id, reason: .configChanged, now: now) }
         return actions + dispatch(now: now)
     }
 
@@ -266,12 +315,12 @@ public struct ConfigPlanner: Sendable {
     // MARK: Decisions
 
     /// Sends meter `id` every command it still needs today that is not already in flight.
-    mutating func evaluate(_ id: String, reason: String, now: ConfigTime) -> [Action] {
+    mutating func evaluate(_ id: String, reason: CommandReason, now: ConfigTime) -> [Action] {
         guard internalConnected, !draining, meters[id] != nil else { return [] }
-        let needed = rule.needed(by: id, record: records[id], busy: window.commands(of: id), now: now.wall)
+        let needed = rule.needed(by: id, record: records[id], isBusy: { isPending(id, $0) }, now: now.wall)
         guard !needed.isEmpty else { return acknowledgeIfComplete(id, now: now.wall) }
         var actions: [Action] = [.log(ConfigEvent(.info, "configuring", [
-            ("meter", id), ("reason", reason), ("commands", needed.joined(separator: ",")),
+            ("meter", id), ("reason", reason.name), ("commands", needed.joined(separator: ",")),
         ]))]
         for name in needed { actions += send(name, to: id, reason: reason, now: now) }
         return actions
@@ -283,7 +332,7 @@ public struct ConfigPlanner: Sendable {
     mutating func correctClock(_ id: String, now: ConfigTime) -> [Action] {
         guard internalConnected, !draining, meters[id]?.clockOffsetToCorrect != nil,
               let clock = programs.commandNames.first(where: programs.isClockCommand), let offset = meters.takeClockOffset(id) else { return [] }
-        guard window[id, clock] == nil else { return [] }
+        guard !isPending(id, clock) else { return [] }
         if let last = records[id]?.lastClockSentAt,
            Double(now.wall.epochMillis - last) < options.clockCorrectionIntervalSeconds * 1000 {
             return [.log(ConfigEvent(.debug, "clock_correction_skipped", [("meter", id), ("clock_offset_s", String(offset)),
@@ -291,55 +340,54 @@ public struct ConfigPlanner: Sendable {
         }
         return [.log(ConfigEvent(.info, "clock_offset", [("meter", id), ("clock_offset_s", String(offset)),
                                                          ("threshold_s", String(options.clockSkewThresholdSeconds))]))]
-            + send(clock, to: id, reason: "clock_offset", now: now)
+            + send(clock, to: id, reason: .clockOffset, now: now)
     }
 
     /// Queues command `name` for meter `id`, and sends what pacing allows now.
-    mutating func send(_ name: String, to id: String, reason: String, now: ConfigTime) -> [Action] {
-        // A preview: the real message (its oprid, the clock's time) is made when it leaves.
-        guard let preview = programs.renderCommand(name, for: id, operationID: "", now: now.wall) else {
+    /// Only its name and reason wait: the message (its oprid, the clock's
+    /// time) is built when it leaves.
+    mutating func send(_ name: String, to id: String, reason: CommandReason, now: ConfigTime) -> [Action] {
+        guard programs.renderCommand(name, for: id, operationID: "", now: now.wall) != nil,
+              pacer.enqueue(name, for: id, reason: reason, first: false, now: now.monotonic) else {
             return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
         }
-        let p = Pending(meter: id, command: name, message: preview, operationIDs: [], attempt: 0, awaitingReply: false,
-                        until: now.monotonic, reason: reason)
-        enqueue(p, first: false, now: now)
+        statusVersion += 1
         return dispatch(now: now)
     }
 
     /// A backoff ended: the command waits for its turn again, ahead of new meters.
     mutating func requeue(_ old: Pending, now: ConfigTime) -> [Action] {
-        enqueue(old, first: true, now: now)
-        return dispatch(now: now)
-    }
-
-    /// Puts `pending` in line; `first`: with the meters served before new meters.
-    mutating func enqueue(_ pending: Pending, first: Bool, now: ConfigTime) {
-        window.queue(pending)
-        pacer.enqueue(pending.command, for: pending.meter, first: first, now: now.monotonic)
+        guard pacer.enqueue(old.command, for: old.meter, reason: old.reason, first: true, now: now.monotonic) else {
+            window.remove(old.meter, old.command)  // the packs no longer have it
+            return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", old.meter), ("command", old.command)]))]
+        }
+        window.queue(old)
         statusVersion += 1
+        return dispatch(now: now)
     }
 
     /// Sends queued commands while a slot is free, in the pacer's order.
     mutating func dispatch(now: ConfigTime) -> [Action] {
         guard internalConnected, !draining else { return [] }
         var actions: [Action] = []
-        while hasFreeSlot, let (id, name) = pacer.next(now: now.monotonic, isQueued: { [window] in window[$0, $1]?.queued == true }) {
-            actions += transmit(name, to: id, now: now)
+        while hasFreeSlot, let (id, name, reason) = pacer.next(now: now.monotonic) {
+            actions += transmit(name, to: id, reason: reason, now: now)
         }
         window.purgeStaleDeadlines()
         return actions
     }
 
-    /// Sends queued command `name` to meter `id` with a fresh oprid.
-    mutating func transmit(_ name: String, to id: String, now: ConfigTime) -> [Action] {
-        guard let p = window[id, name], p.queued else { return [] }
+    /// Sends command `name` of meter `id`, just taken from its queue, with a
+    /// fresh oprid: its message is built now.
+    mutating func transmit(_ name: String, to id: String, reason: CommandReason, now: ConfigTime) -> [Action] {
+        if let p = window[id, name], !p.queued { return [] }  // in flight already
         let oprid = ids.make(length: programs.operationIDLength ?? 32)
         // A clock command carries the time it leaves, also on a retry.
         guard let message = programs.renderCommand(name, for: id, operationID: oprid, now: now.wall) else {
             window.remove(id, name)
             return [.log(ConfigEvent(.error, "command_not_rendered", [("meter", id), ("command", name)]))]
         }
-        window.sent(id, name, message: message, until: now.monotonic.adding(seconds: options.replyTimeoutSeconds))
+        window.sent(id, name, message: message, reason: reason, until: now.monotonic.adding(seconds: options.replyTimeoutSeconds))
         pacer.sent(id, at: now.monotonic)
         if programs.isClockCommand(name) { setRecord(id) { $0.lastClockSentAt = now.wall.epochMillis } }
         statusVersion += 1
@@ -364,7 +412,7 @@ public struct ConfigPlanner: Sendable {
 
     /// Records the meter as acknowledged today once every command is satisfied.
     mutating func acknowledgeIfComplete(_ id: String, now: Instant) -> [Action] {
-        guard meters[id] != nil, window.commands(of: id).isEmpty else { return [] }
+        guard meters[id] != nil, !hasPending(id) else { return [] }
         guard let record = rule.acknowledged(id, record: records[id], now: now) else { return [] }
         setRecord(id) { $0 = record }
         return [.log(ConfigEvent(.info, "meter_configured", [
@@ -374,6 +422,12 @@ public struct ConfigPlanner: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Pending command `p` was resolved: out of the window, and out of the queue if it waited there (a retry).
+    mutating func resolve(_ p: Pending) {
+        window.remove(p.meter, p.command)
+        if p.queued { pacer.remove(p.command, of: p.meter) }
+    }
 
     /// Writes how pending command `p` ended into its meter's record.
     mutating func record(_ outcome: CommandOutcome, of p: Pending) {

@@ -208,7 +208,7 @@ extension ConfigSenderService: HostedService {
     var supervisionSummary: String {
         let planner = core.planner
         let configured = planner.meters.keys.count { planner.lastResult($0) == CommandResult.Outcome.success.rawValue }
-        return "\(planner.meters.count) meters, \(configured) configured, \(planner.pending.count) commands pending"
+        return "\(planner.meters.count) meters, \(configured) configured, \(planner.pendingCount) commands pending"
     }
 }
 

@@ -33,15 +33,17 @@ struct DailyRule: Sendable {
         return result.value == expectedValue(name, for: id, now: now)
     }
 
-    /// Whether `pending` carries a value the packs no longer ask for (the clock: never).
+    /// Whether `pending`, sent, carries a value the packs no longer ask for
+    /// (the clock: never; a command not sent yet is built when it leaves).
     func isOutdated(_ pending: PendingCommand, now: Instant) -> Bool {
-        !programs.isClockCommand(pending.command) && pending.message.value != expectedValue(pending.command, for: pending.meter, now: now)
+        guard let message = pending.message, !programs.isClockCommand(pending.command) else { return false }
+        return message.value != expectedValue(pending.command, for: pending.meter, now: now)
     }
 
-    /// The commands meter `id` still needs today, in pack order, leaving out those in `busy`.
-    func needed(by id: String, record: MeterRecord?, busy: [String: PendingCommand], now: Instant) -> [String] {
+    /// The commands meter `id` still needs today, in pack order, leaving out those `isBusy` names.
+    func needed(by id: String, record: MeterRecord?, isBusy: (String) -> Bool, now: Instant) -> [String] {
         programs.commandNames.filter { name in
-            busy[name] == nil && expectedValue(name, for: id, now: now) != nil && !isSatisfied(name, for: id, record: record, now: now)
+            !isBusy(name) && expectedValue(name, for: id, now: now) != nil && !isSatisfied(name, for: id, record: record, now: now)
         }
     }
 

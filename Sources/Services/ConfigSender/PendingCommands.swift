@@ -1,8 +1,10 @@
 import Clock
 import RuleEngine
 
-/// The config sender's commands decided and not yet resolved, by meter and
-/// command: the in-flight window's bookkeeping.
+/// The config sender's commands sent and not yet resolved, by meter and
+/// command: the in-flight window's bookkeeping. A command that never left
+/// is not here: it waits in `CommandPacer` as a few bytes, and enters the
+/// window when it is sent.
 ///
 /// It knows which operation id (oprid) belongs to which command (every
 /// attempt's, so a late reply to an earlier attempt still counts), how many
@@ -27,7 +29,10 @@ struct PendingCommands: Sendable {
     /// Meter `id`'s pending commands, by name.
     func commands(of id: String) -> [String: Pending] { byMeter[id] ?? [:] }
 
-    /// Commands waiting for their turn (pacing).
+    /// Commands sent at least once and not resolved.
+    var count: Int { byMeter.values.reduce(0) { $0 + $1.count } }
+
+    /// Retries waiting for their turn (pacing).
     var queuedCount: Int { byMeter.values.reduce(0) { $0 + $1.values.count(where: \.queued) } }
 
     /// The earliest deadline in the heap (it may be stale: that only makes a tick come early).
@@ -61,7 +66,7 @@ struct PendingCommands: Sendable {
     /// The command attempt `operationID` was sent for, while it is pending.
     func owner(of operationID: String) -> (meter: String, command: String)? { operations[operationID] }
 
-    /// Puts `pending` in line, not sent: no deadline, not awaiting a reply.
+    /// Puts `pending` (a retry whose backoff ended) in line, not sent: no deadline, not awaiting a reply.
     mutating func queue(_ pending: Pending) {
         var p = pending
         p.queued = true
@@ -69,15 +74,17 @@ struct PendingCommands: Sendable {
         byMeter[p.meter, default: [:]][p.command] = p
     }
 
-    /// Queued command `command` of meter `id` left as `message`: it awaits a reply until `until`.
-    mutating func sent(_ id: String, _ command: String, message: CommandMessage, until: MonotonicInstant) {
-        guard var p = self[id, command] else { return }
+    /// Command `command` of meter `id` left as `message` (its first attempt,
+    /// decided for `reason`, or a queued retry): it awaits a reply until `until`.
+    mutating func sent(_ id: String, _ command: String, message: CommandMessage, reason: CommandReason, until: MonotonicInstant) {
+        var p = self[id, command] ?? Pending(meter: id, command: command, message: nil, operationIDs: [], attempt: 0,
+                                             awaitingReply: false, until: until, reason: reason)
         p.message = message
         p.operationIDs.append(message.operationID)
         p.attempt += 1
         p.awaitingReply = true
         p.queued = false
-        byMeter[id]![command] = p
+        byMeter[id, default: [:]][command] = p
         arm(id, command, until: until)
         operations[message.operationID] = (id, command)
         awaiting += 1
@@ -113,11 +120,11 @@ struct PendingCommands: Sendable {
         return p
     }
 
-    /// Drops every pending command of meter `id`; returns how many there were.
-    mutating func forget(_ id: String) -> Int {
+    /// Drops every pending command of meter `id`; returns their names.
+    mutating func forget(_ id: String) -> [String] {
         let names = Array(commands(of: id).keys)
         for name in names { remove(id, name) }
-        return names.count
+        return names
     }
 
     /// Takes the commands whose deadline passed at `now`, sent ones only (a queued command has none).
@@ -153,8 +160,8 @@ struct PendingCommands: Sendable {
 public struct PendingCommand: Sendable, Equatable {
     public var meter: String
     public var command: String
-    /// The last message sent (its `operationID` is the newest).
-    public var message: CommandMessage
+    /// The last message sent (its `operationID` is the newest); nil: never sent (it is built when it leaves).
+    public var message: CommandMessage?
     /// Every oprid sent for this command: a late reply to an earlier attempt still counts.
     public var operationIDs: [String]
     /// Sends so far (1 = the first attempt; 0 = queued, never sent).
@@ -163,10 +170,10 @@ public struct PendingCommand: Sendable, Equatable {
     public var awaitingReply: Bool
     /// On the monotonic clock: a wall-clock jump neither fires nor postpones it.
     public var until: MonotonicInstant
-    public var reason: String
+    public var reason: CommandReason
     /// The effective config changed while it was in flight: look again when it resolves.
     var stale = false
-    /// Waiting for its turn (pacing): not sent yet, no deadline; `message` is a preview.
+    /// Waiting for its turn (pacing): no deadline; `message` is the last attempt's, nil before the first.
     public internal(set) var queued = false
     /// Names this `until` in the deadline heap; a heap entry with another stamp is stale.
     var stamp = 0
@@ -174,7 +181,7 @@ public struct PendingCommand: Sendable, Equatable {
     /// The log line of its latest attempt going unanswered; it is sent again in `seconds`.
     func timeoutEvent(retryIn seconds: Double) -> ConfigEvent {
         ConfigEvent(.warning, "reply_timeout", [
-            ("meter", meter), ("command", command), ("oprid", message.operationID), ("attempt", String(attempt)),
+            ("meter", meter), ("command", command), ("oprid", message?.operationID), ("attempt", String(attempt)),
             ("retry_in_s", seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)),
         ])
     }
@@ -182,8 +189,8 @@ public struct PendingCommand: Sendable, Equatable {
     /// The log line of its latest attempt leaving.
     var sentEvent: ConfigEvent {
         ConfigEvent(.info, "command_sent", [
-            ("meter", meter), ("command", command), ("value", message.value), ("topic", message.topic),
-            ("oprid", message.operationID), ("attempt", String(attempt)), ("reason", reason),
+            ("meter", meter), ("command", command), ("value", message?.value), ("topic", message?.topic),
+            ("oprid", message?.operationID), ("attempt", String(attempt)), ("reason", reason.name),
         ])
     }
 }

@@ -9,6 +9,14 @@ struct CounterState: Sendable, Equatable {
     var agreeing = 0
 }
 
+/// A field of a route whose counter is guarded: what the check of a reading
+/// needs of it, without the rest of the field (its copy costs nothing to count).
+struct GuardedField: Sendable {
+    let name: String
+    let slot: Int
+    let rule: CounterGuardRules
+}
+
 /// A guarded counter's last forwarded value, for the service to keep across
 /// restarts (`Engine.counters`, `Engine.restore`).
 public struct CounterSnapshot: Sendable, Equatable {

@@ -17,7 +17,7 @@ public final class Engine {
     /// The meters seen, by their id's bytes, in order of first appearance.
     private var devices = DeviceIndex<DeviceState>()
     private var plansByGroups: [[String]: [OutputPlan]] = [:]
-    private var guardedByGroups: [[String]: [[CompiledField]]] = [:]
+    private var guardedByGroups: [[String]: [[GuardedField]]] = [:]
     /// Counter values from `restore` for meters not seen yet.
     private var restoredCounters: [String: [String: CounterState]] = [:]
     /// Bumped whenever a guarded counter's accepted value changes: the
@@ -311,12 +311,12 @@ public final class Engine {
         let topics: [String]
         let plans: [OutputPlan]
         /// Per route, its guarded counter fields this meter publishes.
-        let guarded: [[CompiledField]]
+        let guarded: [[GuardedField]]
         var clockOffset: Int64?
         /// Per guarded field name.
         var counters: [String: CounterState] = [:]
 
-        init(id: String, topics: [String], plans: [OutputPlan], guarded: [[CompiledField]]) {
+        init(id: String, topics: [String], plans: [OutputPlan], guarded: [[GuardedField]]) {
             self.id = id
             self.topics = topics
             self.plans = plans
@@ -331,7 +331,7 @@ public final class Engine {
         // Meters with the same groups share their plans: a site has a few group sets, not one per meter.
         let key = groups.sorted()
         let plans: [OutputPlan]
-        let guarded: [[CompiledField]]
+        let guarded: [[GuardedField]]
         if let shared = plansByGroups[key], let sharedGuarded = guardedByGroups[key] {
             plans = shared
             guarded = sharedGuarded
@@ -340,7 +340,7 @@ public final class Engine {
                 route.fields.filter { $0.group < 0 || groups.contains(route.groups[$0.group]) }
             }
             plans = fields.map { OutputPlan(fields: $0) }
-            guarded = fields.map { $0.filter { $0.counterGuard != nil } }
+            guarded = fields.map { $0.compactMap { f in f.counterGuard.map { GuardedField(name: f.name, slot: f.slot, rule: $0) } } }
             plansByGroups[key] = plans
             guardedByGroups[key] = guarded
         }
@@ -477,46 +477,58 @@ extension Engine {
     func checkCounters(_ state: DeviceState, route: CompiledRoute, buffer: UnsafeRawBufferPointer,
                        slots: UnsafeBufferPointer<FieldSlice>, meterTime: Int64?, now: Instant) -> String? {
         let time = meterTime ?? now.localSeconds
-        let fields = state.guarded[route.index]
-        // One guarded field (the usual case): judged and stored with one lookup, no buffer.
-        if fields.count == 1 {
-            guard let (why, counter, previous) = judge(fields[0], state, buffer, slots, at: time) else { return nil }
-            if why == nil && previous?.value != counter.value { countersVersion += 1 }
-            state.counters[fields[0].name] = counter
-            return why
-        }
-        // Several: each counter moves only when all of them passed.
-        var updates: [(String, CounterState, CounterState?)] = []
-        for field in fields {
-            guard let (why, counter, previous) = judge(field, state, buffer, slots, at: time) else { continue }
-            if let why {
-                // Remember the run of agreeing readings even though this one is dropped.
-                state.counters[field.name] = counter
+        return state.guarded[route.index].withUnsafeBufferPointer { fields in
+            // One guarded field (the usual case): judged and stored in place, with one lookup.
+            if fields.count == 1 {
+                let field = fields[0]
+                guard let value = Self.counterValue(field.slot, buffer, slots) else { return nil }
+                var moved = false
+                func judge(_ counter: inout CounterState?) -> String? {
+                    let before = counter?.value
+                    let why = Self.judge(value, text: Self.text(field.slot, buffer, slots), at: time, against: &counter,
+                                         rule: field.rule, field: field.name)
+                    moved = why == nil && before != value
+                    return why
+                }
+                let why = judge(&state.counters[field.name])
+                if moved { countersVersion += 1 }
                 return why
             }
-            updates.append((field.name, counter, previous))
+            // Several: each counter moves only when all of them passed.
+            var updates: [(String, CounterState, CounterState?)] = []
+            for field in fields {
+                guard let value = Self.counterValue(field.slot, buffer, slots) else { continue }
+                let previous = state.counters[field.name]
+                var counter = previous
+                if let why = Self.judge(value, text: Self.text(field.slot, buffer, slots), at: time, against: &counter,
+                                        rule: field.rule, field: field.name) {
+                    // Remember the run of agreeing readings even though this one is dropped.
+                    state.counters[field.name] = counter
+                    return why
+                }
+                updates.append((field.name, counter!, previous))
+            }
+            for (name, counter, previous) in updates {
+                if previous?.value != counter.value { countersVersion += 1 }
+                state.counters[name] = counter
+            }
+            return nil
         }
-        for (name, counter, previous) in updates {
-            if previous?.value != counter.value { countersVersion += 1 }
-            state.counters[name] = counter
-        }
-        return nil
     }
 
-    /// Field `field` of a reading against its counter: why it may not pass
-    /// (nil: it may), the counter after it, and the counter before; nil when
-    /// the reading has no number there (a missing or null value proves nothing).
-    private func judge(_ field: CompiledField, _ state: DeviceState, _ buffer: UnsafeRawBufferPointer,
-                       _ slots: UnsafeBufferPointer<FieldSlice>, at time: Int64)
-        -> (why: String?, counter: CounterState, previous: CounterState?)? {
-        let slice = slots[field.slot]
+    /// The number in `slot` of a reading, nil when it has none there (a
+    /// missing or null value proves nothing).
+    private static func counterValue(_ slot: Int, _ buffer: UnsafeRawBufferPointer,
+                                     _ slots: UnsafeBufferPointer<FieldSlice>) -> Double? {
+        let slice = slots[slot]
+        guard slice.kind == .number else { return nil }
         let bytes = UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start)..<Int(slice.end)])
-        guard slice.kind == .number, let rule = field.counterGuard, let value = Double(String(decoding: bytes, as: UTF8.self))
-        else { return nil }
-        let previous = state.counters[field.name]
-        var counter = previous
-        let why = Self.judge(value, text: String(decoding: bytes, as: UTF8.self), at: time, against: &counter, rule: rule, field: field.name)
-        return (why, counter!, previous)
+        return DecimalText.value(bytes) ?? Double(String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static func text(_ slot: Int, _ buffer: UnsafeRawBufferPointer, _ slots: UnsafeBufferPointer<FieldSlice>) -> String {
+        let slice = slots[slot]
+        return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start)..<Int(slice.end)]), as: UTF8.self)
     }
 
     /// Whether `value` at `time` may follow the counter; nil when it may
