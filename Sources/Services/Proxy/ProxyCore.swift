@@ -359,7 +359,17 @@ final class ProxyCore {
             var topic = message.topic
             topic.withUTF8(put)
         }
+        // One iteration can append megabytes: a meter's first reading brings
+        // its announcements along, and libmosquitto 2.0.11 reads as many
+        // packets at a time as it has messages queued, whatever the loop's
+        // batch. Past `unflushedLimit` the buffer is written at once, still
+        // before this iteration writes to any socket (PUBACKs included), so
+        // it never holds more than that and one record.
+        if journal.unflushedBytes >= Self.unflushedLimit { perform(delivery.writeJournal()) }
     }
+
+    /// The most bytes the journal's write buffer holds before an append writes it out.
+    static let unflushedLimit = 128 << 10
 
     /// The copy of a discovery message on the internal broker (see the type's
     /// documentation for when and why). A failure loses only this copy: the
