@@ -8,7 +8,8 @@
 has_line() { awk -v re="$2" -v from="${3:-1}" 'NR >= from && $0 ~ re { found = 1; exit } END { exit !found }' "$1"; }
 
 # launch_mosquitto CONF LOG [OUT]: starts `mosquitto -c CONF` with its output
-# appended to OUT (default: LOG) and waits up to 10 s until LOG says it runs
+# appended to OUT (default: LOG) and waits up to $launch_wait_s seconds (default
+# 10) until LOG says it runs
 # (a line written after the start). Sets $pid (the caller stops it by PID).
 # Status: 0 running; 2 its port was taken; 1 it did not start (see LOG, OUT).
 launch_mosquitto() {
@@ -18,7 +19,8 @@ launch_mosquitto() {
   out_from=$(($(wc -l < "$out") + 1))
   mosquitto -c "$conf" >> "$out" 2>&1 &
   pid=$!
-  for ((i = 0; i < 200; i++)); do
+  # launch_wait_s (default 10): a broker reading a large ACL takes longer.
+  for ((i = 0; i < ${launch_wait_s:-10} * 20; i++)); do
     has_line "$log" "mosquitto version .* running" "$from" && return 0
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
@@ -64,6 +66,30 @@ internal_broker_conf() {
   [ "$(grep -c '^listener ' "$conf")" = 1 ] && grep -qx "listener $port 127.0.0.1" "$conf" &&
     grep -qx "password_file $dir/passwd" "$conf" && grep -qx "acl_file $dir/acl" "$conf" &&
     grep -qx "persistence_location $dir/data/" "$conf" && grep -qx "user $user" "$conf"
+}
+
+# meter_accounts N DIR [ACCOUNTS_SCRIPT]: the meters' broker's accounts for N
+# meters as a site has them, in DIR/passwd, DIR/credentials/ and DIR/acl (a
+# copy of broker/internal/acl with its generated block): kpm33b-proxy,
+# kpm33b-config and meter-sim's meters 33B1225950027, 33B1225950028, ... (the
+# ids of its --meters N). ACCOUNTS_SCRIPT (default tools/broker-accounts) makes
+# the services' accounts and the first meter's; the meters past the first get
+# the first one's hash (the same password), so N accounts cost no N runs of
+# mosquitto_passwd; then the script rewrites the ACL's block from the password
+# file, as after any change. The meters' password: DIR/credentials/25950027.
+meter_accounts() {
+  local n=$1 dir=$2 script=${3:-tools/broker-accounts} hash
+  mkdir -p "$dir"
+  cp broker/internal/acl "$dir/acl"
+  bash "$script" --password-file "$dir/passwd" --credentials-dir "$dir/credentials" \
+    --acl-file "$dir/acl" 33B1225950027 > "$dir/accounts.log" || return 1
+  if [ "$n" -gt 1 ]; then
+    hash=$(awk -F: '$1 == "25950027" { print substr($0, 10) }' "$dir/passwd")
+    [ -n "$hash" ] || return 1
+    awk -v n="$n" -v h="$hash" 'BEGIN { for (i = 1; i < n; i++) printf "%08d:%s\n", 25950027 + i, h }' >> "$dir/passwd"
+  fi
+  bash "$script" --password-file "$dir/passwd" --credentials-dir "$dir/credentials" \
+    --acl-file "$dir/acl" >> "$dir/accounts.log"
 }
 
 # central_broker_conf PORT DIR CONF: broker/central/mosquitto-production.conf

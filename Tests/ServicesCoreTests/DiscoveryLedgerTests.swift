@@ -164,6 +164,31 @@ import Testing
         #expect(ledger.plan(id: Self.meter, discovery: nil, homeAssistant: wanted, forced: false, program: after, origin: Self.origin) == [])
     }
 
+    /// 500 meters with one set of groups, read back and planned: the ledger
+    /// keeps one component set for all of them (one string, not 500), and
+    /// each meter still has its own components; a second set of groups
+    /// makes a second set.
+    @Test func metersWithTheSameGroupsShareOneComponentSet() throws {
+        let program = try Self.program(groups: ["current", "power"])
+        var ledger = Self.ledger()
+        let ids = (0..<500).map { "33B" + String(1_000_000_000 + $0) }
+        for id in ids.prefix(250) {
+            let config = try #require(program.homeAssistantConfigs(for: id, origin: Self.origin).first)
+            ledger.observe(topic: config.topic, payload: config.payload)
+        }
+        for id in ids.dropFirst(250) {
+            _ = ledger.plan(id: id, discovery: nil, homeAssistant: program.homeAssistantConfigs(for: id, origin: Self.origin),
+                            forced: false, program: program, origin: Self.origin)
+        }
+        #expect(ledger.componentSetCount == 1)
+        #expect(ids.allSatisfy { ledger.meters[$0]?.device?.components.count == 8 })
+        let other = try Self.program(groups: ["current"])
+        _ = ledger.plan(id: ids[0], discovery: nil, homeAssistant: other.homeAssistantConfigs(for: ids[0], origin: Self.origin),
+                        forced: false, program: other, origin: Self.origin)
+        #expect(ledger.componentSetCount == 2)
+        #expect(ledger.meters[ids[0]]?.device?.components.count == 5 && ledger.meters[ids[1]]?.device?.components.count == 8)
+    }
+
     /// Nothing is cleared that the broker does not hold as ours: not a group
     /// never announced, not a meter never seen, not another program's config.
     @Test func noClearForWhatWasNeverAnnounced() throws {

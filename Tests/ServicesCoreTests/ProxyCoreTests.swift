@@ -177,6 +177,33 @@ import Testing
         #expect(Set(f.transport.published.filter { $0.topic.hasPrefix("kpm33b/discovery/") }.map(\.topic)).count == total)
     }
 
+    /// 3,000 new meters read in one loop iteration (their readings, discovery
+    /// messages and Home Assistant device configs: more than 128 KiB many
+    /// times over): the journal's write buffer is written whenever it passes
+    /// `unflushedLimit`, so it never holds much more, yet nothing leaves
+    /// before the iteration ends, and then everything does.
+    @Test func aBurstInOneIterationIsWrittenAsItComesNotBuffered() throws {
+        let f = try CoreFixture(homeAssistant: true)
+        f.connectCentral()
+        let total = 3_000
+        var largest = 0
+        for i in 0..<total {
+            try f.receive(second: i % 3600, id: "33B" + String(1_000_000_000 + i))
+            largest = max(largest, f.core.journal.unflushedBytes)
+        }
+        #expect(f.core.journal.bytes > 8 * ProxyCore.unflushedLimit, "the burst appended \(f.core.journal.bytes) bytes")
+        #expect(largest >= ProxyCore.unflushedLimit / 2)
+        #expect(largest < ProxyCore.unflushedLimit + 8192, "the write buffer held \(largest) bytes")
+        #expect(f.transport.published.isEmpty, "nothing leaves before the iteration ends")
+        // Then a window at a time, as the central broker acknowledges.
+        for _ in 0..<1_000 where !f.core.delivery.isDrained {
+            f.endIteration()
+            f.acknowledgeAll()
+        }
+        #expect(Set(f.transport.data.map(\.topic)).count == total)
+        #expect(f.core.delivery.isDrained)
+    }
+
     /// `max_meters`: a new id past the limit is dropped (`meter_limit`) before
     /// any per-meter table holds it; the known meters go on; the problem is
     /// in the status; the ledger and the other instances' tables keep to it.

@@ -43,12 +43,21 @@ public final class EventLoop: @unchecked Sendable {
     /// Work posted from other threads, and whether the eventfd was written
     /// since the loop last emptied it (so a burst of posts wakes it once).
     private let posted = Mutex<(tasks: [@Sendable () -> Void], woken: Bool)>(([], false))
+    /// Set after a task was posted (before the wake-up), cleared by `runPosted`
+    /// before it takes the lock: an iteration with nothing posted reads this
+    /// flag only.
+    private let hasPosted = Atomic<Bool>(false)
     private let running = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let threadID = Atomic<UInt>(0)
 
     // Loop thread only, below.
-    private var sources: [Int32: Source] = [:]
+    /// The registered descriptors, indexed by descriptor (they are small and
+    /// dense; the tables are as long as the highest one registered, which the
+    /// process's descriptor limit bounds): no hashing per event. What epoll
+    /// watches apart from the handlers, so that changing it copies no closure.
+    private var registrations: [Registration?] = []
+    private var handlers: [((UInt32) -> Void)?] = []
     private var nextGeneration: UInt32 = 1
     private var timers = TimerQueue()
     private var hooks: [() -> Void] = []
@@ -60,11 +69,10 @@ public final class EventLoop: @unchecked Sendable {
     private var clients: [ObjectIdentifier: MQTTClient] = [:]
     private var housekeepingStarted = false
 
-    /// A registered file descriptor: what to call when it is ready.
-    private struct Source {
+    /// A registered file descriptor: its registration's generation and the events watched.
+    private struct Registration {
         var generation: UInt32
         var events: UInt32
-        var handler: (UInt32) -> Void
     }
 
     public init() throws(MQTTError) {
@@ -100,6 +108,7 @@ public final class EventLoop: @unchecked Sendable {
             defer { state.woken = true }
             return !state.woken
         }
+        hasPosted.store(true, ordering: .releasing)
         if wake { signalWake() }
     }
 
@@ -202,32 +211,51 @@ public final class EventLoop: @unchecked Sendable {
         assertOnLoop("EventLoop.register")
         let generation = nextGeneration
         nextGeneration &+= 1
+        guard fd >= 0 else { return false }
         var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, generation)))
         guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { return false }
-        sources[fd] = Source(generation: generation, events: events, handler: handler)
+        let index = Int(fd)
+        if index >= registrations.count {
+            registrations.append(contentsOf: repeatElement(nil, count: index + 1 - registrations.count))
+            handlers.append(contentsOf: repeatElement(nil, count: index + 1 - handlers.count))
+        }
+        registrations[index] = Registration(generation: generation, events: events)
+        handlers[index] = handler
         return true
     }
 
     func modify(_ fd: Int32, events: UInt32) {
         assertOnLoop("EventLoop.modify")
-        guard var source = sources[fd], source.events != events else { return }
-        source.events = events
-        sources[fd] = source
-        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, source.generation)))
+        let index = Int(fd)
+        guard index >= 0, index < registrations.count, var registration = registrations[index],
+              registration.events != events else { return }
+        registration.events = events
+        registrations[index] = registration
+        var event = epoll_event(events: events, data: epoll_data_t(u64: Self.token(fd, registration.generation)))
         _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
     }
 
     /// Stops watching `fd`, which is still open.
     func unregister(_ fd: Int32) {
         assertOnLoop("EventLoop.unregister")
-        guard sources.removeValue(forKey: fd) != nil else { return }
+        guard removeRegistration(fd) else { return }
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     /// Forgets `fd` after it was closed (closing removed it from epoll).
     func forget(_ fd: Int32) {
         assertOnLoop("EventLoop.forget")
-        sources.removeValue(forKey: fd)
+        removeRegistration(fd)
+    }
+
+    /// Whether `fd` was registered; it is not any more.
+    @discardableResult
+    private func removeRegistration(_ fd: Int32) -> Bool {
+        let index = Int(fd)
+        guard index >= 0, index < registrations.count, registrations[index] != nil else { return false }
+        registrations[index] = nil
+        handlers[index] = nil
+        return true
     }
 
     func attach(_ client: MQTTClient) {
@@ -269,8 +297,10 @@ public final class EventLoop: @unchecked Sendable {
             _ = read(wakeFD, &value, 8)
             return
         }
-        guard let source = sources[fd], source.generation == UInt32(truncatingIfNeeded: token >> 32) else { return }
-        source.handler(event.events)
+        let index = Int(fd)
+        guard index >= 0, index < registrations.count, let registration = registrations[index],
+              registration.generation == UInt32(truncatingIfNeeded: token >> 32), let handler = handlers[index] else { return }
+        handler(event.events)
     }
 
     private func runDueTimers() {
@@ -279,6 +309,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runPosted() {
+        guard hasPosted.exchange(false, ordering: .acquiringAndReleasing) else { return }
         let tasks = posted.withLock { state -> [@Sendable () -> Void] in
             state.woken = false
             defer { state.tasks.removeAll(keepingCapacity: true) }
@@ -294,7 +325,9 @@ public final class EventLoop: @unchecked Sendable {
             client.isMarkedDirty = false
             client.writePending()
         }
-        flushing.removeAll(keepingCapacity: true)
+        // One or two clients: popping them is cheaper than removeAll's generic
+        // replaceSubrange, and keeps the capacity as well.
+        while flushing.popLast() != nil {}
     }
 
     /// Once a second: libmosquitto's keepalive (PINGREQ, and giving up on a

@@ -335,10 +335,18 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Step 5 of an iteration: write what is queued, then watch for
     /// writability only while something is left.
+    ///
+    /// Once connected, a client marked after a read that queued nothing (a
+    /// QoS 0 message needs no PUBACK) skips `mosquitto_loop_write`, whose
+    /// locks and state checks cost a few hundred instructions even with
+    /// nothing to send. While connecting it is always called: the TCP
+    /// connection's and the TLS handshake's steps go on in it.
     func writePending() {
         guard socket >= 0, !writesHeld else { return }
-        let rc = mosquitto_loop_write(handle, 1)
-        guard rc == 0, socket >= 0 else { return }
+        if phase != .connected || mosquitto_want_write(handle) {
+            let rc = mosquitto_loop_write(handle, 1)
+            guard rc == 0, socket >= 0 else { return }
+        }
         updateInterest()
     }
 

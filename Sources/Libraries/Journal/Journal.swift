@@ -208,6 +208,9 @@ public final class Journal {
     /// True when appended records wait in memory for `flush()`.
     public var hasUnflushed: Bool { writeBuffer.count > 0 }
 
+    /// The bytes of the records that wait in memory for `flush()`.
+    public var unflushedBytes: Int { writeBuffer.count }
+
     /// Writes the buffered records to their segment files, then `fdatasync`s per the policy.
     ///
     /// One `pwrite` per segment touched. Once this returns, the records survive the death

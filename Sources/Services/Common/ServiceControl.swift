@@ -22,6 +22,9 @@ public final class ServiceControl: Sendable {
     }
 
     private let requests = Mutex(Requests())
+    /// Set after a request was stored, cleared by `take` before it looks: the
+    /// loop's every iteration reads this flag, not the lock and the site.
+    private let pending = Atomic<Bool>(false)
     private let loop: EventLoop
     /// Loads, checks and compiles the packs and the site config, logging every
     /// diagnostic of a failure; nil when it failed. Never runs on the loop.
@@ -40,6 +43,7 @@ public final class ServiceControl: Sendable {
             defer { if r.stop == nil { r.stop = reason } }
             return r.stop == nil
         }
+        pending.store(true, ordering: .releasing)
         loop.execute {}
         return first
     }
@@ -50,12 +54,19 @@ public final class ServiceControl: Sendable {
     public func requestReload(trigger: String = "SIGHUP") {
         guard let site = compile(trigger) else { return }
         requests.withLock { $0.site = site }
+        pending.store(true, ordering: .releasing)
         loop.execute {}
     }
 
+    /// Whether something may have been asked since the last `take`: one
+    /// atomic load, what the loop pays in an iteration without a request.
+    var hasRequests: Bool { pending.load(ordering: .acquiring) }
+
     /// What was asked since the last call: a stop reason (once) and a compiled site to apply.
+    /// A request stored while this runs is taken now or, its flag set again, next time.
     func take() -> (stop: String?, site: Site?) {
-        requests.withLock { r in
+        guard pending.exchange(false, ordering: .acquiringAndReleasing) else { return (nil, nil) }
+        return requests.withLock { r in
             defer {
                 r.site = nil
                 if r.stop != nil { r.stopTaken = true }

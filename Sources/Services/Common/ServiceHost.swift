@@ -84,7 +84,11 @@ final class ServiceHost {
     /// How long the offline status may take to be acknowledged.
     static let offlineAckSeconds = 2.0
 
-    private weak var service: (any HostedService)?
+    /// The service `run` runs, which owns this host. Unowned, not weak: a weak
+    /// reference gives the service a side table, and then every retain and
+    /// release of it — several per reading through the clients' handlers —
+    /// takes the runtime's slow path.
+    private unowned var service: (any HostedService)?
     /// Whose settings a reload compares (`ReloadPolicy`).
     private let siteService: SiteService
     private var wasConnected: [Broker: Bool] = [:]
@@ -116,8 +120,13 @@ final class ServiceHost {
         let centralSettings = try Self.settings(.central, site: site, options: options, client: client, clientID: clientID, centralConnection)
         do {
             loop = try EventLoop()
-            internalClient = try MQTTClient(loop: loop, endpoint: internalSettings.endpoint, options: internalSettings.options)
-            centralClient = try MQTTClient(loop: loop, endpoint: centralSettings.endpoint, options: centralSettings.options)
+            // Without libmosquitto's wake-up socket pair: it writes a byte to
+            // it for every packet it queues (a write(2) per reading, for a
+            // select() this loop never runs; `MQTTClient.init`).
+            internalClient = try MQTTClient(loop: loop, endpoint: internalSettings.endpoint, options: internalSettings.options,
+                                            dropSocketPair: true)
+            centralClient = try MQTTClient(loop: loop, endpoint: centralSettings.endpoint, options: centralSettings.options,
+                                           dropSocketPair: true)
         } catch {
             throw ServiceError(error.description)
         }
@@ -173,7 +182,8 @@ final class ServiceHost {
         }
         internalClient.start()
         centralClient.start()
-        loop.addIterationHook { [unowned self] in endOfIteration() }
+        // Every iteration: unowned(unsafe), as the loop is this host's and runs only inside this call.
+        loop.addIterationHook { [unowned(unsafe) self] in endOfIteration() }
         log.info("started", fields: [
             ("service", name), ("version", ServiceVersion.current), ("packs", site.programs.packNames.joined(separator: ",")),
             ("internal", internalClient.endpoint.description), ("central", centralClient.endpoint.description),
@@ -190,9 +200,11 @@ final class ServiceHost {
     /// iteration, and the shutdown phases.
     private func endOfIteration() {
         guard let service else { return }
-        let requests = control.take()
-        if let reason = requests.stop { beginStop(reason: reason, service) }
-        if let site = requests.site { apply(site, service) }
+        if control.hasRequests {
+            let requests = control.take()
+            if let reason = requests.stop { beginStop(reason: reason, service) }
+            if let site = requests.site { apply(site, service) }
+        }
         service.endOfIteration()
         advancePhases(service)
     }

@@ -70,6 +70,14 @@ struct DiscoveryLedger {
     /// Home Assistant topic → meter, for the empty payloads, which name no
     /// meter (a discovery topic names its meter itself).
     private var owners: [String: String] = [:]
+    /// The distinct component sets recorded (a site has a few, one per set
+    /// of groups), so that the meters with the same set share one string
+    /// instead of one each; at most `maxComponentSets`, past which a set is
+    /// kept by its meter alone.
+    private var componentSets: Set<Components> = []
+    static let maxComponentSets = 64
+    /// How many distinct component sets the meters share (tests).
+    var componentSetCount: Int { componentSets.count }
 
     init(discoveryFilters: [String], discoveryPrefix: String, originName: String, instance: String? = nil, maxMeters: Int = .max) {
         self.maxMeters = maxMeters
@@ -109,7 +117,7 @@ struct DiscoveryLedger {
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         guard topic.hasPrefix("\(discoveryPrefix)/"), let id = config.meter(publishedBy: originName), hasRoom(for: id) else { return }
         if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
-            meters[id, default: Meter()].device = (topic, digest, Components(config.components))
+            meters[id, default: Meter()].device = (topic, digest, shared(Components(config.components)))
         } else {
             meters[id, default: Meter()].entities[topic] = digest
         }
@@ -145,6 +153,13 @@ struct DiscoveryLedger {
         if meter.device?.topic == topic { meter.device = nil }
         meter.entities[topic] = nil
         meters[id] = meter.isEmpty ? nil : meter
+    }
+
+    /// `components` as recorded already for another meter, if it is.
+    private mutating func shared(_ components: Components) -> Components {
+        if let known = componentSets.firstIndex(of: components) { return componentSets[known] }
+        if componentSets.count < Self.maxComponentSets { componentSets.insert(components) }
+        return components
     }
 
     static func digest(_ payload: [UInt8]) -> Int {
@@ -189,7 +204,7 @@ struct DiscoveryLedger {
         return out
     }
 
-    private func planHomeAssistant(id: String, wanted: [Outgoing], forced: Bool, meter: inout Meter,
+    private mutating func planHomeAssistant(id: String, wanted: [Outgoing], forced: Bool, meter: inout Meter,
                                    program: Program, origin: Origin) -> [Outgoing] {
         var out: [Outgoing] = []
         let deviceTopic = program.homeAssistantDeviceTopic(for: id)
@@ -197,7 +212,7 @@ struct DiscoveryLedger {
             let digest = Self.digest(device.payload)
             // The broker has this very config (the usual case): its components are known.
             let unchanged = meter.device.flatMap { $0.topic == deviceTopic && $0.digest == digest ? $0.components : nil }
-            let packed = unchanged ?? Components(HomeAssistantMeterConfig(payload: device.payload)?.components ?? [:])
+            let packed = unchanged ?? shared(Components(HomeAssistantMeterConfig(payload: device.payload)?.components ?? [:]))
             let components = packed.dictionary
             if let recorded = meter.device, recorded.topic == deviceTopic {
                 let lost = recorded.components.dictionary.filter { components[$0.key] == nil }
@@ -218,7 +233,8 @@ struct DiscoveryLedger {
             }
             out += entityTopics.map { Self.clear($0, .homeAssistant, id) }
             meter.entities.removeAll()
-            meter.device = (deviceTopic, digest, packed)
+            // The message's topic, the very string `owners` keys it by: one copy.
+            meter.device = (device.topic, digest, packed)
         } else {
             let wantedTopics = Set(wanted.map(\.topic))
             // A device config migrates back to per-entity configs when some of its components remain.
@@ -269,7 +285,7 @@ struct DiscoveryLedger {
 /// string (`object platform` lines, sorted): the ledger keeps one per meter,
 /// and a dictionary of small strings costs several times more. Objects and
 /// platforms never hold a space or a newline (Home Assistant ids).
-struct Components: Equatable {
+struct Components: Hashable {
     private let packed: String
 
     init(_ components: [String: String]) {

@@ -47,7 +47,10 @@ final class ProxyCore {
 
     let log: Log
     let origin: Origin
-    weak var transport: (any ProxyTransport)?
+    /// The service that owns this core (or a test's recorder). Unowned, not
+    /// weak: a weak reference would give the service a side table, and every
+    /// retain and release of it the runtime's slow path (see `ServiceHost.service`).
+    unowned var transport: (any ProxyTransport)?
     var settings: Settings {
         didSet {
             delivery.settings = settings.delivery
@@ -312,14 +315,16 @@ final class ProxyCore {
         // A meter's announcements (its discovery message, its Home Assistant
         // configs) come together, before its reading: they go through the
         // ledger as one, in their place.
+        // The messages are read in place (no copy of an `Outgoing`, with its
+        // three references, per reading).
         var i = 0
         let messages = out.messages
         while i < messages.count {
-            let message = messages[i]
-            guard message.kind == .discovery || message.kind == .homeAssistant, let id = message.device else {
-                append(message, now: now)
-                if message.kind == .data, let id = message.device, counted.lastSeen.updateValue(now, forKey: id) == nil {
-                    log.info("meter_heard", ["meter": id, "topic": message.topic, "detail": "its first reading since the start"])
+            let kind = messages[i].kind
+            guard kind == .discovery || kind == .homeAssistant, let id = messages[i].device else {
+                append(messages[i], now: now)
+                if kind == .data, let id = messages[i].device, counted.lastSeen.updateValue(now, forKey: id) == nil {
+                    log.info("meter_heard", ["meter": id, "topic": messages[i].topic, "detail": "its first reading since the start"])
                 }
                 i += 1
                 continue
@@ -344,13 +349,27 @@ final class ProxyCore {
 
     private func append(_ message: Outgoing, now: Instant) {
         message.payload.withUnsafeBytes { payload in
-            var topic = message.topic
-            topic.withUTF8 { topicBytes in
-                _ = journal.append(topic: UnsafeRawBufferPointer(topicBytes), payload: payload, retain: message.retain,
+            func put(_ topic: UnsafeBufferPointer<UInt8>) {
+                _ = journal.append(topic: UnsafeRawBufferPointer(topic), payload: payload, retain: message.retain,
                                    kind: JournalKind.of(message.kind), now: now.epochMillis)
             }
+            // The engine's topics are native strings: their bytes are at hand
+            // without the mutable copy `withUTF8` needs (the fallback).
+            guard message.topic.utf8.withContiguousStorageIfAvailable(put) == nil else { return }
+            var topic = message.topic
+            topic.withUTF8(put)
         }
+        // One iteration can append megabytes: a meter's first reading brings
+        // its announcements along, and libmosquitto 2.0.11 reads as many
+        // packets at a time as it has messages queued, whatever the loop's
+        // batch. Past `unflushedLimit` the buffer is written at once, still
+        // before this iteration writes to any socket (PUBACKs included), so
+        // it never holds more than that and one record.
+        if journal.unflushedBytes >= Self.unflushedLimit { perform(delivery.writeJournal()) }
     }
+
+    /// The most bytes the journal's write buffer holds before an append writes it out.
+    static let unflushedLimit = 128 << 10
 
     /// The copy of a discovery message on the internal broker (see the type's
     /// documentation for when and why). A failure loses only this copy: the

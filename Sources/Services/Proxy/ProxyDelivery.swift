@@ -40,8 +40,10 @@ final class ProxyDelivery {
         /// again; new ones wait until those are acknowledged, or this long.
         var resendGraceSeconds = 10.0
         /// Under load, how often the acknowledged position is written (one
-        /// pwrite); an iteration without traffic writes it at once. A crash
-        /// sends again at most this much of what was acknowledged.
+        /// pwrite); the first iteration without traffic (no reading, no record
+        /// handed over or acknowledged: at the latest the loop's next timer,
+        /// within a second) writes it at once. A crash sends again at most
+        /// this much of what was acknowledged.
         var acknowledgementWriteSeconds = 0.05
         /// The largest message from the internal broker (`proxy.max_payload_bytes`).
         var maxPayloadBytes = 65_536
@@ -85,7 +87,9 @@ final class ProxyDelivery {
     private var backPressureSince: MonotonicInstant?
     private var backPressureTotal = 0.0
     private var acknowledgementsWritten = MonotonicInstant(nanoseconds: 0)
-    /// A message was received or a record handed over in this iteration.
+    /// A message was received, or a record handed over or acknowledged, in
+    /// this iteration: under load the acknowledged position is written every
+    /// `acknowledgementWriteSeconds`, not in every iteration that only read PUBACKs.
     private var busy = false
     /// The most bytes one message from the internal broker added to the journal.
     private var largestMessageBytes = 0
@@ -126,6 +130,7 @@ final class ProxyDelivery {
             actions = refused(record.sequence, code: refusal.code, reason: refusal.reason, wallClock: wallClock)
         } else {
             journal.acknowledge(record.sequence)
+            busy = true
             if !refusals.isEmpty { refusals[record.sequence] = nil }
             if record.kind == JournalKind.data { counts.forwarded += 1 } else { counts.announced += 1 }
         }

@@ -144,7 +144,11 @@ public final class ProxyService {
     // MARK: Connections
 
     func wireInternal() {
-        internalClient.onMessage = { [unowned self] message in
+        // unowned(unsafe) on the two per-reading handlers (this one and the
+        // central PUBACK's): the clients that call them belong to the host,
+        // which belongs to this service, and call them only while `run` runs
+        // it; a checked reference would cost an atomic retain and release per call.
+        internalClient.onMessage = { [unowned(unsafe) self] message in
             // Only the broker's own topics start with '$' (clients cannot publish them).
             if message.topic.utf8.first == UInt8(ascii: "$") {
                 core.internalBrokerFigure(topic: message.topic, payload: message.payload)
@@ -193,7 +197,7 @@ public final class ProxyService {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
         }
-        centralClient.onPublished = { [unowned self] mid in core.acknowledged(mid) }
+        centralClient.onPublished = { [unowned(unsafe) self] mid in core.acknowledged(mid) }  // see wireInternal
         centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.delivery.rejected(mid, code: code, reason: reason, at: .now()) }
     }
 

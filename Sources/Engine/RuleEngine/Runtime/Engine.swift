@@ -19,7 +19,7 @@ public final class Engine {
     private var plansByGroups: [[String]: [OutputPlan]] = [:]
     private var guardedByGroups: [[String]: [[GuardedField]]] = [:]
     /// Counter values from `restore` for meters not seen yet.
-    private var restoredCounters: [String: [String: CounterState]] = [:]
+    private var restoredCounters: [String: GuardedCounters] = [:]
     /// Bumped whenever a guarded counter's accepted value changes: the
     /// service saves `counters` when it moved.
     public private(set) var countersVersion = 0
@@ -314,7 +314,7 @@ public final class Engine {
         let guarded: [[GuardedField]]
         var clockOffset: Int64?
         /// Per guarded field name.
-        var counters: [String: CounterState] = [:]
+        var counters = GuardedCounters()
 
         init(id: String, topics: [String], plans: [OutputPlan], guarded: [[GuardedField]]) {
             self.id = id
@@ -411,15 +411,19 @@ public final class Engine {
 extension Engine {
     /// Every guarded counter's last forwarded value.
     public var counters: [CounterSnapshot] {
+        // Sized at once: the service takes this every second the counters
+        // moved, and doubling would make a 10,000-meter list twice as large.
         var all: [CounterSnapshot] = []
+        all.reserveCapacity(devices.values.reduce(0) { $0 + $1.counters.entries.count }
+                            + restoredCounters.values.reduce(0) { $0 + $1.entries.count })
         for state in devices.values {
             let id = state.id
-            for (field, c) in state.counters.sorted(by: { $0.key < $1.key }) {
+            for (field, c) in state.counters.entries {
                 all.append(CounterSnapshot(device: id, field: field, value: c.value, time: c.time))
             }
         }
         for (id, fields) in restoredCounters.sorted(by: { $0.key < $1.key }) {
-            for (field, c) in fields.sorted(by: { $0.key < $1.key }) {
+            for (field, c) in fields.entries {
                 all.append(CounterSnapshot(device: id, field: field, value: c.value, time: c.time))
             }
         }
@@ -434,7 +438,7 @@ extension Engine {
             if let device = device(s.device) {
                 device.counters[s.field] = state
             } else {
-                restoredCounters[s.device, default: [:]][s.field] = state
+                restoredCounters[s.device, default: GuardedCounters()][s.field] = state
             }
         }
     }
@@ -447,13 +451,13 @@ extension Engine {
     public func forgetCounters(device: String, field: String? = nil) -> [String] {
         var forgotten: [String] = []
         if let state = self.device(device) {
-            for name in state.counters.keys.sorted() where field == nil || name == field {
+            for name in state.counters.names where field == nil || name == field {
                 state.counters[name] = nil
                 forgotten.append(name)
             }
         }
         if var restored = restoredCounters[device] {
-            for name in restored.keys.sorted() where field == nil || name == field {
+            for name in restored.names where field == nil || name == field {
                 restored[name] = nil
                 if !forgotten.contains(name) { forgotten.append(name) }
             }

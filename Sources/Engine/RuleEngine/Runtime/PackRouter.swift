@@ -219,7 +219,8 @@ public final class PackRouter {
         return engines[i]
     }
 
-    public var counters: [CounterSnapshot] { engines.flatMap(\.counters) }
+    /// Every engine's guarded counters (one pack's list as it is: no second copy).
+    public var counters: [CounterSnapshot] { engines.count == 1 ? engines[0].counters : engines.flatMap(\.counters) }
 
     /// Hands each engine the snapshots of its meters (all of them with one pack).
     public func restore(_ snapshots: [CounterSnapshot]) {

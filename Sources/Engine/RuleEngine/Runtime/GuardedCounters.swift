@@ -1,0 +1,39 @@
+/// One meter's guarded counters by field name (`Engine.DeviceState`), in
+/// an array sorted by name rather than a dictionary: a meter has one or two
+/// of them, and a dictionary's storage costs about 200 bytes a meter at
+/// 10,000 meters where this costs under 100. Looked up by comparing the
+/// names, which are short.
+struct GuardedCounters {
+    private(set) var entries: [(name: String, state: CounterState)] = []
+
+    subscript(name: String) -> CounterState? {
+        get {
+            for entry in entries where entry.name == name { return entry.state }
+            return nil
+        }
+        set {
+            if let i = entries.firstIndex(where: { $0.name == name }) {
+                if let newValue { entries[i].state = newValue } else { entries.remove(at: i) }
+            } else if let newValue {
+                entries.insert((name, newValue), at: entries.firstIndex { $0.name > name } ?? entries.count)
+            }
+        }
+        // A reading's check updates its counter in place: one search.
+        _modify {
+            if let i = entries.firstIndex(where: { $0.name == name }) {
+                var value: CounterState? = entries[i].state
+                defer { if let value { entries[i].state = value } else { entries.remove(at: i) } }
+                yield &value
+            } else {
+                var value: CounterState?
+                defer { if let value { entries.insert((name, value), at: entries.firstIndex { $0.name > name } ?? entries.count) } }
+                yield &value
+            }
+        }
+    }
+
+    /// The fields with a counter, in name order.
+    var names: [String] { entries.map(\.name) }
+
+    var isEmpty: Bool { entries.isEmpty }
+}
