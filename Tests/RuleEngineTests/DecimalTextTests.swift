@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import RuleEngine
 
 /// The guarded counters' number reading: the same `Double` as the full
@@ -13,7 +14,7 @@ import Testing
                      "999999999999999", "0.000000000000000000001", "123456789.012345", "9007199254740991",
                      "0.1000000000000000", "100000000000000.0"]
         // Seeded: random digits before and after the point, up to the fast path's limits and past them.
-        var rng = SplitMix64(seed: 0x6B70_6D33_3362)
+        var rng = SplitMix(seed: 0x6B70_6D33_3362)
         for _ in 0..<20_000 {
             let whole = rng.next() % 4 == 0 ? "0" : String(rng.next() % 1_000_000_000)
             let decimals = Int(rng.next() % 12)
@@ -36,18 +37,5 @@ import Testing
                      "1." + String(repeating: "0", count: 23), "-", ""] {
             #expect(Self.value(text) == nil, "\(text)")
         }
-    }
-}
-
-/// A small seeded generator, so a failure names an input that comes back.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
