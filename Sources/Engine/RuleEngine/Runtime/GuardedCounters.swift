@@ -11,14 +11,7 @@ struct GuardedCounters {
             for entry in entries where entry.name == name { return entry.state }
             return nil
         }
-        set {
-            if let i = entries.firstIndex(where: { $0.name == name }) {
-                if let newValue { entries[i].state = newValue } else { entries.remove(at: i) }
-            } else if let newValue {
-                entries.insert((name, newValue), at: entries.firstIndex { $0.name > name } ?? entries.count)
-            }
-        }
-        // A reading's check updates its counter in place: one search.
+        // Assignments and a reading's check in place alike: one search.
         _modify {
             if let i = entries.firstIndex(where: { $0.name == name }) {
                 var value: CounterState? = entries[i].state
