@@ -7,6 +7,8 @@ public final class Engine {
     public let program: Program
     let origin: Origin
     private let routes: [CompiledRoute]
+    /// Per route, its clean topic's parts (no topic is kept per meter).
+    private let topicPlans: [TopicPlan]
     private var topicCache: [String: Int] = [:]
     private var lastTopic = ""
     private var lastRoute = 0
@@ -33,6 +35,7 @@ public final class Engine {
         self.program = program
         self.origin = origin
         self.routes = program.routes
+        topicPlans = program.routes.map { TopicPlan($0.topic, program: program) }
         let maxSlots = max(1, program.routes.map(\.keyTable.slotCount).max() ?? 1, program.replies.values.map(\.keyTable.slotCount).max() ?? 1)
         slotBuffer = .allocate(capacity: maxSlots)
         slotBuffer.initialize(repeating: FieldSlice())
@@ -284,7 +287,9 @@ public final class Engine {
             state.plans[route.index].render(buffer, slots, into: &reused)
             payload = reused
         }
-        out.messages.append(Outgoing(topic: state.topics[route.index], payload: payload, retain: false, kind: .data, device: state.id))
+        var topic = out.takeSpareTopic()
+        topicPlans[route.index].render(id: state.id, program: program, into: &topic)
+        out.messages.append(Outgoing(topic: topic, payload: payload, retain: false, kind: .data, device: state.id))
     }
 
     private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {
@@ -308,7 +313,6 @@ public final class Engine {
 
     final class DeviceState {
         let id: String
-        let topics: [String]
         let plans: [OutputPlan]
         /// Per route, its guarded counter fields this meter publishes.
         let guarded: [[GuardedField]]
@@ -316,9 +320,8 @@ public final class Engine {
         /// Per guarded field name.
         var counters = GuardedCounters()
 
-        init(id: String, topics: [String], plans: [OutputPlan], guarded: [[GuardedField]]) {
+        init(id: String, plans: [OutputPlan], guarded: [[GuardedField]]) {
             self.id = id
-            self.topics = topics
             self.plans = plans
             self.guarded = guarded
         }
@@ -327,7 +330,6 @@ public final class Engine {
     /// The state of a meter not seen before, now remembered.
     private func newDevice(_ id: String) -> DeviceState {
         let groups = program.site.groups(for: id)
-        let topics = program.routes.map { program.render($0.topic, id: id) }
         // Meters with the same groups share their plans: a site has a few group sets, not one per meter.
         let key = groups.sorted()
         let plans: [OutputPlan]
@@ -344,7 +346,7 @@ public final class Engine {
             plansByGroups[key] = plans
             guardedByGroups[key] = guarded
         }
-        let state = DeviceState(id: id, topics: topics, plans: plans, guarded: guarded)
+        let state = DeviceState(id: id, plans: plans, guarded: guarded)
         if let counters = restoredCounters.removeValue(forKey: id) { state.counters = counters }
         var idBytes = id
         idBytes.withUTF8 { bytes in
@@ -375,7 +377,7 @@ public final class Engine {
         let message = DiscoveryMessage(
             id: state.id, manufacturer: program.device.manufacturer, model: program.device.model, pack: program.packName,
             instance: program.instance, context: program.site.contexts[state.id],
-            topics: zip(program.routes, state.topics).map { DiscoveryMessage.Route(name: $0.name, topic: $1) },
+            topics: program.routes.map { DiscoveryMessage.Route(name: $0.name, topic: program.render($0.topic, id: state.id)) },
             clockOffsetSeconds: state.clockOffset.map { Int($0) })
         return Outgoing(topic: program.render(template, id: state.id), payload: message.payload, retain: true, kind: .discovery, device: state.id)
     }
