@@ -193,7 +193,7 @@ final class ProxyCore {
 
     /// This proxy's silence declarations that changed (`ProxyAnnouncements.silenceChanges`).
     func silenceChanges(now: Instant, started: Instant) -> [(topic: String, payload: [UInt8])] {
-        announcements.silenceChanges(now: now, started: started, lastSeen: counted.lastSeen)
+        announcements.silenceChanges(now: now, started: started)
     }
 
     /// The central broker acknowledged `mid`.
@@ -245,10 +245,13 @@ final class ProxyCore {
     func reload(_ programs: ProgramSet, now: Instant) {
         lastWallClock = now
         let saved = engine.counters
+        let heard = engine.heard
         engine = PackRouter(programs: programs, origin: origin, maxMeters: settings.maxMeters)
         counters?.engineReplaced()
         // The guarded counters carry over: a reload must not let a glitch through.
         engine.restore(saved)
+        // And when each meter was heard: the status's meters and their silence.
+        engine.restoreHeard(heard)
         log.info("rules_reloaded", ["pack": programs.packName, "routes": programs.routeNames.joined(separator: ",")])
         announcements.reload(engine: engine)
         announcePending()
@@ -323,7 +326,7 @@ final class ProxyCore {
             let kind = messages[i].kind
             guard kind == .discovery || kind == .homeAssistant, let id = messages[i].device else {
                 append(messages[i], now: now)
-                if kind == .data, let id = messages[i].device, counted.lastSeen.updateValue(now, forKey: id) == nil {
+                if kind == .data, !out.heard.isEmpty, let id = messages[i].device, out.heard.contains(id) {
                     log.info("meter_heard", ["meter": id, "topic": messages[i].topic, "detail": "its first reading since the start"])
                 }
                 i += 1

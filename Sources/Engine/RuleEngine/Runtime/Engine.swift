@@ -22,6 +22,10 @@ public final class Engine {
     private var guardedByGroups: [[String]: [[GuardedField]]] = [:]
     /// Counter values from `restore` for meters not seen yet.
     private var restoredCounters: [String: GuardedCounters] = [:]
+    /// When meters not seen yet were last heard (`restoreHeard`: a replaced engine's).
+    private var restoredHeard: [String: Instant] = [:]
+    /// The meters seen whose `lastHeard` is set.
+    private var heardCount = 0
     /// Bumped whenever a guarded counter's accepted value changes: the
     /// service saves `counters` when it moved.
     public private(set) var countersVersion = 0
@@ -287,6 +291,11 @@ public final class Engine {
             state.plans[route.index].render(buffer, slots, into: &reused)
             payload = reused
         }
+        if state.lastHeard == nil {
+            heardCount += 1
+            out.heard.append(state.id)
+        }
+        state.lastHeard = now
         var topic = out.takeSpareTopic()
         topicPlans[route.index].render(id: state.id, program: program, into: &topic)
         out.messages.append(Outgoing(topic: topic, payload: payload, retain: false, kind: .data, device: state.id))
@@ -317,6 +326,8 @@ public final class Engine {
         /// Per route, its guarded counter fields this meter publishes.
         let guarded: [[GuardedField]]
         var clockOffset: Int64?
+        /// When its last clean reading left the engine; nil before the first.
+        var lastHeard: Instant?
         /// Per guarded field name.
         var counters = GuardedCounters()
 
@@ -348,6 +359,10 @@ public final class Engine {
         }
         let state = DeviceState(id: id, plans: plans, guarded: guarded)
         if let counters = restoredCounters.removeValue(forKey: id) { state.counters = counters }
+        if !restoredHeard.isEmpty, let heard = restoredHeard.removeValue(forKey: id) {
+            state.lastHeard = heard
+            heardCount += 1
+        }
         var idBytes = id
         idBytes.withUTF8 { bytes in
             let raw = UnsafeRawBufferPointer(bytes)
@@ -405,6 +420,38 @@ public final class Engine {
     private func meterSeconds(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice) -> Int64? {
         guard slice.kind == .string, let format = program.device.clockFormat else { return nil }
         return format.parse(UnsafeRawBufferPointer(rebasing: buffer[Int(slice.start) + 1..<Int(slice.end) - 1]))
+    }
+}
+
+// MARK: - When each meter was last heard
+
+extension Engine {
+    /// When meter `id`'s last clean reading left (this engine's or, for a
+    /// meter it has not seen yet, the one `restoreHeard` gave); nil: none.
+    public func lastHeard(_ id: String) -> Instant? {
+        device(id)?.lastHeard ?? restoredHeard[id]
+    }
+
+    /// The meters heard: what a status counts as seen.
+    public var metersHeard: Int { heardCount + restoredHeard.count }
+
+    /// Calls `body` with every meter heard and when.
+    public func forEachHeard(_ body: (String, Instant) -> Void) {
+        for state in devices.values { if let heard = state.lastHeard { body(state.id, heard) } }
+        for (id, heard) in restoredHeard { body(id, heard) }
+    }
+
+    /// Takes when meters were last heard from the engine a reload replaced:
+    /// the meters seen and their silence carry over.
+    public func restoreHeard(_ heard: [(id: String, at: Instant)]) {
+        for (id, at) in heard {
+            if let state = device(id) {
+                if state.lastHeard == nil { heardCount += 1 }
+                state.lastHeard = at
+            } else {
+                restoredHeard[id] = at
+            }
+        }
     }
 }
 

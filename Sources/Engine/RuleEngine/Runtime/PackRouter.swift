@@ -237,6 +237,36 @@ public final class PackRouter {
         engine(for: device)?.forgetCounters(device: device, field: field) ?? []
     }
 
+    /// When meter `id`'s last clean reading left, in its pack's engine.
+    public func lastHeard(_ id: String) -> Instant? { engine(for: id)?.lastHeard(id) }
+
+    /// The meters heard, every pack together.
+    public var metersHeard: Int { engines.reduce(0) { $0 + $1.metersHeard } }
+
+    /// Calls `body` with every meter heard and when, pack by pack.
+    public func forEachHeard(_ body: (String, Instant) -> Void) {
+        for e in engines { e.forEachHeard(body) }
+    }
+
+    /// Every meter heard and when: what a reload hands the next router.
+    public var heard: [(id: String, at: Instant)] {
+        var all: [(id: String, at: Instant)] = []
+        all.reserveCapacity(metersHeard)
+        forEachHeard { all.append(($0, $1)) }
+        return all
+    }
+
+    /// Hands each engine when its meters were last heard (all of them with one pack).
+    public func restoreHeard(_ heard: [(id: String, at: Instant)]) {
+        if let single { single.restoreHeard(heard); return }
+        for (i, e) in engines.enumerated() {
+            e.restoreHeard(heard.filter { h in
+                var id = h.id
+                return id.withUTF8 { programs.owner(UnsafeRawBufferPointer($0)) } == .pack(i)
+            })
+        }
+    }
+
     /// Moves when any engine's counters moved.
     public var countersVersion: Int { engines.reduce(0) { $0 &+ $1.countersVersion } }
 

@@ -42,6 +42,8 @@ public struct Drop: Sendable, Equatable {
 public struct ProcessOutput: Sendable {
     public var messages: [Outgoing] = []
     public var drops: [Drop] = []
+    /// The meters whose first clean reading since the engine started is among `messages`.
+    public var heard: [String] = []
     /// A payload's storage for the next data message (`takeSpare`).
     private(set) var spare: [UInt8] = []
     /// A topic's storage for the next data message (`takeSpareTopic`).
@@ -54,6 +56,7 @@ public struct ProcessOutput: Sendable {
         }
         messages.removeAll(keepingCapacity: true)
         drops.removeAll(keepingCapacity: true)
+        if !heard.isEmpty { heard.removeAll(keepingCapacity: true) }
     }
 
     /// The spare payload storage (empty when there is none), handed to the engine's renderer.
