@@ -415,7 +415,7 @@ import Testing
 
         let store = CounterStore(directory: f.directory)
         _ = try store.load(now: Instant(epochMillis: 0))
-        store.submit(f.core.engine.counters)
+        store.submit(CounterChanges(changed: f.core.engine.counters))
         #expect(store.flush(seconds: 30))
         try f.restart()
         #expect(f.core.engine.counters.isEmpty)

@@ -244,12 +244,14 @@ final class ProxyCore {
     /// SIGHUP compiled new programs (every pack): they run from the next message on.
     func reload(_ programs: ProgramSet, now: Instant) {
         lastWallClock = now
+        // The old engine's last changes go to disk first: the new one reports only its own.
+        if let counters { perform(counters.save(engine)) }
         let saved = engine.counters
         let heard = engine.heard
         engine = PackRouter(programs: programs, origin: origin, maxMeters: settings.maxMeters)
-        counters?.engineReplaced()
         // The guarded counters carry over: a reload must not let a glitch through.
-        engine.restore(saved)
+        let unclaimed = engine.restore(saved)
+        counters?.engineReplaced(unclaimed: unclaimed)
         // And when each meter was heard: the status's meters and their silence.
         engine.restoreHeard(heard)
         log.info("rules_reloaded", ["pack": programs.packName, "routes": programs.routeNames.joined(separator: ",")])

@@ -27,8 +27,13 @@ public final class Engine {
     /// The meters seen whose `lastHeard` is set.
     private var heardCount = 0
     /// Bumped whenever a guarded counter's accepted value changes: the
-    /// service saves `counters` when it moved.
+    /// service takes the changes (`takeCounterChanges`) when it moved.
     public private(set) var countersVersion = 0
+    /// The meters whose guarded counters moved since `takeCounterChanges`,
+    /// each once (`DeviceState.countersChanged`): at most every meter.
+    private var countersChanged: [DeviceState] = []
+    /// Counters forgotten since `takeCounterChanges` (operators' requests).
+    private var countersForgotten: [CounterChanges.Key] = []
     /// The bound on the meters remembered, shared by the engines of a
     /// `PackRouter`; nil: none (the golden cases, rulecheck).
     public var meterLimit: MeterLimit?
@@ -330,6 +335,8 @@ public final class Engine {
         var lastHeard: Instant?
         /// Per guarded field name.
         var counters = GuardedCounters()
+        /// Whether it is in `countersChanged`.
+        var countersChanged = false
 
         init(id: String, plans: [OutputPlan], guarded: [[GuardedField]]) {
             self.id = id
@@ -458,10 +465,10 @@ extension Engine {
 // MARK: - Counters that only go up
 
 extension Engine {
-    /// Every guarded counter's last forwarded value.
+    /// Every guarded counter's last forwarded value (a reload hands them
+    /// to the next engine; the service saves only `takeCounterChanges`).
     public var counters: [CounterSnapshot] {
-        // Sized at once: the service takes this every second the counters
-        // moved, and doubling would make a 10,000-meter list twice as large.
+        // Sized at once: doubling would make a 10,000-meter list twice as large.
         var all: [CounterSnapshot] = []
         all.reserveCapacity(devices.values.reduce(0) { $0 + $1.counters.entries.count }
                             + restoredCounters.values.reduce(0) { $0 + $1.entries.count })
@@ -477,6 +484,33 @@ extension Engine {
             }
         }
         return all
+    }
+
+    /// The guarded counters that moved, and those forgotten, since the last
+    /// call: what the service writes (once a second at most). The meters'
+    /// list is given up, not kept at the size of the last wave of readings.
+    public func takeCounterChanges() -> CounterChanges {
+        var changes = CounterChanges(forgotten: countersForgotten)
+        countersForgotten = []
+        guard !countersChanged.isEmpty else { return changes }
+        changes.changed.reserveCapacity(countersChanged.reduce(0) { $0 + $1.counters.entries.count })
+        for state in countersChanged {
+            state.countersChanged = false
+            for (field, c) in state.counters.entries {
+                changes.changed.append(CounterSnapshot(device: state.id, field: field, value: c.value, time: c.time))
+            }
+        }
+        countersChanged = []
+        return changes
+    }
+
+    /// A guarded counter of meter `state` took a new value.
+    private func counterMoved(_ state: DeviceState) {
+        countersVersion += 1
+        if !state.countersChanged {
+            state.countersChanged = true
+            countersChanged.append(state)
+        }
     }
 
     /// Takes counters saved by an earlier run (or the engine a reload
@@ -513,6 +547,7 @@ extension Engine {
             restoredCounters[device] = restored.isEmpty ? nil : restored
         }
         if !forgotten.isEmpty { countersVersion += 1 }
+        countersForgotten += forgotten.map { CounterChanges.Key(device: device, field: $0) }
         return forgotten
     }
 
@@ -544,7 +579,7 @@ extension Engine {
                     return why
                 }
                 let why = judge(&state.counters[field.name])
-                if moved { countersVersion += 1 }
+                if moved { counterMoved(state) }
                 return why
             }
             // Several: each counter moves only when all of them passed.
@@ -562,7 +597,7 @@ extension Engine {
                 updates.append((field.name, counter!, previous))
             }
             for (name, counter, previous) in updates {
-                if previous?.value != counter.value { countersVersion += 1 }
+                if previous?.value != counter.value { counterMoved(state) }
                 state.counters[name] = counter
             }
             return nil

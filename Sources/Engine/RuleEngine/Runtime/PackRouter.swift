@@ -222,15 +222,35 @@ public final class PackRouter {
     /// Every engine's guarded counters (one pack's list as it is: no second copy).
     public var counters: [CounterSnapshot] { engines.count == 1 ? engines[0].counters : engines.flatMap(\.counters) }
 
-    /// Hands each engine the snapshots of its meters (all of them with one pack).
-    public func restore(_ snapshots: [CounterSnapshot]) {
-        if let single { single.restore(snapshots); return }
-        for (i, e) in engines.enumerated() {
-            e.restore(snapshots.filter { s in
-                var id = s.device
-                return id.withUTF8 { programs.owner(UnsafeRawBufferPointer($0)) } == .pack(i)
-            })
+    /// Hands each engine the snapshots of its meters (all of them with one
+    /// pack); returns those of meters no pack claims, which no engine took.
+    @discardableResult
+    public func restore(_ snapshots: [CounterSnapshot]) -> [CounterSnapshot] {
+        if let single { single.restore(snapshots); return [] }
+        var byPack = Array(repeating: [CounterSnapshot](), count: engines.count)
+        var unclaimed: [CounterSnapshot] = []
+        for s in snapshots {
+            var id = s.device
+            if case .pack(let i) = id.withUTF8({ programs.owner(UnsafeRawBufferPointer($0)) }) {
+                byPack[i].append(s)
+            } else {
+                unclaimed.append(s)
+            }
         }
+        for (i, e) in engines.enumerated() { e.restore(byPack[i]) }
+        return unclaimed
+    }
+
+    /// Every engine's counter changes since the last call (`Engine.takeCounterChanges`).
+    public func takeCounterChanges() -> CounterChanges {
+        if let single { return single.takeCounterChanges() }
+        var all = CounterChanges()
+        for e in engines {
+            let changes = e.takeCounterChanges()
+            all.changed += changes.changed
+            all.forgotten += changes.forgotten
+        }
+        return all
     }
 
     public func forgetCounters(device: String, field: String? = nil) -> [String] {
