@@ -71,8 +71,9 @@ let package = Package(
 
         // Libraries. The CRC-32C instruction (SSE4.2), which Swift cannot emit: one C
         // function compiled for it and a cpuid check; the journal falls back to its
-        // tables on a CPU without it.
-        .target(name: "CCRC32C", path: "Sources/Libraries/CCRC32C"),
+        // tables on a CPU without it. DWARF 4: valgrind 3.19 (tools/bench's cost
+        // scenario) refuses a binary with clang's default DWARF 5.
+        .target(name: "CCRC32C", path: "Sources/Libraries/CCRC32C", cSettings: [.unsafeFlags(["-gdwarf-4"])]),
         // Libraries. The proxy's crash-safe outgoing-message journal: Glibc only, no Foundation.
         .target(name: "Journal", dependencies: ["CCRC32C"], path: "Sources/Libraries/Journal", swiftSettings: uncheckedExclusivity),
 
