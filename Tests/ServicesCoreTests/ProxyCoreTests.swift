@@ -135,7 +135,7 @@ import Testing
         let status = f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 1_768_235_950_000))
         #expect(status.corruptAtStart == 1)
         let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
-                                                  now: Instant(epochMillis: 0), journal: status, metersOnline: 0, forwardedPerMinute: 0,
+                                                  now: Instant(epochMillis: 0), journal: status, metersSeen: 0, metersOnline: 0, forwardedPerMinute: 0,
                                                   problems: f.core.problems).json
         #expect(document["journal"]?["corrupt_at_start"] == 1)
     }
@@ -218,12 +218,12 @@ import Testing
         f.endIteration()
         #expect(f.core.statistics.dropped == ["meter_limit": 2])
         #expect(f.core.engine.seenDevices == Array(ids[0..<3]))
-        #expect(Set(f.core.statistics.lastSeen.keys) == Set(ids[0..<3]))
+        #expect(Set(f.core.engine.heard.map(\.id)) == Set(ids[0..<3]))
         #expect(f.transport.data.count == 4, "the known meters' readings go on")
         #expect(f.core.problems.count == 1 && f.core.problems[0].hasPrefix("meter_limit"))
         let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
-                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems).json
+                                                  metersSeen: f.core.engine.metersHeard, metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems).json
         #expect(document["problems"]?.arrayValue?.count == 1)
         #expect(document["meters_seen"] == 3)
         #expect(document["counters"]?["dropped"]?["meter_limit"] == 2)
@@ -355,7 +355,7 @@ import Testing
         #expect(f.core.problems.contains { $0.hasPrefix("read_back_incomplete: 1 of 3") }, "\(f.core.problems)")
         let document = f.core.statistics.status(state: "online", version: "0", started: Instant(epochMillis: 0),
                                                   now: Instant(epochMillis: 0), journal: f.core.delivery.journalStatus(at: f.clock, wallClock: Instant(epochMillis: 0)),
-                                                  metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.announcements.readBack).json
+                                                  metersSeen: f.core.engine.metersHeard, metersOnline: 0, forwardedPerMinute: 0, problems: f.core.problems, readBack: f.core.announcements.readBack).json
         #expect(document["read_back"]?["complete"] == false)
         // All three: complete again.
         f.connectCentral(false)
@@ -382,6 +382,22 @@ import Testing
         #expect(f.core.statistics.received == 2)
     }
 
+    /// The meters heard (the status's `meters_seen`, their silence) survive
+    /// a reload: the new engine takes when each was last heard.
+    @Test func theMetersHeardSurviveAReload() throws {
+        let f = try CoreFixture()
+        f.connectCentral()
+        try f.receive(second: 0, id: "33B1225950027")
+        try f.receive(second: 1, id: "33B1225950028")
+        #expect(f.core.engine.metersHeard == 2)
+        f.core.reload(ProgramSet(single: f.program), now: Instant(epochMillis: 1_768_235_950_000))
+        #expect(f.core.engine.seenDevices.isEmpty, "a new engine")
+        #expect(f.core.engine.metersHeard == 2)
+        #expect(f.core.engine.lastHeard("33B1225950028") == Instant(epochMillis: 1_768_235_940_000))
+        try f.receive(second: 2, id: "33B1225950027")
+        #expect(f.core.engine.metersHeard == 2)
+    }
+
     /// The energy guard's memory survives a reload and a restart (through
     /// `counters.db` in the state directory): 0.000 after 163.486 is a glitch
     /// either way.
@@ -399,7 +415,7 @@ import Testing
 
         let store = CounterStore(directory: f.directory)
         _ = try store.load(now: Instant(epochMillis: 0))
-        store.submit(f.core.engine.counters)
+        store.submit(CounterChanges(changed: f.core.engine.counters))
         #expect(store.flush(seconds: 30))
         try f.restart()
         #expect(f.core.engine.counters.isEmpty)

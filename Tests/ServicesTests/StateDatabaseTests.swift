@@ -314,21 +314,21 @@ extension ConfigStateStore {
         _ = try store.load(now: t0)
         var all = counters(10_000)
         let start = ContinuousClock.now
-        #expect(store.submit(all) == 20_000)
+        #expect(store.submit(CounterChanges(changed: all)) == 20_000)
         let handedOver = ContinuousClock.now - start
         #expect(store.flush(seconds: 60))
         #expect(store.batchesWritten == 4, "20,000 rows in transactions of at most 5,000")
         #expect(store.rowsWritten == 20_000)
         print("proxy counters: 10,000 meters (20,000 rows) handed over in \(handedOver), written in \(store.batchesWritten) transactions")
         #expect(handedOver < .seconds(2), "handing over must not wait for the disk (the machine may be loaded)")
-        #expect(store.submit(all) == 0)
+        #expect(store.submit(CounterChanges()) == 0)
         let before = store.rowsWritten
         all[12_345].value += 1
-        #expect(store.submit(all) == 1)
+        #expect(store.submit(CounterChanges(changed: [all[12_345]])) == 1)
         #expect(store.flush(seconds: 10))
         #expect(store.rowsWritten - before == 1)
-        all.remove(at: 7)
-        #expect(store.submit(all) == 1)
+        let gone = all.remove(at: 7)
+        #expect(store.submit(CounterChanges(forgotten: [.init(device: gone.device, field: gone.field)])) == 1)
         #expect(store.flush(seconds: 10))
         #expect(store.rowsWritten - before == 2)
         #expect(store.takeFailures().isEmpty)
@@ -339,7 +339,7 @@ extension ConfigStateStore {
 extension CounterStore {
     /// Hands `counters` over and waits until they are written.
     func save(_ counters: [CounterSnapshot]) throws {
-        submit(counters)
+        submit(CounterChanges(changed: counters))
         guard flush(seconds: 30) else { throw StateStoreError(takeFailures().last ?? "not written within 30 s") }
     }
 }

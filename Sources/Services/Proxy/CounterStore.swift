@@ -11,8 +11,9 @@ import Synchronization
 /// what was forwarded before it: `counters.db` (SQLite, schema in
 /// docs/state-databases.md), one row per meter and field.
 ///
-/// `submit` hands over only the rows that changed since the last call, by
-/// value, to a writer thread (`StateWriter`) that writes them in
+/// `submit` hands over the rows that changed (the engine's
+/// `takeCounterChanges`: no copy of every counter is kept here to find
+/// them), by value, to a writer thread (`StateWriter`) that writes them in
 /// transactions of at most `batchSize` rows: the event loop never waits for
 /// the disk, only shutdown does (`flush`). WAL with `synchronous = NORMAL`:
 /// a commit does not wait for the disk, so a power cut may lose the last
@@ -41,10 +42,7 @@ final class CounterStore {
         """,
     ]
 
-    struct Key: Hashable, Sendable {
-        var device: String
-        var field: String
-    }
+    typealias Key = CounterChanges.Key
 
     /// A row's value and time (nil in a change: the row goes).
     struct Stamp: Equatable, Sendable {
@@ -57,8 +55,6 @@ final class CounterStore {
 
     private let connection = Connection()
     private let writer: StateWriter<Key, Stamp?>
-    /// What the database holds once the writer has written everything handed over.
-    private var handedOver: [Key: Stamp] = [:]
 
     /// `batchSize`: the most rows one transaction writes. `writeDelaySeconds`
     /// makes every transaction that much slower (tests: a slow disk).
@@ -125,35 +121,24 @@ final class CounterStore {
             open = statements
             return (loaded, rows)
         }
-        handedOver = rows
         var result = loaded
         result.counters = rows.map { CounterSnapshot(device: $0.key.device, field: $0.key.field, value: $0.value.value, time: $0.value.time) }
             .sorted { ($0.device, $0.field) < ($1.device, $1.field) }
         return result
     }
 
-    /// Hands the rows that differ from what was handed over before to the
-    /// writer thread (meters gone: their rows are deleted). Never waits for
-    /// the disk. Returns how many rows changed.
+    /// Hands `changes` to the writer thread: the forgotten rows are
+    /// deleted, then the changed ones written. Never waits for the disk.
+    /// Returns how many rows it hands over.
     @discardableResult
-    func submit(_ counters: [CounterSnapshot]) -> Int {
-        var changes: [(key: Key, change: Stamp?)] = []
-        for c in counters {
-            let key = Key(device: c.device, field: c.field)
-            let stamp = Stamp(value: c.value, time: c.time)
-            if handedOver[key] != stamp {
-                changes.append((key, stamp))
-                handedOver[key] = stamp
-            }
-        }
-        // Every key of `counters` is in `handedOver` now (one row each): more means some are gone.
-        if handedOver.count > counters.count {
-            let kept = Set(counters.lazy.map { Key(device: $0.device, field: $0.field) })
-            for key in handedOver.keys where !kept.contains(key) { changes.append((key, nil)) }
-            handedOver = handedOver.filter { kept.contains($0.key) }
-        }
-        writer.submit(changes)
-        return changes.count
+    func submit(_ changes: CounterChanges) -> Int {
+        guard !changes.isEmpty else { return 0 }
+        var rows: [(key: Key, change: Stamp?)] = []
+        rows.reserveCapacity(changes.forgotten.count + changes.changed.count)
+        for key in changes.forgotten { rows.append((key, nil)) }
+        for c in changes.changed { rows.append((Key(device: c.device, field: c.field), Stamp(value: c.value, time: c.time))) }
+        writer.submit(rows)
+        return rows.count
     }
 
     /// Waits until every row handed over is in the database, at most

@@ -68,8 +68,13 @@ struct DiscoveryLedger {
     /// Retained messages of meters past `maxMeters` since the last reset.
     private(set) var overflowed = 0
     /// Home Assistant topic → meter, for the empty payloads, which name no
-    /// meter (a discovery topic names its meter itself).
+    /// meter (a discovery topic names its meter itself) — only the topics
+    /// whose node level does not name their meter (`<pack>_<id>`, as the
+    /// engine writes them: `meter(namedBy:)`), so a site's own configs cost
+    /// no entry here (it was 0.5 MB at 10,000 meters).
     private var owners: [String: String] = [:]
+    /// Home Assistant topics kept in `owners` (tests).
+    var ownersCount: Int { owners.count }
     /// The distinct component sets recorded (a site has a few, one per set
     /// of groups), so that the meters with the same set share one string
     /// instead of one each; at most `maxComponentSets`, past which a set is
@@ -121,7 +126,7 @@ struct DiscoveryLedger {
         } else {
             meters[id, default: Meter()].entities[topic] = digest
         }
-        owners[topic] = id
+        if meter(namedBy: topic) != id { owners[topic] = id }
     }
 
     /// Whether meter `id` is held or may be; counts a refusal.
@@ -138,7 +143,7 @@ struct DiscoveryLedger {
     /// The meter whose retained message `topic` holds: a discovery topic
     /// names it (its last level), a Home Assistant topic is looked up.
     private func owner(of topic: String) -> String? {
-        guard isDiscoveryTopic(topic) else { return owners[topic] }
+        guard isDiscoveryTopic(topic) else { return owners[topic] ?? meter(namedBy: topic) }
         guard let id = DiscoveryMessage.id(inTopic: topic) else { return nil }
         return meters[id]?.discovery?.topic == topic ? id : nil
     }
@@ -153,6 +158,20 @@ struct DiscoveryLedger {
         if meter.device?.topic == topic { meter.device = nil }
         meter.entities[topic] = nil
         meters[id] = meter.isEmpty ? nil : meter
+    }
+
+    /// The meter that holds Home Assistant config `topic` and whose id ends
+    /// a level of it after a `_` (the node `<pack>_<id>`), if there is one.
+    private func meter(namedBy topic: String) -> String? {
+        for level in topic.utf8.split(separator: UInt8(ascii: "/")) {
+            var rest = level[...]
+            while let underscore = rest.firstIndex(of: UInt8(ascii: "_")) {
+                rest = rest[rest.index(after: underscore)...]
+                let id = String(decoding: rest, as: UTF8.self)
+                if let meter = meters[id], meter.device?.topic == topic || meter.entities[topic] != nil { return id }
+            }
+        }
+        return nil
     }
 
     /// `components` as recorded already for another meter, if it is.
@@ -199,8 +218,10 @@ struct DiscoveryLedger {
         if let wanted = homeAssistant {
             out += planHomeAssistant(id: id, wanted: wanted, forced: forced, meter: &meter, program: program, origin: origin)
         }
-        for message in out where !isDiscoveryTopic(message.topic) { owners[message.topic] = message.payload.isEmpty ? nil : id }
         meters[id] = meter.isEmpty ? nil : meter
+        for message in out where !isDiscoveryTopic(message.topic) {
+            owners[message.topic] = message.payload.isEmpty || self.meter(namedBy: message.topic) == id ? nil : id
+        }
         return out
     }
 

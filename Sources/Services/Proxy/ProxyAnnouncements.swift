@@ -197,20 +197,20 @@ final class ProxyAnnouncements {
 
     /// What this proxy publishes (retained, on `MeterSilence.topic`) so that
     /// the broker says which of the meters it announces it has not heard for
-    /// longer than their allowed silence (`lastSeen`; since `started` for
-    /// those it never heard): the declarations that changed.
-    func silenceChanges(now: Instant, started: Instant, lastSeen: [String: Instant]) -> [(topic: String, payload: [UInt8])] {
+    /// longer than their allowed silence (the engine's `lastHeard`; since
+    /// `started` for those it never heard): the declarations that changed.
+    func silenceChanges(now: Instant, started: Instant) -> [(topic: String, payload: [UInt8])] {
         guard ledgerReady else { return [] }
         var silent: Set<String> = []
         for (id, meter) in ledger.meters where meter.discovery != nil && meter.owner == programs.instance {
             guard let allowed = programs.silenceAllowed(for: id), allowed > 0 else { continue }
-            let seen = lastSeen[id] ?? started
+            let seen = engine.lastHeard(id) ?? started
             if (now.epochMillis - seen.epochMillis) / 1000 > Int64(allowed) { silent.insert(id) }
         }
         let changes = ownership.declare(silent: silent)
         return changes.declare.map { id in
             (MeterSilence.topic(root: programs.rootTopic, id: id),
-             MeterSilence(instance: programs.instance, lastSeen: lastSeen[id]?.iso8601).payload)
+             MeterSilence(instance: programs.instance, lastSeen: engine.lastHeard(id)?.iso8601).payload)
         } + changes.clear.map { (MeterSilence.topic(root: programs.rootTopic, id: $0), []) }
     }
 

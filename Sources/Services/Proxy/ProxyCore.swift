@@ -193,7 +193,7 @@ final class ProxyCore {
 
     /// This proxy's silence declarations that changed (`ProxyAnnouncements.silenceChanges`).
     func silenceChanges(now: Instant, started: Instant) -> [(topic: String, payload: [UInt8])] {
-        announcements.silenceChanges(now: now, started: started, lastSeen: counted.lastSeen)
+        announcements.silenceChanges(now: now, started: started)
     }
 
     /// The central broker acknowledged `mid`.
@@ -244,11 +244,16 @@ final class ProxyCore {
     /// SIGHUP compiled new programs (every pack): they run from the next message on.
     func reload(_ programs: ProgramSet, now: Instant) {
         lastWallClock = now
+        // The old engine's last changes go to disk first: the new one reports only its own.
+        if let counters { perform(counters.save(engine)) }
         let saved = engine.counters
+        let heard = engine.heard
         engine = PackRouter(programs: programs, origin: origin, maxMeters: settings.maxMeters)
-        counters?.engineReplaced()
         // The guarded counters carry over: a reload must not let a glitch through.
-        engine.restore(saved)
+        let unclaimed = engine.restore(saved)
+        counters?.engineReplaced(unclaimed: unclaimed)
+        // And when each meter was heard: the status's meters and their silence.
+        engine.restoreHeard(heard)
         log.info("rules_reloaded", ["pack": programs.packName, "routes": programs.routeNames.joined(separator: ",")])
         announcements.reload(engine: engine)
         announcePending()
@@ -323,7 +328,7 @@ final class ProxyCore {
             let kind = messages[i].kind
             guard kind == .discovery || kind == .homeAssistant, let id = messages[i].device else {
                 append(messages[i], now: now)
-                if kind == .data, let id = messages[i].device, counted.lastSeen.updateValue(now, forKey: id) == nil {
+                if kind == .data, !out.heard.isEmpty, let id = messages[i].device, out.heard.contains(id) {
                     log.info("meter_heard", ["meter": id, "topic": messages[i].topic, "detail": "its first reading since the start"])
                 }
                 i += 1

@@ -38,7 +38,7 @@ final class ProxyCounters {
             problem = problem ?? "state_corrupt: \(detail)"
             actions.append(.log(ConfigEvent(.warning, "counters_not_loaded", [("detail", detail)])))
         }
-        engine.restore(loaded.counters)
+        forgetUnclaimed(engine.restore(loaded.counters))
         savedVersion = engine.countersVersion
         return (actions + takeResetRequests(engine), problem)
     }
@@ -65,7 +65,7 @@ final class ProxyCounters {
         }
         let version = engine.countersVersion
         guard version != savedVersion else { return actions }
-        store.submit(engine.counters)
+        store.submit(engine.takeCounterChanges())
         savedVersion = version
         return actions
     }
@@ -82,6 +82,16 @@ final class ProxyCounters {
         return actions
     }
 
-    /// A reloaded engine counts its versions afresh: the next save writes.
-    func engineReplaced() { savedVersion = nil }
+    /// A reloaded engine counts its versions afresh: the next save asks it.
+    /// The counters of meters no pack claims any more (`unclaimed`, left out
+    /// of its engines) are deleted.
+    func engineReplaced(unclaimed: [CounterSnapshot]) {
+        savedVersion = nil
+        forgetUnclaimed(unclaimed)
+    }
+
+    private func forgetUnclaimed(_ unclaimed: [CounterSnapshot]) {
+        guard !unclaimed.isEmpty else { return }
+        store.submit(CounterChanges(forgotten: unclaimed.map { CounterChanges.Key(device: $0.device, field: $0.field) }))
+    }
 }

@@ -83,7 +83,7 @@ extension ProxyService: HostedService {
     /// The meters heard since the start, the forwarding rate and the journal's depth.
     var supervisionSummary: String {
         let statistics = core.statistics
-        return "\(statistics.lastSeen.count) meters, \(forwardedPerMinute.rate(statistics.forwarded)) forwarded/min, "
+        return "\(core.engine.metersHeard) meters, \(forwardedPerMinute.rate(statistics.forwarded)) forwarded/min, "
             + "journal \(core.journal.unacknowledgedCount) messages"
             + (core.delivery.isBackPressureActive ? " (full: not reading the meters' broker)" : "")
     }

@@ -230,14 +230,15 @@ public final class ProxyService {
         }
         previousStatus = (statistics.forwarded, monotonic)
         let programs = core.programs
-        let online = statistics.lastSeen.count { id, seen in
+        var online = 0
+        core.engine.forEachHeard { id, seen in
             let allowed = Int64(programs.silenceAllowed(for: id) ?? 3600)
-            return (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed
+            if (wallClock.epochMillis - seen.epochMillis) / 1000 <= allowed { online += 1 }
         }
         var status = statistics.status(
             state: state, version: ServiceVersion.current, started: started, now: wallClock,
             journal: core.delivery.journalStatus(at: monotonic, wallClock: wallClock),
-            metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
+            metersSeen: core.engine.metersHeard, metersOnline: online, forwardedPerMinute: max(0, perMinute), problems: core.problems,
             readBack: core.announcements.readBack)
         status.logLinesDropped = log.droppedLines
         do {

@@ -25,7 +25,6 @@ struct ProxyStatistics {
     /// Refusals for a passing reason, each sent again after a back-off.
     var refusedRetried = 0
     var dropped: [String: Int] = [:]
-    var lastSeen: [String: Instant] = [:]
     var internalConnected = false
     var centralConnected = false
 
@@ -98,11 +97,12 @@ extension ProxyStatistics {
     /// The status document (`ProxyStatus`): the counters, the journal, the
     /// meters' broker's figures, and of the meters only totals.
     ///
-    /// `meters_online`: meters heard from within their allowed silence (their
-    /// Home Assistant `expire_after`); `forwarded_per_minute`: since the
-    /// previous status.
+    /// `meters_seen`: meters heard since the start (the engine's
+    /// `metersHeard`); `meters_online`: those heard from within their allowed
+    /// silence (their Home Assistant `expire_after`); `forwarded_per_minute`:
+    /// since the previous status.
     func status(state: String, version: String, started: Instant, now: Instant, journal: JournalStatus,
-                metersOnline: Int, forwardedPerMinute: Int, problems: [String] = [],
+                metersSeen: Int, metersOnline: Int, forwardedPerMinute: Int, problems: [String] = [],
                 readBack: (complete: Bool, announced: Int, seen: Int)? = nil) -> ProxyStatus {
         var status = ProxyStatus(state: state)
         status.version = version
@@ -128,7 +128,7 @@ extension ProxyStatistics {
             .map { .integer(Int64($0.rounded(.down))) } ?? .null
         status.journal = journalObject
         status.internalBroker = internalBroker.document
-        status.metersSeen = lastSeen.count
+        status.metersSeen = metersSeen
         status.metersOnline = metersOnline
         status.forwardedPerMinute = forwardedPerMinute
         status.problems = problems

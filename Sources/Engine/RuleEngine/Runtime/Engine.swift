@@ -7,6 +7,8 @@ public final class Engine {
     public let program: Program
     let origin: Origin
     private let routes: [CompiledRoute]
+    /// Per route, its clean topic's parts (no topic is kept per meter).
+    private let topicPlans: [TopicPlan]
     private var topicCache: [String: Int] = [:]
     private var lastTopic = ""
     private var lastRoute = 0
@@ -20,9 +22,18 @@ public final class Engine {
     private var guardedByGroups: [[String]: [[GuardedField]]] = [:]
     /// Counter values from `restore` for meters not seen yet.
     private var restoredCounters: [String: GuardedCounters] = [:]
+    /// When meters not seen yet were last heard (`restoreHeard`: a replaced engine's).
+    private var restoredHeard: [String: Instant] = [:]
+    /// The meters seen whose `lastHeard` is set.
+    private var heardCount = 0
     /// Bumped whenever a guarded counter's accepted value changes: the
-    /// service saves `counters` when it moved.
+    /// service takes the changes (`takeCounterChanges`) when it moved.
     public private(set) var countersVersion = 0
+    /// The meters whose guarded counters moved since `takeCounterChanges`,
+    /// each once (`DeviceState.countersChanged`): at most every meter.
+    private var countersChanged: [DeviceState] = []
+    /// Counters forgotten since `takeCounterChanges` (operators' requests).
+    private var countersForgotten: [CounterChanges.Key] = []
     /// The bound on the meters remembered, shared by the engines of a
     /// `PackRouter`; nil: none (the golden cases, rulecheck).
     public var meterLimit: MeterLimit?
@@ -33,6 +44,7 @@ public final class Engine {
         self.program = program
         self.origin = origin
         self.routes = program.routes
+        topicPlans = program.routes.map { TopicPlan($0.topic, program: program) }
         let maxSlots = max(1, program.routes.map(\.keyTable.slotCount).max() ?? 1, program.replies.values.map(\.keyTable.slotCount).max() ?? 1)
         slotBuffer = .allocate(capacity: maxSlots)
         slotBuffer.initialize(repeating: FieldSlice())
@@ -284,7 +296,14 @@ public final class Engine {
             state.plans[route.index].render(buffer, slots, into: &reused)
             payload = reused
         }
-        out.messages.append(Outgoing(topic: state.topics[route.index], payload: payload, retain: false, kind: .data, device: state.id))
+        if state.lastHeard == nil {
+            heardCount += 1
+            out.heard.append(state.id)
+        }
+        state.lastHeard = now
+        var topic = out.takeSpareTopic()
+        topicPlans[route.index].render(id: state.id, program: program, into: &topic)
+        out.messages.append(Outgoing(topic: topic, payload: payload, retain: false, kind: .data, device: state.id))
     }
 
     private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {
@@ -308,17 +327,19 @@ public final class Engine {
 
     final class DeviceState {
         let id: String
-        let topics: [String]
         let plans: [OutputPlan]
         /// Per route, its guarded counter fields this meter publishes.
         let guarded: [[GuardedField]]
         var clockOffset: Int64?
+        /// When its last clean reading left the engine; nil before the first.
+        var lastHeard: Instant?
         /// Per guarded field name.
         var counters = GuardedCounters()
+        /// Whether it is in `countersChanged`.
+        var countersChanged = false
 
-        init(id: String, topics: [String], plans: [OutputPlan], guarded: [[GuardedField]]) {
+        init(id: String, plans: [OutputPlan], guarded: [[GuardedField]]) {
             self.id = id
-            self.topics = topics
             self.plans = plans
             self.guarded = guarded
         }
@@ -327,7 +348,6 @@ public final class Engine {
     /// The state of a meter not seen before, now remembered.
     private func newDevice(_ id: String) -> DeviceState {
         let groups = program.site.groups(for: id)
-        let topics = program.routes.map { program.render($0.topic, id: id) }
         // Meters with the same groups share their plans: a site has a few group sets, not one per meter.
         let key = groups.sorted()
         let plans: [OutputPlan]
@@ -344,8 +364,12 @@ public final class Engine {
             plansByGroups[key] = plans
             guardedByGroups[key] = guarded
         }
-        let state = DeviceState(id: id, topics: topics, plans: plans, guarded: guarded)
+        let state = DeviceState(id: id, plans: plans, guarded: guarded)
         if let counters = restoredCounters.removeValue(forKey: id) { state.counters = counters }
+        if !restoredHeard.isEmpty, let heard = restoredHeard.removeValue(forKey: id) {
+            state.lastHeard = heard
+            heardCount += 1
+        }
         var idBytes = id
         idBytes.withUTF8 { bytes in
             let raw = UnsafeRawBufferPointer(bytes)
@@ -375,7 +399,7 @@ public final class Engine {
         let message = DiscoveryMessage(
             id: state.id, manufacturer: program.device.manufacturer, model: program.device.model, pack: program.packName,
             instance: program.instance, context: program.site.contexts[state.id],
-            topics: zip(program.routes, state.topics).map { DiscoveryMessage.Route(name: $0.name, topic: $1) },
+            topics: program.routes.map { DiscoveryMessage.Route(name: $0.name, topic: program.render($0.topic, id: state.id)) },
             clockOffsetSeconds: state.clockOffset.map { Int($0) })
         return Outgoing(topic: program.render(template, id: state.id), payload: message.payload, retain: true, kind: .discovery, device: state.id)
     }
@@ -406,13 +430,45 @@ public final class Engine {
     }
 }
 
+// MARK: - When each meter was last heard
+
+extension Engine {
+    /// When meter `id`'s last clean reading left (this engine's or, for a
+    /// meter it has not seen yet, the one `restoreHeard` gave); nil: none.
+    public func lastHeard(_ id: String) -> Instant? {
+        device(id)?.lastHeard ?? restoredHeard[id]
+    }
+
+    /// The meters heard: what a status counts as seen.
+    public var metersHeard: Int { heardCount + restoredHeard.count }
+
+    /// Calls `body` with every meter heard and when.
+    public func forEachHeard(_ body: (String, Instant) -> Void) {
+        for state in devices.values { if let heard = state.lastHeard { body(state.id, heard) } }
+        for (id, heard) in restoredHeard { body(id, heard) }
+    }
+
+    /// Takes when meters were last heard from the engine a reload replaced:
+    /// the meters seen and their silence carry over.
+    public func restoreHeard(_ heard: [(id: String, at: Instant)]) {
+        for (id, at) in heard {
+            if let state = device(id) {
+                if state.lastHeard == nil { heardCount += 1 }
+                state.lastHeard = at
+            } else {
+                restoredHeard[id] = at
+            }
+        }
+    }
+}
+
 // MARK: - Counters that only go up
 
 extension Engine {
-    /// Every guarded counter's last forwarded value.
+    /// Every guarded counter's last forwarded value (a reload hands them
+    /// to the next engine; the service saves only `takeCounterChanges`).
     public var counters: [CounterSnapshot] {
-        // Sized at once: the service takes this every second the counters
-        // moved, and doubling would make a 10,000-meter list twice as large.
+        // Sized at once: doubling would make a 10,000-meter list twice as large.
         var all: [CounterSnapshot] = []
         all.reserveCapacity(devices.values.reduce(0) { $0 + $1.counters.entries.count }
                             + restoredCounters.values.reduce(0) { $0 + $1.entries.count })
@@ -428,6 +484,33 @@ extension Engine {
             }
         }
         return all
+    }
+
+    /// The guarded counters that moved, and those forgotten, since the last
+    /// call: what the service writes (once a second at most). The meters'
+    /// list is given up, not kept at the size of the last wave of readings.
+    public func takeCounterChanges() -> CounterChanges {
+        var changes = CounterChanges(forgotten: countersForgotten)
+        countersForgotten = []
+        guard !countersChanged.isEmpty else { return changes }
+        changes.changed.reserveCapacity(countersChanged.reduce(0) { $0 + $1.counters.entries.count })
+        for state in countersChanged {
+            state.countersChanged = false
+            for (field, c) in state.counters.entries {
+                changes.changed.append(CounterSnapshot(device: state.id, field: field, value: c.value, time: c.time))
+            }
+        }
+        countersChanged = []
+        return changes
+    }
+
+    /// A guarded counter of meter `state` took a new value.
+    private func counterMoved(_ state: DeviceState) {
+        countersVersion += 1
+        if !state.countersChanged {
+            state.countersChanged = true
+            countersChanged.append(state)
+        }
     }
 
     /// Takes counters saved by an earlier run (or the engine a reload
@@ -464,6 +547,7 @@ extension Engine {
             restoredCounters[device] = restored.isEmpty ? nil : restored
         }
         if !forgotten.isEmpty { countersVersion += 1 }
+        countersForgotten += forgotten.map { CounterChanges.Key(device: device, field: $0) }
         return forgotten
     }
 
@@ -495,7 +579,7 @@ extension Engine {
                     return why
                 }
                 let why = judge(&state.counters[field.name])
-                if moved { countersVersion += 1 }
+                if moved { counterMoved(state) }
                 return why
             }
             // Several: each counter moves only when all of them passed.
@@ -513,7 +597,7 @@ extension Engine {
                 updates.append((field.name, counter!, previous))
             }
             for (name, counter, previous) in updates {
-                if previous?.value != counter.value { countersVersion += 1 }
+                if previous?.value != counter.value { counterMoved(state) }
                 state.counters[name] = counter
             }
             return nil

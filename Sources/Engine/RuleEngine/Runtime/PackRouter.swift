@@ -222,19 +222,69 @@ public final class PackRouter {
     /// Every engine's guarded counters (one pack's list as it is: no second copy).
     public var counters: [CounterSnapshot] { engines.count == 1 ? engines[0].counters : engines.flatMap(\.counters) }
 
-    /// Hands each engine the snapshots of its meters (all of them with one pack).
-    public func restore(_ snapshots: [CounterSnapshot]) {
-        if let single { single.restore(snapshots); return }
-        for (i, e) in engines.enumerated() {
-            e.restore(snapshots.filter { s in
-                var id = s.device
-                return id.withUTF8 { programs.owner(UnsafeRawBufferPointer($0)) } == .pack(i)
-            })
+    /// Hands each engine the snapshots of its meters (all of them with one
+    /// pack); returns those of meters no pack claims, which no engine took.
+    @discardableResult
+    public func restore(_ snapshots: [CounterSnapshot]) -> [CounterSnapshot] {
+        if let single { single.restore(snapshots); return [] }
+        var byPack = Array(repeating: [CounterSnapshot](), count: engines.count)
+        var unclaimed: [CounterSnapshot] = []
+        for s in snapshots {
+            var id = s.device
+            if case .pack(let i) = id.withUTF8({ programs.owner(UnsafeRawBufferPointer($0)) }) {
+                byPack[i].append(s)
+            } else {
+                unclaimed.append(s)
+            }
         }
+        for (i, e) in engines.enumerated() { e.restore(byPack[i]) }
+        return unclaimed
+    }
+
+    /// Every engine's counter changes since the last call (`Engine.takeCounterChanges`).
+    public func takeCounterChanges() -> CounterChanges {
+        if let single { return single.takeCounterChanges() }
+        var all = CounterChanges()
+        for e in engines {
+            let changes = e.takeCounterChanges()
+            all.changed += changes.changed
+            all.forgotten += changes.forgotten
+        }
+        return all
     }
 
     public func forgetCounters(device: String, field: String? = nil) -> [String] {
         engine(for: device)?.forgetCounters(device: device, field: field) ?? []
+    }
+
+    /// When meter `id`'s last clean reading left, in its pack's engine.
+    public func lastHeard(_ id: String) -> Instant? { engine(for: id)?.lastHeard(id) }
+
+    /// The meters heard, every pack together.
+    public var metersHeard: Int { engines.reduce(0) { $0 + $1.metersHeard } }
+
+    /// Calls `body` with every meter heard and when, pack by pack.
+    public func forEachHeard(_ body: (String, Instant) -> Void) {
+        for e in engines { e.forEachHeard(body) }
+    }
+
+    /// Every meter heard and when: what a reload hands the next router.
+    public var heard: [(id: String, at: Instant)] {
+        var all: [(id: String, at: Instant)] = []
+        all.reserveCapacity(metersHeard)
+        forEachHeard { all.append(($0, $1)) }
+        return all
+    }
+
+    /// Hands each engine when its meters were last heard (all of them with one pack).
+    public func restoreHeard(_ heard: [(id: String, at: Instant)]) {
+        if let single { single.restoreHeard(heard); return }
+        for (i, e) in engines.enumerated() {
+            e.restoreHeard(heard.filter { h in
+                var id = h.id
+                return id.withUTF8 { programs.owner(UnsafeRawBufferPointer($0)) } == .pack(i)
+            })
+        }
     }
 
     /// Moves when any engine's counters moved.

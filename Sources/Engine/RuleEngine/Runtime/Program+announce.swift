@@ -4,17 +4,23 @@ import Topics
 extension Program {
     /// Renders a device template for meter `id` with the site's variables.
     func render(_ template: Template, id: String, extra: [String: String] = [:]) -> String {
-        template.render { name in
-            switch name {
-            case "root": site.root
-            case "id": id
-            case "context": site.contexts[id]
-            case "model": device.model
-            case "manufacturer": device.manufacturer
-            default: extra[name] ?? device.form(name, of: id)
-            }
+        template.render { name in variable(name, id: id, extra: extra) }
+    }
+
+    /// The value of template variable `name` for meter `id`.
+    func variable(_ name: String, id: String, extra: [String: String] = [:]) -> String? {
+        switch name {
+        case "root": site.root
+        case "id": id
+        case "context": site.contexts[id]
+        case "model": device.model
+        case "manufacturer": device.manufacturer
+        default: extra[name] ?? device.form(name, of: id)
         }
     }
+
+    /// Whether template variable `name` has the same value for every meter.
+    static func isConstant(_ name: String) -> Bool { ["root", "model", "manufacturer"].contains(name) }
 
     /// The discovery topic of meter `id`, if the pack has discovery.
     public func discoveryTopic(for id: String) -> String? {
