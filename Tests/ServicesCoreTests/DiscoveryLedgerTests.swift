@@ -182,6 +182,18 @@ import Testing
         }
         #expect(ledger.componentSetCount == 1)
         #expect(ids.allSatisfy { ledger.meters[$0]?.device?.components.count == 8 })
+        #expect(ledger.ownersCount == 0, "the topics name their meters: no table of them")
+        #expect(ledger.topicFormCount == 1, "500 device topics kept as one form and their ids")
+        // An empty retained payload (a config cleared by another hand) finds its meter by the topic.
+        ledger.observe(topic: program.homeAssistantDeviceTopic(for: ids[7]), payload: [])
+        #expect(ledger.meters[ids[7]]?.device == nil && ledger.meters[ids[8]]?.device != nil)
+        // A config of ours at a topic that does not name its meter is looked up in a table.
+        let elsewhere = "homeassistant/device/elsewhere/config"
+        let config = try #require(program.homeAssistantConfigs(for: ids[9], origin: Self.origin).first)
+        ledger.observe(topic: elsewhere, payload: config.payload)
+        #expect(ledger.ownersCount == 1 && ledger.meters[ids[9]]?.device?.topic == .own(elsewhere))
+        ledger.observe(topic: elsewhere, payload: [])
+        #expect(ledger.ownersCount == 0 && ledger.meters[ids[9]]?.device == nil)
         let other = try Self.program(groups: ["current"])
         _ = ledger.plan(id: ids[0], discovery: nil, homeAssistant: other.homeAssistantConfigs(for: ids[0], origin: Self.origin),
                         forced: false, program: other, origin: Self.origin)

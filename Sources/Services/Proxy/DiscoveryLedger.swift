@@ -39,13 +39,13 @@ import RuleEngine
 ///   of its retained configs cleared; an excluded meter its discovery too.
 struct DiscoveryLedger {
     struct Meter {
-        var discovery: (topic: String, digest: Int)?
+        var discovery: (topic: LedgerTopics.Kept, digest: Int)?
         /// The instance its retained discovery message names (nil: none).
         var owner: String?
         /// Per-entity configs: topic → digest.
         var entities: [String: Int] = [:]
         /// The device config, with its live components.
-        var device: (topic: String, digest: Int, components: Components)?
+        var device: (topic: LedgerTopics.Kept, digest: Int, components: Components)?
 
         var isEmpty: Bool { discovery == nil && entities.isEmpty && device == nil }
 
@@ -68,13 +68,22 @@ struct DiscoveryLedger {
     /// Retained messages of meters past `maxMeters` since the last reset.
     private(set) var overflowed = 0
     /// Home Assistant topic → meter, for the empty payloads, which name no
-    /// meter (a discovery topic names its meter itself).
+    /// meter (a discovery topic names its meter itself) — only the topics
+    /// whose node level does not name their meter (`<pack>_<id>`, as the
+    /// engine writes them: `meter(namedBy:)`), so a site's own configs cost
+    /// no entry here (it was 0.5 MB at 10,000 meters).
     private var owners: [String: String] = [:]
+    /// Home Assistant topics kept in `owners` (tests).
+    var ownersCount: Int { owners.count }
     /// The distinct component sets recorded (a site has a few, one per set
     /// of groups), so that the meters with the same set share one string
     /// instead of one each; at most `maxComponentSets`, past which a set is
     /// kept by its meter alone.
     private var componentSets: Set<Components> = []
+    /// The recorded topics' shared forms.
+    private var topics = LedgerTopics()
+    /// How many topic forms the meters share (tests).
+    var topicFormCount: Int { topics.formCount }
     static let maxComponentSets = 64
     /// How many distinct component sets the meters share (tests).
     var componentSetCount: Int { componentSets.count }
@@ -109,7 +118,7 @@ struct DiscoveryLedger {
         if isDiscoveryTopic(topic) {
             guard case .meter(let message) = DiscoveryMessage.parse(topic: topic, payload: payload),
                   message.pack != nil, hasRoom(for: message.id) else { return }
-            meters[message.id, default: Meter()].discovery = (topic, digest)
+            meters[message.id, default: Meter()].discovery = (topics.keep(topic, id: message.id), digest)
             meters[message.id, default: Meter()].owner = message.instance
             return
         }
@@ -117,11 +126,11 @@ struct DiscoveryLedger {
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         guard topic.hasPrefix("\(discoveryPrefix)/"), let id = config.meter(publishedBy: originName), hasRoom(for: id) else { return }
         if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
-            meters[id, default: Meter()].device = (topic, digest, shared(Components(config.components)))
+            meters[id, default: Meter()].device = (topics.keep(topic, id: id), digest, shared(Components(config.components)))
         } else {
             meters[id, default: Meter()].entities[topic] = digest
         }
-        owners[topic] = id
+        if meter(namedBy: topic) != id { owners[topic] = id }
     }
 
     /// Whether meter `id` is held or may be; counts a refusal.
@@ -138,21 +147,35 @@ struct DiscoveryLedger {
     /// The meter whose retained message `topic` holds: a discovery topic
     /// names it (its last level), a Home Assistant topic is looked up.
     private func owner(of topic: String) -> String? {
-        guard isDiscoveryTopic(topic) else { return owners[topic] }
+        guard isDiscoveryTopic(topic) else { return owners[topic] ?? meter(namedBy: topic) }
         guard let id = DiscoveryMessage.id(inTopic: topic) else { return nil }
-        return meters[id]?.discovery?.topic == topic ? id : nil
+        return topics.matches(meters[id]?.discovery?.topic, topic, id: id) ? id : nil
     }
 
     private mutating func forget(topic: String, of id: String) {
         owners[topic] = nil
         guard var meter = meters[id] else { return }
-        if meter.discovery?.topic == topic {
+        if topics.matches(meter.discovery?.topic, topic, id: id) {
             meter.discovery = nil
             meter.owner = nil
         }
-        if meter.device?.topic == topic { meter.device = nil }
+        if topics.matches(meter.device?.topic, topic, id: id) { meter.device = nil }
         meter.entities[topic] = nil
         meters[id] = meter.isEmpty ? nil : meter
+    }
+
+    /// The meter that holds Home Assistant config `topic` and whose id ends
+    /// a level of it after a `_` (the node `<pack>_<id>`), if there is one.
+    private func meter(namedBy topic: String) -> String? {
+        for level in topic.utf8.split(separator: UInt8(ascii: "/")) {
+            var rest = level[...]
+            while let underscore = rest.firstIndex(of: UInt8(ascii: "_")) {
+                rest = rest[rest.index(after: underscore)...]
+                let id = String(decoding: rest, as: UTF8.self)
+                if let meter = meters[id], topics.matches(meter.device?.topic, topic, id: id) || meter.entities[topic] != nil { return id }
+            }
+        }
+        return nil
     }
 
     /// `components` as recorded already for another meter, if it is.
@@ -182,16 +205,18 @@ struct DiscoveryLedger {
         if let discovery {
             if discovery.payload.isEmpty {
                 if let recorded = meter.discovery {
-                    out.append(Outgoing(topic: recorded.topic, payload: [], retain: true, kind: .discovery, device: id))
+                    out.append(Outgoing(topic: topics.topic(recorded.topic, id: id), payload: [], retain: true, kind: .discovery, device: id))
                     meter.discovery = nil
                     meter.owner = nil
                 }
             } else {
                 let digest = Self.digest(discovery.payload)
-                if meter.discovery?.digest != digest || meter.discovery?.topic != discovery.topic {
-                    if let old = meter.discovery, old.topic != discovery.topic { out.append(Self.clear(old.topic, .discovery, id)) }
+                if meter.discovery?.digest != digest || !topics.matches(meter.discovery?.topic, discovery.topic, id: id) {
+                    if let old = meter.discovery, !topics.matches(old.topic, discovery.topic, id: id) {
+                        out.append(Self.clear(topics.topic(old.topic, id: id), .discovery, id))
+                    }
                     out.append(discovery)
-                    meter.discovery = (discovery.topic, digest)
+                    meter.discovery = (topics.keep(discovery.topic, id: id), digest)
                     meter.owner = instance
                 }
             }
@@ -199,8 +224,10 @@ struct DiscoveryLedger {
         if let wanted = homeAssistant {
             out += planHomeAssistant(id: id, wanted: wanted, forced: forced, meter: &meter, program: program, origin: origin)
         }
-        for message in out where !isDiscoveryTopic(message.topic) { owners[message.topic] = message.payload.isEmpty ? nil : id }
         meters[id] = meter.isEmpty ? nil : meter
+        for message in out where !isDiscoveryTopic(message.topic) {
+            owners[message.topic] = message.payload.isEmpty || self.meter(namedBy: message.topic) == id ? nil : id
+        }
         return out
     }
 
@@ -211,10 +238,10 @@ struct DiscoveryLedger {
         if let device = wanted.first(where: { $0.topic == deviceTopic }) {
             let digest = Self.digest(device.payload)
             // The broker has this very config (the usual case): its components are known.
-            let unchanged = meter.device.flatMap { $0.topic == deviceTopic && $0.digest == digest ? $0.components : nil }
+            let unchanged = meter.device.flatMap { topics.matches($0.topic, deviceTopic, id: id) && $0.digest == digest ? $0.components : nil }
             let packed = unchanged ?? shared(Components(HomeAssistantMeterConfig(payload: device.payload)?.components ?? [:]))
             let components = packed.dictionary
-            if let recorded = meter.device, recorded.topic == deviceTopic {
+            if let recorded = meter.device, topics.matches(recorded.topic, deviceTopic, id: id) {
                 let lost = recorded.components.dictionary.filter { components[$0.key] == nil }
                 if !lost.isEmpty {
                     out.append(program.homeAssistantRemoval(
@@ -228,25 +255,25 @@ struct DiscoveryLedger {
                 return levels.count >= 2 && components[String(levels[levels.count - 2])] != nil
             }
             out += migrating.map(Self.migrate)
-            if forced || !migrating.isEmpty || meter.device?.digest != digest || meter.device?.topic != deviceTopic {
+            if forced || !migrating.isEmpty || meter.device?.digest != digest || !topics.matches(meter.device?.topic, deviceTopic, id: id) {
                 out.append(device)
             }
             out += entityTopics.map { Self.clear($0, .homeAssistant, id) }
             meter.entities.removeAll()
-            // The message's topic, the very string `owners` keys it by: one copy.
-            meter.device = (device.topic, digest, packed)
+            meter.device = (topics.keep(device.topic, id: id), digest, packed)
         } else {
             let wantedTopics = Set(wanted.map(\.topic))
             // A device config migrates back to per-entity configs when some of its components remain.
             var oldDevice: String?
             if let recorded = meter.device {
-                oldDevice = recorded.topic
+                let recordedTopic = topics.topic(recorded.topic, id: id)
+                oldDevice = recordedTopic
                 let recordedComponents = recorded.components.dictionary
                 let remaining = wanted.contains { message in
                     let levels = message.topic.split(separator: "/")
                     return levels.count >= 2 && recordedComponents[String(levels[levels.count - 2])] != nil
                 }
-                if remaining { out.append(Self.migrate(recorded.topic)) }
+                if remaining { out.append(Self.migrate(recordedTopic)) }
                 meter.device = nil
             }
             for message in wanted {
