@@ -50,21 +50,26 @@ start_mosquitto_on_free_port() {
 
 # internal_broker_conf PORT DIR CONF: broker/internal/mosquitto.conf changed only
 # where it must be: listening on 127.0.0.1:PORT alone, run as the current user,
-# DIR/passwd, DIR/acl and DIR/data/ for its files. Fails unless every rewrite
-# hit (the production config changed under the tools) and no other listener is
-# open.
+# DIR/passwd, DIR/acl and DIR/data/ for its files, the meter ACL plugin as
+# tools/build-meter-acl builds it (built here if needed). Fails unless every
+# rewrite hit (the production config changed under the tools) and no other
+# listener is open.
 internal_broker_conf() {
-  local port=$1 dir=$2 conf=$3 user
+  local port=$1 dir=$2 conf=$3 user plugin
   user=$(id -un)
+  plugin=$(tools/build-meter-acl) || return 1
   sed -e "s|^listener 11883\$|listener $port 127.0.0.1|" \
       -e "s|^user kpm33b-broker\$|user $user|" \
       -e "s|^password_file /etc/kpm33b/broker/passwd\$|password_file $dir/passwd|" \
       -e "s|^acl_file /etc/kpm33b/broker/acl\$|acl_file $dir/acl|" \
+      -e "s|^plugin /usr/lib/kpm33b-proxy/kpm33b-meter-acl.so\$|plugin $plugin|" \
+      -e "s|^plugin_opt_password_file /etc/kpm33b/broker/passwd\$|plugin_opt_password_file $dir/passwd|" \
       -e "s|^persistence_location /var/lib/kpm33b-broker/\$|persistence_location $dir/data/|" \
       broker/internal/mosquitto.conf > "$conf"
   mkdir -p "$dir/data"
   [ "$(grep -c '^listener ' "$conf")" = 1 ] && grep -qx "listener $port 127.0.0.1" "$conf" &&
     grep -qx "password_file $dir/passwd" "$conf" && grep -qx "acl_file $dir/acl" "$conf" &&
+    grep -qx "plugin $plugin" "$conf" && grep -qx "plugin_opt_password_file $dir/passwd" "$conf" &&
     grep -qx "persistence_location $dir/data/" "$conf" && grep -qx "user $user" "$conf"
 }
 

@@ -222,6 +222,15 @@ public final class TestBroker: @unchecked Sendable {
             for id in shipped.accounts { environment["KPM33B_METER_PASSWORD_\(id.suffix(8))"] = shipped.meterPassword }
         }
         let log = directory.appendingPathComponent("broker-accounts.log")
+        if shipped.broker == .internal {
+            // The meters' rights: the plugin, built (if its source changed) where the config's line will point.
+            let build = try ChildProcess(executable: root.appendingPathComponent("tools/build-meter-acl").path,
+                                         arguments: ["--out", Self.meterACLPlugin], outputFile: log.path)
+            build.wait(timeout: 120)
+            guard build.exitStatus == 0 else {
+                throw Failure.setup("tools/build-meter-acl failed: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+            }
+        }
         let tool = try ChildProcess(executable: root.appendingPathComponent("tools/broker-accounts").path,
                                     arguments: arguments + shipped.accounts, environment: environment, outputFile: log.path)
         tool.wait(timeout: 60)
@@ -230,7 +239,10 @@ public final class TestBroker: @unchecked Sendable {
         }
     }
 
-    /// The shipped config with the listener, the file paths and the user
+    /// Where `tools/build-meter-acl` puts the meter ACL plugin (its default).
+    static var meterACLPlugin: String { Repository.root + "/.build/broker/kpm33b-meter-acl.so" }
+
+    /// The shipped config with the listener, the file paths, the plugin and the user
     /// replaced; throws unless each replacement hit (the config changed under
     /// the tests) and no other listener stays open.
     private func shippedConfigText(_ shipped: Shipped) throws -> String {
@@ -249,6 +261,9 @@ public final class TestBroker: @unchecked Sendable {
             case "user": replace("user", "user \(me)")
             case "password_file": replace("password_file", "password_file \(directory.appendingPathComponent("passwd").path)")
             case "acl_file": replace("acl_file", "acl_file \(directory.appendingPathComponent("acl").path)")
+            case "plugin": replace("plugin", "plugin \(Self.meterACLPlugin)")
+            case "plugin_opt_password_file":
+                replace("plugin_opt_password_file", "plugin_opt_password_file \(directory.appendingPathComponent("passwd").path)")
             case "persistence_location":
                 replace("persistence_location", "persistence_location \(directory.appendingPathComponent("data").path)/")
             case "#listener" where words.count == 2 && ["8883", "18883"].contains(words[1]):
@@ -266,6 +281,7 @@ public final class TestBroker: @unchecked Sendable {
         }
         if hits["user"] == nil { replace("user", "user \(me)") }  // the central config names none
         var expected = ["listener": 1, "user": 1, "password_file": 1, "acl_file": 1, "persistence_location": 1]
+        if shipped.broker == .internal { expected.merge(["plugin": 1, "plugin_opt_password_file": 1]) { $1 } }
         if shipped.tls != nil {
             expected.merge(["tls listener": 1, "tls protocol": 1, "certfile": 1, "keyfile": 1, "tls_version": 1]) { $1 }
         }

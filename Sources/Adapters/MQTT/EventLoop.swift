@@ -14,7 +14,8 @@ import Synchronization
 ///    clients' callbacks (`onMessage`, `onPublished`, …) right here;
 /// 3. runs due timers and posted work;
 /// 4. runs the *iteration hooks* in the order they were added;
-/// 5. only then writes what the clients queued (PUBACKs, PUBLISHes, PINGREQs).
+/// 5. only then writes what the clients queued (PUBACKs, PUBLISHes, PINGREQs);
+/// 6. with `coalescing` set, may wait a bounded time before the next one (below).
 ///
 /// Step 5 coming after step 4 is what the proxy's journal relies on: every
 /// client is in libmosquitto's threaded mode, where a packet is only queued in
@@ -31,12 +32,63 @@ import Synchronization
 /// No per-message locks: the only lock guards the posted work, which the hot
 /// path never touches.
 ///
+/// ## Coalescing under sustained input
+/// A fast loop fed by a broker that writes each message as it comes handles
+/// about one message per iteration: every message pays an `epoll_wait`, a
+/// wake-up, the hooks (the proxy's journal write) and a socket write of its
+/// own, and so does the broker at the other end of those writes. With
+/// `coalescing` set, an iteration that received at least one message but
+/// fewer than `Coalescing.batch`, less than `Coalescing.maxDelay` after the
+/// previous iteration that received any (the input is sustained), ends with
+/// a wait of `maxDelay` (shorter if a timer is due sooner): what arrives
+/// meanwhile is read, handled, journalled and written in one iteration.
+/// The latency this adds to a message is at most one such wait, `maxDelay`
+/// (plus the scheduler's lateness in waking the thread): the message arrived
+/// during it, or just before it began, unread. An idle or slow input (gaps
+/// longer than `maxDelay`) never waits. Nothing changes the order of steps
+/// 1–5, so what step 5 relies on holds.
+///
 /// `@unchecked Sendable`: what other threads may call is behind the `Mutex`
 /// and the atomics; everything else is loop-bound, checked as above.
 public final class EventLoop: @unchecked Sendable {
     /// Packets read from one socket before the loop moves on (fairness, and a
     /// bound on what the hooks of one iteration see).
     public var readBatch = 64
+
+    /// When to wait for more input before the next iteration; nil (the
+    /// default): never. Set before `run`.
+    public var coalescing: Coalescing?
+
+    /// See the type's documentation.
+    public struct Coalescing: Sendable {
+        /// The longest wait, in seconds: the bound on the latency it adds.
+        public var maxDelay: Double
+        /// An iteration that received this many messages does not wait.
+        public var batch: Int
+
+        public init(maxDelay: Double, batch: Int) {
+            self.maxDelay = maxDelay
+            self.batch = batch
+        }
+    }
+
+    /// What the loop did since it was made. Loop thread (or after `run`).
+    public struct Figures: Sendable, Equatable {
+        /// Iterations run.
+        public var iterations: UInt64 = 0
+        /// Messages the clients received (`MQTTClient.onMessage` calls).
+        public var messages: UInt64 = 0
+        /// Coalescing waits, their total and the longest one as measured
+        /// (the scheduler may wake the thread later than asked), seconds.
+        public var waits: UInt64 = 0
+        public var waitedSeconds: Double = 0
+        public var longestWaitSeconds: Double = 0
+    }
+
+    public var figures: Figures {
+        assertOnLoop("EventLoop.figures")
+        return counted
+    }
 
     private let epoll: Int32
     private let wakeFD: Int32
@@ -68,6 +120,11 @@ public final class EventLoop: @unchecked Sendable {
     private var flushing: [MQTTClient] = []
     private var clients: [ObjectIdentifier: MQTTClient] = [:]
     private var housekeepingStarted = false
+    private var counted = Figures()
+    /// Messages received in this iteration (`noteMessage`).
+    private var messagesThisIteration = 0
+    /// When the last iteration that received a message ended.
+    private var lastInput: MonotonicInstant?
 
     /// A registered file descriptor: its registration's generation and the events watched.
     private struct Registration {
@@ -169,6 +226,8 @@ public final class EventLoop: @unchecked Sendable {
             runPosted()
             for hook in hooks { hook() }
             flushWrites()
+            counted.iterations &+= 1
+            if messagesThisIteration > 0 { endOfInput() }
         }
         running.store(false, ordering: .releasing)
         runPosted()
@@ -280,7 +339,43 @@ public final class EventLoop: @unchecked Sendable {
         dirty.append(client)
     }
 
+    /// A client delivered a message to its handler (step 2).
+    @inline(__always)
+    func noteMessage() {
+        messagesThisIteration &+= 1
+    }
+
     // MARK: Internals
+
+    /// An iteration that received messages ends; step 6: wait `maxDelay` if
+    /// it received a few shortly after the previous one that received any
+    /// (see the type).
+    private func endOfInput() {
+        let received = messagesThisIteration
+        messagesThisIteration = 0
+        counted.messages &+= UInt64(received)
+        guard let coalescing else { return }
+        let now = MonotonicInstant.now()
+        let previous = lastInput
+        lastInput = now
+        guard received < coalescing.batch, let previous, now.seconds(since: previous) < coalescing.maxDelay else { return }
+        // Not past a timer's deadline (a deadline already due: no wait).
+        var delay = coalescing.maxDelay
+        let untilTimer = timers.millisecondsUntilNext(now: now)
+        if untilTimer == 0 { return }
+        if untilTimer > 0 { delay = min(delay, Double(untilTimer) / 1000) }
+        var request = timespec(tv_sec: Int(delay), tv_nsec: Int((delay - delay.rounded(.down)) * 1e9))
+        var remaining = timespec()
+        // A signal cuts the wait short: sleep what is left of it.
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        let end = MonotonicInstant.now()
+        let waited = end.seconds(since: now)
+        counted.waits &+= 1
+        counted.waitedSeconds += waited
+        counted.longestWaitSeconds = max(counted.longestWaitSeconds, waited)
+        // The gap to the next input is measured from here, not from before the wait.
+        lastInput = end
+    }
 
     /// The epoll cookie: descriptor and registration generation, so that an
     /// event for a descriptor closed and reused within one `epoll_wait` batch

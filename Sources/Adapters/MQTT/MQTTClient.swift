@@ -500,6 +500,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handleMessage(_ message: MQTTBorrowedMessage) {
+        loop.noteMessage()
         inCallback = true
         onMessage?(message)
         inCallback = false

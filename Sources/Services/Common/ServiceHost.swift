@@ -104,6 +104,15 @@ final class ServiceHost {
         var unlimitedInflight = false
     }
 
+    /// Under sustained input the loop waits up to 1 ms before reading again,
+    /// so that a burst is read, journalled and written in batches instead of
+    /// one message per iteration (see `EventLoop`): at most 1 ms more latency
+    /// for a reading, none for an idle or slow fleet (gaps over 1 ms). An
+    /// iteration with 16 messages does not wait: below Mosquitto's default
+    /// window of 20 unacknowledged QoS 1 messages per client, so a QoS 1
+    /// stream that fills the window each round trip is not slowed down.
+    static let coalescing = EventLoop.Coalescing(maxDelay: 0.001, batch: 16)
+
     /// Creates the loop and both clients (nothing connects before `run`).
     /// - Parameters:
     ///   - service: whose client entries (`clients.proxy`) and settings the site config has.
@@ -120,6 +129,7 @@ final class ServiceHost {
         let centralSettings = try Self.settings(.central, site: site, options: options, client: client, clientID: clientID, centralConnection)
         do {
             loop = try EventLoop()
+            loop.coalescing = Self.coalescing
             // Without libmosquitto's wake-up socket pair: it writes a byte to
             // it for every packet it queues (a write(2) per reading, for a
             // select() this loop never runs; `MQTTClient.init`).
@@ -192,7 +202,12 @@ final class ServiceHost {
         loop.run()
 
         let fields = service.stopped()
-        log.info("stopped", fields: [("signal", phases.reason ?? "stop")] + fields)
+        // How much the loop batched: messages per iteration, and the coalescing waits.
+        let loopFigures = loop.figures
+        log.info("stopped", fields: [("signal", phases.reason ?? "stop")] + fields + [
+            ("loop_iterations", String(loopFigures.iterations)), ("loop_messages", String(loopFigures.messages)),
+            ("loop_waits", String(loopFigures.waits)), ("loop_waited_ms", String(Int(loopFigures.waitedSeconds * 1000))),
+        ])
         return 0
     }
 

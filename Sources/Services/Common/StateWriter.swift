@@ -55,14 +55,19 @@ final class StateWriter<Key: Hashable & Sendable, Change: Sendable>: Sendable {
 
     deinit { stop() }
 
-    /// Hands changes over to the writer thread (started at the first call). Never waits for the disk.
-    func submit(_ changes: [(key: Key, change: Change)]) {
-        guard !changes.isEmpty else { return }
-        state.withLock { s in
+    /// Hands changes over to the writer thread (started at the first call).
+    /// Never waits for the disk. Any sequence: a lazy one is read straight
+    /// into the pending changes, with no array of them in between.
+    func submit<Changes: Sequence>(_ changes: Changes) where Changes.Element == (key: Key, change: Change) {
+        let handed = state.withLock { s in
+            var handed = false
             for (key, change) in changes {
+                handed = true
                 if s.pending[key] != nil { merge(&s.pending[key]!, change) } else { s.pending[key] = change }
             }
+            return handed
         }
+        guard handed else { return }
         startIfNeeded()
         wake.post()
     }

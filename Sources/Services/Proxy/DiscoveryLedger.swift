@@ -39,13 +39,13 @@ import RuleEngine
 ///   of its retained configs cleared; an excluded meter its discovery too.
 struct DiscoveryLedger {
     struct Meter {
-        var discovery: (topic: String, digest: Int)?
+        var discovery: (topic: LedgerTopics.Kept, digest: Int)?
         /// The instance its retained discovery message names (nil: none).
         var owner: String?
         /// Per-entity configs: topic → digest.
         var entities: [String: Int] = [:]
         /// The device config, with its live components.
-        var device: (topic: String, digest: Int, components: Components)?
+        var device: (topic: LedgerTopics.Kept, digest: Int, components: Components)?
 
         var isEmpty: Bool { discovery == nil && entities.isEmpty && device == nil }
 
@@ -80,6 +80,10 @@ struct DiscoveryLedger {
     /// instead of one each; at most `maxComponentSets`, past which a set is
     /// kept by its meter alone.
     private var componentSets: Set<Components> = []
+    /// The recorded topics' shared forms.
+    private var topics = LedgerTopics()
+    /// How many topic forms the meters share (tests).
+    var topicFormCount: Int { topics.formCount }
     static let maxComponentSets = 64
     /// How many distinct component sets the meters share (tests).
     var componentSetCount: Int { componentSets.count }
@@ -114,7 +118,7 @@ struct DiscoveryLedger {
         if isDiscoveryTopic(topic) {
             guard case .meter(let message) = DiscoveryMessage.parse(topic: topic, payload: payload),
                   message.pack != nil, hasRoom(for: message.id) else { return }
-            meters[message.id, default: Meter()].discovery = (topic, digest)
+            meters[message.id, default: Meter()].discovery = (topics.keep(topic, id: message.id), digest)
             meters[message.id, default: Meter()].owner = message.instance
             return
         }
@@ -122,7 +126,7 @@ struct DiscoveryLedger {
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         guard topic.hasPrefix("\(discoveryPrefix)/"), let id = config.meter(publishedBy: originName), hasRoom(for: id) else { return }
         if topic.hasSuffix("/config"), levels.count >= 3, levels[levels.count - 3] == "device" {
-            meters[id, default: Meter()].device = (topic, digest, shared(Components(config.components)))
+            meters[id, default: Meter()].device = (topics.keep(topic, id: id), digest, shared(Components(config.components)))
         } else {
             meters[id, default: Meter()].entities[topic] = digest
         }
@@ -145,17 +149,17 @@ struct DiscoveryLedger {
     private func owner(of topic: String) -> String? {
         guard isDiscoveryTopic(topic) else { return owners[topic] ?? meter(namedBy: topic) }
         guard let id = DiscoveryMessage.id(inTopic: topic) else { return nil }
-        return meters[id]?.discovery?.topic == topic ? id : nil
+        return topics.matches(meters[id]?.discovery?.topic, topic, id: id) ? id : nil
     }
 
     private mutating func forget(topic: String, of id: String) {
         owners[topic] = nil
         guard var meter = meters[id] else { return }
-        if meter.discovery?.topic == topic {
+        if topics.matches(meter.discovery?.topic, topic, id: id) {
             meter.discovery = nil
             meter.owner = nil
         }
-        if meter.device?.topic == topic { meter.device = nil }
+        if topics.matches(meter.device?.topic, topic, id: id) { meter.device = nil }
         meter.entities[topic] = nil
         meters[id] = meter.isEmpty ? nil : meter
     }
@@ -168,7 +172,7 @@ struct DiscoveryLedger {
             while let underscore = rest.firstIndex(of: UInt8(ascii: "_")) {
                 rest = rest[rest.index(after: underscore)...]
                 let id = String(decoding: rest, as: UTF8.self)
-                if let meter = meters[id], meter.device?.topic == topic || meter.entities[topic] != nil { return id }
+                if let meter = meters[id], topics.matches(meter.device?.topic, topic, id: id) || meter.entities[topic] != nil { return id }
             }
         }
         return nil
@@ -201,16 +205,18 @@ struct DiscoveryLedger {
         if let discovery {
             if discovery.payload.isEmpty {
                 if let recorded = meter.discovery {
-                    out.append(Outgoing(topic: recorded.topic, payload: [], retain: true, kind: .discovery, device: id))
+                    out.append(Outgoing(topic: topics.topic(recorded.topic, id: id), payload: [], retain: true, kind: .discovery, device: id))
                     meter.discovery = nil
                     meter.owner = nil
                 }
             } else {
                 let digest = Self.digest(discovery.payload)
-                if meter.discovery?.digest != digest || meter.discovery?.topic != discovery.topic {
-                    if let old = meter.discovery, old.topic != discovery.topic { out.append(Self.clear(old.topic, .discovery, id)) }
+                if meter.discovery?.digest != digest || !topics.matches(meter.discovery?.topic, discovery.topic, id: id) {
+                    if let old = meter.discovery, !topics.matches(old.topic, discovery.topic, id: id) {
+                        out.append(Self.clear(topics.topic(old.topic, id: id), .discovery, id))
+                    }
                     out.append(discovery)
-                    meter.discovery = (discovery.topic, digest)
+                    meter.discovery = (topics.keep(discovery.topic, id: id), digest)
                     meter.owner = instance
                 }
             }
@@ -232,10 +238,10 @@ struct DiscoveryLedger {
         if let device = wanted.first(where: { $0.topic == deviceTopic }) {
             let digest = Self.digest(device.payload)
             // The broker has this very config (the usual case): its components are known.
-            let unchanged = meter.device.flatMap { $0.topic == deviceTopic && $0.digest == digest ? $0.components : nil }
+            let unchanged = meter.device.flatMap { topics.matches($0.topic, deviceTopic, id: id) && $0.digest == digest ? $0.components : nil }
             let packed = unchanged ?? shared(Components(HomeAssistantMeterConfig(payload: device.payload)?.components ?? [:]))
             let components = packed.dictionary
-            if let recorded = meter.device, recorded.topic == deviceTopic {
+            if let recorded = meter.device, topics.matches(recorded.topic, deviceTopic, id: id) {
                 let lost = recorded.components.dictionary.filter { components[$0.key] == nil }
                 if !lost.isEmpty {
                     out.append(program.homeAssistantRemoval(
@@ -249,25 +255,25 @@ struct DiscoveryLedger {
                 return levels.count >= 2 && components[String(levels[levels.count - 2])] != nil
             }
             out += migrating.map(Self.migrate)
-            if forced || !migrating.isEmpty || meter.device?.digest != digest || meter.device?.topic != deviceTopic {
+            if forced || !migrating.isEmpty || meter.device?.digest != digest || !topics.matches(meter.device?.topic, deviceTopic, id: id) {
                 out.append(device)
             }
             out += entityTopics.map { Self.clear($0, .homeAssistant, id) }
             meter.entities.removeAll()
-            // The message's topic, the very string `owners` keys it by: one copy.
-            meter.device = (device.topic, digest, packed)
+            meter.device = (topics.keep(device.topic, id: id), digest, packed)
         } else {
             let wantedTopics = Set(wanted.map(\.topic))
             // A device config migrates back to per-entity configs when some of its components remain.
             var oldDevice: String?
             if let recorded = meter.device {
-                oldDevice = recorded.topic
+                let recordedTopic = topics.topic(recorded.topic, id: id)
+                oldDevice = recordedTopic
                 let recordedComponents = recorded.components.dictionary
                 let remaining = wanted.contains { message in
                     let levels = message.topic.split(separator: "/")
                     return levels.count >= 2 && recordedComponents[String(levels[levels.count - 2])] != nil
                 }
-                if remaining { out.append(Self.migrate(recorded.topic)) }
+                if remaining { out.append(Self.migrate(recordedTopic)) }
                 meter.device = nil
             }
             for message in wanted {
