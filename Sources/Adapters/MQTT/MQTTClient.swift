@@ -500,7 +500,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handleMessage(_ message: MQTTBorrowedMessage) {
-        loop.noteMessage()
+        loop.noteReceived()
         inCallback = true
         onMessage?(message)
         inCallback = false
@@ -517,6 +517,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handlePublished(mid: Int32, reasonCode: Int32) {
+        loop.noteReceived()
         if unacknowledged > 0 { unacknowledged -= 1 }
         inCallback = true
         if reasonCode >= 0x80 {
