@@ -3,8 +3,8 @@ import Testing
 @testable import RuleTesting
 
 /// One `ProcessOutput` across calls (as the proxy keeps it): the next clean
-/// payload and topic are written into the storage of the last ones, and a
-/// payload or topic the caller still holds is never written over.
+/// payload is written into the storage of the last one, and a payload the
+/// caller still holds is never written over.
 @Suite struct ProcessOutputReuseTests {
     let engine: Engine
     let now = Replay.instant(Replay.defaultClock)!
@@ -22,8 +22,6 @@ import Testing
     }
 
     func data(_ out: ProcessOutput) -> [UInt8]? { out.messages.last { $0.kind == .data }?.payload }
-    func dataTopic(_ out: ProcessOutput) -> String? { out.messages.last { $0.kind == .data }?.topic }
-    func address(_ topic: String) -> UnsafePointer<UInt8>? { topic.utf8.withContiguousStorageIfAvailable { $0.baseAddress } ?? nil }
 
     @Test func theNextPayloadIsWrittenIntoTheLastOnesStorage() throws {
         var out = ProcessOutput()
@@ -54,26 +52,5 @@ import Testing
         }
         #expect(String(decoding: kept, as: UTF8.self) == text)
         #expect(text.contains(#""active_power":2.25}"#))
-    }
-
-    @Test func theNextTopicIsWrittenIntoTheLastOnesStorage() throws {
-        var out = ProcessOutput()
-        process(reading(10, "1"), into: &out)
-        // Not kept in a variable: the next one would need a copy.
-        #expect(try #require(dataTopic(out)) == "kpm33b/33B1225950027/seconds")
-        let previous = address(try #require(dataTopic(out)))
-        #expect(previous != nil, "a topic of 28 bytes is not a small string")
-        for (i, power) in ["2", "3"].enumerated() {
-            out.removeAll()
-            process(reading(11 + i, power), into: &out)
-            #expect(try #require(dataTopic(out)) == "kpm33b/33B1225950027/seconds")
-            #expect(address(try #require(dataTopic(out))) == previous, "a new topic string for reading \(i + 2)")
-        }
-        // One the caller keeps is its own.
-        let kept = try #require(dataTopic(out))
-        out.removeAll()
-        process(Array(#"{"id":"33B1225950028","time":"20260112163920","isend":"1","zyggl":4}"#.utf8), into: &out)
-        #expect(try #require(dataTopic(out)) == "kpm33b/33B1225950028/seconds")
-        #expect(kept == "kpm33b/33B1225950027/seconds")
     }
 }

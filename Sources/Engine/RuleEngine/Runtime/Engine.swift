@@ -301,9 +301,8 @@ public final class Engine {
             out.heard.append(state.id)
         }
         state.lastHeard = now
-        var topic = out.takeSpareTopic()
-        topicPlans[route.index].render(id: state.id, program: program, into: &topic)
-        out.messages.append(Outgoing(topic: topic, payload: payload, retain: false, kind: .data, device: state.id))
+        out.messages.append(Outgoing(topic: topicPlans[route.index].render(id: state.id, program: program), payload: payload,
+                                     retain: false, kind: .data, device: state.id))
     }
 
     private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {

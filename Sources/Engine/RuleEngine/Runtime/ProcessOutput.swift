@@ -36,9 +36,9 @@ public struct Drop: Sendable, Equatable {
 }
 
 /// What one call produced. Reuse one value across calls: `removeAll` keeps the
-/// capacity, and the storage of the last data message's payload and topic,
-/// which the next clean message is written into (no allocation per reading
-/// once the caller is done with them; one it still holds keeps its own copy).
+/// capacity, and the storage of the last data message's payload, which the
+/// next clean payload is written into (no allocation per reading once the
+/// caller is done with the bytes; one it still holds keeps its own copy).
 public struct ProcessOutput: Sendable {
     public var messages: [Outgoing] = []
     public var drops: [Drop] = []
@@ -46,13 +46,10 @@ public struct ProcessOutput: Sendable {
     public var heard: [String] = []
     /// A payload's storage for the next data message (`takeSpare`).
     private(set) var spare: [UInt8] = []
-    /// A topic's storage for the next data message (`takeSpareTopic`).
-    private var spareTopic: String?
     public init() {}
     public mutating func removeAll() {
-        if spare.capacity == 0 || spareTopic == nil, let i = messages.lastIndex(where: { $0.kind == .data }) {
-            if spare.capacity == 0 { swap(&spare, &messages[i].payload) }
-            if spareTopic == nil { spareTopic = messages[i].topic }
+        if spare.capacity == 0, let i = messages.lastIndex(where: { $0.kind == .data }) {
+            swap(&spare, &messages[i].payload)
         }
         messages.removeAll(keepingCapacity: true)
         drops.removeAll(keepingCapacity: true)
@@ -64,11 +61,5 @@ public struct ProcessOutput: Sendable {
         var taken: [UInt8] = []
         swap(&taken, &spare)
         return taken
-    }
-
-    /// The spare topic storage (empty when there is none), handed to a `TopicPlan`.
-    mutating func takeSpareTopic() -> String {
-        defer { spareTopic = nil }
-        return spareTopic ?? ""
     }
 }

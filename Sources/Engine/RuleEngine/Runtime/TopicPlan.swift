@@ -4,8 +4,8 @@
 /// array were about 190 bytes a meter, 1.9 MB at 10,000): the template's
 /// parts that are the same for every meter (the site's root, the pack's
 /// model and manufacturer, the literal text) are joined once here, and a
-/// reading appends them and its meter's variables (`{id}`, `{context/}`, an
-/// id form) into storage reused from the previous reading (`ProcessOutput`).
+/// reading writes them and its meter's variables (`{id}`, `{context/}`, an
+/// id form) into one string of the topic's size.
 struct TopicPlan: Sendable {
     enum Part: Sendable {
         case text(String)
@@ -36,17 +36,35 @@ struct TopicPlan: Sendable {
         self.parts = parts
     }
 
-    /// Meter `id`'s topic, written over `out` (whose storage is reused when no one else holds it).
-    func render(id: String, program: Program, into out: inout String) {
-        out.removeAll(keepingCapacity: true)
+    /// Meter `id`'s topic: its length first, then one allocation of that
+    /// size written in place (appending piece by piece would cost a String
+    /// growth check per piece, and a first piece short enough to be a small
+    /// string gives up any storage kept from before).
+    func render(id: String, program: Program) -> String {
+        var count = 0
+        forEachPiece(id: id, program: program) { count += $0.utf8.count }
+        return String(unsafeUninitializedCapacity: count) { buffer in
+            var at = 0
+            forEachPiece(id: id, program: program) { piece in
+                let copied = piece.utf8.withContiguousStorageIfAvailable { bytes in
+                    UnsafeMutableBufferPointer(rebasing: buffer[at..<at + bytes.count]).update(fromContentsOf: bytes)
+                }
+                if copied == nil { for b in piece.utf8 { buffer[at] = b; at += 1 } } else { at += piece.utf8.count }
+            }
+            return at
+        }
+    }
+
+    /// The topic's pieces in order, with the meter's variables looked up.
+    private func forEachPiece(id: String, program: Program, _ body: (String) -> Void) {
         for part in parts {
             switch part {
-            case .text(let s): out += s
-            case .id: out += id
+            case .text(let s): body(s)
+            case .id: body(id)
             case .variable(let name, let optional):
                 if let v = program.variable(name, id: id), !v.isEmpty {
-                    out += v
-                    if optional { out += "/" }
+                    body(v)
+                    if optional { body("/") }
                 }
             }
         }

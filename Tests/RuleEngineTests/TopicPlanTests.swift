@@ -1,0 +1,36 @@
+import Testing
+@testable import RuleEngine
+@testable import RuleTesting
+
+/// A route's clean topic, built per reading from the meter's id, is what the
+/// template renders: constants joined once, the id, a context level for the
+/// meters that have one, an id form.
+@Suite struct TopicPlanTests {
+    @Test func thePlanRendersWhatTheTemplateDoes() throws {
+        let program = try Fixtures.program(siteYAML: """
+            root_topic: site/energy
+            meters:
+              "33B1225950027":
+                context: garage
+
+            """)
+        let templates = ["{root}/{context/}{id}/seconds", "{root}/{id}/{short_id}/{model}", "{manufacturer}-{id}", "{id}", "fixed/{context/}x"]
+        for source in templates {
+            let template = try Template(source)
+            let plan = TopicPlan(template, program: program)
+            for id in ["33B1225950027", "33B1225950028"] {
+                #expect(plan.render(id: id, program: program) == program.render(template, id: id), "\(source) for \(id)")
+            }
+        }
+        let seconds = TopicPlan(try Template("{root}/{context/}{id}/seconds"), program: program)
+        #expect(seconds.render(id: "33B1225950027", program: program) == "site/energy/garage/33B1225950027/seconds")
+        #expect(seconds.render(id: "33B1225950028", program: program) == "site/energy/33B1225950028/seconds")
+    }
+
+    @Test func withoutContextsTheTopicIsTextAndID() throws {
+        let program = try Fixtures.program()
+        let plan = TopicPlan(try Template("{root}/{context/}{id}/seconds"), program: program)
+        #expect(plan.parts.count == 3, "no context to look up per reading")
+        #expect(plan.render(id: "33B1225950027", program: program) == "kpm33b/33B1225950027/seconds")
+    }
+}
