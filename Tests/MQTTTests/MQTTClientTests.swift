@@ -27,6 +27,20 @@ import TestSupport
         #expect(publisher.unacknowledgedCount == 0)
     }
 
+    /// The client reuses the previous message's topic `String` when the bytes
+    /// repeat: topics of one length that differ, and repeats, arrive as sent.
+    @Test func receivedTopicsFollowTheirBytes() throws {
+        let broker = try TestBroker()
+        let subscriber = try TestSubscriber(broker: broker, filters: ["r/#"])
+        let publisher = try connected(broker.endpoint, testOptions("pub"))
+        defer { publisher.stop() }
+        let topics = ["r/a1", "r/a2", "r/a2", "r/a1", "r/a1/b", "r/a1", "r/€"]
+        for topic in topics { try publisher.publish(topic: topic, payload: bytes(topic), qos: 1, retain: false) }
+        let got = subscriber.waitFor(count: topics.count)
+        #expect(got.map(\.topic) == topics)
+        #expect(got.map(\.payloadText) == topics)
+    }
+
     @Test func retainedMessageReachesLateSubscriber() throws {
         let broker = try TestBroker()
         let publisher = try connected(broker.endpoint, testOptions("pub"))

@@ -71,6 +71,14 @@ public final class MQTTClient: @unchecked Sendable {
     private var unacknowledged = 0
     private var backoff: ReconnectBackoff
     private var retryTimer: LoopTimer?
+    /// What the retry timer holds weakly instead of the client: it lives
+    /// exactly as long as the client (nothing else references it), so a
+    /// live token means a live client. A weak reference to the client itself
+    /// would give it a side table for good, and from the first reconnect on
+    /// every retain and release of it (several per message: its callbacks,
+    /// the loop's writes) would take the runtime's slow path.
+    private let liveness = Liveness()
+    private final class Liveness {}
     private var refusal: String?
     private var lastLoggedError: String?
     /// Inside a handler called from libmosquitto (see `stop`).
@@ -79,6 +87,11 @@ public final class MQTTClient: @unchecked Sendable {
     var isMarkedDirty = false
     /// `publish(topicBytes:…)`'s NUL-terminated copy of the topic, reused.
     private var topicBuffer: [CChar] = []
+    /// The latest received message's topic, as a `String` and as its bytes: a
+    /// stream repeats its topics, so the next one is compared with these bytes
+    /// rather than made into a `String` again (`receivedTopic`).
+    private var lastTopic = ""
+    private var lastTopicBytes: [UInt8] = []
 
     /// Creates a configured, unstarted client. Throws for invalid options (bad
     /// will topic, unreadable TLS files, a persistent session without a client
@@ -373,7 +386,11 @@ public final class MQTTClient: @unchecked Sendable {
         let fd = mosquitto_socket(handle)
         if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) && fd >= 0 {
             socket = fd
-            let registered = loop.register(fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue) { [unowned self] events in
+            // unowned(unsafe): the loop holds this client (`attach`) until
+            // `finishStop` detaches it, after the socket was unregistered, so
+            // the handler never outlives it; a checked reference would cost
+            // a retain and a release per socket event.
+            let registered = loop.register(fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue) { [unowned(unsafe) self] events in
                 handleEvents(events)
             }
             if registered { return }
@@ -403,8 +420,8 @@ public final class MQTTClient: @unchecked Sendable {
         } else {
             phase = .waiting
             let delay = backoff.nextDelay()
-            retryTimer = loop.schedule(after: delay) { [weak self] in
-                guard let self, self.phase == .waiting else { return }
+            retryTimer = loop.schedule(after: delay) { [weak liveness, unowned(unsafe) self] in
+                guard liveness != nil, self.phase == .waiting else { return }
                 self.phase = .connecting
                 self.attemptConnect()
             }
@@ -499,6 +516,20 @@ public final class MQTTClient: @unchecked Sendable {
         return reason
     }
 
+    /// The topic of a received message as a `String`: the previous one's when
+    /// the bytes are the same (a `strlen` and a `memcmp`), made and kept otherwise.
+    func receivedTopic(_ cTopic: UnsafePointer<CChar>?) -> String {
+        guard let cTopic else { return "" }
+        let count = strlen(cTopic)
+        let same = lastTopicBytes.withUnsafeBytes { last in
+            last.count == count && (count == 0 || memcmp(last.baseAddress!, cTopic, count) == 0)
+        }
+        if same { return lastTopic }
+        lastTopic = String(cString: cTopic)
+        lastTopicBytes = Array(UnsafeRawBufferPointer(start: cTopic, count: count))
+        return lastTopic
+    }
+
     func handleMessage(_ message: MQTTBorrowedMessage) {
         loop.noteMessage()
         inCallback = true
@@ -553,10 +584,9 @@ extension MQTTClient {
         mosquitto_message_callback_set(mosq) { _, obj, message in
             guard let obj, let message else { return }
             let m = message.pointee
-            let topic = m.topic.map { String(cString: $0) } ?? ""
+            let client = Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue()
             let payload = UnsafeRawBufferPointer(start: m.payload, count: m.payload == nil ? 0 : Int(m.payloadlen))
-            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleMessage(
-                MQTTBorrowedMessage(topic: topic, payload: payload, qos: Int(m.qos), retain: m.retain))
+            client.handleMessage(MQTTBorrowedMessage(topic: client.receivedTopic(m.topic), payload: payload, qos: Int(m.qos), retain: m.retain))
         }
         mosquitto_publish_v5_callback_set(mosq) { _, obj, mid, reasonCode, _ in
             guard let obj else { return }

@@ -128,7 +128,7 @@ final class ProxyCore {
         let before = journal.bytes
         output.removeAll()
         engine.process(topic: topic, payload: payload, now: now, into: &output)
-        take(output, now: now)
+        take(&output, now: now)
         let actions = delivery.appended(bytes: journal.bytes - before)
         if !actions.isEmpty { perform(actions) }
     }
@@ -230,7 +230,7 @@ final class ProxyCore {
         lastWallClock = now
         output.removeAll()
         engine.expire(now: now, into: &output)
-        take(output, now: now)
+        take(&output, now: now)
         perform(announcements.tick(at: lastIteration))
         announcePending()
         if let counters {
@@ -316,32 +316,33 @@ final class ProxyCore {
         }
     }
 
-    private func take(_ out: ProcessOutput, now: Instant) {
+    /// `out` is the core's own `output`, taken in place (inout: no copy of
+    /// its arrays; nothing `take` calls touches `output`).
+    private func take(_ out: inout ProcessOutput, now: Instant) {
         // A meter's announcements (its discovery message, its Home Assistant
         // configs) come together, before its reading: they go through the
         // ledger as one, in their place.
         // The messages are read in place (no copy of an `Outgoing`, with its
         // three references, per reading).
         var i = 0
-        let messages = out.messages
-        while i < messages.count {
-            let kind = messages[i].kind
-            guard kind == .discovery || kind == .homeAssistant, let id = messages[i].device else {
-                append(messages[i], now: now)
-                if kind == .data, !out.heard.isEmpty, let id = messages[i].device, out.heard.contains(id) {
-                    log.info("meter_heard", ["meter": id, "topic": messages[i].topic, "detail": "its first reading since the start"])
+        while i < out.messages.count {
+            let kind = out.messages[i].kind
+            guard kind == .discovery || kind == .homeAssistant, let id = out.messages[i].device else {
+                append(out.messages[i], now: now)
+                if kind == .data, !out.heard.isEmpty, let id = out.messages[i].device, out.heard.contains(id) {
+                    log.info("meter_heard", ["meter": id, "topic": out.messages[i].topic, "detail": "its first reading since the start"])
                 }
                 i += 1
                 continue
             }
             var discovery: Outgoing?
             var configs: [Outgoing]?
-            while i < messages.count, messages[i].device == id,
-                  messages[i].kind == .discovery || messages[i].kind == .homeAssistant {
-                if messages[i].kind == .discovery {
-                    discovery = messages[i]
+            while i < out.messages.count, out.messages[i].device == id,
+                  out.messages[i].kind == .discovery || out.messages[i].kind == .homeAssistant {
+                if out.messages[i].kind == .discovery {
+                    discovery = out.messages[i]
                 } else {
-                    configs = (configs ?? []) + [messages[i]]
+                    configs = (configs ?? []) + [out.messages[i]]
                 }
                 i += 1
             }
