@@ -54,10 +54,10 @@ import TestSupport
         }
         let values = received.waitFor(count: count, timeout: 30)
         // Counted once the iteration that delivered the last one has ended.
-        #expect(waitUntil(timeout: 5) { (try? fixture.onLoop { fixture.loop.figures.messages - before.messages }) == UInt64(count) })
+        #expect(waitUntil(timeout: 5) { (try? fixture.onLoop { fixture.loop.figures.received - before.received }) == UInt64(count) })
         let after = try fixture.onLoop { fixture.loop.figures }
         #expect(values.map(\.0) == Array(0..<count), "lost or reordered")
-        let iterations = after.iterations - before.iterations, messages = after.messages - before.messages
+        let iterations = after.iterations - before.iterations, messages = after.received - before.received
         #expect(messages == UInt64(count))
         #expect(after.waits > before.waits, "sustained input never waited")
         #expect(Double(messages) / Double(iterations) >= 2, "\(messages) messages in \(iterations) iterations")
@@ -90,10 +90,10 @@ import TestSupport
             usleep(50_000)
         }
         let values = received.waitFor(count: 10, timeout: 10)
-        #expect(waitUntil(timeout: 5) { (try? fixture.onLoop { fixture.loop.figures.messages - before.messages }) == 10 })
+        #expect(waitUntil(timeout: 5) { (try? fixture.onLoop { fixture.loop.figures.received - before.received }) == 10 })
         let after = try fixture.onLoop { fixture.loop.figures }
         #expect(values.map(\.0) == Array(0..<10))
-        #expect(after.messages - before.messages == 10)
+        #expect(after.received - before.received == 10)
         #expect(after.waits == before.waits, "a slow input waited \(after.waits - before.waits) times")
         try fixture.onLoop { client.stop() }
     }

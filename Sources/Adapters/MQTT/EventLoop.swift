@@ -36,10 +36,11 @@ import Synchronization
 /// A fast loop fed by a broker that writes each message as it comes handles
 /// about one message per iteration: every message pays an `epoll_wait`, a
 /// wake-up, the hooks (the proxy's journal write) and a socket write of its
-/// own, and so does the broker at the other end of those writes. With
-/// `coalescing` set, an iteration that received at least one message but
-/// fewer than `Coalescing.batch`, less than `Coalescing.maxDelay` after the
-/// previous iteration that received any (the input is sustained), ends with
+/// own, and so does the broker at the other end of those writes (its
+/// acknowledgements wake the loop too). With `coalescing` set, an iteration
+/// that received at least one message or acknowledgement but fewer than
+/// `Coalescing.batch`, less than `Coalescing.maxDelay` after the previous
+/// iteration that received any (the input is sustained), ends with
 /// a wait of `maxDelay` (shorter if a timer is due sooner): what arrives
 /// meanwhile is read, handled, journalled and written in one iteration.
 /// The latency this adds to a message is at most one such wait, `maxDelay`
@@ -63,7 +64,7 @@ public final class EventLoop: @unchecked Sendable {
     public struct Coalescing: Sendable {
         /// The longest wait, in seconds: the bound on the latency it adds.
         public var maxDelay: Double
-        /// An iteration that received this many messages does not wait.
+        /// An iteration that received this many messages and acknowledgements does not wait.
         public var batch: Int
 
         public init(maxDelay: Double, batch: Int) {
@@ -76,8 +77,9 @@ public final class EventLoop: @unchecked Sendable {
     public struct Figures: Sendable, Equatable {
         /// Iterations run.
         public var iterations: UInt64 = 0
-        /// Messages the clients received (`MQTTClient.onMessage` calls).
-        public var messages: UInt64 = 0
+        /// Messages and acknowledgements the clients received
+        /// (`MQTTClient.onMessage` and `onPublished` calls).
+        public var received: UInt64 = 0
         /// Coalescing waits, their total and the longest one as measured
         /// (the scheduler may wake the thread later than asked), seconds.
         public var waits: UInt64 = 0
@@ -121,9 +123,9 @@ public final class EventLoop: @unchecked Sendable {
     private var clients: [ObjectIdentifier: MQTTClient] = [:]
     private var housekeepingStarted = false
     private var counted = Figures()
-    /// Messages received in this iteration (`noteMessage`).
-    private var messagesThisIteration = 0
-    /// When the last iteration that received a message ended.
+    /// Messages and acknowledgements received in this iteration (`noteReceived`).
+    private var receivedThisIteration = 0
+    /// When the last iteration that received any ended.
     private var lastInput: MonotonicInstant?
 
     /// A registered file descriptor: its registration's generation and the events watched.
@@ -227,7 +229,7 @@ public final class EventLoop: @unchecked Sendable {
             for hook in hooks { hook() }
             flushWrites()
             counted.iterations &+= 1
-            if messagesThisIteration > 0 { endOfInput() }
+            if receivedThisIteration > 0 { endOfInput() }
         }
         running.store(false, ordering: .releasing)
         runPosted()
@@ -339,21 +341,21 @@ public final class EventLoop: @unchecked Sendable {
         dirty.append(client)
     }
 
-    /// A client delivered a message to its handler (step 2).
+    /// A client delivered a message or an acknowledgement to its handler (step 2).
     @inline(__always)
-    func noteMessage() {
-        messagesThisIteration &+= 1
+    func noteReceived() {
+        receivedThisIteration &+= 1
     }
 
     // MARK: Internals
 
-    /// An iteration that received messages ends; step 6: wait `maxDelay` if
-    /// it received a few shortly after the previous one that received any
-    /// (see the type).
+    /// An iteration that received messages or acknowledgements ends; step 6:
+    /// wait `maxDelay` if it received a few shortly after the previous one
+    /// that received any (see the type).
     private func endOfInput() {
-        let received = messagesThisIteration
-        messagesThisIteration = 0
-        counted.messages &+= UInt64(received)
+        let received = receivedThisIteration
+        receivedThisIteration = 0
+        counted.received &+= UInt64(received)
         guard let coalescing else { return }
         let now = MonotonicInstant.now()
         let previous = lastInput

@@ -531,7 +531,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handleMessage(_ message: MQTTBorrowedMessage) {
-        loop.noteMessage()
+        loop.noteReceived()
         inCallback = true
         onMessage?(message)
         inCallback = false
@@ -548,6 +548,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handlePublished(mid: Int32, reasonCode: Int32) {
+        loop.noteReceived()
         if unacknowledged > 0 { unacknowledged -= 1 }
         inCallback = true
         if reasonCode >= 0x80 {

@@ -205,10 +205,10 @@ final class ServiceHost {
         loop.run()
 
         let fields = service.stopped()
-        // How much the loop batched: messages per iteration, and the coalescing waits.
+        // How much the loop batched: messages and acknowledgements per iteration, and the coalescing waits.
         let loopFigures = loop.figures
         log.info("stopped", fields: [("signal", phases.reason ?? "stop")] + fields + [
-            ("loop_iterations", String(loopFigures.iterations)), ("loop_messages", String(loopFigures.messages)),
+            ("loop_iterations", String(loopFigures.iterations)), ("loop_received", String(loopFigures.received)),
             ("loop_waits", String(loopFigures.waits)), ("loop_waited_ms", String(Int(loopFigures.waitedSeconds * 1000))),
         ])
         return 0
