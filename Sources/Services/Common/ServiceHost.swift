@@ -185,8 +185,11 @@ final class ServiceHost {
             return 1
         }
         // The offline status's PUBACK ends the offline phase; the service's handler runs too.
+        // Every reading's PUBACK: unowned(unsafe), as the client is this host's and
+        // calls it only while the loop runs inside this call (an unowned load costs
+        // a retain and a release per call).
         let servicePublished = centralClient.onPublished
-        centralClient.onPublished = { [unowned self] mid in
+        centralClient.onPublished = { [unowned(unsafe) self] mid in
             phases.acknowledged(mid)
             servicePublished?(mid)
         }
