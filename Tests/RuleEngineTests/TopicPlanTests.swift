@@ -30,7 +30,21 @@ import Testing
     @Test func withoutContextsTheTopicIsTextAndID() throws {
         let program = try Fixtures.program()
         let plan = TopicPlan(try Template("{root}/{context/}{id}/seconds"), program: program)
-        #expect(plan.parts.count == 3, "no context to look up per reading")
+        #expect(plan.parts.count == 3 && plan.idOnly, "no context to look up per reading")
         #expect(plan.render(id: "33B1225950027", program: program) == "kpm33b/33B1225950027/seconds")
+    }
+
+    /// The id-only path writes every text and id part, whatever their lengths:
+    /// an id twice, an id longer than a small string, no text at all.
+    @Test func theIDOnlyPathWritesEveryPart() throws {
+        let program = try Fixtures.program()
+        for source in ["{id}/{root}/{id}", "{id}", "{root}/{id}/minutes"] {
+            let template = try Template(source)
+            let plan = TopicPlan(template, program: program)
+            #expect(plan.idOnly, "\(source)")
+            for id in ["33B1225950027", "", "a-much-longer-meter-identifier-0123456789"] {
+                #expect(plan.render(id: id, program: program) == program.render(template, id: id), "\(source) for \(id)")
+            }
+        }
     }
 }

@@ -8,11 +8,17 @@
 /// id form) into one string of the topic's size.
 struct TopicPlan: Sendable {
     enum Part: Sendable {
-        case text(String)
+        case text([UInt8])
         case id
         case variable(String, optionalLevel: Bool)
     }
     let parts: [Part]
+    /// The bytes of the text parts: a topic is this long plus its variables.
+    let textCount: Int
+    /// How many times `{id}` appears.
+    let idCount: Int
+    /// No variable but `{id}`: a reading looks nothing up (every pack's topics today).
+    let idOnly: Bool
 
     init(_ template: Template, program: Program) {
         var parts: [Part] = []
@@ -28,45 +34,53 @@ struct TopicPlan: Sendable {
                 // No meter has a context: nothing to look up per reading.
                 continue
             case .variable(let name, let optional):
-                if !text.isEmpty { parts.append(.text(text)); text = "" }
+                if !text.isEmpty { parts.append(.text(Array(text.utf8))); text = "" }
                 parts.append(name == "id" && !optional ? .id : .variable(name, optionalLevel: optional))
             }
         }
-        if !text.isEmpty { parts.append(.text(text)) }
+        if !text.isEmpty { parts.append(.text(Array(text.utf8))) }
         self.parts = parts
+        textCount = parts.reduce(0) { if case .text(let bytes) = $1 { $0 + bytes.count } else { $0 } }
+        idCount = parts.count { if case .id = $0 { true } else { false } }
+        idOnly = parts.allSatisfy { if case .variable = $0 { false } else { true } }
     }
 
-    /// Meter `id`'s topic: its length first, then one allocation of that
-    /// size written in place (appending piece by piece would cost a String
-    /// growth check per piece, and a first piece short enough to be a small
-    /// string gives up any storage kept from before).
+    /// Meter `id`'s topic: one allocation of the topic's size, written in
+    /// place (appending piece by piece would cost a String growth check per
+    /// piece, and a first piece short enough to be a small string gives up
+    /// any storage kept from before).
     func render(id: String, program: Program) -> String {
-        var count = 0
-        forEachPiece(id: id, program: program) { count += $0.utf8.count }
-        return String(unsafeUninitializedCapacity: count) { buffer in
-            var at = 0
-            forEachPiece(id: id, program: program) { piece in
-                let copied = piece.utf8.withContiguousStorageIfAvailable { bytes in
-                    UnsafeMutableBufferPointer(rebasing: buffer[at..<at + bytes.count]).update(fromContentsOf: bytes)
+        guard idOnly else { return renderLookingUp(id: id, program: program) }
+        var id = id
+        return id.withUTF8 { id in
+            String(unsafeUninitializedCapacity: textCount + idCount * id.count) { buffer in
+                var at = 0
+                for part in parts {
+                    switch part {
+                    case .text(let bytes): at = bytes.withUnsafeBufferPointer { buffer[at...].initialize(fromContentsOf: $0) }
+                    case .id: at = buffer[at...].initialize(fromContentsOf: id)
+                    case .variable: break
+                    }
                 }
-                if copied == nil { for b in piece.utf8 { buffer[at] = b; at += 1 } } else { at += piece.utf8.count }
+                return at
             }
-            return at
         }
     }
 
-    /// The topic's pieces in order, with the meter's variables looked up.
-    private func forEachPiece(id: String, program: Program, _ body: (String) -> Void) {
+    /// `render` for a topic with variables other than the id (a context, an id form).
+    private func renderLookingUp(id: String, program: Program) -> String {
+        var topic = ""
         for part in parts {
             switch part {
-            case .text(let s): body(s)
-            case .id: body(id)
+            case .text(let bytes): topic += String(decoding: bytes, as: UTF8.self)
+            case .id: topic += id
             case .variable(let name, let optional):
                 if let v = program.variable(name, id: id), !v.isEmpty {
-                    body(v)
-                    if optional { body("/") }
+                    topic += v
+                    if optional { topic += "/" }
                 }
             }
         }
+        return topic
     }
 }
