@@ -80,11 +80,10 @@ public final class EventLoop: @unchecked Sendable {
         /// Messages and acknowledgements the clients received
         /// (`MQTTClient.onMessage` and `onPublished` calls).
         public var received: UInt64 = 0
-        /// Coalescing waits, their total and the longest one as measured
-        /// (the scheduler may wake the thread later than asked), seconds.
+        /// Coalescing waits, and their total as measured (the scheduler may
+        /// wake the thread later than asked), seconds.
         public var waits: UInt64 = 0
         public var waitedSeconds: Double = 0
-        public var longestWaitSeconds: Double = 0
     }
 
     public var figures: Figures {
@@ -371,10 +370,8 @@ public final class EventLoop: @unchecked Sendable {
         // A signal cuts the wait short: sleep what is left of it.
         while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
         let end = MonotonicInstant.now()
-        let waited = end.seconds(since: now)
         counted.waits &+= 1
-        counted.waitedSeconds += waited
-        counted.longestWaitSeconds = max(counted.longestWaitSeconds, waited)
+        counted.waitedSeconds += end.seconds(since: now)
         // The gap to the next input is measured from here, not from before the wait.
         lastInput = end
     }

@@ -227,18 +227,24 @@ public final class PackRouter {
     @discardableResult
     public func restore(_ snapshots: [CounterSnapshot]) -> [CounterSnapshot] {
         if let single { single.restore(snapshots); return [] }
-        var byPack = Array(repeating: [CounterSnapshot](), count: engines.count)
-        var unclaimed: [CounterSnapshot] = []
-        for s in snapshots {
-            var id = s.device
-            if case .pack(let i) = id.withUTF8({ programs.owner(UnsafeRawBufferPointer($0)) }) {
-                byPack[i].append(s)
-            } else {
-                unclaimed.append(s)
-            }
-        }
+        let (byPack, unclaimed) = partitionByPack(snapshots, id: \.device)
         for (i, e) in engines.enumerated() { e.restore(byPack[i]) }
         return unclaimed
+    }
+
+    /// `items` per pack that owns their meter (`id`), and those no pack claims: one pass.
+    private func partitionByPack<T>(_ items: [T], id: (T) -> String) -> (byPack: [[T]], unclaimed: [T]) {
+        var byPack = Array(repeating: [T](), count: engines.count)
+        var unclaimed: [T] = []
+        for item in items {
+            var meter = id(item)
+            if case .pack(let i) = meter.withUTF8({ programs.owner(UnsafeRawBufferPointer($0)) }) {
+                byPack[i].append(item)
+            } else {
+                unclaimed.append(item)
+            }
+        }
+        return (byPack, unclaimed)
     }
 
     /// Every engine's counter changes since the last call (`Engine.takeCounterChanges`).
@@ -279,12 +285,8 @@ public final class PackRouter {
     /// Hands each engine when its meters were last heard (all of them with one pack).
     public func restoreHeard(_ heard: [(id: String, at: Instant)]) {
         if let single { single.restoreHeard(heard); return }
-        for (i, e) in engines.enumerated() {
-            e.restoreHeard(heard.filter { h in
-                var id = h.id
-                return id.withUTF8 { programs.owner(UnsafeRawBufferPointer($0)) } == .pack(i)
-            })
-        }
+        let byPack = partitionByPack(heard, id: \.id).byPack
+        for (i, e) in engines.enumerated() { e.restoreHeard(byPack[i]) }
     }
 
     /// Moves when any engine's counters moved.
