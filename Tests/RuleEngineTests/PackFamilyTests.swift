@@ -126,6 +126,35 @@ import Testing
         #expect(programs.program(for: "37A1225950002") == nil)
     }
 
+    /// A reload hands every engine its own meters' counters and last-heard
+    /// times, whatever the order; what no pack claims is handed back (counters)
+    /// or left out (last heard).
+    @Test func restoresGoToThePackOfTheirMeter() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        Fixtures.write("""
+            meters:
+              "37A1225950001": { pack: kpm37 }
+
+            """, to: "\(dir)/site.yaml")
+        let programs = try Compiler.build(packs: [Self.rules], config: "\(dir)/site.yaml", shared: [:], readShared: { _, _ in }).programs
+        let router = PackRouter(programs: programs, origin: Origin(name: "test", version: "0"))
+        let claimed = [
+            CounterSnapshot(device: "37A1225950001", field: "energy", value: 2, time: 20),
+            CounterSnapshot(device: "33B1225950027", field: "energy", value: 1, time: 10),
+        ]
+        let unclaimed = CounterSnapshot(device: "99Z0000000000", field: "energy", value: 3, time: 30)
+        #expect(router.restore([claimed[0], unclaimed, claimed[1]]) == [unclaimed])
+        #expect(router.engine(for: "33B1225950027")?.counters == [claimed[1]])
+        #expect(router.engine(for: "37A1225950001")?.counters == [claimed[0]])
+
+        let t0 = Instant(epochMillis: 1_767_225_600_000), t1 = Instant(epochMillis: 1_767_225_660_000)
+        router.restoreHeard([("37A1225950001", t1), ("99Z0000000000", t1), ("33B1225950027", t0)])
+        #expect(router.lastHeard("33B1225950027") == t0 && router.lastHeard("37A1225950001") == t1)
+        #expect(router.engine(for: "33B1225950027")?.lastHeard("37A1225950001") == nil, "each engine holds only its own meters")
+        #expect(router.metersHeard == 2)
+    }
+
     @Test func maskAndClaimMisuseIsReported() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
