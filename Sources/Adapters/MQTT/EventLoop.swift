@@ -80,6 +80,8 @@ public final class EventLoop: @unchecked Sendable {
         /// Messages and acknowledgements the clients received
         /// (`MQTTClient.onMessage` and `onPublished` calls).
         public var received: UInt64 = 0
+        /// Reads the clients asked libmosquitto for (`mosquitto_loop_read` calls).
+        public var reads: UInt64 = 0
         /// Coalescing waits, and their total as measured (the scheduler may
         /// wake the thread later than asked), seconds.
         public var waits: UInt64 = 0
@@ -344,6 +346,12 @@ public final class EventLoop: @unchecked Sendable {
     @inline(__always)
     func noteReceived() {
         receivedThisIteration &+= 1
+    }
+
+    /// A client called `mosquitto_loop_read` (step 2).
+    @inline(__always)
+    func noteRead() {
+        counted.reads &+= 1
     }
 
     // MARK: Internals
