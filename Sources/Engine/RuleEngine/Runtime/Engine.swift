@@ -14,6 +14,8 @@ public final class Engine {
     private var lastRoute = 0
     private var lastTopicHash: UInt64 = 0
     private var slotBuffer: UnsafeMutableBufferPointer<FieldSlice>
+    /// Per route, the members its documents sent, by position: the scan tries them first.
+    private let shapes: [DocumentShape]
     private var duplicates: [DuplicateFilter]
     private var pending: [Reassembler]
     /// The meters seen, by their id's bytes, in order of first appearance.
@@ -48,6 +50,7 @@ public final class Engine {
         let maxSlots = max(1, program.routes.map(\.keyTable.slotCount).max() ?? 1, program.replies.values.map(\.keyTable.slotCount).max() ?? 1)
         slotBuffer = .allocate(capacity: maxSlots)
         slotBuffer.initialize(repeating: FieldSlice())
+        shapes = program.routes.map { DocumentShape(table: $0.keyTable) }
         duplicates = program.routes.map { DuplicateFilter(capacity: max(1, $0.duplicateMemory)) }
         pending = program.routes.map { _ in Reassembler() }
         idNeedle = Array("\"\(program.idField)\":\"".utf8)
@@ -96,7 +99,7 @@ public final class Engine {
         let slots = UnsafeMutableBufferPointer(rebasing: slotBuffer[0..<route.keyTable.slotCount])
         let scan: ScanResult
         do {
-            scan = try PayloadScanner.scan(payload, table: route.keyTable, slots: slots)
+            scan = try PayloadScanner.scan(payload, table: route.keyTable, slots: slots, shape: shapes[routeIndex])
         } catch {
             out.drops.append(Drop(reason: .malformed, topic: topic, detail: named(payload, error.description)))
             return
