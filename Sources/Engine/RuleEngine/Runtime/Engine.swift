@@ -14,6 +14,8 @@ public final class Engine {
     private var lastRoute = 0
     private var lastTopicHash: UInt64 = 0
     private var slotBuffer: UnsafeMutableBufferPointer<FieldSlice>
+    /// Per route, the members its documents sent, by position: the scan tries them first.
+    private let shapes: [DocumentShape]
     private var duplicates: [DuplicateFilter]
     private var pending: [Reassembler]
     /// The meters seen, by their id's bytes, in order of first appearance.
@@ -48,6 +50,7 @@ public final class Engine {
         let maxSlots = max(1, program.routes.map(\.keyTable.slotCount).max() ?? 1, program.replies.values.map(\.keyTable.slotCount).max() ?? 1)
         slotBuffer = .allocate(capacity: maxSlots)
         slotBuffer.initialize(repeating: FieldSlice())
+        shapes = program.routes.map { DocumentShape(table: $0.keyTable) }
         duplicates = program.routes.map { DuplicateFilter(capacity: max(1, $0.duplicateMemory)) }
         pending = program.routes.map { _ in Reassembler() }
         idNeedle = Array("\"\(program.idField)\":\"".utf8)
@@ -96,7 +99,7 @@ public final class Engine {
         let slots = UnsafeMutableBufferPointer(rebasing: slotBuffer[0..<route.keyTable.slotCount])
         let scan: ScanResult
         do {
-            scan = try PayloadScanner.scan(payload, table: route.keyTable, slots: slots)
+            scan = try PayloadScanner.scan(payload, table: route.keyTable, slots: slots, shape: shapes[routeIndex])
         } catch {
             out.drops.append(Drop(reason: .malformed, topic: topic, detail: named(payload, error.description)))
             return
@@ -301,8 +304,9 @@ public final class Engine {
             out.heard.append(state.id)
         }
         state.lastHeard = now
-        out.messages.append(Outgoing(topic: topicPlans[route.index].render(id: state.id, program: program), payload: payload,
-                                     retain: false, kind: .data, device: state.id))
+        var topic = out.takeSpareTopic()
+        topicPlans[route.index].render(id: state.id, program: program, into: &topic)
+        out.messages.append(Outgoing(topicBytes: topic, payload: payload, retain: false, kind: .data, device: state.id))
     }
 
     private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {
@@ -569,16 +573,16 @@ extension Engine {
             if fields.count == 1 {
                 let field = fields[0]
                 guard let value = Self.counterValue(field.slot, buffer, slots) else { return nil }
-                var moved = false
-                func judge(_ counter: inout CounterState?) -> String? {
-                    let before = counter?.value
-                    let why = Self.judge(value, text: Self.text(field.slot, buffer, slots), at: time, against: &counter,
-                                         rule: field.rule, field: field.name)
-                    moved = why == nil && before != value
-                    return why
+                let i = state.counters.index(of: field.name)
+                var counter = i.map { state.counters[at: $0] }
+                let before = counter?.value
+                let why = Self.judge(value, text: Self.text(field.slot, buffer, slots), at: time, against: &counter,
+                                     rule: field.rule, field: field.name)
+                // `judge` always leaves a counter: the new value, or the run of readings that would make a reset.
+                if let counter {
+                    if let i { state.counters[at: i] = counter } else { state.counters.insert(field.name, counter) }
                 }
-                let why = judge(&state.counters[field.name])
-                if moved { counterMoved(state) }
+                if why == nil && before != value { counterMoved(state) }
                 return why
             }
             // Several: each counter moves only when all of them passed.

@@ -12,8 +12,11 @@ public enum PayloadScanner {
     static let maxDepth = 2048
 
     /// Scans `bytes`, filling `slots` (which must hold `table.slotCount` entries).
+    /// With a `shape` made for `table`, each member is first checked against
+    /// the member at its position in earlier documents (see `DocumentShape`);
+    /// the result is the same with or without it.
     public static func scan(
-        _ bytes: UnsafeRawBufferPointer, table: KeyTable, slots: UnsafeMutableBufferPointer<FieldSlice>
+        _ bytes: UnsafeRawBufferPointer, table: KeyTable, slots: UnsafeMutableBufferPointer<FieldSlice>, shape: DocumentShape? = nil
     ) throws(ScanError) -> ScanResult {
         for i in 0..<table.slotCount { slots[i] = FieldSlice() }
         var p = Parser(bytes: bytes)
@@ -33,31 +36,74 @@ public enum PayloadScanner {
         let n = bytes.count
         var i = p.i + 1
         var allZero = true
+        // The expected members: without a shape (or with one for another
+        // table) nothing is expected and nothing learned.
+        let shape = shape.flatMap { $0.table === table ? $0 : nil }
+        let expected = shape?.entries
+        var learned = shape?.count ?? 0
+        let capacity = shape == nil ? 0 : DocumentShape.capacity
+        var member = 0
         // No nested functions capture `i`: a captured variable lives in memory,
         // and this loop wants it in a register.
         i = skipSpace(bytes, i, n)
         if i < n && bytes[i] == UInt8(ascii: "}") {
             i += 1
         } else {
-            while true {
-                if _slowPath(i >= n || bytes[i] != UInt8(ascii: "\"")) {
-                    i = skipSpace(bytes, i, n)
-                    guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw failure(.invalidToken, i, n) }
-                }
+            members: while true {
                 // Looked up now, the key leaves only its match live across the value.
-                let match: KeyTable.Match
-                if let key = plainKey(bytes, i &+ 1, n, table) {
-                    match = key.match
-                    i = key.end &+ 1
-                } else {
-                    // Escapes, UTF-8, control bytes or the end of the buffer.
-                    (i, match) = try slowKey(bytes, i, table)
+                var match = KeyTable.Match.unknown
+                var keyFound = false
+                // The member this position had last time (see `DocumentShape.Entry`);
+                // the 16 bytes loaded are in the buffer.
+                while member < learned && n &- i >= DocumentShape.maxLength {
+                    let e = expected.unsafelyUnwrapped[member]
+                    let d0 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &- e.pattern0
+                    let d1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)) &- e.pattern1
+                    guard (((d0 &+ e.add0) | d0) & e.mask0) | (((d1 &+ e.add1) | d1) & e.mask1) == 0 else { break }
+                    if e.valueEnd == 0 {
+                        match = KeyTable.Match(slot: Int(e.slot), ignored: e.ignored)
+                        i &+= Int(e.length)
+                        keyFound = true
+                        break
+                    }
+                    let isZero = (d0 & e.digits0) | (d1 & e.digits1) == 0 && !e.nonZero
+                    if e.slot >= 0 {
+                        if _slowPath(n > Int32.max) { _ = (Int32(i &+ Int(e.valueStart)), Int32(i &+ Int(e.valueEnd))) }
+                        slots[Int(e.slot)] = FieldSlice(start: Int32(truncatingIfNeeded: i &+ Int(e.valueStart)),
+                                                        end: Int32(truncatingIfNeeded: i &+ Int(e.valueEnd)),
+                                                        kind: .number, isZero: isZero)
+                    }
+                    if !e.ignored && !isZero { allZero = false }
+                    i &+= Int(e.length)
+                    member &+= 1
+                    if e.closes { break members }
                 }
-                if _slowPath(i >= n || bytes[i] != UInt8(ascii: ":")) {
-                    i = skipSpace(bytes, i, n)
-                    guard i < n, bytes[i] == UInt8(ascii: ":") else { throw failure(.invalidToken, i, n) }
+                // The long way, from the same offset. Learned at the end: a plain key
+                // right before its colon, then a number of the fast shape right
+                // before its separator, or only the key.
+                let memberStart = i
+                var learnable = false
+                if !keyFound {
+                    if _slowPath(i >= n || bytes[i] != UInt8(ascii: "\"")) {
+                        i = skipSpace(bytes, i, n)
+                        guard i < n, bytes[i] == UInt8(ascii: "\"") else { throw failure(.invalidToken, i, n) }
+                    }
+                    learnable = i == memberStart
+                    if let key = plainKey(bytes, i &+ 1, n, table) {
+                        match = key.match
+                        i = key.end &+ 1
+                    } else {
+                        // Escapes, UTF-8, control bytes or the end of the buffer.
+                        (i, match) = try slowKey(bytes, i, table)
+                        learnable = false
+                    }
+                    if _slowPath(i >= n || bytes[i] != UInt8(ascii: ":")) {
+                        learnable = false
+                        i = skipSpace(bytes, i, n)
+                        guard i < n, bytes[i] == UInt8(ascii: ":") else { throw failure(.invalidToken, i, n) }
+                    }
+                    i &+= 1
                 }
-                i &+= 1
                 guard i < n else { throw failure(.truncated, i, n) }
                 var c0 = bytes[i]
                 if _slowPath(c0 <= 0x20) {
@@ -69,11 +115,13 @@ public enum PayloadScanner {
                 var kind = ValueKind.number
                 var isZero = true
                 var fast = false
+                var number = false
                 if c0 &- UInt8(ascii: "0") < 10 || c0 == UInt8(ascii: "-") {
-                    if let number = plainNumber(bytes, c0 == UInt8(ascii: "-") ? i &+ 1 : i, n) {
+                    if let plain = plainNumber(bytes, c0 == UInt8(ascii: "-") ? i &+ 1 : i, n) {
                         fast = true
-                        i = number.end
-                        isZero = number.zero
+                        number = true
+                        i = plain.end
+                        isZero = plain.zero
                     }
                 } else if c0 == UInt8(ascii: "\"") {
                     // String value: plain ASCII inline.
@@ -94,10 +142,20 @@ public enum PayloadScanner {
                 guard i < n else { throw failure(.truncated, i, n) }
                 var c = bytes[i]
                 if _slowPath(c <= 0x20) {
+                    number = false
                     i = skipSpace(bytes, i, n)
                     guard i < n else { throw failure(.truncated, i, n) }
                     c = bytes[i]
                 }
+                if learnable && member < capacity && member <= learned && n &- memberStart >= DocumentShape.maxLength,
+                   let entry = DocumentShape.entry(bytes, memberStart, valueStart: valueStart, valueEnd: number ? i : 0, match) {
+                    expected.unsafelyUnwrapped[member] = entry
+                    if member == learned {
+                        learned &+= 1
+                        shape.unsafelyUnwrapped.count = learned
+                    }
+                }
+                member &+= 1
                 i &+= 1
                 if c == UInt8(ascii: ",") { continue }
                 if c == UInt8(ascii: "}") { break }

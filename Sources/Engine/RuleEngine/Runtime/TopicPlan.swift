@@ -5,7 +5,7 @@
 /// parts that are the same for every meter (the site's root, the pack's
 /// model and manufacturer, the literal text) are joined once here, and a
 /// reading writes them and its meter's variables (`{id}`, `{context/}`, an
-/// id form) into one string of the topic's size.
+/// id form) into the bytes of the last reading's topic.
 struct TopicPlan: Sendable {
     enum Part: Sendable {
         case text([UInt8])
@@ -45,15 +45,21 @@ struct TopicPlan: Sendable {
         idOnly = parts.allSatisfy { if case .variable = $0 { false } else { true } }
     }
 
-    /// Meter `id`'s topic: one allocation of the topic's size, written in
-    /// place (appending piece by piece would cost a String growth check per
-    /// piece, and a first piece short enough to be a small string gives up
-    /// any storage kept from before).
-    func render(id: String, program: Program) -> String {
-        guard idOnly else { return renderLookingUp(id: id, program: program) }
+    /// Meter `id`'s topic, written over `out`, whose storage is reused when
+    /// it has room and no other owner (`ProcessOutput`'s spare topic): the
+    /// topic of one meter after another is the same size, so a reading
+    /// allocates nothing and only copies its pieces in.
+    func render(id: String, program: Program, into out: inout [UInt8]) {
+        guard idOnly else {
+            let topic = renderLookingUp(id: id, program: program)
+            out.resize(to: topic.utf8.count)
+            out.withUnsafeMutableBufferPointer { _ = $0.initialize(from: topic.utf8) }
+            return
+        }
         var id = id
-        return id.withUTF8 { id in
-            String(unsafeUninitializedCapacity: textCount + idCount * id.count) { buffer in
+        id.withUTF8 { id in
+            out.resize(to: textCount + idCount * id.count)
+            out.withUnsafeMutableBufferPointer { buffer in
                 var at = 0
                 for part in parts {
                     switch part {
@@ -62,7 +68,6 @@ struct TopicPlan: Sendable {
                     case .variable: break
                     }
                 }
-                return at
             }
         }
     }
