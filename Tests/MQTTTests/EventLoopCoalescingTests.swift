@@ -75,6 +75,61 @@ import TestSupport
         try fixture.onLoop { client.stop() }
     }
 
+    /// A full send window: the coalescing wait ends with the acknowledgements
+    /// that open it (half the window's). A sender that keeps the broker's
+    /// Receive Maximum (4 here) in flight gets a few PUBACKs per iteration,
+    /// always less than `maxDelay` apart: each iteration would wait the whole
+    /// `maxDelay`, and every round trip of the window would take that long.
+    @Test func aFullWindowWaitsOnlyForItsAcknowledgements() throws {
+        // Mosquitto sends max_inflight_messages to MQTT 5 clients as Receive Maximum.
+        let broker = try TestBroker(TestBroker.Configuration(extraLines: ["max_inflight_messages 4"]))
+        let fixture = try TestLoop()
+        defer { fixture.stop() }
+        let coalescing = EventLoop.Coalescing(maxDelay: 0.05, batch: 16)
+        let client = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint, options: testOptions("windowed", version: .v5),
+                                    dropSocketPair: true)
+        let legacy = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint, options: testOptions("legacy"))
+        /// Loop-bound: the sender's counts, like the proxy's delivery pump.
+        final class Sender: @unchecked Sendable { var total = 0, sent = 0, acknowledged = 0 }
+        let sender = Sender()
+        try fixture.onLoop {
+            fixture.loop.coalescing = coalescing
+            client.onPublished = { _ in sender.acknowledged += 1 }
+            fixture.loop.addIterationHook {
+                guard client.isConnected else { return }
+                while sender.sent < sender.total && sender.sent - sender.acknowledged < client.sendWindow {
+                    _ = try? client.publish(topic: "w", payload: bytes("\(sender.sent)"), qos: 1, retain: false)
+                    sender.sent += 1
+                }
+                if sender.sent < sender.total { client.awaitAcknowledgements() }
+            }
+            client.start()
+            legacy.start()
+        }
+        #expect(waitUntil(timeout: 10) { (try? fixture.onLoop { client.isConnected && legacy.isConnected }) == true })
+        #expect(try fixture.onLoop { client.sendWindow } == 4, "the broker's Receive Maximum")
+        #expect(try fixture.onLoop { legacy.sendWindow } == legacy.options.maxInflight, "MQTT 3.1.1: the client's own")
+        let before = try fixture.onLoop { fixture.loop.figures }
+
+        let total = 400
+        try fixture.onLoop {
+            sender.total = total
+            fixture.loop.execute {}  // an iteration, whose hook starts sending
+        }
+        #expect(waitUntil(timeout: 30) { (try? fixture.onLoop { sender.acknowledged }) == total })
+        let after = try fixture.onLoop { fixture.loop.figures }
+        let waits = after.waitsForAcknowledgements - before.waitsForAcknowledgements
+        #expect(waits > 0, "the sender never waited with its window full")
+        #expect(after.waitsCutShort - before.waitsCutShort > 0)
+        #expect(after.acknowledgements - before.acknowledgements == UInt64(total))
+        // The bound: a wait that awaited acknowledgements lasts a round trip
+        // of the broker, not maxDelay; half of it allows for a loaded
+        // machine's scheduling, the whole of it would be every wait.
+        let meanWait = (after.waitedSeconds - before.waitedSeconds) / Double(after.waits - before.waits)
+        #expect(meanWait < coalescing.maxDelay / 2, "mean wait \(meanWait) s over \(waits) waits for acknowledgements")
+        try fixture.onLoop { client.stop(); legacy.stop() }
+    }
+
     /// Gaps longer than the bound: no wait at all, so no added latency.
     @Test func slowInputNeverWaits() throws {
         let broker = try TestBroker()

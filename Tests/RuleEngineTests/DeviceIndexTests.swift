@@ -34,6 +34,27 @@ import Testing
         #expect(index.values.prefix(3) == [0, 1, 2])
     }
 
+    /// The bytes decide, whatever the hash says: an id one byte away from a
+    /// stored one, looked up under the stored one's hash, finds nothing —
+    /// at every position of ids from 1 to 40 bytes (the compare reads
+    /// eight bytes at a time, the last word overlapping).
+    @Test func theBytesDecideAtEveryPosition() {
+        for length in 1...40 {
+            var index = DeviceIndex<Int>()
+            let id = (0..<length).map { UInt8(48 + $0 % 10) }
+            let hash = id.withUnsafeBytes { DeviceIndex<Int>.hash($0) }
+            id.withUnsafeBytes { index.insert($0, hash: hash, length) }
+            #expect(id.withUnsafeBytes { index.find($0, hash: hash) } == length)
+            for k in 0..<length {
+                var other = id
+                other[k] ^= 0x20
+                #expect(other.withUnsafeBytes { index.find($0, hash: hash) } == nil, "\(length) bytes, byte \(k) differs")
+            }
+            #expect(Array(id.dropLast()).withUnsafeBytes { index.find($0, hash: hash) } == nil)
+            #expect((id + [48]).withUnsafeBytes { index.find($0, hash: hash) } == nil)
+        }
+    }
+
     static func key(_ fields: [String]) -> UInt64 {
         let text = fields.map { "\"\($0)\"" }.joined()
         let bytes = Array(text.utf8)

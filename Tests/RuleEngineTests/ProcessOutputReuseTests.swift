@@ -53,4 +53,33 @@ import Testing
         #expect(String(decoding: kept, as: UTF8.self) == text)
         #expect(text.contains(#""active_power":2.25}"#))
     }
+
+    /// The clean topic is written into the last one's storage too: meter
+    /// after meter, each message names its own meter, and a message the
+    /// caller keeps keeps its topic.
+    @Test func theTopicIsWrittenIntoTheLastOnesStorageAndNamesItsMeter() throws {
+        var out = ProcessOutput()
+        func reading(_ id: String, _ second: Int) -> [UInt8] {
+            Array(#"{"id":"\#(id)","time":"202601121639\#(second)","isend":"1","zyggl":1.5}"#.utf8)
+        }
+        func topic(_ out: ProcessOutput) -> [UInt8]? { out.messages.last { $0.kind == .data }?.topicBytes }
+        process(reading("33B1225950027", 10), into: &out)
+        process(reading("33B1225950028", 10), into: &out)
+        out.removeAll()
+        process(reading("33B1225950027", 11), into: &out)
+        let storage = try #require(topic(out)).withUnsafeBytes { $0.baseAddress }
+        for (i, id) in ["33B1225950028", "33B1225950027", "33B1225950028"].enumerated() {
+            out.removeAll()
+            #expect(out.spareTopic.withUnsafeBytes { $0.baseAddress } == storage, "the last topic's storage is not kept")
+            process(reading(id, 12 + i), into: &out)
+            #expect(out.messages.last { $0.kind == .data }?.topic == "kpm33b/\(id)/seconds")
+            #expect(try #require(topic(out)).withUnsafeBytes { $0.baseAddress } == storage, "a new topic buffer for reading \(i + 2)")
+        }
+        let kept = out.messages.last { $0.kind == .data }
+        // Once a message is kept, the next topic has storage of its own.
+        out.removeAll()
+        process(reading("33B1225950027", 20), into: &out)
+        #expect(try #require(topic(out)) == Array("kpm33b/33B1225950027/seconds".utf8))
+        #expect(kept?.topic == "kpm33b/33B1225950028/seconds")
+    }
 }

@@ -19,19 +19,19 @@ import Testing
             let template = try Template(source)
             let plan = TopicPlan(template, program: program)
             for id in ["33B1225950027", "33B1225950028"] {
-                #expect(plan.render(id: id, program: program) == program.render(template, id: id), "\(source) for \(id)")
+                #expect(plan.topic(id, program) == program.render(template, id: id), "\(source) for \(id)")
             }
         }
         let seconds = TopicPlan(try Template("{root}/{context/}{id}/seconds"), program: program)
-        #expect(seconds.render(id: "33B1225950027", program: program) == "site/energy/garage/33B1225950027/seconds")
-        #expect(seconds.render(id: "33B1225950028", program: program) == "site/energy/33B1225950028/seconds")
+        #expect(seconds.topic("33B1225950027", program) == "site/energy/garage/33B1225950027/seconds")
+        #expect(seconds.topic("33B1225950028", program) == "site/energy/33B1225950028/seconds")
     }
 
     @Test func withoutContextsTheTopicIsTextAndID() throws {
         let program = try Fixtures.program()
         let plan = TopicPlan(try Template("{root}/{context/}{id}/seconds"), program: program)
         #expect(plan.parts.count == 3 && plan.idOnly, "no context to look up per reading")
-        #expect(plan.render(id: "33B1225950027", program: program) == "kpm33b/33B1225950027/seconds")
+        #expect(plan.topic("33B1225950027", program) == "kpm33b/33B1225950027/seconds")
     }
 
     /// The id-only path writes every text and id part, whatever their lengths:
@@ -43,8 +43,38 @@ import Testing
             let plan = TopicPlan(template, program: program)
             #expect(plan.idOnly, "\(source)")
             for id in ["33B1225950027", "", "a-much-longer-meter-identifier-0123456789"] {
-                #expect(plan.render(id: id, program: program) == program.render(template, id: id), "\(source) for \(id)")
+                #expect(plan.topic(id, program) == program.render(template, id: id), "\(source) for \(id)")
             }
         }
+    }
+
+    /// One buffer across meters, as the engine keeps it: a long id after a
+    /// short one and a short one after a long one leave nothing of the
+    /// previous meter's topic behind.
+    @Test func aReusedBufferKeepsNothingOfThePreviousMeter() throws {
+        let program = try Fixtures.program(siteYAML: """
+            meters:
+              "33B1225950027":
+                context: garage
+
+            """)
+        for source in ["{root}/{context/}{id}/seconds", "{root}/{id}/seconds", "{id}"] {
+            let template = try Template(source)
+            let plan = TopicPlan(template, program: program)
+            var buffer: [UInt8] = []
+            for id in ["33B1225950027", "A", "a-much-longer-meter-identifier-0123456789", "33B1225950028", "", "33B1225950027"] {
+                plan.render(id: id, program: program, into: &buffer)
+                #expect(String(decoding: buffer, as: UTF8.self) == program.render(template, id: id), "\(source) for '\(id)'")
+            }
+        }
+    }
+}
+
+extension TopicPlan {
+    /// Meter `id`'s topic as text, rendered into a fresh buffer.
+    func topic(_ id: String, _ program: Program) -> String {
+        var bytes: [UInt8] = []
+        render(id: id, program: program, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

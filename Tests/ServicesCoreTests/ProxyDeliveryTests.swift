@@ -55,6 +55,33 @@ import Testing
         #expect(f.delivery.isDrained)
     }
 
+    /// The central connection's window (MQTT 5's Receive Maximum) caps the
+    /// records in flight, the rest waiting in the journal; while records wait
+    /// for it, the delivery says so (`awaitsWindow`: the loop's coalescing
+    /// wait then ends at the next PUBACK), and not once they all went out.
+    @Test func theConnectionsWindowCapsRecordsInFlightAndTheRestAwaitIt() throws {
+        let f = try Fixture()
+        f.publisher.sendWindow = 3
+        for _ in 0..<5 { _ = f.append() }
+        f.delivery.centralConnectionChanged(true, at: f.clock)
+        _ = f.endIteration()
+        #expect(f.publisher.published.map(\.mid) == [1, 2, 3])
+        #expect(f.delivery.awaitsWindow)
+        _ = f.delivery.acknowledged(1, wallClock: Instant(epochMillis: 0))
+        _ = f.endIteration()
+        #expect(f.publisher.published.map(\.mid) == [1, 2, 3, 4], "one PUBACK, one more record")
+        #expect(f.delivery.awaitsWindow)
+        _ = f.delivery.acknowledged(2, wallClock: Instant(epochMillis: 0))
+        _ = f.endIteration()
+        #expect(f.publisher.published.count == 5)
+        #expect(!f.delivery.awaitsWindow, "the window is full, but nothing waits for it")
+        for mid in Int32(3)...5 { _ = f.delivery.acknowledged(mid, wallClock: Instant(epochMillis: 0)) }
+        _ = f.endIteration()
+        #expect(!f.delivery.awaitsWindow)
+        #expect(f.delivery.counts.forwarded == 5)
+        #expect(f.delivery.isDrained)
+    }
+
     @Test func aFullJournalStopsReadingAtOnceAndResumesUnderNinetyPercent() throws {
         let f = try Fixture(maxBytes: 1 << 20)
         var actions: [ProxyAction] = []

@@ -21,6 +21,8 @@ final class RecordingTransport: ProxyTransport {
     var writes = true
     /// Publishes refused with a passing error before they work again.
     var refuseNext = 0
+    /// `CentralPublisher.sendWindow`: the central connection's window.
+    var sendWindow = 65535
     private var nextMid: Int32 = 0
 
     func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32 {

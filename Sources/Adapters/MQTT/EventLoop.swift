@@ -49,6 +49,17 @@ import Synchronization
 /// longer than `maxDelay`) never waits. Nothing changes the order of steps
 /// 1–5, so what step 5 relies on holds.
 ///
+/// A wait does not hold up work that only acknowledgements can release: a
+/// client whose send window is full while more waits to go out says so in
+/// the iteration (`MQTTClient.awaitAcknowledgements`: how many bytes of
+/// acknowledgements it waits for), and the wait then ends as soon as its
+/// socket has that many bytes to read (`SO_RCVLOWAT` for the wait's
+/// duration), so the next iteration reads the acknowledgements — and
+/// whatever else arrived meanwhile — and sends into the window again at once.
+/// Waiting the whole `maxDelay` there would stretch every round trip of the
+/// window by it (a broker that allows 20 messages in flight: at most 20 per
+/// `maxDelay`); waking for every acknowledgement would cost an iteration each.
+///
 /// `@unchecked Sendable`: what other threads may call is behind the `Mutex`
 /// and the atomics; everything else is loop-bound, checked as above.
 public final class EventLoop: @unchecked Sendable {
@@ -80,10 +91,16 @@ public final class EventLoop: @unchecked Sendable {
         /// Messages and acknowledgements the clients received
         /// (`MQTTClient.onMessage` and `onPublished` calls).
         public var received: UInt64 = 0
+        /// Of `received`: acknowledgements (`MQTTClient.onPublished` calls).
+        public var acknowledgements: UInt64 = 0
         /// Coalescing waits, and their total as measured (the scheduler may
         /// wake the thread later than asked), seconds.
         public var waits: UInt64 = 0
         public var waitedSeconds: Double = 0
+        /// Of `waits`: those that awaited acknowledgements (a full send
+        /// window), and of those, the ones the acknowledgements ended before `maxDelay`.
+        public var waitsForAcknowledgements: UInt64 = 0
+        public var waitsCutShort: UInt64 = 0
     }
 
     public var figures: Figures {
@@ -126,6 +143,11 @@ public final class EventLoop: @unchecked Sendable {
     private var receivedThisIteration = 0
     /// When the last iteration that received any ended.
     private var lastInput: MonotonicInstant?
+    /// The sockets of the clients awaiting acknowledgements in this iteration
+    /// (`awaitReadable`), as ppoll takes them, and the bytes each awaits: a
+    /// coalescing wait ends when one has them.
+    private var awaited: [pollfd] = []
+    private var awaitedBytes: [Int32] = []
 
     /// A registered file descriptor: its registration's generation and the events watched.
     private struct Registration {
@@ -229,6 +251,7 @@ public final class EventLoop: @unchecked Sendable {
             flushWrites()
             counted.iterations &+= 1
             if receivedThisIteration > 0 { endOfInput() }
+            if !awaited.isEmpty { awaited.removeAll(keepingCapacity: true); awaitedBytes.removeAll(keepingCapacity: true) }
         }
         running.store(false, ordering: .releasing)
         runPosted()
@@ -346,6 +369,23 @@ public final class EventLoop: @unchecked Sendable {
         receivedThisIteration &+= 1
     }
 
+    /// A client delivered an acknowledgement to its handler (step 2).
+    @inline(__always)
+    func noteAcknowledged() {
+        receivedThisIteration &+= 1
+        counted.acknowledgements &+= 1
+    }
+
+    /// Work waits for acknowledgements on `fd` (a client's full send window):
+    /// this iteration's coalescing wait, if any, ends when `fd` has `bytes`
+    /// to read (or at its end, as any other).
+    func awaitReadable(_ fd: Int32, bytes: Int = 1) {
+        assertOnLoop("EventLoop.awaitReadable")
+        guard !awaited.contains(where: { $0.fd == fd }) else { return }
+        awaited.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+        awaitedBytes.append(Int32(clamping: max(1, bytes)))
+    }
+
     // MARK: Internals
 
     /// An iteration that received messages or acknowledgements ends; step 6:
@@ -365,15 +405,46 @@ public final class EventLoop: @unchecked Sendable {
         let untilTimer = timers.millisecondsUntilNext(now: now)
         if untilTimer == 0 { return }
         if untilTimer > 0 { delay = min(delay, Double(untilTimer) / 1000) }
-        var request = timespec(tv_sec: Int(delay), tv_nsec: Int((delay - delay.rounded(.down)) * 1e9))
-        var remaining = timespec()
-        // A signal cuts the wait short: sleep what is left of it.
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        if awaited.isEmpty {
+            var request = timespec(tv_sec: Int(delay), tv_nsec: Int((delay - delay.rounded(.down)) * 1e9))
+            var remaining = timespec()
+            // A signal cuts the wait short: sleep what is left of it.
+            while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        } else {
+            counted.waitsForAcknowledgements &+= 1
+            if awaitInput(until: now.adding(seconds: delay)) { counted.waitsCutShort &+= 1 }
+        }
         let end = MonotonicInstant.now()
         counted.waits &+= 1
         counted.waitedSeconds += end.seconds(since: now)
         // The gap to the next input is measured from here, not from before the wait.
         lastInput = end
+    }
+
+    /// Waits until one of the awaited sockets has the bytes it awaits (true)
+    /// or `deadline` (false). The sockets' receive low-water mark is what
+    /// makes the kernel wake the thread only then (TCP's poll honours it);
+    /// it is set back to 1 before anything reads them.
+    private func awaitInput(until deadline: MonotonicInstant) -> Bool {
+        var one: Int32 = 1
+        for (i, bytes) in awaitedBytes.enumerated() where bytes > 1 {
+            var value = bytes
+            _ = setsockopt(awaited[i].fd, SOL_SOCKET, SO_RCVLOWAT, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+        defer {
+            for (i, bytes) in awaitedBytes.enumerated() where bytes > 1 {
+                _ = setsockopt(awaited[i].fd, SOL_SOCKET, SO_RCVLOWAT, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+        }
+        while true {
+            let now = MonotonicInstant.now()
+            guard deadline > now else { return false }
+            let left = Int64(deadline.nanoseconds - now.nanoseconds)
+            let ready = awaited.withUnsafeMutableBufferPointer { kpm_poll_nanoseconds($0.baseAddress, nfds_t($0.count), left) }
+            if ready > 0 { return true }
+            // A signal cuts the wait short: wait what is left of it.
+            if ready == 0 || errno != EINTR { return false }
+        }
     }
 
     /// The epoll cookie: descriptor and registration generation, so that an

@@ -69,6 +69,7 @@ public final class MQTTClient: @unchecked Sendable {
     private var subscriptions: [(filter: String, qos: Int, options: Int32)] = []
     private var pendingSubscribes: [Int32: String] = [:]
     private var unacknowledged = 0
+    private var window: Int
     private var backoff: ReconnectBackoff
     private var retryTimer: LoopTimer?
     /// What the retry timer holds weakly instead of the client: it lives
@@ -113,6 +114,7 @@ public final class MQTTClient: @unchecked Sendable {
         self.endpoint = endpoint
         self.options = options
         self.backoff = ReconnectBackoff(minimum: options.reconnectMinSeconds, maximum: options.reconnectMaxSeconds)
+        self.window = options.maxInflight == 0 ? 65535 : options.maxInflight
         // Unretained: callbacks only run inside libmosquitto calls this object
         // makes, so `self` is alive whenever the pointer is used.
         mosquitto_user_data_set(mosq, Unmanaged.passUnretained(self).toOpaque())
@@ -138,6 +140,29 @@ public final class MQTTClient: @unchecked Sendable {
     public var isSubscribed: Bool {
         loop.assertOnLoop("MQTTClient.isSubscribed")
         return phase == .connected && pendingSubscribes.isEmpty
+    }
+
+    /// How many QoS 1/2 messages libmosquitto sends before it waits for
+    /// acknowledgements: the broker's Receive Maximum when its CONNACK had
+    /// one (MQTT 5; Mosquitto sends its `max_inflight_messages`, 20 by
+    /// default), else `options.maxInflight` (0: 65,535) — as libmosquitto
+    /// takes it (2.0.11 `handle__connack`). Messages past it wait in
+    /// libmosquitto's queue, which it scans whole at every publish.
+    public var sendWindow: Int {
+        loop.assertOnLoop("MQTTClient.sendWindow")
+        return window
+    }
+
+    /// Work waits for this connection's acknowledgements (its send window is
+    /// full): the loop's coalescing wait in this iteration ends as soon as
+    /// the acknowledgements of half the messages in flight can be read (see
+    /// `EventLoop`). Half: the loop sends that half's successors while the
+    /// broker still works on the other half, so the broker is not left idle,
+    /// and the loop does not wake for each acknowledgement.
+    public func awaitAcknowledgements() {
+        loop.assertOnLoop("MQTTClient.awaitAcknowledgements")
+        // A PUBACK without a reason code or properties is 4 bytes (MQTT 5 and 3.1.1).
+        if socket >= 0 { loop.awaitReadable(socket, bytes: 4 * max(1, min(unacknowledged, window) / 2)) }
     }
 
     /// QoS 1/2 messages handed to `publish` and not yet acknowledged.
@@ -472,7 +497,9 @@ public final class MQTTClient: @unchecked Sendable {
 
     // MARK: Callbacks (inside this client's libmosquitto calls, loop thread)
 
-    func handleConnect(_ rc: Int32) {
+    func handleConnect(_ rc: Int32, receiveMaximum: Int?) {
+        // libmosquitto keeps a Receive Maximum once it had one, like this.
+        if let receiveMaximum { window = receiveMaximum }
         guard rc == 0 else {
             let text = options.protocolVersion == .v5
                 ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_connack_string(rc))
@@ -548,7 +575,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     func handlePublished(mid: Int32, reasonCode: Int32) {
-        loop.noteReceived()
+        loop.noteAcknowledged()
         if unacknowledged > 0 { unacknowledged -= 1 }
         inCallback = true
         if reasonCode >= 0x80 {
@@ -574,9 +601,11 @@ public final class MQTTClient: @unchecked Sendable {
 extension MQTTClient {
     /// Registers the C trampolines; each receives the user pointer set in init.
     fileprivate static func installCallbacks(_ mosq: OpaquePointer) {
-        mosquitto_connect_callback_set(mosq) { _, obj, rc in
+        mosquitto_connect_v5_callback_set(mosq) { _, obj, rc, _, properties in
             guard let obj else { return }
-            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleConnect(rc)
+            var receiveMaximum: UInt16 = 0
+            let found = mosquitto_property_read_int16(properties, Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue), &receiveMaximum, false) != nil
+            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handleConnect(rc, receiveMaximum: found ? Int(receiveMaximum) : nil)
         }
         mosquitto_disconnect_callback_set(mosq) { _, obj, rc in
             guard let obj else { return }

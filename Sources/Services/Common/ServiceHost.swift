@@ -205,11 +205,15 @@ final class ServiceHost {
         loop.run()
 
         let fields = service.stopped()
-        // How much the loop batched: messages and acknowledgements per iteration, and the coalescing waits.
+        // How much the loop batched: messages and acknowledgements per iteration, and the coalescing waits
+        // (those awaiting a full window's acknowledgements, and how many of them input cut short).
         let loopFigures = loop.figures
         log.info("stopped", fields: [("signal", phases.reason ?? "stop")] + fields + [
             ("loop_iterations", String(loopFigures.iterations)), ("loop_received", String(loopFigures.received)),
+            ("loop_acknowledgements", String(loopFigures.acknowledgements)),
             ("loop_waits", String(loopFigures.waits)), ("loop_waited_ms", String(Int(loopFigures.waitedSeconds * 1000))),
+            ("loop_waits_for_acknowledgements", String(loopFigures.waitsForAcknowledgements)),
+            ("loop_waits_cut_short", String(loopFigures.waitsCutShort)),
         ])
         return 0
     }

@@ -354,16 +354,11 @@ final class ProxyCore {
     }
 
     private func append(_ message: Outgoing, now: Instant) {
-        message.payload.withUnsafeBytes { payload in
-            func put(_ topic: UnsafeBufferPointer<UInt8>) {
-                _ = journal.append(topic: UnsafeRawBufferPointer(topic), payload: payload, retain: message.retain,
+        message.topicBytes.withUnsafeBytes { topic in
+            message.payload.withUnsafeBytes { payload in
+                _ = journal.append(topic: topic, payload: payload, retain: message.retain,
                                    kind: JournalKind.of(message.kind), now: now.epochMillis)
             }
-            // The engine's topics are native strings: their bytes are at hand
-            // without the mutable copy `withUTF8` needs (the fallback).
-            guard message.topic.utf8.withContiguousStorageIfAvailable(put) == nil else { return }
-            var topic = message.topic
-            topic.withUTF8(put)
         }
         // One iteration can append megabytes: a meter's first reading brings
         // its announcements along, and libmosquitto 2.0.11 reads as many

@@ -34,7 +34,11 @@ import RuleEngine
 /// broker's acknowledgements brought the journal under 90 % of `readLimit`.
 final class ProxyDelivery {
     struct Settings {
-        /// Journal records handed to the central connection and not yet acknowledged.
+        /// Journal records handed to the central connection and not yet
+        /// acknowledged; fewer when the connection sends fewer before it
+        /// waits for acknowledgements (`CentralPublisher.sendWindow`: 20 from
+        /// a default Mosquitto over MQTT 5), so that the rest wait here, in
+        /// the journal, rather than in libmosquitto's queue.
         var window = 256
         /// After a reconnect, libmosquitto sends its unacknowledged messages
         /// again; new ones wait until those are acknowledged, or this long.
@@ -95,6 +99,9 @@ final class ProxyDelivery {
     private var largestMessageBytes = 0
     /// The loop's clock at the latest iteration: what back-offs count from.
     private var lastIteration = MonotonicInstant(nanoseconds: 0)
+    /// The latest pump left the window full with records still waiting for
+    /// it: only a PUBACK lets them go (`awaitsWindow`).
+    private var windowFull = false
 
     init(journal: Journal, settings: Settings) {
         self.journal = journal
@@ -154,6 +161,7 @@ final class ProxyDelivery {
     /// `publisher`, and the acknowledged position is written when due.
     func endOfIteration(at now: MonotonicInstant, publisher: (any CentralPublisher)?) -> [ProxyAction] {
         lastIteration = now
+        windowFull = false
         var actions = writeJournal()
         decideBackPressure(at: now, into: &actions)
         if let publisher { pump(at: now, publisher: publisher, into: &actions) }
@@ -228,6 +236,10 @@ final class ProxyDelivery {
 
     /// Records refused for a passing reason, waiting for their back-off.
     var retryCount: Int { retries.count }
+
+    /// After `endOfIteration`: the window is full and records wait for it,
+    /// so the next PUBACK is what lets the delivery go on.
+    var awaitsWindow: Bool { windowFull }
 
     /// Nothing waits in the journal or for a PUBACK.
     var isDrained: Bool { journal.unacknowledgedCount == 0 && !journal.hasUnflushed }
@@ -339,7 +351,9 @@ final class ProxyDelivery {
             guard now >= until else { return }
             holdUntil = nil
         }
-        while inFlight.count < settings.window {
+        let window = min(settings.window, publisher.sendWindow)
+        defer { windowFull = inFlight.count >= window && journal.unacknowledgedCount > inFlight.count }
+        while inFlight.count < window {
             // A record to send again: an owned copy (the journal lends its
             // records only until its next read).
             var again: JournalRecord?

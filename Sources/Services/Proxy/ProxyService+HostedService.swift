@@ -44,6 +44,8 @@ extension ProxyService: HostedService {
 
     func endOfIteration() {
         core.endOfIteration(at: .now())
+        // Records wait for the central window: its next PUBACK ends the loop's coalescing wait.
+        if core.delivery.awaitsWindow { centralClient.awaitAcknowledgements() }
     }
 
     /// The ledger's: it reads them back from the central broker.

@@ -302,6 +302,8 @@ extension ProxyService: ProxyTransport {
         try centralClient.publish(topicBytes: topic, payload: payload, qos: 1, retain: retain)
     }
 
+    var sendWindow: Int { centralClient.sendWindow }
+
     func setInternalReading(_ enabled: Bool) {
         if enabled { internalClient.resumeReading() } else { internalClient.pauseReading() }
     }

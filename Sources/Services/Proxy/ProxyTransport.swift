@@ -20,6 +20,9 @@ protocol CentralPublisher: AnyObject {
     /// transport queues it while disconnected (see `MQTTClient`). The topic's
     /// bytes are borrowed from the journal record, like the payload.
     func publishCentral(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, retain: Bool) throws(MQTTError) -> Int32
+    /// How many messages the central connection sends before it waits for
+    /// acknowledgements (`MQTTClient.sendWindow`).
+    var sendWindow: Int { get }
 }
 
 

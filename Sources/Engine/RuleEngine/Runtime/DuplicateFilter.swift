@@ -26,10 +26,13 @@ struct DuplicateFilter {
             if table[b] == k { return false }
             b = (b + 1) & mask
         }
-        if filled { remove(ring[next]) }
-        // The removal may have shifted entries; find the slot again.
-        b = Int(truncatingIfNeeded: k) & mask
-        while table[b] != 0 { b = (b + 1) & mask }
+        if filled {
+            remove(ring[next])
+            // The removal may have shifted entries; find the slot again
+            // (without one, `b` is the empty slot the search ended on).
+            b = Int(truncatingIfNeeded: k) & mask
+            while table[b] != 0 { b = (b + 1) & mask }
+        }
         table[b] = k
         ring[next] = k
         next += 1

@@ -304,8 +304,9 @@ public final class Engine {
             out.heard.append(state.id)
         }
         state.lastHeard = now
-        out.messages.append(Outgoing(topic: topicPlans[route.index].render(id: state.id, program: program), payload: payload,
-                                     retain: false, kind: .data, device: state.id))
+        var topic = out.takeSpareTopic()
+        topicPlans[route.index].render(id: state.id, program: program, into: &topic)
+        out.messages.append(Outgoing(topicBytes: topic, payload: payload, retain: false, kind: .data, device: state.id))
     }
 
     private func sliceEquals(_ buffer: UnsafeRawBufferPointer, _ slice: FieldSlice, _ expected: [UInt8]) -> Bool {
@@ -570,18 +571,19 @@ extension Engine {
         return state.guarded[route.index].withUnsafeBufferPointer { fields in
             // One guarded field (the usual case): judged and stored in place, with one lookup.
             if fields.count == 1 {
-                let field = fields[0]
-                guard let value = Self.counterValue(field.slot, buffer, slots) else { return nil }
-                var moved = false
-                func judge(_ counter: inout CounterState?) -> String? {
-                    let before = counter?.value
-                    let why = Self.judge(value, text: Self.text(field.slot, buffer, slots), at: time, against: &counter,
-                                         rule: field.rule, field: field.name)
-                    moved = why == nil && before != value
-                    return why
+                // Read in place: a copy of the field is a copy of its name and rule.
+                let field = fields.baseAddress!
+                guard let value = Self.counterValue(field.pointee.slot, buffer, slots) else { return nil }
+                let i = state.counters.index(of: field.pointee.name)
+                var counter = i.map { state.counters[at: $0] }
+                let before = counter?.value
+                let why = Self.judge(value, text: Self.text(field.pointee.slot, buffer, slots), at: time, against: &counter,
+                                     rule: field.pointee.rule, field: field.pointee.name)
+                // `judge` always leaves a counter: the new value, or the run of readings that would make a reset.
+                if let counter {
+                    if let i { state.counters[at: i] = counter } else { state.counters.insert(field.pointee.name, counter) }
                 }
-                let why = judge(&state.counters[field.name])
-                if moved { counterMoved(state) }
+                if why == nil && before != value { counterMoved(state) }
                 return why
             }
             // Several: each counter moves only when all of them passed.

@@ -7,7 +7,8 @@ final class OutputPlan {
     private let text: UnsafeMutableBufferPointer<UInt8>
     private let ends: UnsafeMutableBufferPointer<Int>
     private let slots: UnsafeMutableBufferPointer<Int>
-    private let capacity: Int
+    /// The bytes of all fragments.
+    private let textCount: Int
     /// The fields, for the general path of routes with derived values (`OutputPlan+derived`).
     let fields: [CompiledField]
 
@@ -29,7 +30,7 @@ final class OutputPlan {
         _ = self.ends.initialize(from: ends)
         self.slots = .allocate(capacity: max(1, fields.count))
         _ = self.slots.initialize(from: fields.map(\.slot))
-        self.capacity = text.count + fields.count * 4
+        self.textCount = text.count
     }
 
     deinit {
@@ -43,19 +44,18 @@ final class OutputPlan {
     /// and no other owner (`ProcessOutput`'s spare payload): no allocation.
     func render(_ buffer: UnsafeRawBufferPointer, _ slices: UnsafeBufferPointer<FieldSlice>, into out: inout [UInt8]) {
         let count = ends.count - 1
-        // The exact upper bound: the fragments, 4 bytes per field for "null"
-        // (`capacity`), plus each written value's bytes. Not `buffer.count`:
-        // fields that share a tag share a slot, so one value can be written
-        // several times (`active_power` and `active_power_copy` from `zyggl`).
-        var size = capacity
+        // The exact size: the fragments, 4 bytes for each missing value's
+        // "null", each written value's bytes. Not `buffer.count`: fields
+        // that share a tag share a slot, so one value can be written several
+        // times (`active_power` and `active_power_copy` from `zyggl`).
+        var size = textCount
         for i in 0..<count {
             let s = slices[slots[i]]
-            if s.kind != .missing { size += Int(s.end - s.start) }
+            size += s.kind == .missing ? 4 : Int(s.end - s.start)
         }
-        // Sized to the bound (only the bytes past the current count are
-        // filled, the rest is written over), then cut to what was written.
-        if out.count < size { out.append(contentsOf: repeatElement(0, count: size - out.count)) }
-        let written = out.withUnsafeMutableBytes { bytes in
+        // One reading's payload is within a few bytes of the last one's.
+        out.resize(to: size)
+        out.withUnsafeMutableBytes { bytes in
             let base = bytes.baseAddress!
             let textBase = UnsafeRawPointer(text.baseAddress!)
             let source = buffer.baseAddress!
@@ -76,10 +76,7 @@ final class OutputPlan {
                     n += length
                 }
             }
-            let last = ends[count] - fragmentStart
-            (base + n).copyMemory(from: textBase + fragmentStart, byteCount: last)
-            return n + last
+            (base + n).copyMemory(from: textBase + fragmentStart, byteCount: ends[count] - fragmentStart)
         }
-        out.removeLast(out.count - written)
     }
 }

@@ -1,15 +1,29 @@
 /// One message the engine wants published.
 public struct Outgoing: Sendable, Equatable {
     public enum Kind: String, Sendable { case data, discovery, homeAssistant, command }
-    public var topic: String
+    /// The topic's UTF-8 bytes, as the journal and the publish take them:
+    /// a data message's topic is written into storage reused across
+    /// readings (`ProcessOutput`), never made a `String` on the way out.
+    public var topicBytes: [UInt8]
     public var payload: [UInt8]
     public var retain: Bool
     public var kind: Kind
     /// The meter a data message, a discovery message or a Home Assistant config is about.
     public var device: String?
 
+    /// The topic as text, made on each call: for logs, announcements and
+    /// tests, not for the per-reading path (`topicBytes`).
+    public var topic: String {
+        get { String(decoding: topicBytes, as: UTF8.self) }
+        set { topicBytes = Array(newValue.utf8) }
+    }
+
     public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
-        self.topic = topic
+        self.init(topicBytes: Array(topic.utf8), payload: payload, retain: retain, kind: kind, device: device)
+    }
+
+    public init(topicBytes: [UInt8], payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
+        self.topicBytes = topicBytes
         self.payload = payload
         self.retain = retain
         self.kind = kind
@@ -36,9 +50,9 @@ public struct Drop: Sendable, Equatable {
 }
 
 /// What one call produced. Reuse one value across calls: `removeAll` keeps the
-/// capacity, and the storage of the last data message's payload, which the
-/// next clean payload is written into (no allocation per reading once the
-/// caller is done with the bytes; one it still holds keeps its own copy).
+/// capacity, and the storage of the last data message's payload and topic,
+/// which the next clean message is written into (no allocation per reading
+/// once the caller is done with the bytes; one it still holds keeps its own copy).
 public struct ProcessOutput: Sendable {
     public var messages: [Outgoing] = []
     public var drops: [Drop] = []
@@ -46,13 +60,24 @@ public struct ProcessOutput: Sendable {
     public var heard: [String] = []
     /// A payload's storage for the next data message (`takeSpare`).
     private(set) var spare: [UInt8] = []
+    /// A topic's storage for the next data message (`takeSpareTopic`).
+    private(set) var spareTopic: [UInt8] = []
     public init() {}
+
+    /// Empties the output for the next call. The common case, one clean
+    /// message and nothing else, costs one element's removal: no general
+    /// range replacement, no search through a closure.
     public mutating func removeAll() {
-        if spare.capacity == 0, let i = messages.lastIndex(where: { $0.kind == .data }) {
-            swap(&spare, &messages[i].payload)
+        if !messages.isEmpty {
+            var i = messages.count - 1
+            while i > 0 && messages[i].kind != .data { i -= 1 }
+            if messages[i].kind == .data {
+                if spare.capacity == 0 { swap(&spare, &messages[i].payload) }
+                if spareTopic.capacity == 0 { swap(&spareTopic, &messages[i].topicBytes) }
+            }
+            if messages.count == 1 { messages.removeLast() } else { messages.removeAll(keepingCapacity: true) }
         }
-        messages.removeAll(keepingCapacity: true)
-        drops.removeAll(keepingCapacity: true)
+        if !drops.isEmpty { drops.removeAll(keepingCapacity: true) }
         if !heard.isEmpty { heard.removeAll(keepingCapacity: true) }
     }
 
@@ -61,5 +86,30 @@ public struct ProcessOutput: Sendable {
         var taken: [UInt8] = []
         swap(&taken, &spare)
         return taken
+    }
+
+    /// The spare topic storage (empty when there is none), handed to the route's `TopicPlan`.
+    mutating func takeSpareTopic() -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &spareTopic)
+        return taken
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Sets the count to `n`, keeping the storage when it is unique and
+    /// large enough; new bytes are zero. A reused buffer is usually within a
+    /// few bytes of the size wanted: those are added or removed one by one,
+    /// which is cheaper than a range replacement.
+    @inline(__always)
+    mutating func resize(to n: Int) {
+        var delta = n - count
+        if delta > 0 {
+            if delta > 8 { append(contentsOf: repeatElement(0, count: delta)); return }
+            while delta > 0 { append(0); delta -= 1 }
+        } else if delta < 0 {
+            if delta < -8 { removeSubrange(n...); return }
+            while delta < 0 { removeLast(); delta += 1 }
+        }
     }
 }
