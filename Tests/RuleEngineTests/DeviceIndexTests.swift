@@ -87,4 +87,25 @@ import Testing
         #expect(missing.value != empty.value)
         #expect(DuplicateKey(route: 0).value != DuplicateKey(route: 1).value)
     }
+
+    /// A value's key is its bytes' alone: the same whether the buffer ends
+    /// with the value (its last word read byte by byte) or goes on with
+    /// other bytes (read as a whole word and cut), for every length to 30.
+    @Test func aKeyIsTheSameWhateverFollowsTheValue() {
+        for length in 1...30 {
+            let value = (0..<length).map { UInt8(65 + $0 % 26) }
+            func key(_ buffer: [UInt8]) -> UInt64 {
+                var key = DuplicateKey(route: 3)
+                buffer.withUnsafeBytes { key.add($0, FieldSlice(start: 0, end: Int32(length), kind: .number)) }
+                return key.value
+            }
+            let alone = key(value)
+            for trailing: [UInt8] in [[0x7D], Array(repeating: 0xFF, count: 9), Array(repeating: 0, count: 16), Array("\",\"isend\":\"1\"}".utf8)] {
+                #expect(key(value + trailing) == alone, "\(length) bytes, then \(trailing)")
+            }
+            var other = value
+            other[length - 1] ^= 1
+            #expect(key(other + [0x7D, 0, 0, 0, 0, 0, 0, 0, 0]) != alone, "\(length) bytes, the last one changed")
+        }
+    }
 }
