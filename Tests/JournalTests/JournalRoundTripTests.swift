@@ -24,6 +24,68 @@ import Testing
         }
     }
 
+    /// Appends, flushes, reads, acknowledgements and rewinds in a random order
+    /// against a model: `nextBorrowed` hands out exactly the lowest flushed,
+    /// unacknowledged record past the last one it handed out or skipped, and
+    /// nil when there is none (also when the reader is at its end and only
+    /// unflushed records wait, which it answers without reading).
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func readsFollowAModelOfFlushesAndAcknowledgements(seed: UInt64) throws {
+        try withTemporaryDirectory { dir in
+            let journal = try Journal(directory: dir, maxBytes: 1 << 30, segmentBytes: 4096, fsync: .never)
+            var random = seed &* 0x9E37_79B9_7F4A_7C15
+            func below(_ n: Int) -> Int {
+                random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Int((random >> 33) % UInt64(n))
+            }
+            var appended: [UInt64: Int] = [:]  // sequence → test record
+            var flushed = Set<UInt64>(), acknowledged = Set<UInt64>(), handedEver = Set<UInt64>()
+            var unflushed: [UInt64] = []
+            var cursor: UInt64 = 0
+            var index = 0
+            for _ in 0..<3000 {
+                switch below(10) {
+                case 0, 1, 2:
+                    let sequence = journal.append(topic: testTopic(index), payload: testPayload(index), retain: index % 2 == 0,
+                                                  kind: UInt8(index % 3), now: testTime(index))
+                    appended[sequence] = index
+                    unflushed.append(sequence)
+                    index += 1
+                case 3:
+                    try journal.flush()
+                    flushed.formUnion(unflushed)
+                    unflushed.removeAll()
+                case 4, 5, 6:
+                    let expected = flushed.filter { $0 >= cursor && !acknowledged.contains($0) }.min()
+                    let got = try journal.nextBorrowed()
+                    #expect(got?.sequence == expected, "seed \(seed)")
+                    guard let got, let expected, got.sequence == expected else { continue }
+                    #expect(Array(got.topic) == testTopic(appended[expected]!))
+                    cursor = expected + 1
+                    handedEver.insert(expected)
+                case 7, 8:
+                    let candidates = handedEver.subtracting(acknowledged).sorted()
+                    guard !candidates.isEmpty else { continue }
+                    let sequence = candidates[below(candidates.count)]
+                    journal.acknowledge(sequence)
+                    acknowledged.insert(sequence)
+                default:
+                    if below(4) == 0 {
+                        journal.rewind()
+                        cursor = 0
+                    }
+                }
+            }
+            try journal.flush()
+            flushed.formUnion(unflushed)
+            // What is left comes out in order, then nil.
+            let rest = flushed.filter { $0 >= cursor && !acknowledged.contains($0) }.sorted()
+            var got: [UInt64] = []
+            while let record = try journal.nextBorrowed() { got.append(record.sequence) }
+            #expect(got == rest, "seed \(seed)")
+        }
+    }
+
     /// Everything appended comes back once, in order, with every field intact.
     @Test func appendFlushNextAcknowledge() throws {
         try withTemporaryDirectory { dir in
@@ -183,3 +245,4 @@ import Testing
         }
     }
 }
+

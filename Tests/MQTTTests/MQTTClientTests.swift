@@ -34,11 +34,44 @@ import TestSupport
         let subscriber = try TestSubscriber(broker: broker, filters: ["r/#"])
         let publisher = try connected(broker.endpoint, testOptions("pub"))
         defer { publisher.stop() }
-        let topics = ["r/a1", "r/a2", "r/a2", "r/a1", "r/a1/b", "r/a1", "r/€"]
+        let topics = ["r/a1", "r/a2", "r/a2", "r/a1", "r/a1/b", "r/a1", "r/a", "r/a1", "r/€", "r/€"]
         for topic in topics { try publisher.publish(topic: topic, payload: bytes(topic), qos: 1, retain: false) }
         let got = subscriber.waitFor(count: topics.count)
         #expect(got.map(\.topic) == topics)
         #expect(got.map(\.payloadText) == topics)
+    }
+
+    /// On plain TCP a read stops when the socket is empty, without asking
+    /// libmosquitto for a packet that is not there: messages that arrive one
+    /// at a time cost one `mosquitto_loop_read` each, not two (the second
+    /// finding EAGAIN), and none is left unread.
+    @Test func oneReadPerMessageWhenTheyArriveOneByOne() throws {
+        let broker = try TestBroker()
+        let fixture = try TestLoop()
+        defer { fixture.stop() }
+        let received = Recorder<String>()
+        let client = try MQTTClient(loop: fixture.loop, endpoint: broker.endpoint, options: testOptions("reader"),
+                                    dropSocketPair: true)
+        try fixture.onLoop {
+            client.onMessage = { message in received.append(String(decoding: message.payload, as: UTF8.self)) }
+            try client.subscribe("one/by/one", qos: 0)
+            client.start()
+        }
+        #expect(waitUntil(timeout: 10) { (try? fixture.onLoop { client.isSubscribed }) == true })
+        let publisher = try connected(broker.endpoint, testOptions("pub"))
+        defer { publisher.stop() }
+        let before = try fixture.onLoop { fixture.loop.figures }
+        let count = 40
+        for i in 0..<count {
+            try publisher.publish(topic: "one/by/one", payload: bytes("\(i)"), qos: 0, retain: false)
+            #expect(received.waitFor(count: i + 1, timeout: 5).count == i + 1)
+        }
+        let after = try fixture.onLoop { fixture.loop.figures }
+        #expect(received.values == (0..<count).map { "\($0)" })
+        // Each message its own read; a few more for keepalive on a slow machine.
+        let reads = after.reads - before.reads
+        #expect(reads >= UInt64(count) && reads <= UInt64(count + 5), "\(reads) reads for \(count) messages")
+        try fixture.onLoop { client.stop() }
     }
 
     @Test func retainedMessageReachesLateSubscriber() throws {

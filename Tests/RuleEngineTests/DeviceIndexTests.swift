@@ -34,6 +34,27 @@ import Testing
         #expect(index.values.prefix(3) == [0, 1, 2])
     }
 
+    /// The bytes decide, whatever the hash says: an id one byte away from a
+    /// stored one, looked up under the stored one's hash, finds nothing —
+    /// at every position of ids from 1 to 40 bytes (the compare reads
+    /// eight bytes at a time, the last word overlapping).
+    @Test func theBytesDecideAtEveryPosition() {
+        for length in 1...40 {
+            var index = DeviceIndex<Int>()
+            let id = (0..<length).map { UInt8(48 + $0 % 10) }
+            let hash = id.withUnsafeBytes { DeviceIndex<Int>.hash($0) }
+            id.withUnsafeBytes { index.insert($0, hash: hash, length) }
+            #expect(id.withUnsafeBytes { index.find($0, hash: hash) } == length)
+            for k in 0..<length {
+                var other = id
+                other[k] ^= 0x20
+                #expect(other.withUnsafeBytes { index.find($0, hash: hash) } == nil, "\(length) bytes, byte \(k) differs")
+            }
+            #expect(Array(id.dropLast()).withUnsafeBytes { index.find($0, hash: hash) } == nil)
+            #expect((id + [48]).withUnsafeBytes { index.find($0, hash: hash) } == nil)
+        }
+    }
+
     static func key(_ fields: [String]) -> UInt64 {
         let text = fields.map { "\"\($0)\"" }.joined()
         let bytes = Array(text.utf8)
@@ -65,5 +86,26 @@ import Testing
         }
         #expect(missing.value != empty.value)
         #expect(DuplicateKey(route: 0).value != DuplicateKey(route: 1).value)
+    }
+
+    /// A value's key is its bytes' alone: the same whether the buffer ends
+    /// with the value (its last word read byte by byte) or goes on with
+    /// other bytes (read as a whole word and cut), for every length to 30.
+    @Test func aKeyIsTheSameWhateverFollowsTheValue() {
+        for length in 1...30 {
+            let value = (0..<length).map { UInt8(65 + $0 % 26) }
+            func key(_ buffer: [UInt8]) -> UInt64 {
+                var key = DuplicateKey(route: 3)
+                buffer.withUnsafeBytes { key.add($0, FieldSlice(start: 0, end: Int32(length), kind: .number)) }
+                return key.value
+            }
+            let alone = key(value)
+            for trailing: [UInt8] in [[0x7D], Array(repeating: 0xFF, count: 9), Array(repeating: 0, count: 16), Array("\",\"isend\":\"1\"}".utf8)] {
+                #expect(key(value + trailing) == alone, "\(length) bytes, then \(trailing)")
+            }
+            var other = value
+            other[length - 1] ^= 1
+            #expect(key(other + [0x7D, 0, 0, 0, 0, 0, 0, 0, 0]) != alone, "\(length) bytes, the last one changed")
+        }
     }
 }

@@ -93,6 +93,8 @@ public final class EventLoop: @unchecked Sendable {
         public var received: UInt64 = 0
         /// Of `received`: acknowledgements (`MQTTClient.onPublished` calls).
         public var acknowledgements: UInt64 = 0
+        /// Reads the clients asked libmosquitto for (`mosquitto_loop_read` calls).
+        public var reads: UInt64 = 0
         /// Coalescing waits, and their total as measured (the scheduler may
         /// wake the thread later than asked), seconds.
         public var waits: UInt64 = 0
@@ -367,6 +369,12 @@ public final class EventLoop: @unchecked Sendable {
     @inline(__always)
     func noteReceived() {
         receivedThisIteration &+= 1
+    }
+
+    /// A client called `mosquitto_loop_read` (step 2).
+    @inline(__always)
+    func noteRead() {
+        counted.reads &+= 1
     }
 
     /// A client delivered an acknowledgement to its handler (step 2).

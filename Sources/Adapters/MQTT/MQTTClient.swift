@@ -82,17 +82,24 @@ public final class MQTTClient: @unchecked Sendable {
     private final class Liveness {}
     private var refusal: String?
     private var lastLoggedError: String?
+    /// No TLS: libmosquitto reads the socket packet by packet (see `read`).
+    private let plainTCP: Bool
     /// Inside a handler called from libmosquitto (see `stop`).
     private var inCallback = false
     /// In the loop's list of clients to write this iteration (`EventLoop.markDirty`).
     var isMarkedDirty = false
     /// `publish(topicBytes:…)`'s NUL-terminated copy of the topic, reused.
     private var topicBuffer: [CChar] = []
-    /// The latest received message's topic, as a `String` and as its bytes: a
-    /// stream repeats its topics, so the next one is compared with these bytes
-    /// rather than made into a `String` again (`receivedTopic`).
+    /// The latest received message's topic, as a `String` and as a C string
+    /// (owned, NUL-terminated; freed in `deinit`): a stream repeats its topics,
+    /// so the next one is compared with these bytes rather than made into a
+    /// `String` again (`receivedTopic`).
     private var lastTopic = ""
-    private var lastTopicBytes: [UInt8] = []
+    private var lastTopicCString: UnsafeMutablePointer<CChar> = {
+        let empty = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+        empty.initialize(to: 0)
+        return empty
+    }()
 
     /// Creates a configured, unstarted client. Throws for invalid options (bad
     /// will topic, unreadable TLS files, a persistent session without a client
@@ -109,6 +116,7 @@ public final class MQTTClient: @unchecked Sendable {
             dropped = dropSocketPair && LibMosquitto.closeWakeSocketPair(mosq)
         }
         holdsSocketPair = !dropped
+        plainTCP = !endpoint.tls && options.tls == nil
         self.handle = mosq
         self.loop = loop
         self.endpoint = endpoint
@@ -123,6 +131,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     deinit {
         mosquitto_destroy(handle)
+        lastTopicCString.deallocate()
     }
 
     // MARK: State
@@ -358,6 +367,19 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     /// Reads up to `limit` packets, stopping when the socket has no more.
+    ///
+    /// A `mosquitto_loop_read` that finds the socket empty is not free: its
+    /// queue locks, the packet state's lock and a `read(2)` that fails with
+    /// EAGAIN, about 300 instructions. libmosquitto 2.0.11 reads one packet
+    /// per call on a connection with nothing queued (the meters' side: every
+    /// reading a call of its own), so asking it once more to learn that the
+    /// socket is empty would double the calls. On plain TCP, libmosquitto
+    /// reads exactly the bytes of the packet it is in, never ahead: when the
+    /// socket holds no byte (`FIONREAD`, no lock, no cancellation point),
+    /// the next call would find nothing, and the loop stops; epoll is
+    /// level-triggered, so bytes that arrive meanwhile wake the next
+    /// iteration. With TLS the socket's bytes are not the packets' (OpenSSL
+    /// reads ahead), and the loop reads until EAGAIN.
     private func read(limit: Int) {
         guard limit > 0 else { return }
         var count = 0
@@ -365,12 +387,21 @@ public final class MQTTClient: @unchecked Sendable {
             errno = 0
             let rc = mosquitto_loop_read(handle, 1)
             count += 1
+            loop.noteRead()
             // A failed read already closed the socket and called the disconnect
             // handler (mosquitto__loop_rc_handle).
             guard rc == 0, socket >= 0 else { return }
             if errno == EAGAIN || readingPaused { break }
+            if plainTCP && !socketHasBytes() { break }
         } while count < limit
         loop.markDirty(self)  // PUBACKs, PINGRESP answers, resends
+    }
+
+    /// Whether the socket holds unread bytes; true when it cannot tell (the
+    /// next `mosquitto_loop_read` finds out then).
+    private func socketHasBytes() -> Bool {
+        var bytes: Int32 = 0
+        return ioctl(socket, UInt(FIONREAD), &bytes) != 0 || bytes > 0
     }
 
     /// Step 5 of an iteration: write what is queued, then watch for
@@ -546,16 +577,16 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     /// The topic of a received message as a `String`: the previous one's when
-    /// the bytes are the same (a `strlen` and a `memcmp`), made and kept otherwise.
+    /// the bytes are the same (one `strcmp` against the kept copy), made and
+    /// kept otherwise.
     func receivedTopic(_ cTopic: UnsafePointer<CChar>?) -> String {
         guard let cTopic else { return "" }
-        let count = strlen(cTopic)
-        let same = lastTopicBytes.withUnsafeBytes { last in
-            last.count == count && (count == 0 || memcmp(last.baseAddress!, cTopic, count) == 0)
-        }
-        if same { return lastTopic }
+        if strcmp(lastTopicCString, cTopic) == 0 { return lastTopic }
         lastTopic = String(cString: cTopic)
-        lastTopicBytes = Array(UnsafeRawBufferPointer(start: cTopic, count: count))
+        let count = strlen(cTopic) + 1
+        lastTopicCString.deallocate()
+        lastTopicCString = UnsafeMutablePointer<CChar>.allocate(capacity: count)
+        lastTopicCString.initialize(from: cTopic, count: count)
         return lastTopic
     }
 
@@ -602,6 +633,9 @@ public final class MQTTClient: @unchecked Sendable {
 
 extension MQTTClient {
     /// Registers the C trampolines; each receives the user pointer set in init.
+    /// The two per message (a message, a PUBACK) borrow the client with
+    /// `_withUnsafeGuaranteedRef`: it is alive for the whole call (see `init`),
+    /// and a retain and a release per message would only say so again.
     fileprivate static func installCallbacks(_ mosq: OpaquePointer) {
         mosquitto_connect_v5_callback_set(mosq) { _, obj, rc, _, properties in
             guard let obj else { return }
@@ -616,13 +650,15 @@ extension MQTTClient {
         mosquitto_message_callback_set(mosq) { _, obj, message in
             guard let obj, let message else { return }
             let m = message.pointee
-            let client = Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue()
             let payload = UnsafeRawBufferPointer(start: m.payload, count: m.payload == nil ? 0 : Int(m.payloadlen))
-            client.handleMessage(MQTTBorrowedMessage(topic: client.receivedTopic(m.topic), payload: payload, qos: Int(m.qos), retain: m.retain))
+            Unmanaged<MQTTClient>.fromOpaque(obj)._withUnsafeGuaranteedRef { client in
+                client.handleMessage(MQTTBorrowedMessage(topic: client.receivedTopic(m.topic), payload: payload,
+                                                         qos: Int(m.qos), retain: m.retain))
+            }
         }
         mosquitto_publish_v5_callback_set(mosq) { _, obj, mid, reasonCode, _ in
             guard let obj else { return }
-            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().handlePublished(mid: mid, reasonCode: reasonCode)
+            Unmanaged<MQTTClient>.fromOpaque(obj)._withUnsafeGuaranteedRef { $0.handlePublished(mid: mid, reasonCode: reasonCode) }
         }
         mosquitto_subscribe_callback_set(mosq) { _, obj, mid, count, granted in
             guard let obj else { return }

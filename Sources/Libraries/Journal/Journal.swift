@@ -98,6 +98,11 @@ public final class Journal {
     private var readerIndex = 0
     /// The sequence after the last record handed out (or skipped) since the last rewind.
     private var nextHand: UInt64
+    /// At least the sequence after the last flushed record: every record the reader can
+    /// hand out is below it. When `nextHand` reached it, `nextBorrowed` knows without
+    /// looking that there is nothing to hand out (the proxy asks until it gets nil, once
+    /// more per loop iteration than there are records).
+    private var flushedEnd: UInt64
     /// The sequence after the highest record ever handed out: acknowledgements at or above are ignored.
     private var handedLimit: UInt64
     private var handedOut = 0
@@ -154,6 +159,7 @@ public final class Journal {
         gaps = state.gaps
         unacknowledged = state.unacknowledged
         nextHand = state.watermark
+        flushedEnd = state.nextSequence
         handedLimit = state.watermark
         let now = Posix.monotonicNanoseconds()
         lastDataSync = now
@@ -222,6 +228,9 @@ public final class Journal {
     }
 
     private func writeBuffered() throws(JournalError) {
+        // Before the writes: a failure part of the way leaves it above what
+        // was written, which only costs a look at the reader's end.
+        flushedEnd = nextSequence
         var offset = 0
         var nextRoll = 0
         do throws(JournalError) {
@@ -314,7 +323,7 @@ public final class Journal {
     /// `next()` without copying: the record's bytes are borrowed from the read buffer
     /// (see `BorrowedJournalRecord` for how long). The proxy's path to the central broker.
     public func nextBorrowed() throws(JournalError) -> BorrowedJournalRecord? {
-        guard let body = try nextBody() else { return nil }
+        guard nextHand < flushedEnd, let body = try nextBody() else { return nil }
         guard let record = RecordFormat.borrow(body: body) else {
             throw JournalError(errno: EBADMSG, operation: "read record (topic length out of range) before offset \(reader.position)",
                                path: reader.path)

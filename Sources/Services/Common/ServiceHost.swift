@@ -184,15 +184,6 @@ final class ServiceHost {
             log.error("cannot_start", ["error": error.message])
             return 1
         }
-        // The offline status's PUBACK ends the offline phase; the service's handler runs too.
-        // Every reading's PUBACK: unowned(unsafe), as the client is this host's and
-        // calls it only while the loop runs inside this call (an unowned load costs
-        // a retain and a release per call).
-        let servicePublished = centralClient.onPublished
-        centralClient.onPublished = { [unowned(unsafe) self] mid in
-            phases.acknowledged(mid)
-            servicePublished?(mid)
-        }
         internalClient.start()
         centralClient.start()
         // Every iteration: unowned(unsafe), as the loop is this host's and runs only inside this call.
@@ -235,8 +226,23 @@ final class ServiceHost {
         let seconds = service.drainSeconds
         guard phases.stop(reason: reason, drainSeconds: seconds, now: .now()) else { return }
         systemd?.stopping("draining for up to \(Int(seconds.rounded(.up))) s")
+        watchOfflineAcknowledgement()
         let fields = service.beginDrain()
         log.info("stopping", fields: [("signal", reason), ("drain_s", format(seconds))] + fields)
+    }
+
+    /// From the drain on, the offline status's PUBACK ends the offline phase;
+    /// the service's handler runs too. Wrapped only now: while the service
+    /// runs, every reading's PUBACK goes to its handler with no closure of the
+    /// host's in between. unowned(unsafe), as the client is this host's and
+    /// calls it only while the loop runs inside `run` (an unowned load costs a
+    /// retain and a release per call).
+    private func watchOfflineAcknowledgement() {
+        let servicePublished = centralClient.onPublished
+        centralClient.onPublished = { [unowned(unsafe) self] mid in
+            phases.acknowledged(mid)
+            servicePublished?(mid)
+        }
     }
 
     private func advancePhases(_ service: any HostedService) {

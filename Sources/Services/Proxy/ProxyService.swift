@@ -145,10 +145,12 @@ public final class ProxyService {
 
     func wireInternal() {
         // unowned(unsafe) on the two per-reading handlers (this one and the
-        // central PUBACK's): the clients that call them belong to the host,
-        // which belongs to this service, and call them only while `run` runs
-        // it; a checked reference would cost an atomic retain and release per call.
-        internalClient.onMessage = { [unowned(unsafe) self] message in
+        // central PUBACK's), for the service and for its core: the clients
+        // that call them belong to the host, which belongs to this service,
+        // and call them only while `run` runs it; a checked reference would
+        // cost an atomic retain and release per call, and so would the core
+        // loaded from the service's property.
+        internalClient.onMessage = { [unowned(unsafe) self, unowned(unsafe) core = core] message in
             // Only the broker's own topics start with '$' (clients cannot publish them).
             if message.topic.utf8.first == UInt8(ascii: "$") {
                 core.internalBrokerFigure(topic: message.topic, payload: message.payload)
@@ -197,7 +199,7 @@ public final class ProxyService {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
         }
-        centralClient.onPublished = { [unowned(unsafe) self] mid in core.acknowledged(mid) }  // see wireInternal
+        centralClient.onPublished = { [unowned(unsafe) core = core] mid in core.acknowledged(mid) }  // see wireInternal
         centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.delivery.rejected(mid, code: code, reason: reason, at: .now()) }
     }
 

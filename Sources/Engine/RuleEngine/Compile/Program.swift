@@ -185,7 +185,9 @@ final class CompiledRoute: Sendable {
     }
 }
 
-struct CompiledReassembly: Sendable {
+/// A class, not a struct: a reading of a route that reassembles holds it by
+/// one reference instead of copying (retaining) its two arrays.
+final class CompiledReassembly: Sendable {
     let keySlots: [Int]
     let completeSlot: Int
     /// The completion value as a JSON string literal, byte for byte (`"1"`).
@@ -193,6 +195,15 @@ struct CompiledReassembly: Sendable {
     let maxParts: Int
     let maxBytes: Int
     let maxAgeMillis: Int64
+
+    init(keySlots: [Int], completeSlot: Int, completeRaw: [UInt8], maxParts: Int, maxBytes: Int, maxAgeMillis: Int64) {
+        self.keySlots = keySlots
+        self.completeSlot = completeSlot
+        self.completeRaw = completeRaw
+        self.maxParts = maxParts
+        self.maxBytes = maxBytes
+        self.maxAgeMillis = maxAgeMillis
+    }
 }
 
 struct CompiledCommand: Sendable {

@@ -48,8 +48,19 @@ struct DeviceIndex<Value> {
         let start = keyStarts[e]
         guard keyStarts[e + 1] - start == id.count else { return false }
         return keyBytes.withUnsafeBytes { stored in
-            for k in 0..<id.count where stored[start &+ k] != id[k] { return false }
-            return true
+            let n = id.count
+            guard n >= 8 else {
+                for k in 0..<n where stored[start &+ k] != id[k] { return false }
+                return true
+            }
+            // Eight bytes at a time, the last word overlapping the one before.
+            let a = stored.baseAddress! + start, b = id.baseAddress!
+            var k = 0
+            while k &+ 8 < n {
+                if a.loadUnaligned(fromByteOffset: k, as: UInt64.self) != b.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
+                k &+= 8
+            }
+            return a.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) == b.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
         }
     }
 

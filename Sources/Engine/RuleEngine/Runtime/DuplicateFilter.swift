@@ -26,10 +26,13 @@ struct DuplicateFilter {
             if table[b] == k { return false }
             b = (b + 1) & mask
         }
-        if filled { remove(ring[next]) }
-        // The removal may have shifted entries; find the slot again.
-        b = Int(truncatingIfNeeded: k) & mask
-        while table[b] != 0 { b = (b + 1) & mask }
+        if filled {
+            remove(ring[next])
+            // The removal may have shifted entries; find the slot again
+            // (without one, `b` is the empty slot the search ended on).
+            b = Int(truncatingIfNeeded: k) & mask
+            while table[b] != 0 { b = (b + 1) & mask }
+        }
         table[b] = k
         ring[next] = k
         next += 1
@@ -81,7 +84,14 @@ struct DuplicateKey {
         value = KeyHash.chunk(value, UInt64(slice.kind.rawValue) | UInt64(truncatingIfNeeded: end &- start) &<< 8)
         var k = start
         while k < end {
-            value = KeyHash.chunk(value, loadWord(buffer, k, end))
+            let rest = end &- k
+            // A last word short of 8 bytes, read whole when the buffer goes
+            // on (a value is followed by at least its object's `}`) and cut
+            // to its bytes: the word `loadWord` makes, without its byte loop.
+            let word = rest < 8 && k &+ 8 <= buffer.count
+                ? UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: k, as: UInt64.self)) & (1 &<< UInt64(rest &* 8) &- 1)
+                : loadWord(buffer, k, end)
+            value = KeyHash.chunk(value, word)
             k &+= 8
         }
     }

@@ -571,16 +571,17 @@ extension Engine {
         return state.guarded[route.index].withUnsafeBufferPointer { fields in
             // One guarded field (the usual case): judged and stored in place, with one lookup.
             if fields.count == 1 {
-                let field = fields[0]
-                guard let value = Self.counterValue(field.slot, buffer, slots) else { return nil }
-                let i = state.counters.index(of: field.name)
+                // Read in place: a copy of the field is a copy of its name and rule.
+                let field = fields.baseAddress!
+                guard let value = Self.counterValue(field.pointee.slot, buffer, slots) else { return nil }
+                let i = state.counters.index(of: field.pointee.name)
                 var counter = i.map { state.counters[at: $0] }
                 let before = counter?.value
-                let why = Self.judge(value, text: Self.text(field.slot, buffer, slots), at: time, against: &counter,
-                                     rule: field.rule, field: field.name)
+                let why = Self.judge(value, text: Self.text(field.pointee.slot, buffer, slots), at: time, against: &counter,
+                                     rule: field.pointee.rule, field: field.pointee.name)
                 // `judge` always leaves a counter: the new value, or the run of readings that would make a reset.
                 if let counter {
-                    if let i { state.counters[at: i] = counter } else { state.counters.insert(field.name, counter) }
+                    if let i { state.counters[at: i] = counter } else { state.counters.insert(field.pointee.name, counter) }
                 }
                 if why == nil && before != value { counterMoved(state) }
                 return why

@@ -39,10 +39,12 @@ public enum PayloadScanner {
         // The expected members: without a shape (or with one for another
         // table) nothing is expected and nothing learned.
         let shape = shape.flatMap { $0.table === table ? $0 : nil }
-        let expected = shape?.entries
-        var learned = shape?.count ?? 0
+        let expected = shape?.entries ?? DocumentShape.none
+        // The member's position, up to `capacity`, whose entry never matches.
         let capacity = shape == nil ? 0 : DocumentShape.capacity
         var member = 0
+        // Two words from `i` are in the buffer while `i <= shortLimit`, three while `i <= longLimit`.
+        let shortLimit = n &- DocumentShape.shortLength, longLimit = n &- DocumentShape.maxLength
         // No nested functions capture `i`: a captured variable lives in memory,
         // and this loop wants it in a register.
         i = skipSpace(bytes, i, n)
@@ -53,34 +55,43 @@ public enum PayloadScanner {
                 // Looked up now, the key leaves only its match live across the value.
                 var match = KeyTable.Match.unknown
                 var keyFound = false
-                // The member this position had last time (see `DocumentShape.Entry`);
-                // the 16 bytes loaded are in the buffer.
-                while member < learned && n &- i >= DocumentShape.maxLength {
-                    let e = expected.unsafelyUnwrapped[member]
-                    let d0 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &- e.pattern0
-                    let d1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)) &- e.pattern1
-                    guard (((d0 &+ e.add0) | d0) & e.mask0) | (((d1 &+ e.add1) | d1) & e.mask1) == 0 else { break }
-                    if e.valueEnd == 0 {
-                        match = KeyTable.Match(slot: Int(e.slot), ignored: e.ignored)
-                        i &+= Int(e.length)
+                // The member this position had last time (see `DocumentShape.Entry`).
+                while i <= shortLimit {
+                    let e = expected + member
+                    let d0 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &- e.pointee.pattern0
+                    let d1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)) &- e.pointee.pattern1
+                    var d2: UInt64 = 0
+                    var fails = (((d0 &+ e.pointee.add0) | d0) & e.pointee.mask0) | (((d1 &+ e.pointee.add1) | d1) & e.pointee.mask1)
+                    if e.pointee.mask2 != 0 {
+                        guard i <= longLimit else { break }
+                        d2 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self)) &- e.pointee.pattern2
+                        fails |= ((d2 &+ e.pointee.add2) | d2) & e.pointee.mask2
+                    }
+                    guard fails == 0 else { break }
+                    if e.pointee.valueEnd == 0 {
+                        match = KeyTable.Match(slot: Int(e.pointee.slot), ignored: e.pointee.ignored)
+                        i &+= Int(e.pointee.length)
                         keyFound = true
                         break
                     }
-                    let isZero = (d0 & e.digits0) | (d1 & e.digits1) == 0 && !e.nonZero
-                    if e.slot >= 0 {
-                        if _slowPath(n > Int32.max) { _ = (Int32(i &+ Int(e.valueStart)), Int32(i &+ Int(e.valueEnd))) }
-                        slots[Int(e.slot)] = FieldSlice(start: Int32(truncatingIfNeeded: i &+ Int(e.valueStart)),
-                                                        end: Int32(truncatingIfNeeded: i &+ Int(e.valueEnd)),
-                                                        kind: .number, isZero: isZero)
+                    // Zero-ness only where it is read: a slot, or the all-zero test still open.
+                    if e.pointee.slot >= 0 || (allZero && !e.pointee.ignored) {
+                        let isZero = (d0 & e.pointee.digits0) | (d1 & e.pointee.digits1) | (d2 & e.pointee.digits2) == e.pointee.zero
+                        if e.pointee.slot >= 0 {
+                            let start = i &+ Int(e.pointee.valueStart), end = i &+ Int(e.pointee.valueEnd)
+                            if _slowPath(n > Int32.max) { _ = (Int32(start), Int32(end)) }
+                            slots[Int(e.pointee.slot)] = FieldSlice(start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: end),
+                                                                    kind: e.pointee.kind, isZero: isZero)
+                        }
+                        if !e.pointee.ignored && !isZero { allZero = false }
                     }
-                    if !e.ignored && !isZero { allZero = false }
-                    i &+= Int(e.length)
+                    i &+= Int(e.pointee.length)
                     member &+= 1
-                    if e.closes { break members }
+                    if e.pointee.closes { break members }
                 }
                 // The long way, from the same offset. Learned at the end: a plain key
-                // right before its colon, then a number of the fast shape right
-                // before its separator, or only the key.
+                // right before its colon, then a number of the fast shape or a plain
+                // string right before its separator, or only the key.
                 let memberStart = i
                 var learnable = false
                 if !keyFound {
@@ -115,18 +126,26 @@ public enum PayloadScanner {
                 var kind = ValueKind.number
                 var isZero = true
                 var fast = false
-                var number = false
+                // What the position learns besides the key: a number of the fast
+                // shape or a plain string (`.missing`: the key alone).
+                var learnedValue = ValueKind.missing
                 if c0 &- UInt8(ascii: "0") < 10 || c0 == UInt8(ascii: "-") {
                     if let plain = plainNumber(bytes, c0 == UInt8(ascii: "-") ? i &+ 1 : i, n) {
                         fast = true
-                        number = true
+                        learnedValue = .number
                         i = plain.end
                         isZero = plain.zero
                     }
                 } else if c0 == UInt8(ascii: "\"") {
                     // String value: plain ASCII inline.
                     let run = stringRun(bytes, i &+ 1, n)
-                    if run.stop == UInt8(ascii: "\"") { fast = true; i = run.end &+ 1; kind = .string; isZero = false }
+                    if run.stop == UInt8(ascii: "\"") {
+                        fast = true
+                        learnedValue = .string
+                        i = run.end &+ 1
+                        kind = .string
+                        isZero = false
+                    }
                 }
                 if _slowPath(!fast) {
                     (kind, isZero, i) = try slowValue(bytes, valueStart)
@@ -142,20 +161,19 @@ public enum PayloadScanner {
                 guard i < n else { throw failure(.truncated, i, n) }
                 var c = bytes[i]
                 if _slowPath(c <= 0x20) {
-                    number = false
+                    learnedValue = .missing
                     i = skipSpace(bytes, i, n)
                     guard i < n else { throw failure(.truncated, i, n) }
                     c = bytes[i]
                 }
-                if learnable && member < capacity && member <= learned && n &- memberStart >= DocumentShape.maxLength,
-                   let entry = DocumentShape.entry(bytes, memberStart, valueStart: valueStart, valueEnd: number ? i : 0, match) {
-                    expected.unsafelyUnwrapped[member] = entry
-                    if member == learned {
-                        learned &+= 1
-                        shape.unsafelyUnwrapped.count = learned
-                    }
+                // Only what could have been checked here: a member too close to the
+                // end of the buffer (the object's last, usually) is read the long way.
+                if learnable && member < capacity && memberStart <= shortLimit,
+                   let entry = DocumentShape.entry(bytes, memberStart, valueStart: valueStart, valueEnd: i, kind: learnedValue, match),
+                   entry.mask2 == 0 || memberStart <= longLimit {
+                    expected[member] = entry
                 }
-                member &+= 1
+                if member < capacity { member &+= 1 }
                 i &+= 1
                 if c == UInt8(ascii: ",") { continue }
                 if c == UInt8(ascii: "}") { break }
