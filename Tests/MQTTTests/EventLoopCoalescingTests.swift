@@ -76,10 +76,11 @@ import TestSupport
     }
 
     /// A full send window: the coalescing wait ends with the acknowledgements
-    /// that open it (half the window's). A sender that keeps the broker's
-    /// Receive Maximum (4 here) in flight gets a few PUBACKs per iteration,
-    /// always less than `maxDelay` apart: each iteration would wait the whole
-    /// `maxDelay`, and every round trip of the window would take that long.
+    /// that open it (three quarters of the window's). A sender that keeps the
+    /// broker's Receive Maximum (4 here) in flight gets a few PUBACKs per
+    /// iteration, always less than `maxDelay` apart: each iteration would
+    /// wait the whole `maxDelay`, and every round trip of the window would
+    /// take that long.
     @Test func aFullWindowWaitsOnlyForItsAcknowledgements() throws {
         // Mosquitto sends max_inflight_messages to MQTT 5 clients as Receive Maximum.
         let broker = try TestBroker(TestBroker.Configuration(extraLines: ["max_inflight_messages 4"]))

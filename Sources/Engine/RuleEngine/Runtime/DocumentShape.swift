@@ -113,6 +113,9 @@ public final class DocumentShape {
         return p
     }()
 
+    /// Entries written since the shape was made: a steady stream stops adding to it.
+    var learnings = 0
+
     /// The positions that hold a remembered member.
     var learned: Int { (0..<Self.capacity).filter { entries[$0].length > 0 }.count }
 

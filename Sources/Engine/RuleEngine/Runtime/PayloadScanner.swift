@@ -43,8 +43,11 @@ public enum PayloadScanner {
         // The member's position, up to `capacity`, whose entry never matches.
         let capacity = shape == nil ? 0 : DocumentShape.capacity
         var member = 0
-        // Two words from `i` are in the buffer while `i <= shortLimit`, three while `i <= longLimit`.
+        // Two words from `i` are in the buffer while `i <= shortLimit`, three while
+        // `i <= longLimit`; one while `i <= tailLimit`, and then the rest of the
+        // buffer, the object's last member usually, is the second word's low lanes.
         let shortLimit = n &- DocumentShape.shortLength, longLimit = n &- DocumentShape.maxLength
+        let tailLimit = n &- 8
         // No nested functions capture `i`: a captured variable lives in memory,
         // and this loop wants it in a register.
         i = skipSpace(bytes, i, n)
@@ -56,10 +59,20 @@ public enum PayloadScanner {
                 var match = KeyTable.Match.unknown
                 var keyFound = false
                 // The member this position had last time (see `DocumentShape.Entry`).
-                while i <= shortLimit {
+                while true {
                     let e = expected + member
+                    let w1: UInt64
+                    if i <= shortLimit {
+                        w1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self))
+                    } else if i <= tailLimit {
+                        // Bytes `i + 8..<n` in the low lanes, zero above: no lane accepts a zero byte.
+                        w1 = i == tailLimit ? 0 : UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: tailLimit, as: UInt64.self))
+                            &>> UInt64(truncatingIfNeeded: (i &- tailLimit &+ 8) &* 8)
+                    } else {
+                        break
+                    }
                     let d0 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &- e.pointee.pattern0
-                    let d1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)) &- e.pointee.pattern1
+                    let d1 = w1 &- e.pointee.pattern1
                     var d2: UInt64 = 0
                     var fails = (((d0 &+ e.pointee.add0) | d0) & e.pointee.mask0) | (((d1 &+ e.pointee.add1) | d1) & e.pointee.mask1)
                     if e.pointee.mask2 != 0 {
@@ -166,12 +179,13 @@ public enum PayloadScanner {
                     guard i < n else { throw failure(.truncated, i, n) }
                     c = bytes[i]
                 }
-                // Only what could have been checked here: a member too close to the
-                // end of the buffer (the object's last, usually) is read the long way.
-                if learnable && member < capacity && memberStart <= shortLimit,
+                // Only what could have been checked here: a member that starts less
+                // than a word from the end of the buffer is read the long way.
+                if learnable && member < capacity && memberStart <= tailLimit,
                    let entry = DocumentShape.entry(bytes, memberStart, valueStart: valueStart, valueEnd: i, kind: learnedValue, match),
                    entry.mask2 == 0 || memberStart <= longLimit {
                     expected[member] = entry
+                    shape.unsafelyUnwrapped.learnings &+= 1
                 }
                 if member < capacity { member &+= 1 }
                 i &+= 1

@@ -13,10 +13,7 @@ public struct Outgoing: Sendable, Equatable {
 
     /// The topic as text, made on each call: for logs, announcements and
     /// tests, not for the per-reading path (`topicBytes`).
-    public var topic: String {
-        get { String(decoding: topicBytes, as: UTF8.self) }
-        set { topicBytes = Array(newValue.utf8) }
-    }
+    public var topic: String { String(decoding: topicBytes, as: UTF8.self) }
 
     public init(topic: String, payload: [UInt8], retain: Bool, kind: Kind, device: String? = nil) {
         self.init(topicBytes: Array(topic.utf8), payload: payload, retain: retain, kind: kind, device: device)
