@@ -394,7 +394,9 @@ public final class MQTTClient: @unchecked Sendable {
             if errno == EAGAIN || readingPaused { break }
             if plainTCP && !socketHasBytes() { break }
         } while count < limit
-        loop.markDirty(self)  // PUBACKs, PINGRESP answers, resends
+        // PUBACKs, PINGRESP answers, resends; a read that queued nothing (QoS 0
+        // messages, acknowledgements) leaves the client off this iteration's writes.
+        if mosquitto_want_write(handle) { loop.markDirty(self) }
     }
 
     /// Whether the socket holds unread bytes; true when it cannot tell (the

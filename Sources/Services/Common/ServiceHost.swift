@@ -84,11 +84,13 @@ final class ServiceHost {
     /// How long the offline status may take to be acknowledged.
     static let offlineAckSeconds = 2.0
 
-    /// The service `run` runs, which owns this host. Unowned, not weak: a weak
+    /// The service `run` runs, which owns this host. Not weak: a weak
     /// reference gives the service a side table, and then every retain and
     /// release of it — several per reading through the clients' handlers —
-    /// takes the runtime's slow path.
-    private unowned var service: (any HostedService)?
+    /// takes the runtime's slow path. unowned(unsafe): the service owns this
+    /// host and is in its `run` whenever the loop calls back (a checked load
+    /// costs a retain and a release every iteration).
+    private unowned(unsafe) var service: (any HostedService)?
     /// Whose settings a reload compares (`ReloadPolicy`).
     private let siteService: SiteService
     private var wasConnected: [Broker: Bool] = [:]

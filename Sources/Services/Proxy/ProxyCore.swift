@@ -47,10 +47,12 @@ final class ProxyCore {
 
     let log: Log
     let origin: Origin
-    /// The service that owns this core (or a test's recorder). Unowned, not
-    /// weak: a weak reference would give the service a side table, and every
-    /// retain and release of it the runtime's slow path (see `ServiceHost.service`).
-    unowned var transport: (any ProxyTransport)?
+    /// The service that owns this core (or a test's recorder, which the test
+    /// keeps beside it). Not weak: a weak reference would give the service a
+    /// side table, and every retain and release of it the runtime's slow path
+    /// (see `ServiceHost.service`); unowned(unsafe), as its owner outlives the
+    /// core, and a checked load costs a retain and a release every iteration.
+    unowned(unsafe) var transport: (any ProxyTransport)?
     var settings: Settings {
         didSet {
             delivery.settings = settings.delivery
@@ -322,31 +324,35 @@ final class ProxyCore {
         // A meter's announcements (its discovery message, its Home Assistant
         // configs) come together, before its reading: they go through the
         // ledger as one, in their place.
-        // The messages are read in place (no copy of an `Outgoing`, with its
-        // three references, per reading).
-        var i = 0
-        while i < out.messages.count {
-            let kind = out.messages[i].kind
-            guard kind == .discovery || kind == .homeAssistant, let id = out.messages[i].device else {
-                append(out.messages[i], now: now)
-                if kind == .data, !out.heard.isEmpty, let id = out.messages[i].device, out.heard.contains(id) {
-                    log.info("meter_heard", ["meter": id, "topic": out.messages[i].topic, "detail": "its first reading since the start"])
+        // The messages are read in place, from the array's own storage: no
+        // copy of an `Outgoing`, with its references, per reading (`Array`'s
+        // subscript hands out a copy of the element even to read one field,
+        // and so does passing one by value).
+        out.messages.withUnsafeBufferPointer { messages in
+            var i = 0
+            while i < messages.count {
+                let kind = messages[i].kind
+                guard kind == .discovery || kind == .homeAssistant, let id = messages[i].device else {
+                    append(messages.baseAddress! + i, now: now)
+                    if kind == .data, !out.heard.isEmpty, let id = messages[i].device, out.heard.contains(id) {
+                        log.info("meter_heard", ["meter": id, "topic": messages[i].topic, "detail": "its first reading since the start"])
+                    }
+                    i += 1
+                    continue
                 }
-                i += 1
-                continue
-            }
-            var discovery: Outgoing?
-            var configs: [Outgoing]?
-            while i < out.messages.count, out.messages[i].device == id,
-                  out.messages[i].kind == .discovery || out.messages[i].kind == .homeAssistant {
-                if out.messages[i].kind == .discovery {
-                    discovery = out.messages[i]
-                } else {
-                    configs = (configs ?? []) + [out.messages[i]]
+                var discovery: Outgoing?
+                var configs: [Outgoing]?
+                while i < messages.count, messages[i].device == id,
+                      messages[i].kind == .discovery || messages[i].kind == .homeAssistant {
+                    if messages[i].kind == .discovery {
+                        discovery = messages[i]
+                    } else {
+                        configs = (configs ?? []) + [messages[i]]
+                    }
+                    i += 1
                 }
-                i += 1
+                perform(announcements.engineAnnounced(id: id, discovery: discovery, homeAssistant: configs))
             }
-            perform(announcements.engineAnnounced(id: id, discovery: discovery, homeAssistant: configs))
         }
         for drop in out.drops {
             if let action = counted.dropped(drop, logged: log.level <= .debug) { perform(action) }
@@ -354,10 +360,16 @@ final class ProxyCore {
     }
 
     private func append(_ message: Outgoing, now: Instant) {
-        message.topicBytes.withUnsafeBytes { topic in
-            message.payload.withUnsafeBytes { payload in
-                _ = journal.append(topic: topic, payload: payload, retain: message.retain,
-                                   kind: JournalKind.of(message.kind), now: now.epochMillis)
+        withUnsafePointer(to: message) { append($0, now: now) }
+    }
+
+    /// `message` is read where it is (the engine's output, which nothing
+    /// here changes), not copied.
+    private func append(_ message: UnsafePointer<Outgoing>, now: Instant) {
+        message.pointee.topicBytes.withUnsafeBytes { topic in
+            message.pointee.payload.withUnsafeBytes { payload in
+                _ = journal.append(topic: topic, payload: payload, retain: message.pointee.retain,
+                                   kind: JournalKind.of(message.pointee.kind), now: now.epochMillis)
             }
         }
         // One iteration can append megabytes: a meter's first reading brings
