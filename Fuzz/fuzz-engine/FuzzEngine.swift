@@ -50,6 +50,7 @@ nonisolated(unsafe) var output = ProcessOutput()
 
 func fuzzOne(_ data: [UInt8]) {
     guard let selector = data.first else { return }
+    fuzzScan(data)
     let engine = engines[Int(selector & 3)]
     let topic = topics[Int(selector >> 2 & 3)]
     clock = clock.adding(seconds: Double(selector >> 4) * 7)
@@ -60,5 +61,35 @@ func fuzzOne(_ data: [UInt8]) {
     // Whatever is published must be what a broker accepts: a valid topic.
     for m in output.messages where m.topic.isEmpty || m.topic.contains("+") || m.topic.contains("#") || m.topic.utf8.contains(0) {
         fatalError("fuzz-engine: unsafe topic \(m.topic)")
+    }
+}
+
+/// The scanner with a learned shape against the scanner without one, on
+/// every input: one shape lives across inputs, so each payload meets what
+/// the earlier ones taught it, and any difference in slots, the all-zero
+/// flag or the error is a finding.
+let scanKeys = ["id", "time", "isend", "zyggl", "zygsz", "ia", "ua", "uab", "qa", "pfa", "uxja", "zydvsz"]
+let scanTable = KeyTable(slots: scanKeys, ignoredForZero: ["isend"])
+nonisolated(unsafe) let scanShape = DocumentShape(table: scanTable)
+
+/// Slots of a trivial type: the scan sets every one before it reads any.
+nonisolated(unsafe) let scanSlots = UnsafeMutableBufferPointer<FieldSlice>.allocate(capacity: scanKeys.count)
+
+func scanOutcome(_ payload: UnsafeRawBufferPointer, shape: DocumentShape?) -> ([FieldSlice], Bool?, ScanError?) {
+    do throws(ScanError) {
+        let result = try PayloadScanner.scan(payload, table: scanTable, slots: scanSlots, shape: shape)
+        return (Array(scanSlots), result.allZero, nil)
+    } catch {
+        return ([], nil, error)
+    }
+}
+
+func fuzzScan(_ data: [UInt8]) {
+    data.withUnsafeBytes { bytes in
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[1...])
+        let plain = scanOutcome(payload, shape: nil), shaped = scanOutcome(payload, shape: scanShape)
+        if plain.0 != shaped.0 || plain.1 != shaped.1 || plain.2 != shaped.2 {
+            fatalError("fuzz-engine: the scan with a learned shape differs: \(shaped) ≠ \(plain)")
+        }
     }
 }

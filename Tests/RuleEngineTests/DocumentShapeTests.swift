@@ -251,6 +251,32 @@ import TestSupport
         }
     }
 
+    /// Two meters whose numbers differ in shape, sending in turn, as in the
+    /// real capture: each position keeps both, and nothing is relearned.
+    @Test func alternatingShapesAreLearnedOnce() {
+        let table = Self.table()
+        let shape = DocumentShape(table: table)
+        let a = Self.padded(#"{"id":"33B1225950027","zygsz":163.486,"ia":0.000,"ua":229.097~}"#)
+        let b = Self.padded(#"{"id":"33B1225950028","zygsz":31.057,"ia":11.085,"ua":229.097~}"#)
+        Self.compare(a, table, shape)
+        Self.compare(b, table, shape)
+        let learnings = shape.learnings
+        #expect(learnings == 5 + 2)
+        for _ in 0..<4 {
+            Self.compare(a, table, shape)
+            Self.compare(b, table, shape)
+        }
+        #expect(shape.learnings == learnings, "nothing relearned")
+        // A third shape replaces the older of the two.
+        let c = Self.padded(#"{"id":"33B1225950029","zygsz":1.5,"ia":1.5,"ua":229.097~}"#)
+        Self.compare(c, table, shape)
+        Self.compare(b, table, shape)
+        Self.compare(c, table, shape)
+        #expect(shape.learnings == learnings + 2)
+        Self.compare(a, table, shape)
+        #expect(shape.learnings == learnings + 4)
+    }
+
     /// A document whose members were learned fast reports the fields it had,
     /// no more: a member the last document had and this one has not leaves
     /// its slot missing.

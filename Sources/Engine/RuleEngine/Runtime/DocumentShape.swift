@@ -13,8 +13,9 @@
 /// only `"key":` when the value is neither or the member is longer than
 /// three words. At that position in the next document the scan first checks
 /// the bytes at the cursor against it, a few operations per word (see
-/// `Entry`); on a mismatch it reads the member the long way from the same
-/// offset, and the position learns it again.
+/// `Entry`), then against the one the position had before; on a mismatch
+/// it reads the member the long way from the same offset, and the position
+/// learns it as its newest.
 ///
 /// A hit is exactly what the long way finds: the remembered key is plain
 /// (no escape, no control or non-ASCII byte, hence no `"` before its closing
@@ -27,7 +28,7 @@
 /// missing, extra or repeated key or a value of another shape costs the long
 /// way and a relearned position, nothing else.
 ///
-/// Bounded: `capacity` positions of one `Entry` each. Not thread-safe: its
+/// Bounded: `capacity` positions of two `Entry`s each. Not thread-safe: its
 /// owner (an `Engine`, one per route) scans with it from one thread at a time.
 public final class DocumentShape {
     /// One remembered member, `length` bytes from its opening quote, checked
@@ -94,22 +95,24 @@ public final class DocumentShape {
 
     /// The table every match here came from; a scan with another table ignores this shape.
     let table: KeyTable
-    /// `capacity` positions and one more that never matches: a scan's
-    /// position stops there once a document has more members.
+    /// Two rows of `capacity` positions and one more that never matches (a
+    /// scan's position stops there once a document has more members): each
+    /// position's newest entry, then the one before it, so that meters whose
+    /// numbers differ in shape, sending in turn, are each found fast.
     let entries: UnsafeMutablePointer<Entry>
 
     public init(table: KeyTable) {
         self.table = table
-        entries = .allocate(capacity: Self.capacity + 1)
-        entries.initialize(repeating: Entry(), count: Self.capacity + 1)
+        entries = .allocate(capacity: 2 * (Self.capacity + 1))
+        entries.initialize(repeating: Entry(), count: 2 * (Self.capacity + 1))
     }
 
     deinit { entries.deallocate() }
 
-    /// What a scan without a shape reads: one entry that never matches.
+    /// What a scan without a shape reads: a position of two entries that never match.
     nonisolated(unsafe) static let none: UnsafeMutablePointer<Entry> = {
-        let p = UnsafeMutablePointer<Entry>.allocate(capacity: 1)
-        p.initialize(to: Entry())
+        let p = UnsafeMutablePointer<Entry>.allocate(capacity: 2)
+        p.initialize(repeating: Entry(), count: 2)
         return p
     }()
 

@@ -40,8 +40,10 @@ public enum PayloadScanner {
         // table) nothing is expected and nothing learned.
         let shape = shape.flatMap { $0.table === table ? $0 : nil }
         let expected = shape?.entries ?? DocumentShape.none
-        // The member's position, up to `capacity`, whose entry never matches.
+        // The member's position, up to `capacity`, whose entries never match;
+        // a position's second entry is `second` entries after its first.
         let capacity = shape == nil ? 0 : DocumentShape.capacity
+        let second = capacity &+ 1
         var member = 0
         // Two words from `i` are in the buffer while `i <= shortLimit`, three while
         // `i <= longLimit`; one while `i <= tailLimit`, and then the rest of the
@@ -60,7 +62,7 @@ public enum PayloadScanner {
                 var keyFound = false
                 // The member this position had last time (see `DocumentShape.Entry`).
                 while true {
-                    let e = expected + member
+                    var e = expected + member
                     let w1: UInt64
                     if i <= shortLimit {
                         w1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self))
@@ -71,16 +73,14 @@ public enum PayloadScanner {
                     } else {
                         break
                     }
-                    let d0 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &- e.pointee.pattern0
-                    let d1 = w1 &- e.pointee.pattern1
-                    var d2: UInt64 = 0
-                    var fails = (((d0 &+ e.pointee.add0) | d0) & e.pointee.mask0) | (((d1 &+ e.pointee.add1) | d1) & e.pointee.mask1)
-                    if e.pointee.mask2 != 0 {
-                        guard i <= longLimit else { break }
-                        d2 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self)) &- e.pointee.pattern2
-                        fails |= ((d2 &+ e.pointee.add2) | d2) & e.pointee.mask2
+                    let w0 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                    // The position's newest entry, then the one before it.
+                    var (fails, d0, d1, d2) = check(e, w0, w1, bytes, i, longLimit)
+                    if fails != 0 {
+                        e += second
+                        (fails, d0, d1, d2) = check(e, w0, w1, bytes, i, longLimit)
+                        guard fails == 0 else { break }
                     }
-                    guard fails == 0 else { break }
                     if e.pointee.valueEnd == 0 {
                         match = KeyTable.Match(slot: Int(e.pointee.slot), ignored: e.pointee.ignored)
                         i &+= Int(e.pointee.length)
@@ -184,6 +184,8 @@ public enum PayloadScanner {
                 if learnable && member < capacity && memberStart <= tailLimit,
                    let entry = DocumentShape.entry(bytes, memberStart, valueStart: valueStart, valueEnd: i, kind: learnedValue, match),
                    entry.mask2 == 0 || memberStart <= longLimit {
+                    // The newest first: the one it replaces becomes the second.
+                    expected[member &+ second] = expected[member]
                     expected[member] = entry
                     shape.unsafelyUnwrapped.learnings &+= 1
                 }
@@ -197,6 +199,23 @@ public enum PayloadScanner {
         while i < n && isSpace(bytes[i]) { i += 1 }
         if i != n { throw ScanError(kind: .trailingGarbage, offset: i) }
         return ScanResult(allZero: allZero)
+    }
+
+    /// The bytes at `i` (the first two words `w0`, `w1`) against entry `e`:
+    /// not 0 when a lane fails (see `DocumentShape.Entry`), and each word's `d`.
+    @inline(__always)
+    private static func check(_ e: UnsafeMutablePointer<DocumentShape.Entry>, _ w0: UInt64, _ w1: UInt64,
+                              _ bytes: UnsafeRawBufferPointer, _ i: Int, _ longLimit: Int) -> (UInt64, UInt64, UInt64, UInt64) {
+        let d0 = w0 &- e.pointee.pattern0, d1 = w1 &- e.pointee.pattern1
+        var fails = (((d0 &+ e.pointee.add0) | d0) & e.pointee.mask0) | (((d1 &+ e.pointee.add1) | d1) & e.pointee.mask1)
+        var d2: UInt64 = 0
+        if e.pointee.mask2 != 0 {
+            // A third word only where it is in the buffer; past it the entry cannot match.
+            guard i <= longLimit else { return (1, d0, d1, d2) }
+            d2 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self)) &- e.pointee.pattern2
+            fails |= ((d2 &+ e.pointee.add2) | d2) & e.pointee.mask2
+        }
+        return (fails, d0, d1, d2)
     }
 
     /// The key whose opening quote is at `at`, by `Parser`: the offset after
