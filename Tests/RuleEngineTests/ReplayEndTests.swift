@@ -72,6 +72,19 @@ import Testing
         #expect(hostile.first == "# drop wrong_type MQTT_RT_DATA: 'zyggl' is a string, expected a number")
     }
 
+    /// The type check is one mask per slot: every kind a number field must
+    /// refuse is refused, null passes the check, and the wrong field is named.
+    @Test func everyWrongKindIsRefusedAndNullPasses() throws {
+        for (value, kind) in [("true", "boolean"), ("false", "boolean"), ("{}", "object"), ("[1]", "array"), (#""1.5""#, "string")] {
+            let lines = try replay(#"MQTT_RT_DATA {"id":"37A1225950001","zyggl":"# + value + #","time":"20260112170000","isend":"1"}"# + "\n")
+            #expect(lines.first == "# drop wrong_type MQTT_RT_DATA: 37A1225950001: 'zyggl' is a \(kind), expected a number")
+        }
+        let null = try replay(#"MQTT_RT_DATA {"id":"37A1225950001","zyggl":null,"time":"20260112170000","isend":"1"}"# + "\n")
+        #expect(!null.contains { $0.hasPrefix("# drop wrong_type") })
+        let id = try replay(#"MQTT_RT_DATA {"id":7,"zyggl":1.5,"time":"20260112170000","isend":"1"}"# + "\n")
+        #expect(id.first == "# drop wrong_type MQTT_RT_DATA: 'id' is a number, expected a string")
+    }
+
     /// Failed before: with several packs a truncated payload whose id no pack claims was `unclaimed`.
     @Test func aTruncatedPayloadIsMalformedWithSeveralPacks() throws {
         let lines = try replay(#"MQTT_RT_DATA {"id":"37A1225950002","zyggl":1.0"# + "\n", several: true)

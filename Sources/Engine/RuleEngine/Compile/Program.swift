@@ -146,6 +146,9 @@ final class CompiledRoute: Sendable {
     let keyTable: KeyTable
     let slotNames: [String]
     let slotTypes: [SlotType]
+    /// Per slot, the value kinds its type accepts, one bit per `ValueKind`
+    /// (missing and null always): the per-reading type check is one mask test a slot.
+    let acceptedKinds: [UInt8]
     let idSlot: Int
     let clockSlot: Int?
     let reassembly: CompiledReassembly?
@@ -170,6 +173,14 @@ final class CompiledRoute: Sendable {
         self.keyTable = keyTable
         self.slotNames = slotNames
         self.slotTypes = slotTypes
+        let always: UInt8 = 1 << ValueKind.missing.rawValue | 1 << ValueKind.null.rawValue
+        self.acceptedKinds = slotTypes.map { type in
+            switch type {
+            case .text: always | 1 << ValueKind.string.rawValue
+            case .number: always | 1 << ValueKind.number.rawValue
+            case .any: 0xFF
+            }
+        }
         self.idSlot = idSlot
         self.clockSlot = clockSlot
         self.reassembly = reassembly

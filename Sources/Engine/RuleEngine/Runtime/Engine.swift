@@ -105,19 +105,14 @@ public final class Engine {
             return
         }
         // Types first: a value of the wrong type is a broken message, whoever sent it.
-        for i in 0..<slots.count {
-            let kind = slots[i].kind
-            if kind == .missing || kind == .null { continue }
-            switch route.slotTypes[i] {
-            case .text where kind != .string, .number where kind != .number:
-                // Named by its meter when the id itself is readable: the id is not checked yet, so it is shown, not trusted.
-                let meter = i == route.idSlot ? nil : Self.readableID(payload, slots[route.idSlot])
-                out.drops.append(Drop(reason: .wrongType, topic: topic,
-                                      detail: (meter.map { "\($0): " } ?? "")
-                                        + "'\(route.slotNames[i])' is a \(kind.name), expected \(route.slotTypes[i] == .text ? "a string" : "a number")"))
-                return
-            default: continue
-            }
+        // One mask test per slot, no branch; the loop below runs only to name a wrong one.
+        var wrong: UInt8 = 0
+        route.acceptedKinds.withUnsafeBufferPointer { accepted in
+            for i in 0..<slots.count { wrong |= ~accepted[i] & 1 << slots[i].kind.rawValue }
+        }
+        if wrong != 0 {
+            out.drops.append(wrongTypeDrop(route, topic: topic, payload: payload, slots: UnsafeBufferPointer(slots)))
+            return
         }
         // The id, checked before it can reach a topic or a table.
         let idSlice = slots[route.idSlot]
@@ -207,6 +202,18 @@ public final class Engine {
         }
         finish(route: route, topic: topic, id: id, known: known, buffer: payload, slots: UnsafeBufferPointer(slots),
                allZero: scan.allZero, meterTime: meterTime, now: now, into: &out)
+    }
+
+    /// The drop for a reading whose type check failed, naming its first slot of the wrong type.
+    private func wrongTypeDrop(_ route: CompiledRoute, topic: String, payload: UnsafeRawBufferPointer,
+                               slots: UnsafeBufferPointer<FieldSlice>) -> Drop {
+        let i = slots.indices.first { route.acceptedKinds[$0] & 1 << slots[$0].kind.rawValue == 0 }!
+        let kind = slots[i].kind
+        // Named by its meter when the id itself is readable: the id is not checked yet, so it is shown, not trusted.
+        let meter = i == route.idSlot ? nil : Self.readableID(payload, slots[route.idSlot])
+        return Drop(reason: .wrongType, topic: topic,
+                    detail: (meter.map { "\($0): " } ?? "")
+                        + "'\(route.slotNames[i])' is a \(kind.name), expected \(route.slotTypes[i] == .text ? "a string" : "a number")")
     }
 
     /// An unchecked id for a drop's detail: a plain string of at most 40
