@@ -144,20 +144,25 @@ public final class ProxyService {
     // MARK: Connections
 
     func wireInternal() {
-        // unowned(unsafe) on the two per-reading handlers (this one and the
-        // central PUBACK's), for the service and for its core: the clients
-        // that call them belong to the host, which belongs to this service,
-        // and call them only while `run` runs it; a checked reference would
-        // cost an atomic retain and release per call, and so would the core
-        // loaded from the service's property.
-        internalClient.onMessage = { [unowned(unsafe) self, unowned(unsafe) core = core] message in
-            // Only the broker's own topics start with '$' (clients cannot publish them).
-            if message.topic.utf8.first == UInt8(ascii: "$") {
-                core.internalBrokerFigure(topic: message.topic, payload: message.payload)
-                return
+        // Unretained on the two per-reading handlers (this one and the
+        // central PUBACK's), the service and its core: the clients that call
+        // them belong to the host, which belongs to this service, and call
+        // them only while `run` runs it; a checked reference would cost an
+        // atomic retain and release per call, and so does an unowned(unsafe)
+        // one used as a call's receiver (a strong copy for the call): the
+        // core is borrowed (`_withUnsafeGuaranteedRef`) instead.
+        let unretainedCore = Unmanaged.passUnretained(core)
+        internalClient.onMessage = { [unowned(unsafe) self] message in
+            let now = now()
+            unretainedCore._withUnsafeGuaranteedRef { core in
+                // Only the broker's own topics start with '$' (clients cannot publish them).
+                if message.topic.utf8.first == UInt8(ascii: "$") {
+                    core.internalBrokerFigure(topic: message.topic, payload: message.payload)
+                    return
+                }
+                if message.qos == 0 { core.receivedAtQoS0(topic: message.topic) }
+                core.received(topic: message.topic, payload: message.payload, now: now)
             }
-            if message.qos == 0 { core.receivedAtQoS0(topic: message.topic) }
-            core.received(topic: message.topic, payload: message.payload, now: now())
         }
         // Only discovery copies are published here (MQTT 5 reports a refusal;
         // with 3.1.1 the broker drops a refused message without a word).
@@ -199,7 +204,8 @@ public final class ProxyService {
                 core.observed(topic: message.topic, payload: Array(message.payload))
             }
         }
-        centralClient.onPublished = { [unowned(unsafe) core = core] mid in core.acknowledged(mid) }  // see wireInternal
+        let unretainedCore = Unmanaged.passUnretained(core)
+        centralClient.onPublished = { mid in unretainedCore._withUnsafeGuaranteedRef { $0.acknowledged(mid) } }  // see wireInternal
         centralClient.onPublishRejected = { [unowned self] mid, code, reason in core.delivery.rejected(mid, code: code, reason: reason, at: .now()) }
     }
 
